@@ -1,0 +1,180 @@
+"""`acme.client.ClientNetwork` with the retries the library does not do, and request accounting.
+
+The library signs every request (we never hand-roll JWS) but retries `badNonce` only once,
+ignores `Retry-After` on `rateLimited`/503, and does not retry connection errors. This
+subclass adds, for POSTs:
+- `badNonce`: retried at once (the error response carries a fresh nonce, which we keep), up to
+  `max_bad_nonce` times;
+- `rateLimited` and 503: wait `Retry-After` (bounded by `max_retry_after`) and retry;
+- other 5xx and connection errors/timeouts: exponential backoff with full jitter.
+Every HTTP exchange is reported to an optional observer (metrics, the benchmark's counter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from acme import client as acme_client
+from acme import errors as acme_errors
+from acme import messages
+
+from certbotk8s.core.errors import AcmeRateLimited, AcmeTransientError
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    url: str
+    status: int  # 0 when no response arrived
+    seconds: float
+
+
+RequestObserver = Callable[[RequestRecord], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_bad_nonce: int = 20
+    max_transient: int = 5
+    backoff_base: float = 0.2
+    backoff_cap: float = 10.0
+    max_retry_after: float = 120.0
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RetryingNetwork(acme_client.ClientNetwork):  # type: ignore[misc]
+    """A ClientNetwork for one thread at a time (the engine keeps one per thread)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        observer: RequestObserver | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry = retry or RetryPolicy()
+        self.observer = observer
+        self._sleep = sleep
+        self._local = threading.local()
+
+    # -- accounting and nonce harvesting ---------------------------------------------------
+
+    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        status = 0
+        try:
+            response: requests.Response = super()._send_request(method, url, *args, **kwargs)
+            status = response.status_code
+        finally:
+            if self.observer is not None:
+                self.observer(RequestRecord(method, url, status, time.monotonic() - started))
+        self._local.last_response = response
+        # Error responses carry a fresh nonce too; the library drops it and would HEAD newNonce.
+        if not response.ok and self.REPLAY_NONCE_HEADER in response.headers:
+            # A malformed nonce on an error response is simply not kept.
+            with contextlib.suppress(acme_errors.Error):
+                self._add_nonce(response)
+        return response
+
+    def _last_status_and_retry_after(self) -> tuple[int, float | None]:
+        response: requests.Response | None = getattr(self._local, "last_response", None)
+        if response is None:
+            return 0, None
+        return response.status_code, parse_retry_after(response.headers.get("Retry-After"))
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.retry.backoff_cap, self.retry.backoff_base * (2**attempt))
+        return random.uniform(0, cap)
+
+    # -- POST with retries -----------------------------------------------------------------
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        bad_nonces = 0
+        transient = 0
+        while True:
+            try:
+                response: requests.Response = self._post_once(*args, **kwargs)
+                return response
+            except messages.Error as error:
+                status, retry_after = self._last_status_and_retry_after()
+                if error.code == "badNonce":
+                    bad_nonces += 1
+                    if bad_nonces > self.retry.max_bad_nonce:
+                        raise
+                    continue
+                if error.code == "rateLimited":
+                    if retry_after is None or retry_after > self.retry.max_retry_after:
+                        raise AcmeRateLimited(
+                            f"rate limited by the CA: {error.detail or error.code}", retry_after
+                        ) from error
+                    self._sleep(retry_after)
+                    continue
+                if status >= 500 or error.code == "serverInternal":
+                    transient += 1
+                    if transient > self.retry.max_transient:
+                        raise AcmeTransientError(
+                            f"CA kept failing (HTTP {status}): {error.detail or error.code}"
+                        ) from error
+                    self._sleep(self._wait_for_5xx(status, retry_after, transient))
+                    continue
+                raise
+            except acme_errors.ClientError as error:
+                # A non-JSON error body: only 5xx are worth retrying.
+                status, retry_after = self._last_status_and_retry_after()
+                transient += 1
+                if status < 500 or transient > self.retry.max_transient:
+                    raise AcmeTransientError(f"CA answered HTTP {status} without a problem "
+                                             "document") from error
+                self._sleep(self._wait_for_5xx(status, retry_after, transient))
+            except (requests.ConnectionError, requests.Timeout) as error:
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise AcmeTransientError(f"cannot reach the CA: {type(error).__name__}") from (
+                        error
+                    )
+                self._sleep(self._backoff(transient))
+
+    def _wait_for_5xx(self, status: int, retry_after: float | None, attempt: int) -> float:
+        if status == 503 and retry_after is not None:
+            return min(retry_after, self.retry.max_retry_after)
+        return self._backoff(attempt)
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        transient = 0
+        while True:
+            try:
+                response: requests.Response = super().get(url, *args, **kwargs)
+                return response
+            except (requests.ConnectionError, requests.Timeout) as error:
+                transient += 1
+                if transient > self.retry.max_transient:
+                    raise AcmeTransientError(f"cannot reach the CA: {type(error).__name__}") from (
+                        error
+                    )
+                self._sleep(self._backoff(transient))

@@ -1,0 +1,225 @@
+"""HTTP-01: a token store, the responder that serves it, and the solver with its self-check.
+
+The responder answers only `GET|HEAD /.well-known/acme-challenge/<token>` (404 for anything
+else), reads no request body, and gives each connection a short socket timeout, so a slow or
+hostile client cannot hold it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import dns.exception
+import dns.resolver
+
+from certbotk8s.core.errors import Http01SolverError
+from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.ports import PendingChallenge, TokenStore
+
+log = logging.getLogger(__name__)
+
+CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+_MAX_TOKEN = 256  # RFC 8555 tokens are 43 base64url characters; anything longer is noise
+
+
+class MemoryTokenStore:
+    """TokenStore in this process (one-shot runs, tests)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def put(self, token: str, key_authorization: str) -> None:
+        with self._lock:
+            self._tokens[token] = key_authorization
+
+    def get(self, token: str) -> str | None:
+        with self._lock:
+            return self._tokens.get(token)
+
+    def delete(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+
+Route = Callable[[str], tuple[int, str, bytes] | None]
+
+
+def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> type[Any]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "certbotk8s"
+        sys_version = ""
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.settimeout(timeout)
+
+        def _answer(self, head_only: bool) -> None:
+            status, ctype, body = self._route(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(body)
+
+        def _route(self, path: str) -> tuple[int, str, bytes]:
+            path = path.split("?", 1)[0]
+            if path.startswith(CHALLENGE_PREFIX):
+                token = path[len(CHALLENGE_PREFIX):]
+                if 0 < len(token) <= _MAX_TOKEN and "/" not in token:
+                    value = store.get(token)
+                    if value is not None:
+                        return 200, "text/plain", value.encode()
+                return 404, "text/plain", b"not found\n"
+            if extra is not None:
+                answer = extra(path)
+                if answer is not None:
+                    return answer
+            return 404, "text/plain", b"not found\n"
+
+        def do_GET(self) -> None:
+            self._answer(head_only=False)
+
+        def do_HEAD(self) -> None:
+            self._answer(head_only=True)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http01 %s - %s", self.address_string(), format % args)
+
+    return Handler
+
+
+class Http01Responder:
+    """A threaded HTTP server for tokens (and, for the controller, extra routes)."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        host: str = "127.0.0.1",
+        port: int = 8089,
+        *,
+        extra_routes: Route | None = None,
+        connection_timeout: float = 5.0,
+    ) -> None:
+        handler = _make_handler(store, extra_routes, connection_timeout)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> Http01Responder:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="http01-responder", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Http01Responder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """Fetch each token through the public path before the CA is asked to validate.
+
+    `port` is where the CA will connect (80 in production; the lab's HTTP01_PORT).
+    `resolver` is a `host:port` DNS server to resolve names through (the lab's BIND); None
+    uses the system resolver.
+    """
+
+    enabled: bool = True
+    port: int = 80
+    resolver: str | None = None
+    timeout: float = 10.0
+    interval: float = 0.05
+
+
+class Http01Solver:
+    """ChallengeSolver for HTTP-01: writes tokens to a store the responder serves."""
+
+    challenge_type = ChallengeType.HTTP01
+
+    def __init__(self, store: TokenStore, self_check: SelfCheck | None = None) -> None:
+        self.store = store
+        self.self_check = self_check or SelfCheck(enabled=False)
+
+    def present(self, challenge: PendingChallenge) -> None:
+        self.store.put(challenge.token, challenge.key_authorization)
+
+    def clean_up(self, challenge: PendingChallenge) -> None:
+        self.store.delete(challenge.token)
+
+    def wait_until_ready(self, challenges: Sequence[PendingChallenge]) -> None:
+        if not self.self_check.enabled:
+            return
+        deadline = time.monotonic() + self.self_check.timeout
+        waiting = list(challenges)
+        last_error: dict[str, str] = {}
+        while waiting:
+            still = []
+            for ch in waiting:
+                problem = self._fetch(ch)
+                if problem is None:
+                    continue
+                last_error[ch.domain] = problem
+                still.append(ch)
+            waiting = still
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                details = "; ".join(f"{c.domain}: {last_error[c.domain]}" for c in waiting)
+                raise Http01SolverError(f"HTTP-01 self-check failed: {details}")
+            time.sleep(self.self_check.interval)
+
+    def _address(self, host: str) -> str:
+        if self.self_check.resolver is None:
+            return host
+        server, _, port = self.self_check.resolver.rpartition(":")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [server]
+        resolver.port = int(port)
+        try:
+            answer = resolver.resolve(host, "A", lifetime=2.0)
+        except dns.exception.DNSException as e:
+            raise OSError(f"cannot resolve {host}: {type(e).__name__}") from e
+        return str(answer[0])
+
+    def _fetch(self, ch: PendingChallenge) -> str | None:
+        """None when the public path serves the right key authorization, else why not."""
+        try:
+            address = self._address(ch.domain)
+            conn = http.client.HTTPConnection(address, self.self_check.port, timeout=2.0)
+            try:
+                conn.request("GET", CHALLENGE_PREFIX + ch.token, headers={"Host": ch.domain})
+                response = conn.getresponse()
+                body = response.read(1024).decode(errors="replace").strip()
+            finally:
+                conn.close()
+        except (TimeoutError, OSError, http.client.HTTPException) as e:
+            return f"{type(e).__name__}: {e}"
+        if response.status != 200:
+            return f"HTTP {response.status}"
+        if body != ch.key_authorization:
+            return "served a different key authorization"
+        return None

@@ -1,0 +1,636 @@
+"""The controller's configuration file: issuers, DNS providers, Istio, default certificate.
+
+`load_config(text)` parses YAML, `parse_config(data)` validates the parsed document. Every error
+names the path of the bad field (`issuers.pebble.directory: must be an https URL`); all errors of
+one file are reported together in one ConfigError. Unknown keys are errors (typo protection).
+Secrets (EAB HMAC, TSIG) are never in the file, only references to Kubernetes Secrets.
+
+Example::
+
+    controllerNamespace: certbotk8s
+    defaultIssuer: letsencrypt
+    issuers:
+      letsencrypt:
+        directory: https://acme-v02.api.letsencrypt.org/directory
+        email: ops@example.com
+        profiles: [classic, tlsserver, shortlived]
+        # eab: {secretRef: {name: eab, keyIdKey: kid, hmacKey: hmac}}
+        # caBundle: /etc/certbotk8s/ca.pem
+        # preferredChain: ISRG Root X1
+    defaultDnsProvider: bind
+    dnsProviders:
+      bind:
+        type: rfc2136
+        server: 10.0.0.53:53
+        tsig: {keyName: certbotk8s., algorithm: hmac-sha256,
+               secretRef: {name: tsig, key: secret}}
+        # nameserverPort: 5353
+    istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: []}
+    defaultCertificate:
+      hosts: ["*.apps.example.com"]
+      secret: {namespace: ingress-nginx, name: default-tls}
+      challenge: dns-01
+    solver:
+      http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089}
+      dns01: {propagationTimeout: 300, pollInterval: 5}
+    renewal: {renewBefore: 720h, keyType: ecdsa-p256}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import yaml
+
+from certbotk8s.core.durations import parse_duration
+from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
+from certbotk8s.core.names import (
+    InvalidHostname,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_wildcard,
+    normalize_host,
+)
+
+DEFAULT_CONTROLLER_NAMESPACE = "certbotk8s"
+DEFAULT_ISTIO_GATEWAY_NAMESPACE = "istio-system"
+DEFAULT_HTTP01_PORT = 8089
+KNOWN_PROFILES = frozenset({"classic", "tlsserver", "shortlived"})
+TSIG_ALGORITHMS = frozenset(
+    {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
+)
+PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
+DNS_PROVIDER_TYPES = frozenset({"rfc2136"})
+
+_HTTPS_URL = re.compile(r"^https://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; `errors` holds one `path: message` line per problem."""
+
+    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """One key of a Kubernetes Secret. `namespace` defaults to the controller's namespace."""
+
+    namespace: str
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class EabConfig:
+    """External account binding: key id and HMAC key (base64url) from one Secret."""
+
+    namespace: str
+    name: str
+    key_id_key: str
+    hmac_key: str
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    name: str
+    directory: str
+    email: str | None = None
+    eab: EabConfig | None = None
+    ca_bundle: str | None = None
+    preferred_chain: str | None = None
+    profiles: tuple[str, ...] = ()
+
+    def allows_profile(self, profile: str) -> bool:
+        """Profiles a source may ask for: the well-known ones and those listed here."""
+        return profile in KNOWN_PROFILES or profile in self.profiles
+
+
+@dataclass(frozen=True)
+class DnsProviderConfig:
+    """An RFC 2136 server with a TSIG key whose secret is read from a Kubernetes Secret."""
+
+    name: str
+    type: str
+    server_host: str
+    server_port: int
+    tsig_key_name: str
+    tsig_algorithm: str
+    tsig_secret: SecretKeyRef
+    nameserver_port: int | None = None
+
+
+@dataclass(frozen=True)
+class IstioConfig:
+    gateway_namespace: str = DEFAULT_ISTIO_GATEWAY_NAMESPACE
+    allowed_source_namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DefaultCertificateConfig:
+    """The certificate the config asks for itself. Fields left out take the config defaults."""
+
+    hosts: tuple[str, ...]
+    secret: SecretRef
+    issuer: str
+    challenge: ChallengeType
+    dns_provider: str | None = None
+    key_type: KeyType | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class Http01Config:
+    path_type: str = "ImplementationSpecific"
+    self_check: bool = True
+    port: int = DEFAULT_HTTP01_PORT
+
+
+@dataclass(frozen=True)
+class Dns01Config:
+    propagation_timeout: timedelta = timedelta(seconds=300)
+    poll_interval: timedelta = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    http01: Http01Config = field(default_factory=Http01Config)
+    dns01: Dns01Config = field(default_factory=Dns01Config)
+
+
+@dataclass(frozen=True)
+class RenewalConfig:
+    """Defaults for sources that do not say: `renew_before` None means lifetime fractions."""
+
+    renew_before: timedelta | None = None
+    key_type: KeyType = KeyType.ECDSA_P256
+
+
+@dataclass(frozen=True)
+class Config:
+    issuers: Mapping[str, IssuerConfig]
+    default_issuer: str
+    dns_providers: Mapping[str, DnsProviderConfig] = field(default_factory=dict)
+    default_dns_provider: str | None = None
+    controller_namespace: str = DEFAULT_CONTROLLER_NAMESPACE
+    istio: IstioConfig = field(default_factory=IstioConfig)
+    default_certificate: DefaultCertificateConfig | None = None
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    renewal: RenewalConfig = field(default_factory=RenewalConfig)
+
+
+def load_config(text: str) -> Config:
+    """Parse and validate a YAML configuration document."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError([f"<file>: not valid YAML: {e}"]) from e
+    return parse_config({} if data is None else data)
+
+
+def parse_config(data: object) -> Config:
+    """Validate a parsed configuration document (a mapping) into a Config."""
+    return _Parser().config(data)
+
+
+class _Parser:
+    """Walks the document, collecting `path: message` errors instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    # -- primitives -------------------------------------------------------------------------
+
+    def mapping(
+        self, value: object, path: str, allowed: frozenset[str] | None
+    ) -> dict[str, object]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                self.error(path, f"keys must be strings, got {key!r}")
+                continue
+            if allowed is not None and key not in allowed:
+                known = ", ".join(sorted(allowed))
+                self.error(_join(path, key), f"unknown field (known: {known})")
+                continue
+            result[key] = item
+        return result
+
+    def string(
+        self, m: dict[str, object], key: str, path: str, *, required: bool = False
+    ) -> str | None:
+        value = m.get(key)
+        if value is None:
+            if required:
+                self.error(_join(path, key), "is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.error(_join(path, key), f"must be a non-empty string, got {value!r}")
+            return None
+        return value.strip()
+
+    def boolean(self, m: dict[str, object], key: str, path: str, default: bool) -> bool:
+        value = m.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(_join(path, key), f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def port(self, m: dict[str, object], key: str, path: str) -> int | None:
+        value = m.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            self.error(_join(path, key), f"must be a port number 1-65535, got {value!r}")
+            return None
+        return value
+
+    def seconds(
+        self, m: dict[str, object], key: str, path: str, default: timedelta
+    ) -> timedelta:
+        value = m.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self.error(_join(path, key), f"must be a positive number of seconds, got {value!r}")
+            return default
+        return timedelta(seconds=value)
+
+    def string_list(self, m: dict[str, object], key: str, path: str) -> tuple[str, ...]:
+        value = m.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error(_join(path, key), f"must be a list, got {type(value).__name__}")
+            return ()
+        items: list[str] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                self.error(f"{_join(path, key)}[{index}]", f"must be a string, got {item!r}")
+            else:
+                items.append(item)
+        return tuple(items)
+
+    def key_type(self, m: dict[str, object], key: str, path: str) -> KeyType | None:
+        value = self.string(m, key, path)
+        if value is None:
+            return None
+        try:
+            return KeyType(value)
+        except ValueError:
+            known = ", ".join(k.value for k in KeyType)
+            self.error(_join(path, key), f"unknown key type {value!r} (known: {known})")
+            return None
+
+    def challenge(self, m: dict[str, object], key: str, path: str) -> ChallengeType | None:
+        value = self.string(m, key, path)
+        if value is None:
+            return None
+        try:
+            return ChallengeType(value)
+        except ValueError:
+            self.error(_join(path, key), f"must be http-01 or dns-01, got {value!r}")
+            return None
+
+    def secret_namespace(self, m: dict[str, object], path: str, default: str) -> str:
+        namespace = self.string(m, "namespace", path)
+        if namespace is None:
+            return default
+        if not is_dns1123_label(namespace):
+            self.error(_join(path, "namespace"), f"{namespace!r} is not a valid namespace name")
+        return namespace
+
+    def secret_name(self, m: dict[str, object], path: str) -> str:
+        name = self.string(m, "name", path, required=True) or ""
+        if name and not is_dns1123_subdomain(name):
+            self.error(_join(path, "name"), f"{name!r} is not a valid Secret name")
+        return name
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def config(self, data: object) -> Config:
+        top = self.mapping(
+            data,
+            "<root>",
+            frozenset(
+                {
+                    "issuers",
+                    "defaultIssuer",
+                    "dnsProviders",
+                    "defaultDnsProvider",
+                    "controllerNamespace",
+                    "istio",
+                    "defaultCertificate",
+                    "solver",
+                    "renewal",
+                }
+            ),
+        )
+        namespace = self.string(top, "controllerNamespace", "") or DEFAULT_CONTROLLER_NAMESPACE
+        if not is_dns1123_label(namespace):
+            self.error("controllerNamespace", f"{namespace!r} is not a valid namespace name")
+
+        issuers = self.issuers(top.get("issuers"), namespace)
+        default_issuer = self.string(top, "defaultIssuer", "")
+        if default_issuer is None:
+            if len(issuers) == 1:
+                default_issuer = next(iter(issuers))
+            elif issuers:
+                self.error("defaultIssuer", "is required when more than one issuer is configured")
+        elif issuers and default_issuer not in issuers:
+            self.error("defaultIssuer", f"names no configured issuer: {default_issuer!r}")
+
+        providers = self.dns_providers(top.get("dnsProviders"), namespace)
+        default_provider = self.string(top, "defaultDnsProvider", "")
+        if default_provider is not None and default_provider not in providers:
+            self.error(
+                "defaultDnsProvider", f"names no configured DNS provider: {default_provider!r}"
+            )
+
+        istio = self.istio(top.get("istio"))
+        solver = self.solver(top.get("solver"))
+        renewal = self.renewal(top.get("renewal"))
+        default_cert = self.default_certificate(
+            top.get("defaultCertificate"),
+            issuers,
+            default_issuer or "",
+            providers,
+            default_provider,
+        )
+        if self.errors:
+            raise ConfigError(self.errors)
+        assert default_issuer is not None  # issuers non-empty was checked above
+        return Config(
+            issuers=issuers,
+            default_issuer=default_issuer,
+            dns_providers=providers,
+            default_dns_provider=default_provider,
+            controller_namespace=namespace,
+            istio=istio,
+            default_certificate=default_cert,
+            solver=solver,
+            renewal=renewal,
+        )
+
+    def issuers(self, value: object, namespace: str) -> dict[str, IssuerConfig]:
+        if value is None:
+            self.error("issuers", "at least one issuer is required")
+            return {}
+        entries = self.mapping(value, "issuers", None)
+        if not entries and isinstance(value, dict):
+            self.error("issuers", "at least one issuer is required")
+        result: dict[str, IssuerConfig] = {}
+        allowed = frozenset(
+            {"directory", "email", "eab", "caBundle", "preferredChain", "profiles"}
+        )
+        for name, raw in entries.items():
+            path = f"issuers.{name}"
+            if not _NAME.match(name):
+                self.error(path, "issuer names are lower-case letters, digits, '.', '-', '_'")
+            m = self.mapping(raw, path, allowed)
+            directory = self.string(m, "directory", path, required=True)
+            if directory is not None and not _HTTPS_URL.match(directory):
+                self.error(f"{path}.directory", f"must be an https URL, got {directory!r}")
+            email = self.string(m, "email", path)
+            if email is not None and not _EMAIL.match(email):
+                self.error(f"{path}.email", f"not an email address: {email!r}")
+            eab = self.eab(m.get("eab"), f"{path}.eab", namespace)
+            ca_bundle = self.string(m, "caBundle", path)
+            if ca_bundle is not None and not ca_bundle.startswith("/"):
+                self.error(f"{path}.caBundle", f"must be an absolute file path, got {ca_bundle!r}")
+            profiles = self.string_list(m, "profiles", path)
+            result[name] = IssuerConfig(
+                name=name,
+                directory=directory or "",
+                email=email,
+                eab=eab,
+                ca_bundle=ca_bundle,
+                preferred_chain=self.string(m, "preferredChain", path),
+                profiles=profiles,
+            )
+        return result
+
+    def eab(self, value: object, path: str, namespace: str) -> EabConfig | None:
+        if value is None:
+            return None
+        m = self.mapping(value, path, frozenset({"secretRef"}))
+        if "secretRef" not in m:
+            self.error(f"{path}.secretRef", "is required (EAB keys are read from a Secret)")
+            return None
+        ref_path = f"{path}.secretRef"
+        ref = self.mapping(
+            m["secretRef"], ref_path, frozenset({"namespace", "name", "keyIdKey", "hmacKey"})
+        )
+        return EabConfig(
+            namespace=self.secret_namespace(ref, ref_path, namespace),
+            name=self.secret_name(ref, ref_path),
+            key_id_key=self.string(ref, "keyIdKey", ref_path, required=True) or "",
+            hmac_key=self.string(ref, "hmacKey", ref_path, required=True) or "",
+        )
+
+    def dns_providers(self, value: object, namespace: str) -> dict[str, DnsProviderConfig]:
+        entries = self.mapping(value, "dnsProviders", None)
+        result: dict[str, DnsProviderConfig] = {}
+        allowed = frozenset({"type", "server", "tsig", "nameserverPort"})
+        for name, raw in entries.items():
+            path = f"dnsProviders.{name}"
+            if not _NAME.match(name):
+                self.error(path, "provider names are lower-case letters, digits, '.', '-', '_'")
+            m = self.mapping(raw, path, allowed)
+            kind = self.string(m, "type", path, required=True)
+            if kind is not None and kind not in DNS_PROVIDER_TYPES:
+                known = ", ".join(sorted(DNS_PROVIDER_TYPES))
+                self.error(f"{path}.type", f"unknown provider type {kind!r} (known: {known})")
+            host, port = self.server(m, path)
+            tsig_path = f"{path}.tsig"
+            if "tsig" not in m:
+                self.error(tsig_path, "is required")
+            tsig = self.mapping(
+                m.get("tsig"), tsig_path, frozenset({"keyName", "algorithm", "secretRef"})
+            )
+            key_name = self.string(tsig, "keyName", tsig_path, required=True) or ""
+            algorithm = (self.string(tsig, "algorithm", tsig_path) or "hmac-sha256").lower()
+            if algorithm not in TSIG_ALGORITHMS:
+                known = ", ".join(sorted(TSIG_ALGORITHMS))
+                self.error(f"{tsig_path}.algorithm", f"unknown {algorithm!r} (known: {known})")
+            ref_path = f"{tsig_path}.secretRef"
+            if "secretRef" not in tsig and "tsig" in m:
+                self.error(ref_path, "is required (the TSIG secret is read from a Secret)")
+            ref = self.mapping(
+                tsig.get("secretRef"), ref_path, frozenset({"namespace", "name", "key"})
+            )
+            secret = SecretKeyRef(
+                namespace=self.secret_namespace(ref, ref_path, namespace),
+                name=self.secret_name(ref, ref_path) if ref else "",
+                key=(self.string(ref, "key", ref_path, required=bool(ref)) or ""),
+            )
+            result[name] = DnsProviderConfig(
+                name=name,
+                type=kind or "",
+                server_host=host,
+                server_port=port,
+                tsig_key_name=key_name,
+                tsig_algorithm=algorithm,
+                tsig_secret=secret,
+                nameserver_port=self.port(m, "nameserverPort", path),
+            )
+        return result
+
+    def server(self, m: dict[str, object], path: str) -> tuple[str, int]:
+        server = self.string(m, "server", path, required=True)
+        if server is None:
+            return "", 53
+        match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", server) or re.match(
+            r"^([^:\s\[\]]+)(?::(\d+))?$", server
+        )
+        if match is None:
+            self.error(f"{path}.server", f"must be host or host:port, got {server!r}")
+            return "", 53
+        port = int(match.group(2)) if match.group(2) else 53
+        if not 1 <= port <= 65535:
+            self.error(f"{path}.server", f"port out of range in {server!r}")
+        return match.group(1), port
+
+    def istio(self, value: object) -> IstioConfig:
+        path = "istio"
+        m = self.mapping(value, path, frozenset({"gatewayNamespace", "allowedSourceNamespaces"}))
+        gateway_ns = self.string(m, "gatewayNamespace", path) or DEFAULT_ISTIO_GATEWAY_NAMESPACE
+        if not is_dns1123_label(gateway_ns):
+            self.error(f"{path}.gatewayNamespace", f"{gateway_ns!r} is not a valid namespace name")
+        allowed = self.string_list(m, "allowedSourceNamespaces", path)
+        for index, ns in enumerate(allowed):
+            if not is_dns1123_label(ns):
+                self.error(
+                    f"{path}.allowedSourceNamespaces[{index}]",
+                    f"{ns!r} is not a valid namespace name",
+                )
+        return IstioConfig(
+            gateway_namespace=gateway_ns, allowed_source_namespaces=tuple(sorted(set(allowed)))
+        )
+
+    def solver(self, value: object) -> SolverConfig:
+        m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))
+        h = self.mapping(
+            m.get("http01"), "solver.http01", frozenset({"pathType", "selfCheck", "port"})
+        )
+        path_type = self.string(h, "pathType", "solver.http01") or "ImplementationSpecific"
+        if path_type not in PATH_TYPES:
+            known = ", ".join(sorted(PATH_TYPES))
+            self.error("solver.http01.pathType", f"must be one of {known}, got {path_type!r}")
+        http01 = Http01Config(
+            path_type=path_type,
+            self_check=self.boolean(h, "selfCheck", "solver.http01", True),
+            port=self.port(h, "port", "solver.http01") or DEFAULT_HTTP01_PORT,
+        )
+        d = self.mapping(
+            m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
+        )
+        defaults = Dns01Config()
+        dns01 = Dns01Config(
+            propagation_timeout=self.seconds(
+                d, "propagationTimeout", "solver.dns01", defaults.propagation_timeout
+            ),
+            poll_interval=self.seconds(d, "pollInterval", "solver.dns01", defaults.poll_interval),
+        )
+        return SolverConfig(http01=http01, dns01=dns01)
+
+    def renewal(self, value: object) -> RenewalConfig:
+        m = self.mapping(value, "renewal", frozenset({"renewBefore", "keyType"}))
+        renew_before: timedelta | None = None
+        text = self.string(m, "renewBefore", "renewal")
+        if text is not None:
+            try:
+                renew_before = parse_duration(text)
+            except ValueError as e:
+                self.error("renewal.renewBefore", str(e))
+        key_type = self.key_type(m, "keyType", "renewal") or KeyType.ECDSA_P256
+        return RenewalConfig(renew_before=renew_before, key_type=key_type)
+
+    def default_certificate(
+        self,
+        value: object,
+        issuers: Mapping[str, IssuerConfig],
+        default_issuer: str,
+        providers: Mapping[str, DnsProviderConfig],
+        default_provider: str | None,
+    ) -> DefaultCertificateConfig | None:
+        if value is None:
+            return None
+        path = "defaultCertificate"
+        m = self.mapping(
+            value,
+            path,
+            frozenset(
+                {"hosts", "secret", "issuer", "challenge", "dnsProvider", "keyType", "profile"}
+            ),
+        )
+        raw_hosts = self.string_list(m, "hosts", path)
+        if not raw_hosts and isinstance(m.get("hosts"), list | None):
+            self.error(f"{path}.hosts", "at least one host is required")
+        hosts: set[str] = set()
+        for index, raw in enumerate(raw_hosts):
+            try:
+                hosts.add(normalize_host(raw))
+            except InvalidHostname as e:
+                self.error(f"{path}.hosts[{index}]", str(e))
+        if "secret" not in m:
+            self.error(f"{path}.secret", "is required")
+        secret_path = f"{path}.secret"
+        s = self.mapping(m.get("secret"), secret_path, frozenset({"namespace", "name"}))
+        secret_ns = self.string(s, "namespace", secret_path, required="secret" in m) or ""
+        if secret_ns and not is_dns1123_label(secret_ns):
+            self.error(f"{secret_path}.namespace", f"{secret_ns!r} is not a valid namespace name")
+        secret_name = self.secret_name(s, secret_path) if "secret" in m else ""
+
+        issuer = self.string(m, "issuer", path) or default_issuer
+        if "issuer" in m and issuer not in issuers:
+            self.error(f"{path}.issuer", f"names no configured issuer: {issuer!r}")
+        dns_provider = self.string(m, "dnsProvider", path)
+        if dns_provider is not None and dns_provider not in providers:
+            self.error(f"{path}.dnsProvider", f"names no configured DNS provider: {dns_provider!r}")
+        challenge = self.challenge(m, "challenge", path)
+        if challenge is None:
+            challenge = ChallengeType.DNS01 if dns_provider else ChallengeType.HTTP01
+        if challenge is ChallengeType.DNS01:
+            dns_provider = dns_provider or default_provider
+            if dns_provider is None:
+                self.error(
+                    f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider"
+                )
+        elif dns_provider is not None:
+            self.error(f"{path}.dnsProvider", "is only used with challenge dns-01")
+        if challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in hosts):
+            self.error(f"{path}.challenge", "wildcard hosts need challenge dns-01")
+        profile = self.string(m, "profile", path)
+        issuer_config = issuers.get(issuer)
+        if profile is not None and issuer_config and not issuer_config.allows_profile(profile):
+            self.error(f"{path}.profile", f"issuer {issuer!r} has no profile {profile!r}")
+        return DefaultCertificateConfig(
+            hosts=tuple(sorted(hosts)),
+            secret=SecretRef(secret_ns, secret_name),
+            issuer=issuer,
+            challenge=challenge,
+            dns_provider=dns_provider,
+            key_type=self.key_type(m, "keyType", path),
+            profile=profile,
+        )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path and path != "<root>" else key

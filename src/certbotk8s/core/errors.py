@@ -1,0 +1,103 @@
+"""One exception family per boundary. Messages never carry key material."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CertbotK8sError(Exception):
+    """Base of every error certbotk8s raises on purpose."""
+
+
+# --- ACME ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An RFC 7807 problem document as the CA sent it (RFC 8555 section 6.7)."""
+
+    type: str
+    detail: str = ""
+    identifier: str | None = None
+    subproblems: tuple[Problem, ...] = field(default=())
+
+    def __str__(self) -> str:
+        short = self.type.rsplit(":", 1)[-1]
+        text = f"{short}: {self.detail}" if self.detail else short
+        if self.identifier:
+            text = f"{self.identifier}: {text}"
+        if self.subproblems:
+            text += " [" + "; ".join(str(p) for p in self.subproblems) + "]"
+        return text
+
+
+class AcmeError(CertbotK8sError):
+    """Anything that went wrong talking to the ACME CA."""
+
+
+class AcmeTransientError(AcmeError):
+    """Network trouble or 5xx that outlived the retry budget; worth trying again later."""
+
+
+class AcmeRateLimited(AcmeError):
+    """The CA said `rateLimited`; `retry_after_seconds` is its advice (None if it gave none)."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class AcmeProblemError(AcmeError):
+    """The CA refused a request with a problem document."""
+
+    def __init__(self, message: str, problem: Problem) -> None:
+        super().__init__(f"{message}: {problem}")
+        self.problem = problem
+
+
+class ChallengeFailed(AcmeError):
+    """An authorization became invalid. Names the host and carries the CA's problem."""
+
+    def __init__(self, host: str, challenge_type: str, problem: Problem) -> None:
+        super().__init__(f"{challenge_type} challenge for {host} failed: {problem}")
+        self.host = host
+        self.challenge_type = challenge_type
+        self.problem = problem
+
+
+class OrderTimeout(AcmeError):
+    """The order did not reach the wanted state within its deadline."""
+
+
+# --- challenge solvers --------------------------------------------------------------------
+
+
+class SolverError(CertbotK8sError):
+    """A challenge could not be presented, checked or cleaned up."""
+
+
+class DnsSolverError(SolverError):
+    """RFC 2136 update refused, zone not found, or the record did not propagate in time."""
+
+
+class Http01SolverError(SolverError):
+    """The HTTP-01 token could not be served or the self-check failed."""
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+class KubeError(CertbotK8sError):
+    """The Kubernetes API refused or failed a request (not-found is `None`, not this)."""
+
+
+class KubeConflict(KubeError):
+    """A write lost a resourceVersion race or hit an existing object."""
+
+
+class KubeForbidden(KubeError):
+    """RBAC said no: the manifests do not grant this."""
+
+
+class ConfigError(CertbotK8sError):
+    """The configuration file is invalid; the message names the path of the bad field."""

@@ -1,0 +1,156 @@
+"""Frozen value types shared by discovery, policy, planning and the adapters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+class KeyType(enum.Enum):
+    """Certificate key types, named as in the `certbotk8s.io/key-type` annotation."""
+
+    ECDSA_P256 = "ecdsa-p256"
+    ECDSA_P384 = "ecdsa-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+
+class ChallengeType(enum.Enum):
+    HTTP01 = "http-01"
+    DNS01 = "dns-01"
+
+
+class SourceKind(enum.Enum):
+    """What a desired certificate came from (one row of DESIGN.md's table)."""
+
+    INGRESS = "Ingress"
+    ISTIO_GATEWAY = "IstioGateway"
+    ISTIO_FILE_MOUNT = "IstioGatewayFileMount"
+    GATEWAY_API = "Gateway"
+    DEFAULT_CERTIFICATE = "DefaultCertificate"
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """A namespaced Kubernetes object, enough to post an Event on it."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class SecretRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class HttpRouting:
+    """How HTTP-01 traffic for the source's hosts reaches the solver.
+
+    `ingress_class` for an Ingress source; `gateway` (namespace/name) for Istio and
+    Gateway API; `listener` is the Gateway API listener (sectionName) or Istio port-80
+    server name when known.
+    """
+
+    kind: SourceKind
+    ingress_class: str | None = None
+    gateway: ObjectRef | None = None
+    listener: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateSpec:
+    """What a certificate must look like. Hosts are normalised A-labels, sorted, unique."""
+
+    hosts: tuple[str, ...]
+    issuer: str
+    challenge: ChallengeType = ChallengeType.HTTP01
+    dns_provider: str | None = None
+    key_type: KeyType = KeyType.ECDSA_P256
+    profile: str | None = None
+    renew_before: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class DesiredCertificate:
+    """One Secret that must hold a certificate for `spec`, wanted by `source`."""
+
+    secret: SecretRef
+    spec: CertificateSpec
+    source: ObjectRef
+    source_kind: SourceKind
+    routing: HttpRouting | None = None
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """A source (or part of one) that was refused; becomes a log line and an Event."""
+
+    source: ObjectRef
+    reason: str  # CamelCase Event reason, e.g. "InvalidAnnotation"
+    message: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    desired: tuple[DesiredCertificate, ...] = ()
+    problems: tuple[SourceProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a PEM certificate says about itself (parsed by core.certs)."""
+
+    sans: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    serial: str  # hex
+    key_type: KeyType | None
+    ari_cert_id: str  # RFC 9773 base64url(AKI) "." base64url(serial)
+
+    @property
+    def lifetime(self) -> timedelta:
+        return self.not_after - self.not_before
+
+
+@dataclass(frozen=True)
+class RenewalWindow:
+    """ARI suggested window (RFC 9773)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    """A Secret as the store found it. `certificate` is None when missing or unparsable."""
+
+    ref: SecretRef
+    managed: bool
+    resource_version: str
+    certificate: CertificateInfo | None = None
+    key_matches: bool = False
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    parse_error: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """Result of one ACME order: PEM private key, PEM leaf + chain, and what it says."""
+
+    key_pem: bytes = field(repr=False)
+    fullchain_pem: bytes
+    info: CertificateInfo
+    order_url: str

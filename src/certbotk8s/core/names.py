@@ -1,0 +1,114 @@
+"""Host names as ACME orders them: lower-case A-labels, wildcards only as a leading `*.` label.
+
+Also the Kubernetes name rules (DNS-1123 label and subdomain) the other core modules validate with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+import idna
+
+MAX_NAME_OCTETS = 253
+MAX_LABEL_OCTETS = 63
+
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$"
+)
+
+
+class InvalidHostname(ValueError):
+    """A host name that cannot be put in a certificate order."""
+
+
+def _fail(raw: str, why: str) -> InvalidHostname:
+    return InvalidHostname(f"invalid host name {raw!r}: {why}")
+
+
+def _is_ip_literal(text: str) -> bool:
+    candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def _to_a_labels(raw: str, name: str) -> str:
+    """A valid, non-wildcard name (>= 1 label) as lower-case A-labels."""
+    labels = name.split(".")
+    if any(label == "" for label in labels):
+        raise _fail(raw, "empty label (two dots in a row or a leading dot)")
+    if any("*" in label for label in labels):
+        raise _fail(raw, "'*' is only allowed as the whole leftmost label ('*.example.com')")
+    try:
+        encoded = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as e:
+        raise _fail(raw, str(e)) from e
+    except UnicodeError as e:  # idna raises plain UnicodeError for some over-long input
+        raise _fail(raw, str(e)) from e
+    encoded = encoded.lower()
+    for label in encoded.split("."):
+        if len(label) > MAX_LABEL_OCTETS:
+            raise _fail(raw, f"label {label!r} is longer than {MAX_LABEL_OCTETS} octets")
+        if not _LDH_LABEL.match(label):
+            raise _fail(
+                raw, f"label {label!r} may hold only letters, digits and inner hyphens"
+            )
+    return encoded
+
+
+def normalize_host(raw: str) -> str:
+    """The lower-case A-label form of `raw`, trailing dot removed.
+
+    Raises InvalidHostname for an empty name, an IP literal, a single-label name, a name or
+    label that is too long, characters outside IDNA/LDH, and any wildcard other than a leading
+    `*.` followed by at least two labels (Let's Encrypt's rule).
+    """
+    name = raw.strip()
+    if name.endswith("."):
+        name = name[:-1]
+    if not name:
+        raise _fail(raw, "empty")
+    if _is_ip_literal(name):
+        raise _fail(raw, "IP addresses are not supported")
+    wildcard = name.startswith("*.")
+    base = name[2:] if wildcard else name
+    if name == "*":
+        raise _fail(raw, "'*' alone is not a host name")
+    encoded = _to_a_labels(raw, base)
+    labels = encoded.split(".")
+    if len(labels) < 2:
+        if wildcard:
+            raise _fail(raw, "a wildcard needs at least two labels after '*.'")
+        raise _fail(raw, "single-label names cannot get a public certificate")
+    if labels[-1].isdigit():
+        raise _fail(raw, "the top-level label must not be all digits")
+    result = f"*.{encoded}" if wildcard else encoded
+    if len(result) > MAX_NAME_OCTETS:
+        raise _fail(raw, f"longer than {MAX_NAME_OCTETS} octets")
+    return result
+
+
+def is_wildcard(host: str) -> bool:
+    """True for a wildcard name (`*.example.com`)."""
+    return host.startswith("*.")
+
+
+def normalize_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
+    """Every host normalised, sorted and unique. Raises InvalidHostname on the first bad one."""
+    return tuple(sorted({normalize_host(h) for h in hosts}))
+
+
+def is_dns1123_label(value: str) -> bool:
+    """A Kubernetes DNS-1123 label: namespace names and the like."""
+    return bool(_DNS1123_LABEL.match(value))
+
+
+def is_dns1123_subdomain(value: str) -> bool:
+    """A Kubernetes DNS-1123 subdomain: Secret names and the like."""
+    return len(value) <= MAX_NAME_OCTETS and bool(_DNS1123_SUBDOMAIN.match(value))
