@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import josepy as jose
 import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
@@ -108,6 +109,17 @@ class RetryingNetwork(acme_client.ClientNetwork):  # type: ignore[misc]
             return 0, None
         return response.status_code, parse_retry_after(response.headers.get("Retry-After"))
 
+    def _last_problem(self) -> messages.Error | None:
+        """The problem document of the last response, if it carried one."""
+        response: requests.Response | None = getattr(self._local, "last_response", None)
+        if response is None:
+            return None
+        try:
+            problem: messages.Error = messages.Error.from_json(response.json())
+        except (ValueError, jose.DeserializationError):
+            return None
+        return problem
+
     def _backoff(self, attempt: int) -> float:
         cap = min(self.retry.backoff_cap, self.retry.backoff_base * (2**attempt))
         return random.uniform(0, cap)
@@ -145,10 +157,15 @@ class RetryingNetwork(acme_client.ClientNetwork):  # type: ignore[misc]
                     continue
                 raise
             except acme_errors.ClientError as error:
-                # A non-JSON error body: only 5xx are worth retrying.
+                # 409 (the library's ConflictError) or a non-JSON error body.
                 status, retry_after = self._last_status_and_retry_after()
+                if status < 500:
+                    problem = self._last_problem()
+                    if problem is not None:
+                        raise problem from error
+                    raise
                 transient += 1
-                if status < 500 or transient > self.retry.max_transient:
+                if transient > self.retry.max_transient:
                     raise AcmeTransientError(f"CA answered HTTP {status} without a problem "
                                              "document") from error
                 self._sleep(self._wait_for_5xx(status, retry_after, transient))

@@ -261,9 +261,7 @@ class _Parser:
             return None
         return value
 
-    def seconds(
-        self, m: dict[str, object], key: str, path: str, default: timedelta
-    ) -> timedelta:
+    def seconds(self, m: dict[str, object], key: str, path: str, default: timedelta) -> timedelta:
         value = m.get(key)
         if value is None:
             return default
@@ -396,9 +394,7 @@ class _Parser:
         if not entries and isinstance(value, dict):
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
-        allowed = frozenset(
-            {"directory", "email", "eab", "caBundle", "preferredChain", "profiles"}
-        )
+        allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles"})
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -610,9 +606,7 @@ class _Parser:
         if challenge is ChallengeType.DNS01:
             dns_provider = dns_provider or default_provider
             if dns_provider is None:
-                self.error(
-                    f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider"
-                )
+                self.error(f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider")
         elif dns_provider is not None:
             self.error(f"{path}.dnsProvider", "is only used with challenge dns-01")
         if challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in hosts):

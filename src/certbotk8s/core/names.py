@@ -56,9 +56,7 @@ def _to_a_labels(raw: str, name: str) -> str:
         if len(label) > MAX_LABEL_OCTETS:
             raise _fail(raw, f"label {label!r} is longer than {MAX_LABEL_OCTETS} octets")
         if not _LDH_LABEL.match(label):
-            raise _fail(
-                raw, f"label {label!r} may hold only letters, digits and inner hyphens"
-            )
+            raise _fail(raw, f"label {label!r} may hold only letters, digits and inner hyphens")
     return encoded
 
 

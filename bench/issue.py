@@ -1,0 +1,87 @@
+"""Benchmark: seconds from new order to certificate, and ACME requests per certificate.
+
+Runs against the lab's Pebble (lab/up; PEBBLE_VA_NOSLEEP=1) with an account registered
+beforehand. Prints one JSON document. Usage: .venv/bin/python bench/issue.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from certbotk8s.adapters.acme_engine import AcmeEngine, OrderRequest  # noqa: E402
+from certbotk8s.adapters.acme_network import RequestRecord  # noqa: E402
+from certbotk8s.adapters.dns_rfc2136 import Rfc2136Solver  # noqa: E402
+from certbotk8s.adapters.http01 import (  # noqa: E402
+    Http01Responder,
+    Http01Solver,
+    MemoryTokenStore,
+    SelfCheck,
+)
+from certbotk8s.core import keys  # noqa: E402
+from certbotk8s.core.model import ChallengeType, KeyType  # noqa: E402
+from certbotk8s.core.ports import ChallengeSolver  # noqa: E402
+from tests.lab.conftest import Lab, read_lab_env  # noqa: E402
+
+
+def measure(engine: AcmeEngine, seen: list[RequestRecord], lab: Lab, challenge: ChallengeType,
+            solver: ChallengeSolver, runs: int) -> dict[str, object]:
+    seconds: list[float] = []
+    order_requests: list[int] = []
+    nonce_requests: list[int] = []
+    for i in range(runs):
+        seen.clear()
+        host = lab.host(f"bench{i}")
+        started = time.perf_counter()
+        cert = engine.issue(
+            OrderRequest(hosts=(host,), challenge=challenge, profile="default"),
+            {challenge: solver},
+        )
+        seconds.append(time.perf_counter() - started)
+        assert cert.info.sans == (host,)
+        nonce = [r for r in seen if r.method == "HEAD"]
+        nonce_requests.append(len(nonce))
+        order_requests.append(len(seen) - len(nonce))
+    return {
+        "runs": runs,
+        "median_s": round(statistics.median(seconds), 4),
+        "min_s": round(min(seconds), 4),
+        "max_s": round(max(seconds), 4),
+        "acme_requests_per_cert_median": statistics.median(order_requests),
+        "acme_requests_per_cert_max": max(order_requests),
+        "nonce_requests_total": sum(nonce_requests),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    lab = Lab(read_lab_env(ROOT / ".lab" / "env"))
+    records: list[RequestRecord] = []
+    engine = AcmeEngine(lab["ACME_DIRECTORY"], keys.generate_key(KeyType.ECDSA_P256),
+                        ca_bundle=lab["ACME_CA_BUNDLE"], observer=records.append)
+    engine.ensure_account()  # registration is outside the measured span
+    store = MemoryTokenStore()
+    results: dict[str, object] = {"ca": "pebble (lab, PEBBLE_VA_NOSLEEP=1)"}
+    with Http01Responder(store, "127.0.0.1", lab.http01_port):
+        # HTTP-01 with the self-check on, as a user runs it.
+        http01 = Http01Solver(store, SelfCheck(port=lab.http01_port, resolver=lab["DNS_SERVER"]))
+        results["http01_one_host"] = measure(engine, records, lab, ChallengeType.HTTP01, http01,
+                                             args.runs)
+    dns01 = Rfc2136Solver(lab.rfc2136())
+    results["dns01_one_host"] = measure(engine, records, lab, ChallengeType.DNS01, dns01,
+                                        args.runs)
+    results["targets"] = {"http01_median_s": 0.1, "acme_requests_per_cert": 8}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The label and annotations that mark a Secret as certbotk8s's and record what it holds.
+
+Times are RFC 3339 UTC (`2025-01-31T12:00:00Z`); hosts are comma-separated A-labels; the
+source is `Kind/namespace/name`. An absent profile means "the CA's default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from certbotk8s.core.model import CertificateInfo, DesiredCertificate, KeyType
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "certbotk8s"
+
+HOSTS = "certbotk8s.io/hosts"
+ISSUER = "certbotk8s.io/issuer"
+PROFILE = "certbotk8s.io/profile"
+KEY_TYPE = "certbotk8s.io/key-type"
+NOT_BEFORE = "certbotk8s.io/not-before"
+NOT_AFTER = "certbotk8s.io/not-after"
+SERIAL = "certbotk8s.io/serial"
+ARI_CERT_ID = "certbotk8s.io/ari-cert-id"
+SOURCE = "certbotk8s.io/source"
+ISSUED_AT = "certbotk8s.io/issued-at"
+
+
+@dataclass(frozen=True)
+class SecretMetadata:
+    labels: dict[str, str] = field(hash=False)
+    annotations: dict[str, str] = field(hash=False)
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC, whole seconds. Naive datetimes are taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime | None:
+    """The inverse of `format_time`; None for anything unparsable."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def is_managed(labels: Mapping[str, str] | None) -> bool:
+    return (labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def build_secret_metadata(
+    desired: DesiredCertificate, info: CertificateInfo, issued_at: datetime
+) -> SecretMetadata:
+    """Label and annotations for a Secret that now holds `info`, issued for `desired`."""
+    annotations = {
+        HOSTS: ",".join(desired.spec.hosts),
+        ISSUER: desired.spec.issuer,
+        KEY_TYPE: (info.key_type or desired.spec.key_type).value,
+        NOT_BEFORE: format_time(info.not_before),
+        NOT_AFTER: format_time(info.not_after),
+        SERIAL: info.serial,
+        ARI_CERT_ID: info.ari_cert_id,
+        SOURCE: str(desired.source),
+        ISSUED_AT: format_time(issued_at),
+    }
+    if desired.spec.profile is not None:
+        annotations[PROFILE] = desired.spec.profile
+    return SecretMetadata(labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE}, annotations=annotations)
+
+
+def recorded_hosts(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    text = annotations.get(HOSTS, "")
+    return tuple(sorted({h.strip() for h in text.split(",") if h.strip()}))
+
+
+def recorded_key_type(annotations: Mapping[str, str]) -> KeyType | None:
+    try:
+        return KeyType(annotations.get(KEY_TYPE, ""))
+    except ValueError:
+        return None

@@ -1,0 +1,145 @@
+"""Fixtures for tests against the real lab servers started by lab/up (Pebble, BIND, kube)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from certbotk8s.adapters.acme_engine import AcmeEngine
+from certbotk8s.adapters.acme_network import RequestRecord
+from certbotk8s.adapters.dns_rfc2136 import Rfc2136Settings, Rfc2136Solver
+from certbotk8s.adapters.http01 import Http01Responder, Http01Solver, MemoryTokenStore, SelfCheck
+from certbotk8s.core import keys
+from certbotk8s.core.model import KeyType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_lab_env(path: Path) -> dict[str, str]:
+    """Parse the `export KEY=value` lines lab/up writes (values shell-quoted)."""
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        parts = shlex.split(line)
+        if len(parts) == 2 and parts[0] == "export" and "=" in parts[1]:
+            key, value = parts[1].split("=", 1)
+            env[key] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Lab:
+    env: dict[str, str]
+
+    def __getitem__(self, key: str) -> str:
+        return self.env[key]
+
+    @property
+    def http01_port(self) -> int:
+        return int(self.env["HTTP01_PORT"])
+
+    @property
+    def dns_port(self) -> int:
+        return int(self.env["DNS_SERVER"].rsplit(":", 1)[1])
+
+    def host(self, prefix: str = "h") -> str:
+        """A fresh name in the lab zone (resolves to 127.0.0.1 through BIND's wildcard)."""
+        return f"{prefix}-{uuid.uuid4().hex[:12]}.{self.env['DNS_ZONE']}"
+
+    def roots(self, mgmt_key: str = "PEBBLE_MGMT") -> list[x509.Certificate]:
+        """Pebble's live root(s): new at every Pebble start, so always read them."""
+        base = self.env[mgmt_key]
+        pem = requests.get(f"{base}/roots/0", verify=self.env["ACME_CA_BUNDLE"], timeout=5)
+        pem.raise_for_status()
+        return x509.load_pem_x509_certificates(pem.content)
+
+    def rfc2136(self, **overrides: object) -> Rfc2136Settings:
+        settings = Rfc2136Settings(
+            server=self.env["DNS_SERVER"],
+            tsig_name=self.env["DNS_TSIG_NAME"],
+            tsig_secret=self.env["DNS_TSIG_SECRET"],
+            tsig_algorithm=self.env["DNS_TSIG_ALGORITHM"],
+            resolver=self.env["DNS_SERVER"],
+            nameserver_port=self.dns_port,
+            propagation_timeout=20.0,
+        )
+        if overrides:
+            from dataclasses import replace
+
+            settings = replace(settings, **overrides)  # type: ignore[arg-type]
+        return settings
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    path = Path(os.environ.get("CERTBOTK8S_LAB_ENV", ROOT / ".lab" / "env"))
+    if not path.exists():
+        pytest.fail(f"{path} missing: start the lab with lab/up (scripts/test does this)")
+    return Lab(read_lab_env(path))
+
+
+@pytest.fixture(scope="session")
+def token_store() -> MemoryTokenStore:
+    return MemoryTokenStore()
+
+
+@pytest.fixture(scope="session")
+def responder(lab: Lab, token_store: MemoryTokenStore) -> Iterator[Http01Responder]:
+    """The HTTP-01 responder on the port Pebble validates on, for the whole session."""
+    with Http01Responder(token_store, "127.0.0.1", lab.http01_port) as server:
+        yield server
+
+
+@pytest.fixture
+def http01_solver(lab: Lab, token_store: MemoryTokenStore, responder: Http01Responder
+                  ) -> Http01Solver:
+    return Http01Solver(
+        token_store, SelfCheck(enabled=True, port=lab.http01_port, resolver=lab["DNS_SERVER"])
+    )
+
+
+@pytest.fixture
+def dns01_solver(lab: Lab) -> Rfc2136Solver:
+    return Rfc2136Solver(lab.rfc2136())
+
+
+EngineFactory = Callable[..., AcmeEngine]
+
+
+@pytest.fixture
+def make_engine(lab: Lab) -> EngineFactory:
+    def make(directory_key: str = "ACME_DIRECTORY", *, key_type: KeyType = KeyType.ECDSA_P256,
+             requests_seen: list[RequestRecord] | None = None, **kwargs: object) -> AcmeEngine:
+        return AcmeEngine(
+            lab[directory_key],
+            keys.generate_key(key_type),
+            ca_bundle=lab["ACME_CA_BUNDLE"],
+            email="ops@certbotk8s.test",
+            observer=requests_seen.append if requests_seen is not None else None,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+def verify_chain(fullchain_pem: bytes, roots: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Check every certificate is signed by the next and the last by one of `roots`."""
+    chain = x509.load_pem_x509_certificates(fullchain_pem)
+    for child, parent in zip(chain, chain[1:], strict=False):
+        child.verify_directly_issued_by(parent)
+    top = chain[-1]
+    errors = []
+    for root in roots:
+        try:
+            top.verify_directly_issued_by(root)
+            return chain
+        except (ValueError, TypeError, Exception) as e:  # noqa: BLE001 - try every root
+            errors.append(e)
+    raise AssertionError(f"chain does not lead to Pebble's live root: {errors}")
