@@ -6,19 +6,31 @@ KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
 KUBE_ETCD_VERSION="${KUBE_ETCD_VERSION:-v3.6.6}"
 KUBE_ISTIO_API_VERSION="${KUBE_ISTIO_API_VERSION:-v1.28.0}"
 KUBE_GATEWAY_API_VERSION="${KUBE_GATEWAY_API_VERSION:-v1.4.1}"
-KUBE_ETCD_PORT=12379
-KUBE_ETCD_PEER_PORT=12380
-KUBE_PORT=16443
+KUBE_ETCD_PORT="${KUBE_ETCD_PORT:-12379}"
+KUBE_ETCD_PEER_PORT="${KUBE_ETCD_PEER_PORT:-12380}"
+KUBE_PORT="${KUBE_PORT:-16443}"
 KUBE_APISERVER_BIN="$LAB_CACHE/kube-apiserver-$KUBE_VERSION/kube-apiserver"
 KUBE_ETCD_BIN="$LAB_CACHE/etcd-$KUBE_ETCD_VERSION/etcd"
 KUBE_CRD_DIR="$LAB_CACHE/crds-istio-$KUBE_ISTIO_API_VERSION-gateway-api-$KUBE_GATEWAY_API_VERSION"
 KUBE_PY="$LAB_ROOT/.venv/bin/python"
 
 kube_build() {
+  if [ -x "$KUBE_ETCD_BIN" ] && [ -x "$KUBE_APISERVER_BIN" ] && [ -f "$KUBE_CRD_DIR/.complete" ]; then
+    return 0
+  fi
   command -v go >/dev/null || lab_die "go is needed to build etcd and kube-apiserver"
+  mkdir -p "$LAB_CACHE"
+  # Two checkouts (or two lab/up runs) share the cache: build one at a time, then re-check.
+  exec {KUBE_LOCK_FD}>"$LAB_CACHE/.kube-build.lock"
+  if ! flock -n "$KUBE_LOCK_FD"; then
+    lab_log "another lab/up is building etcd/kube-apiserver; waiting for it"
+    flock "$KUBE_LOCK_FD"
+  fi
   [ -x "$KUBE_ETCD_BIN" ] || kube_build_etcd
   [ -x "$KUBE_APISERVER_BIN" ] || kube_build_apiserver
   [ -f "$KUBE_CRD_DIR/.complete" ] || kube_fetch_crds
+  flock -u "$KUBE_LOCK_FD"
+  exec {KUBE_LOCK_FD}>&-
 }
 
 # kube_wrapper_init DIR MODULE: fresh wrapper module in DIR (build inputs only; outputs go elsewhere).

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
 from cryptography import x509
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.acme_engine import AcmeEngine
 from certbotk8s.adapters.acme_network import RequestRecord
 from certbotk8s.adapters.dns_rfc2136 import Rfc2136Settings, Rfc2136Solver
 from certbotk8s.adapters.http01 import Http01Responder, Http01Solver, MemoryTokenStore, SelfCheck
+from certbotk8s.adapters.kube import load_api_client
 from certbotk8s.core import keys
 from certbotk8s.core.model import KeyType
 
@@ -132,7 +139,7 @@ def make_engine(lab: Lab) -> EngineFactory:
 def verify_chain(fullchain_pem: bytes, roots: list[x509.Certificate]) -> list[x509.Certificate]:
     """Check every certificate is signed by the next and the last by one of `roots`."""
     chain = x509.load_pem_x509_certificates(fullchain_pem)
-    for child, parent in zip(chain, chain[1:], strict=False):
+    for child, parent in itertools.pairwise(chain):
         child.verify_directly_issued_by(parent)
     top = chain[-1]
     errors = []
@@ -140,6 +147,88 @@ def verify_chain(fullchain_pem: bytes, roots: list[x509.Certificate]) -> list[x5
         try:
             top.verify_directly_issued_by(root)
             return chain
-        except (ValueError, TypeError, Exception) as e:  # noqa: BLE001 - try every root
+        except (ValueError, TypeError, Exception) as e:
             errors.append(e)
     raise AssertionError(f"chain does not lead to Pebble's live root: {errors}")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+RBAC_MANIFEST = ROOT / "manifests" / "base" / "rbac.yaml"
+
+
+def _kube_client(lab: Lab, key: str) -> ApiClient:
+    if key not in lab.env:
+        pytest.fail(f"{key} missing from .lab/env: the lab has no kube-apiserver (lab/up)")
+    return load_api_client(lab[key])
+
+
+@pytest.fixture(scope="session")
+def admin_api(lab: Lab) -> Iterator[ApiClient]:
+    """ApiClient with the lab's admin identity (system:masters)."""
+    api = _kube_client(lab, "KUBECONFIG")
+    yield api
+    api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def controller_api(lab: Lab, controller_rbac: None) -> Iterator[ApiClient]:
+    """ApiClient as system:serviceaccount:certbotk8s:certbotk8s, with manifests/base/rbac.yaml."""
+    api = _kube_client(lab, "CONTROLLER_KUBECONFIG")
+    yield api
+    api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def namespace(admin_api: ApiClient) -> str:
+    """A fresh namespace (never deleted: the lab has no namespace controller)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    k8s.CoreV1Api(admin_api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    return name
+
+
+def apply_manifest(api: ApiClient, path: Path) -> None:
+    """Create or replace every object of a YAML manifest (the kinds the manifests use)."""
+    core = k8s.CoreV1Api(api)
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    namespaced: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+        "ServiceAccount": (core.create_namespaced_service_account,
+                           core.read_namespaced_service_account,
+                           core.replace_namespaced_service_account),
+        "Role": (rbac.create_namespaced_role, rbac.read_namespaced_role,
+                 rbac.replace_namespaced_role),
+        "RoleBinding": (rbac.create_namespaced_role_binding, rbac.read_namespaced_role_binding,
+                        rbac.replace_namespaced_role_binding),
+    }
+    cluster: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+        "ClusterRole": (rbac.create_cluster_role, rbac.read_cluster_role,
+                        rbac.replace_cluster_role),
+        "ClusterRoleBinding": (rbac.create_cluster_role_binding, rbac.read_cluster_role_binding,
+                               rbac.replace_cluster_role_binding),
+    }
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        kind, meta = doc["kind"], doc["metadata"]
+        if kind in namespaced:
+            create, read, replace = namespaced[kind]
+            scope: tuple[str, ...] = (meta["namespace"],)
+        elif kind in cluster:
+            create, read, replace = cluster[kind]
+            scope = ()
+        else:
+            raise AssertionError(f"apply_manifest does not know kind {kind}")
+        try:
+            create(*scope, doc)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            current = read(meta["name"], *scope)
+            doc["metadata"]["resourceVersion"] = current.metadata.resource_version
+            replace(meta["name"], *scope, doc)
+
+
+@pytest.fixture(scope="session")
+def controller_rbac(admin_api: ApiClient) -> None:
+    """manifests/base/rbac.yaml applied with the admin identity (namespace certbotk8s exists)."""
+    apply_manifest(admin_api, RBAC_MANIFEST)

@@ -51,7 +51,7 @@ USER_AGENT = "certbotk8s/0.1 (+acme-python)"
 log = logging.getLogger(__name__)
 
 
-class NewOrderWithReplaces(messages.NewOrder):  # type: ignore[misc]
+class NewOrderWithReplaces(messages.NewOrder):
     """newOrder with RFC 9773 `replaces` (the ARI CertID of the certificate being renewed)."""
 
     replaces: str | None = jose.field("replaces", omitempty=True)

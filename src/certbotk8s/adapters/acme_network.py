@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-class RetryingNetwork(acme_client.ClientNetwork):  # type: ignore[misc]
+class RetryingNetwork(acme_client.ClientNetwork):
     """A ClientNetwork for one thread at a time (the engine keeps one per thread)."""
 
     def __init__(

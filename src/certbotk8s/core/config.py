@@ -25,13 +25,16 @@ Example::
         tsig: {keyName: certbotk8s., algorithm: hmac-sha256,
                secretRef: {name: tsig, key: secret}}
         # nameserverPort: 5353
+        # resolver: 127.0.0.1:5353
     istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: []}
     defaultCertificate:
       hosts: ["*.apps.example.com"]
       secret: {namespace: ingress-nginx, name: default-tls}
       challenge: dns-01
     solver:
-      http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089}
+      http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089,
+               listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
+               selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353
       dns01: {propagationTimeout: 300, pollInterval: 5}
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
 """
@@ -46,6 +49,7 @@ from datetime import timedelta
 import yaml
 
 from certbotk8s.core.durations import parse_duration
+from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
 from certbotk8s.core.names import (
     InvalidHostname,
@@ -70,7 +74,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
 
 
-class ConfigError(ValueError):
+class ConfigError(CertbotK8sError, ValueError):
     """The configuration is invalid; `errors` holds one `path: message` line per problem."""
 
     def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
@@ -124,6 +128,7 @@ class DnsProviderConfig:
     tsig_algorithm: str
     tsig_secret: SecretKeyRef
     nameserver_port: int | None = None
+    resolver: str | None = None  # `host:port` for CNAME/SOA/NS lookups; None: system resolver
 
 
 @dataclass(frozen=True)
@@ -147,9 +152,22 @@ class DefaultCertificateConfig:
 
 @dataclass(frozen=True)
 class Http01Config:
+    """HTTP-01 solving.
+
+    `listen_address`/`port`: where the controller's token listener binds. `solver_service` and
+    `solver_service_port`: the Service in the controller namespace that temporary routes point
+    at. `self_check_port`: where the self-check connects (80 in production, the CA's HTTP-01
+    port in labs); `self_check_resolver` (`host:port`) resolves names for it (None: system).
+    """
+
     path_type: str = "ImplementationSpecific"
     self_check: bool = True
     port: int = DEFAULT_HTTP01_PORT
+    listen_address: str = "0.0.0.0"
+    solver_service: str = "certbotk8s-solver"
+    solver_service_port: int = 80
+    self_check_port: int = 80
+    self_check_resolver: str | None = None
 
 
 @dataclass(frozen=True)
@@ -443,7 +461,7 @@ class _Parser:
     def dns_providers(self, value: object, namespace: str) -> dict[str, DnsProviderConfig]:
         entries = self.mapping(value, "dnsProviders", None)
         result: dict[str, DnsProviderConfig] = {}
-        allowed = frozenset({"type", "server", "tsig", "nameserverPort"})
+        allowed = frozenset({"type", "server", "tsig", "nameserverPort", "resolver"})
         for name, raw in entries.items():
             path = f"dnsProviders.{name}"
             if not _NAME.match(name):
@@ -453,7 +471,8 @@ class _Parser:
             if kind is not None and kind not in DNS_PROVIDER_TYPES:
                 known = ", ".join(sorted(DNS_PROVIDER_TYPES))
                 self.error(f"{path}.type", f"unknown provider type {kind!r} (known: {known})")
-            host, port = self.server(m, path)
+            host, port = self.server(m, "server", path, required=True)
+            resolver_host, resolver_port = self.server(m, "resolver", path)
             tsig_path = f"{path}.tsig"
             if "tsig" not in m:
                 self.error(tsig_path, "is required")
@@ -485,22 +504,26 @@ class _Parser:
                 tsig_algorithm=algorithm,
                 tsig_secret=secret,
                 nameserver_port=self.port(m, "nameserverPort", path),
+                resolver=_hostport(resolver_host, resolver_port),
             )
         return result
 
-    def server(self, m: dict[str, object], path: str) -> tuple[str, int]:
-        server = self.string(m, "server", path, required=True)
+    def server(
+        self, m: dict[str, object], key: str, path: str, *, required: bool = False, port: int = 53
+    ) -> tuple[str, int]:
+        """`host`, `host:port` or `[v6]:port`; ("", port) when absent."""
+        server = self.string(m, key, path, required=required)
         if server is None:
-            return "", 53
+            return "", port
         match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", server) or re.match(
             r"^([^:\s\[\]]+)(?::(\d+))?$", server
         )
         if match is None:
-            self.error(f"{path}.server", f"must be host or host:port, got {server!r}")
-            return "", 53
-        port = int(match.group(2)) if match.group(2) else 53
+            self.error(f"{path}.{key}", f"must be host or host:port, got {server!r}")
+            return "", port
+        port = int(match.group(2)) if match.group(2) else port
         if not 1 <= port <= 65535:
-            self.error(f"{path}.server", f"port out of range in {server!r}")
+            self.error(f"{path}.{key}", f"port out of range in {server!r}")
         return match.group(1), port
 
     def istio(self, value: object) -> IstioConfig:
@@ -523,16 +546,38 @@ class _Parser:
     def solver(self, value: object) -> SolverConfig:
         m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))
         h = self.mapping(
-            m.get("http01"), "solver.http01", frozenset({"pathType", "selfCheck", "port"})
+            m.get("http01"),
+            "solver.http01",
+            frozenset(
+                {
+                    "pathType",
+                    "selfCheck",
+                    "port",
+                    "listenAddress",
+                    "solverService",
+                    "solverServicePort",
+                    "selfCheckPort",
+                    "selfCheckResolver",
+                }
+            ),
         )
         path_type = self.string(h, "pathType", "solver.http01") or "ImplementationSpecific"
         if path_type not in PATH_TYPES:
             known = ", ".join(sorted(PATH_TYPES))
             self.error("solver.http01.pathType", f"must be one of {known}, got {path_type!r}")
+        service = self.string(h, "solverService", "solver.http01") or "certbotk8s-solver"
+        if not is_dns1123_label(service):
+            self.error("solver.http01.solverService", f"{service!r} is not a valid Service name")
+        resolver_host, resolver_port = self.server(h, "selfCheckResolver", "solver.http01")
         http01 = Http01Config(
             path_type=path_type,
             self_check=self.boolean(h, "selfCheck", "solver.http01", True),
             port=self.port(h, "port", "solver.http01") or DEFAULT_HTTP01_PORT,
+            listen_address=self.string(h, "listenAddress", "solver.http01") or "0.0.0.0",
+            solver_service=service,
+            solver_service_port=self.port(h, "solverServicePort", "solver.http01") or 80,
+            self_check_port=self.port(h, "selfCheckPort", "solver.http01") or 80,
+            self_check_resolver=_hostport(resolver_host, resolver_port),
         )
         d = self.mapping(
             m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
@@ -624,6 +669,12 @@ class _Parser:
             key_type=self.key_type(m, "keyType", path),
             profile=profile,
         )
+
+
+def _hostport(host: str, port: int) -> str | None:
+    if not host:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _join(path: str, key: str) -> str:

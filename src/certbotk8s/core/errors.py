@@ -97,7 +97,3 @@ class KubeConflict(KubeError):
 
 class KubeForbidden(KubeError):
     """RBAC said no: the manifests do not grant this."""
-
-
-class ConfigError(CertbotK8sError):
-    """The configuration file is invalid; the message names the path of the bad field."""

@@ -38,6 +38,15 @@ def _is_ip_literal(text: str) -> bool:
     return True
 
 
+def _check_lengths(raw: str, labels: list[str]) -> None:
+    for label in labels:
+        if len(label) > MAX_LABEL_OCTETS:
+            raise _fail(raw, f"label {label[:20]!r}... is longer than {MAX_LABEL_OCTETS} octets")
+    # A wildcard adds 2 octets; normalize_host checks the final length again.
+    if len(".".join(labels)) > MAX_NAME_OCTETS:
+        raise _fail(raw, f"longer than {MAX_NAME_OCTETS} octets")
+
+
 def _to_a_labels(raw: str, name: str) -> str:
     """A valid, non-wildcard name (>= 1 label) as lower-case A-labels."""
     labels = name.split(".")
@@ -45,6 +54,8 @@ def _to_a_labels(raw: str, name: str) -> str:
         raise _fail(raw, "empty label (two dots in a row or a leading dot)")
     if any("*" in label for label in labels):
         raise _fail(raw, "'*' is only allowed as the whole leftmost label ('*.example.com')")
+    if name.isascii():
+        _check_lengths(raw, name.split("."))
     try:
         encoded = idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as e:
@@ -52,9 +63,8 @@ def _to_a_labels(raw: str, name: str) -> str:
     except UnicodeError as e:  # idna raises plain UnicodeError for some over-long input
         raise _fail(raw, str(e)) from e
     encoded = encoded.lower()
+    _check_lengths(raw, encoded.split("."))
     for label in encoded.split("."):
-        if len(label) > MAX_LABEL_OCTETS:
-            raise _fail(raw, f"label {label!r} is longer than {MAX_LABEL_OCTETS} octets")
         if not _LDH_LABEL.match(label):
             raise _fail(raw, f"label {label!r} may hold only letters, digits and inner hyphens")
     return encoded

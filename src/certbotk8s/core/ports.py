@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,105 @@ class TokenStore(Protocol):
     def get(self, token: str) -> str | None: ...
 
     def delete(self, token: str) -> None: ...
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+KubeObject = dict[str, object]  # an object as the API returns it in JSON form (camelCase keys)
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """Every source object the controller may read, listed once.
+
+    `missing_apis` names resource types the cluster does not serve (e.g. no Istio CRDs); their
+    lists are empty. Other failures raise `KubeError`.
+    """
+
+    ingresses: tuple[KubeObject, ...] = ()
+    istio_gateways: tuple[KubeObject, ...] = ()
+    gateway_api_gateways: tuple[KubeObject, ...] = ()
+    reference_grants: tuple[KubeObject, ...] = ()
+    missing_apis: tuple[str, ...] = ()
+
+
+class SourceReader(Protocol):
+    """Lists source objects across all namespaces (or only `namespaces` when given)."""
+
+    def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot: ...
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """A Secret as read. `data` is decoded; it may hold key material, so it is never printed."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    type: str
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    data: dict[str, bytes] = field(default_factory=dict, repr=False, hash=False, compare=False)
+
+
+class SecretStore(Protocol):
+    """Reads and writes TLS Secrets.
+
+    - `read` of a missing Secret is `None`.
+    - `write_tls` creates the Secret when `resource_version` is None (`KubeConflict` if it
+      appeared meanwhile), otherwise replaces it only at that resourceVersion (`KubeConflict`
+      when someone else wrote first): never a blind overwrite. It writes `tls.crt` and
+      `tls.key` in one request, so a reader never sees half of a certificate. Returns the new
+      resourceVersion.
+    - `set_annotations` patches annotations only (value None removes one); not-found is a no-op.
+    - `list_managed` lists only Secrets labelled as certbotk8s's (label selector, server side).
+    """
+
+    def read(self, namespace: str, name: str) -> StoredSecret | None: ...
+
+    def write_tls(
+        self,
+        namespace: str,
+        name: str,
+        key_pem: bytes,
+        fullchain_pem: bytes,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        resource_version: str | None,
+    ) -> str: ...
+
+    def set_annotations(self, namespace: str, name: str,
+                        annotations: dict[str, str | None]) -> None: ...
+
+    def list_managed(self) -> list[StoredSecret]: ...
+
+
+class EventRecorder(Protocol):
+    """Posts a Kubernetes Event on a source object. Never raises: a failed Event is logged."""
+
+    def record(self, obj: ObjectRef, type: str, reason: str, message: str) -> None: ...
+
+
+class AccountStore(Protocol):
+    """The ACME account key (PEM) and URI per issuer, kept in the controller's namespace.
+
+    `load` of an issuer with no account yet is `None`. `save` creates or updates.
+    """
+
+    def load(self, issuer: str) -> tuple[bytes, str | None] | None: ...
+
+    def save(self, issuer: str, key_pem: bytes, account_uri: str | None) -> None: ...
+
+
+class RoutingPublisher(Protocol):
+    """Creates the objects that route `/.well-known/acme-challenge/` for `hosts` to the solver.
+
+    `publish` creates them in the controller's namespace (idempotent per `order_id`) and
+    returns what it created; `remove` deletes those (not-found is success). Always paired in
+    try/finally by the caller.
+    """
+
+    def publish(self, routing: HttpRouting, hosts: Sequence[str], order_id: str
+                ) -> list[ObjectRef]: ...
+
+    def remove(self, objects: Sequence[ObjectRef]) -> None: ...

@@ -1,0 +1,134 @@
+"""Kubernetes API plumbing: client loading, one request with error translation, paged lists.
+
+Every call goes through `request`, which asks the generated client for the raw response
+(`_preload_content=False`) and parses the JSON itself, so callers get the objects exactly as the
+API server sent them (camelCase keys, unknown fields kept). Errors become the `KubeError` family;
+404 is `None`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden
+
+log = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+
+REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read (seconds)
+PAGE_SIZE = 500
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def load_api_client(kubeconfig: str | None) -> ApiClient:
+    """An ApiClient from `kubeconfig` (or $KUBECONFIG), else from the in-cluster service account."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    try:
+        configuration = client.Configuration()
+        if path:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, client_configuration=configuration, persist_config=False)
+        else:
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
+        return ApiClient(configuration=configuration)
+    except (ConfigException, OSError, ValueError) as e:
+        where = path or "in-cluster service account"
+        raise KubeError(f"cannot load Kubernetes client configuration from {where}: {e}") from e
+
+
+@dataclass(frozen=True)
+class Op:
+    """What a request does, for error messages: `create secrets in ns/name`."""
+
+    verb: str
+    resource: str
+    namespace: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        target = self.resource
+        if self.name:
+            target += f" {self.namespace}/{self.name}" if self.namespace else f" {self.name}"
+        elif self.namespace:
+            target += f" in namespace {self.namespace}"
+        else:
+            target += " in all namespaces"
+        return f"{self.verb} {target}"
+
+
+def _status_message(e: ApiException) -> str:
+    """The `message` of the Status body the server sent (never the whole body)."""
+    try:
+        body = json.loads(e.body or "")
+    except (TypeError, ValueError):
+        return ""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:400]
+    return ""
+
+
+def translate(e: ApiException, op: Op) -> KubeError:
+    """The KubeError for a failed request (the caller raises it `from e`)."""
+    detail = _status_message(e) or str(e.reason or "")
+    status = e.status
+    if status == 403:
+        return KubeForbidden(f"forbidden: cannot {op}: {detail}")
+    if status == 409:
+        return KubeConflict(f"conflict: {op}: {detail}")
+    return KubeError(f"{op} failed: HTTP {status}: {detail}")
+
+
+def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
+    """Run one API call made with `_preload_content=False`; parsed JSON, or None on 404."""
+    try:
+        response = call()
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise translate(e, op) from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise KubeError(f"{op} failed: {type(e).__name__}: {e}") from e
+    try:
+        data = json.loads(response.data)
+    except (TypeError, ValueError) as e:
+        raise KubeError(f"{op}: the API server answered with something that is not JSON") from e
+    if not isinstance(data, dict):
+        raise KubeError(f"{op}: expected a JSON object from the API server")
+    return data
+
+
+def list_all(op: Op, page: Callable[[str | None], Any], api_version: str, kind: str
+             ) -> list[JsonDict] | None:
+    """Every item of a paged list (`page(continue_token)` makes one call), or None on 404.
+
+    Items of built-in lists come without `apiVersion`/`kind`; they are filled in.
+    """
+    items: list[JsonDict] = []
+    token: str | None = None
+    while True:
+        data = request(op, functools.partial(page, token))
+        if data is None:
+            return None
+        for item in data.get("items") or []:
+            if isinstance(item, dict):
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+        token = (data.get("metadata") or {}).get("continue") or None
+        if not token:
+            return items
+

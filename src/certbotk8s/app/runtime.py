@@ -1,0 +1,68 @@
+"""Build the adapters and services a CLI command needs from a kubeconfig and the config file."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes.client import ApiClient
+
+from certbotk8s.adapters.acme_network import RequestObserver
+from certbotk8s.adapters.http01 import MemoryTokenStore
+from certbotk8s.adapters.kube import (
+    KubeAccountStore,
+    KubeEventRecorder,
+    KubeSecretStore,
+    KubeSourceReader,
+    load_api_client,
+)
+from certbotk8s.adapters.routing import KubeRoutingPublisher
+from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.renewal_pass import PassDeps
+from certbotk8s.app.solvers import SolverFactory
+from certbotk8s.core.config import Config, ConfigError, load_config
+from certbotk8s.core.ports import TokenStore
+
+DEFAULT_CONFIG_PATH = "/etc/certbotk8s/config.yaml"
+
+
+def read_config(path: str | None) -> Config:
+    """The config file at `path`, $CERTBOTK8S_CONFIG or the in-cluster default."""
+    chosen = path or os.environ.get("CERTBOTK8S_CONFIG") or DEFAULT_CONFIG_PATH
+    try:
+        text = Path(chosen).read_text()
+    except OSError as e:
+        raise ConfigError([f"{chosen}: cannot read: {e.strerror}"]) from e
+    return load_config(text)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    api: ApiClient
+    deps: PassDeps
+    tokens: TokenStore
+
+
+def build_runtime(config: Config, kubeconfig: str | None, tokens: TokenStore | None = None,
+                  observer: RequestObserver | None = None) -> Runtime:
+    api = load_api_client(kubeconfig)
+    secrets = KubeSecretStore(api)
+    tokens = tokens or MemoryTokenStore()
+    http01 = config.solver.http01
+    routing = KubeRoutingPublisher(
+        api, config.controller_namespace, solver_service=http01.solver_service,
+        solver_port=http01.solver_service_port, path_type=http01.path_type,
+    )
+    deps = PassDeps(
+        config=config,
+        sources=KubeSourceReader(api),
+        secrets=secrets,
+        events=KubeEventRecorder(api, instance=os.environ.get("POD_NAME", socket.gethostname())),
+        issuers=IssuerRegistry(config, KubeAccountStore(api, config.controller_namespace),
+                               secrets, observer),
+        solvers=SolverFactory(config, secrets, tokens, routing),
+    )
+    return Runtime(config, api, deps, tokens)

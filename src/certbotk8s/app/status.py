@@ -1,0 +1,94 @@
+"""`certbotk8s status`: one row per managed certificate, with why it renews when it does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from certbotk8s.app.renewal_pass import LAST_ERROR, survey
+from certbotk8s.core import secret_meta
+from certbotk8s.core.model import SecretRef
+from certbotk8s.core.plan import ActionKind
+
+if TYPE_CHECKING:
+    from certbotk8s.app.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    source: str
+    hosts: str
+    secret: str
+    not_after: str
+    next_renewal: str
+    why: str
+    last_error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+def collect(runtime: Runtime, namespaces: Sequence[str], now: datetime) -> list[StatusRow]:
+    current = survey(runtime.deps, namespaces)
+    rows: list[StatusRow] = []
+    seen: set[SecretRef] = set()
+    for action in current.actions:
+        d = action.desired
+        seen.add(d.secret)
+        observed = current.observed.get(d.secret)
+        info = observed.certificate if observed is not None else None
+        last_error = observed.annotations.get(LAST_ERROR, "") if observed is not None else ""
+        if action.kind is ActionKind.NOTHING:
+            next_at, why = _time(action.next_renewal), action.reason.message
+        elif action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
+            next_at, why = "never", action.reason.message
+            last_error = last_error or action.reason.message
+        else:
+            next_at, why = "now", action.reason.message
+        rows.append(StatusRow(
+            source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
+            not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,
+            last_error=last_error,
+        ))
+    for problem in current.discovery.problems:
+        rows.append(StatusRow(source=str(problem.source), hosts="-", secret="-", not_after="-",
+                              next_renewal="never", why=problem.reason,
+                              last_error=problem.message))
+    # Managed Secrets whose source is gone: kept (never deleted), no longer renewed.
+    if not namespaces:
+        for stored in runtime.deps.secrets.list_managed():
+            ref = SecretRef(stored.namespace, stored.name)
+            if ref in seen:
+                continue
+            not_after = secret_meta.parse_time(stored.annotations.get(secret_meta.NOT_AFTER, ""))
+            rows.append(StatusRow(
+                source=stored.annotations.get(secret_meta.SOURCE, "?") + " (gone)",
+                hosts=stored.annotations.get(secret_meta.HOSTS, "-"), secret=str(ref),
+                not_after=_time(not_after), next_renewal="never",
+                why="no source wants this Secret any more; it is kept, not renewed",
+                last_error=stored.annotations.get(LAST_ERROR, ""),
+            ))
+    return rows
+
+
+COLUMNS = ("SOURCE", "HOSTS", "SECRET", "NOT AFTER", "NEXT RENEWAL", "WHY", "LAST ERROR")
+
+
+def render_table(rows: Sequence[StatusRow], width: int = 60) -> str:
+    def clip(text: str) -> str:
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    cells: list[tuple[str, ...]] = [COLUMNS]
+    cells += [(r.source, r.hosts, r.secret, r.not_after, r.next_renewal, r.why, r.last_error)
+              for r in rows]
+    cells = [tuple(clip(c) for c in row) for row in cells]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells
+    )

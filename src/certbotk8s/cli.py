@@ -1,0 +1,124 @@
+"""`certbotk8s` command line: renew --once, plan, status, controller."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from certbotk8s import __version__
+from certbotk8s.adapters.http01 import Http01Responder
+from certbotk8s.app import status as status_view
+from certbotk8s.app.logs import configure_logging
+from certbotk8s.app.renewal_pass import run_pass, survey
+from certbotk8s.app.runtime import build_runtime, read_config
+from certbotk8s.core.config import Config, ConfigError
+from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.plan import ActionKind
+
+log = logging.getLogger("certbotk8s")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="certbotk8s", description=__doc__)
+    p.add_argument("--version", action="version", version=f"certbotk8s {__version__}")
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
+                   help="kubeconfig file (default $KUBECONFIG, else in-cluster)")
+    p.add_argument("--config", default=os.environ.get("CERTBOTK8S_CONFIG"),
+                   help="config file (default $CERTBOTK8S_CONFIG, else "
+                        "/etc/certbotk8s/config.yaml)")
+    p.add_argument("--log-level", default=os.environ.get("CERTBOTK8S_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-json", action="store_true",
+                   default=os.environ.get("CERTBOTK8S_LOG_JSON") == "1",
+                   help="structured JSON logs (one object per line)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scoped(name: str, help_: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_)
+        cmd.add_argument("-n", "--namespace", action="append", default=[],
+                         help="only sources in this namespace (repeatable; default all)")
+        return cmd
+
+    renew = scoped("renew", "one pass: issue or renew what is due, then exit")
+    renew.add_argument("--once", action="store_true", required=True,
+                       help="run one pass and exit (the CronJob mode)")
+    scoped("plan", "show what a pass would do, changing nothing")
+    st = scoped("status", "table of managed certificates")
+    st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_json)
+    try:
+        config = read_config(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"certbotk8s: invalid configuration: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.command == "renew":
+            return _renew(config, args)
+        if args.command == "plan":
+            return _plan(config, args)
+        if args.command == "status":
+            return _status(config, args)
+    except CertbotK8sError as e:
+        print(f"certbotk8s: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+def _renew(config: Config, args: argparse.Namespace) -> int:
+    runtime = build_runtime(config, args.kubeconfig)
+    http01 = config.solver.http01
+    with Http01Responder(runtime.tokens, http01.listen_address, http01.port):
+        report = run_pass(runtime.deps, args.namespace,
+                          progress=lambda line: print(line, flush=True))
+    done = sum(1 for o in report.outcomes
+               if o.ok and o.action.kind in (ActionKind.ISSUE, ActionKind.RENEW))
+    failed = sum(1 for o in report.outcomes if not o.ok)
+    refused = len(report.survey.discovery.problems)
+    print(f"certbotk8s: {done} issued or renewed, {failed} failed, {refused} sources refused, "
+          f"{len(report.outcomes) - done - failed} up to date", flush=True)
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _plan(config: Config, args: argparse.Namespace) -> int:
+    runtime = build_runtime(config, args.kubeconfig)
+    current = survey(runtime.deps, args.namespace)
+    for problem in current.discovery.problems:
+        print(f"refuse   {problem.source}: {problem.reason}: {problem.message}")
+    for action in current.actions:
+        d = action.desired
+        when = ""
+        if action.next_renewal is not None:
+            when = f" (next renewal {action.next_renewal.strftime('%Y-%m-%d %H:%M UTC')})"
+        print(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
+              f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}")
+    if current.missing_apis:
+        print(f"note: the cluster does not serve {', '.join(current.missing_apis)}")
+    return EXIT_OK
+
+
+def _status(config: Config, args: argparse.Namespace) -> int:
+    runtime = build_runtime(config, args.kubeconfig)
+    rows = status_view.collect(runtime, args.namespace, datetime.now(UTC))
+    if args.output == "json":
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(status_view.render_table(rows))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""StoredSecret (what the API returned) -> ObservedSecret (what policy reasons about). Pure."""
+
+from __future__ import annotations
+
+from certbotk8s.core import certs, keys, secret_meta
+from certbotk8s.core.model import CertificateInfo, ObservedSecret, SecretRef
+from certbotk8s.core.ports import StoredSecret
+
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
+
+
+def observe(stored: StoredSecret) -> ObservedSecret:
+    """Parse the certificate and check the key matches; problems become `parse_error`."""
+
+    def result(info: CertificateInfo | None = None, key_matches: bool = False,
+               error: str | None = None) -> ObservedSecret:
+        return ObservedSecret(
+            ref=SecretRef(stored.namespace, stored.name),
+            managed=secret_meta.is_managed(stored.labels),
+            resource_version=stored.resource_version,
+            certificate=info,
+            key_matches=key_matches,
+            annotations=dict(stored.annotations),
+            parse_error=error,
+        )
+
+    crt = stored.data.get(TLS_CERT)
+    key_pem = stored.data.get(TLS_KEY)
+    if not crt or not key_pem:
+        missing = [k for k, v in ((TLS_CERT, crt), (TLS_KEY, key_pem)) if not v]
+        return result(error=f"missing {', '.join(missing)}")
+    try:
+        info = certs.certificate_info(crt)
+    except certs.CertificateParseError as e:
+        return result(error=str(e))
+    try:
+        matches = certs.key_matches_certificate(keys.load_key_pem(key_pem), crt)
+    except (ValueError, TypeError):
+        # never echo the key or the parser's view of it
+        return result(info, error="tls.key is not a readable private key")
+    return result(info, key_matches=matches)
