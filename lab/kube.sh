@@ -1,5 +1,6 @@
 # etcd + kube-apiserver (built from Go modules) and the Istio / Gateway API CRDs. Sourced by lab/up.
-# Ports: etcd client 12379, etcd peer 12380, kube-apiserver 16443 (all 127.0.0.1).
+# Ports (127.0.0.1 only; override with KUBE_ETCD_PORT, KUBE_ETCD_PEER_PORT, KUBE_PORT):
+# etcd client 12379, etcd peer 12380, kube-apiserver 16443. State is fresh at every start.
 # shellcheck shell=bash
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
@@ -62,9 +63,9 @@ EOF
     done
     go mod tidy
     mkdir -p "$out"
-    CGO_ENABLED=0 go build -trimpath -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
+    CGO_ENABLED=0 go build -trimpath -o "$out/etcd.tmp.$$" go.etcd.io/etcd/server/v3
   ) >"$src/build.log" 2>&1 || { tail -n 30 "$src/build.log" >&2; lab_die "etcd build failed ($src/build.log)"; }
-  mv "$out/etcd.tmp" "$KUBE_ETCD_BIN"
+  mv "$out/etcd.tmp.$$" "$KUBE_ETCD_BIN"
   lab_log "etcd built in $((SECONDS - t0)) s: $KUBE_ETCD_BIN"
 }
 
@@ -106,7 +107,7 @@ EOF
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
   mkdir -p "$out"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver.tmp" \
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver.tmp.$$" \
     k8s.io/kubernetes/cmd/kube-apiserver) >>"$src/build.log" 2>&1 &
   local pid=$!
   local ticks=0
@@ -118,7 +119,7 @@ EOF
     fi
   done
   wait "$pid" || { tail -n 30 "$src/build.log" >&2; lab_die "kube-apiserver build failed ($src/build.log)"; }
-  mv "$out/kube-apiserver.tmp" "$KUBE_APISERVER_BIN"
+  mv "$out/kube-apiserver.tmp.$$" "$KUBE_APISERVER_BIN"
   lab_log "kube-apiserver built in $((SECONDS - t0)) s: $KUBE_APISERVER_BIN"
 }
 
@@ -181,9 +182,19 @@ EOF
   chmod 600 "$file"
 }
 
+# kube_port_free PORT NAME: refuse to start when something (another checkout's lab?) holds PORT.
+kube_port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    lab_die "127.0.0.1:$1 ($2) is already in use; another lab running? (ports can be overridden, see lab/kube.sh)"
+  fi
+}
+
 kube_start() {
   KUBE_DIR="$LAB_DIR/kube"
   local admin_token controller_token i code
+  kube_port_free "$KUBE_ETCD_PORT" "etcd client"
+  kube_port_free "$KUBE_ETCD_PEER_PORT" "etcd peer"
+  kube_port_free "$KUBE_PORT" kube-apiserver
   rm -rf "$KUBE_DIR"
   mkdir -p "$KUBE_DIR/etcd"
   chmod 700 "$KUBE_DIR" "$KUBE_DIR/etcd"
@@ -217,7 +228,7 @@ kube_start() {
     --service-account-key-file "$KUBE_DIR/sa.pub" \
     --service-account-signing-key-file "$KUBE_DIR/sa.key" \
     --disable-admission-plugins ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
-    --allow-privileged=true --anonymous-auth=false --enable-priority-and-fairness=false \
+    --allow-privileged=true --enable-priority-and-fairness=false \
     --endpoint-reconciler-type none --profiling=false -v=1
   env_add KUBECONFIG "$KUBE_DIR/admin.kubeconfig"
   env_add CONTROLLER_KUBECONFIG "$KUBE_DIR/controller.kubeconfig"

@@ -81,7 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _renew(config: Config, args: argparse.Namespace) -> int:
     runtime = build_runtime(config, args.kubeconfig)
     http01 = config.solver.http01
-    with Http01Responder(runtime.tokens, http01.listen_address, http01.port):
+    try:
+        responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
+    except OSError as e:
+        print(f"certbotk8s: cannot serve HTTP-01 on {http01.listen_address}:{http01.port}: "
+              f"{e.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    with responder:
         report = run_pass(runtime.deps, args.namespace,
                           progress=lambda line: print(line, flush=True))
     done = sum(1 for o in report.outcomes

@@ -97,9 +97,12 @@ def token_store() -> MemoryTokenStore:
     return MemoryTokenStore()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def responder(lab: Lab, token_store: MemoryTokenStore) -> Iterator[Http01Responder]:
-    """The HTTP-01 responder on the port Pebble validates on, for the whole session."""
+    """The HTTP-01 responder on the port Pebble validates on, for one test module.
+
+    Module scope frees the port for modules that run the CLI, which serves tokens itself.
+    """
     with Http01Responder(token_store, "127.0.0.1", lab.http01_port) as server:
         yield server
 

@@ -299,11 +299,12 @@ def spec(obj: dict[str, object]) -> Any:
     return obj["spec"]
 
 
-def test_source_reader_reports_missing_apis(controller_api: ApiClient, namespace: str,
+def test_source_reader_reports_missing_apis(admin_api: ApiClient, namespace: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admin identity: RBAC is checked before existence, so the controller would get 403 here."""
     absent = kube.CustomResource("mesh.example.com", "gateways", "Gateway", ("v1", "v1beta1"))
     monkeypatch.setattr(kube, "ISTIO_GATEWAYS", absent)
-    snapshot = KubeSourceReader(controller_api).list_sources([namespace])
+    snapshot = KubeSourceReader(admin_api).list_sources([namespace])
     assert snapshot.istio_gateways == ()
     assert snapshot.missing_apis == ("gateways.mesh.example.com",)
 

@@ -156,7 +156,7 @@ def test_istio_falls_back_to_v1beta1_when_v1_is_not_served(
     admin: client.ApiClient, own_ns: str, publisher: KubeRoutingPublisher,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def not_served(group: str, version: str) -> object:
+    def not_served(group: str, version: str, **_: object) -> object:
         raise ApiException(status=404, reason="Not Found")
 
     monkeypatch.setattr(publisher._api, "get_api_resources", not_served)

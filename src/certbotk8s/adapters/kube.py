@@ -84,10 +84,10 @@ class KubeSourceReader:
         missing: list[str] = []
         scopes: Sequence[str | None] = tuple(namespaces) or (None,)
 
-        def collect(name: str, lister: Callable[[str | None], list[JsonDict] | None]
-                    ) -> tuple[KubeObject, ...]:
+        def collect(name: str, lister: Callable[[str | None], list[JsonDict] | None],
+                    in_scopes: Sequence[str | None] = scopes) -> tuple[KubeObject, ...]:
             found: list[KubeObject] = []
-            for namespace in scopes:
+            for namespace in in_scopes:
                 items = lister(namespace)
                 if items is None:
                     _note_missing(name)
@@ -102,8 +102,10 @@ class KubeSourceReader:
                                    lambda ns: self._custom_list(ISTIO_GATEWAYS, ns)),
             gateway_api_gateways=collect(GATEWAY_API_GATEWAYS.name,
                                          lambda ns: self._custom_list(GATEWAY_API_GATEWAYS, ns)),
+            # Grants live in the Secret's namespace, not the Gateway's: always cluster-wide.
             reference_grants=collect(REFERENCE_GRANTS.name,
-                                     lambda ns: self._custom_list(REFERENCE_GRANTS, ns)),
+                                     lambda ns: self._custom_list(REFERENCE_GRANTS, ns),
+                                     (None,)),
             missing_apis=tuple(missing),
         )
 

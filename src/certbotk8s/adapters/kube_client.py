@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 import urllib3
 from kubernetes import client, config
 from kubernetes.client import ApiClient
@@ -102,6 +103,12 @@ def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
         raise translate(e, op) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise KubeError(f"{op} failed: {type(e).__name__}: {e}") from e
+    except pydantic.ValidationError as e:
+        # The generated client validates bodies against its models before sending. The
+        # pydantic error quotes input values (Secret data), so it is not chained: only the
+        # field paths are kept.
+        where = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
+        raise KubeError(f"{op}: the client refused the request body ({where})") from None
     try:
         data = json.loads(response.data)
     except (TypeError, ValueError) as e:

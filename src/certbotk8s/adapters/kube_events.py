@@ -166,13 +166,17 @@ class KubeEventRecorder:
 
 
 def _event_time(event: JsonDict) -> datetime | None:
+    """When the Event last happened: the later of lastTimestamp (whole seconds) and eventTime
+    (microseconds), else firstTimestamp, else the object's creation time."""
     meta = event.get("metadata") or {}
-    for text in (event.get("lastTimestamp"), event.get("eventTime"),
-                 event.get("firstTimestamp"), meta.get("creationTimestamp")):
-        if isinstance(text, str) and text:
-            parsed = parse_time(text)
-            if parsed is not None:
-                return parsed
+    parsed = [parse_time(text) for text in (event.get("lastTimestamp"), event.get("eventTime"))
+              if isinstance(text, str) and text]
+    known = [value for value in parsed if value is not None]
+    if known:
+        return max(known)
+    for text in (event.get("firstTimestamp"), meta.get("creationTimestamp")):
+        if isinstance(text, str) and text and (value := parse_time(text)) is not None:
+            return value
     return None
 
 

@@ -46,6 +46,10 @@ ACCOUNT_ISSUER_ANNOTATION = "certbotk8s.io/issuer"
 ROLE_LABEL = "certbotk8s.io/role"
 ROLE_ACME_ACCOUNT = "acme-account"
 
+# Metadata a replace carries over from the current object (the rest is server-owned).
+_KEPT_METADATA = frozenset({"name", "namespace", "labels", "annotations", "ownerReferences",
+                            "finalizers", "resourceVersion"})
+
 
 def _str_map(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
@@ -129,7 +133,8 @@ class _SecretApi:
         current = self.get(namespace, name)
         if current is None:
             raise KubeConflict(f"conflict: Secret {namespace}/{name} was deleted meanwhile")
-        meta: JsonDict = dict(current.get("metadata") or {})
+        meta: JsonDict = {key: value for key, value in (current.get("metadata") or {}).items()
+                          if key in _KEPT_METADATA}
         if str(meta.get("resourceVersion")) != resource_version:
             raise KubeConflict(f"conflict: Secret {namespace}/{name} changed since it was read "
                                f"(resourceVersion {resource_version})")
@@ -138,7 +143,6 @@ class _SecretApi:
         meta["annotations"] = {**kept, **annotations}
         meta["labels"] = {**_str_map(meta.get("labels")), **labels}
         meta["resourceVersion"] = resource_version
-        meta.pop("managedFields", None)
         merged_data = dict(current.get("data") or {})
         merged_data.update(encoded)
         body = {

@@ -145,15 +145,13 @@ class KubeRoutingPublisher:
 
     def publish(self, routing: HttpRouting, hosts: Sequence[str], order_id: str
                 ) -> list[ObjectRef]:
-        if not hosts:
-            return []
+        if not hosts or routing.kind is SourceKind.DEFAULT_CERTIFICATE:
+            return []  # the default certificate's hosts need no routing object
         hosts = list(dict.fromkeys(hosts))
         if any(h.startswith("*.") for h in hosts):
             raise KubeError("HTTP-01 routing cannot serve wildcard hosts")
         kind = routing.kind
         name = route_name(order_id, kind)
-        if kind is SourceKind.DEFAULT_CERTIFICATE:
-            return []
         if kind is SourceKind.INGRESS:
             resource = INGRESS
             spec = self._ingress_spec(routing, hosts)

@@ -161,9 +161,12 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> I
     issuer = deps.issuers.issuer(d.spec.issuer)
     engine = deps.issuers.engine(d.spec.issuer)
     replaces = None
+    # ARI `replaces` only for a true renewal: same CA, same names. A certificate whose hosts
+    # changed is a new one (the CA would refuse or mis-count it as a replacement).
     if (action.kind is ActionKind.RENEW and observed is not None
             and observed.certificate is not None
-            and observed.annotations.get(secret_meta.ISSUER) == d.spec.issuer):
+            and observed.annotations.get(secret_meta.ISSUER) == d.spec.issuer
+            and set(observed.certificate.sans) == set(d.spec.hosts)):
         replaces = observed.certificate.ari_cert_id or None
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,

@@ -90,7 +90,11 @@ class SourceSnapshot:
 
 
 class SourceReader(Protocol):
-    """Lists source objects across all namespaces (or only `namespaces` when given)."""
+    """Lists source objects across all namespaces (or only `namespaces` when given).
+
+    ReferenceGrants are always listed in every namespace: they live beside the Secret they
+    grant, not beside the Gateway that is in scope.
+    """
 
     def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot: ...
 

@@ -1,0 +1,434 @@
+"""End to end: `certbotk8s renew --once` as the controller's identity puts every source's Secret
+where the proxy reads it, refuses what it must, and renews with ARI `replaces` (real lab)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from certbotk8s.core import certs, secret_meta
+
+from .conftest import ROOT, Lab, verify_chain
+
+pytestmark = pytest.mark.lab
+
+ISTIO = ("networking.istio.io", "v1", "gateways")
+GATEWAY_API = ("gateway.networking.k8s.io", "v1", "gateways")
+REFERENCE_GRANT = ("gateway.networking.k8s.io", "v1beta1", "referencegrants")
+ALLOWED_ISTIO_NS = "istio-apps"  # on the lab config's allow-list
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n{self.out}"
+
+
+@pytest.fixture
+def certbotk8s(lab: Lab, controller_api: ApiClient) -> Callable[..., Run]:
+    """Run the real CLI in a subprocess under the controller's RBAC-bound identity."""
+
+    def run(*args: str, config: str | None = None) -> Run:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = lab["CONTROLLER_KUBECONFIG"]
+        env["CERTBOTK8S_CONFIG"] = config or lab["CERTBOTK8S_CONFIG"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "certbotk8s.cli", *args], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=240,
+        )
+        return Run(proc.returncode, proc.stdout + proc.stderr)
+
+    return run
+
+
+def _core(api: ApiClient) -> Any:
+    """CoreV1Api, untyped: tests build bodies as plain dicts, as users write manifests."""
+    return k8s.CoreV1Api(api)
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _ensure_namespace(api: ApiClient, name: str) -> str:
+    try:
+        _core(api).create_namespace(
+            k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    return name
+
+
+def _meta(name: str, namespace: str, annotations: dict[str, str] | None = None
+          ) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace,
+            "annotations": {"certbotk8s.io/enabled": "true"} if annotations is None
+            else annotations}
+
+
+def _ingress(api: ApiClient, namespace: str, name: str, spec: dict[str, Any],
+             annotations: dict[str, str] | None = None) -> None:
+    if "rules" not in spec:  # the API server wants rules or a default backend
+        spec = {**spec, "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": _meta(name, namespace, annotations), "spec": spec}
+    networking: Any = k8s.NetworkingV1Api(api)
+    networking.create_namespaced_ingress(namespace, body)
+
+
+def _custom(api: ApiClient, crd: tuple[str, str, str], namespace: str, body: dict[str, Any]
+            ) -> None:
+    group, version, plural = crd
+    k8s.CustomObjectsApi(api).create_namespaced_custom_object(group, version, namespace, plural,
+                                                              body)
+
+
+def _rule(host: str) -> dict[str, Any]:
+    return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "web", "port": {"number": 80}}}}]}}
+
+
+def _secret(api: ApiClient, namespace: str, name: str) -> Any:
+    try:
+        return _core(api).read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def assert_certificate(lab: Lab, api: ApiClient, namespace: str, name: str,
+                       hosts: list[str]) -> Any:
+    secret = _secret(api, namespace, name)
+    assert secret is not None, f"Secret {namespace}/{name} was not written"
+    assert secret.type == "kubernetes.io/tls"
+    crt = base64.b64decode(secret.data["tls.crt"])
+    key = base64.b64decode(secret.data["tls.key"])
+    verify_chain(crt, lab.roots())
+    info = certs.certificate_info(crt)
+    assert info.sans == tuple(sorted(hosts))
+    from certbotk8s.core import keys
+
+    assert certs.key_matches_certificate(keys.load_key_pem(key), crt)
+    assert secret.metadata.labels[secret_meta.MANAGED_BY_LABEL] == "certbotk8s"
+    annotations = secret.metadata.annotations
+    assert annotations[secret_meta.HOSTS] == ",".join(sorted(hosts))
+    assert annotations[secret_meta.SERIAL] == info.serial
+    assert annotations[secret_meta.ISSUER] == "pebble"
+    assert annotations[secret_meta.ARI_CERT_ID] == info.ari_cert_id
+    return secret
+
+
+def events_for(api: ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    listed = _core(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}")
+    return [(e.type, e.reason, e.message) for e in listed.items]
+
+
+# --- Ingress ------------------------------------------------------------------------------
+
+
+def test_ingress_with_tls_issues_each_secret_and_second_pass_does_nothing(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    a, b = lab.host("ing-a"), lab.host("ing-b")
+    _ingress(admin_api, namespace, "web", {
+        "ingressClassName": "nginx",
+        "tls": [{"hosts": [a, b], "secretName": "web-tls"}],
+        "rules": [_rule(a), _rule(b)],
+    })
+    first = certbotk8s("renew", "--once", "-n", namespace)
+    assert first.code == 0, first
+    assert "1 issued or renewed" in first.out
+    assert_certificate(lab, admin_api, namespace, "web-tls", [a, b])
+    assert ("Normal", "Issued") in {(t, r) for t, r, _ in events_for(admin_api, namespace, "web")}
+
+    second = certbotk8s("renew", "--once", "-n", namespace)
+    assert second.code == 0, second
+    assert "0 issued or renewed" in second.out and "1 up to date" in second.out
+
+
+def test_ingress_without_tls_gets_name_tls_secret_from_rules(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("rules")
+    _ingress(admin_api, namespace, "shop", {"rules": [_rule(host)]})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code == 0, run
+    assert_certificate(lab, admin_api, namespace, "shop-tls", [host])
+
+
+def test_kube_lego_tls_acme_annotation_opts_in(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("lego")
+    _ingress(admin_api, namespace, "legacy", {
+        "tls": [{"hosts": [host], "secretName": "legacy-tls"}], "rules": [_rule(host)],
+    }, annotations={"kubernetes.io/tls-acme": "true"})
+    _ingress(admin_api, namespace, "not-opted-in", {
+        "tls": [{"hosts": [lab.host("no")], "secretName": "ignored-tls"}],
+    }, annotations={})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code == 0, run
+    assert_certificate(lab, admin_api, namespace, "legacy-tls", [host])
+    assert _secret(admin_api, namespace, "ignored-tls") is None
+
+
+# --- Istio --------------------------------------------------------------------------------
+
+
+def _istio_gateway(name: str, namespace: str, servers: list[dict[str, Any]],
+                   annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": _meta(name, namespace, annotations),
+            "spec": {"selector": {"istio": "ingressgateway"}, "servers": servers}}
+
+
+def _https_server(hosts: list[str], credential: str) -> dict[str, Any]:
+    return {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": hosts,
+            "tls": {"mode": "SIMPLE", "credentialName": credential}}
+
+
+def test_istio_sds_secret_lands_in_istio_system(
+    lab: Lab, admin_api: ApiClient, certbotk8s: Callable[..., Run]
+) -> None:
+    ns = _ensure_namespace(admin_api, ALLOWED_ISTIO_NS)
+    host = lab.host("istio")
+    credential = f"shop-{_uid()}-cred"
+    _custom(admin_api, ISTIO, ns, _istio_gateway(f"gw-{_uid()}", ns, [
+        {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": [f"*/{host}"]},
+        _https_server([f"{ns}/{host}", "*"], credential),
+    ]))
+    run = certbotk8s("renew", "--once", "-n", ns)
+    assert run.code == 0, run
+    assert_certificate(lab, admin_api, "istio-system", credential, [host])
+    assert _secret(admin_api, ns, credential) is None
+
+
+def test_istio_gateway_outside_allow_list_writes_nothing(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    credential = f"tenant-{_uid()}"
+    _custom(admin_api, ISTIO, namespace, _istio_gateway("gw", namespace, [
+        _https_server([lab.host("tenant")], credential)]))
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    assert "NamespaceNotAllowed" in run.out
+    assert _secret(admin_api, "istio-system", credential) is None
+    assert _secret(admin_api, namespace, credential) is None
+    assert "NamespaceNotAllowed" in {r for _, r, _ in events_for(admin_api, namespace, "gw")}
+
+
+def test_istio_file_mount_gets_one_secret_with_all_hosts(
+    lab: Lab, admin_api: ApiClient, certbotk8s: Callable[..., Run]
+) -> None:
+    hosts = sorted([lab.host("mount-a"), lab.host("mount-b")])
+    name = f"legacy-{_uid()}"
+    mount = {"mode": "SIMPLE",
+             "serverCertificate": "/etc/istio/ingressgateway-certs/tls.crt",
+             "privateKey": "/etc/istio/ingressgateway-certs/tls.key"}
+    _custom(admin_api, ISTIO, "istio-system", _istio_gateway(name, "istio-system", [
+        {"port": {"number": 443, "name": f"https-{i}", "protocol": "HTTPS"}, "hosts": [h],
+         "tls": mount} for i, h in enumerate(hosts)
+    ]))
+    try:
+        run = certbotk8s("renew", "--once", "-n", "istio-system")
+        assert run.code == 0, run
+        assert_certificate(lab, admin_api, "istio-system", "istio-ingressgateway-certs", hosts)
+    finally:
+        k8s.CustomObjectsApi(admin_api).delete_namespaced_custom_object(
+            *ISTIO[:2], "istio-system", ISTIO[2], name)
+
+
+# --- Gateway API --------------------------------------------------------------------------
+
+
+def _gateway_api(name: str, namespace: str, listeners: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": _meta(name, namespace),
+            "spec": {"gatewayClassName": "example", "listeners": listeners}}
+
+
+def _listener(name: str, host: str, secret: str, namespace: str | None = None
+              ) -> dict[str, Any]:
+    ref: dict[str, Any] = {"kind": "Secret", "name": secret}
+    if namespace:
+        ref["namespace"] = namespace
+    return {"name": name, "protocol": "HTTPS", "port": 443, "hostname": host,
+            "tls": {"mode": "Terminate", "certificateRefs": [ref]}}
+
+
+def test_gateway_api_same_namespace_and_reference_grant(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    certs_ns = _ensure_namespace(admin_api, f"t-certs-{_uid()}")
+    local, remote = lab.host("gwapi"), lab.host("gwx")
+    _custom(admin_api, GATEWAY_API, namespace, _gateway_api("edge", namespace, [
+        {"name": "http", "protocol": "HTTP", "port": 80},
+        _listener("local", local, "local-tls"),
+        _listener("remote", remote, "remote-tls", certs_ns),
+    ]))
+    refused = certbotk8s("renew", "--once", "-n", namespace)
+    assert refused.code != 0, refused
+    assert "RefNotPermitted" in refused.out
+    assert_certificate(lab, admin_api, namespace, "local-tls", [local])
+    assert _secret(admin_api, certs_ns, "remote-tls") is None
+
+    _custom(admin_api, REFERENCE_GRANT, certs_ns, {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "allow-edge", "namespace": certs_ns},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                           "namespace": namespace}],
+                 "to": [{"group": "", "kind": "Secret", "name": "remote-tls"}]},
+    })
+    granted = certbotk8s("renew", "--once", "-n", namespace)
+    assert granted.code == 0, granted
+    assert_certificate(lab, admin_api, certs_ns, "remote-tls", [remote])
+
+
+# --- default certificate ------------------------------------------------------------------
+
+
+def test_default_certificate_via_dns01_wildcard(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run],
+    tmp_path: Path,
+) -> None:
+    apex = lab.host("dflt")
+    config = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    config["defaultCertificate"] = {
+        "hosts": [f"*.{apex}", apex],
+        "secret": {"namespace": namespace, "name": "default-ssl-certificate"},
+        "challenge": "dns-01",
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = certbotk8s("renew", "--once", "-n", namespace, config=str(path))
+    assert run.code == 0, run
+    assert_certificate(lab, admin_api, namespace, "default-ssl-certificate", [f"*.{apex}", apex])
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_wildcard_without_dns01_and_malformed_annotation_are_refused_with_events(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    apex = lab.host("wild")
+    _ingress(admin_api, namespace, "wild", {
+        "tls": [{"hosts": [f"*.{apex}"], "secretName": "wild-tls"}],
+    })
+    _ingress(admin_api, namespace, "typo", {
+        "tls": [{"hosts": [lab.host("typo")], "secretName": "typo-tls"}],
+    }, annotations={"certbotk8s.io/enabled": "true", "certbotk8s.io/key-type": "ecdsa-p999"})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    assert _secret(admin_api, namespace, "wild-tls") is None
+    assert _secret(admin_api, namespace, "typo-tls") is None
+    wild = events_for(admin_api, namespace, "wild")
+    typo = events_for(admin_api, namespace, "typo")
+    assert ("Warning", "WildcardNeedsDns01") in {(t, r) for t, r, _ in wild}
+    assert any(r == "InvalidAnnotation" and "ecdsa-p999" in m for _, r, m in typo)
+
+
+def test_foreign_secret_is_never_overwritten(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("foreign")
+    _core(admin_api).create_namespaced_secret(namespace, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="theirs-tls"), type="kubernetes.io/tls",
+        string_data={"tls.crt": "not ours", "tls.key": "not ours"}))
+    _ingress(admin_api, namespace, "theirs", {
+        "tls": [{"hosts": [host], "secretName": "theirs-tls"}]})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    secret = _secret(admin_api, namespace, "theirs-tls")
+    assert secret is not None
+    assert base64.b64decode(secret.data["tls.crt"]) == b"not ours"
+    assert not (secret.metadata.labels or {})
+    assert ("Warning", "SecretNotManaged") in {
+        (t, r) for t, r, _ in events_for(admin_api, namespace, "theirs")}
+
+
+# --- renewal ------------------------------------------------------------------------------
+
+
+def test_renewal_sends_replaces_and_keeps_the_secret_managed(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("renew")
+    _ingress(admin_api, namespace, "app", {
+        "tls": [{"hosts": [host], "secretName": "app-tls"}]},
+        annotations={"certbotk8s.io/enabled": "true", "certbotk8s.io/profile": "shortlived"})
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    before = assert_certificate(lab, admin_api, namespace, "app-tls", [host])
+    old_crt = base64.b64decode(before.data["tls.crt"])
+
+    # The CA moves the renewal window into the past (ARI), so the next pass must renew.
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import requests
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    leaf = x509.load_pem_x509_certificates(old_crt)[0]
+    from cryptography.hazmat.primitives import serialization
+
+    response = requests.post(f"{lab['PEBBLE_MGMT']}/set-renewal-info/", json={
+        "Certificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
+        "ARIResponse": json.dumps({"suggestedWindow": {
+            "start": start.isoformat().replace("+00:00", "Z"),
+            "end": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}}),
+    }, verify=lab["ACME_CA_BUNDLE"], timeout=5)
+    assert response.ok, response.text
+    pebble_log = Path(ROOT / ".lab" / "logs" / "pebble.log")
+    replacements_before = pebble_log.read_text().count("is a replacement of")
+
+    plan = certbotk8s("plan", "-n", namespace)
+    assert plan.code == 0, plan
+    assert "renew" in plan.out and "renewal window" in plan.out
+
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code == 0, run
+    after = assert_certificate(lab, admin_api, namespace, "app-tls", [host])
+    assert after.metadata.annotations[secret_meta.SERIAL] != before.metadata.annotations[
+        secret_meta.SERIAL]
+    assert ("Normal", "Renewed") in {(t, r) for t, r, _ in events_for(admin_api, namespace, "app")}
+    # Pebble logs every order whose `replaces` it accepted
+    assert pebble_log.read_text().count("is a replacement of") == replacements_before + 1
+
+
+def test_status_and_plan_show_every_certificate(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("status")
+    _ingress(admin_api, namespace, "site", {"tls": [{"hosts": [host], "secretName": "site-tls"}]})
+    plan = certbotk8s("plan", "-n", namespace)
+    assert plan.code == 0 and "issue" in plan.out and host in plan.out, plan
+    assert _secret(admin_api, namespace, "site-tls") is None  # plan changed nothing
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    status = certbotk8s("status", "-n", namespace, "-o", "json")
+    assert status.code == 0, status
+    rows = yaml.safe_load(status.out[status.out.index("["):])
+    row = next(r for r in rows if r["secret"] == f"{namespace}/site-tls")
+    assert row["hosts"] == host
+    assert row["not_after"] != "-" and row["next_renewal"] not in ("now", "never")
+    table = certbotk8s("status", "-n", namespace)
+    assert "NEXT RENEWAL" in table.out and f"{namespace}/site-tls" in table.out
