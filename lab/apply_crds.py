@@ -23,13 +23,15 @@ def apply_crd(api: client.ApiextensionsV1Api, body: dict) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
-        body["metadata"]["resourceVersion"] = api.read_custom_resource_definition(name).metadata.resource_version
+        current = api.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
         api.replace_custom_resource_definition(name, body)
 
 
 def established(api: client.ApiextensionsV1Api, name: str) -> bool:
     crd = api.read_custom_resource_definition(name)
-    return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+    conditions = crd.status.conditions or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def main() -> int:

@@ -39,12 +39,14 @@ def main() -> None:
     istio = dirs["istio.io/api"] / "kubernetes" / "customresourcedefinitions.gen.yaml"
     found = {}
     for doc in yaml.safe_load_all(istio.read_text()):
-        if doc and doc.get("kind") == "CustomResourceDefinition" and doc["metadata"]["name"] in ISTIO_CRDS:
+        if not doc or doc.get("kind") != "CustomResourceDefinition":
+            continue
+        if doc["metadata"]["name"] in ISTIO_CRDS:
             found[doc["metadata"]["name"]] = doc
     for name in ISTIO_CRDS:
         doc = found.get(name) or sys.exit(f"{name} not in {istio}")
         served = {v["name"] for v in doc["spec"]["versions"] if v.get("served")}
-        if not ISTIO_SERVED <= served:
+        if not served >= ISTIO_SERVED:
             sys.exit(f"{name} serves {sorted(served)}, expected at least {sorted(ISTIO_SERVED)}")
         path = out / f"{name}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -54,7 +56,8 @@ def main() -> None:
     for plural in GATEWAY_API_FILES:
         src = std / f"gateway.networking.k8s.io_{plural}.yaml"
         docs = [d for d in yaml.safe_load_all(src.read_text()) if d]
-        crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]  # no admission policies
+        # Only the CRD: the files also carry ValidatingAdmissionPolicy documents.
+        crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
         if len(crds) != 1:
             sys.exit(f"{src}: expected one CRD, found {len(crds)}")
         path = out / f"{crds[0]['metadata']['name']}.yaml"

@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     scoped("plan", "show what a pass would do, changing nothing")
     st = scoped("status", "table of managed certificates")
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    ctl = sub.add_parser("controller", help="run the in-cluster controller (Deployment mode)")
+    ctl.add_argument("--metrics-address", default="0.0.0.0",
+                     help="address for /healthz, /readyz and /metrics")
+    ctl.add_argument("--metrics-port", type=int, default=9090)
+    ctl.add_argument("--workers", type=int, default=8, help="orders in parallel")
+    ctl.add_argument("--identity", default=os.environ.get("POD_NAME"),
+                     help="leader-election identity (default $POD_NAME, else hostname-pid)")
+    ctl.add_argument("--lease-name", default="certbotk8s-leader")
+    ctl.add_argument("--lease-duration", type=float, default=15.0)
     return p
 
 
@@ -72,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(config, args)
         if args.command == "status":
             return _status(config, args)
+        if args.command == "controller":
+            from certbotk8s.app.controller_main import main as controller_main
+
+            return controller_main(config, args)
     except CertbotK8sError as e:
         print(f"certbotk8s: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -244,13 +244,22 @@ class AcmeEngine:
     # -- orders ------------------------------------------------------------------------------
 
     def issue(
-        self, request: OrderRequest, solvers: Mapping[ChallengeType, ChallengeSolver]
+        self,
+        request: OrderRequest,
+        solvers: Mapping[ChallengeType, ChallengeSolver],
+        on_order: Callable[[str], None] | None = None,
     ) -> IssuedCertificate:
-        """Place an order, solve what is pending, finalize with a fresh key, fetch the chain."""
+        """Place an order, solve what is pending, finalize with a fresh key, fetch the chain.
+
+        `on_order(order_url)` runs right after the CA created the order, so the caller can
+        persist it and a successor can `resume` it instead of placing another.
+        """
         self.ensure_account()
         key = keys.generate_key(request.key_type)
         csr_pem = keys.make_csr(key, request.hosts)
         order_url, order = self._new_order(request)
+        if on_order is not None:
+            on_order(order_url)
         return self._complete(order_url, order, request, solvers, key, csr_pem)
 
     def resume(
@@ -264,6 +273,9 @@ class AcmeEngine:
         order = messages.Order.from_json(self._get_as_post(order_url).json())
         if order.status == messages.STATUS_INVALID:
             raise AcmeProblemError("order to resume is invalid", self._order_problem(order))
+        if order.status not in (messages.STATUS_PENDING, messages.STATUS_READY):
+            # Finalized by the process that died: its key is gone with it.
+            raise AcmeError(f"order {order_url} is already {order.status}; cannot resume")
         key = keys.generate_key(request.key_type)
         csr_pem = keys.make_csr(key, request.hosts)
         return self._complete(order_url, order, request, solvers, key, csr_pem)
@@ -314,7 +326,8 @@ class AcmeEngine:
         if not certs.key_matches_certificate(key, fullchain):
             raise AcmeError("CA returned a certificate for a different key")
         return IssuedCertificate(
-            key_pem=keys.key_to_pem(key), fullchain_pem=fullchain, info=info, order_url=order_url
+            key_pem=keys.key_to_pem(key), fullchain_pem=fullchain, info=info, order_url=order_url,
+            replaced=request.replaces,
         )
 
     def _pending_challenges(
@@ -445,12 +458,16 @@ class AcmeEngine:
 
     def renewal_info(self, fullchain_pem: bytes) -> RenewalWindow | None:
         """The CA's suggested renewal window (RFC 9773), or None when it offers no ARI."""
+        cert = certs.split_pem_chain(fullchain_pem)[0]
+        return self.renewal_info_for_id(certs.ari_cert_id(cert))
+
+    def renewal_info_for_id(self, cert_id: str) -> RenewalWindow | None:
+        """ARI by RFC 9773 CertID (as kept in the Secret's annotation)."""
         try:
             base = self.directory["renewalInfo"]
         except KeyError:
             return None
-        cert = certs.split_pem_chain(fullchain_pem)[0]
-        url = f"{base.rstrip('/')}/{certs.ari_cert_id(cert)}"
+        url = f"{base.rstrip('/')}/{cert_id}"
         try:
             response = self._net().get(url, content_type="application/json")
         except (acme_errors.Error, messages.Error, requests.RequestException) as e:

@@ -51,3 +51,4 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     logging.getLogger("acme").setLevel(max(logging.INFO, root.level))
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -18,7 +18,7 @@ from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
 from certbotk8s.core.discovery import discover
-from certbotk8s.core.errors import AcmeProblemError, CertbotK8sError, KubeConflict
+from certbotk8s.core.errors import AcmeError, AcmeProblemError, CertbotK8sError, KubeConflict
 from certbotk8s.core.model import (
     DesiredCertificate,
     Discovery,
@@ -123,7 +123,16 @@ def order_id_for(desired: DesiredCertificate) -> str:
     return digest.hexdigest()[:16]
 
 
-def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> Outcome:
+@dataclass(frozen=True)
+class OrderHooks:
+    """Controller extras: persist a new order's URL; continue an interrupted order."""
+
+    on_order: Callable[[str], None] | None = None
+    resume_url: str | None = None
+
+
+def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
+            hooks: OrderHooks | None = None) -> Outcome:
     """Carry out one ISSUE or RENEW action; report the others. Never raises CertbotK8sError."""
     d = action.desired
     if action.kind is ActionKind.NOTHING:
@@ -135,8 +144,8 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> 
         _event(deps, d, "Warning", reason, message)
         return Outcome(action, False, message)
     try:
-        issued = _order(deps, action, observed)
-        _store(deps, d, issued, observed)
+        issued = _order(deps, action, observed, hooks or OrderHooks())
+        store(deps, d, issued, observed)
     except CertbotK8sError as e:
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
         log.warning("%s -> %s: %s", d.source, d.secret, message)
@@ -147,16 +156,23 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> 
                 LAST_ERROR_AT: secret_meta.format_time(deps.clock()),
             })
         return Outcome(action, False, message)
+    return Outcome(action, True, announce(deps, action, issued), issued)
+
+
+def announce(deps: PassDeps, action: Action, issued: IssuedCertificate) -> str:
+    """The Issued/Renewed Event for a written certificate; returns its message."""
+    d = action.desired
     verb = "Renewed" if action.kind is ActionKind.RENEW else "Issued"
     expires = issued.info.not_after.strftime("%Y-%m-%d %H:%M UTC")
     message = (f"{verb.lower()} certificate for {', '.join(d.spec.hosts)} into Secret "
                f"{d.secret} (serial {issued.info.serial}, expires {expires}; "
                f"{action.reason.message})")
     _event(deps, d, "Normal", verb, message)
-    return Outcome(action, True, message, issued)
+    return message
 
 
-def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> IssuedCertificate:
+def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
+           hooks: OrderHooks) -> IssuedCertificate:
     d = action.desired
     issuer = deps.issuers.issuer(d.spec.issuer)
     engine = deps.issuers.engine(d.spec.issuer)
@@ -172,8 +188,14 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> I
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
     solvers = deps.solvers.for_order(d, order_id_for(d))
+    if hooks.resume_url is not None:
+        try:
+            return engine.resume(hooks.resume_url, request, solvers)
+        except AcmeError as e:
+            log.info("%s: cannot continue order %s (%s); placing a new one", d.secret,
+                     hooks.resume_url, e)
     try:
-        return engine.issue(request, solvers)
+        return engine.issue(request, solvers, on_order=hooks.on_order)
     except AcmeProblemError as e:
         # The old certificate was already replaced (e.g. an earlier order completed but its
         # Secret write was lost) or the CA cannot match it: order again without `replaces`.
@@ -185,14 +207,21 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None) -> I
             OrderRequest(hosts=request.hosts, challenge=request.challenge,
                          key_type=request.key_type, profile=request.profile,
                          preferred_chain=request.preferred_chain),
-            solvers,
+            solvers, on_order=hooks.on_order,
         )
 
 
-def _store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
+def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
            observed: ObservedSecret | None) -> None:
     """Write the new certificate with resourceVersion; the old one stays until this succeeds."""
-    meta = secret_meta.build_secret_metadata(d, issued.info, deps.clock())
+    now = deps.clock()
+    meta = secret_meta.build_secret_metadata(d, issued.info, now)
+    # Issuance history for the rate-limit budget (what this installation issued in 7 days).
+    previous = observed.annotations.get(secret_meta.ISSUANCE_HISTORY) if observed else None
+    meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
+        previous, now, now)
+    if issued.replaced:
+        meta.annotations[secret_meta.LAST_ORDER_REPLACED] = "true"
     version = observed.resource_version if observed is not None else None
     try:
         deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,

@@ -17,6 +17,8 @@ Example::
         # eab: {secretRef: {name: eab, keyIdKey: kid, hmacKey: hmac}}
         # caBundle: /etc/certbotk8s/ca.pem
         # preferredChain: ISRG Root X1
+        # rateLimits: {certificatesPerDomain: 50, certificatesPerIdentifierSet: 5,
+        #              ordersPer3Hours: 300, failedAuthorizationsPerHour: 5}  # 0 = off
     defaultDnsProvider: bind
     dnsProviders:
       bind:
@@ -43,13 +45,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import yaml
 
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.ratelimit import Limits
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
 from certbotk8s.core.names import (
     InvalidHostname,
@@ -68,6 +71,7 @@ TSIG_ALGORITHMS = frozenset(
 )
 PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
 DNS_PROVIDER_TYPES = frozenset({"rfc2136"})
+UNLIMITED = 10**9  # a rate limit set to 0 in the file
 
 _HTTPS_URL = re.compile(r"^https://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -110,6 +114,7 @@ class IssuerConfig:
     ca_bundle: str | None = None
     preferred_chain: str | None = None
     profiles: tuple[str, ...] = ()
+    rate_limits: Limits = field(default_factory=Limits)
 
     def allows_profile(self, profile: str) -> bool:
         """Profiles a source may ask for: the well-known ones and those listed here."""
@@ -412,7 +417,8 @@ class _Parser:
         if not entries and isinstance(value, dict):
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
-        allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles"})
+        allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles",
+                             "rateLimits"})
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -437,8 +443,28 @@ class _Parser:
                 ca_bundle=ca_bundle,
                 preferred_chain=self.string(m, "preferredChain", path),
                 profiles=profiles,
+                rate_limits=self.rate_limits(m.get("rateLimits"), f"{path}.rateLimits"),
             )
         return result
+
+    def rate_limits(self, value: object, path: str) -> Limits:
+        """The CA's limits the budget keeps to; Let's Encrypt's by default, 0 turns one off."""
+        fields = {"certificatesPerDomain": "certs_per_domain",
+                  "certificatesPerIdentifierSet": "certs_per_set",
+                  "ordersPer3Hours": "orders_per_account",
+                  "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
+        m = self.mapping(value, path, frozenset(fields))
+        numbers: dict[str, int] = {}
+        for key, attribute in fields.items():
+            raw = m.get(key)
+            if raw is None:
+                continue
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                self.error(_join(path, key), f"must be a whole number >= 0, got {raw!r}")
+                continue
+            numbers[attribute] = raw if raw > 0 else UNLIMITED
+        defaults = Limits()
+        return replace(defaults, **numbers)  # type: ignore[arg-type]
 
     def eab(self, value: object, path: str, namespace: str) -> EabConfig | None:
         if value is None:

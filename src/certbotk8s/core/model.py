@@ -154,3 +154,4 @@ class IssuedCertificate:
     fullchain_pem: bytes
     info: CertificateInfo
     order_url: str
+    replaced: str | None = None  # the ARI CertID this order named in `replaces`

@@ -173,3 +173,29 @@ class RoutingPublisher(Protocol):
                 ) -> list[ObjectRef]: ...
 
     def remove(self, objects: Sequence[ObjectRef]) -> None: ...
+
+
+# --- leader election ----------------------------------------------------------------------
+
+
+class LeaderElection(Protocol):
+    """Decides which replica may order certificates; every replica still serves HTTP-01 tokens.
+
+    - `start` begins campaigning in the background and returns at once; a no-op while running.
+      A missing Lease is created (not-found is not an error). API errors are logged and retried
+      every retry period; they never stop the campaign and never raise here.
+    - `is_leader` is True only while this replica holds the lease AND renewed it within the
+      renew deadline (shorter than the lease others wait for), so a leader cut off from the API
+      turns False before anyone else may take over. It never blocks on the network; callers
+      check it before each order and stop between calls (cancellation) once it is False.
+    - `stop` ends the campaign; `is_leader` is False from the moment it is called. With
+      `release`, a lease we still hold is handed back (holder cleared) so a successor takes over
+      at its next poll; without, successors wait for it to expire. A release that fails or
+      loses a resourceVersion race (conflict: someone else wrote) is logged, not raised.
+    """
+
+    def start(self) -> None: ...
+
+    def is_leader(self) -> bool: ...
+
+    def stop(self, release: bool = True) -> None: ...

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from certbotk8s.core.model import CertificateInfo, DesiredCertificate, KeyType
+from certbotk8s.core.ratelimit import IssuanceRecord
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "certbotk8s"
@@ -83,3 +84,57 @@ def recorded_key_type(annotations: Mapping[str, str]) -> KeyType | None:
         return KeyType(annotations.get(KEY_TYPE, ""))
     except ValueError:
         return None
+
+
+# --- issuance history (rate-limit budget) -------------------------------------------------
+
+ISSUANCE_HISTORY = "certbotk8s.io/issued-7d"
+"""Comma-separated RFC 3339 times of this Secret's issuances in the last 7 days, oldest first."""
+LAST_ORDER_REPLACED = "certbotk8s.io/last-order-replaced"
+"""`"true"` when the order of the latest issuance sent ARI's `replaces` (a rate-limit-exempt
+renewal); absent or anything else otherwise."""
+
+HISTORY_WINDOW = timedelta(days=7)
+HISTORY_MAX_ENTRIES = 60
+
+
+def _history_times(text: str | None, now: datetime) -> list[datetime]:
+    """The parsable times of a history value inside the window, oldest first, de-duplicated."""
+    times = {t for part in (text or "").split(",") if (t := parse_time(part)) is not None}
+    cutoff = now - HISTORY_WINDOW
+    return sorted(t for t in times if t > cutoff)
+
+
+def append_history(existing: str | None, at: datetime, now: datetime) -> str:
+    """The history value with `at` added: entries older than 7 days before `now` dropped, then
+    only the newest 60 kept. Unparsable entries are dropped; times are whole-second UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    text = f"{existing},{format_time(at)}" if existing else format_time(at)
+    times = _history_times(text, now)[-HISTORY_MAX_ENTRIES:]
+    return ",".join(format_time(t) for t in times)
+
+
+def issuance_records(annotations: Mapping[str, str], now: datetime) -> list[IssuanceRecord]:
+    """This Secret's issuances of the last 7 days, oldest first, all for its current HOSTS.
+
+    Without a history, the ISSUED_AT time stands in (Secrets written before the history
+    existed). Only the latest issuance can be marked `renewal_with_ari`, from
+    LAST_ORDER_REPLACED. No hosts recorded: no records.
+    """
+    hosts = recorded_hosts(annotations)
+    if not hosts:
+        return []
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    times = _history_times(annotations.get(ISSUANCE_HISTORY), now)
+    if not times:
+        times = _history_times(annotations.get(ISSUED_AT), now)
+    if not times:
+        return []
+    replaced = annotations.get(LAST_ORDER_REPLACED, "").strip().lower() == "true"
+    last = len(times) - 1
+    return [IssuanceRecord(hosts=hosts, at=t, renewal_with_ari=replaced and i == last)
+            for i, t in enumerate(times)]

@@ -1,0 +1,65 @@
+"""Wiring for `certbotk8s controller`: shared token store, servers, Lease, controller."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+
+from certbotk8s.adapters.http01 import Http01Responder
+from certbotk8s.adapters.kube_client import load_api_client
+from certbotk8s.adapters.kube_inflight import KubeInflightStore
+from certbotk8s.adapters.kube_tokens import KubeTokenStore
+from certbotk8s.adapters.lease import LeaseElector
+from certbotk8s.app.controller import Controller
+from certbotk8s.app.http_server import ControllerHttpServer
+from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.runtime import build_runtime
+from certbotk8s.core.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def main(config: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+
+    metrics = Metrics()
+    api = load_api_client(args.kubeconfig)
+    tokens = KubeTokenStore(api, config.controller_namespace)
+    runtime = build_runtime(config, args.kubeconfig, tokens=tokens,
+                            observer=metrics.observe_acme)
+    identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
+    holder: dict[str, Controller] = {}
+    elector = LeaseElector(
+        api, config.controller_namespace, args.lease_name, identity=identity,
+        lease_duration=args.lease_duration, renew_deadline=args.lease_duration * 2 / 3,
+        retry_period=max(0.2, args.lease_duration / 7.5),
+        on_started_leading=lambda: holder["c"].on_started_leading(),
+        on_stopped_leading=lambda: holder["c"].on_stopped_leading(),
+    )
+    controller = Controller(runtime.deps, api, elector, metrics,
+                            KubeInflightStore(api, config.controller_namespace),
+                            workers=args.workers)
+    holder["c"] = controller
+    http01 = config.solver.http01
+    tokens.start()
+    solver = Http01Responder(tokens, http01.listen_address, http01.port).start()
+    probes = ControllerHttpServer(tokens, metrics, args.metrics_address, args.metrics_port,
+                                  ready=controller.ready, healthy=lambda: True)
+    probes.start()
+    controller.start()
+    elector.start()
+    log.info("controller %s running: HTTP-01 on %s:%d, probes and metrics on %s:%d",
+             identity, http01.listen_address, http01.port, args.metrics_address, probes.port)
+    stop.wait()
+    log.info("SIGTERM: stopping (orders in flight get a grace period)")
+    controller.stop()
+    solver.stop()
+    probes.stop()
+    tokens.stop()
+    return 0

@@ -1,0 +1,179 @@
+"""Prometheus metrics of the controller, in a registry of its own (no process-global state).
+
+Label values are bounded: ACME URLs map to a fixed endpoint vocabulary, HTTP methods to a
+known set, certificate series are removed with their certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+
+from certbotk8s.adapters.acme_network import RequestRecord
+from certbotk8s.core.model import ChallengeType
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+ENDPOINTS = ("directory", "newNonce", "newAccount", "newOrder", "order", "authz", "challenge",
+             "finalize", "certificate", "renewalInfo", "other")
+
+# Path segments (lower-cased) of Pebble and Boulder / Let's Encrypt → endpoint. The first
+# segment of a path found here decides, so `/finalize-order/<id>` is finalize, not order.
+_SEGMENTS: dict[str, str] = {
+    "dir": "directory", "directory": "directory",
+    "nonce-plz": "newNonce", "new-nonce": "newNonce",
+    "sign-me-up": "newAccount", "new-acct": "newAccount", "new-account": "newAccount",
+    "order-plz": "newOrder", "new-order": "newOrder",
+    "my-order": "order", "order": "order",
+    "authz": "authz", "authz-v3": "authz",
+    "chalz": "challenge", "chall": "challenge", "chall-v3": "challenge",
+    "finalize-order": "finalize", "finalize": "finalize",
+    "certz": "certificate", "cert": "certificate",
+    "renewalinfo": "renewalInfo", "renewal-info": "renewalInfo",
+}
+_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+_ACME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def acme_endpoint(url: str) -> str:
+    """The endpoint name of an ACME URL (one of `ENDPOINTS`)."""
+    segments = [s.lower() for s in urlsplit(url).path.split("/") if s]
+    for segment in segments:
+        endpoint = _SEGMENTS.get(segment)
+        if endpoint is not None:
+            return endpoint
+    return "other"
+
+
+class _Unchecked:
+    """Exposes a collector without letting the registry check its names.
+
+    `certbotk8s_rate_limit_holds` (gauge) and `certbotk8s_rate_limit_holds_total` (counter)
+    are distinct names in the text format served here, but prometheus_client's registry counts
+    a counter's base name as taken too (OpenMetrics would name that family
+    `certbotk8s_rate_limit_holds`), so the counter is registered through this wrapper.
+    """
+
+    def __init__(self, inner: Counter) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterable[Metric]:
+        return self._inner.collect()
+
+
+class Metrics:
+    """Every metric certbotk8s exports; `render()` gives the text exposition format."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        cert = ["namespace", "secret"]
+        self.expiration = Gauge(
+            "certbotk8s_certificate_expiration_timestamp_seconds",
+            "notAfter of the certificate in the Secret (Unix time)", cert, registry=r)
+        self.renewal = Gauge(
+            "certbotk8s_certificate_renewal_timestamp_seconds",
+            "When the certificate in the Secret is due for renewal (Unix time)", cert,
+            registry=r)
+        self.ready = Gauge(
+            "certbotk8s_certificate_ready",
+            "1 when the Secret holds a valid certificate for the wanted hosts, else 0", cert,
+            registry=r)
+        self.acme_requests = Counter(
+            "certbotk8s_acme_requests_total", "HTTP requests to the ACME CA",
+            ["endpoint", "method", "status"], registry=r)
+        self.acme_duration = Histogram(
+            "certbotk8s_acme_request_duration_seconds", "Duration of ACME HTTP requests",
+            ["endpoint"], buckets=_ACME_BUCKETS, registry=r)
+        self.challenges = Counter(
+            "certbotk8s_challenges_total", "Challenges by type and outcome",
+            ["type", "outcome"], registry=r)
+        self.orders_in_flight = Gauge(
+            "certbotk8s_orders_in_flight", "ACME orders being worked on", registry=r)
+        self.rate_limit_holds = Gauge(
+            "certbotk8s_rate_limit_holds",
+            "Certificates currently held back by a rate limit", ["limit"], registry=r)
+        self.rate_limit_holds_total = Counter(
+            "certbotk8s_rate_limit_holds_total",
+            "Times a certificate was held back by a rate limit", ["limit"], registry=None)
+        r.register(_Unchecked(self.rate_limit_holds_total))
+        self.leader = Gauge(
+            "certbotk8s_leader", "1 while this replica holds the leader Lease", registry=r)
+        self.reconcile_duration = Histogram(
+            "certbotk8s_reconcile_duration_seconds", "Duration of one reconcile pass",
+            buckets=_RECONCILE_BUCKETS, registry=r)
+        self.managed_certificates = Gauge(
+            "certbotk8s_managed_certificates", "Certificates certbotk8s manages", registry=r)
+
+    # --- ACME -------------------------------------------------------------------------
+
+    def observe_acme(self, record: RequestRecord) -> None:
+        """A RequestObserver for the ACME network layer."""
+        endpoint = acme_endpoint(record.url)
+        method = record.method.upper()
+        self.acme_requests.labels(
+            endpoint, method if method in _METHODS else "other",
+            str(record.status) if 0 <= record.status < 1000 else "0",
+        ).inc()
+        self.acme_duration.labels(endpoint).observe(max(record.seconds, 0.0))
+
+    def challenge(self, type: ChallengeType | str, outcome: str) -> None:
+        """Count one challenge outcome (callers use a small fixed set, e.g. valid/invalid)."""
+        self.challenges.labels(type.value if isinstance(type, ChallengeType) else type,
+                               outcome).inc()
+
+    @contextlib.contextmanager
+    def order_in_flight(self) -> Iterator[None]:
+        """Counts an order in `certbotk8s_orders_in_flight` while the block runs."""
+        self.orders_in_flight.inc()
+        try:
+            yield
+        finally:
+            self.orders_in_flight.dec()
+
+    def set_rate_limit_holds(self, limit: str, count: int) -> None:
+        self.rate_limit_holds.labels(limit).set(count)
+
+    def count_rate_limit_hold(self, limit: str) -> None:
+        self.rate_limit_holds_total.labels(limit).inc()
+
+    # --- certificates and the controller ----------------------------------------------
+
+    def set_certificate(self, namespace: str, secret: str, not_after: datetime | None,
+                        next_renewal: datetime | None, ready: bool) -> None:
+        """The state of one managed Secret; a None time removes that series."""
+        for gauge, when in ((self.expiration, not_after), (self.renewal, next_renewal)):
+            if when is None:
+                _remove(gauge, namespace, secret)
+            else:
+                gauge.labels(namespace, secret).set(when.timestamp())
+        self.ready.labels(namespace, secret).set(1 if ready else 0)
+
+    def remove_certificate(self, namespace: str, secret: str) -> None:
+        for gauge in (self.expiration, self.renewal, self.ready):
+            _remove(gauge, namespace, secret)
+
+    def set_leader(self, leader: bool) -> None:
+        self.leader.set(1 if leader else 0)
+
+    def set_managed_certificates(self, count: int) -> None:
+        self.managed_certificates.set(count)
+
+    def observe_reconcile(self, seconds: float) -> None:
+        self.reconcile_duration.observe(max(seconds, 0.0))
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)

@@ -1,0 +1,221 @@
+"""The CA's rate limits as a budget we check before ordering, so we never spend an order we
+know the CA will refuse.
+
+Numbers are Let's Encrypt's (letsencrypt.org/docs/rate-limits, 2025): 50 new certificates per
+registered domain per 7 days, 5 per exact set of identifiers per 7 days, 300 new orders per
+account per 3 hours, 5 failed authorizations per identifier per account per hour.
+
+Let's Encrypt refills its buckets gradually (token bucket); here every limit is a sliding window
+over what we recorded, which is stricter: a window never holds more than the limit, so an order
+this module allows is one the CA allows too (as far as our records are complete). Renewals that
+send ARI's `replaces` are exempt from the two certificate limits, as at Let's Encrypt, and do not
+use up the registered domain's budget either.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from publicsuffixlist import PublicSuffixList
+
+LIMIT_CERTS_PER_DOMAIN = "certificates-per-registered-domain"
+LIMIT_CERTS_PER_SET = "certificates-per-identifier-set"
+LIMIT_ORDERS_PER_ACCOUNT = "new-orders-per-account"
+LIMIT_FAILED_AUTHZ = "failed-authorizations-per-identifier"
+ALL_LIMITS = (
+    LIMIT_CERTS_PER_DOMAIN,
+    LIMIT_CERTS_PER_SET,
+    LIMIT_ORDERS_PER_ACCOUNT,
+    LIMIT_FAILED_AUTHZ,
+)
+
+
+@dataclass(frozen=True)
+class IssuanceRecord:
+    """A certificate issued for `hosts` at `at`; `renewal_with_ari` when its order sent
+    `replaces` (such issuances are exempt from, and do not count towards, the per-domain limit)."""
+
+    hosts: tuple[str, ...]
+    at: datetime
+    renewal_with_ari: bool = False
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """A new order created with the account at `at`."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FailedAuthz:
+    """An authorization for `identifier` (as named in the order, `*.` allowed) that failed."""
+
+    identifier: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many records a window may hold. Defaults are Let's Encrypt production's."""
+
+    certs_per_domain: int = 50
+    certs_per_domain_window: timedelta = timedelta(days=7)
+    certs_per_set: int = 5
+    certs_per_set_window: timedelta = timedelta(days=7)
+    orders_per_account: int = 300
+    orders_per_account_window: timedelta = timedelta(hours=3)
+    failed_authz_per_identifier: int = 5
+    failed_authz_window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Do not order before `until`: `limit` (one of the LIMIT_* names) is used up for `key`."""
+
+    limit: str
+    key: str
+    until: datetime
+    message: str
+
+
+@cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def _base_name(host: str) -> str:
+    name = host.strip().lower().rstrip(".")
+    return name[2:] if name.startswith("*.") else name
+
+
+def registered_domain(host: str) -> str:
+    """The registered domain a host counts against: by the public suffix list for names
+    (`*.a.example.co.uk` → `example.co.uk`), the address for IPv4, the /64 for IPv6. A name
+    that is itself a public suffix counts as itself."""
+    name = _base_name(host)
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return str(_psl().privatesuffix(name) or name)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def identifier_set(hosts: Iterable[str]) -> tuple[str, ...]:
+    """The sorted, lower-cased, de-duplicated set of identifiers, as the CA compares them."""
+    return tuple(sorted({h.strip().lower().rstrip(".") for h in hosts if h.strip()}))
+
+
+def _window_hold(
+    times: Sequence[datetime], limit: int, window: timedelta, now: datetime
+) -> datetime | None:
+    """When enough of `times` have left the window for one more to fit, or None if it fits."""
+    counted = sorted(t for t in times if t + window > now)
+    if len(counted) < limit:
+        return None
+    if limit <= 0:
+        return now + window  # a limit of 0 never opens; report a window from now
+    return counted[len(counted) - limit] + window
+
+
+def check_budget(
+    hosts: Sequence[str],
+    now: datetime,
+    issued: Sequence[IssuanceRecord],
+    orders: Sequence[OrderRecord],
+    failures: Sequence[FailedAuthz],
+    ari_renewal: bool,
+    limits: Limits = Limits(),
+) -> Hold | None:
+    """None when an order for `hosts` fits every limit at `now`, else the Hold that lasts longest
+    (its `until` is when every exhausted limit has room again, provided nothing new is recorded).
+
+    `issued`, `orders` and `failures` are what we know was spent (records outside their window
+    are ignored, so callers may pass more). `ari_renewal` says the order will send `replaces`:
+    it is then exempt from the per-domain and identical-set limits.
+    """
+    holds: list[Hold] = []
+    wanted = identifier_set(hosts)
+
+    until = _window_hold(
+        [o.at for o in orders], limits.orders_per_account, limits.orders_per_account_window, now
+    )
+    if until is not None:
+        holds.append(
+            Hold(
+                LIMIT_ORDERS_PER_ACCOUNT,
+                "account",
+                until,
+                f"{limits.orders_per_account} new orders per account per "
+                f"{_span(limits.orders_per_account_window)} used up",
+            )
+        )
+
+    for identifier in sorted({_base_name(h) for h in wanted}):
+        times = [f.at for f in failures if _base_name(f.identifier) == identifier]
+        until = _window_hold(
+            times, limits.failed_authz_per_identifier, limits.failed_authz_window, now
+        )
+        if until is not None:
+            holds.append(
+                Hold(
+                    LIMIT_FAILED_AUTHZ,
+                    identifier,
+                    until,
+                    f"{limits.failed_authz_per_identifier} failed authorizations for "
+                    f"{identifier} per {_span(limits.failed_authz_window)}",
+                )
+            )
+
+    if not ari_renewal:
+        same_set = [r.at for r in issued if identifier_set(r.hosts) == wanted]
+        until = _window_hold(same_set, limits.certs_per_set, limits.certs_per_set_window, now)
+        if until is not None:
+            key = ",".join(wanted)
+            holds.append(
+                Hold(
+                    LIMIT_CERTS_PER_SET,
+                    key,
+                    until,
+                    f"{limits.certs_per_set} certificates for exactly {key} per "
+                    f"{_span(limits.certs_per_set_window)} used up",
+                )
+            )
+
+        counted = [r for r in issued if not r.renewal_with_ari]
+        domains_of = [(r.at, {registered_domain(h) for h in r.hosts}) for r in counted]
+        for domain in sorted({registered_domain(h) for h in wanted}):
+            times = [at for at, domains in domains_of if domain in domains]
+            until = _window_hold(
+                times, limits.certs_per_domain, limits.certs_per_domain_window, now
+            )
+            if until is not None:
+                holds.append(
+                    Hold(
+                        LIMIT_CERTS_PER_DOMAIN,
+                        domain,
+                        until,
+                        f"{limits.certs_per_domain} certificates for registered "
+                        f"domain {domain} per {_span(limits.certs_per_domain_window)} "
+                        "used up",
+                    )
+                )
+
+    return max(holds, key=lambda h: h.until, default=None)
+
+
+def _span(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    if seconds % 86400 == 0:
+        days = seconds // 86400
+        return f"{days} days" if days != 1 else "day"
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hours" if hours != 1 else "hour"
+    return f"{seconds} s"
