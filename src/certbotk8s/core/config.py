@@ -52,7 +52,6 @@ import yaml
 
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.ratelimit import Limits
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
 from certbotk8s.core.names import (
     InvalidHostname,
@@ -61,6 +60,7 @@ from certbotk8s.core.names import (
     is_wildcard,
     normalize_host,
 )
+from certbotk8s.core.ratelimit import Limits
 
 DEFAULT_CONTROLLER_NAMESPACE = "certbotk8s"
 DEFAULT_ISTIO_GATEWAY_NAMESPACE = "istio-system"
