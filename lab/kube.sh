@@ -12,7 +12,8 @@ KUBE_ETCD_PEER_PORT="${KUBE_ETCD_PEER_PORT:-12380}"
 KUBE_PORT="${KUBE_PORT:-16443}"
 KUBE_APISERVER_BIN="$LAB_CACHE/kube-apiserver-$KUBE_VERSION/kube-apiserver"
 KUBE_ETCD_BIN="$LAB_CACHE/etcd-$KUBE_ETCD_VERSION/etcd"
-KUBE_CRD_DIR="$LAB_CACHE/crds-istio-$KUBE_ISTIO_API_VERSION-gateway-api-$KUBE_GATEWAY_API_VERSION"
+# The extractor's hash is part of the key: a changed CRD list is fetched again.
+KUBE_CRD_DIR="$LAB_CACHE/crds-istio-$KUBE_ISTIO_API_VERSION-gateway-api-$KUBE_GATEWAY_API_VERSION-$(sha256sum "$LAB_ROOT/lab/crds/extract.py" | cut -c1-8)"
 KUBE_PY="$LAB_ROOT/.venv/bin/python"
 
 kube_build() {

@@ -12,7 +12,12 @@ import sys
 
 import yaml
 
-ISTIO_CRDS = ("gateways.networking.istio.io", "virtualservices.networking.istio.io")
+# serviceentries: for the server-side dry-run of manifests/components/istio-egress.
+ISTIO_CRDS = (
+    "gateways.networking.istio.io",
+    "virtualservices.networking.istio.io",
+    "serviceentries.networking.istio.io",
+)
 ISTIO_SERVED = {"v1", "v1beta1"}
 GATEWAY_API_FILES = ("gateways", "httproutes", "referencegrants", "gatewayclasses")
 

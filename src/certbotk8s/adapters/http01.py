@@ -19,7 +19,7 @@ from typing import Any
 import dns.exception
 import dns.resolver
 
-from certbotk8s.core.errors import Http01SolverError
+from certbotk8s.core.errors import CertbotK8sError, Http01SolverError
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TokenStore
 
@@ -165,10 +165,18 @@ class Http01Solver:
         self.self_check = self_check or SelfCheck(enabled=False)
 
     def present(self, challenge: PendingChallenge) -> None:
-        self.store.put(challenge.token, challenge.key_authorization)
+        try:
+            self.store.put(challenge.token, challenge.key_authorization)
+        except (CertbotK8sError, ValueError) as e:
+            raise Http01SolverError(
+                f"cannot publish the HTTP-01 token for {challenge.domain}: {e}") from e
 
     def clean_up(self, challenge: PendingChallenge) -> None:
-        self.store.delete(challenge.token)
+        try:
+            self.store.delete(challenge.token)
+        except (CertbotK8sError, ValueError) as e:
+            raise Http01SolverError(
+                f"cannot remove the HTTP-01 token for {challenge.domain}: {e}") from e
 
     def wait_until_ready(self, challenges: Sequence[PendingChallenge]) -> None:
         if not self.self_check.enabled:

@@ -171,6 +171,8 @@ class Informer:
                     self._on_change(key, value)
         finally:
             self._response = None
+            # A watch cut short still has unread data: never hand that connection back.
+            raw.close()
             raw.release_conn()
         return version
 

@@ -1,0 +1,316 @@
+"""Controller mode against the real lab: watches, re-issue on change, leadership, takeover of an
+interrupted order after SIGKILL, API server restart, and /metrics values."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from certbotk8s.core import certs
+
+from .conftest import ROOT, Lab, verify_chain
+
+pytestmark = pytest.mark.lab
+
+
+class ControllerProcess:
+    """`certbotk8s controller` as a real process under the controller's RBAC identity."""
+
+    def __init__(self, lab: Lab, config: Path, metrics_port: int, lease: str, identity: str,
+                 log_dir: Path) -> None:
+        self.lab, self.config, self.port = lab, config, metrics_port
+        self.lease, self.identity = lease, identity
+        self.log_path = log_dir / f"{identity}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ControllerProcess:
+        env = dict(os.environ, KUBECONFIG=self.lab["CONTROLLER_KUBECONFIG"],
+                   CERTBOTK8S_CONFIG=str(self.config), POD_NAME=self.identity)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "certbotk8s.cli", "controller",
+                 "--metrics-address", "127.0.0.1", "--metrics-port", str(self.port),
+                 "--lease-name", self.lease, "--lease-duration", "3",
+                 "--identity", self.identity],
+                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def get(self, path: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            conn.close()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log()
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"controller {self.identity} not ready:\n{self.log()}")
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, text = self.get("/metrics")
+        assert status == 200
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.metrics().get((name, tuple(sorted(labels.items()))))
+
+    def is_leader(self) -> bool:
+        return self.value("certbotk8s_leader") == 1.0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+
+Starter = Callable[..., ControllerProcess]
+
+
+def _config(lab: Lab, tmp_path: Path, name: str, **http01: object) -> Path:
+    data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    data["solver"]["http01"].update(http01)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def controllers(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator[Starter]:
+    """Start controllers sharing one fresh Lease; all stopped at the end of the test."""
+    lease = f"test-{uuid.uuid4().hex[:8]}"
+    started: list[ControllerProcess] = []
+    ports = iter(range(19100 + os.getpid() % 500, 19700))
+
+    def start(identity: str, http01_port: int | None = None, **http01: object
+              ) -> ControllerProcess:
+        settings: dict[str, object] = dict(http01)
+        if http01_port is not None:
+            settings["port"] = http01_port
+        config = _config(lab, tmp_path, identity, **settings)
+        proc = ControllerProcess(lab, config, next(ports), lease, identity, tmp_path).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def _core(api: ApiClient) -> Any:
+    return k8s.CoreV1Api(api)
+
+
+def _ingress(api: ApiClient, namespace: str, name: str, hosts: list[str]) -> None:
+    body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "annotations": {"certbotk8s.io/enabled": "true"}},
+            "spec": {"tls": [{"hosts": hosts, "secretName": f"{name}-tls"}],
+                     "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}
+    networking: Any = k8s.NetworkingV1Api(api)
+    networking.create_namespaced_ingress(namespace, body)
+
+
+def _secret(api: ApiClient, namespace: str, name: str) -> Any:
+    try:
+        return _core(api).read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _sans(secret: Any) -> tuple[str, ...]:
+    return certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).sans
+
+
+def test_sources_created_changed_and_deleted_while_running(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("solo")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    first = lab.host("live")
+    _ingress(admin_api, namespace, "live", [first])
+    secret = wait_for(lambda: _secret(admin_api, namespace, "live-tls"), 15, "first Secret")
+    verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
+    assert _sans(secret) == (first,)
+
+    # hosts added: re-issued with both names
+    second = lab.host("live2")
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.patch_namespaced_ingress("live", namespace, {"spec": {"tls": [
+        {"hosts": [first, second], "secretName": "live-tls"}]}})
+    renewed = wait_for(lambda: (s := _secret(admin_api, namespace, "live-tls")) is not None
+                       and len(_sans(s)) == 2 and s, 15, "re-issued Secret")
+    assert _sans(renewed) == tuple(sorted((first, second)))
+
+    # scheduled: the metrics know when it renews
+    wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
+                               namespace=namespace, secret="live-tls"), 5, "renewal metric")
+
+    # deleted: the Secret stays, its schedule and metrics go
+    networking.delete_namespaced_ingress("live", namespace)
+    wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
+                               namespace=namespace, secret="live-tls") is None, 10,
+             "schedule removed")
+    kept = _secret(admin_api, namespace, "live-tls")
+    assert kept is not None and _sans(kept) == _sans(renewed)
+
+
+def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    # A answers Pebble on the HTTP-01 port; B listens elsewhere. Whichever leads, every token
+    # must reach Pebble through A: tokens travel through the shared Secret.
+    a = controllers("replica-a")
+    b = controllers("replica-b", http01_port=lab.http01_port + 1)
+    a.wait_ready()
+    b.wait_ready()
+    wait_for(lambda: a.is_leader() or b.is_leader(), 10, "a leader")
+    hosts = [lab.host(f"pair{i}") for i in range(3)]
+    for i, host in enumerate(hosts):
+        _ingress(admin_api, namespace, f"pair{i}", [host])
+    for i in range(3):
+        wait_for(lambda i=i: _secret(admin_api, namespace, f"pair{i}-tls"), 20, f"pair{i}-tls")
+    leaders = [c for c in (a, b) if c.is_leader()]
+    assert len(leaders) == 1
+    follower = b if leaders[0] is a else a
+
+    def new_orders(ctl: ControllerProcess) -> float:
+        return sum(v for (name, labels), v in ctl.metrics().items()
+                   if name == "certbotk8s_acme_requests_total"
+                   and ("endpoint", "newOrder") in labels)
+
+    assert new_orders(leaders[0]) >= 3
+    assert new_orders(follower) == 0
+
+
+def test_sigkill_mid_order_successor_continues_the_same_order(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    # B leads alone and its self-check cannot succeed (nobody serves the HTTP-01 port yet), so
+    # its order stays pending; it is killed there. A takes over and must finish that order.
+    b = controllers("doomed", http01_port=lab.http01_port + 1, selfCheck=True)
+    b.wait_ready()
+    wait_for(b.is_leader, 10, "B leading")
+    host = lab.host("takeover")
+    _ingress(admin_api, namespace, "takeover", [host])
+
+    def recorded() -> str | None:
+        store = _secret(admin_api, "certbotk8s", "certbotk8s-inflight-orders")
+        value = (store.data or {}).get(f"{namespace}_takeover-tls") if store else None
+        return base64.b64decode(value).decode() if value else None
+
+    entry = wait_for(recorded, 15, "the in-flight order record")
+    order_url = yaml.safe_load(entry)["orderUrl"]
+    b.kill()  # SIGKILL: no clean-up, no lease release
+    assert _secret(admin_api, namespace, "takeover-tls") is None
+
+    a = controllers("successor")
+    a.wait_ready()
+    secret = wait_for(lambda: _secret(admin_api, namespace, "takeover-tls"), 30,
+                      "the Secret from the successor")
+    verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
+    assert _sans(secret) == (host,)
+    # The certificate came from B's order (Pebble logs which order issued which serial).
+    serial = certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).serial
+    order_id = order_url.rstrip("/").rsplit("/", 1)[-1]
+    pebble_log = (ROOT / ".lab" / "logs" / "pebble.log").read_text()
+    issued = [line for line in pebble_log.splitlines() if f"for order {order_id}" in line
+              and "Issued certificate serial" in line]
+    assert issued and issued[0].split("serial ")[1].split()[0].lstrip("0") == serial.lstrip("0")
+    wait_for(lambda: recorded() is None, 10, "the in-flight record cleared")
+
+
+def test_work_resumes_after_kube_apiserver_restart(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("survivor")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    subprocess.run([str(ROOT / "lab" / "restart-apiserver")], check=True, timeout=120,
+                   capture_output=True)
+    host = lab.host("restart")
+    created = time.monotonic()
+    _ingress(admin_api, namespace, "restart", [host])
+    wait_for(lambda: _secret(admin_api, namespace, "restart-tls"), 10,
+             "a Secret within 10 s of the restarted API server")
+    assert time.monotonic() - created < 10
+    assert ctl.proc is not None and ctl.proc.poll() is None
+
+
+def test_metrics_report_certificates_and_acme_traffic(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("observed")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    _ingress(admin_api, namespace, "seen", [lab.host("seen")])
+    secret = wait_for(lambda: _secret(admin_api, namespace, "seen-tls"), 15, "Secret")
+    info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
+    expiry = wait_for(lambda: ctl.value("certbotk8s_certificate_expiration_timestamp_seconds",
+                                        namespace=namespace, secret="seen-tls"), 5, "expiry")
+    assert expiry == info.not_after.timestamp()
+    assert ctl.value("certbotk8s_certificate_ready", namespace=namespace, secret="seen-tls") == 1
+    renewal = ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
+                        namespace=namespace, secret="seen-tls")
+    assert renewal is not None and info.not_before.timestamp() < renewal < expiry
+    metrics = ctl.metrics()
+    assert metrics[("certbotk8s_leader", ())] == 1
+    assert metrics[("certbotk8s_managed_certificates", ())] >= 1
+    assert metrics[("certbotk8s_orders_in_flight", ())] == 0
+    assert any(name == "certbotk8s_acme_requests_total" and ("endpoint", "finalize") in labels
+               for name, labels in metrics)
+    assert any(name == "certbotk8s_challenges_total" and ("outcome", "success") in labels
+               for name, labels in metrics)
+    assert ctl.get("/healthz")[0] == 200
+    assert ctl.stop() == 0  # SIGTERM is a clean stop
