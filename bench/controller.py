@@ -122,6 +122,10 @@ def metric(text: str, name: str) -> float | None:
     return None
 
 
+class PortTaken(Exception):
+    """The controller could not bind the HTTP-01 port."""
+
+
 class ControllerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, http01_port: int) -> None:
         self.env = env
@@ -129,6 +133,8 @@ class ControllerProcess:
         self.http01_port = http01_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
+        self.log_offset = 0
+        self.bind_races = 0
 
     @property
     def pid(self) -> int:
@@ -136,8 +142,18 @@ class ControllerProcess:
         return self.proc.pid
 
     def start(self, label: str, port_wait: float = 900.0) -> dict[str, float]:
-        """Start, wait for /readyz and leadership; seconds to each."""
+        """Start, wait for /readyz and leadership; seconds to each. Another agent may take
+        the HTTP-01 port between our check and the bind: then wait and try again."""
         deadline = time.monotonic() + port_wait
+        while True:
+            try:
+                return self._start(label, deadline)
+            except PortTaken:
+                self.bind_races += 1
+                log(f"port {self.http01_port} taken while starting; retrying")
+                time.sleep(5)
+
+    def _start(self, label: str, deadline: float) -> dict[str, float]:
         while port_busy(self.http01_port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"port {self.http01_port} stayed busy (another controller?)")
@@ -150,6 +166,7 @@ class ControllerProcess:
                "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
                "--lease-name", "certbotk8s-bench", "--lease-duration", "3",
                "--identity", f"bench-{label}-{os.getpid()}"]
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as f:
             f.write(f"\n===== bench: controller start ({label}) {datetime.now(UTC)} =====\n"
                     .encode())
@@ -162,6 +179,9 @@ class ControllerProcess:
         ready_s = leader_s = None
         while now_s() - started < 300:
             if self.proc.poll() is not None:
+                if time.monotonic() < deadline and b"Address already in use" in \
+                        self.log_path.read_bytes()[self.log_offset:]:
+                    raise PortTaken()
                 raise RuntimeError(f"controller exited with {self.proc.returncode} "
                                    f"(see {self.log_path})")
             if ready_s is None and http_get(base + "/readyz")[0] == 200:
@@ -192,8 +212,6 @@ class ControllerProcess:
             log("controller ignored SIGTERM for 30 s: SIGKILL")
             self.proc.kill()
             return self.proc.wait(timeout=10)
-        finally:
-            self.proc = self.proc
 
 
 # --- kube helpers ---------------------------------------------------------------------------

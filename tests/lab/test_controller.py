@@ -189,8 +189,11 @@ def test_sources_created_changed_and_deleted_while_running(
     networking: Any = k8s.NetworkingV1Api(admin_api)
     networking.patch_namespaced_ingress("live", namespace, {"spec": {"tls": [
         {"hosts": [first, second], "secretName": "live-tls"}]}})
-    renewed = wait_for(lambda: (s := _secret(admin_api, namespace, "live-tls")) is not None
-                       and len(_sans(s)) == 2 and s, 15, "re-issued Secret")
+    def reissued() -> Any:
+        current = _secret(admin_api, namespace, "live-tls")
+        return current if current is not None and len(_sans(current)) == 2 else None
+
+    renewed = wait_for(reissued, 15, "re-issued Secret")
     assert _sans(renewed) == tuple(sorted((first, second)))
 
     # scheduled: the metrics know when it renews
