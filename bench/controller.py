@@ -597,6 +597,7 @@ def main() -> None:
             log(f"cleanup: {ns}")
             delete_in(api, ns, **kw)
         results["etcd_after_cleanup"] = etcd_status()
+        results["http01_port_bind_races"] = ctl.bind_races
 
     lat = results.get("latency", {})
     tp = results.get("throughput", {})

@@ -4,6 +4,7 @@ interrupted order after SIGKILL, API server restart, and /metrics values."""
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import os
 import signal
@@ -223,7 +224,8 @@ def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
     for i, host in enumerate(hosts):
         _ingress(admin_api, namespace, f"pair{i}", [host])
     for i in range(3):
-        wait_for(lambda i=i: _secret(admin_api, namespace, f"pair{i}-tls"), 20, f"pair{i}-tls")
+        name = f"pair{i}-tls"
+        wait_for(functools.partial(_secret, admin_api, namespace, name), 20, name)
     leaders = [c for c in (a, b) if c.is_leader()]
     assert len(leaders) == 1
     follower = b if leaders[0] is a else a
