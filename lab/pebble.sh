@@ -97,7 +97,7 @@ pebble_start() {
     "\"externalAccountBindingRequired\": true, \"externalAccountMACKeys\": {\"kid-1\": \"$eab_key\"},")
   _pebble_config pebble-flaky 14002 15003 1 '"externalAccountBindingRequired": false,'
 
-  start_bg_env pebble "$base PEBBLE_WFE_NONCEREJECT=0" \
+  start_bg_env pebble "$base PEBBLE_WFE_NONCEREJECT=0 PEBBLE_ALTERNATE_ROOTS=1" \
     "$PEBBLE_BIN" -config "$dir/pebble.json" -dnsserver "$PEBBLE_DNS"
   start_bg_env pebble-eab "$base PEBBLE_WFE_NONCEREJECT=0" \
     "$PEBBLE_BIN" -config "$dir/pebble-eab.json" -dnsserver "$PEBBLE_DNS"

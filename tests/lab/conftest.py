@@ -62,8 +62,12 @@ class Lab:
 
     def roots(self, mgmt_key: str = "PEBBLE_MGMT") -> list[x509.Certificate]:
         """Pebble's live root(s): new at every Pebble start, so always read them."""
+        return self.roots_at(0, mgmt_key)
+
+    def roots_at(self, index: int, mgmt_key: str = "PEBBLE_MGMT") -> list[x509.Certificate]:
         base = self.env[mgmt_key]
-        pem = requests.get(f"{base}/roots/0", verify=self.env["ACME_CA_BUNDLE"], timeout=5)
+        pem = requests.get(f"{base}/roots/{index}", verify=self.env["ACME_CA_BUNDLE"],
+                           timeout=5)
         pem.raise_for_status()
         return x509.load_pem_x509_certificates(pem.content)
 

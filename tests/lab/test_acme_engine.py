@@ -326,3 +326,21 @@ def test_dns01_propagation_times_out_when_a_nameserver_never_answers(lab: Lab) -
     finally:
         solver.clean_up(challenge)
     assert _txt_values(lab, f"_acme-challenge.{challenge.domain}") == set()
+
+
+def test_preferred_chain_selects_the_alternate_root(
+    lab: Lab, make_engine: EngineFactory, http01_solver: Http01Solver
+) -> None:
+    # lab/up starts the main Pebble with PEBBLE_ALTERNATE_ROOTS=1: two chains per certificate.
+    alternate = lab.roots_at(1)[0]
+    name = alternate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    default_root = lab.roots()[0]
+    cert = make_engine().issue(
+        OrderRequest(hosts=(lab.host("chain"),), profile="default", preferred_chain=str(name)),
+        {ChallengeType.HTTP01: http01_solver})
+    verify_chain(cert.fullchain_pem, [alternate])
+    with pytest.raises(AssertionError):
+        verify_chain(cert.fullchain_pem, [default_root])
+    plain = make_engine().issue(OrderRequest(hosts=(lab.host("chain"),), profile="default"),
+                                {ChallengeType.HTTP01: http01_solver})
+    verify_chain(plain.fullchain_pem, [default_root])

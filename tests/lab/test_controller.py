@@ -319,3 +319,47 @@ def test_metrics_report_certificates_and_acme_traffic(
                for name, labels in metrics)
     assert ctl.get("/healthz")[0] == 200
     assert ctl.stop() == 0  # SIGTERM is a clean stop
+
+
+def test_same_host_set_from_two_sources_is_ordered_once(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("dedupe")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    host = lab.host("twice")
+    _ingress(admin_api, namespace, "one", [host])
+    _ingress(admin_api, namespace, "two", [host])
+    one = wait_for(lambda: _secret(admin_api, namespace, "one-tls"), 15, "one-tls")
+    two = wait_for(lambda: _secret(admin_api, namespace, "two-tls"), 15, "two-tls")
+    assert one.data["tls.crt"] == two.data["tls.crt"]  # one order, written to both Secrets
+
+
+def test_rate_limit_budget_holds_an_order_with_an_event(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter, tmp_path: Path
+) -> None:
+    # Allow one certificate per registered domain: the lab has issued many for its zone.
+    data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    data["issuers"]["pebble"]["rateLimits"] = {"certificatesPerDomain": 1}
+    config = tmp_path / "limited.yaml"
+    config.write_text(yaml.safe_dump(data))
+    proc = ControllerProcess(lab, config, 19990 - os.getpid() % 100,
+                             f"test-{uuid.uuid4().hex[:8]}", "limited", tmp_path).start()
+    try:
+        proc.wait_ready()
+        wait_for(proc.is_leader, 10, "leadership")
+        _ingress(admin_api, namespace, "held", [lab.host("held")])
+
+        def hold_events() -> list[str]:
+            listed = _core(admin_api).list_namespaced_event(
+                namespace, field_selector="involvedObject.name=held")
+            return [e.message for e in listed.items if e.reason == "RateLimitHold"]
+
+        messages = wait_for(hold_events, 10, "a RateLimitHold Event")
+        assert "registered domain" in messages[0] and "possible at" in messages[0]
+        assert _secret(admin_api, namespace, "held-tls") is None
+        held = proc.value("certbotk8s_rate_limit_holds",
+                          limit="certificates-per-registered-domain")
+        assert held is not None and held >= 1
+    finally:
+        proc.stop()

@@ -28,6 +28,7 @@ from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.renewal_pass import (
     LAST_ERROR,
+    LAST_ERROR_AT,
     OrderHooks,
     PassDeps,
     announce,
@@ -382,8 +383,15 @@ class Controller:
             state.hold = hold
             log.warning("%s: order held back: %s; possible at %s", ref, hold.message, hold.until)
             self.metrics.count_rate_limit_hold(hold.limit)
-            self.deps.events.record(first.desired.source, "Warning", "RateLimitHold",
-                                    f"{hold.message}; ordering possible at {hold.until}")
+            message = f"rate-limit hold: {hold.message}; ordering possible at {hold.until}"
+            self.deps.events.record(first.desired.source, "Warning", "RateLimitHold", message)
+            if observed is not None and observed.managed:  # so `certbotk8s status` shows it
+                try:
+                    self.deps.secrets.set_annotations(ref.namespace, ref.name, {
+                        LAST_ERROR: message,
+                        LAST_ERROR_AT: secret_meta.format_time(now)})
+                except CertbotK8sError as e:
+                    log.warning("cannot annotate %s: %s", ref, e)
             return
         state.hold = None
         resumable = self._resumable.pop(ref, None)

@@ -1,0 +1,215 @@
+"""manifests/: each overlay renders with kubectl kustomize and passes a server-side dry-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from certbotk8s.core.config import load_config
+from tests.lab.conftest import ROOT, Lab
+
+pytestmark = pytest.mark.lab
+
+MANIFESTS = ROOT / "manifests"
+OVERLAYS = ("controller", "cronjob")
+ISTIO_COMPONENT = MANIFESTS / "components" / "istio-egress"
+SOLVER_LABEL = "certbotk8s.io/http01-solver"
+
+Doc = dict[str, Any]
+
+
+def _kubectl(lab: Lab) -> str:
+    path = lab.env.get("KUBECTL")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail("KUBECTL missing from .lab/env or not executable: run lab/up (lab/kubectl.sh)")
+    return path
+
+
+def _run(lab: Lab, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": lab["KUBECONFIG"]}
+    result = subprocess.run([_kubectl(lab), *args], input=stdin, capture_output=True,
+                            text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _render(lab: Lab, path: Path) -> str:
+    return _run(lab, "kustomize", str(path))
+
+
+def _docs(text: str) -> list[Doc]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
+    found = [d for d in docs if d["kind"] == kind
+             and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def rendered(lab: Lab) -> dict[str, list[Doc]]:
+    return {overlay: _docs(_render(lab, MANIFESTS / "overlays" / overlay))
+            for overlay in OVERLAYS}
+
+
+@pytest.fixture
+def with_istio(tmp_path: Path) -> Callable[[str], Path]:
+    """A kustomization outside the tree: one overlay plus the istio-egress component."""
+
+    def make(overlay: str) -> Path:
+        d = tmp_path / overlay
+        d.mkdir()
+        rel = os.path.relpath(MANIFESTS, d)
+        (d / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f"{rel}/overlays/{overlay}"],
+            "components": [f"{rel}/components/istio-egress"],
+        }))
+        return d
+
+    return make
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_passes_server_side_dry_run(lab: Lab, overlay: str) -> None:
+    text = _render(lab, MANIFESTS / "overlays" / overlay)
+    out = _run(lab, "apply", "--dry-run=server", "-f", "-", stdin=text)
+    applied = [line for line in out.splitlines() if "(server dry run)" in line]
+    assert len(applied) == len(_docs(text)), out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_with_istio_egress_passes_dry_run(
+    lab: Lab, overlay: str, with_istio: Callable[[str], Path]
+) -> None:
+    text = _render(lab, with_istio(overlay))
+    entry = _one(_docs(text), "ServiceEntry")
+    assert "acme-v02.api.letsencrypt.org" in entry["spec"]["hosts"]
+    assert "acme-staging-v02.api.letsencrypt.org" in entry["spec"]["hosts"]
+    out = _run(lab, "apply", "--dry-run=server", "-f", "-", stdin=text)
+    assert "serviceentry.networking.istio.io/certbotk8s-acme" in out
+
+
+def test_optional_monitoring_renders(lab: Lab) -> None:
+    """Not dry-run: the prometheus-operator CRDs are not in the lab."""
+    docs = _docs(_render(lab, MANIFESTS / "optional"))
+    assert {d["kind"] for d in docs} == {"ServiceMonitor", "PrometheusRule"}
+    rules = [r for g in _one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    exprs = " ".join(r["expr"] for r in rules)
+    assert "certbotk8s_certificate_expiration_timestamp_seconds" in exprs
+    assert "14 * 86400" in exprs
+    assert 'certbotk8s_challenges_total{outcome="failure"}' in exprs
+
+
+def _pod_spec(docs: list[Doc], overlay: str) -> Doc:
+    if overlay == "controller":
+        spec: Doc = _one(docs, "Deployment", "certbotk8s")["spec"]["template"]["spec"]
+    else:
+        cron = _one(docs, "CronJob", "certbotk8s-renew")
+        spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_are_locked_down(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    pod = _pod_spec(rendered[overlay], overlay)
+    assert pod["serviceAccountName"] == "certbotk8s"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert "memory" in container["resources"]["limits"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/etc/certbotk8s"]["readOnly"] is True
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http01"] == 8089
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_deployment(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["controller"]
+    deployment = _one(docs, "Deployment", "certbotk8s")
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "controller"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http01": 8089, "metrics": 9090}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    pdb = _one(docs, "PodDisruptionBudget")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_cronjob(rendered: dict[str, list[Doc]]) -> None:
+    cron = _one(rendered["cronjob"], "CronJob", "certbotk8s-renew")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    minute = cron["spec"]["schedule"].split()[0]
+    assert minute.isdigit() and int(minute) % 15 != 0, "Let's Encrypt: avoid round minutes"
+    (container,) = _pod_spec(rendered["cronjob"], "cronjob")["containers"]
+    assert container["args"] == ["renew", "--once"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_solver_service_selects_the_token_serving_pods(rendered: dict[str, list[Doc]],
+                                                       overlay: str) -> None:
+    docs = rendered[overlay]
+    service = _one(docs, "Service", "certbotk8s-solver")
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (80, "http01")
+    if overlay == "controller":
+        labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    else:
+        labels = _one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
+            "labels"]
+    assert labels[SOLVER_LABEL] == "true"
+    assert service["spec"]["selector"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_config_map_is_a_valid_config(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    docs = rendered[overlay]
+    config_map = _one(docs, "ConfigMap")
+    config = load_config(config_map["data"]["config.yaml"])
+    assert {"letsencrypt", "letsencrypt-staging"} <= set(config.issuers)
+    assert config.controller_namespace == "certbotk8s"
+    assert config.solver.http01.port == 8089
+    assert config.solver.http01.solver_service == "certbotk8s-solver"
+    assert config.solver.http01.solver_service_port == 80
+    volumes = {v["name"]: v for v in _pod_spec(docs, overlay)["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+def test_rbac_is_least_privilege(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["controller"]
+    cluster_role = _one(docs, "ClusterRole", "certbotk8s")
+    role = _one(docs, "Role", "certbotk8s")
+    for rule in cluster_role["rules"] + role["rules"]:
+        assert "*" not in rule["verbs"], rule
+        assert "*" not in rule["resources"], rule
+        assert "*" not in rule["apiGroups"], rule
+    secret_verbs = {v for rule in cluster_role["rules"]
+                    if "" in rule["apiGroups"] and "secrets" in rule["resources"]
+                    for v in rule["verbs"]}
+    assert "delete" not in secret_verbs
+    assert "deletecollection" not in secret_verbs
+    # The rendered RBAC is exactly manifests/base/rbac.yaml, which the e2e tests bind.
+    source = {(d["kind"], d["metadata"]["name"]): d
+              for d in _docs((MANIFESTS / "base" / "rbac.yaml").read_text())}
+    for kind in ("ClusterRole", "Role"):
+        assert _one(docs, kind)["rules"] == source[(kind, "certbotk8s")]["rules"]
