@@ -1,5 +1,5 @@
 """Create the demo's annotated sources in the lab (admin identity): an Ingress, an Istio
-Gateway (Secret lands in istio-system) and a Gateway API Gateway, plus certbotk8s's RBAC."""
+Gateway (Secret lands in istio-system) and a Gateway API Gateway."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from certbotk8s.adapters.kube_client import load_api_client  # noqa: E402
-from tests.lab.conftest import apply_manifest  # noqa: E402
 
 
 def main() -> None:
     api = load_api_client(os.environ["KUBECONFIG"])
     ns, zone = os.environ["DEMO_NS"], os.environ["DNS_ZONE"]
-    apply_manifest(api, ROOT / "manifests" / "base" / "rbac.yaml")
     core, custom = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api)
     for name in (ns, "istio-apps"):
         try:
