@@ -39,6 +39,9 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
     path = kubeconfig or os.environ.get("KUBECONFIG")
     try:
         configuration = client.Configuration()
+        # Workers, informers, the token store and the Lease share one client: a pool of 10
+        # (the default) would drop connections under load and pay new TLS handshakes.
+        configuration.connection_pool_maxsize = 64
         if path:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path, client_configuration=configuration, persist_config=False)

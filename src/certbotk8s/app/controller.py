@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -92,6 +91,7 @@ class CertState:
     ari_fetched: float = 0.0
     reported: str = ""  # last refusal reported, to avoid repeating Events
     hold: ratelimit.Hold | None = None
+    foreign_until: datetime | None = None  # a foreign Secret: look again only after this
 
 
 @dataclass
@@ -131,14 +131,21 @@ class Controller:
         self._resumable: dict[SecretRef, InflightOrder] = {}
         self._orders: list[ratelimit.OrderRecord] = []
         self._failed_authz: list[ratelimit.FailedAuthz] = []
+        self._issued: list[ratelimit.IssuanceRecord] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        wake: Callable[[Key | None, Any], None] = lambda key, obj: self._wake.set()  # noqa: E731
+        def wake(key: Key | None, obj: Any) -> None:
+            # Our own temporary HTTP-01 routing objects never change what is wanted.
+            labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get("certbotk8s.io/role") != "http01-route":
+                self._wake.set()
+
         self.informers: dict[str, list[Informer]] = {
             name: [Informer(api, r, wake) for r in resources]
             for name, resources in SOURCES.items()
         }
-        self.secrets = Informer(api, MANAGED_TLS, wake, transform=observe_json)
+        self.secrets = Informer(api, MANAGED_TLS, lambda key, obj: self._wake.set(),
+                                transform=observe_json)
         self._loop: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -231,6 +238,12 @@ class Controller:
                 fresh, key=lambda p: (p.source, p.reason)))))
         self._reported_problems = set(found.problems)
         observed = {d.secret: self.observed(d.secret) for d in found.desired}
+        # What this installation issued in the last 7 days, for the rate-limit budget: built
+        # once per pass (not per order: that is O(managed certificates)).
+        issued = [record for seen in list(self.secrets.cache.values())
+                  for record in secret_meta.issuance_records(seen.annotations, now)]
+        with self._lock:
+            self._issued = issued
         with self._lock:
             ari = {ref: s.ari for ref, s in self._state.items() if s.ari is not None}
         actions = plan(found.desired, observed, now, ari)
@@ -278,6 +291,8 @@ class Controller:
         if state.hold is not None and state.hold.until > now:
             self._schedule(ref, state.hold.until, state)
             return
+        if state.foreign_until is not None and state.foreign_until > now:
+            return  # refused already; the periodic resync looks again
         if self._stopping.is_set() or not self.elector.is_leader():
             return
         self._submit(action)
@@ -350,9 +365,8 @@ class Controller:
             self._wake.set()
 
     def _budget(self, action: Action, now: datetime) -> ratelimit.Hold | None:
-        issued = [record for stored in self.secrets.cache.values()
-                  for record in ratelimit_records(stored, now)]
         with self._lock:
+            issued = list(self._issued)
             cutoff = now - timedelta(hours=3)
             self._orders = [o for o in self._orders if o.at > cutoff]
             self._failed_authz = [f for f in self._failed_authz
@@ -436,6 +450,7 @@ class Controller:
     def _refuse_foreign(self, action: Action, observed: ObservedSecret) -> None:
         refusal = Action(ActionKind.REFUSE, action.desired, action.reason)
         state = self._state.setdefault(action.desired.secret, CertState())
+        state.foreign_until = datetime.now(UTC) + timedelta(seconds=self._resync * 0.9)
         message = f"Secret {action.desired.secret} exists and is not managed by certbotk8s"
         if state.reported != message:
             state.reported = message
@@ -489,10 +504,6 @@ class Controller:
             done += 1
         if done:
             self._wake.set()
-
-
-def ratelimit_records(observed: ObservedSecret, now: datetime) -> list[ratelimit.IssuanceRecord]:
-    return secret_meta.issuance_records(observed.annotations, now)
 
 
 __all__ = ["LAST_ERROR", "Controller"]

@@ -47,10 +47,16 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
                             workers=args.workers)
     holder["c"] = controller
     http01 = config.solver.http01
+    try:
+        solver = Http01Responder(tokens, http01.listen_address, http01.port)
+        probes = ControllerHttpServer(tokens, metrics, args.metrics_address, args.metrics_port,
+                                      ready=controller.ready, healthy=lambda: True)
+    except OSError as e:
+        log.error("cannot listen (HTTP-01 %s:%d, probes %s:%d): %s", http01.listen_address,
+                  http01.port, args.metrics_address, args.metrics_port, e.strerror)
+        return 1
     tokens.start()
-    solver = Http01Responder(tokens, http01.listen_address, http01.port).start()
-    probes = ControllerHttpServer(tokens, metrics, args.metrics_address, args.metrics_port,
-                                  ready=controller.ready, healthy=lambda: True)
+    solver.start()
     probes.start()
     controller.start()
     elector.start()
