@@ -444,9 +444,32 @@ def measure_latency(api: ApiClient, namespace: str, runs: int) -> dict[str, Any]
     }
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by each lab process and the controller (user + system)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    pids = {path.stem: int(path.read_text()) for path in (ROOT / ".lab" / "pids").glob("*.pid")}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = next((n for n, pid in pids.items() if pid == int(proc.name)), None)
+        if name is None and any(b"certbotk8s" in c and b"controller" in b" ".join(cmd)
+                                for c in cmd[:3]):
+            name = "controller"
+        if name is not None:
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
                        ) -> dict[str, Any]:
     watch = SecretWatch(api, namespace).start()
+    cpu_before = cpu_seconds()
     hosts = [f"tp-{uuid.uuid4().hex[:12]}.certbotk8s.test" for _ in range(count)]
     bodies = [ingress_body(f"tp-{i}", hosts[i], f"tp-{i}-tls") for i in range(count)]
     try:
@@ -456,6 +479,7 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
         got = watch.wait_for([f"tp-{i}-tls" for i in range(count)], timeout=600)
     finally:
         watch.stop()
+    cpu_after = cpu_seconds()
     times = sorted(t - first for t in got.values())
     done = len(times)
     total = times[-1] if done == count else None
@@ -467,6 +491,9 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
         "half_secrets_s": round(times[count // 2 - 1], 2) if done >= count // 2 else None,
         "seconds_to_last_secret": round(total, 2) if total else None,
         "certs_per_second": round(count / total, 2) if total else None,
+        # where the machine's 2 cores went during the burst
+        "cpu_seconds_by_process": {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2)
+                                   for name in sorted(cpu_after)},
     }
 
 

@@ -78,8 +78,8 @@ class OrderRequest:
 class PollSchedule:
     """Fast first polls (a CA on loopback answers in milliseconds), then back off."""
 
-    first: float = 0.01
-    factor: float = 1.6
+    first: float = 0.02
+    factor: float = 2.0
     cap: float = 2.0
     deadline: float = 120.0
 

@@ -17,6 +17,7 @@ import email.utils
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,9 @@ from acme import errors as acme_errors
 from acme import messages
 
 from certbotk8s.core.errors import AcmeRateLimited, AcmeTransientError
+
+_PROXIES = {("no_proxy" if k == "no" else k): v
+            for k, v in urllib.request.getproxies().items() if k in ("http", "https", "no")}
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,11 @@ class RetryingNetwork(acme_client.ClientNetwork):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # requests reads the proxy environment on every request (~1.5 ms of CPU each): read
+        # it once here instead. HTTPS_PROXY/NO_PROXY still apply; REQUESTS_CA_BUNDLE does not
+        # (the issuer's caBundle does).
+        self.session.trust_env = False
+        self.session.proxies = _PROXIES
         self.retry = retry or RetryPolicy()
         self.observer = observer
         self._sleep = sleep

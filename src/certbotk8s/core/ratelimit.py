@@ -15,10 +15,11 @@ use up the registered domain's budget either.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
@@ -83,9 +84,18 @@ class Hold:
     message: str
 
 
+_PSL_LOCK = threading.Lock()
+
+
 @cache
-def _psl() -> PublicSuffixList:
+def _psl_locked() -> PublicSuffixList:
     return PublicSuffixList()
+
+
+def _psl() -> PublicSuffixList:
+    # Parsing the list takes ~0.5 s: make concurrent first callers wait for one parse.
+    with _PSL_LOCK:
+        return _psl_locked()
 
 
 def _base_name(host: str) -> str:
@@ -93,6 +103,7 @@ def _base_name(host: str) -> str:
     return name[2:] if name.startswith("*.") else name
 
 
+@lru_cache(maxsize=65536)  # called for every recorded issuance on every budget check
 def registered_domain(host: str) -> str:
     """The registered domain a host counts against: by the public suffix list for names
     (`*.a.example.co.uk` → `example.co.uk`), the address for IPv4, the /64 for IPv6. A name
