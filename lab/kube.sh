@@ -71,24 +71,29 @@ EOF
 }
 
 kube_build_apiserver() {
-  local src="$LAB_CACHE/src/kube-apiserver-$KUBE_VERSION" out t0=$SECONDS gomod staging m n=0
-  local minor="${KUBE_VERSION#v1.}" ldflags
-  out="$(dirname "$KUBE_APISERVER_BIN")"
+  local src="$LAB_CACHE/src/kube-apiserver-$KUBE_VERSION" t0=$SECONDS
   lab_log "building kube-apiserver $KUBE_VERSION (cold: 3-5 min on 2 cores, several hundred MB of modules)"
   kube_wrapper_init "$src" certbotk8s.lab/kube-apiserver
+  kube_wrapper_module "$src" kube-apiserver
+  lab_log "kube-apiserver: $(tail -n 1 "$src/build.log"); go mod tidy (downloads modules)"
+  (cd "$src" && go mod tidy) >>"$src/build.log" 2>&1 \
+    || { tail -n 30 "$src/build.log" >&2; lab_die "go mod tidy failed ($src/build.log)"; }
+  lab_log "kube-apiserver: modules ready after $((SECONDS - t0)) s; compiling"
+  kube_compile kube-apiserver "$src" "$KUBE_APISERVER_BIN" "$t0"
+}
+
+# kube_wrapper_module SRC CMD: make SRC a module that builds k8s.io/kubernetes/cmd/CMD.
+# k8s.io/kubernetes requires its staging modules (k8s.io/* at exactly v0.0.0); each is
+# replaced by its published v0.<minor>.<patch> twin.
+kube_wrapper_module() {
+  local src="$1" cmd="$2" gomod staging m n=0 minor="${KUBE_VERSION#v1.}"
   gomod="$(cd "$src" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
     | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
   [ -f "$gomod" ] || lab_die "could not download k8s.io/kubernetes@$KUBE_VERSION"
-  # The staging modules are the k8s.io/* requirements at exactly v0.0.0.
   staging="$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u)"
   [ -n "$staging" ] || lab_die "found no k8s.io/* v0.0.0 requirements in $gomod"
-  cat >"$src/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-EOF
+  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/%s"\n' "$cmd" \
+    >"$src/tools.go"
   (
     cd "$src"
     go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
@@ -98,30 +103,32 @@ EOF
     done
     echo "replaced $n staging modules with v0.$minor"
   ) >"$src/build.log" 2>&1 || lab_die "go mod edit failed ($src/build.log)"
-  lab_log "kube-apiserver: $(tail -n 1 "$src/build.log"); go mod tidy (downloads modules)"
-  (cd "$src" && go mod tidy) >>"$src/build.log" 2>&1 \
-    || { tail -n 30 "$src/build.log" >&2; lab_die "go mod tidy failed ($src/build.log)"; }
-  lab_log "kube-apiserver: modules ready after $((SECONDS - t0)) s; compiling"
+}
+
+# kube_compile CMD SRC BIN T0: build k8s.io/kubernetes/cmd/CMD in the wrapper module SRC into
+# BIN with the version ldflags, logging progress while the (long) compile runs.
+kube_compile() {
+  local cmd="$1" src="$2" bin="$3" t0="$4" minor ldflags pid ticks=0
+  minor="${KUBE_VERSION#v1.}"
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
   ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
   ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
-  mkdir -p "$out"
-  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver.tmp.$$" \
-    k8s.io/kubernetes/cmd/kube-apiserver) >>"$src/build.log" 2>&1 &
-  local pid=$!
-  local ticks=0
+  mkdir -p "$(dirname "$bin")"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin.tmp.$$" \
+    "k8s.io/kubernetes/cmd/$cmd") >>"$src/build.log" 2>&1 &
+  pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
     ticks=$((ticks + 1))
     if [ $((ticks % 30)) = 0 ] && kill -0 "$pid" 2>/dev/null; then
-      lab_log "kube-apiserver: still compiling ($((SECONDS - t0)) s)"
+      lab_log "$cmd: still compiling ($((SECONDS - t0)) s)"
     fi
   done
-  wait "$pid" || { tail -n 30 "$src/build.log" >&2; lab_die "kube-apiserver build failed ($src/build.log)"; }
-  mv "$out/kube-apiserver.tmp.$$" "$KUBE_APISERVER_BIN"
-  lab_log "kube-apiserver built in $((SECONDS - t0)) s: $KUBE_APISERVER_BIN"
+  wait "$pid" || { tail -n 30 "$src/build.log" >&2; lab_die "$cmd build failed ($src/build.log)"; }
+  mv "$bin.tmp.$$" "$bin"
+  lab_log "$cmd built in $((SECONDS - t0)) s: $bin"
 }
 
 kube_fetch_crds() {

@@ -239,3 +239,14 @@ def apply_manifest(api: ApiClient, path: Path) -> None:
 def controller_rbac(admin_api: ApiClient) -> None:
     """manifests/base/rbac.yaml applied with the admin identity (namespace certbotk8s exists)."""
     apply_manifest(admin_api, RBAC_MANIFEST)
+
+
+def read_secret(api: ApiClient, namespace: str, name: str) -> Any:
+    """A Secret (typed client object) or None when it does not exist."""
+    core: Any = k8s.CoreV1Api(api)
+    try:
+        return core.read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise

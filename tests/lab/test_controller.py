@@ -20,12 +20,11 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from certbotk8s.core import certs
 
-from .conftest import ROOT, Lab, verify_chain
+from .conftest import ROOT, Lab, read_secret, verify_chain
 
 pytestmark = pytest.mark.lab
 
@@ -150,13 +149,6 @@ def _ingress(api: ApiClient, namespace: str, name: str, hosts: list[str]) -> Non
     networking.create_namespaced_ingress(namespace, body)
 
 
-def _secret(api: ApiClient, namespace: str, name: str) -> Any:
-    try:
-        return _core(api).read_namespaced_secret(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -181,7 +173,7 @@ def test_sources_created_changed_and_deleted_while_running(
     wait_for(ctl.is_leader, 10, "leadership")
     first = lab.host("live")
     _ingress(admin_api, namespace, "live", [first])
-    secret = wait_for(lambda: _secret(admin_api, namespace, "live-tls"), 15, "first Secret")
+    secret = wait_for(lambda: read_secret(admin_api, namespace, "live-tls"), 15, "first Secret")
     verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
     assert _sans(secret) == (first,)
 
@@ -191,7 +183,7 @@ def test_sources_created_changed_and_deleted_while_running(
     networking.patch_namespaced_ingress("live", namespace, {"spec": {"tls": [
         {"hosts": [first, second], "secretName": "live-tls"}]}})
     def reissued() -> Any:
-        current = _secret(admin_api, namespace, "live-tls")
+        current = read_secret(admin_api, namespace, "live-tls")
         return current if current is not None and len(_sans(current)) == 2 else None
 
     renewed = wait_for(reissued, 15, "re-issued Secret")
@@ -206,7 +198,7 @@ def test_sources_created_changed_and_deleted_while_running(
     wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
                                namespace=namespace, secret="live-tls") is None, 10,
              "schedule removed")
-    kept = _secret(admin_api, namespace, "live-tls")
+    kept = read_secret(admin_api, namespace, "live-tls")
     assert kept is not None and _sans(kept) == _sans(renewed)
 
 
@@ -225,7 +217,7 @@ def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
         _ingress(admin_api, namespace, f"pair{i}", [host])
     for i in range(3):
         name = f"pair{i}-tls"
-        wait_for(functools.partial(_secret, admin_api, namespace, name), 20, name)
+        wait_for(functools.partial(read_secret, admin_api, namespace, name), 20, name)
     leaders = [c for c in (a, b) if c.is_leader()]
     assert len(leaders) == 1
     follower = b if leaders[0] is a else a
@@ -251,18 +243,18 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     _ingress(admin_api, namespace, "takeover", [host])
 
     def recorded() -> str | None:
-        store = _secret(admin_api, "certbotk8s", "certbotk8s-inflight-orders")
+        store = read_secret(admin_api, "certbotk8s", "certbotk8s-inflight-orders")
         value = (store.data or {}).get(f"{namespace}_takeover-tls") if store else None
         return base64.b64decode(value).decode() if value else None
 
     entry = wait_for(recorded, 15, "the in-flight order record")
     order_url = yaml.safe_load(entry)["orderUrl"]
     b.kill()  # SIGKILL: no clean-up, no lease release
-    assert _secret(admin_api, namespace, "takeover-tls") is None
+    assert read_secret(admin_api, namespace, "takeover-tls") is None
 
     a = controllers("successor")
     a.wait_ready()
-    secret = wait_for(lambda: _secret(admin_api, namespace, "takeover-tls"), 30,
+    secret = wait_for(lambda: read_secret(admin_api, namespace, "takeover-tls"), 30,
                       "the Secret from the successor")
     verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
     assert _sans(secret) == (host,)
@@ -287,7 +279,7 @@ def test_work_resumes_after_kube_apiserver_restart(
     host = lab.host("restart")
     created = time.monotonic()
     _ingress(admin_api, namespace, "restart", [host])
-    wait_for(lambda: _secret(admin_api, namespace, "restart-tls"), 10,
+    wait_for(lambda: read_secret(admin_api, namespace, "restart-tls"), 10,
              "a Secret within 10 s of the restarted API server")
     assert time.monotonic() - created < 10
     assert ctl.proc is not None and ctl.proc.poll() is None
@@ -300,7 +292,7 @@ def test_metrics_report_certificates_and_acme_traffic(
     ctl.wait_ready()
     wait_for(ctl.is_leader, 10, "leadership")
     _ingress(admin_api, namespace, "seen", [lab.host("seen")])
-    secret = wait_for(lambda: _secret(admin_api, namespace, "seen-tls"), 15, "Secret")
+    secret = wait_for(lambda: read_secret(admin_api, namespace, "seen-tls"), 15, "Secret")
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
     expiry = wait_for(lambda: ctl.value("certbotk8s_certificate_expiration_timestamp_seconds",
                                         namespace=namespace, secret="seen-tls"), 5, "expiry")
@@ -330,8 +322,8 @@ def test_same_host_set_from_two_sources_is_ordered_once(
     host = lab.host("twice")
     _ingress(admin_api, namespace, "one", [host])
     _ingress(admin_api, namespace, "two", [host])
-    one = wait_for(lambda: _secret(admin_api, namespace, "one-tls"), 15, "one-tls")
-    two = wait_for(lambda: _secret(admin_api, namespace, "two-tls"), 15, "two-tls")
+    one = wait_for(lambda: read_secret(admin_api, namespace, "one-tls"), 15, "one-tls")
+    two = wait_for(lambda: read_secret(admin_api, namespace, "two-tls"), 15, "two-tls")
     assert one.data["tls.crt"] == two.data["tls.crt"]  # one order, written to both Secrets
 
 
@@ -357,7 +349,7 @@ def test_rate_limit_budget_holds_an_order_with_an_event(
 
         messages = wait_for(hold_events, 10, "a RateLimitHold Event")
         assert "registered domain" in messages[0] and "possible at" in messages[0]
-        assert _secret(admin_api, namespace, "held-tls") is None
+        assert read_secret(admin_api, namespace, "held-tls") is None
         held = proc.value("certbotk8s_rate_limit_holds",
                           limit="certificates-per-registered-domain")
         assert held is not None and held >= 1

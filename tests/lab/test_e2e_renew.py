@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.core import certs, secret_meta
 
-from .conftest import ROOT, Lab, verify_chain
+from .conftest import ROOT, Lab, read_secret, verify_chain
 
 pytestmark = pytest.mark.lab
 
@@ -106,18 +106,11 @@ def _rule(host: str) -> dict[str, Any]:
         "service": {"name": "web", "port": {"number": 80}}}}]}}
 
 
-def _secret(api: ApiClient, namespace: str, name: str) -> Any:
-    try:
-        return _core(api).read_namespaced_secret(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
 
 
 def assert_certificate(lab: Lab, api: ApiClient, namespace: str, name: str,
                        hosts: list[str]) -> Any:
-    secret = _secret(api, namespace, name)
+    secret = read_secret(api, namespace, name)
     assert secret is not None, f"Secret {namespace}/{name} was not written"
     assert secret.type == "kubernetes.io/tls"
     crt = base64.b64decode(secret.data["tls.crt"])
@@ -189,7 +182,7 @@ def test_kube_lego_tls_acme_annotation_opts_in(
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code == 0, run
     assert_certificate(lab, admin_api, namespace, "legacy-tls", [host])
-    assert _secret(admin_api, namespace, "ignored-tls") is None
+    assert read_secret(admin_api, namespace, "ignored-tls") is None
 
 
 # --- Istio --------------------------------------------------------------------------------
@@ -220,7 +213,7 @@ def test_istio_sds_secret_lands_in_istio_system(
     run = certbotk8s("renew", "--once", "-n", ns)
     assert run.code == 0, run
     assert_certificate(lab, admin_api, "istio-system", credential, [host])
-    assert _secret(admin_api, ns, credential) is None
+    assert read_secret(admin_api, ns, credential) is None
 
 
 def test_istio_gateway_outside_allow_list_writes_nothing(
@@ -232,8 +225,8 @@ def test_istio_gateway_outside_allow_list_writes_nothing(
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code != 0, run
     assert "NamespaceNotAllowed" in run.out
-    assert _secret(admin_api, "istio-system", credential) is None
-    assert _secret(admin_api, namespace, credential) is None
+    assert read_secret(admin_api, "istio-system", credential) is None
+    assert read_secret(admin_api, namespace, credential) is None
     assert "NamespaceNotAllowed" in {r for _, r, _ in events_for(admin_api, namespace, "gw")}
 
 
@@ -290,7 +283,7 @@ def test_gateway_api_same_namespace_and_reference_grant(
     assert refused.code != 0, refused
     assert "RefNotPermitted" in refused.out
     assert_certificate(lab, admin_api, namespace, "local-tls", [local])
-    assert _secret(admin_api, certs_ns, "remote-tls") is None
+    assert read_secret(admin_api, certs_ns, "remote-tls") is None
 
     _custom(admin_api, REFERENCE_GRANT, certs_ns, {
         "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
@@ -340,8 +333,8 @@ def test_wildcard_without_dns01_and_malformed_annotation_are_refused_with_events
     }, annotations={"certbotk8s.io/enabled": "true", "certbotk8s.io/key-type": "ecdsa-p999"})
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code != 0, run
-    assert _secret(admin_api, namespace, "wild-tls") is None
-    assert _secret(admin_api, namespace, "typo-tls") is None
+    assert read_secret(admin_api, namespace, "wild-tls") is None
+    assert read_secret(admin_api, namespace, "typo-tls") is None
     wild = events_for(admin_api, namespace, "wild")
     typo = events_for(admin_api, namespace, "typo")
     assert ("Warning", "WildcardNeedsDns01") in {(t, r) for t, r, _ in wild}
@@ -352,14 +345,14 @@ def test_foreign_secret_is_never_overwritten(
     lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
 ) -> None:
     host = lab.host("foreign")
-    _core(admin_api).create_namespaced_secret(namespace, k8s.V1Secret(
+    _core(admin_api).create_namespacedread_secret(namespace, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="theirs-tls"), type="kubernetes.io/tls",
         string_data={"tls.crt": "not ours", "tls.key": "not ours"}))
     _ingress(admin_api, namespace, "theirs", {
         "tls": [{"hosts": [host], "secretName": "theirs-tls"}]})
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code != 0, run
-    secret = _secret(admin_api, namespace, "theirs-tls")
+    secret = read_secret(admin_api, namespace, "theirs-tls")
     assert secret is not None
     assert base64.b64decode(secret.data["tls.crt"]) == b"not ours"
     assert not (secret.metadata.labels or {})
@@ -422,7 +415,7 @@ def test_status_and_plan_show_every_certificate(
     _ingress(admin_api, namespace, "site", {"tls": [{"hosts": [host], "secretName": "site-tls"}]})
     plan = certbotk8s("plan", "-n", namespace)
     assert plan.code == 0 and "issue" in plan.out and host in plan.out, plan
-    assert _secret(admin_api, namespace, "site-tls") is None  # plan changed nothing
+    assert read_secret(admin_api, namespace, "site-tls") is None  # plan changed nothing
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
     status = certbotk8s("status", "-n", namespace, "-o", "json")
     assert status.code == 0, status
