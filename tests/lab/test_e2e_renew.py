@@ -345,7 +345,7 @@ def test_foreign_secret_is_never_overwritten(
     lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
 ) -> None:
     host = lab.host("foreign")
-    _core(admin_api).create_namespacedread_secret(namespace, k8s.V1Secret(
+    _core(admin_api).create_namespaced_secret(namespace, k8s.V1Secret(
         metadata=k8s.V1ObjectMeta(name="theirs-tls"), type="kubernetes.io/tls",
         string_data={"tls.crt": "not ours", "tls.key": "not ours"}))
     _ingress(admin_api, namespace, "theirs", {
@@ -425,3 +425,22 @@ def test_status_and_plan_show_every_certificate(
     assert row["not_after"] != "-" and row["next_renewal"] not in ("now", "never")
     table = certbotk8s("status", "-n", namespace)
     assert "NEXT RENEWAL" in table.out and f"{namespace}/site-tls" in table.out
+
+
+def test_ca_refusal_fails_the_pass_and_status_tells_why(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    # The lab's Pebble refuses this name (domainBlocklist): a CA error, reported everywhere.
+    _ingress(admin_api, namespace, "blocked", {
+        "tls": [{"hosts": ["blocked.certbotk8s.test"], "secretName": "blocked-tls"}]})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    assert "rejectedIdentifier" in run.out
+    assert read_secret(admin_api, namespace, "blocked-tls") is None
+    assert any(r == "IssuanceFailed" and "rejectedIdentifier" in m
+               for _, r, m in events_for(admin_api, namespace, "blocked"))
+    status = certbotk8s("status", "-n", namespace, "-o", "json")
+    rows = yaml.safe_load(status.out[status.out.index("["):])
+    row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
+    assert row["next_renewal"] == "now"
+    assert "IssuanceFailed" in row["last_error"] and "rejectedIdentifier" in row["last_error"]

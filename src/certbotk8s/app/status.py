@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from certbotk8s.adapters.kube_events import list_events
 from certbotk8s.app.renewal_pass import LAST_ERROR, survey
 from certbotk8s.core import secret_meta
-from certbotk8s.core.model import SecretRef
+from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.model import ObjectRef, SecretRef, SourceKind
 from certbotk8s.core.plan import ActionKind
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ def collect(runtime: Runtime, namespaces: Sequence[str], now: datetime) -> list[
             last_error = last_error or action.reason.message
         else:
             next_at, why = "now", action.reason.message
+            if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+                last_error = _last_warning(runtime, d.source)
         rows.append(StatusRow(
             source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
             not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,
@@ -75,6 +79,16 @@ def collect(runtime: Runtime, namespaces: Sequence[str], now: datetime) -> list[
                 last_error=stored.annotations.get(LAST_ERROR, ""),
             ))
     return rows
+
+
+def _last_warning(runtime: Runtime, source: ObjectRef) -> str:
+    """The newest Warning Event on a source (why a certificate that never arrived is stuck)."""
+    try:
+        events = list_events(runtime.api, source)
+    except CertbotK8sError:
+        return ""
+    warnings = [e for e in events if e.type == "Warning"]
+    return f"{warnings[-1].reason}: {warnings[-1].message}" if warnings else ""
 
 
 COLUMNS = ("SOURCE", "HOSTS", "SECRET", "NOT AFTER", "NEXT RENEWAL", "WHY", "LAST ERROR")
