@@ -222,7 +222,7 @@ kube_start() {
     --listen-peer-urls "http://127.0.0.1:$KUBE_ETCD_PEER_PORT" \
     --initial-advertise-peer-urls "http://127.0.0.1:$KUBE_ETCD_PEER_PORT" \
     --initial-cluster "lab=http://127.0.0.1:$KUBE_ETCD_PEER_PORT" \
-    --listen-metrics-urls "" --log-level warn --unsafe-no-fsync --quota-backend-bytes 1073741824
+    --listen-metrics-urls "" --log-level warn --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_tcp "$KUBE_ETCD_PORT" 30 etcd
 
   start_bg kube-apiserver "$KUBE_APISERVER_BIN" \
