@@ -444,3 +444,38 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
     row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
     assert row["next_renewal"] == "now"
     assert "IssuanceFailed" in row["last_error"] and "rejectedIdentifier" in row["last_error"]
+
+
+def test_two_sources_claiming_one_secret_are_a_conflict_not_a_flip_flop(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    for name in ("left", "right"):
+        _ingress(admin_api, namespace, name, {
+            "tls": [{"hosts": [lab.host(name)], "secretName": "shared-tls"}]})
+    for _ in range(2):  # the same verdict on every pass
+        run = certbotk8s("renew", "--once", "-n", namespace)
+        assert run.code != 0, run
+        assert "SecretConflict" in run.out
+        assert read_secret(admin_api, namespace, "shared-tls") is None
+    for name in ("left", "right"):
+        assert ("Warning", "SecretConflict") in {
+            (t, r) for t, r, _ in events_for(admin_api, namespace, name)}
+
+
+def test_failed_renewal_keeps_the_old_certificate(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    host = lab.host("keepold")
+    _ingress(admin_api, namespace, "keep", {"tls": [{"hosts": [host], "secretName": "keep-tls"}]})
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    before = assert_certificate(lab, admin_api, namespace, "keep-tls", [host])
+    # The source now wants a name the CA refuses: the renewal fails, nothing is lost.
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.patch_namespaced_ingress("keep", namespace, {"spec": {"tls": [
+        {"hosts": [host, "blocked.certbotk8s.test"], "secretName": "keep-tls"}]}})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    after = read_secret(admin_api, namespace, "keep-tls")
+    assert after.data["tls.crt"] == before.data["tls.crt"]
+    assert after.data["tls.key"] == before.data["tls.key"]
+    assert "rejectedIdentifier" in after.metadata.annotations["certbotk8s.io/last-error"]
