@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from certbotk8s import __version__
 from certbotk8s.adapters.http01 import Http01Responder
+from certbotk8s.adapters.kube_client import load_api_client
+from certbotk8s.adapters.kube_tokens import KubeTokenStore
 from certbotk8s.app import status as status_view
 from certbotk8s.app.logs import configure_logging
 from certbotk8s.app.renewal_pass import run_pass, survey
@@ -50,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     renew = scoped("renew", "one pass: issue or renew what is due, then exit")
     renew.add_argument("--once", action="store_true", required=True,
                        help="run one pass and exit (the CronJob mode)")
+    renew.add_argument("--shared-tokens", action="store_true",
+                       help="keep HTTP-01 tokens in the controller namespace's token Secret, so "
+                            "controller replicas behind the same solver Service answer them too")
     scoped("plan", "show what a pass would do, changing nothing")
     st = scoped("status", "table of managed certificates")
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
@@ -92,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _renew(config: Config, args: argparse.Namespace) -> int:
-    runtime = build_runtime(config, args.kubeconfig)
+    shared: KubeTokenStore | None = None
+    if args.shared_tokens:
+        shared = KubeTokenStore(load_api_client(args.kubeconfig), config.controller_namespace)
+        shared.start()
+    runtime = build_runtime(config, args.kubeconfig, tokens=shared)
     http01 = config.solver.http01
     try:
         responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
@@ -100,9 +109,13 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
         print(f"certbotk8s: cannot serve HTTP-01 on {http01.listen_address}:{http01.port}: "
               f"{e.strerror}", file=sys.stderr)
         return EXIT_FAILED
-    with responder:
-        report = run_pass(runtime.deps, args.namespace,
-                          progress=lambda line: print(line, flush=True))
+    try:
+        with responder:
+            report = run_pass(runtime.deps, args.namespace,
+                              progress=lambda line: print(line, flush=True))
+    finally:
+        if shared is not None:
+            shared.stop()
     done = sum(1 for o in report.outcomes
                if o.ok and o.action.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     failed = sum(1 for o in report.outcomes if not o.ok)

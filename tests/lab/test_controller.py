@@ -251,6 +251,15 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     order_url = yaml.safe_load(entry)["orderUrl"]
     b.kill()  # SIGKILL: no clean-up, no lease release
     assert read_secret(admin_api, namespace, "takeover-tls") is None
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+
+    def routes() -> list[str]:
+        listed = networking.list_namespaced_ingress(
+            "certbotk8s", label_selector="certbotk8s.io/role=http01-route")
+        return [i.metadata.name for i in listed.items
+                if host in [r.host for r in (i.spec.rules or [])]]
+
+    assert routes(), "the killed leader's HTTP-01 routing is still there"
 
     a = controllers("successor")
     a.wait_ready()
@@ -266,6 +275,7 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
               and "Issued certificate serial" in line]
     assert issued and issued[0].split("serial ")[1].split()[0].lstrip("0") == serial.lstrip("0")
     wait_for(lambda: recorded() is None, 10, "the in-flight record cleared")
+    assert routes() == []  # swept by the new leader, then published and removed for the order
 
 
 def test_work_resumes_after_kube_apiserver_restart(

@@ -479,3 +479,19 @@ def test_failed_renewal_keeps_the_old_certificate(
     assert after.data["tls.crt"] == before.data["tls.crt"]
     assert after.data["tls.key"] == before.data["tls.key"]
     assert "rejectedIdentifier" in after.metadata.annotations["certbotk8s.io/last-error"]
+
+
+def test_shared_tokens_go_through_the_token_secret(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    # With --shared-tokens the pass publishes tokens in the controller namespace's token
+    # Secret (which controller replicas watch) and serves them from there itself.
+    host = lab.host("shared")
+    _ingress(admin_api, namespace, "shared", {
+        "tls": [{"hosts": [host], "secretName": "shared-tokens-tls"}]})
+    run = certbotk8s("renew", "--once", "--shared-tokens", "-n", namespace)
+    assert run.code == 0, run
+    assert_certificate(lab, admin_api, namespace, "shared-tokens-tls", [host])
+    store = read_secret(admin_api, "certbotk8s", "certbotk8s-http01-tokens")
+    assert store is not None  # created on the first put
+    assert not (store.data or {})  # and every token removed again after the order

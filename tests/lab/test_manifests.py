@@ -162,7 +162,7 @@ def test_cronjob(rendered: dict[str, list[Doc]]) -> None:
     minute = cron["spec"]["schedule"].split()[0]
     assert minute.isdigit() and int(minute) % 15 != 0, "Let's Encrypt: avoid round minutes"
     (container,) = _pod_spec(rendered["cronjob"], "cronjob")["containers"]
-    assert container["args"] == ["renew", "--once"]
+    assert container["args"] == ["renew", "--once", "--shared-tokens"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -313,6 +313,30 @@ class KubeRoutingPublisher:
         if first is not None:
             raise first
 
+    def sweep(self) -> list[ObjectRef]:
+        """Delete every routing object of ours left in our namespace (a leader killed mid-order
+        leaves them). Call before ordering: a resumed order publishes its routing again.
+        Kinds the cluster does not serve are skipped; returns what was deleted."""
+        found: list[ObjectRef] = []
+        selector = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
+        for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE):
+            try:
+                listed = self._api.list_namespaced_custom_object(
+                    r.group, r.version, self._namespace, r.plural, label_selector=selector,
+                    _request_timeout=REQUEST_TIMEOUT)
+            except ApiException as e:
+                if _status(e) == 404:
+                    continue
+                raise _kube_error("list", r, None, self._namespace, e) from e
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                raise _kube_error("list", r, None, self._namespace, e) from e
+            items = listed.get("items") if isinstance(listed, dict) else None
+            for item in items or []:
+                found.append(ObjectRef(r.api_version, r.kind, self._namespace,
+                                       str(item["metadata"]["name"])))
+        self.remove(found)
+        return found
+
     def _remove_one(self, ref: ObjectRef) -> None:
         r = _KNOWN.get((ref.api_version, ref.kind))
         if r is None or ref.namespace != self._namespace:

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,7 @@ class Controller:
         metrics: Metrics,
         inflight: KubeInflightStore,
         *,
+        on_leading: Callable[[], object] | None = None,
         workers: int = 8,
         debounce: float = 0.02,
         resync_interval: float = 300.0,
@@ -118,6 +120,7 @@ class Controller:
         self.elector = elector
         self.metrics = metrics
         self.inflight = inflight
+        self._on_leading = on_leading
         self._debounce = debounce
         self._resync = resync_interval
         self._ari_refresh = ari_refresh
@@ -189,6 +192,11 @@ class Controller:
             self._resumable = self.inflight.load()
         except CertbotK8sError as e:
             log.warning("cannot read in-flight orders: %s", e)
+        if self._on_leading is not None:
+            try:
+                self._on_leading()  # e.g. sweep routing objects a dead leader left behind
+            except CertbotK8sError as e:
+                log.warning("leadership start-up step failed: %s", e)
         if self._resumable:
             log.info("leading: %d interrupted orders to continue", len(self._resumable))
         self.metrics.set_leader(True)

@@ -42,9 +42,15 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         on_started_leading=lambda: holder["c"].on_started_leading(),
         on_stopped_leading=lambda: holder["c"].on_stopped_leading(),
     )
+    def sweep() -> None:
+        removed = runtime.routing.sweep()
+        if removed:
+            log.info("removed %d HTTP-01 routing objects left by a previous leader",
+                     len(removed))
+
     controller = Controller(runtime.deps, api, elector, metrics,
                             KubeInflightStore(api, config.controller_namespace),
-                            workers=args.workers)
+                            on_leading=sweep, workers=args.workers)
     holder["c"] = controller
     http01 = config.solver.http01
     try:

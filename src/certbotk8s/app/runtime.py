@@ -44,6 +44,7 @@ class Runtime:
     api: ApiClient
     deps: PassDeps
     tokens: TokenStore
+    routing: KubeRoutingPublisher
 
 
 def build_runtime(config: Config, kubeconfig: str | None, tokens: TokenStore | None = None,
@@ -65,4 +66,4 @@ def build_runtime(config: Config, kubeconfig: str | None, tokens: TokenStore | N
                                secrets, observer),
         solvers=SolverFactory(config, secrets, tokens, routing),
     )
-    return Runtime(config, api, deps, tokens)
+    return Runtime(config, api, deps, tokens, routing)
