@@ -15,6 +15,7 @@ issuers:
     email: ops@certbotk8s.test
     caBundle: $ACME_CA_BUNDLE
     profiles: [default, shortlived]
+    defaultProfile: default  # Pebble picks a profile at random when an order names none
     # Pebble has no rate limits; the lab issues hundreds of certificates for one domain.
     rateLimits: {certificatesPerDomain: 0, certificatesPerIdentifierSet: 0, ordersPer3Hours: 0,
                  failedAuthorizationsPerHour: 0}

@@ -401,3 +401,23 @@ def test_profiles_allowed_by_issuer() -> None:
     assert le.allows_profile("shortlived")  # well known
     corp = config.issuers["corp"]
     assert not corp.allows_profile("corp-special")
+
+
+def test_issuer_default_profile_is_used_when_a_source_names_none() -> None:
+    """defaultProfile fills in for sources without certbotk8s.io/profile; it must be valid."""
+    from certbotk8s.core.annotations import parse_source_options
+    from certbotk8s.core.model import SourceKind
+
+    base = {"issuers": {"ca": {"directory": "https://ca.example/dir",
+                               "profiles": ["default"], "defaultProfile": "default"}}}
+    config = parse_config(base)
+    options, errors = parse_source_options({"certbotk8s.io/enabled": "true"}, config,
+                                           SourceKind.INGRESS)
+    assert not errors and options is not None and options.profile == "default"
+    named, _ = parse_source_options({"certbotk8s.io/enabled": "true",
+                                     "certbotk8s.io/profile": "shortlived"}, config,
+                                    SourceKind.INGRESS)
+    assert named is not None and named.profile == "shortlived"
+    bad = {"issuers": {"ca": {"directory": "https://ca.example/dir", "defaultProfile": "nope"}}}
+    with pytest.raises(ConfigError, match=r"issuers\.ca\.defaultProfile"):
+        parse_config(bad)

@@ -159,7 +159,8 @@ def parse_source_options(
             known = ", ".join(k.value for k in KeyType)
             bad(KEY_TYPE, f"unknown key type (known: {known})")
 
-    profile: str | None = None
+    issuer_defaults = config.issuers.get(issuer)
+    profile: str | None = issuer_defaults.default_profile if issuer_defaults else None
     if PROFILE in annotations:
         value = annotations[PROFILE].strip()
         issuer_config = config.issuers.get(issuer)

@@ -14,6 +14,7 @@ Example::
         directory: https://acme-v02.api.letsencrypt.org/directory
         email: ops@example.com
         profiles: [classic, tlsserver, shortlived]
+        # defaultProfile: classic   # asked for when a source names no profile
         # eab: {secretRef: {name: eab, keyIdKey: kid, hmacKey: hmac}}
         # caBundle: /etc/certbotk8s/ca.pem
         # preferredChain: ISRG Root X1
@@ -115,6 +116,7 @@ class IssuerConfig:
     preferred_chain: str | None = None
     profiles: tuple[str, ...] = ()
     rate_limits: Limits = field(default_factory=Limits)
+    default_profile: str | None = None  # asked for when a source names none
 
     def allows_profile(self, profile: str) -> bool:
         """Profiles a source may ask for: the well-known ones and those listed here."""
@@ -418,7 +420,7 @@ class _Parser:
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
         allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles",
-                             "rateLimits"})
+                             "rateLimits", "defaultProfile"})
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -435,6 +437,11 @@ class _Parser:
             if ca_bundle is not None and not ca_bundle.startswith("/"):
                 self.error(f"{path}.caBundle", f"must be an absolute file path, got {ca_bundle!r}")
             profiles = self.string_list(m, "profiles", path)
+            default_profile = self.string(m, "defaultProfile", path)
+            if (default_profile is not None and default_profile not in KNOWN_PROFILES
+                    and default_profile not in profiles):
+                self.error(f"{path}.defaultProfile",
+                           f"{default_profile!r} is neither a known profile nor in profiles")
             result[name] = IssuerConfig(
                 name=name,
                 directory=directory or "",
@@ -444,6 +451,7 @@ class _Parser:
                 preferred_chain=self.string(m, "preferredChain", path),
                 profiles=profiles,
                 rate_limits=self.rate_limits(m.get("rateLimits"), f"{path}.rateLimits"),
+                default_profile=default_profile,
             )
         return result
 

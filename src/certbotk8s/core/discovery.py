@@ -493,6 +493,11 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
 # -- default certificate -------------------------------------------------------------------
 
 
+def _issuer_default_profile(config: Config, issuer: str) -> str | None:
+    found = config.issuers.get(issuer)
+    return found.default_profile if found is not None else None
+
+
 def _default_certificate(c: _Collector) -> None:
     dc = c.config.default_certificate
     if dc is None:
@@ -506,7 +511,7 @@ def _default_certificate(c: _Collector) -> None:
                 challenge=dc.challenge,
                 dns_provider=dc.dns_provider,
                 key_type=dc.key_type or c.config.renewal.key_type,
-                profile=dc.profile,
+                profile=dc.profile or _issuer_default_profile(c.config, dc.issuer),
                 renew_before=c.config.renewal.renew_before,
             ),
             source=default_certificate_source(c.config),
