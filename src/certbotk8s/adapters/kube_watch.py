@@ -104,6 +104,14 @@ class Informer:
                                body=body.decode(errors="replace") if body else "")
         return raw  # type: ignore[no-any-return]
 
+    def _apply(self, obj: JsonDict) -> Any:
+        """The transformed object; one that cannot be transformed is kept out, not fatal."""
+        try:
+            return self._transform(obj)
+        except Exception:
+            log.exception("%s: cannot read %s; ignoring it", self.resource.name, _key(obj))
+            return None
+
     def _list(self) -> str | None:
         """Replace the cache with a fresh list; the list's resourceVersion, None if missing."""
         fresh: dict[Key, Any] = {}
@@ -123,7 +131,9 @@ class Informer:
             for item in data.get("items") or []:
                 item.setdefault("apiVersion", self.resource.api_version)
                 item.setdefault("kind", self.resource.kind)
-                fresh[_key(item)] = self._transform(item)
+                value = self._apply(item)
+                if value is not None:
+                    fresh[_key(item)] = value
             meta = data.get("metadata") or {}
             version = meta.get("resourceVersion", version)
             token = meta.get("continue") or None
@@ -166,8 +176,11 @@ class Informer:
                     self.cache.pop(key, None)
                     self._on_change(key, None)
                 else:
-                    value = self._transform(obj)
-                    self.cache[key] = value
+                    value = self._apply(obj)
+                    if value is None:
+                        self.cache.pop(key, None)
+                    else:
+                        self.cache[key] = value
                     self._on_change(key, value)
         finally:
             self._response = None
@@ -201,11 +214,13 @@ class Informer:
             except _Gone:
                 log.info("%s: watch too old (410), listing again", self.resource.name)
                 version = None
-            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            except Exception as e:  # the informer thread must outlive anything a watch hits
                 if self._stop.is_set():
                     break
-                log.warning("%s: watch failed (%s); retrying in %.1fs", self.resource.name,
-                            type(e).__name__, delay)
+                expected = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+                log.log(logging.WARNING if isinstance(e, expected) else logging.ERROR,
+                        "%s: watch failed (%s); retrying in %.1fs", self.resource.name,
+                        type(e).__name__, delay, exc_info=not isinstance(e, expected))
                 self._stop.wait(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 10.0)
                 # Re-watch from the last version seen: nothing is missed; 410 forces a list.
