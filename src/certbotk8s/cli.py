@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--metrics-address", default="0.0.0.0",
                      help="address for /healthz, /readyz and /metrics")
     ctl.add_argument("--metrics-port", type=int, default=9090)
-    ctl.add_argument("--workers", type=int, default=8, help="orders in parallel")
+    ctl.add_argument("--workers", type=int, default=16, help="orders in parallel")
     ctl.add_argument("--identity", default=os.environ.get("POD_NAME"),
                      help="leader-election identity (default $POD_NAME, else hostname-pid)")
     ctl.add_argument("--lease-name", default="certbotk8s-leader")

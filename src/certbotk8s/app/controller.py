@@ -111,7 +111,7 @@ class Controller:
         inflight: KubeInflightStore,
         *,
         on_leading: Callable[[], object] | None = None,
-        workers: int = 8,
+        workers: int = 16,
         debounce: float = 0.02,
         resync_interval: float = 300.0,
         ari_refresh: timedelta = timedelta(hours=12),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import idna
 
@@ -70,6 +71,7 @@ def _to_a_labels(raw: str, name: str) -> str:
     return encoded
 
 
+@lru_cache(maxsize=65536)  # every reconcile re-normalises every source's hosts
 def normalize_host(raw: str) -> str:
     """The lower-case A-label form of `raw`, trailing dot removed.
 
