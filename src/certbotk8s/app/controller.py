@@ -210,22 +210,23 @@ class Controller:
     def _reconcile_loop(self) -> None:
         for informer in self._all_informers():
             informer.synced.wait()
-        took = 0.0
+        took, ended = 0.0, 0.0
         while not self._stopping.is_set():
             self._wake.wait(timeout=self._resync)
             if self._stopping.is_set():
                 break
-            # Let a burst of events arrive. A pass costs O(sources); waiting twice as long as
-            # the last one took keeps passes under a third of the CPU while events pour in,
-            # and leaves the rest to the workers.
-            time.sleep(max(self._debounce, 2 * took))
+            # Let a burst of events arrive. A pass costs O(sources); keeping a gap of twice
+            # the last pass's cost between passes holds them under a third of the CPU while
+            # events pour in (the workers get the rest); after a quiet spell, only `debounce`.
+            time.sleep(max(self._debounce, ended + 2 * took - time.monotonic()))
             self._wake.clear()
             started = time.monotonic()
             try:
                 self.reconcile(datetime.now(UTC))
             except Exception:  # the loop must survive anything one pass hits
                 log.exception("reconcile failed")
-            took = time.monotonic() - started
+            ended = time.monotonic()
+            took = ended - started
             self.metrics.observe_reconcile(took)
 
     def _sources(self, group: str) -> list[Any]:
