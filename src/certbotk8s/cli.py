@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from certbotk8s import __version__
 from certbotk8s.adapters.http01 import Http01Responder
@@ -97,11 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _renew(config: Config, args: argparse.Namespace) -> int:
+    api = load_api_client(args.kubeconfig)
     shared: KubeTokenStore | None = None
     if args.shared_tokens:
-        shared = KubeTokenStore(load_api_client(args.kubeconfig), config.controller_namespace)
+        shared = KubeTokenStore(api, config.controller_namespace)
         shared.start()
-    runtime = build_runtime(config, args.kubeconfig, tokens=shared)
+    runtime = build_runtime(config, api, tokens=shared)
     http01 = config.solver.http01
     try:
         responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
@@ -126,7 +126,7 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
 
 
 def _plan(config: Config, args: argparse.Namespace) -> int:
-    runtime = build_runtime(config, args.kubeconfig)
+    runtime = build_runtime(config, load_api_client(args.kubeconfig))
     current = survey(runtime.deps, args.namespace)
     for problem in current.discovery.problems:
         print(f"refuse   {problem.source}: {problem.reason}: {problem.message}")
@@ -143,8 +143,8 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
 
 
 def _status(config: Config, args: argparse.Namespace) -> int:
-    runtime = build_runtime(config, args.kubeconfig)
-    rows = status_view.collect(runtime, args.namespace, datetime.now(UTC))
+    runtime = build_runtime(config, load_api_client(args.kubeconfig))
+    rows = status_view.collect(runtime, args.namespace)
     if args.output == "json":
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:

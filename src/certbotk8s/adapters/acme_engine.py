@@ -14,7 +14,6 @@ Boundary contract (see core/ports.py for the conventions):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -320,8 +319,6 @@ class AcmeEngine:
                 f"order {order_url} ended {order.status}", self._order_problem(order)
             )
         fullchain = self._download_chain(order.certificate, request.preferred_chain)
-        if not keys.csr_hosts(csr_pem):
-            raise AcmeError("internal: CSR without names")
         info = certs.certificate_info(fullchain)
         if not certs.key_matches_certificate(key, fullchain):
             raise AcmeError("CA returned a certificate for a different key")
@@ -493,8 +490,3 @@ def _top_issuer_cn(chain_pem: bytes) -> str | None:
     chain = certs.split_pem_chain(chain_pem)
     names = chain[-1].issuer.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     return str(names[0].value) if names else None
-
-
-def fingerprint(data: bytes) -> str:
-    """A short, non-reversible id for logs (never log the data itself)."""
-    return hashlib.sha256(data).hexdigest()[:12]

@@ -30,6 +30,7 @@ from certbotk8s.app.renewal_pass import (
     LAST_ERROR,
     LAST_ERROR_AT,
     OrderHooks,
+    Outcome,
     PassDeps,
     announce,
     execute,
@@ -38,9 +39,10 @@ from certbotk8s.app.renewal_pass import (
 )
 from certbotk8s.core import ratelimit, secret_meta
 from certbotk8s.core.discovery import discover
-from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.errors import AcmeProblemError, CertbotK8sError, ChallengeFailed
 from certbotk8s.core.model import (
     Discovery,
+    IssuedCertificate,
     ObservedSecret,
     RenewalWindow,
     SecretRef,
@@ -438,15 +440,15 @@ class Controller:
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
         if not outcome.ok:
-            self._failed(first, state, now, outcome.message)
+            self._failed(first, state, now, outcome)
             return
         self._clear_inflight(ref)
         state.failures, state.retry_at = 0, None
         assert outcome.issued is not None
         for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
-            self._copy_to(other, outcome)
+            self._copy_to(other, outcome.issued)
 
-    def _copy_to(self, action: Action, outcome: Any) -> None:
+    def _copy_to(self, action: Action, issued: IssuedCertificate) -> None:
         ref = action.desired.secret
         observed = self.observed(ref)
         if observed is None:
@@ -456,8 +458,8 @@ class Controller:
             self._refuse_foreign(action, observed)
             return
         try:
-            store(self.deps, action.desired, outcome.issued, observed)
-            announce(self.deps, action, outcome.issued)
+            store(self.deps, action.desired, issued, observed)
+            announce(self.deps, action, issued)
         except CertbotK8sError as e:
             log.warning("writing %s failed: %s", ref, e)
 
@@ -470,7 +472,7 @@ class Controller:
             state.reported = message
             execute(self.deps, refusal, observed)
 
-    def _failed(self, action: Action, state: CertState, now: datetime, message: str) -> None:
+    def _failed(self, action: Action, state: CertState, now: datetime, outcome: Outcome) -> None:
         step = BACKOFF[min(state.failures, len(BACKOFF) - 1)]
         state.failures += 1
         state.retry_at = now + step * random.uniform(0.9, 1.1)
@@ -478,8 +480,8 @@ class Controller:
             for host in action.desired.spec.hosts:
                 self._failed_authz.append(ratelimit.FailedAuthz(host, now))
         log.warning("%s: attempt %d failed, next try at %s: %s", action.desired.secret,
-                    state.failures, state.retry_at, message)
-        if "ChallengeFailed" in message or "invalid" in message:
+                    state.failures, state.retry_at, outcome.message)
+        if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
             self._clear_inflight(action.desired.secret)  # that order is dead: do not resume it
         self._schedule(action.desired.secret, state.retry_at, state)
 

@@ -31,7 +31,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     metrics = Metrics()
     api = load_api_client(args.kubeconfig)
     tokens = KubeTokenStore(api, config.controller_namespace)
-    runtime = build_runtime(config, args.kubeconfig, tokens=tokens,
+    runtime = build_runtime(config, api, tokens=tokens,
                             observer=metrics.observe_acme)
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}

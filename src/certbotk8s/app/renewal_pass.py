@@ -68,6 +68,7 @@ class Outcome:
     ok: bool
     message: str
     issued: IssuedCertificate | None = field(default=None, repr=False)
+    error: CertbotK8sError | None = None
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,11 @@ def _read_ari(deps: PassDeps, desired: Sequence[DesiredCertificate],
             continue
         if seen.annotations.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
             continue  # a different CA's certificate: its ARI is not ours to ask
-        stored = deps.secrets.read(d.secret.namespace, d.secret.name)
-        crt = stored.data.get("tls.crt") if stored is not None else None
-        if not crt:
+        cert_id = seen.certificate.ari_cert_id
+        if not cert_id:
             continue
         try:
-            window = deps.issuers.engine(d.spec.issuer).renewal_info(crt)
+            window = deps.issuers.engine(d.spec.issuer).renewal_info_for_id(cert_id)
         except CertbotK8sError as e:
             log.warning("ARI for %s unavailable: %s", d.secret, e)
             continue
@@ -155,7 +155,7 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
                 LAST_ERROR: message[:1000],
                 LAST_ERROR_AT: secret_meta.format_time(deps.clock()),
             })
-        return Outcome(action, False, message)
+        return Outcome(action, False, message, error=e)
     return Outcome(action, True, announce(deps, action, issued), issued)
 
 

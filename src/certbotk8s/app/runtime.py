@@ -16,7 +16,6 @@ from certbotk8s.adapters.kube import (
     KubeEventRecorder,
     KubeSecretStore,
     KubeSourceReader,
-    load_api_client,
 )
 from certbotk8s.adapters.routing import KubeRoutingPublisher
 from certbotk8s.app.issuers import IssuerRegistry
@@ -47,9 +46,8 @@ class Runtime:
     routing: KubeRoutingPublisher
 
 
-def build_runtime(config: Config, kubeconfig: str | None, tokens: TokenStore | None = None,
+def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
                   observer: RequestObserver | None = None) -> Runtime:
-    api = load_api_client(kubeconfig)
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01

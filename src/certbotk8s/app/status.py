@@ -36,7 +36,7 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
-def collect(runtime: Runtime, namespaces: Sequence[str], now: datetime) -> list[StatusRow]:
+def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     current = survey(runtime.deps, namespaces)
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
