@@ -2,7 +2,7 @@
 # 127.0.0.1:10053 (UDP+TCP), RFC 2136 updates signed with a TSIG key made fresh at every start.
 # Sourced by lab/up; defines bind_build and bind_start. Needs lib.sh.
 
-BIND_PORT="${BIND_PORT:-10053}"
+BIND_PORT="${BIND_PORT:-$(lab_port 10053)}"
 BIND_ZONE="certbotk8s.test"
 BIND_ZONE_DELEGATED="delegated.test"
 BIND_TSIG_NAME="certbotk8s-key."

@@ -7,6 +7,9 @@ LAB_DIR="${LAB_DIR:-$LAB_ROOT/.lab}"
 # Build outputs live outside the checkout so a fresh clone (CI) reuses them.
 LAB_CACHE="${CERTBOTK8S_CACHE:-$HOME/.cache/certbotk8s}"
 LAB_ENV="$LAB_DIR/env"
+# LAB_PORT_OFFSET shifts every lab port, so several checkouts can run a lab side by side.
+LAB_PORT_OFFSET="${LAB_PORT_OFFSET:-0}"
+lab_port() { echo $(( $1 + LAB_PORT_OFFSET )); }
 export GOFLAGS="${GOFLAGS:--mod=mod}"
 export GOPATH="${GOPATH:-$HOME/go}"
 

@@ -1,5 +1,6 @@
 # Pebble (Let's Encrypt's test CA) for the lab: three instances on loopback, all resolving
-# names through the lab's BIND (127.0.0.1:10053) and dialling HTTP-01 on port 5002.
+# names through the lab's BIND (127.0.0.1:10053) and dialling HTTP-01 on port 5002
+# (every port shifted by LAB_PORT_OFFSET, see lib.sh).
 #   pebble        ACME 14000, mgmt 15000   main
 #   pebble-eab    ACME 14001, mgmt 15001   externalAccountBindingRequired, kid-1 + fresh key
 #   pebble-flaky  ACME 14002, mgmt 15003   50 % badNonce, Retry-After 1 s on orders/authzs
@@ -10,9 +11,12 @@ PEBBLE_HOME="$LAB_CACHE/pebble-$PEBBLE_VERSION"
 PEBBLE_BIN="$PEBBLE_HOME/bin/pebble"
 # TLS for Pebble's own API endpoints: a CA made once with openssl, kept in the cache.
 PEBBLE_TLS="$LAB_CACHE/pebble-tls"
-PEBBLE_DNS="${PEBBLE_DNS:-127.0.0.1:${BIND_PORT:-10053}}"
-PEBBLE_HTTP01_PORT=5002
-PEBBLE_TLSALPN01_PORT=5001
+PEBBLE_DNS="${PEBBLE_DNS:-127.0.0.1:${BIND_PORT:-$(lab_port 10053)}}"
+PEBBLE_HTTP01_PORT=$(lab_port 5002)
+PEBBLE_TLSALPN01_PORT=$(lab_port 5001)
+P_MAIN=$(lab_port 14000) P_MAIN_MGMT=$(lab_port 15000)
+P_EAB=$(lab_port 14001) P_EAB_MGMT=$(lab_port 15001)
+P_FLAKY=$(lab_port 14002) P_FLAKY_MGMT=$(lab_port 15003)
 
 _pebble_make_tls() {
   [ -s "$PEBBLE_TLS/ca.pem" ] && [ -s "$PEBBLE_TLS/localhost.pem" ] &&
@@ -92,10 +96,10 @@ pebble_start() {
   # EAB MAC key: 32 random bytes, base64url without padding (what Pebble and RFC 8555 expect).
   eab_key="$(openssl rand 32 | base64 | tr '+/' '-_' | tr -d '=\n')"
 
-  _pebble_config pebble 14000 15000 0 '"externalAccountBindingRequired": false,'
-  (umask 077 && _pebble_config pebble-eab 14001 15001 0 \
+  _pebble_config pebble $P_MAIN $P_MAIN_MGMT 0 '"externalAccountBindingRequired": false,'
+  (umask 077 && _pebble_config pebble-eab $P_EAB $P_EAB_MGMT 0 \
     "\"externalAccountBindingRequired\": true, \"externalAccountMACKeys\": {\"kid-1\": \"$eab_key\"},")
-  _pebble_config pebble-flaky 14002 15003 1 '"externalAccountBindingRequired": false,'
+  _pebble_config pebble-flaky $P_FLAKY $P_FLAKY_MGMT 1 '"externalAccountBindingRequired": false,'
 
   start_bg_env pebble "$base PEBBLE_WFE_NONCEREJECT=0 PEBBLE_ALTERNATE_ROOTS=1" \
     "$PEBBLE_BIN" -config "$dir/pebble.json" -dnsserver "$PEBBLE_DNS"
@@ -105,24 +109,24 @@ pebble_start() {
     "$PEBBLE_BIN" -config "$dir/pebble-flaky.json" -dnsserver "$PEBBLE_DNS"
 
   local name port
-  for port in 14000 15000 14001 15001 14002 15003; do wait_tcp "$port" 30 pebble; done
+  for port in $P_MAIN $P_MAIN_MGMT $P_EAB $P_EAB_MGMT $P_FLAKY $P_FLAKY_MGMT; do wait_tcp "$port" 30 pebble; done
   # Each instance makes fresh roots at start; save them (for chain checks) and prove the
   # management API answers over TLS with our CA.
-  for name in pebble:15000 pebble-eab:15001 pebble-flaky:15003; do
+  for name in pebble:$P_MAIN_MGMT pebble-eab:$P_EAB_MGMT pebble-flaky:$P_FLAKY_MGMT; do
     curl -fsS --cacert "$PEBBLE_TLS/ca.pem" "https://127.0.0.1:${name#*:}/roots/0" \
       -o "$dir/${name%%:*}-root.pem" ||
       lab_die "${name%%:*} management API did not answer (see $LAB_DIR/logs/${name%%:*}.log)"
   done
 
-  env_add ACME_DIRECTORY https://127.0.0.1:14000/dir
+  env_add ACME_DIRECTORY https://127.0.0.1:$P_MAIN/dir
   env_add ACME_CA_BUNDLE "$PEBBLE_TLS/ca.pem"
-  env_add PEBBLE_MGMT https://127.0.0.1:15000
+  env_add PEBBLE_MGMT https://127.0.0.1:$P_MAIN_MGMT
   env_add HTTP01_PORT "$PEBBLE_HTTP01_PORT"
-  env_add ACME_DIRECTORY_EAB https://127.0.0.1:14001/dir
-  env_add PEBBLE_MGMT_EAB https://127.0.0.1:15001
+  env_add ACME_DIRECTORY_EAB https://127.0.0.1:$P_EAB/dir
+  env_add PEBBLE_MGMT_EAB https://127.0.0.1:$P_EAB_MGMT
   env_add EAB_KID kid-1
   env_add EAB_HMAC_KEY "$eab_key"
-  env_add ACME_DIRECTORY_FLAKY https://127.0.0.1:14002/dir
-  env_add PEBBLE_MGMT_FLAKY https://127.0.0.1:15003
-  lab_log "pebble ready: ACME 14000 (main), 14001 (EAB), 14002 (flaky); HTTP-01 dialled on $PEBBLE_HTTP01_PORT"
+  env_add ACME_DIRECTORY_FLAKY https://127.0.0.1:$P_FLAKY/dir
+  env_add PEBBLE_MGMT_FLAKY https://127.0.0.1:$P_FLAKY_MGMT
+  lab_log "pebble ready: ACME $P_MAIN (main), $P_EAB (EAB), $P_FLAKY (flaky); HTTP-01 dialled on $PEBBLE_HTTP01_PORT"
 }
