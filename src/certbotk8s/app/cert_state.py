@@ -1,0 +1,53 @@
+"""What the controller remembers per Secret between reconciles, shared by its parts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from certbotk8s.core import ratelimit
+from certbotk8s.core.model import RenewalWindow, SecretRef
+
+
+@dataclass
+class CertState:
+    """One Secret's controller-side state (rebuilt at start)."""
+
+    failures: int = 0
+    retry_at: datetime | None = None
+    ari: RenewalWindow | None = None
+    ari_fetched: float = 0.0
+    reported: str = ""  # last refusal reported, to avoid repeating Events
+    hold: ratelimit.Hold | None = None
+    foreign_until: datetime | None = None  # a foreign Secret: look again only after this
+
+
+class StateTable:
+    """CertState per Secret behind one lock (reconciler, order workers and ARI refresh share it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._states: dict[SecretRef, CertState] = {}
+
+    def get(self, ref: SecretRef) -> CertState | None:
+        with self.lock:
+            return self._states.get(ref)
+
+    def of(self, ref: SecretRef) -> CertState:
+        """The state of `ref`, created empty when there is none."""
+        with self.lock:
+            return self._states.setdefault(ref, CertState())
+
+    def drop(self, ref: SecretRef) -> None:
+        with self.lock:
+            self._states.pop(ref, None)
+
+    def refs(self) -> set[SecretRef]:
+        with self.lock:
+            return set(self._states)
+
+    def items(self) -> Iterator[tuple[SecretRef, CertState]]:
+        with self.lock:
+            return iter(list(self._states.items()))

@@ -1,0 +1,247 @@
+"""The controller's order runner: a bounded worker pool, one order per certificate and one per
+identical host set, the rate-limit budget, backoff after failures, and resumable order URLs."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
+from certbotk8s.app.cert_state import CertState, StateTable
+from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.renewal_pass import (
+    LAST_ERROR,
+    LAST_ERROR_AT,
+    OrderHooks,
+    Outcome,
+    PassDeps,
+    announce,
+    execute,
+    store,
+)
+from certbotk8s.app.schedule import WakeSchedule
+from certbotk8s.app.watch import Watch
+from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.core.errors import AcmeProblemError, CertbotK8sError, ChallengeFailed
+from certbotk8s.core.model import IssuedCertificate, ObservedSecret, SecretRef
+from certbotk8s.core.observe import observe
+from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.ports import LeaderElection
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100),
+           timedelta(days=1))
+
+
+@dataclass
+class OrderJob:
+    key: tuple[object, ...]
+    actions: list[Action] = field(default_factory=list)
+
+
+class OrderRunner:
+    """Runs ISSUE/RENEW actions on worker threads; only ever on the leader."""
+
+    def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
+                 elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
+                 stopping: threading.Event, *, workers: int, foreign_pause: timedelta) -> None:
+        self.deps, self.watch, self.states = deps, watch, states
+        self.schedule, self.elector, self.metrics = schedule, elector, metrics
+        self.inflight = inflight
+        self._stopping = stopping
+        self._foreign_pause = foreign_pause
+        self._lock = threading.RLock()
+        self._running: dict[tuple[object, ...], OrderJob] = {}
+        self._busy: set[SecretRef] = set()
+        self._resumable: dict[SecretRef, InflightOrder] = {}
+        self._orders: list[ratelimit.OrderRecord] = []
+        self._failed_authz: list[ratelimit.FailedAuthz] = []
+        self._issued: list[ratelimit.IssuanceRecord] = []
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def load_resumable(self) -> int:
+        """Read the in-flight orders a previous leader left (on becoming leader)."""
+        try:
+            self._resumable = self.inflight.load()
+        except CertbotK8sError as e:
+            log.warning("cannot read in-flight orders: %s", e)
+        return len(self._resumable)
+
+    def drain(self, grace: float) -> None:
+        """Let running orders end (bounded), then drop queued ones."""
+        deadline = time.monotonic() + grace
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._running:
+            log.warning("%d orders still running at shutdown; their order URLs stay recorded "
+                        "for the next leader", len(self._running))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def set_issued(self, issued: list[ratelimit.IssuanceRecord]) -> None:
+        """What this installation issued in the last 7 days (rebuilt by each reconcile)."""
+        with self._lock:
+            self._issued = issued
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_key(action: Action) -> tuple[object, ...]:
+        s = action.desired.spec
+        return (s.issuer, s.hosts, s.key_type, s.profile, s.challenge, s.dns_provider)
+
+    def submit(self, action: Action) -> None:
+        ref = action.desired.secret
+        key = self._order_key(action)
+        with self._lock:
+            if ref in self._busy:
+                return
+            job = self._running.get(key)
+            if job is not None:  # the same host set is already being ordered: share it
+                job.actions.append(action)
+                self._busy.add(ref)
+                return
+            job = OrderJob(key, [action])
+            self._running[key] = job
+            self._busy.add(ref)
+        self.metrics.orders_in_flight.inc()
+        self._pool.submit(self._run_order, job)
+
+    def _run_order(self, job: OrderJob) -> None:
+        try:
+            self._order(job)
+        except Exception:
+            log.exception("order for %s crashed", job.actions[0].desired.secret)
+        finally:
+            with self._lock:
+                self._running.pop(job.key, None)
+                for action in job.actions:
+                    self._busy.discard(action.desired.secret)
+            self.metrics.orders_in_flight.dec()
+            self.watch.wake.set()
+
+    # -- one order ------------------------------------------------------------------------------
+
+    def _budget(self, action: Action, now: datetime) -> ratelimit.Hold | None:
+        with self._lock:
+            issued = list(self._issued)
+            cutoff = now - timedelta(hours=3)
+            self._orders = [o for o in self._orders if o.at > cutoff]
+            self._failed_authz = [f for f in self._failed_authz
+                                  if f.at > now - timedelta(hours=1)]
+            orders, failures = list(self._orders), list(self._failed_authz)
+        limits = self.deps.config.issuers[action.desired.spec.issuer].rate_limits
+        return ratelimit.check_budget(
+            action.desired.spec.hosts, now, issued, orders, failures,
+            ari_renewal=action.kind is ActionKind.RENEW, limits=limits)
+
+    def _read(self, ref: SecretRef) -> ObservedSecret | None:
+        observed = self.watch.observed(ref)
+        if observed is None:
+            stored = self.deps.secrets.read(ref.namespace, ref.name)
+            if stored is not None:
+                observed = observe(stored)
+        return observed
+
+    def _order(self, job: OrderJob) -> None:
+        if self._stopping.is_set() or not self.elector.is_leader():
+            return
+        first = job.actions[0]
+        ref = first.desired.secret
+        now = datetime.now(UTC)
+        observed = self._read(ref)
+        if observed is not None and not observed.managed:
+            self._refuse_foreign(first, observed)
+            return
+        hold = self._budget(first, now)
+        state = self.states.of(ref)
+        if hold is not None:
+            self._hold(first, observed, state, hold, now)
+            return
+        state.hold = None
+        resumable = self._resumable.pop(ref, None)
+        resume_url = (resumable.order_url if resumable is not None
+                      and resumable.hosts == first.desired.spec.hosts else None)
+
+        def on_order(url: str) -> None:
+            with self._lock:
+                self._orders.append(ratelimit.OrderRecord(datetime.now(UTC)))
+            try:
+                self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
+            except CertbotK8sError as e:
+                log.warning("cannot record order %s for %s: %s", url, ref, e)
+
+        outcome = execute(self.deps, first, observed, OrderHooks(on_order, resume_url))
+        self.metrics.challenge(first.desired.spec.challenge.value,
+                               "success" if outcome.ok else "failure")
+        if not outcome.ok:
+            self._failed(first, state, now, outcome)
+            return
+        self._clear_inflight(ref)
+        state.failures, state.retry_at = 0, None
+        assert outcome.issued is not None
+        for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
+            self._copy_to(other, outcome.issued)
+
+    def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
+              hold: ratelimit.Hold, now: datetime) -> None:
+        ref = action.desired.secret
+        state.hold = hold
+        log.warning("%s: order held back: %s; possible at %s", ref, hold.message, hold.until)
+        self.metrics.count_rate_limit_hold(hold.limit)
+        message = f"rate-limit hold: {hold.message}; ordering possible at {hold.until}"
+        self.deps.events.record(action.desired.source, "Warning", "RateLimitHold", message)
+        if observed is not None and observed.managed:  # so `certbotk8s status` shows it
+            try:
+                self.deps.secrets.set_annotations(ref.namespace, ref.name, {
+                    LAST_ERROR: message,
+                    LAST_ERROR_AT: secret_meta.format_time(now)})
+            except CertbotK8sError as e:
+                log.warning("cannot annotate %s: %s", ref, e)
+
+    def _copy_to(self, action: Action, issued: IssuedCertificate) -> None:
+        ref = action.desired.secret
+        observed = self._read(ref)
+        if observed is not None and not observed.managed:
+            self._refuse_foreign(action, observed)
+            return
+        try:
+            store(self.deps, action.desired, issued, observed)
+            announce(self.deps, action, issued)
+        except CertbotK8sError as e:
+            log.warning("writing %s failed: %s", ref, e)
+
+    def _refuse_foreign(self, action: Action, observed: ObservedSecret) -> None:
+        refusal = Action(ActionKind.REFUSE, action.desired, action.reason)
+        state = self.states.of(action.desired.secret)
+        state.foreign_until = datetime.now(UTC) + self._foreign_pause
+        message = f"Secret {action.desired.secret} exists and is not managed by certbotk8s"
+        if state.reported != message:
+            state.reported = message
+            execute(self.deps, refusal, observed)
+
+    def _failed(self, action: Action, state: CertState, now: datetime, outcome: Outcome) -> None:
+        step = BACKOFF[min(state.failures, len(BACKOFF) - 1)]
+        state.failures += 1
+        state.retry_at = now + step * random.uniform(0.9, 1.1)
+        with self._lock:
+            for host in action.desired.spec.hosts:
+                self._failed_authz.append(ratelimit.FailedAuthz(host, now))
+        log.warning("%s: attempt %d failed, next try at %s: %s", action.desired.secret,
+                    state.failures, state.retry_at, outcome.message)
+        if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
+            self._clear_inflight(action.desired.secret)  # that order is dead: do not resume it
+        self.schedule.at(action.desired.secret, state.retry_at)
+
+    def _clear_inflight(self, ref: SecretRef) -> None:
+        try:
+            self.inflight.clear(ref)
+        except CertbotK8sError as e:
+            log.warning("cannot clear in-flight order of %s: %s", ref, e)
