@@ -247,10 +247,6 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
         value = (store.data or {}).get(f"{namespace}_takeover-tls") if store else None
         return base64.b64decode(value).decode() if value else None
 
-    entry = wait_for(recorded, 15, "the in-flight order record")
-    order_url = yaml.safe_load(entry)["orderUrl"]
-    b.kill()  # SIGKILL: no clean-up, no lease release
-    assert read_secret(admin_api, namespace, "takeover-tls") is None
     networking: Any = k8s.NetworkingV1Api(admin_api)
 
     def routes() -> list[str]:
@@ -259,6 +255,13 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
         return [i.metadata.name for i in listed.items
                 if host in [r.host for r in (i.spec.rules or [])]]
 
+    entry = wait_for(recorded, 15, "the in-flight order record")
+    order_url = yaml.safe_load(entry)["orderUrl"]
+    # The order is recorded before its challenges are presented: kill only once B's routing
+    # exists, so the successor really has a dead leader's routing to sweep.
+    wait_for(routes, 15, "the leader's HTTP-01 routing")
+    b.kill()  # SIGKILL: no clean-up, no lease release
+    assert read_secret(admin_api, namespace, "takeover-tls") is None
     assert routes(), "the killed leader's HTTP-01 routing is still there"
 
     a = controllers("successor")
