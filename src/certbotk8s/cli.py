@@ -20,6 +20,7 @@ from certbotk8s.app.runtime import build_runtime, read_config
 from certbotk8s.core.config import Config, ConfigError
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.plan import ActionKind
+from certbotk8s.core.text import printable
 
 log = logging.getLogger("certbotk8s")
 
@@ -112,7 +113,7 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
     try:
         with responder:
             report = run_pass(runtime.deps, args.namespace,
-                              progress=lambda line: print(line, flush=True))
+                              progress=lambda line: print(printable(line), flush=True))
     finally:
         if shared is not None:
             shared.stop()
@@ -129,14 +130,14 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
     runtime = build_runtime(config, load_api_client(args.kubeconfig))
     current = survey(runtime.deps, args.namespace)
     for problem in current.discovery.problems:
-        print(f"refuse   {problem.source}: {problem.reason}: {problem.message}")
+        print(printable(f"refuse   {problem.source}: {problem.reason}: {problem.message}"))
     for action in current.actions:
         d = action.desired
         when = ""
         if action.next_renewal is not None:
             when = f" (next renewal {action.next_renewal.strftime('%Y-%m-%d %H:%M UTC')})"
-        print(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
-              f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}")
+        print(printable(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
+                        f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}"))
     if current.missing_apis:
         print(f"note: the cluster does not serve {', '.join(current.missing_apis)}")
     return EXIT_OK

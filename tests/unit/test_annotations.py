@@ -70,7 +70,7 @@ def test_all_valid_annotations() -> None:
             "certbotk8s.io/renew-before": "10d",
             "certbotk8s.io/gateway-namespace": "gateways",
         },
-        CONFIG,
+        make_config(istio={"gatewayNamespaces": ["gateways"]}),
         SourceKind.ISTIO_GATEWAY,
     )
     assert errors == ()

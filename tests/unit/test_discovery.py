@@ -344,9 +344,24 @@ def test_istio_gateway_namespace_override() -> None:
     assert [d.secret for d in result.desired] == [SecretRef("team-a", "c")]
     assert reasons(result) == [("foreign", "NamespaceNotAllowed")]
     allowed = run(
-        istio=[foreign], config=make_config(istio={"allowedSourceNamespaces": ["team-b"]})
+        istio=[foreign], config=make_config(istio={"allowedSourceNamespaces": ["team-b"],
+                                                   "gatewayNamespaces": ["edge"]})
     )
     assert [d.secret for d in allowed.desired] == [SecretRef("edge", "c")]
+
+
+def test_gateway_namespace_override_only_to_configured_gateway_namespaces() -> None:
+    """An allow-listed source namespace still cannot aim its Secret at any namespace."""
+    hostile = istio_gateway(
+        name="g", namespace="team-b", servers=[istio_server("a.example.com", credential="c")],
+        annotations={**OPT_IN, "certbotk8s.io/gateway-namespace": "kube-system"},
+    )
+    config = make_config(istio={"allowedSourceNamespaces": ["team-b"],
+                                "gatewayNamespaces": ["edge"]})
+    result = run(istio=[hostile], config=config)
+    assert result.desired == ()
+    assert reasons(result) == [("g", "NamespaceNotAllowed")]
+    assert "not a configured gateway namespace" in result.problems[0].message
 
 
 # -- Istio legacy file mount ---------------------------------------------------------------

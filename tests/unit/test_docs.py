@@ -15,6 +15,7 @@ from certbotk8s.core import config as config_module
 from certbotk8s.core.config import load_config
 from certbotk8s.core.discovery import Reasons
 from certbotk8s.core.model import KeyType
+from certbotk8s.core.ownership import OwnershipReasons
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -44,7 +45,8 @@ def test_every_metric_is_documented() -> None:
 
 def test_every_problem_reason_is_in_troubleshooting() -> None:
     text = _text("troubleshooting.md")
-    reasons = [v for k, v in vars(Reasons).items() if k.isupper()]
+    reasons = [v for cls in (Reasons, OwnershipReasons)
+               for k, v in vars(cls).items() if k.isupper()]
     for reason in reasons:
         assert f"`{reason}`" in text, reason
 

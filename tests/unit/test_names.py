@@ -14,6 +14,7 @@ from certbotk8s.core.names import (
     normalize_host,
     normalize_hosts,
 )
+from certbotk8s.core.text import quote
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_refuses_with_a_clear_message(raw: str, fragment: str) -> None:
     with pytest.raises(InvalidHostname) as info:
         normalize_host(raw)
     assert fragment in str(info.value)
-    assert repr(raw) in str(info.value)
+    assert quote(raw) in str(info.value)
 
 
 def test_invalid_hostname_is_a_value_error() -> None:

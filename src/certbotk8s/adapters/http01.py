@@ -1,14 +1,21 @@
 """HTTP-01: a token store, the responder that serves it, and the solver with its self-check.
 
 The responder answers only `GET|HEAD /.well-known/acme-challenge/<token>` (404 for anything
-else), reads no request body, and gives each connection a short socket timeout, so a slow or
-hostile client cannot hold it.
+else) and reads no request body. A slow or hostile client cannot hold it: every connection has a
+whole-request deadline (a reaper closes it when it passes, however slowly bytes trickle in), at
+most `max_connections` are served at once (more are closed at accept), and a token is served
+only when the request's Host header is the identifier it was issued for.
+
+The token store holds `<key authorization>\n<identifier>` (see `token_value`); a value without
+an identifier (older writers) is served to any Host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +59,24 @@ class MemoryTokenStore:
 Route = Callable[[str], tuple[int, str, bytes] | None]
 
 
+def token_value(key_authorization: str, identifier: str) -> str:
+    """What the solver stores for a token: the answer and the host it may be served for."""
+    return f"{key_authorization}\n{identifier}"
+
+
+def _served_for(value: str, host_header: str | None) -> str | None:
+    """The key authorization in `value` if `host_header` names its identifier, else None."""
+    answer, _, identifier = value.partition("\n")
+    if not identifier:
+        return answer
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):
+        host = host.split("]", 1)[0] + "]"
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return answer if host.rstrip(".") == identifier.lower() else None
+
+
 def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> type[Any]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "certbotk8s"
@@ -77,8 +102,9 @@ def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> typ
                 token = path[len(CHALLENGE_PREFIX):]
                 if 0 < len(token) <= _MAX_TOKEN and "/" not in token:
                     value = store.get(token)
-                    if value is not None:
-                        return 200, "text/plain", value.encode()
+                    served = _served_for(value, self.headers.get("Host")) if value else None
+                    if served is not None:
+                        return 200, "text/plain", served.encode()
                 return 404, "text/plain", b"not found\n"
             if extra is not None:
                 answer = extra(path)
@@ -98,8 +124,73 @@ def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> typ
     return Handler
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a connection cap and a whole-request deadline per connection."""
+
+    daemon_threads = True
+    request_queue_size = 128  # accept bursts fast; the cap is applied right after accept
+
+    def __init__(self, address: tuple[str, int], handler: type[Any], max_connections: int,
+                 deadline: float) -> None:
+        super().__init__(address, handler)
+        self._deadline = deadline
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._open: dict[socket.socket, float] = {}  # connection -> when it must be done
+        self._open_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="http01-reaper", daemon=True)
+        self._reaper.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the cap: closed at once, nothing read
+            return
+        with self._open_lock:
+            self._open[request] = time.monotonic() + self._deadline
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(request)
+
+    def _release(self, request: socket.socket) -> None:
+        with self._open_lock:
+            if self._open.pop(request, None) is None:
+                return
+        self._slots.release()
+
+    def _reap(self) -> None:
+        # Unblocks a handler stuck in a read: shutting the socket down ends its recv at once.
+        while not self._closed.wait(min(0.25, self._deadline / 4)):
+            now = time.monotonic()
+            with self._open_lock:
+                late = [conn for conn, until in self._open.items() if until <= now]
+            for conn in late:
+                with contextlib.suppress(OSError):  # already closed by its handler
+                    conn.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def open_connections(self) -> int:
+        with self._open_lock:
+            return len(self._open)
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
+
+
 class Http01Responder:
-    """A threaded HTTP server for tokens (and, for the controller, extra routes)."""
+    """A threaded HTTP server for tokens (and, for the controller, extra routes).
+
+    `connection_timeout` bounds each read; `request_deadline` the whole connection;
+    `max_connections` how many are served at once.
+    """
 
     def __init__(
         self,
@@ -109,11 +200,17 @@ class Http01Responder:
         *,
         extra_routes: Route | None = None,
         connection_timeout: float = 5.0,
+        request_deadline: float = 10.0,
+        max_connections: int = 64,
     ) -> None:
         handler = _make_handler(store, extra_routes, connection_timeout)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), handler, max_connections, request_deadline)
         self._thread: threading.Thread | None = None
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (for tests and metrics)."""
+        return self._server.open_connections
 
     @property
     def port(self) -> int:
@@ -166,7 +263,8 @@ class Http01Solver:
 
     def present(self, challenge: PendingChallenge) -> None:
         try:
-            self.store.put(challenge.token, challenge.key_authorization)
+            self.store.put(challenge.token,
+                           token_value(challenge.key_authorization, challenge.domain))
         except (CertbotK8sError, ValueError) as e:
             raise Http01SolverError(
                 f"cannot publish the HTTP-01 token for {challenge.domain}: {e}") from e

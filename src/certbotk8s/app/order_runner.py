@@ -30,6 +30,7 @@ from certbotk8s.core import ratelimit, secret_meta
 from certbotk8s.core.errors import AcmeProblemError, CertbotK8sError, ChallengeFailed
 from certbotk8s.core.model import IssuedCertificate, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
+from certbotk8s.core.ownership import order_share_key
 from certbotk8s.core.plan import Action, ActionKind
 from certbotk8s.core.ports import LeaderElection
 
@@ -94,8 +95,7 @@ class OrderRunner:
 
     @staticmethod
     def _order_key(action: Action) -> tuple[object, ...]:
-        s = action.desired.spec
-        return (s.issuer, s.hosts, s.key_type, s.profile, s.challenge, s.dns_provider)
+        return order_share_key(action.desired)  # never across namespaces
 
     def submit(self, action: Action) -> None:
         ref = action.desired.secret
@@ -188,7 +188,8 @@ class OrderRunner:
         state.failures, state.retry_at = 0, None
         assert outcome.issued is not None
         for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
-            self._copy_to(other, outcome.issued)
+            if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
+                self._copy_to(other, outcome.issued)
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:

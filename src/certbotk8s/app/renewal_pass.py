@@ -17,7 +17,6 @@ from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
-from certbotk8s.core.discovery import discover
 from certbotk8s.core.errors import AcmeError, AcmeProblemError, CertbotK8sError, KubeConflict
 from certbotk8s.core.model import (
     DesiredCertificate,
@@ -29,6 +28,7 @@ from certbotk8s.core.model import (
     SourceKind,
 )
 from certbotk8s.core.observe import observe
+from certbotk8s.core.ownership import Holding, discover_owned
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 
@@ -83,8 +83,11 @@ class PassReport:
 
 def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
-    found = discover(snapshot.ingresses, snapshot.istio_gateways,
-                     snapshot.gateway_api_gateways, snapshot.reference_grants, deps.config)
+    held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations)
+            for s in deps.secrets.list_managed()]
+    found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
+                           snapshot.gateway_api_gateways, snapshot.reference_grants,
+                           deps.config, held)
     observed: dict[SecretRef, ObservedSecret | None] = {}
     for desired in found.desired:
         stored = deps.secrets.read(desired.secret.namespace, desired.secret.name)
@@ -249,8 +252,8 @@ def _event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str, messa
 def report_problems(deps: PassDeps, found: Discovery) -> None:
     for problem in found.problems:
         log.warning("%s refused: %s: %s", problem.source, problem.reason, problem.message)
-        if problem.source.kind != "Config":
-            deps.events.record(problem.source, "Warning", problem.reason, problem.message)
+        # The config's default certificate gets its Event too (in the controller namespace).
+        deps.events.record(problem.source, "Warning", problem.reason, problem.message)
 
 
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),

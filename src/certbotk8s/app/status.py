@@ -13,6 +13,7 @@ from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObjectRef, SecretRef, SourceKind
 from certbotk8s.core.plan import ActionKind
+from certbotk8s.core.text import printable
 
 if TYPE_CHECKING:
     from certbotk8s.app.runtime import Runtime
@@ -95,7 +96,10 @@ COLUMNS = ("SOURCE", "HOSTS", "SECRET", "NOT AFTER", "NEXT RENEWAL", "WHY", "LAS
 
 
 def render_table(rows: Sequence[StatusRow], width: int = 60) -> str:
+    """Aligned columns; every cell terminal-safe (tenant text may hold escape sequences)."""
+
     def clip(text: str) -> str:
+        text = printable(text)
         return text if len(text) <= width else text[: width - 1] + "…"
 
     cells: list[tuple[str, ...]] = [COLUMNS]

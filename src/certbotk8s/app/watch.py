@@ -9,7 +9,7 @@ from certbotk8s.adapters.kube_secrets import to_stored_secret
 from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
-from certbotk8s.core.discovery import discover
+from certbotk8s.core.ownership import Holding, discover_owned
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
 
@@ -84,8 +84,11 @@ class Watch:
         return []
 
     def discovery(self, config: Config) -> Discovery:
-        return discover(self.sources("ingresses"), self.sources("istio"),
-                        self.sources("gateway_api"), self.sources("grants"), config)
+        """Desired certificates, after host ownership against the managed Secrets cached."""
+        held = [Holding.of(SecretRef(ns, name), seen.annotations)
+                for (ns, name), seen in self.managed()]
+        return discover_owned(self.sources("ingresses"), self.sources("istio"),
+                              self.sources("gateway_api"), self.sources("grants"), config, held)
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         value: ObservedSecret | None = self.secrets.cache.get((ref.namespace, ref.name))

@@ -15,6 +15,9 @@ from certbotk8s.core.config import Config
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.model import CertificateSpec, ChallengeType, KeyType, SourceKind
 from certbotk8s.core.names import is_dns1123_label
+from certbotk8s.core.text import quote
+
+MAX_VALUE = 256  # characters in a certbotk8s.io/* value; longer ones are refused, not parsed
 
 PREFIX = "certbotk8s.io/"
 ENABLED = "certbotk8s.io/enabled"
@@ -42,7 +45,7 @@ class AnnotationError:
     message: str
 
     def __str__(self) -> str:
-        return f"annotation {self.key}={self.value!r}: {self.message}"
+        return f"annotation {self.key}={quote(self.value)}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,11 @@ def parse_source_options(
         if key.startswith(PREFIX) and key not in SOURCE_ANNOTATIONS:
             known = ", ".join(sorted(SOURCE_ANNOTATIONS))
             bad(key, f"unknown annotation (known: {known})")
+    too_long = sorted(k for k in SOURCE_ANNOTATIONS if len(annotations.get(k, "")) > MAX_VALUE)
+    for key in too_long:
+        bad(key, f"longer than {MAX_VALUE} characters")
+    if too_long:
+        return None, tuple(errors)
 
     enabled = annotations.get(ENABLED)
     if enabled is not None and enabled.strip().lower() not in ("true", "false"):

@@ -29,7 +29,13 @@ Example::
                secretRef: {name: tsig, key: secret}}
         # nameserverPort: 5353
         # resolver: 127.0.0.1:5353
-    istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: []}
+    istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: [],
+            gatewayNamespaces: []}  # further namespaces certbotk8s.io/gateway-namespace may name
+    tenants:
+      hostPatterns:            # namespace -> the hosts it may ask for; absent: no pattern check
+        team-a: ["*.a.example.com", "a.example.org"]
+      shareHosts: false        # true: a host held in one namespace may be asked for by another
+      maxHostsPerCertificate: 100
     defaultCertificate:
       hosts: ["*.apps.example.com"]
       secret: {namespace: ingress-nginx, name: default-tls}
@@ -142,6 +148,29 @@ class DnsProviderConfig:
 class IstioConfig:
     gateway_namespace: str = DEFAULT_ISTIO_GATEWAY_NAMESPACE
     allowed_source_namespaces: tuple[str, ...] = ()
+    gateway_namespaces: tuple[str, ...] = ()  # extra targets for the gateway-namespace override
+
+    @property
+    def override_namespaces(self) -> tuple[str, ...]:
+        """Namespaces `certbotk8s.io/gateway-namespace` may name: the default and the listed."""
+        return tuple(sorted({self.gateway_namespace, *self.gateway_namespaces}))
+
+
+MAX_HOSTS_PER_CERTIFICATE = 100  # Let's Encrypt's limit on identifiers per order
+
+
+@dataclass(frozen=True)
+class TenantsConfig:
+    """Who may ask for which host (see core.ownership).
+
+    `host_patterns` None: any namespace may ask for any host (no pattern check); a mapping:
+    a namespace may ask only for hosts matching its patterns (a namespace not listed: none).
+    `share_hosts` False: a host held by a managed Secret in one namespace is refused for others.
+    """
+
+    host_patterns: Mapping[str, tuple[str, ...]] | None = None
+    share_hosts: bool = False
+    max_hosts_per_certificate: int = MAX_HOSTS_PER_CERTIFICATE
 
 
 @dataclass(frozen=True)
@@ -208,6 +237,7 @@ class Config:
     default_certificate: DefaultCertificateConfig | None = None
     solver: SolverConfig = field(default_factory=SolverConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
 
 
 def load_config(text: str) -> Config:
@@ -362,6 +392,7 @@ class _Parser:
                     "defaultCertificate",
                     "solver",
                     "renewal",
+                    "tenants",
                 }
             ),
         )
@@ -389,6 +420,7 @@ class _Parser:
         istio = self.istio(top.get("istio"))
         solver = self.solver(top.get("solver"))
         renewal = self.renewal(top.get("renewal"))
+        tenants = self.tenants(top.get("tenants"))
         default_cert = self.default_certificate(
             top.get("defaultCertificate"),
             issuers,
@@ -409,6 +441,7 @@ class _Parser:
             default_certificate=default_cert,
             solver=solver,
             renewal=renewal,
+            tenants=tenants,
         )
 
     def issuers(self, value: object, namespace: str) -> dict[str, IssuerConfig]:
@@ -562,19 +595,55 @@ class _Parser:
 
     def istio(self, value: object) -> IstioConfig:
         path = "istio"
-        m = self.mapping(value, path, frozenset({"gatewayNamespace", "allowedSourceNamespaces"}))
+        m = self.mapping(value, path, frozenset(
+            {"gatewayNamespace", "allowedSourceNamespaces", "gatewayNamespaces"}))
         gateway_ns = self.string(m, "gatewayNamespace", path) or DEFAULT_ISTIO_GATEWAY_NAMESPACE
         if not is_dns1123_label(gateway_ns):
             self.error(f"{path}.gatewayNamespace", f"{gateway_ns!r} is not a valid namespace name")
-        allowed = self.string_list(m, "allowedSourceNamespaces", path)
-        for index, ns in enumerate(allowed):
-            if not is_dns1123_label(ns):
-                self.error(
-                    f"{path}.allowedSourceNamespaces[{index}]",
-                    f"{ns!r} is not a valid namespace name",
-                )
         return IstioConfig(
-            gateway_namespace=gateway_ns, allowed_source_namespaces=tuple(sorted(set(allowed)))
+            gateway_namespace=gateway_ns,
+            allowed_source_namespaces=self.namespaces(m, "allowedSourceNamespaces", path),
+            gateway_namespaces=self.namespaces(m, "gatewayNamespaces", path),
+        )
+
+    def namespaces(self, m: dict[str, object], key: str, path: str) -> tuple[str, ...]:
+        """A list of namespace names, sorted and unique."""
+        names = self.string_list(m, key, path)
+        for index, ns in enumerate(names):
+            if not is_dns1123_label(ns):
+                self.error(f"{path}.{key}[{index}]", f"{ns!r} is not a valid namespace name")
+        return tuple(sorted(set(names)))
+
+    def tenants(self, value: object) -> TenantsConfig:
+        path = "tenants"
+        m = self.mapping(value, path, frozenset(
+            {"hostPatterns", "shareHosts", "maxHostsPerCertificate"}))
+        patterns: dict[str, tuple[str, ...]] | None = None
+        if "hostPatterns" in m:
+            patterns = {}
+            table = self.mapping(m["hostPatterns"], f"{path}.hostPatterns", None)
+            for namespace in table:
+                ns_path = f"{path}.hostPatterns.{namespace}"
+                if not is_dns1123_label(namespace):
+                    self.error(ns_path, f"{namespace!r} is not a valid namespace name")
+                items: list[str] = []
+                raw_patterns = self.string_list(table, namespace, f"{path}.hostPatterns")
+                for index, raw in enumerate(raw_patterns):
+                    try:
+                        items.append(normalize_host(raw))
+                    except InvalidHostname as e:
+                        self.error(f"{ns_path}[{index}]", str(e))
+                patterns[namespace] = tuple(sorted(set(items)))
+        limit = m.get("maxHostsPerCertificate", MAX_HOSTS_PER_CERTIFICATE)
+        if (isinstance(limit, bool) or not isinstance(limit, int)
+                or not 1 <= limit <= MAX_HOSTS_PER_CERTIFICATE):
+            self.error(f"{path}.maxHostsPerCertificate",
+                       f"must be a whole number 1-{MAX_HOSTS_PER_CERTIFICATE}, got {limit!r}")
+            limit = MAX_HOSTS_PER_CERTIFICATE
+        return TenantsConfig(
+            host_patterns=patterns,
+            share_hosts=self.boolean(m, "shareHosts", path, False),
+            max_hosts_per_certificate=limit,
         )
 
     def solver(self, value: object) -> SolverConfig:

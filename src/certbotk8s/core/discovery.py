@@ -13,20 +13,26 @@ the contract; the choices below are where it is silent:
 - Within one source, entries that name the same Secret are merged (union of hosts).
 - A Secret claimed by several sources: identical specs -> one desired certificate (the smallest
   source by kind, namespace, name wins, also for routing); different specs -> SecretConflict on
-  every claimant, none issued. The Istio file-mount certificate is one claim; its Gateways must
-  agree on issuer, challenge, key type, profile and renew-before, else each gets SecretConflict.
+  every claimant, and only the claimant the Secret was last written for (`holders`) keeps it:
+  a later claimant can never stop the first one's renewals. The Istio file-mount certificate
+  is one claim; its Gateways must agree on issuer, challenge, key type, profile and
+  renew-before, else each gets SecretConflict.
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
   OPTIONAL_MUTUAL (default SIMPLE); apiVersion v1 or v1beta1 (others: UnsupportedApiVersion).
 - Gateway API: `tls.mode` defaults to Terminate (as in the API); a listener without hostname
   that has certificateRefs is reported (NoHosts); refs other than core Secrets are reported
   (UnsupportedCertificateRef).
 - Secret names must be DNS-1123 subdomains (InvalidSecretName).
+- Tenant input is bounded: a source lists at most MAX_SOURCE_HOSTS host entries (TooManyHosts),
+  and reports at most MAX_PROBLEMS_PER_SOURCE problems (the rest are counted in one more).
+  Nothing a source holds can raise out of `discover`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 
 from certbotk8s.core import annotations as ann
 from certbotk8s.core.config import Config
@@ -48,6 +54,7 @@ from certbotk8s.core.names import (
     is_wildcard,
     normalize_host,
 )
+from certbotk8s.core.text import quote
 
 KubeObject = Mapping[str, object]
 
@@ -58,6 +65,8 @@ GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 ISTIO_LEGACY_CERT_DIR = "/etc/istio/ingressgateway-certs/"
 ISTIO_LEGACY_SECRET = "istio-ingressgateway-certs"
 ISTIO_TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
+MAX_SOURCE_HOSTS = 1000  # host entries read from one source; beyond: refused, not normalised
+MAX_PROBLEMS_PER_SOURCE = 10  # Events per source and pass; the rest are summarised
 
 
 class Reasons:
@@ -74,6 +83,8 @@ class Reasons:
     NO_HOSTS = "NoHosts"
     UNSUPPORTED_API_VERSION = "UnsupportedApiVersion"
     UNSUPPORTED_CERTIFICATE_REF = "UnsupportedCertificateRef"
+    TOO_MANY_HOSTS = "TooManyHosts"
+    TOO_MANY_PROBLEMS = "TooManyProblems"
 
 
 def default_certificate_source(config: Config) -> ObjectRef:
@@ -138,6 +149,7 @@ class _Collector:
     config: Config
     candidates: list[DesiredCertificate] = field(default_factory=list)
     problems: list[SourceProblem] = field(default_factory=list)
+    host_entries: dict[ObjectRef, int] = field(default_factory=dict)
 
     def problem(self, source: ObjectRef, reason: str, message: str) -> None:
         self.problems.append(SourceProblem(source, reason, message))
@@ -152,7 +164,7 @@ class _Collector:
                 self.problem(
                     ref,
                     Reasons.INVALID_ANNOTATION,
-                    f'annotation {ann.ENABLED}={enabled!r}: must be "true" or "false"',
+                    f'annotation {ann.ENABLED}={quote(enabled)}: must be "true" or "false"',
                 )
             return None
         options, errors = ann.parse_source_options(annotations, self.config, kind)
@@ -162,7 +174,11 @@ class _Collector:
 
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
         result: set[str] = set()
-        for raw in raw_hosts:
+        entries = list(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
+        self.host_entries[ref] = self.host_entries.get(ref, 0) + len(entries)
+        if self.host_entries[ref] > MAX_SOURCE_HOSTS:
+            return result  # the whole source is refused in `emit`
+        for raw in entries:
             try:
                 result.add(normalize_host(raw))
             except InvalidHostname as e:
@@ -172,7 +188,8 @@ class _Collector:
     def secret_ok(self, ref: ObjectRef, secret: SecretRef) -> bool:
         if not is_dns1123_subdomain(secret.name) or not is_dns1123_label(secret.namespace):
             self.problem(
-                ref, Reasons.INVALID_SECRET_NAME, f"Secret {secret} is not a valid Secret name"
+                ref, Reasons.INVALID_SECRET_NAME,
+                f"Secret {quote(str(secret))} is not a valid Secret name"
             )
             return False
         return True
@@ -195,6 +212,10 @@ class _Collector:
         options: ann.SourceOptions,
         groups: Mapping[SecretRef, _Group],
     ) -> None:
+        if self.host_entries.get(ref, 0) > MAX_SOURCE_HOSTS:
+            self.problem(ref, Reasons.TOO_MANY_HOSTS,
+                         f"more than {MAX_SOURCE_HOSTS} host entries; nothing is issued for it")
+            return
         for secret in sorted(groups):
             group = groups[secret]
             if not group.hosts or not self.secret_ok(ref, secret):
@@ -298,6 +319,15 @@ def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountC
         return
     istio = c.config.istio
     target_ns = options.gateway_namespace or istio.gateway_namespace
+    if target_ns != ref.namespace and target_ns not in istio.override_namespaces:
+        allowed = ", ".join(istio.override_namespaces)
+        c.problem(
+            ref,
+            Reasons.NAMESPACE_NOT_ALLOWED,
+            f"annotation {ann.GATEWAY_NAMESPACE}: {target_ns} is not a configured gateway "
+            f"namespace (allowed: {allowed}, or the Gateway's own; istio.gatewayNamespaces)",
+        )
+        return
     if ref.namespace != target_ns and ref.namespace not in istio.allowed_source_namespaces:
         c.problem(
             ref,
@@ -527,7 +557,7 @@ def _source_order(d: DesiredCertificate) -> tuple[str, ObjectRef]:
     return (d.source_kind.value, d.source)
 
 
-def _resolve(c: _Collector) -> tuple[DesiredCertificate, ...]:
+def _resolve(c: _Collector, holders: Mapping[SecretRef, str]) -> tuple[DesiredCertificate, ...]:
     by_secret: dict[SecretRef, list[DesiredCertificate]] = {}
     for candidate in c.candidates:
         by_secret.setdefault(candidate.secret, []).append(candidate)
@@ -538,13 +568,34 @@ def _resolve(c: _Collector) -> tuple[DesiredCertificate, ...]:
             result.append(claims[0])
             continue
         names = ", ".join(str(claim.source) for claim in claims)
+        first = next((claim for claim in claims if str(claim.source) == holders.get(secret)),
+                     None)
+        if first is not None:
+            result.append(first)
+        outcome = (f"{first.source} holds it first and keeps it" if first is not None
+                   else "none of them is issued")
         for claim in claims:
             c.problem(
                 claim.source,
                 Reasons.SECRET_CONFLICT,
                 f"Secret {secret} is claimed by {names} with different hosts or options; "
-                "none of them is issued",
+                f"{outcome}",
             )
+    return tuple(result)
+
+
+def _bounded(problems: Iterable[SourceProblem]) -> tuple[SourceProblem, ...]:
+    """Sorted, unique, at most MAX_PROBLEMS_PER_SOURCE per source plus one summary."""
+    by_source: dict[ObjectRef, list[SourceProblem]] = {}
+    for problem in sorted(set(problems), key=lambda p: (p.source, p.reason, p.message)):
+        by_source.setdefault(problem.source, []).append(problem)
+    result: list[SourceProblem] = []
+    for source, found in by_source.items():
+        result += found[:MAX_PROBLEMS_PER_SOURCE]
+        if len(found) > MAX_PROBLEMS_PER_SOURCE:
+            result.append(SourceProblem(
+                source, Reasons.TOO_MANY_PROBLEMS,
+                f"{len(found) - MAX_PROBLEMS_PER_SOURCE} more problems not reported one by one"))
     return tuple(result)
 
 
@@ -554,19 +605,23 @@ def discover(
     gateway_api_gateways: Iterable[KubeObject],
     reference_grants: Iterable[KubeObject],
     config: Config,
+    holders: Mapping[SecretRef, str] | None = None,
 ) -> Discovery:
-    """Desired certificates (sorted by Secret) and problems (sorted) for the given objects."""
+    """Desired certificates (sorted by Secret) and problems (sorted) for the given objects.
+
+    `holders`: managed Secret -> the source (`Kind/namespace/name`) it was last written for;
+    in a SecretConflict that source keeps the Secret.
+    """
     c = _Collector(config)
-    grants = list(reference_grants)
-    for obj in ingresses:
+    grants = _list(list(reference_grants))
+    for obj in _list(list(ingresses)):
         _ingress(c, obj)
     file_mounts: list[_FileMountClaim] = []
-    for obj in istio_gateways:
+    for obj in _list(list(istio_gateways)):
         _istio_gateway(c, obj, file_mounts)
     _istio_file_mounts(c, file_mounts)
-    for obj in gateway_api_gateways:
+    for obj in _list(list(gateway_api_gateways)):
         _gateway_api(c, obj, grants)
     _default_certificate(c)
-    desired = _resolve(c)
-    problems = sorted(set(c.problems), key=lambda p: (p.source, p.reason, p.message))
-    return Discovery(desired=desired, problems=tuple(problems))
+    desired = _resolve(c, holders or {})
+    return Discovery(desired=desired, problems=_bounded(c.problems))

@@ -7,17 +7,23 @@ from datetime import timedelta
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+# Longer than any certificate lifetime; far below timedelta's limit (999999999 days), so tenant
+# text like `99999999999d` is a ValueError, never an OverflowError.
+MAX_DURATION = timedelta(days=3650)
+MAX_TEXT = 64  # characters; a duration is a few parts, anything longer is refused unread
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse a positive duration: one or more `<number><unit>` parts, units d, h, m, s.
 
     Raises ValueError (message fit to follow "annotation X: ") when the text is not of that
-    form or is zero.
+    form, is zero, or is longer than MAX_DURATION. Never raises anything else.
     """
     value = text.strip()
     if not value:
         raise ValueError("empty duration")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"longer than {MAX_TEXT} characters")
     pos = 0
     seconds = 0.0
     for match in _PART.finditer(value):
@@ -29,6 +35,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration like '720h', '30m', '10d' or '1h30m'")
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if not seconds <= MAX_DURATION.total_seconds():  # also catches inf from huge numbers
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
 
 

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import idna
 
+from certbotk8s.core.text import quote
+
 MAX_NAME_OCTETS = 253
 MAX_LABEL_OCTETS = 63
 
@@ -27,7 +29,7 @@ class InvalidHostname(ValueError):
 
 
 def _fail(raw: str, why: str) -> InvalidHostname:
-    return InvalidHostname(f"invalid host name {raw!r}: {why}")
+    return InvalidHostname(f"invalid host name {quote(raw)}: {why}")
 
 
 def _is_ip_literal(text: str) -> bool:
@@ -42,7 +44,7 @@ def _is_ip_literal(text: str) -> bool:
 def _check_lengths(raw: str, labels: list[str]) -> None:
     for label in labels:
         if len(label) > MAX_LABEL_OCTETS:
-            raise _fail(raw, f"label {label[:20]!r}... is longer than {MAX_LABEL_OCTETS} octets")
+            raise _fail(raw, f"label {quote(label, 20)} is longer than {MAX_LABEL_OCTETS} octets")
     # A wildcard adds 2 octets; normalize_host checks the final length again.
     if len(".".join(labels)) > MAX_NAME_OCTETS:
         raise _fail(raw, f"longer than {MAX_NAME_OCTETS} octets")
@@ -67,7 +69,7 @@ def _to_a_labels(raw: str, name: str) -> str:
     _check_lengths(raw, encoded.split("."))
     for label in encoded.split("."):
         if not _LDH_LABEL.match(label):
-            raise _fail(raw, f"label {label!r} may hold only letters, digits and inner hyphens")
+            raise _fail(raw, f"label {quote(label)} may hold only letters, digits, inner hyphens")
     return encoded
 
 
@@ -79,6 +81,8 @@ def normalize_host(raw: str) -> str:
     label that is too long, characters outside IDNA/LDH, and any wildcard other than a leading
     `*.` followed by at least two labels (Let's Encrypt's rule).
     """
+    if len(raw) > 4 * MAX_NAME_OCTETS:  # no IDNA work on megabytes of tenant text
+        raise _fail(raw, f"longer than {MAX_NAME_OCTETS} octets")
     name = raw.strip()
     if name.endswith("."):
         name = name[:-1]

@@ -1,0 +1,175 @@
+"""Host ownership: which namespace may ask for which host (pure).
+
+Runs after discovery and before anything is planned or solved, so no DNS provider, HTTP-01
+route or ACME order ever sees a refused host. Three checks, in order, each refusing the whole
+certificate (never a part of it, which would silently change it):
+
+1. TooManyHosts: more names than `tenants.maxHostsPerCertificate` (the CA allows 100).
+2. HostNotAllowed: with `tenants.hostPatterns` configured, every host must match one of the
+   patterns of the source's namespace. `a.example.org` matches itself; `*.a.example.com`
+   matches any name under `a.example.com` (any depth, wildcards included), not the apex.
+3. HostClaimed (first-claimant protection, unless `tenants.shareHosts`): a host held by a
+   managed Secret in one namespace is refused for a Secret in any other namespace. A host that
+   no Secret holds yet but that several namespaces ask for at once is refused for all of them
+   (no first claimant exists; the operator settles it with hostPatterns).
+
+The config's own default certificate is the operator's and is exempt from 2 and 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from certbotk8s.core import secret_meta
+from certbotk8s.core.config import Config, TenantsConfig
+from certbotk8s.core.discovery import KubeObject, discover
+from certbotk8s.core.model import (
+    CertificateSpec,
+    DesiredCertificate,
+    Discovery,
+    SecretRef,
+    SourceKind,
+    SourceProblem,
+)
+
+
+class OwnershipReasons:
+    TOO_MANY_HOSTS = "TooManyHosts"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
+    HOST_CLAIMED = "HostClaimed"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A managed Secret as stored: where it is, its hosts, the source it was written for."""
+
+    secret: SecretRef
+    hosts: tuple[str, ...]
+    source: str = ""
+
+    @staticmethod
+    def of(secret: SecretRef, annotations: Mapping[str, str]) -> Holding:
+        return Holding(secret, secret_meta.recorded_hosts(annotations),
+                       annotations.get(secret_meta.SOURCE, ""))
+
+
+def order_share_key(desired: DesiredCertificate) -> tuple[str, CertificateSpec]:
+    """Desired certificates with equal keys may share one order, and so one private key.
+
+    The Secret's namespace is part of it: a key is never written into two namespaces, however
+    alike the requests (a tenant copying another's hosts must not receive the other's key).
+    """
+    return (desired.secret.namespace, desired.spec)
+
+
+def discover_owned(
+    ingresses: Iterable[KubeObject],
+    istio_gateways: Iterable[KubeObject],
+    gateway_api_gateways: Iterable[KubeObject],
+    reference_grants: Iterable[KubeObject],
+    config: Config,
+    holdings: Iterable[Holding],
+) -> Discovery:
+    """`discover`, then `enforce`: what may be issued, given the managed Secrets that exist."""
+    held = list(holdings)
+    found = discover(ingresses, istio_gateways, gateway_api_gateways, reference_grants, config,
+                     holders={h.secret: h.source for h in held})
+    return enforce(found, config.tenants, held)
+
+
+def pattern_matches(pattern: str, host: str) -> bool:
+    """`host` (normalised) is covered by `pattern` (normalised; see the module docstring)."""
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+def _outside(patterns: tuple[str, ...], hosts: Iterable[str]) -> list[str]:
+    return [h for h in hosts if not any(pattern_matches(p, h) for p in patterns)]
+
+
+def _names(hosts: Iterable[str], limit: int = 5) -> str:
+    listed = sorted(hosts)
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return ", ".join(listed[:limit]) + more
+
+
+def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding]) -> Discovery:
+    """`found` with every desired certificate that fails a check moved to its problems."""
+    problems = list(found.problems)
+    admitted: list[DesiredCertificate] = []
+    for d in found.desired:
+        problem = _cap(d, tenants) or _patterns(d, tenants)
+        if problem is None:
+            admitted.append(d)
+        else:
+            problems.append(problem)
+    kept = admitted
+    if not tenants.share_hosts:
+        kept = []
+        claims = _Claims(holdings, admitted)
+        for d in admitted:
+            problem = claims.check(d)
+            if problem is None:
+                kept.append(d)
+            else:
+                problems.append(problem)
+    problems.sort(key=lambda p: (p.source, p.reason, p.message))
+    return Discovery(desired=tuple(kept), problems=tuple(problems))
+
+
+def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
+    if len(d.spec.hosts) <= tenants.max_hosts_per_certificate:
+        return None
+    return SourceProblem(
+        d.source, OwnershipReasons.TOO_MANY_HOSTS,
+        f"Secret {d.secret} would need {len(d.spec.hosts)} names in one certificate "
+        f"(at most {tenants.max_hosts_per_certificate})")
+
+
+def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
+    if tenants.host_patterns is None or d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+        return None
+    namespace = d.source.namespace
+    outside = _outside(tenants.host_patterns.get(namespace, ()), d.spec.hosts)
+    if not outside:
+        return None
+    return SourceProblem(
+        d.source, OwnershipReasons.HOST_NOT_ALLOWED,
+        f"namespace {namespace} may not ask for {_names(outside)} "
+        "(tenants.hostPatterns in the config)")
+
+
+class _Claims:
+    """First-claimant protection over the managed Secrets and the certificates now wanted."""
+
+    def __init__(self, holdings: Iterable[Holding], wanted: Iterable[DesiredCertificate]) -> None:
+        self.holders: dict[str, set[str]] = {}  # host -> namespaces of Secrets holding it
+        for holding in holdings:
+            for host in holding.hosts:
+                self.holders.setdefault(host, set()).add(holding.secret.namespace)
+        self.wanted: dict[str, set[str]] = {}  # host -> namespaces asking for it
+        for d in wanted:
+            if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+                for host in d.spec.hosts:
+                    self.wanted.setdefault(host, set()).add(d.secret.namespace)
+
+    def check(self, d: DesiredCertificate) -> SourceProblem | None:
+        if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+            return None
+        mine = d.secret.namespace
+        held = [h for h in d.spec.hosts if self.holders.get(h, {mine}) - {mine}]
+        if held:
+            return SourceProblem(
+                d.source, OwnershipReasons.HOST_CLAIMED,
+                f"{_names(held)} already held by a certificate in another namespace; "
+                f"not issued into {d.secret} (tenants.shareHosts in the config)")
+        contested = [h for h in d.spec.hosts
+                     if h not in self.holders and len(self.wanted.get(h, ())) > 1]
+        if contested:
+            return SourceProblem(
+                d.source, OwnershipReasons.HOST_CLAIMED,
+                f"{_names(contested)} asked for from several namespaces and held by none; "
+                "refused for all until tenants.hostPatterns says who owns them")
+        return None

@@ -1,0 +1,155 @@
+"""No tenant input escapes as an exception: arbitrary objects through discovery, plan, status."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from certbotk8s.app.status import StatusRow, render_table
+from certbotk8s.core import annotations as ann
+from certbotk8s.core.durations import parse_duration
+from certbotk8s.core.model import SecretRef
+from certbotk8s.core.ownership import Holding, discover_owned
+from certbotk8s.core.plan import plan
+
+from .factories import T0, make_config
+
+# CI runs 10,000 examples (the issue's floor); bench/hostile_input.py runs many more.
+EXAMPLES = int(os.environ.get("CERTBOTK8S_HOSTILE_EXAMPLES", "10000"))
+CONFIG = make_config(
+    istio={"allowedSourceNamespaces": ["team-a"], "gatewayNamespaces": ["edge"]},
+    tenants={"hostPatterns": {"team-a": ["*.a.example.com"]}, "maxHostsPerCertificate": 5},
+)
+
+nasty_text = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["99999999999d", "1e400h", "0s", "-5m", "\x1b[2J", "*.", "*", "a..b",
+                     "xn--", "ns/host.example.com", "\u202e", "..", "*.a.example.com",
+                     "www.a.example.com", "b.example.com", "x" * 300, "9" * 400 + "d",
+                     "istio-system", "edge", "kube-system", "team-a", "dns-01", "http-01",
+                     "true", "false", "le", "bind", "rsa-2048", "shortlived"]),
+)
+json_leaf = st.one_of(st.none(), st.integers(), st.floats(), nasty_text)
+# Wrong shapes where an object wants a mapping, list or string (kept small: generation is the
+# cost of this test, not the code under test).
+json_value = st.one_of(json_leaf, st.lists(json_leaf, max_size=2),
+                       st.dictionaries(nasty_text, json_leaf, max_size=2))
+annotation_keys = st.one_of(st.sampled_from(sorted(ann.SOURCE_ANNOTATIONS | {
+    ann.TLS_ACME, ann.INGRESS_CLASS, "certbotk8s.io/bogus"})), nasty_text)
+annotation_maps = st.one_of(
+    st.dictionaries(annotation_keys, nasty_text, max_size=3).map(
+        lambda a: {ann.ENABLED: "true", **a}),
+    json_value,
+)
+
+
+def _host_list() -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(nasty_text, max_size=3), json_value)
+
+
+tls_entry = st.fixed_dictionaries({"secretName": st.one_of(nasty_text, json_value),
+                                   "hosts": _host_list()})
+ingress_spec = st.fixed_dictionaries({
+    "tls": st.one_of(st.lists(tls_entry, max_size=2), json_value),
+    "rules": st.one_of(st.lists(st.fixed_dictionaries({"host": nasty_text}), max_size=2),
+                       json_value),
+    "ingressClassName": st.one_of(nasty_text, json_value),
+})
+istio_server = st.fixed_dictionaries({
+    "port": st.one_of(st.fixed_dictionaries({"protocol": st.sampled_from(["HTTPS", "HTTP"]),
+                                             "name": nasty_text, "number": json_leaf}),
+                      json_value),
+    "hosts": _host_list(),
+    "tls": st.one_of(st.fixed_dictionaries({
+        "mode": st.one_of(st.just("SIMPLE"), nasty_text),
+        "credentialName": st.one_of(nasty_text, json_value),
+        "serverCertificate": st.one_of(st.just("/etc/istio/ingressgateway-certs/tls.crt"),
+                                       nasty_text)}), json_value),
+})
+istio_spec = st.fixed_dictionaries({"servers": st.one_of(st.lists(istio_server, max_size=2),
+                                                         json_value)})
+listener = st.fixed_dictionaries({
+    "name": nasty_text, "protocol": st.sampled_from(["HTTPS", "TLS", "HTTP", "UDP"]),
+    "hostname": st.one_of(nasty_text, json_value),
+    "tls": st.one_of(st.fixed_dictionaries({"mode": nasty_text, "certificateRefs": st.lists(
+        st.dictionaries(st.sampled_from(["name", "namespace", "kind", "group"]), json_value),
+        max_size=2)}), json_value),
+})
+gateway_spec = st.fixed_dictionaries({"listeners": st.one_of(st.lists(listener, max_size=2),
+                                                             json_value)})
+
+
+def _objects(api: list[str], kind: str, spec: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    obj = st.fixed_dictionaries({
+        "apiVersion": st.one_of(st.sampled_from(api), json_value),
+        "kind": st.one_of(st.just(kind), json_value),
+        "metadata": st.one_of(st.fixed_dictionaries({
+            "name": st.one_of(nasty_text, json_value),
+            "namespace": st.one_of(st.sampled_from(["team-a", "team-b", "istio-system"]),
+                                   nasty_text, json_value),
+            "uid": nasty_text,
+            "annotations": annotation_maps}), json_value),
+        "spec": st.one_of(spec, json_value),
+    })
+    return st.lists(st.one_of(obj, json_leaf), max_size=2)
+
+
+ingresses = _objects(["networking.k8s.io/v1"], "Ingress", ingress_spec)
+istio_gateways = _objects(["networking.istio.io/v1", "networking.istio.io/v1beta1"], "Gateway",
+                          istio_spec)
+gateways = _objects(["gateway.networking.k8s.io/v1"], "Gateway", gateway_spec)
+holdings = st.lists(st.builds(
+    Holding, st.builds(SecretRef, st.sampled_from(["team-a", "team-b"]), nasty_text),
+    st.lists(nasty_text, max_size=2).map(tuple), nasty_text), max_size=2)
+
+
+def _safe_for_a_terminal(text: str) -> bool:
+    return all(c == "\n" or unicodedata.category(c)[0] not in "CZ" or c == " " for c in text)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(ingresses, istio_gateways, gateways, st.lists(json_leaf, max_size=1), holdings)
+def test_no_tenant_object_raises_out_of_discovery_plan_or_status(
+    ing: list[Any], istio: list[Any], gws: list[Any], grants: list[Any], held: list[Holding]
+) -> None:
+    found = discover_owned(ing, istio, gws, grants, CONFIG, held)
+    actions = plan(found.desired, {}, T0, {})
+    assert {a.desired.secret for a in actions} == {d.secret for d in found.desired}
+    for problem in found.problems:
+        assert problem.source.namespace  # every refusal names its source
+        assert len(problem.message) < 2000  # tenant text is echoed bounded
+    rows = [StatusRow(str(a.desired.source), ",".join(a.desired.spec.hosts),
+                      str(a.desired.secret), "-", "now", a.reason.message, "")
+            for a in actions]
+    rows += [StatusRow(str(p.source), "-", "-", "-", "never", p.reason, p.message)
+             for p in found.problems]
+    assert _safe_for_a_terminal(render_table(rows))
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.one_of(st.text(max_size=80),
+                st.from_regex(r"\d{1,40}(\.\d{1,5})?[dhms]", fullmatch=True)))
+def test_durations_raise_only_value_error(text: str) -> None:
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        return
+    assert timedelta(0) < value <= timedelta(days=3650)
+
+
+def test_huge_renew_before_is_a_refusal_not_an_overflow() -> None:
+    """`renew-before: 99999999999d` used to raise OverflowError and stop every reconcile."""
+    obj = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": "w", "namespace": "team-a",
+                        "annotations": {ann.ENABLED: "true", ann.RENEW_BEFORE: "99999999999d"}},
+           "spec": {"rules": [{"host": "www.a.example.com"}]}}
+    found = discover_owned([obj], [], [], [], CONFIG, [])
+    assert found.desired == ()
+    assert [p.reason for p in found.problems] == ["InvalidAnnotation"]
+    assert "renew-before" in found.problems[0].message

@@ -1,0 +1,121 @@
+"""Host ownership: namespace patterns, first-claimant protection, name caps, order sharing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certbotk8s.core.model import Discovery, SecretRef
+from certbotk8s.core.ownership import (
+    Holding,
+    discover_owned,
+    order_share_key,
+    pattern_matches,
+)
+
+from .factories import desired, ingress, make_config, tls_entry
+
+
+def _ing(namespace: str, secret: str, *hosts: str, name: str = "web") -> dict[str, object]:
+    return ingress(name, namespace, tls=[tls_entry(secret, *hosts)])
+
+
+def _run(*objects: dict[str, Any], holdings: tuple[Holding, ...] = (),
+         **config: Any) -> Discovery:
+    return discover_owned(list(objects), [], [], [], make_config(**config), holdings)
+
+
+def _reasons(found: Discovery) -> list[tuple[str, str]]:
+    return [(p.source.namespace, p.reason) for p in found.problems]
+
+
+def test_patterns_match_exact_names_and_everything_below_a_wildcard() -> None:
+    assert pattern_matches("a.example.org", "a.example.org")
+    assert not pattern_matches("a.example.org", "x.a.example.org")
+    assert pattern_matches("*.a.example.com", "x.a.example.com")
+    assert pattern_matches("*.a.example.com", "y.x.a.example.com")
+    assert pattern_matches("*.a.example.com", "*.a.example.com")
+    assert not pattern_matches("*.a.example.com", "a.example.com")
+    assert not pattern_matches("*.a.example.com", "xa.example.com")
+
+
+def test_host_patterns_limit_each_namespace_to_its_own_domains() -> None:
+    tenants = {"hostPatterns": {"team-a": ["*.a.example.com"], "team-b": ["b.example.com"]}}
+    found = _run(_ing("team-a", "mine", "www.a.example.com"),
+                 _ing("team-a", "theirs", "b.example.com", name="grab"),
+                 _ing("team-c", "c", "www.a.example.com"), tenants=tenants)
+    assert [d.secret for d in found.desired] == [SecretRef("team-a", "mine")]
+    assert sorted(_reasons(found)) == [("team-a", "HostNotAllowed"), ("team-c", "HostNotAllowed")]
+    assert any("namespace team-a may not ask for b.example.com" in p.message
+               for p in found.problems)
+
+
+def test_without_host_patterns_any_namespace_may_ask_for_a_new_host() -> None:
+    found = _run(_ing("team-a", "s", "new.example.com"))
+    assert [d.secret for d in found.desired] == [SecretRef("team-a", "s")]
+    assert found.problems == ()
+
+
+def test_host_held_in_one_namespace_is_refused_for_another() -> None:
+    held = (Holding(SecretRef("team-b", "b-tls"), ("shop.example.com",),
+                    "Ingress/team-b/web"),)
+    found = _run(_ing("team-b", "b-tls", "shop.example.com"),
+                 _ing("team-a", "stolen", "shop.example.com"), holdings=held)
+    assert [d.secret for d in found.desired] == [SecretRef("team-b", "b-tls")]
+    assert _reasons(found) == [("team-a", "HostClaimed")]
+
+
+def test_share_hosts_lets_namespaces_share_a_host() -> None:
+    held = (Holding(SecretRef("team-b", "b-tls"), ("shop.example.com",)),)
+    found = _run(_ing("team-a", "mine", "shop.example.com"), holdings=held,
+                 tenants={"shareHosts": True})
+    assert [d.secret for d in found.desired] == [SecretRef("team-a", "mine")]
+
+
+def test_a_new_host_asked_for_by_two_namespaces_is_refused_for_both() -> None:
+    found = _run(_ing("team-a", "a", "new.example.com"), _ing("team-b", "b", "new.example.com"))
+    assert found.desired == ()
+    assert _reasons(found) == [("team-a", "HostClaimed"), ("team-b", "HostClaimed")]
+
+
+def test_same_host_twice_in_one_namespace_is_fine() -> None:
+    found = _run(_ing("team-a", "a", "new.example.com"),
+                 _ing("team-a", "b", "new.example.com", name="other"))
+    assert len(found.desired) == 2
+
+
+def test_more_names_than_the_cap_refuse_the_certificate() -> None:
+    hosts = [f"h{i}.example.com" for i in range(101)]
+    found = _run(_ing("team-a", "big", *hosts))
+    assert found.desired == ()
+    assert _reasons(found) == [("team-a", "TooManyHosts")]
+    assert len(_run(_ing("team-a", "ok", *hosts[:100])).desired) == 1
+    lower = _run(_ing("team-a", "ok", *hosts[:3]), tenants={"maxHostsPerCertificate": 2})
+    assert _reasons(lower) == [("team-a", "TooManyHosts")]
+
+
+def test_conflict_leaves_the_first_claimant_its_certificate() -> None:
+    """A later claimant of a Secret, with other hosts, no longer stops the holder's renewals."""
+    held = (Holding(SecretRef("team-a", "shared"), ("a.example.com",), "Ingress/team-a/first"),)
+    found = _run(_ing("team-a", "shared", "a.example.com", name="first"),
+                 _ing("team-a", "shared", "evil.example.com", name="late"), holdings=held)
+    assert [(d.secret, d.source.name) for d in found.desired] == [
+        (SecretRef("team-a", "shared"), "first")]
+    conflicts = [p for p in found.problems if p.reason == "SecretConflict"]
+    assert sorted(p.source.name for p in conflicts) == ["first", "late"]
+    assert all("Ingress/team-a/first holds it first and keeps it" in p.message for p in conflicts)
+
+
+def test_config_default_certificate_conflict_is_reported_on_the_config_too() -> None:
+    found = _run(_ing("team-a", "shared", "a.example.com"),
+                 defaultCertificate={"hosts": ["default.example.com"],
+                                     "secret": {"namespace": "team-a", "name": "shared"}})
+    kinds = sorted(p.source.kind for p in found.problems if p.reason == "SecretConflict")
+    assert kinds == ["Config", "Ingress"]
+
+
+def test_orders_are_shared_only_inside_one_namespace() -> None:
+    one = desired("a.example.com", secret=SecretRef("team-a", "x"))
+    same_ns = desired("a.example.com", secret=SecretRef("team-a", "y"))
+    other_ns = desired("a.example.com", secret=SecretRef("team-b", "x"))
+    assert order_share_key(one) == order_share_key(same_ns)
+    assert order_share_key(one) != order_share_key(other_ns)
