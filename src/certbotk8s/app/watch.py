@@ -9,9 +9,9 @@ from certbotk8s.adapters.kube_secrets import to_stored_secret
 from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
-from certbotk8s.core.ownership import Holding, discover_owned
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
+from certbotk8s.core.ownership import Holding, discover_owned
 
 MANAGED_TLS = WatchedResource(
     "secrets (certbotk8s-managed)", "/api/v1/secrets", "v1", "Secret",
