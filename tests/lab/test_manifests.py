@@ -182,6 +182,27 @@ def test_solver_service_selects_the_token_serving_pods(rendered: dict[str, list[
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policy_opens_http01_to_all_and_metrics_to_monitoring_only(
+        rendered: dict[str, list[Doc]], overlay: str) -> None:
+    docs = rendered[overlay]
+    policy = _one(docs, "NetworkPolicy", "certbotk8s")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    pod = _pod_spec(docs, overlay)
+    labels = (_one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+              if overlay == "controller" else
+              _one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
+                  "labels"])
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    assert set(by_port) == {"http01", "metrics"}
+    assert "from" not in by_port["http01"]  # the CA validates from anywhere
+    assert by_port["metrics"]["from"] == [{"namespaceSelector": {"matchLabels": {
+        "certbotk8s.io/metrics-access": "true"}}}]
+    container_ports = {p["name"] for c in pod["containers"] for p in c["ports"]}
+    assert "http01" in container_ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_config_map_is_a_valid_config(rendered: dict[str, list[Doc]], overlay: str) -> None:
     docs = rendered[overlay]
     config_map = _one(docs, "ConfigMap")

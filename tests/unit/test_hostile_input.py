@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from certbotk8s.app.status import StatusRow, render_table
 from certbotk8s.core import annotations as ann
+from certbotk8s.core.discovery import trim_source
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.ownership import Holding, discover_owned
@@ -130,6 +131,33 @@ def test_no_tenant_object_raises_out_of_discovery_plan_or_status(
     rows += [StatusRow(str(p.source), "-", "-", "-", "never", p.reason, p.message)
              for p in found.problems]
     assert _safe_for_a_terminal(render_table(rows))
+
+
+@settings(max_examples=500, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(ingresses, istio_gateways, gateways)
+def test_informer_trimming_changes_nothing_discovery_sees(
+    ing: list[Any], istio: list[Any], gws: list[Any]
+) -> None:
+    def trimmed(objs: list[Any]) -> list[Any]:
+        return [trim_source(o) if isinstance(o, dict) else o for o in objs]
+
+    assert discover_owned(trimmed(ing), trimmed(istio), trimmed(gws), [], CONFIG, []) == \
+        discover_owned(ing, istio, gws, [], CONFIG, [])
+
+
+def test_informer_trimming_drops_what_discovery_does_not_read() -> None:
+    big = "x" * 200_000
+    obj = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": "w", "namespace": "team-a", "managedFields": [{"big": big}],
+                        "annotations": {ann.ENABLED: "true", "other.io/blob": big,
+                                        ann.RENEW_BEFORE: big}},
+           "spec": {"rules": [{"host": "www.a.example.com", "http": {"paths": [big]}}]},
+           "status": {"loadBalancer": big}}
+    kept = trim_source(obj)
+    assert len(repr(kept)) < 1000
+    assert discover_owned([kept], [], [], [], CONFIG, []) == discover_owned(
+        [obj], [], [], [], CONFIG, [])
 
 
 @settings(max_examples=2000, deadline=None, database=None)

@@ -2,7 +2,9 @@
 
 Events are core/v1 Events in the involved object's namespace. A repeat of the same
 (object, type, reason, message) within `DEDUP_WINDOW` patches the earlier Event's count and
-lastTimestamp instead of creating another one, like client-go's event correlator.
+lastTimestamp instead of creating another one, like client-go's event correlator. Each object
+may have at most `SPAM_BURST` Events posted or bumped, then one per `SPAM_REFILL` seconds
+(client-go's EventSourceObjectSpamFilter): a tenant's object cannot flood the API server.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -39,6 +43,8 @@ MESSAGE_LIMIT = 1024  # bytes, the API server's limit for Events with eventTime
 DEDUP_WINDOW = timedelta(minutes=30)  # below the API server's default Event TTL (1 h)
 DEDUP_ENTRIES = 1024
 EVENT_TYPES = ("Normal", "Warning")
+SPAM_BURST = 25
+SPAM_REFILL = 300.0  # seconds per further Event on one object, after the burst
 
 
 class EventRow(NamedTuple):
@@ -67,6 +73,27 @@ def truncate_message(message: str, limit: int = MESSAGE_LIMIT) -> str:
     return raw[: limit - 3].decode(errors="ignore") + "..."
 
 
+class SpamFilter:
+    """A token bucket per involved object (bounded number of objects remembered)."""
+
+    def __init__(self, burst: int = SPAM_BURST, refill: float = SPAM_REFILL,
+                 clock: Callable[[], float] = time.monotonic, remember: int = 4096) -> None:
+        self._burst, self._refill, self._clock, self._remember = burst, refill, clock, remember
+        self._buckets: OrderedDict[ObjectRef, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, obj: ObjectRef) -> bool:
+        now = self._clock()
+        with self._lock:
+            tokens, at = self._buckets.pop(obj, (float(self._burst), now))
+            tokens = min(float(self._burst), tokens + (now - at) / self._refill)
+            allowed = tokens >= 1.0
+            self._buckets[obj] = (tokens - 1.0 if allowed else tokens, now)
+            while len(self._buckets) > self._remember:
+                self._buckets.popitem(last=False)
+        return allowed
+
+
 def _default_instance() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname() or "certbotk8s"
 
@@ -89,8 +116,12 @@ class KubeEventRecorder:
         self._instance = (instance or _default_instance())[:128]
         self._posted: OrderedDict[tuple[ObjectRef, str, str, str], _Posted] = OrderedDict()
         self._lock = threading.Lock()
+        self._spam = SpamFilter()
 
     def record(self, obj: ObjectRef, type: str, reason: str, message: str) -> None:
+        if not self._spam.allow(obj):
+            log.debug("Event %s on %s dropped: too many Events on this object", reason, obj)
+            return
         try:
             self._record(obj, type if type in EVENT_TYPES else "Warning", reason,
                          truncate_message(message))

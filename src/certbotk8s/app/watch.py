@@ -9,6 +9,7 @@ from certbotk8s.adapters.kube_secrets import to_stored_secret
 from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
+from certbotk8s.core.discovery import ROLE_LABEL, trim_source
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import Holding, discover_owned
@@ -49,11 +50,11 @@ class Watch:
         def on_source(key: Key | None, obj: Any) -> None:
             # Our own temporary HTTP-01 routing objects never change what is wanted.
             labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-            if labels.get("certbotk8s.io/role") != "http01-route":
+            if labels.get(ROLE_LABEL) != "http01-route":
                 self.wake.set()
 
         self.informers: dict[str, list[Informer]] = {
-            name: [Informer(api, r, on_source) for r in resources]
+            name: [Informer(api, r, on_source, transform=trim_source) for r in resources]
             for name, resources in SOURCES.items()
         }
         self.secrets = Informer(api, MANAGED_TLS, lambda key, obj: self.wake.set(),

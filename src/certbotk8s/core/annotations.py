@@ -15,7 +15,7 @@ from certbotk8s.core.config import Config
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.model import CertificateSpec, ChallengeType, KeyType, SourceKind
 from certbotk8s.core.names import is_dns1123_label
-from certbotk8s.core.text import quote
+from certbotk8s.core.text import ECHO_LIMIT, quote
 
 MAX_VALUE = 256  # characters in a certbotk8s.io/* value; longer ones are refused, not parsed
 
@@ -107,8 +107,9 @@ def parse_source_options(
             known = ", ".join(sorted(SOURCE_ANNOTATIONS))
             bad(key, f"unknown annotation (known: {known})")
     too_long = sorted(k for k in SOURCE_ANNOTATIONS if len(annotations.get(k, "")) > MAX_VALUE)
-    for key in too_long:
-        bad(key, f"longer than {MAX_VALUE} characters")
+    for key in too_long:  # echoed as its start only: the same however long it was
+        errors.append(AnnotationError(key, annotations[key][:ECHO_LIMIT] + "...",
+                                      f"longer than {MAX_VALUE} characters"))
     if too_long:
         return None, tuple(errors)
 

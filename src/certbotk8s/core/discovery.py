@@ -133,6 +133,42 @@ def _ref(obj: KubeObject, api_version: str, kind: str) -> ObjectRef:
     )
 
 
+# -- what informers keep -------------------------------------------------------------------
+
+_KEPT_SPEC = {"Ingress": ("tls", "ingressClassName"), "Gateway": ("servers", "listeners"),
+              "ReferenceGrant": ("from", "to")}
+_KEPT_ANNOTATIONS = ann.SOURCE_ANNOTATIONS | {ann.TLS_ACME, ann.INGRESS_CLASS}
+ROLE_LABEL = "certbotk8s.io/role"
+
+
+def trim_source(obj: KubeObject) -> dict[str, object]:
+    """The parts of a source object `discover` reads, and nothing else (informer memory).
+
+    Annotation values are cut one character past the longest accepted, so an over-long value
+    is still refused as such. `discover(trimmed) == discover(original)` for any object.
+    """
+    meta = _map(obj.get("metadata"))
+    annotations = {
+        k: v[: ann.MAX_VALUE + 1]
+        for k, v in _map(meta.get("annotations")).items()
+        if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX))
+    }
+    labels = _map(meta.get("labels"))
+    kept_meta: dict[str, object] = {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}
+    kept_meta["annotations"] = annotations
+    if ROLE_LABEL in labels:
+        kept_meta["labels"] = {ROLE_LABEL: labels[ROLE_LABEL]}
+    spec = _map(obj.get("spec"))
+    kind = _str(obj.get("kind")) or ""
+    kept_spec: dict[str, object] = {k: spec[k] for k in _KEPT_SPEC.get(kind, ()) if k in spec}
+    if kind == "Ingress" and "rules" in spec:
+        kept_spec["rules"] = [{"host": rule.get("host")} for rule in _list(spec.get("rules"))]
+    trimmed: dict[str, object] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    trimmed["metadata"] = kept_meta
+    trimmed["spec"] = kept_spec
+    return trimmed
+
+
 # -- collecting ----------------------------------------------------------------------------
 
 

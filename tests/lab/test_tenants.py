@@ -1,0 +1,367 @@
+"""Attack suite: hostile tenants, each a ServiceAccount bound to a Role in its own namespace,
+against a running controller; after every attack nothing may have crossed a namespace."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from certbotk8s.core import secret_meta
+from certbotk8s.core.ownership import pattern_matches
+
+from .conftest import ROOT, Lab, read_secret
+from .test_controller import ControllerProcess, wait_for
+
+pytestmark = pytest.mark.lab
+
+ISTIO = ("networking.istio.io", "v1", "gateways")
+ISSUE_WITHIN = 60.0  # seconds for a certificate on a busy 2-core machine
+TENANT_RULES = [
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["networking.istio.io", "gateway.networking.k8s.io"],
+     "resources": ["gateways", "referencegrants"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["secrets"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]},
+]
+
+
+@dataclass
+class Tenant:
+    """One team: its namespace, an API client with only its Role, and the domain it owns."""
+
+    namespace: str
+    api: ApiClient
+    domain: str
+
+    def host(self, prefix: str = "h") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:8]}.{self.domain}"
+
+    def ingress(self, name: str, hosts: list[str], secret: str | None = None,
+                **annotations: str) -> None:
+        body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": name, "annotations": {"certbotk8s.io/enabled": "true",
+                                                           **annotations}},
+                "spec": {"tls": [{"hosts": hosts, "secretName": secret or f"{name}-tls"}],
+                         "defaultBackend": {"service": {"name": "web",
+                                                        "port": {"number": 80}}}}}
+        networking: Any = k8s.NetworkingV1Api(self.api)
+        networking.create_namespaced_ingress(self.namespace, body)
+
+    def istio_gateway(self, name: str, credential: str, hosts: list[str],
+                      **annotations: str) -> None:
+        body = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                "metadata": {"name": name, "annotations": {"certbotk8s.io/enabled": "true",
+                                                           **annotations}},
+                "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+                    {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                     "hosts": hosts, "tls": {"mode": "SIMPLE", "credentialName": credential}},
+                    {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                     "hosts": hosts}]}}
+        group, version, plural = ISTIO
+        k8s.CustomObjectsApi(self.api).create_namespaced_custom_object(
+            group, version, self.namespace, plural, body)
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _make_tenant(admin: ApiClient, lab: Lab, label: str) -> Tenant:
+    """Namespace, ServiceAccount, Role and RoleBinding, and a TokenRequest token for it."""
+    namespace = f"tenant-{label}-{_uid()}"
+    core: Any = k8s.CoreV1Api(admin)
+    rbac: Any = k8s.RbacAuthorizationV1Api(admin)
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "app"}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "app"}, "rules": TENANT_RULES})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "app"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app"},
+        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": namespace}]})
+    token = core.create_namespaced_service_account_token("app", namespace, {
+        "spec": {"audiences": [lab["KUBE_APISERVER"]], "expirationSeconds": 3600}}).status.token
+    config = k8s.Configuration(host=lab["KUBE_APISERVER"])
+    config.ssl_ca_cert = lab["KUBE_CA_FILE"]
+    config.api_key = {"authorization": token}
+    config.api_key_prefix = {"authorization": "Bearer"}
+    return Tenant(namespace, ApiClient(config), f"{label}-{_uid()}.{lab['DNS_ZONE']}")
+
+
+@pytest.fixture
+def tenants(admin_api: ApiClient, lab: Lab) -> Iterator[Callable[[str], Tenant]]:
+    made: list[Tenant] = []
+
+    def make(label: str) -> Tenant:
+        tenant = _make_tenant(admin_api, lab, label)
+        made.append(tenant)
+        return tenant
+
+    yield make
+    for tenant in made:
+        tenant.api.close()  # type: ignore[no-untyped-call]
+
+
+Start = Callable[..., ControllerProcess]
+
+
+@pytest.fixture
+def controller(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator[Start]:
+    """Start one controller with lab config plus `overrides`; stopped at the end of the test."""
+    started: list[ControllerProcess] = []
+
+    def start(**overrides: Any) -> ControllerProcess:
+        data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key].update(value)
+            else:
+                data[key] = value
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(data))
+        port = 19800 + os.getpid() % 150
+        proc = ControllerProcess(lab, path, port, f"tenants-{_uid()}", f"tenants-{_uid()}",
+                                 tmp_path).start()
+        started.append(proc)
+        proc.wait_ready()
+        wait_for(proc.is_leader, 15, "leadership")
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+# -- observations (admin identity) ----------------------------------------------------------
+
+
+def _events(admin: ApiClient, namespace: str, kind: str, name: str) -> list[Any]:
+    core: Any = k8s.CoreV1Api(admin)
+    return list(core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}").items)
+
+
+def _wait_event(admin: ApiClient, namespace: str, kind: str, name: str, reason: str) -> Any:
+    return wait_for(lambda: [e for e in _events(admin, namespace, kind, name)
+                             if e.reason == reason], ISSUE_WITHIN,
+                    f"{reason} Event on {kind}/{namespace}/{name}")
+
+
+def _secret(admin: ApiClient, namespace: str, name: str) -> Any:
+    return wait_for(lambda: read_secret(admin, namespace, name), ISSUE_WITHIN,
+                    f"Secret {namespace}/{name}")
+
+
+def _hosts(secret: Any) -> list[str]:
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret.data["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return sorted(names.get_values_for_type(x509.DNSName))
+
+
+def _public_key(secret: Any) -> bytes:
+    key = serialization.load_pem_private_key(base64.b64decode(secret.data["tls.key"]), None)
+    return key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def assert_nothing_crossed(admin: ApiClient, tenants: list[Tenant],
+                           patterns: bool = False) -> None:
+    """No key in two namespaces; tenants' certificates only in their own namespace and only
+    for their own domain (when `patterns`); nothing written into kube-system."""
+    core: Any = k8s.CoreV1Api(admin)
+    managed = core.list_secret_for_all_namespaces(
+        label_selector=f"{secret_meta.MANAGED_BY_LABEL}={secret_meta.MANAGED_BY_VALUE}").items
+    by_key: dict[bytes, set[str]] = {}
+    for secret in managed:
+        if secret.type == "kubernetes.io/tls" and secret.data and "tls.key" in secret.data:
+            by_key.setdefault(_public_key(secret), set()).add(secret.metadata.namespace)
+    shared = [namespaces for namespaces in by_key.values() if len(namespaces) > 1]
+    assert not shared, f"one key in several namespaces: {shared}"
+    assert not [s for s in managed if s.metadata.namespace == "kube-system"]
+    for tenant in tenants:
+        for secret in (s for s in managed if s.metadata.namespace == tenant.namespace):
+            hosts = _hosts(secret)
+            for other in tenants:
+                if other is not tenant:
+                    assert not [h for h in hosts if h.endswith(other.domain)], hosts
+            if patterns:
+                assert all(pattern_matches(f"*.{tenant.domain}", h) for h in hosts), hosts
+
+
+def _patterns(*tenants: Tenant) -> dict[str, Any]:
+    return {"hostPatterns": {t.namespace: [f"*.{t.domain}"] for t in tenants}}
+
+
+# -- the attacks ------------------------------------------------------------------------------
+
+
+def test_tenant_identity_is_confined_to_its_namespace(
+        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant]) -> None:
+    """The attacker below is a real, narrow identity: it cannot read other namespaces."""
+    a, b = tenants("a"), tenants("b")
+    core: Any = k8s.CoreV1Api(a.api)
+    core.list_namespaced_secret(a.namespace)
+    checks: list[Callable[[], Any]] = [lambda: core.list_namespaced_secret(b.namespace),
+                                       lambda: core.list_secret_for_all_namespaces()]
+    for forbidden in checks:
+        with pytest.raises(ApiException) as info:
+            forbidden()
+        assert info.value.status == 403
+
+
+def test_copying_another_tenants_hosts_never_yields_its_key(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 1. Even with hosts shared on purpose (shareHosts), two namespaces asking for the
+    same host set at the same moment get separate orders and keys."""
+    a, b = tenants("a"), tenants("b")
+    controller(tenants={"shareHosts": True})
+    host = b.host("shop")
+    b.ingress("shop", [host])
+    a.ingress("copy", [host])
+    mine, theirs = _secret(admin_api, a.namespace, "copy-tls"), _secret(
+        admin_api, b.namespace, "shop-tls")
+    assert _hosts(mine) == _hosts(theirs) == [host]
+    assert _public_key(mine) != _public_key(theirs)
+    assert_nothing_crossed(admin_api, [])
+
+
+def test_host_held_by_another_namespace_is_refused(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 1 and 3 (default install without hostPatterns): first claimant protection."""
+    a, b = tenants("a"), tenants("b")
+    controller()
+    host = b.host("shop")
+    b.ingress("shop", [host])
+    held = _secret(admin_api, b.namespace, "shop-tls")
+    a.ingress("copy", [host, a.host("own")])
+    event = _wait_event(admin_api, a.namespace, "Ingress", "copy", "HostClaimed")[0]
+    assert host in event.message
+    assert read_secret(admin_api, a.namespace, "copy-tls") is None
+    assert read_secret(admin_api, b.namespace, "shop-tls").data == held.data
+    assert_nothing_crossed(admin_api, [a, b])
+
+
+def test_hosts_outside_the_namespaces_patterns_are_refused(
+        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant],
+        controller: Start) -> None:
+    """Finding 3: another team's host, or a wildcard over the whole zone through the shared
+    DNS key, is refused before any challenge; the owner is served throughout."""
+    a, b = tenants("a"), tenants("b")
+    controller(tenants=_patterns(a, b))
+    a.ingress("theirs", [b.host("x")])
+    a.ingress("zone", [f"*.{lab['DNS_ZONE']}"], **{"certbotk8s.io/challenge": "dns-01"})
+    b.ingress("own", [b.host("www")])
+    _secret(admin_api, b.namespace, "own-tls")
+    for name in ("theirs", "zone"):
+        _wait_event(admin_api, a.namespace, "Ingress", name, "HostNotAllowed")
+        assert read_secret(admin_api, a.namespace, f"{name}-tls") is None
+    assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_huge_renew_before_is_refused_and_others_are_served(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 2: `renew-before: 99999999999d` used to raise out of every reconcile."""
+    a, b = tenants("a"), tenants("b")
+    ctl = controller(tenants=_patterns(a, b))
+    a.ingress("stop", [a.host()], **{"certbotk8s.io/renew-before": "99999999999d"})
+    event = _wait_event(admin_api, a.namespace, "Ingress", "stop", "InvalidAnnotation")[0]
+    assert "renew-before" in event.message
+    b.ingress("after", [b.host()])
+    _secret(admin_api, b.namespace, "after-tls")
+    assert ctl.get("/healthz")[0] == 200
+    assert "Traceback" not in ctl.log()
+    assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_gateway_namespace_override_cannot_reach_kube_system(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 4: an allow-listed Istio namespace aims its Secret at kube-system."""
+    a = tenants("a")
+    controller(tenants=_patterns(a), istio={"allowedSourceNamespaces": [a.namespace]})
+    credential = f"grab-{_uid()}"
+    a.istio_gateway("gw", credential, [a.host()],
+                    **{"certbotk8s.io/gateway-namespace": "kube-system"})
+    event = _wait_event(admin_api, a.namespace, "Gateway", "gw", "NamespaceNotAllowed")[0]
+    assert "kube-system" in event.message
+    assert read_secret(admin_api, "kube-system", credential) is None
+    assert_nothing_crossed(admin_api, [a], patterns=True)
+
+
+def test_secret_conflict_never_stops_the_first_claimant(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 5: a second tenant claims the first one's credentialName with other hosts; the
+    first keeps its Secret and its next (re-)issuance still happens."""
+    a, b = tenants("a"), tenants("b")
+    controller(tenants=_patterns(a, b),
+               istio={"allowedSourceNamespaces": [a.namespace, b.namespace]})
+    credential = f"cred-{_uid()}"
+    first_host = b.host("gw")
+    b.istio_gateway("gw", credential, [first_host])
+    assert _hosts(_secret(admin_api, "istio-system", credential)) == [first_host]
+    a.istio_gateway("grab", credential, [a.host()])
+    _wait_event(admin_api, a.namespace, "Gateway", "grab", "SecretConflict")
+    _wait_event(admin_api, b.namespace, "Gateway", "gw", "SecretConflict")
+    # The holder changes its hosts: re-issued despite the conflict.
+    second_host = b.host("more")
+    group, version, plural = ISTIO
+    custom: Any = k8s.CustomObjectsApi(b.api)
+    gateway = custom.get_namespaced_custom_object(group, version, b.namespace, plural, "gw")
+    gateway["spec"]["servers"][0]["hosts"] = [first_host, second_host]
+    custom.replace_namespaced_custom_object(group, version, b.namespace, plural, "gw", gateway)
+    wait_for(lambda: _hosts(read_secret(admin_api, "istio-system", credential))
+             == sorted([first_host, second_host]), ISSUE_WITHIN, "the holder's renewal")
+    assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_floods_are_capped_and_others_are_served(
+        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+    """Finding 7: 101 names for one certificate, 500 invalid hosts (one Event each before)."""
+    a, b = tenants("a"), tenants("b")
+    controller(tenants=_patterns(a, b))
+    a.ingress("wide", [a.host(f"n{i}") for i in range(101)])
+    a.ingress("junk", [f"bad_{i}.{a.domain}" for i in range(500)])
+    b.ingress("calm", [b.host()])
+    _wait_event(admin_api, a.namespace, "Ingress", "wide", "TooManyHosts")
+    _wait_event(admin_api, a.namespace, "Ingress", "junk", "TooManyProblems")
+    _secret(admin_api, b.namespace, "calm-tls")
+    assert len(_events(admin_api, a.namespace, "Ingress", "junk")) <= 11
+    assert read_secret(admin_api, a.namespace, "wide-tls") is None
+    assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_status_output_is_terminal_safe(
+        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant],
+        controller: Start) -> None:
+    """Finding 8: a tenant writes escape sequences into its own Secret's last-error."""
+    a = tenants("a")
+    controller(tenants=_patterns(a))
+    a.ingress("term", [a.host()])
+    _secret(admin_api, a.namespace, "term-tls")
+    core: Any = k8s.CoreV1Api(a.api)
+    core.patch_namespaced_secret("term-tls", a.namespace, {"metadata": {"annotations": {
+        "certbotk8s.io/last-error": "\x1b]0;owned\x07\x1b[2J\r\nfake row"}}})
+    env = dict(os.environ, KUBECONFIG=lab["CONTROLLER_KUBECONFIG"],
+               CERTBOTK8S_CONFIG=lab["CERTBOTK8S_CONFIG"])
+    out = subprocess.run([sys.executable, "-m", "certbotk8s.cli", "status", "-n", a.namespace],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "term-tls" in out.stdout
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "\r" not in out.stdout
+    assert "\\x1b]0;owned" in out.stdout
