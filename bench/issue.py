@@ -18,7 +18,6 @@ sys.path.insert(0, str(ROOT))
 
 from certbotk8s.adapters.acme_engine import AcmeEngine, OrderRequest  # noqa: E402
 from certbotk8s.adapters.acme_network import RequestRecord  # noqa: E402
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Solver  # noqa: E402
 from certbotk8s.adapters.http01 import (  # noqa: E402
     Http01Responder,
     Http01Solver,
@@ -76,7 +75,7 @@ def main() -> None:
         http01 = Http01Solver(store, SelfCheck(port=lab.http01_port, resolver=lab["DNS_SERVER"]))
         results["http01_one_host"] = measure(engine, records, lab, ChallengeType.HTTP01, http01,
                                              args.runs)
-    dns01 = Rfc2136Solver(lab.rfc2136())
+    dns01 = lab.dns01_solver()
     results["dns01_one_host"] = measure(engine, records, lab, ChallengeType.DNS01, dns01,
                                         args.runs)
     results["targets"] = {"http01_median_s": 0.1, "acme_requests_per_cert": 8}

@@ -28,6 +28,7 @@ dnsProviders:
            secretRef: {name: certbotk8s-tsig, key: secret}}
     resolver: $DNS_SERVER
     nameserverPort: ${DNS_SERVER##*:}
+    followCname: true
 istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: [istio-apps]}
 solver:
   http01: {selfCheck: true, port: $HTTP01_PORT, listenAddress: 127.0.0.1,

@@ -21,7 +21,9 @@ from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.acme_engine import AcmeEngine
 from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Settings, Rfc2136Solver
+from certbotk8s.adapters.dns_propagation import DnsLookup, PropagationSettings
+from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider, Rfc2136Settings
+from certbotk8s.adapters.dns_solver import DnsSolver
 from certbotk8s.adapters.http01 import Http01Responder, Http01Solver, MemoryTokenStore, SelfCheck
 from certbotk8s.adapters.kube import load_api_client
 from certbotk8s.core import keys
@@ -72,20 +74,32 @@ class Lab:
         return x509.load_pem_x509_certificates(pem.content)
 
     def rfc2136(self, **overrides: object) -> Rfc2136Settings:
+        """RFC 2136 settings for the lab's BIND (TSIG key from .lab/env)."""
+        from dataclasses import replace
+
         settings = Rfc2136Settings(
             server=self.env["DNS_SERVER"],
             tsig_name=self.env["DNS_TSIG_NAME"],
             tsig_secret=self.env["DNS_TSIG_SECRET"],
             tsig_algorithm=self.env["DNS_TSIG_ALGORITHM"],
-            resolver=self.env["DNS_SERVER"],
-            nameserver_port=self.dns_port,
-            propagation_timeout=20.0,
         )
-        if overrides:
-            from dataclasses import replace
+        return replace(settings, **overrides)  # type: ignore[arg-type]
 
-            settings = replace(settings, **overrides)  # type: ignore[arg-type]
-        return settings
+    def lookup(self, server_key: str = "DNS_SERVER", **overrides: object) -> DnsLookup:
+        """The shared propagation check, asking the lab server `server_key` (host:port)."""
+        from dataclasses import replace
+
+        server = self.env[server_key]
+        settings = PropagationSettings(resolver=server,
+                                       nameserver_port=int(server.rsplit(":", 1)[1]),
+                                       timeout=20.0)
+        return DnsLookup(replace(settings, **overrides))  # type: ignore[arg-type]
+
+    def dns01_solver(self, *, follow_cname: bool = True, **lookup: object) -> DnsSolver:
+        """DNS-01 through the lab's BIND over RFC 2136, as the lab config has it."""
+        return DnsSolver(Rfc2136Provider(self.rfc2136()), self.lookup("DNS_SERVER", **lookup),
+                         name="lab-bind",
+                         follow_cname=follow_cname)
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +134,8 @@ def http01_solver(lab: Lab, token_store: MemoryTokenStore, responder: Http01Resp
 
 
 @pytest.fixture
-def dns01_solver(lab: Lab) -> Rfc2136Solver:
-    return Rfc2136Solver(lab.rfc2136())
+def dns01_solver(lab: Lab) -> DnsSolver:
+    return lab.dns01_solver()
 
 
 EngineFactory = Callable[..., AcmeEngine]

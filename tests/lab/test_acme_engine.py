@@ -17,7 +17,7 @@ from cryptography import x509
 
 from certbotk8s.adapters.acme_engine import AcmeEngine, ExternalAccountBinding, OrderRequest
 from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Solver
+from certbotk8s.adapters.dns_solver import DnsSolver
 from certbotk8s.adapters.http01 import Http01Solver
 from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed
 from certbotk8s.core.model import ChallengeType, KeyType
@@ -92,7 +92,7 @@ def test_http01_two_names_default_profile(
 
 
 def test_dns01_wildcard_and_apex_shortlived_p384(
-    lab: Lab, make_engine: EngineFactory, dns01_solver: Rfc2136Solver
+    lab: Lab, make_engine: EngineFactory, dns01_solver: DnsSolver
 ) -> None:
     engine = make_engine()
     apex = lab.host("w")
@@ -278,7 +278,7 @@ def test_self_check_catches_unreachable_target_before_the_ca(
 
 
 def test_dns01_cleanup_leaves_other_values(
-    lab: Lab, make_engine: EngineFactory, dns01_solver: Rfc2136Solver
+    lab: Lab, make_engine: EngineFactory, dns01_solver: DnsSolver
 ) -> None:
     host = lab.host("keep")
     name = f"_acme-challenge.{host}"
@@ -292,7 +292,7 @@ def test_dns01_cleanup_leaves_other_values(
 
 
 def test_dns01_follows_cname_delegation(
-    lab: Lab, make_engine: EngineFactory, dns01_solver: Rfc2136Solver
+    lab: Lab, make_engine: EngineFactory, dns01_solver: DnsSolver
 ) -> None:
     host = lab.host("cname")
     target = f"_acme-challenge.{host.split('.')[0]}.{lab['DNS_ZONE_DELEGATED']}"
@@ -304,7 +304,7 @@ def test_dns01_follows_cname_delegation(
             {ChallengeType.DNS01: recorder},
         )
         # (BIND keeps no TXT beside a CNAME, so Pebble could only have found it at the target)
-        assert str(dns01_solver.challenge_name(host)).rstrip(".") == target
+        assert dns01_solver.record_for(host, "v").fqdn == target
     finally:
         _nsupdate(lab, lab["DNS_ZONE"], "delete", f"_acme-challenge.{host}", "CNAME", "")
     assert cert.info.sans == (host,)
@@ -315,7 +315,7 @@ def test_dns01_propagation_times_out_when_a_nameserver_never_answers(lab: Lab) -
     from certbotk8s.core.errors import DnsSolverError
 
     # the zone's nameserver is asked on a port where nothing answers: never propagated
-    solver = Rfc2136Solver(lab.rfc2136(nameserver_port=1, propagation_timeout=0.3))
+    solver = lab.dns01_solver(nameserver_port=1, timeout=0.3)
     challenge = PendingChallenge(type=ChallengeType.DNS01, domain=lab.host("stuck"),
                                  wildcard=False, token="t", key_authorization="k",
                                  dns_value="value-that-never-shows")

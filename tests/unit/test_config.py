@@ -14,6 +14,7 @@ from certbotk8s.core.config import (
     load_config,
     parse_config,
 )
+from certbotk8s.core.config_dns import Rfc2136Config
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
 
 FULL = """
@@ -82,18 +83,20 @@ def test_full_file() -> None:
     assert corp.eab == EabConfig(namespace="vault", name="eab", key_id_key="kid", hmac_key="hmac")
     assert corp.ca_bundle == "/etc/certbotk8s/corp-ca.pem"
     assert corp.preferred_chain == "Corp Root"
-    bind = config.dns_providers["bind"]
+    bind = config.dns_providers["bind"].settings
+    assert isinstance(bind, Rfc2136Config)
     assert (bind.server_host, bind.server_port) == ("127.0.0.1", 5353)
     assert bind.tsig_algorithm == "hmac-sha512"
     assert bind.tsig_key_name == "certbotk8s."
     assert bind.tsig_secret == SecretKeyRef(namespace="certs", name="tsig", key="secret")
-    assert bind.nameserver_port == 5353
-    assert bind.resolver == "127.0.0.1:53"
-    v6 = config.dns_providers["v6"]
+    assert config.dns_providers["bind"].nameserver_port == 5353
+    assert config.dns_providers["bind"].resolver == "127.0.0.1:53"
+    v6 = config.dns_providers["v6"].settings
+    assert isinstance(v6, Rfc2136Config)
     assert (v6.server_host, v6.server_port) == ("2001:db8::53", 53)
     assert v6.tsig_algorithm == "hmac-sha256"
     assert v6.tsig_secret.namespace == "dns"
-    assert v6.resolver is None
+    assert config.dns_providers["v6"].resolver is None
     assert config.default_dns_provider == "bind"
     assert config.istio.gateway_namespace == "gateways"
     assert config.istio.allowed_source_namespaces == ("team-a", "team-b")

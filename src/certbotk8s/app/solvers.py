@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping
 
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Settings, Rfc2136Solver
+from certbotk8s.adapters.dns_registry import build_solver
+from certbotk8s.adapters.dns_solver import DnsSolver
 from certbotk8s.adapters.http01 import Http01Solver, SelfCheck
 from certbotk8s.adapters.routing import RoutedHttp01Solver
-from certbotk8s.core.config import Config, DnsProviderConfig
+from certbotk8s.core.config import Config, SecretKeyRef
 from certbotk8s.core.errors import DnsSolverError
-from certbotk8s.core.model import ChallengeType, DesiredCertificate
+from certbotk8s.core.model import ChallengeType, DesiredCertificate, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, RoutingPublisher, SecretStore, TokenStore
 
 
@@ -24,7 +24,7 @@ class SolverFactory:
         self._secrets = secrets
         self._tokens = tokens
         self._routing = routing
-        self._dns: dict[str, Rfc2136Solver] = {}
+        self._dns: dict[str, DnsSolver] = {}
         self._lock = threading.Lock()
 
     def for_order(self, desired: DesiredCertificate, order_id: str
@@ -33,6 +33,13 @@ class SolverFactory:
             provider = desired.spec.dns_provider or self._config.default_dns_provider
             if provider is None:
                 raise DnsSolverError("dns-01 requested but no DNS provider is configured")
+            settings = self._config.dns_providers.get(provider)
+            namespace = desired.source.namespace
+            if (settings is not None and desired.source_kind is not SourceKind.DEFAULT_CERTIFICATE
+                    and not settings.allows_namespace(namespace)):
+                raise DnsSolverError(
+                    f"DNS provider {provider!r} may not be used by sources in namespace "
+                    f"{namespace!r}")
             return {ChallengeType.DNS01: self.dns_solver(provider)}
         http = self._config.solver.http01
         check = SelfCheck(enabled=http.self_check, port=http.self_check_port,
@@ -43,34 +50,27 @@ class SolverFactory:
                                         desired.spec.hosts, order_id)
         return {ChallengeType.HTTP01: solver}
 
-    def dns_solver(self, name: str) -> Rfc2136Solver:
+    def dns_solver(self, name: str) -> DnsSolver:
         with self._lock:
             solver = self._dns.get(name)
             if solver is None:
                 provider = self._config.dns_providers.get(name)
                 if provider is None:
                     raise DnsSolverError(f"DNS provider {name!r} is not configured")
-                solver = Rfc2136Solver(self._settings(provider))
+                solver = build_solver(provider, self._read_secret(provider.name),
+                                      self._config.solver.dns01)
                 self._dns[name] = solver
             return solver
 
-    def _settings(self, provider: DnsProviderConfig) -> Rfc2136Settings:
-        ref = provider.tsig_secret
-        secret = self._secrets.read(ref.namespace, ref.name)
-        value = secret.data.get(ref.key) if secret is not None else None
-        if not value:
-            raise DnsSolverError(
-                f"DNS provider {provider.name}: TSIG Secret {ref.namespace}/{ref.name} "
-                f"key {ref.key!r} not found"
-            )
-        dns01 = self._config.solver.dns01
-        return Rfc2136Settings(
-            server=f"{provider.server_host}:{provider.server_port}",
-            tsig_name=provider.tsig_key_name,
-            tsig_secret=value.decode().strip(),
-            tsig_algorithm=provider.tsig_algorithm,
-            resolver=provider.resolver,
-            nameserver_port=provider.nameserver_port or 53,
-            propagation_timeout=dns01.propagation_timeout.total_seconds(),
-            poll_cap=max(dns01.poll_interval, timedelta(milliseconds=50)).total_seconds(),
-        )
+    def _read_secret(self, provider: str) -> Callable[[SecretKeyRef], str]:
+        def read(ref: SecretKeyRef) -> str:
+            secret = self._secrets.read(ref.namespace, ref.name)
+            value = secret.data.get(ref.key) if secret is not None else None
+            if not value:
+                raise DnsSolverError(
+                    f"DNS provider {provider}: Secret {ref.namespace}/{ref.name} "
+                    f"key {ref.key!r} not found"
+                )
+            return value.decode().strip()
+
+        return read

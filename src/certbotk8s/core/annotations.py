@@ -89,6 +89,7 @@ def parse_source_options(
     annotations: Mapping[str, str] | None,
     config: Config,
     kind: SourceKind,
+    namespace: str | None = None,
 ) -> tuple[SourceOptions | None, tuple[AnnotationError, ...]]:
     """Validate the `certbotk8s.io/*` annotations of a source of `kind`.
 
@@ -159,6 +160,11 @@ def parse_source_options(
     elif DNS_PROVIDER in annotations and explicit_challenge is not None:
         bad(DNS_PROVIDER, "is only used with certbotk8s.io/challenge: dns-01")
         dns_provider = None
+    scope = config.dns_providers.get(dns_provider) if dns_provider else None
+    if scope is not None and namespace is not None and not scope.allows_namespace(namespace):
+        # the provider's `namespaces` scope: its credentials serve only those tenants
+        bad(DNS_PROVIDER if DNS_PROVIDER in annotations else CHALLENGE,
+            f"DNS provider {dns_provider!r} may not be used from namespace {namespace!r}")
 
     key_type = config.renewal.key_type
     if KEY_TYPE in annotations:

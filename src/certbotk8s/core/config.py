@@ -57,6 +57,8 @@ from datetime import timedelta
 
 import yaml
 
+from certbotk8s.core import config_dns
+from certbotk8s.core.config_dns import DnsProviderConfig, parse_dns_providers
 from certbotk8s.core.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
@@ -73,11 +75,11 @@ DEFAULT_CONTROLLER_NAMESPACE = "certbotk8s"
 DEFAULT_ISTIO_GATEWAY_NAMESPACE = "istio-system"
 DEFAULT_HTTP01_PORT = 8089
 KNOWN_PROFILES = frozenset({"classic", "tlsserver", "shortlived"})
-TSIG_ALGORITHMS = frozenset(
-    {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
-)
+# The DNS section lives in config_dns; these names stay importable from here.
+TSIG_ALGORITHMS = config_dns.TSIG_ALGORITHMS
+DNS_PROVIDER_TYPES = config_dns.DNS_PROVIDER_TYPES
+SecretKeyRef = config_dns.SecretKeyRef
 PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
-DNS_PROVIDER_TYPES = frozenset({"rfc2136"})
 UNLIMITED = 10**9  # a rate limit set to 0 in the file
 
 _HTTPS_URL = re.compile(r"^https://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
@@ -91,15 +93,6 @@ class ConfigError(CertbotK8sError, ValueError):
     def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
         self.errors = tuple(errors)
         super().__init__("; ".join(self.errors))
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    """One key of a Kubernetes Secret. `namespace` defaults to the controller's namespace."""
-
-    namespace: str
-    name: str
-    key: str
 
 
 @dataclass(frozen=True)
@@ -127,21 +120,6 @@ class IssuerConfig:
     def allows_profile(self, profile: str) -> bool:
         """Profiles a source may ask for: the well-known ones and those listed here."""
         return profile in KNOWN_PROFILES or profile in self.profiles
-
-
-@dataclass(frozen=True)
-class DnsProviderConfig:
-    """An RFC 2136 server with a TSIG key whose secret is read from a Kubernetes Secret."""
-
-    name: str
-    type: str
-    server_host: str
-    server_port: int
-    tsig_key_name: str
-    tsig_algorithm: str
-    tsig_secret: SecretKeyRef
-    nameserver_port: int | None = None
-    resolver: str | None = None  # `host:port` for CNAME/SOA/NS lookups; None: system resolver
 
 
 @dataclass(frozen=True)
@@ -526,54 +504,7 @@ class _Parser:
         )
 
     def dns_providers(self, value: object, namespace: str) -> dict[str, DnsProviderConfig]:
-        entries = self.mapping(value, "dnsProviders", None)
-        result: dict[str, DnsProviderConfig] = {}
-        allowed = frozenset({"type", "server", "tsig", "nameserverPort", "resolver"})
-        for name, raw in entries.items():
-            path = f"dnsProviders.{name}"
-            if not _NAME.match(name):
-                self.error(path, "provider names are lower-case letters, digits, '.', '-', '_'")
-            m = self.mapping(raw, path, allowed)
-            kind = self.string(m, "type", path, required=True)
-            if kind is not None and kind not in DNS_PROVIDER_TYPES:
-                known = ", ".join(sorted(DNS_PROVIDER_TYPES))
-                self.error(f"{path}.type", f"unknown provider type {kind!r} (known: {known})")
-            host, port = self.server(m, "server", path, required=True)
-            resolver_host, resolver_port = self.server(m, "resolver", path)
-            tsig_path = f"{path}.tsig"
-            if "tsig" not in m:
-                self.error(tsig_path, "is required")
-            tsig = self.mapping(
-                m.get("tsig"), tsig_path, frozenset({"keyName", "algorithm", "secretRef"})
-            )
-            key_name = self.string(tsig, "keyName", tsig_path, required=True) or ""
-            algorithm = (self.string(tsig, "algorithm", tsig_path) or "hmac-sha256").lower()
-            if algorithm not in TSIG_ALGORITHMS:
-                known = ", ".join(sorted(TSIG_ALGORITHMS))
-                self.error(f"{tsig_path}.algorithm", f"unknown {algorithm!r} (known: {known})")
-            ref_path = f"{tsig_path}.secretRef"
-            if "secretRef" not in tsig and "tsig" in m:
-                self.error(ref_path, "is required (the TSIG secret is read from a Secret)")
-            ref = self.mapping(
-                tsig.get("secretRef"), ref_path, frozenset({"namespace", "name", "key"})
-            )
-            secret = SecretKeyRef(
-                namespace=self.secret_namespace(ref, ref_path, namespace),
-                name=self.secret_name(ref, ref_path) if ref else "",
-                key=(self.string(ref, "key", ref_path, required=bool(ref)) or ""),
-            )
-            result[name] = DnsProviderConfig(
-                name=name,
-                type=kind or "",
-                server_host=host,
-                server_port=port,
-                tsig_key_name=key_name,
-                tsig_algorithm=algorithm,
-                tsig_secret=secret,
-                nameserver_port=self.port(m, "nameserverPort", path),
-                resolver=_hostport(resolver_host, resolver_port),
-            )
-        return result
+        return parse_dns_providers(self, value, namespace)
 
     def server(
         self, m: dict[str, object], key: str, path: str, *, required: bool = False, port: int = 53

@@ -203,7 +203,8 @@ class _Collector:
                     f'annotation {ann.ENABLED}={quote(enabled)}: must be "true" or "false"',
                 )
             return None
-        options, errors = ann.parse_source_options(annotations, self.config, kind)
+        options, errors = ann.parse_source_options(annotations, self.config, kind,
+                                                  namespace=ref.namespace)
         for error in errors:
             self.problem(ref, Reasons.INVALID_ANNOTATION, str(error))
         return options

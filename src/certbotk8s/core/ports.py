@@ -199,3 +199,37 @@ class LeaderElection(Protocol):
     def is_leader(self) -> bool: ...
 
     def stop(self, release: bool = True) -> None: ...
+
+
+# --- DNS-01 providers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxtRecord:
+    """One TXT value at one name. `fqdn` and `zone` are absolute, lower-case, without the
+    trailing dot; `fqdn` is the name really written (after CNAME following). `value` is public."""
+
+    fqdn: str
+    zone: str
+    value: str
+
+
+class DnsRecordProvider(Protocol):
+    """Writes TXT values through one DNS provider (RFC 2136, a cloud API, a webhook, a command).
+
+    - `present` adds `record.value` at `record.fqdn` in `record.zone`, keeping every other
+      value at that name. Idempotent (adding a value that is there is success).
+    - `cleanup` removes exactly `record.value` and nothing else; a value or name already gone
+      is success (not-found is not an error).
+    - Both raise `DnsSolverError` naming the provider's server/endpoint and the error, chained
+      to the cause, never carrying a credential. They may be retried (each call is complete
+      or changes nothing); a caller that stops between calls leaves at most the values it
+      presented, which `cleanup` removes.
+    - `describe` is a short credential-free name for messages (`rfc2136 127.0.0.1:53`).
+    """
+
+    def describe(self) -> str: ...
+
+    def present(self, record: TxtRecord) -> None: ...
+
+    def cleanup(self, record: TxtRecord) -> None: ...

@@ -1,0 +1,189 @@
+"""The one DNS-01 propagation check every provider shares.
+
+`DnsLookup` follows the CNAME at `_acme-challenge.<domain>` (when the provider allows it), finds
+the zone by SOA, and waits until every authoritative nameserver of the zone answers each TXT
+value, polling all pending (record, server) pairs together with a doubling interval: no fixed
+sleep. A server that says it is not authoritative (REFUSED, NOTAUTH, or an answer without the
+AA flag) can never show the value, so the check fails at once, naming the server; a server that
+answers without the value yet is waited for until the deadline, and the error then names it
+with what it last said.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.ports import TxtRecord
+
+_MAX_CNAME_HOPS = 8
+_QUERY_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """`resolver` (`host:port`) answers CNAME/SOA/NS lookups (None: the system resolver);
+    `nameserver_port` is where the zone's authoritative servers answer (53 in the world)."""
+
+    resolver: str | None = None
+    nameserver_port: int = 53
+    timeout: float = 120.0
+    poll_first: float = 0.02
+    poll_cap: float = 2.0
+
+
+def split_hostport(value: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, default_port
+    return host.strip("[]"), int(port)
+
+
+def _text(name: dns.name.Name) -> str:
+    return name.to_text(omit_final_dot=True).lower()
+
+
+class DnsLookup:
+    """CNAME following, zone by SOA, and the propagation wait, for one resolver setting."""
+
+    def __init__(self, settings: PropagationSettings) -> None:
+        self.settings = settings
+        self._resolver = dns.resolver.Resolver(configure=settings.resolver is None)
+        if settings.resolver is not None:
+            host, port = split_hostport(settings.resolver, 53)
+            self._resolver.nameservers = [host]
+            self._resolver.port = port
+        self._resolver.lifetime = 5.0
+
+    @property
+    def where(self) -> str:
+        return self.settings.resolver or "the system resolver"
+
+    def challenge_name(self, domain: str, follow_cname: bool) -> str:
+        """`_acme-challenge.<domain>`, followed through CNAMEs when `follow_cname`."""
+        name = dns.name.from_text(f"_acme-challenge.{domain}")
+        if not follow_cname:
+            return _text(name)
+        for _ in range(_MAX_CNAME_HOPS):
+            try:
+                answer = self._resolver.resolve(name, "CNAME", raise_on_no_answer=False)
+            except dns.resolver.NXDOMAIN:
+                return _text(name)
+            except dns.exception.DNSException as e:
+                raise DnsSolverError(
+                    f"CNAME lookup of {_text(name)} at {self.where} failed: {type(e).__name__}"
+                ) from e
+            if answer.rrset is None:
+                return _text(name)
+            name = answer.rrset[0].target
+        raise DnsSolverError(f"more than {_MAX_CNAME_HOPS} CNAMEs from _acme-challenge.{domain}")
+
+    def zone_of(self, fqdn: str) -> str:
+        try:
+            return _text(dns.resolver.zone_for_name(fqdn, resolver=self._resolver))
+        except dns.exception.DNSException as e:
+            raise DnsSolverError(
+                f"no zone (SOA) found for {fqdn} at {self.where}: {type(e).__name__}"
+            ) from e
+
+    def nameservers(self, zone: str) -> list[str]:
+        """IPv4 addresses of the zone's NS records."""
+        try:
+            ns = self._resolver.resolve(zone, "NS")
+            addresses: list[str] = []
+            for rr in ns:
+                a = self._resolver.resolve(rr.target, "A")
+                addresses.extend(str(x) for x in a)
+        except dns.exception.DNSException as e:
+            raise DnsSolverError(
+                f"cannot find the nameservers of {zone} at {self.where}: {type(e).__name__}"
+            ) from e
+        return sorted(set(addresses))
+
+    # -- asking one authoritative server -----------------------------------------------------
+
+    def ask(self, address: str, fqdn: str) -> tuple[frozenset[str] | None, str]:
+        """TXT values `address` serves at `fqdn` with authority, and a word on what it said.
+
+        Values None: the server cannot become right (not authoritative / refused); the word
+        says why. An empty set with "timeout" or "NXDOMAIN" etc.: not (yet) there.
+        """
+        query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
+        query.flags &= ~dns.flags.RD
+        try:
+            response = dns.query.udp(query, address, port=self.settings.nameserver_port,
+                                     timeout=_QUERY_TIMEOUT)
+        except dns.exception.Timeout:
+            return frozenset(), "timeout"
+        except (dns.exception.DNSException, OSError) as e:
+            return frozenset(), type(e).__name__
+        rcode = response.rcode()
+        if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
+            return None, dns.rcode.to_text(rcode)
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return frozenset(), dns.rcode.to_text(rcode)  # SERVFAIL: maybe still loading
+        if not response.flags & dns.flags.AA:
+            return None, "answer without authority (not authoritative for the zone)"
+        values = {
+            b"".join(rdata.strings).decode(errors="replace")
+            for rrset in response.answer if rrset.rdtype == dns.rdatatype.TXT
+            for rdata in rrset
+        }
+        return frozenset(values), dns.rcode.to_text(rcode)
+
+    def wait_until_visible(self, records: Sequence[TxtRecord], timeout: float | None = None
+                           ) -> None:
+        """Return once every authoritative server of every zone answers every value."""
+        servers = {r.zone: self.nameservers(r.zone) for r in records}
+        pending = {(r, a) for r in records for a in servers[r.zone]}
+        last: dict[tuple[TxtRecord, str], str] = {}
+        limit = self.settings.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        delay = self.settings.poll_first
+        while pending:
+            still: set[tuple[TxtRecord, str]] = set()
+            for record, address in pending:
+                values, said = self.ask(address, record.fqdn)
+                if values is None:
+                    raise DnsSolverError(
+                        f"authoritative server {address}:{self.settings.nameserver_port} of "
+                        f"zone {record.zone} cannot serve TXT {record.fqdn}: {said}")
+                if record.value not in values:
+                    still.add((record, address))
+                    last[(record, address)] = ("other values only" if values else
+                                               "no TXT yet" if said == "NOERROR" else said)
+            pending = still
+            if not pending:
+                return
+            if time.monotonic() + delay > deadline:
+                missing = ", ".join(sorted(
+                    f"{r.fqdn}@{a}:{self.settings.nameserver_port} ({last[(r, a)]})"
+                    for r, a in pending))
+                raise DnsSolverError(
+                    f"TXT records not visible on every authoritative server within "
+                    f"{limit:.0f}s: {missing}")
+            time.sleep(delay)
+            delay = min(delay * 2, self.settings.poll_cap)
+
+    def gone_everywhere(self, record: TxtRecord) -> bool:
+        """True when every authoritative server answers, with authority, without the value."""
+        try:
+            addresses = self.nameservers(record.zone)
+        except DnsSolverError:
+            return False
+        for address in addresses:
+            values, said = self.ask(address, record.fqdn)
+            if values is None or record.value in values or said not in ("NOERROR", "NXDOMAIN"):
+                return False
+        return bool(addresses)
