@@ -123,8 +123,8 @@ def test_namespace_scope_refuses_sources_elsewhere() -> None:
     named = {"certbotk8s.io/dns-provider": "team"}
     ok, errors = parse_source_options(named, config, SourceKind.INGRESS, namespace="team-a")
     assert errors == () and ok is not None and ok.challenge is ChallengeType.DNS01
-    for annotations in (dns01, named):
-        options, errors = parse_source_options(annotations, config, SourceKind.INGRESS,
+    for source_annotations in (dns01, named):
+        options, errors = parse_source_options(source_annotations, config, SourceKind.INGRESS,
                                                namespace="team-b")
         assert options is None
         assert "may not be used from namespace 'team-b'" in str(errors[0])
