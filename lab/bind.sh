@@ -5,6 +5,10 @@
 BIND_PORT="${BIND_PORT:-$(lab_port 10053)}"
 BIND_ZONE="certbotk8s.test"
 BIND_ZONE_DELEGATED="delegated.test"
+# For the DNS fault tests: a zone the key may not update (REFUSED), and a zone with a second
+# nameserver on 127.0.0.2 (same port) that a test plays, lagging or refusing.
+BIND_ZONE_READONLY="readonly.test"
+BIND_ZONE_TWO_NS="twons.test"
 BIND_TSIG_NAME="certbotk8s-key."
 
 # _lab_sudo CMD...: run as root (directly when we are root, else through sudo).
@@ -85,6 +89,15 @@ bind_start() {
   _bind_zone_file "$BIND_ZONE" "$dir/$BIND_ZONE.zone" "$serial"
   _bind_zone_file "$BIND_ZONE_DELEGATED" "$dir/$BIND_ZONE_DELEGATED.zone" "$serial"
   _bind_zone_file . "$dir/root.zone" "$serial"
+  _bind_zone_file "$BIND_ZONE_READONLY" "$dir/$BIND_ZONE_READONLY.zone" "$serial"
+  cat >"$dir/$BIND_ZONE_TWO_NS.zone" <<ZONE
+\$TTL 60
+@       IN SOA  ns1.$BIND_ZONE_TWO_NS. hostmaster.$BIND_ZONE. ( $serial 60 30 86400 5 )
+@       IN NS   ns1.$BIND_ZONE_TWO_NS.
+@       IN NS   ns2.$BIND_ZONE_TWO_NS.
+ns1     IN A    127.0.0.1
+ns2     IN A    127.0.0.2
+ZONE
 
   cat >"$dir/named.conf" <<EOF
 include "$dir/tsig.key";
@@ -128,6 +141,15 @@ zone "$BIND_ZONE_DELEGATED." {
     file "$dir/$BIND_ZONE_DELEGATED.zone";
     update-policy { grant $BIND_TSIG_NAME zonesub ANY; };
 };
+zone "$BIND_ZONE_READONLY." {
+    type primary;
+    file "$dir/$BIND_ZONE_READONLY.zone";
+};
+zone "$BIND_ZONE_TWO_NS." {
+    type primary;
+    file "$dir/$BIND_ZONE_TWO_NS.zone";
+    update-policy { grant $BIND_TSIG_NAME zonesub ANY; };
+};
 EOF
 
   # -4: no IPv6 sockets at all. As root named keeps running as root unless -u is given; that
@@ -147,6 +169,8 @@ EOF
   env_add DNS_SERVER "127.0.0.1:$BIND_PORT"
   env_add DNS_ZONE "$BIND_ZONE"
   env_add DNS_ZONE_DELEGATED "$BIND_ZONE_DELEGATED"
+  env_add DNS_ZONE_READONLY "$BIND_ZONE_READONLY"
+  env_add DNS_ZONE_TWO_NS "$BIND_ZONE_TWO_NS"
   env_add DNS_TSIG_NAME "$BIND_TSIG_NAME"
   env_add DNS_TSIG_SECRET "$secret"
   env_add DNS_TSIG_ALGORITHM hmac-sha256

@@ -73,7 +73,7 @@ class Rfc2136Provider:
         except dns.exception.Timeout as e:
             raise DnsSolverError(
                 f"{where}: no answer within {self.settings.timeout:g}s (timeout)") from e
-        except (dns.exception.DNSException, OSError) as e:
+        except (dns.exception.DNSException, OSError, EOFError) as e:  # EOF: closed on us
             raise DnsSolverError(f"{where} failed: {type(e).__name__}: {e}") from e
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
