@@ -46,9 +46,12 @@ def _config(lab: Lab, tmp_path: Path, providers: dict[str, Any]) -> str:
     return str(path)
 
 
-def _pdns_provider(secret: str) -> dict[str, Any]:
-    return {"type": "lexicon", "provider": "powerdns", "zones": ["powerdns.test"],
-            "options": {"pdns_server": "PDNS_API"},
+def _pdns_provider(lab: Lab, secret: str) -> dict[str, Any]:
+    """lexicon powerdns; the propagation check asks the lab's PowerDNS (no public DNS here)."""
+    return {"type": "lexicon", "provider": "powerdns", "zones": [lab["PDNS_ZONE"]],
+            "resolver": lab["PDNS_SERVER"],
+            "nameserverPort": int(lab["PDNS_SERVER"].rsplit(":", 1)[1]),
+            "options": {"pdns_server": lab["PDNS_API"]},
             "credentials": {"auth_token": {"name": secret, "key": "api-key"}}}
 
 
@@ -65,9 +68,7 @@ def test_powerdns_through_lexicon_issues_a_wildcard_from_an_ingress(
 ) -> None:
     name = f"pdns-{uuid.uuid4().hex[:8]}"
     _secret(admin_api, name, {"api-key": lab["PDNS_API_KEY"]})
-    provider = _pdns_provider(name)
-    provider["options"]["pdns_server"] = lab["PDNS_API"]
-    config = _config(lab, tmp_path, {"pdns": provider})
+    config = _config(lab, tmp_path, {"pdns": _pdns_provider(lab, name)})
     apex = f"{name}.{lab['PDNS_ZONE']}"
     _ingress(admin_api, namespace, "wild", {
         "tls": [{"hosts": [f"*.{apex}", apex], "secretName": "wild-tls"}]},
@@ -89,9 +90,7 @@ def test_api_refusing_the_credentials_is_a_refused_order_event(
     name = f"pdns-bad-{uuid.uuid4().hex[:8]}"
     wrong = f"wrong-key-{uuid.uuid4().hex}"
     _secret(admin_api, name, {"api-key": wrong})
-    provider = _pdns_provider(name)
-    provider["options"]["pdns_server"] = lab["PDNS_API"]
-    config = _config(lab, tmp_path, {"pdns": provider})
+    config = _config(lab, tmp_path, {"pdns": _pdns_provider(lab, name)})
     host = f"{name}.{lab['PDNS_ZONE']}"
     _ingress(admin_api, namespace, "site", {"tls": [{"hosts": [host], "secretName": "s-tls"}]},
              annotations={"certbotk8s.io/enabled": "true", "certbotk8s.io/issuer": "pdns",
