@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 
 from certbotk8s.adapters.dns_registry import build_solver
@@ -24,8 +23,6 @@ class SolverFactory:
         self._secrets = secrets
         self._tokens = tokens
         self._routing = routing
-        self._dns: dict[str, DnsSolver] = {}
-        self._lock = threading.Lock()
 
     def for_order(self, desired: DesiredCertificate, order_id: str
                   ) -> Mapping[ChallengeType, ChallengeSolver]:
@@ -51,16 +48,12 @@ class SolverFactory:
         return {ChallengeType.HTTP01: solver}
 
     def dns_solver(self, name: str) -> DnsSolver:
-        with self._lock:
-            solver = self._dns.get(name)
-            if solver is None:
-                provider = self._config.dns_providers.get(name)
-                if provider is None:
-                    raise DnsSolverError(f"DNS provider {name!r} is not configured")
-                solver = build_solver(provider, self._read_secret(provider.name),
-                                      self._config.solver.dns01)
-                self._dns[name] = solver
-            return solver
+        """A fresh solver per order: credentials are read from their Secrets each time, so a
+        rotated key is used from the next order on (a few GETs; the order costs far more)."""
+        provider = self._config.dns_providers.get(name)
+        if provider is None:
+            raise DnsSolverError(f"DNS provider {name!r} is not configured")
+        return build_solver(provider, self._read_secret(provider.name), self._config.solver.dns01)
 
     def _read_secret(self, provider: str) -> Callable[[SecretKeyRef], str]:
         def read(ref: SecretKeyRef) -> str:
