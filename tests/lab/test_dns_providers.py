@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import stat
 import threading
 import uuid
@@ -326,3 +327,25 @@ def test_exec_failure_names_the_command_and_exit_code(tmp_path: Path) -> None:
         ExecProvider([str(script)]).present(TxtRecord("_acme-challenge.a.example", "example", "v"))
     assert f"exec {script}" in str(info.value) and "exit 3" in str(info.value)
     assert "no zone example" in str(info.value)
+
+
+def test_webhook_that_never_answers_times_out_after_bounded_retries() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/acme"
+        with pytest.raises(DnsSolverError) as info:
+            WebhookProvider(url, TOKEN, timeout=0.3, retries=1).cleanup(
+                TxtRecord("_acme-challenge.x.example", "example", "v"))
+    assert f"webhook {url}: cleanup of TXT" in str(info.value)
+    assert "after 2 attempt(s): no answer within 0.3s (timeout)" in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+def test_exec_that_hangs_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "hang.sh"
+    script.write_text("#!/bin/sh\nexec sleep 600\n")  # a hook stuck on a dead API
+    script.chmod(stat.S_IRWXU)
+    with pytest.raises(DnsSolverError, match=r"killed after 0.5s \(timeout\)"):
+        ExecProvider([str(script)], timeout=0.5).present(
+            TxtRecord("_acme-challenge.a.example", "example", "v"))
