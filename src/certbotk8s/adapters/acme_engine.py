@@ -8,16 +8,23 @@ authorization: newOrder, authz, challenge, order poll(s), finalize, order poll(s
 Boundary contract (see core/ports.py for the conventions):
 - not-found: an unknown account with `only_return_existing` -> `None` from `find_account`.
 - errors: `AcmeError` family only; the CA's problem document is kept (type, detail, subproblems).
-- retries: transport retries live in `RetryingNetwork`; an order is never re-placed here.
-- cancellation: challenge clean-up always runs (`finally`) whatever happened.
+- retries: transport retries live in `RetryingNetwork`. An order is re-placed here only after
+  a fault the CA caused, once each: the account was gone (`accountDoesNotExist`, or an
+  `unauthorized` naming the account: registered again with the stored key, or with a new key
+  when the CA refuses that key; `on_account_change` persists it) or the CA lost the order (404).
+- cancellation: `keep_going()` is asked before every request of an order; when it says no the
+  order is abandoned (`OrderAbandoned`) and left as it is for a successor to resume: its
+  challenges are then not cleaned up (the successor answers the same ones). Otherwise challenge
+  clean-up always runs (`finally`) whatever happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,9 +44,15 @@ from certbotk8s.adapters.acme_network import (
 )
 from certbotk8s.core import certs, keys
 from certbotk8s.core.errors import (
+    AcmeAccountGone,
+    AcmeAccountRecoveryFailed,
+    AcmeCaUnavailable,
     AcmeError,
+    AcmeOrderGone,
     AcmeProblemError,
+    AcmeTransientError,
     ChallengeFailed,
+    OrderAbandoned,
     OrderTimeout,
     Problem,
 )
@@ -83,6 +96,28 @@ class PollSchedule:
     deadline: float = 120.0
 
 
+@dataclass(frozen=True)
+class AccountChange:
+    """The account was registered again (`new_key_pem` set when the CA refused the old key)."""
+
+    uri: str
+    previous_uri: str | None
+    reason: str  # the CA's problem that made it necessary
+    new_key_pem: bytes | None = field(default=None, repr=False)
+
+
+AccountListener = Callable[[AccountChange], None]
+KeepGoing = Callable[[], bool]
+
+
+def _account_problem(problem: Problem) -> bool:
+    """accountDoesNotExist, or an unauthorized/badPublicKey that is about the account itself."""
+    if problem.type.endswith(":accountDoesNotExist"):
+        return True
+    return (problem.type.endswith((":unauthorized", ":badPublicKey"))
+            and "account" in problem.detail.lower())
+
+
 def account_key_to_jwk(private_key: keys.PrivateKey) -> jose.JWK:
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         return jose.JWKEC(key=private_key)
@@ -124,6 +159,8 @@ class AcmeEngine:
         poll: PollSchedule | None = None,
         observer: RequestObserver | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_account_change: AccountListener | None = None,
+        on_account_failure: Callable[[AcmeAccountRecoveryFailed], None] | None = None,
     ) -> None:
         self.directory_url = directory_url
         self._jwk = account_key_to_jwk(account_key)
@@ -139,12 +176,17 @@ class AcmeEngine:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._directory: messages.Directory | None = None
+        self._on_account_change = on_account_change
+        self._on_account_failure = on_account_failure
+        self._account_lock = threading.Lock()
+        self._generation = 0  # bumped when the key changes: per-thread networks are rebuilt
+        self._cancel = threading.local()  # keep_going of the order running on this thread
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def _net(self) -> RetryingNetwork:
         net: RetryingNetwork | None = getattr(self._local, "net", None)
-        if net is None:
+        if net is None or getattr(self._local, "generation", -1) != self._generation:
             net = RetryingNetwork(
                 key=self._jwk,
                 alg=self._alg,
@@ -155,7 +197,9 @@ class AcmeEngine:
                 sleep=self._sleep,
             )
             self._local.net = net
-        if self.account_uri is not None and net.account is None:
+            self._local.generation = self._generation
+        if self.account_uri is not None and (net.account is None
+                                             or net.account.uri != self.account_uri):
             net.account = messages.RegistrationResource(
                 uri=self.account_uri, body=messages.Registration()
             )
@@ -168,20 +212,46 @@ class AcmeEngine:
                 try:
                     response = self._net().get(self.directory_url)
                     self._directory = messages.Directory.from_json(response.json())
-                except (acme_errors.Error, requests.RequestException, ValueError) as e:
+                except AcmeTransientError:
+                    raise
+                except (acme_errors.Error, messages.Error, requests.RequestException,
+                        ValueError) as e:
+                    status = self._net().last_status()
+                    if status >= 500:
+                        raise AcmeCaUnavailable(f"ACME directory {self.directory_url} answered "
+                                                f"HTTP {status}") from e
                     raise AcmeError(f"cannot read ACME directory {self.directory_url}") from e
             return self._directory
 
     def _post(self, url: str, obj: jose.JSONDeSerializable | None) -> requests.Response:
+        keep_going: KeepGoing | None = getattr(self._cancel, "keep_going", None)
+        if keep_going is not None and not keep_going():
+            raise OrderAbandoned("no longer the leader: order left to the next leader")
+        net = self._net()
         try:
-            response: requests.Response = self._net().post(
+            response: requests.Response = net.post(
                 url, obj, new_nonce_url=self.directory["newNonce"]
             )
             return response
         except messages.Error as e:
-            raise AcmeProblemError(f"CA refused POST {url}", problem_from(e)) from e
+            problem = problem_from(e)
+            if _account_problem(problem):
+                raise AcmeAccountGone(f"CA refused the account at POST {url}", problem,
+                                      net.last_status()) from e
+            raise AcmeProblemError(f"CA refused POST {url}", problem, net.last_status()) from e
         except acme_errors.Error as e:
             raise AcmeError(f"ACME request to {url} failed: {type(e).__name__}") from e
+
+    def _get_order(self, order_url: str) -> requests.Response:
+        """POST-as-GET an order; a 404 means the CA lost it (`AcmeOrderGone`)."""
+        try:
+            return self._get_as_post(order_url)
+        except (AcmeAccountGone, OrderAbandoned, AcmeTransientError):
+            raise
+        except AcmeError as e:  # Pebble answers a bare 404, Boulder a problem document
+            if self._net().last_status() == 404:
+                raise AcmeOrderGone(f"the CA no longer knows order {order_url}") from e
+            raise
 
     def _get_as_post(self, url: str) -> requests.Response:
         return self._post(url, None)
@@ -222,14 +292,9 @@ class AcmeEngine:
         )
         return self.account_uri
 
-    def ensure_account(self) -> str:
-        """Reuse, recover (lost URI) or create the account for our key; returns its URI."""
-        if self.account_uri is not None:
-            self._net()
-            return self.account_uri
-        existing = self.find_account()
-        if existing is not None:
-            return existing
+    def _register(self) -> str:
+        """newAccount for the current key (ToS agreed, contact and EAB as configured)."""
+        self.account_uri = None  # sign with the JWK, not a kid
         net = self._net()
         net.account = None
         response = self._post(self.directory["newAccount"], self._registration(False))
@@ -240,6 +305,57 @@ class AcmeEngine:
         net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
         return uri
 
+    def recover_account(self, failed_uri: str | None, cause: AcmeAccountGone) -> None:
+        """Register again after the CA forgot or refused the account used at `failed_uri`.
+
+        Once per loss: threads that failed with the same URI wait here and reuse the result.
+        The stored key is tried first; a key the CA refuses is replaced by a new one.
+        `on_account_change` is told (to persist the URI and key) before this returns.
+        """
+        with self._account_lock:
+            if self.account_uri != failed_uri:
+                return  # another thread registered again already
+            previous, new_key_pem = self.account_uri, None
+            try:
+                try:
+                    if cause.key_refused:
+                        raise cause
+                    self._register()
+                except AcmeAccountGone as refused:
+                    log.warning("ACME CA %s refuses the account key (%s); registering a new "
+                                "key", self.directory_url, refused.problem)
+                    key = keys.generate_key(KeyType.ECDSA_P256)
+                    with self._lock:
+                        self._jwk = account_key_to_jwk(key)
+                        self._alg = _alg_for(self._jwk)
+                        self._generation += 1
+                    new_key_pem = keys.key_to_pem(key)
+                    self._register()
+            except AcmeError as e:
+                self.account_uri = previous
+                failed = AcmeAccountRecoveryFailed(
+                    f"the CA no longer accepts account {previous} ({cause.problem}) and "
+                    f"registering again failed: {e}")
+                if self._on_account_failure is not None:
+                    self._on_account_failure(failed)
+                raise failed from e
+            assert self.account_uri is not None
+            log.warning("ACME account %s gone at %s (%s); registered again as %s",
+                        previous, self.directory_url, cause.problem, self.account_uri)
+            if self._on_account_change is not None:
+                self._on_account_change(AccountChange(self.account_uri, previous,
+                                                      str(cause.problem), new_key_pem))
+
+    def ensure_account(self) -> str:
+        """Reuse, recover (lost URI) or create the account for our key; returns its URI."""
+        if self.account_uri is not None:
+            self._net()
+            return self.account_uri
+        existing = self.find_account()
+        if existing is not None:
+            return existing
+        return self._register()
+
     # -- orders ------------------------------------------------------------------------------
 
     def issue(
@@ -247,13 +363,47 @@ class AcmeEngine:
         request: OrderRequest,
         solvers: Mapping[ChallengeType, ChallengeSolver],
         on_order: Callable[[str], None] | None = None,
+        keep_going: KeepGoing | None = None,
     ) -> IssuedCertificate:
         """Place an order, solve what is pending, finalize with a fresh key, fetch the chain.
 
         `on_order(order_url)` runs right after the CA created the order, so the caller can
-        persist it and a successor can `resume` it instead of placing another.
+        persist it and a successor can `resume` it instead of placing another. A lost account
+        is registered again and a lost order placed again, once each (module docstring).
         """
-        self.ensure_account()
+        recovered = replaced = False
+        with self._cancellable(keep_going):
+            while True:
+                self.ensure_account()
+                used = self.account_uri
+                try:
+                    return self._issue_once(request, solvers, on_order)
+                except AcmeAccountGone as e:
+                    if recovered:
+                        raise
+                    recovered = True
+                    self.recover_account(used, e)
+                except AcmeOrderGone as e:
+                    if replaced:
+                        raise
+                    replaced = True
+                    log.warning("%s; placing a new order for %s", e, ", ".join(request.hosts))
+
+    @contextlib.contextmanager
+    def _cancellable(self, keep_going: KeepGoing | None) -> Iterator[None]:
+        previous = getattr(self._cancel, "keep_going", None)
+        self._cancel.keep_going = keep_going
+        try:
+            yield
+        finally:
+            self._cancel.keep_going = previous
+
+    def _issue_once(
+        self,
+        request: OrderRequest,
+        solvers: Mapping[ChallengeType, ChallengeSolver],
+        on_order: Callable[[str], None] | None,
+    ) -> IssuedCertificate:
         key = keys.generate_key(request.key_type)
         csr_pem = keys.make_csr(key, request.hosts)
         order_url, order = self._new_order(request)
@@ -266,10 +416,22 @@ class AcmeEngine:
         order_url: str,
         request: OrderRequest,
         solvers: Mapping[ChallengeType, ChallengeSolver],
+        keep_going: KeepGoing | None = None,
     ) -> IssuedCertificate:
-        """Continue an order placed earlier (e.g. by a leader that died) instead of a new one."""
+        """Continue an order placed earlier (e.g. by a leader that died) instead of a new one.
+
+        `AcmeOrderGone` when the CA no longer knows it (the caller places a new one)."""
+        with self._cancellable(keep_going):
+            return self._resume(order_url, request, solvers)
+
+    def _resume(
+        self,
+        order_url: str,
+        request: OrderRequest,
+        solvers: Mapping[ChallengeType, ChallengeSolver],
+    ) -> IssuedCertificate:
         self.ensure_account()
-        order = messages.Order.from_json(self._get_as_post(order_url).json())
+        order = messages.Order.from_json(self._get_order(order_url).json())
         if order.status == messages.STATUS_INVALID:
             raise AcmeProblemError("order to resume is invalid", self._order_problem(order))
         if order.status not in (messages.STATUS_PENDING, messages.STATUS_READY):
@@ -387,6 +549,13 @@ class AcmeEngine:
             if order.status == messages.STATUS_INVALID:
                 self._raise_failed_authz(pending, order)
         finally:
+            keep_going: KeepGoing | None = getattr(self._cancel, "keep_going", None)
+            if keep_going is not None and presented and not keep_going():
+                # Not the leader any more: the next one resumes this order and answers the
+                # same challenges; removing them now would pull them from under it.
+                log.warning("order %s abandoned: its %d challenges are left to the next leader",
+                            order_url, len(presented))
+                presented = []
             for challenge in presented:
                 try:
                     solver.clean_up(challenge)
@@ -429,7 +598,7 @@ class AcmeEngine:
         delay = self._poll.first
         while True:
             self._sleep(delay)
-            response = self._get_as_post(order_url)
+            response = self._get_order(order_url)
             order = messages.Order.from_json(response.json())
             if order.status not in waiting:
                 return order

@@ -5,8 +5,11 @@ ignores `Retry-After` on `rateLimited`/503, and does not retry connection errors
 subclass adds, for POSTs:
 - `badNonce`: retried at once (the error response carries a fresh nonce, which we keep), up to
   `max_bad_nonce` times;
-- `rateLimited` and 503: wait `Retry-After` (bounded by `max_retry_after`) and retry;
-- other 5xx and connection errors/timeouts: exponential backoff with full jitter.
+- `rateLimited` and 503: wait `Retry-After` and retry when it is at most `max_retry_after`;
+  a longer wait is not spent in a worker thread: `AcmeRateLimited` / `AcmeCaUnavailable`
+  carry it to the caller (the CA-health gate holds every order until the CA is back);
+- other 5xx and connection errors/timeouts: exponential backoff with full jitter, then
+  `AcmeCaUnavailable`.
 Every HTTP exchange is reported to an optional observer (metrics, the benchmark's counter).
 """
 
@@ -29,7 +32,7 @@ from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
 
-from certbotk8s.core.errors import AcmeRateLimited, AcmeTransientError
+from certbotk8s.core.errors import AcmeCaUnavailable, AcmeRateLimited
 
 _PROXIES = {("no_proxy" if k == "no" else k): v
             for k, v in urllib.request.getproxies().items() if k in ("http", "https", "no")}
@@ -52,7 +55,7 @@ class RetryPolicy:
     max_transient: int = 5
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
-    max_retry_after: float = 120.0
+    max_retry_after: float = 10.0
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -112,6 +115,10 @@ class RetryingNetwork(acme_client.ClientNetwork):
                 self._add_nonce(response)
         return response
 
+    def last_status(self) -> int:
+        """HTTP status of this thread's last response (0 when none arrived)."""
+        return self._last_status_and_retry_after()[0]
+
     def _last_status_and_retry_after(self) -> tuple[int, float | None]:
         response: requests.Response | None = getattr(self._local, "last_response", None)
         if response is None:
@@ -156,10 +163,15 @@ class RetryingNetwork(acme_client.ClientNetwork):
                         ) from error
                     self._sleep(retry_after)
                     continue
+                if status == 503 and retry_after is not None and (
+                        retry_after > self.retry.max_retry_after):
+                    raise AcmeCaUnavailable(
+                        f"CA unavailable (HTTP 503, retry after {retry_after:.0f}s): "
+                        f"{error.detail or error.code}", retry_after) from error
                 if status >= 500 or error.code == "serverInternal":
                     transient += 1
                     if transient > self.retry.max_transient:
-                        raise AcmeTransientError(
+                        raise AcmeCaUnavailable(
                             f"CA kept failing (HTTP {status}): {error.detail or error.code}"
                         ) from error
                     self._sleep(self._wait_for_5xx(status, retry_after, transient))
@@ -173,17 +185,19 @@ class RetryingNetwork(acme_client.ClientNetwork):
                     if problem is not None:
                         raise problem from error
                     raise
+                if status == 503 and retry_after is not None and (
+                        retry_after > self.retry.max_retry_after):
+                    raise AcmeCaUnavailable(f"CA unavailable (HTTP 503, retry after "
+                                            f"{retry_after:.0f}s)", retry_after) from error
                 transient += 1
                 if transient > self.retry.max_transient:
-                    raise AcmeTransientError(f"CA answered HTTP {status} without a problem "
-                                             "document") from error
+                    raise AcmeCaUnavailable(f"CA answered HTTP {status} without a problem "
+                                            "document") from error
                 self._sleep(self._wait_for_5xx(status, retry_after, transient))
             except (requests.ConnectionError, requests.Timeout) as error:
                 transient += 1
                 if transient > self.retry.max_transient:
-                    raise AcmeTransientError(f"cannot reach the CA: {type(error).__name__}") from (
-                        error
-                    )
+                    raise AcmeCaUnavailable(f"cannot reach the CA: {_reason(error)}") from error
                 self._sleep(self._backoff(transient))
 
     def _wait_for_5xx(self, status: int, retry_after: float | None, attempt: int) -> float:
@@ -200,7 +214,30 @@ class RetryingNetwork(acme_client.ClientNetwork):
             except (requests.ConnectionError, requests.Timeout) as error:
                 transient += 1
                 if transient > self.retry.max_transient:
-                    raise AcmeTransientError(f"cannot reach the CA: {type(error).__name__}") from (
-                        error
-                    )
+                    raise AcmeCaUnavailable(f"cannot reach the CA: {_reason(error)}") from error
                 self._sleep(self._backoff(transient))
+
+
+def _reason(error: Exception) -> str:
+    """`connection refused` / `timed out` rather than a wall of urllib3 text."""
+    text = str(error).lower()
+    for short in ("connection refused", "timed out", "name or service not known",
+                  "connection reset", "remote end closed"):
+        if short in text:
+            return short
+    return type(error).__name__
+
+
+def probe_directory(url: str, verify: bool | str, timeout: float = 5.0) -> str | None:
+    """One plain GET of an ACME directory: None when it answers 200 with JSON, else why not."""
+    try:
+        response = requests.get(url, verify=verify, timeout=timeout, proxies=_PROXIES)
+    except requests.RequestException as e:
+        return f"cannot reach the CA: {_reason(e)}"
+    if response.status_code != 200:
+        return f"directory answered HTTP {response.status_code}"
+    try:
+        response.json()
+    except ValueError:
+        return "directory answered something that is not JSON"
+    return None

@@ -31,8 +31,8 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     metrics = Metrics()
     api = load_api_client(args.kubeconfig)
     tokens = KubeTokenStore(api, config.controller_namespace)
-    runtime = build_runtime(config, api, tokens=tokens,
-                            observer=metrics.observe_acme)
+    runtime = build_runtime(config, api, tokens=tokens, observer=metrics.observe_acme,
+                            account_metric=metrics.account_recovery)
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}
     elector = LeaseElector(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
-from certbotk8s.adapters.acme_engine import AcmeEngine, ExternalAccountBinding
+from certbotk8s.adapters.acme_engine import AccountChange, AcmeEngine, ExternalAccountBinding
 from certbotk8s.adapters.acme_network import RequestObserver
 from certbotk8s.core import keys
 from certbotk8s.core.config import Config, IssuerConfig
-from certbotk8s.core.errors import AcmeError
+from certbotk8s.core.errors import AcmeAccountRecoveryFailed, AcmeError, CertbotK8sError
 from certbotk8s.core.model import KeyType
 from certbotk8s.core.ports import AccountStore, SecretStore
 
@@ -19,20 +20,33 @@ log = logging.getLogger(__name__)
 EngineFactory = Callable[..., AcmeEngine]
 
 
+class AccountReporter(Protocol):
+    """Told when an issuer's account had to be registered again (Event, metric)."""
+
+    def recovered(self, issuer: str, change: AccountChange) -> None: ...
+
+    def recovery_failed(self, issuer: str, error: AcmeAccountRecoveryFailed) -> None: ...
+
+
 class IssuerRegistry:
     """Engines by issuer name, created on first use; the account is registered once and reused.
 
     The account key is generated on first use and saved before the account is registered, so a
     crash in between leaves a key whose account `onlyReturnExisting` recovers next time.
+    When the CA forgets or refuses the account, the engine registers again and the new URI
+    (and key, if the CA refused the old one) is saved here before the order is retried.
     """
 
     def __init__(self, config: Config, accounts: AccountStore, secrets: SecretStore,
-                 observer: RequestObserver | None = None) -> None:
+                 observer: RequestObserver | None = None,
+                 reporter: AccountReporter | None = None) -> None:
+        self._reporter = reporter
         self._config = config
         self._accounts = accounts
         self._secrets = secrets
         self._observer = observer
         self._engines: dict[str, AcmeEngine] = {}
+        self._key_pems: dict[str, bytes] = {}  # the key each engine signs with now
         self._lock = threading.Lock()
 
     def issuer(self, name: str) -> IssuerConfig:
@@ -66,12 +80,32 @@ class IssuerRegistry:
             eab=self._eab(issuer),
             ca_bundle=issuer.ca_bundle,
             observer=self._observer,
+            on_account_change=lambda change: self._account_changed(issuer.name, change),
+            on_account_failure=lambda error: self._account_failed(issuer.name, error),
         )
+        self._key_pems[issuer.name] = keys.key_to_pem(key)
         registered = engine.ensure_account()
         if registered != uri:
             self._accounts.save(issuer.name, keys.key_to_pem(key), registered)
             log.info("ACME account for issuer %s: %s", issuer.name, registered)
         return engine
+
+    def _account_changed(self, issuer: str, change: AccountChange) -> None:
+        if change.new_key_pem is not None:
+            self._key_pems[issuer] = change.new_key_pem
+        key_pem = self._key_pems[issuer]
+        try:
+            self._accounts.save(issuer, key_pem, change.uri)
+        except CertbotK8sError as e:
+            # The order goes on with the new account; the next start finds it again by key
+            # (onlyReturnExisting) unless the key itself was new.
+            log.warning("issuer %s: cannot save the re-registered account: %s", issuer, e)
+        if self._reporter is not None:
+            self._reporter.recovered(issuer, change)
+
+    def _account_failed(self, issuer: str, error: AcmeAccountRecoveryFailed) -> None:
+        if self._reporter is not None:
+            self._reporter.recovery_failed(issuer, error)
 
     def _eab(self, issuer: IssuerConfig) -> ExternalAccountBinding | None:
         if issuer.eab is None:

@@ -111,6 +111,21 @@ class Metrics:
             buckets=_RECONCILE_BUCKETS, registry=r)
         self.managed_certificates = Gauge(
             "certbotk8s_managed_certificates", "Certificates certbotk8s manages", registry=r)
+        self.account_recoveries = Counter(
+            "certbotk8s_acme_account_recoveries_total",
+            "Times an issuer's ACME account had to be registered again, by outcome",
+            ["issuer", "outcome"], registry=r)
+        self.account_ready = Gauge(
+            "certbotk8s_acme_account_ready",
+            "0 after re-registering an issuer's account failed, 1 once it worked",
+            ["issuer"], registry=r)
+        self.ca_up = Gauge(
+            "certbotk8s_acme_ca_up",
+            "0 while an issuer's CA is considered down (orders wait for its directory), else 1",
+            ["issuer"], registry=r)
+        self.ca_waiting = Gauge(
+            "certbotk8s_acme_ca_waiting_certificates",
+            "Due certificates waiting for their CA to come back", ["issuer"], registry=r)
 
     # --- ACME -------------------------------------------------------------------------
 
@@ -159,6 +174,15 @@ class Metrics:
     def remove_certificate(self, namespace: str, secret: str) -> None:
         for gauge in (self.expiration, self.renewal, self.ready):
             _remove(gauge, namespace, secret)
+
+    def account_recovery(self, issuer: str, outcome: str) -> None:
+        """Count one re-registration (`registered`, `new-key` or `failed`)."""
+        self.account_recoveries.labels(issuer, outcome).inc()
+        self.account_ready.labels(issuer).set(0 if outcome == "failed" else 1)
+
+    def set_ca_up(self, issuer: str, up: bool, waiting: int) -> None:
+        self.ca_up.labels(issuer).set(1 if up else 0)
+        self.ca_waiting.labels(issuer).set(waiting)
 
     def set_leader(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)

@@ -18,6 +18,7 @@ from certbotk8s.adapters.kube import (
     KubeSourceReader,
 )
 from certbotk8s.adapters.routing import KubeRoutingPublisher
+from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.solvers import SolverFactory
@@ -47,7 +48,8 @@ class Runtime:
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
-                  observer: RequestObserver | None = None) -> Runtime:
+                  observer: RequestObserver | None = None,
+                  account_metric: AccountMetric | None = None) -> Runtime:
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
@@ -55,13 +57,15 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         api, config.controller_namespace, solver_service=http01.solver_service,
         solver_port=http01.solver_service_port, path_type=http01.path_type,
     )
+    events = KubeEventRecorder(api, instance=os.environ.get("POD_NAME", socket.gethostname()))
     deps = PassDeps(
         config=config,
         sources=KubeSourceReader(api),
         secrets=secrets,
-        events=KubeEventRecorder(api, instance=os.environ.get("POD_NAME", socket.gethostname())),
-        issuers=IssuerRegistry(config, KubeAccountStore(api, config.controller_namespace),
-                               secrets, observer),
+        events=events,
+        issuers=IssuerRegistry(
+            config, KubeAccountStore(api, config.controller_namespace), secrets, observer,
+            AccountEvents(events, config.controller_namespace, account_metric)),
         solvers=SolverFactory(config, secrets, tokens, routing),
     )
     return Runtime(config, api, deps, tokens, routing)

@@ -47,12 +47,45 @@ class AcmeRateLimited(AcmeError):
         self.retry_after_seconds = retry_after_seconds
 
 
-class AcmeProblemError(AcmeError):
-    """The CA refused a request with a problem document."""
+class AcmeCaUnavailable(AcmeTransientError):
+    """The CA cannot be reached or says it is down (5xx, 503 with a distant Retry-After).
 
-    def __init__(self, message: str, problem: Problem) -> None:
+    `retry_after_seconds` is the CA's advice when it gave one."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class AcmeProblemError(AcmeError):
+    """The CA refused a request with a problem document (`status`: the HTTP status, if known)."""
+
+    def __init__(self, message: str, problem: Problem, status: int | None = None) -> None:
         super().__init__(f"{message}: {problem}")
         self.problem = problem
+        self.status = status
+
+
+class AcmeAccountGone(AcmeProblemError):
+    """The CA does not know the account (`accountDoesNotExist`) or refuses it (`unauthorized`
+    naming the account: deactivated, key blocked)."""
+
+    @property
+    def key_refused(self) -> bool:
+        """The CA refuses the key itself (deactivated account, blocked key): a new key is due."""
+        return not self.problem.type.endswith(":accountDoesNotExist")
+
+
+class AcmeAccountRecoveryFailed(AcmeError):
+    """The account was gone and registering it again failed."""
+
+
+class AcmeOrderGone(AcmeError):
+    """404 on an order URL: the CA lost the order (e.g. restarted)."""
+
+
+class OrderAbandoned(AcmeError):
+    """This replica stopped leading mid-order; the order is left to the next leader."""
 
 
 class ChallengeFailed(AcmeError):
