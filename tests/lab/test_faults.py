@@ -164,3 +164,4 @@ def test_failed_re_registration_is_reported_and_raised(
                     {ChallengeType.HTTP01: http01_solver})
     assert failures == [raised.value]
     assert "PRIVATE" not in str(raised.value)
+

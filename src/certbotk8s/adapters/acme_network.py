@@ -8,8 +8,10 @@ subclass adds, for POSTs:
 - `rateLimited` and 503: wait `Retry-After` and retry when it is at most `max_retry_after`;
   a longer wait is not spent in a worker thread: `AcmeRateLimited` / `AcmeCaUnavailable`
   carry it to the caller (the CA-health gate holds every order until the CA is back);
-- other 5xx and connection errors/timeouts: exponential backoff with full jitter, then
-  `AcmeCaUnavailable`.
+- other 5xx and timeouts: exponential backoff with full jitter, then `AcmeCaUnavailable`;
+- connection errors: one quick retry (a blip), then `AcmeCaUnavailable` at once: a CA that
+  refuses connections is down, and one directory probe (app/ca_health.py) finds out when it is
+  back instead of every worker retrying on its own.
 Every HTTP exchange is reported to an optional observer (metrics, the benchmark's counter).
 """
 
@@ -53,6 +55,7 @@ RequestObserver = Callable[[RequestRecord], None]
 class RetryPolicy:
     max_bad_nonce: int = 20
     max_transient: int = 5
+    max_connect_errors: int = 1
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
     max_retry_after: float = 10.0
@@ -196,9 +199,14 @@ class RetryingNetwork(acme_client.ClientNetwork):
                 self._sleep(self._wait_for_5xx(status, retry_after, transient))
             except (requests.ConnectionError, requests.Timeout) as error:
                 transient += 1
-                if transient > self.retry.max_transient:
+                if transient > self._connect_budget(error):
                     raise AcmeCaUnavailable(f"cannot reach the CA: {_reason(error)}") from error
                 self._sleep(self._backoff(transient))
+
+    def _connect_budget(self, error: Exception) -> int:
+        if isinstance(error, requests.ConnectionError) and not isinstance(error, requests.Timeout):
+            return min(self.retry.max_connect_errors, self.retry.max_transient)
+        return self.retry.max_transient
 
     def _wait_for_5xx(self, status: int, retry_after: float | None, attempt: int) -> float:
         if status == 503 and retry_after is not None:
@@ -213,7 +221,7 @@ class RetryingNetwork(acme_client.ClientNetwork):
                 return response
             except (requests.ConnectionError, requests.Timeout) as error:
                 transient += 1
-                if transient > self.retry.max_transient:
+                if transient > self._connect_budget(error):
                     raise AcmeCaUnavailable(f"cannot reach the CA: {_reason(error)}") from error
                 self._sleep(self._backoff(transient))
 

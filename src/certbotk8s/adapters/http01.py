@@ -26,7 +26,7 @@ from typing import Any
 import dns.exception
 import dns.resolver
 
-from certbotk8s.core.errors import CertbotK8sError, Http01SolverError
+from certbotk8s.core.errors import CertbotK8sError, Http01SolverError, OrderAbandoned
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TokenStore
 
@@ -257,9 +257,11 @@ class Http01Solver:
 
     challenge_type = ChallengeType.HTTP01
 
-    def __init__(self, store: TokenStore, self_check: SelfCheck | None = None) -> None:
+    def __init__(self, store: TokenStore, self_check: SelfCheck | None = None,
+                 keep_going: Callable[[], bool] | None = None) -> None:
         self.store = store
         self.self_check = self_check or SelfCheck(enabled=False)
+        self._keep_going = keep_going  # False: leadership lost, stop waiting (OrderAbandoned)
 
     def present(self, challenge: PendingChallenge) -> None:
         try:
@@ -296,6 +298,8 @@ class Http01Solver:
             if time.monotonic() >= deadline:
                 details = "; ".join(f"{c.domain}: {last_error[c.domain]}" for c in waiting)
                 raise Http01SolverError(f"HTTP-01 self-check failed: {details}")
+            if self._keep_going is not None and not self._keep_going():
+                raise OrderAbandoned("no longer the leader: self-check stopped")
             time.sleep(self.self_check.interval)
 
     def _address(self, host: str) -> str:

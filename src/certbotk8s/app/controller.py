@@ -18,6 +18,7 @@ from typing import Any
 
 from certbotk8s.adapters.kube_inflight import KubeInflightStore
 from certbotk8s.app.ari_refresh import AriRefresher
+from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
@@ -59,9 +60,11 @@ class Controller:
         self.watch = Watch(api)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
+        self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
                                   metrics, inflight, self._stopping, workers=workers,
-                                  foreign_pause=timedelta(seconds=resync_interval * 0.9))
+                                  foreign_pause=timedelta(seconds=resync_interval * 0.9),
+                                  ca=self.ca)
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
                                      elector, metrics, self._stopping)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh)
@@ -84,6 +87,7 @@ class Controller:
         self._stopping.set()
         self.watch.wake.set()
         self.schedule.stop()
+        self.ca.stop()
         self.runner.drain(grace)
         self.watch.stop()
         self.elector.stop(release=True)

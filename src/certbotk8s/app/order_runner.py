@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
+from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import CertState, StateTable
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.renewal_pass import (
@@ -27,7 +28,12 @@ from certbotk8s.app.renewal_pass import (
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
 from certbotk8s.core import ratelimit, secret_meta
-from certbotk8s.core.errors import AcmeProblemError, CertbotK8sError, ChallengeFailed
+from certbotk8s.core.errors import (
+    AcmeProblemError,
+    CertbotK8sError,
+    ChallengeFailed,
+    OrderAbandoned,
+)
 from certbotk8s.core.model import IssuedCertificate, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import order_share_key
@@ -51,10 +57,12 @@ class OrderRunner:
 
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
                  elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
-                 stopping: threading.Event, *, workers: int, foreign_pause: timedelta) -> None:
+                 stopping: threading.Event, *, workers: int, foreign_pause: timedelta,
+                 ca: CaGate) -> None:
         self.deps, self.watch, self.states = deps, watch, states
         self.schedule, self.elector, self.metrics = schedule, elector, metrics
         self.inflight = inflight
+        self.ca = ca  # holds orders while their CA is down
         self._stopping = stopping
         self._foreign_pause = foreign_pause
         self._lock = threading.RLock()
@@ -154,6 +162,8 @@ class OrderRunner:
         if self._stopping.is_set() or not self.elector.is_leader():
             return
         first = job.actions[0]
+        if self.ca.health.down(first.desired.spec.issuer) is not None:
+            return  # queued before the CA went down; the gate re-submits it when it is back
         ref = first.desired.secret
         now = datetime.now(UTC)
         observed = self._read(ref)
@@ -178,13 +188,15 @@ class OrderRunner:
             except CertbotK8sError as e:
                 log.warning("cannot record order %s for %s: %s", url, ref, e)
 
-        outcome = execute(self.deps, first, observed, OrderHooks(on_order, resume_url))
+        outcome = execute(self.deps, first, observed,
+                          OrderHooks(on_order, resume_url, self.elector.is_leader))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
         if not outcome.ok:
             self._failed(first, state, now, outcome)
             return
         self._clear_inflight(ref)
+        self.ca.succeeded(first)
         state.failures, state.retry_at = 0, None
         assert outcome.issued is not None
         for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
@@ -229,6 +241,10 @@ class OrderRunner:
             execute(self.deps, refusal, observed)
 
     def _failed(self, action: Action, state: CertState, now: datetime, outcome: Outcome) -> None:
+        if isinstance(outcome.error, OrderAbandoned):
+            return  # leadership lost: the in-flight record stays for the next leader
+        if self.ca.failed(action, outcome.error):
+            return  # the CA is down: no backoff, the CA gate holds it until the CA is back
         step = BACKOFF[min(state.failures, len(BACKOFF) - 1)]
         state.failures += 1
         state.retry_at = now + step * random.uniform(0.9, 1.1)

@@ -88,6 +88,8 @@ class Reconciler:
             return  # refused already; the periodic resync looks again
         if self._stopping.is_set() or not self.elector.is_leader():
             return
+        if not self.runner.ca.admit(action, info.not_after if info is not None else None, now):
+            return  # its CA is down: the probe wakes the loop when it is back
         self.runner.submit(action)
 
     @staticmethod

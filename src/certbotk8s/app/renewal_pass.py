@@ -17,7 +17,14 @@ from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
-from certbotk8s.core.errors import AcmeError, AcmeProblemError, CertbotK8sError, KubeConflict
+from certbotk8s.core.errors import (
+    AcmeError,
+    AcmeProblemError,
+    AcmeTransientError,
+    CertbotK8sError,
+    KubeConflict,
+    OrderAbandoned,
+)
 from certbotk8s.core.model import (
     DesiredCertificate,
     Discovery,
@@ -128,16 +135,19 @@ def order_id_for(desired: DesiredCertificate) -> str:
 
 @dataclass(frozen=True)
 class OrderHooks:
-    """Controller extras: persist a new order's URL; continue an interrupted order."""
+    """Controller extras: persist a new order's URL; continue an interrupted order; stop
+    working on it (`keep_going` says no: leadership lost) and leave it to the next leader."""
 
     on_order: Callable[[str], None] | None = None
     resume_url: str | None = None
+    keep_going: Callable[[], bool] | None = None
 
 
 def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             hooks: OrderHooks | None = None) -> Outcome:
     """Carry out one ISSUE or RENEW action; report the others. Never raises CertbotK8sError."""
     d = action.desired
+    hooks = hooks or OrderHooks()
     if action.kind is ActionKind.NOTHING:
         when = action.next_renewal.strftime("%Y-%m-%d %H:%M UTC") if action.next_renewal else "?"
         return Outcome(action, True, f"up to date; renews {when} ({action.reason.message})")
@@ -147,9 +157,19 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         _event(deps, d, "Warning", reason, message)
         return Outcome(action, False, message)
     try:
-        issued = _order(deps, action, observed, hooks or OrderHooks())
+        issued = _order(deps, action, observed, hooks)
+        if hooks.keep_going is not None and not hooks.keep_going():
+            raise OrderAbandoned("no longer the leader: the certificate is not written here")
         store(deps, d, issued, observed)
+    except OrderAbandoned as e:  # not a failure: the next leader carries on with the order
+        log.warning("%s -> %s: %s", d.source, d.secret, e)
+        return Outcome(action, False, str(e), error=e)
     except CertbotK8sError as e:
+        if hooks.keep_going is not None and not hooks.keep_going():
+            # Whatever failed, this replica lost the lead meanwhile: the order is not its own
+            # to report or give up any more.
+            log.warning("%s -> %s: left to the next leader after: %s", d.source, d.secret, e)
+            return Outcome(action, False, str(e), error=OrderAbandoned(str(e)))
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
         log.warning("%s -> %s: %s", d.source, d.secret, message)
         _event(deps, d, "Warning", "IssuanceFailed", message)
@@ -190,15 +210,18 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
-    solvers = deps.solvers.for_order(d, order_id_for(d))
+    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going)
     if hooks.resume_url is not None:
         try:
-            return engine.resume(hooks.resume_url, request, solvers)
+            return engine.resume(hooks.resume_url, request, solvers, hooks.keep_going)
+        except (OrderAbandoned, AcmeTransientError):
+            raise  # not this order's fault: neither a reason to place another
         except AcmeError as e:
             log.info("%s: cannot continue order %s (%s); placing a new one", d.secret,
                      hooks.resume_url, e)
     try:
-        return engine.issue(request, solvers, on_order=hooks.on_order)
+        return engine.issue(request, solvers, on_order=hooks.on_order,
+                            keep_going=hooks.keep_going)
     except AcmeProblemError as e:
         # The old certificate was already replaced (e.g. an earlier order completed but its
         # Secret write was lost) or the CA cannot match it: order again without `replaces`.
@@ -210,7 +233,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             OrderRequest(hosts=request.hosts, challenge=request.challenge,
                          key_type=request.key_type, profile=request.profile,
                          preferred_chain=request.preferred_chain),
-            solvers, on_order=hooks.on_order,
+            solvers, on_order=hooks.on_order, keep_going=hooks.keep_going,
         )
 
 

@@ -24,7 +24,8 @@ class SolverFactory:
         self._tokens = tokens
         self._routing = routing
 
-    def for_order(self, desired: DesiredCertificate, order_id: str
+    def for_order(self, desired: DesiredCertificate, order_id: str,
+                  keep_going: Callable[[], bool] | None = None
                   ) -> Mapping[ChallengeType, ChallengeSolver]:
         if desired.spec.challenge is ChallengeType.DNS01:
             provider = desired.spec.dns_provider or self._config.default_dns_provider
@@ -41,7 +42,7 @@ class SolverFactory:
         http = self._config.solver.http01
         check = SelfCheck(enabled=http.self_check, port=http.self_check_port,
                           resolver=http.self_check_resolver)
-        solver: ChallengeSolver = Http01Solver(self._tokens, check)
+        solver: ChallengeSolver = Http01Solver(self._tokens, check, keep_going)
         if self._routing is not None and desired.routing is not None:
             solver = RoutedHttp01Solver(solver, self._routing, desired.routing,
                                         desired.spec.hosts, order_id)

@@ -1,0 +1,318 @@
+"""Fault suite with figures: each fault injected while `certbotk8s controller` issues a burst.
+
+For every fault: a fresh namespace, a fresh Lease, the controller(s) started, `--certs` one-host
+Ingresses created, the fault injected while they are being issued (or before, for the CA being
+down), then cleared. Prints one JSON row per fault:
+
+- certificates_expected / certificates_written, secrets_lost (expected but never written),
+- duplicate_certificates (Secret writes beyond the first: issuance history entries - 1),
+- orders (newOrder 201 across replicas) and extra_orders (orders - certificates),
+- seconds_to_last_certificate: from the fault clearing to the last Secret seen (admin poll),
+- cause: the Event reasons / metrics that named the cause while the fault lasted.
+
+Faults: pebble-restart (the CA forgets accounts and orders), pebble-down (stopped, then
+started), apiserver-down-30s, etcd-restart, leader-cut-off (the leader reaches the API server
+through a proxy that is closed; a second replica takes over), bind-down (the lab's DNS server
+stopped for a few seconds: Pebble and the self-check cannot resolve the hosts).
+
+Needs the lab (lab/up) and nothing else using its HTTP-01 port. Usage:
+  .venv/bin/python bench/faults.py [--certs 30] [--only pebble-restart,...] [--log FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from kubernetes import client as k8s  # noqa: E402
+from kubernetes.client import ApiClient  # noqa: E402
+
+from certbotk8s.adapters.kube import load_api_client  # noqa: E402
+from certbotk8s.core import secret_meta  # noqa: E402
+from tests.lab.conftest import RBAC_MANIFEST, Lab, apply_manifest, read_lab_env  # noqa: E402
+from tests.lab.tcpproxy import TcpProxy  # noqa: E402
+from tests.lab.test_controller import ControllerProcess  # noqa: E402
+
+FAULTS = ("pebble-restart", "pebble-down", "apiserver-down-30s", "etcd-restart",
+          "leader-cut-off", "bind-down")
+
+
+def log(msg: str) -> None:
+    print(f"[faults {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def fault(action: str, name: str) -> None:
+    subprocess.run([str(ROOT / "lab" / "fault"), action, name], check=True, timeout=180,
+                   capture_output=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Burst:
+    """Creates the Ingresses and notes when each Secret first appears (admin poll, 50 ms)."""
+
+    def __init__(self, api: ApiClient, namespace: str, count: int, zone: str) -> None:
+        self.api, self.namespace, self.count = api, namespace, count
+        self.names = [f"f{i:03d}" for i in range(count)]
+        self.hosts = {n: f"{n}-{uuid.uuid4().hex[:8]}.{zone}" for n in self.names}
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def create(self) -> None:
+        net: Any = k8s.NetworkingV1Api(self.api)
+        for name in self.names:
+            net.create_namespaced_ingress(self.namespace, {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": name, "annotations": {"certbotk8s.io/enabled": "true"}},
+                "spec": {"tls": [{"hosts": [self.hosts[name]], "secretName": f"{name}-tls"}],
+                         "defaultBackend": {"service": {"name": "web",
+                                                        "port": {"number": 80}}}}})
+
+    def start(self) -> Burst:
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        core: Any = k8s.CoreV1Api(self.api)
+        while not self._stop.is_set():
+            try:
+                listed = core.list_namespaced_secret(self.namespace, _request_timeout=5)
+            except Exception:  # the API server may be the fault
+                self._stop.wait(0.2)
+                continue
+            now = time.monotonic()
+            for s in listed.items:
+                name = s.metadata.name.removesuffix("-tls")
+                if s.type == "kubernetes.io/tls" and name not in self.seen:
+                    self.seen[name] = now
+            if len(self.seen) >= self.count:
+                return
+            self._stop.wait(0.05)
+
+    def wait(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(self.seen) >= count
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def duplicates(self) -> int:
+        core: Any = k8s.CoreV1Api(self.api)
+        extra = 0
+        for s in core.list_namespaced_secret(self.namespace).items:
+            history = (s.metadata.annotations or {}).get(secret_meta.ISSUANCE_HISTORY, "")
+            entries = [e for e in history.split(",") if e.strip()]
+            extra += max(0, len(entries) - 1)
+        return extra
+
+
+def reasons(api: ApiClient, namespaces: list[str]) -> dict[str, int]:
+    core: Any = k8s.CoreV1Api(api)
+    out: dict[str, int] = {}
+    for ns in namespaces:
+        for e in core.list_namespaced_event(ns).items:
+            if e.type == "Warning":
+                out[e.reason] = out.get(e.reason, 0) + (e.count or 1)
+    return out
+
+
+def acme_count(ctl: ControllerProcess, endpoint: str, status: str | None = None) -> float:
+    try:
+        metrics = ctl.metrics()
+    except OSError:
+        return 0.0
+    return sum(v for (name, labels), v in metrics.items()
+               if name == "certbotk8s_acme_requests_total" and ("endpoint", endpoint) in labels
+               and (status is None or ("status", status) in labels))
+
+
+class Run:
+    def __init__(self, lab: Lab, api: ApiClient, certs: int, log_dir: Path) -> None:
+        self.lab, self.api, self.certs, self.log_dir = lab, api, certs, log_dir
+
+    def config(self, name: str, **http01: object) -> Path:
+        data = yaml.safe_load(Path(self.lab["CERTBOTK8S_CONFIG"]).read_text())
+        data["solver"]["http01"].update(http01)
+        path = self.log_dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def controller(self, lab: Lab, name: str, lease: str, **http01: object) -> ControllerProcess:
+        ctl = ControllerProcess(lab, self.config(name, **http01), free_port(), lease, name,
+                                self.log_dir).start()
+        ctl.wait_ready(60)
+        return ctl
+
+    def row(self, fault_name: str, inject: Callable[[Burst, list[ControllerProcess]], str],
+            replicas: Callable[[str], list[ControllerProcess]] | None = None) -> dict[str, Any]:
+        namespace = f"fault-{fault_name}-{uuid.uuid4().hex[:6]}"
+        core: Any = k8s.CoreV1Api(self.api)
+        core.create_namespace({"metadata": {"name": namespace}})
+        lease = f"fault-{uuid.uuid4().hex[:8]}"
+        ctls = (replicas(lease) if replicas is not None
+                else [self.controller(self.lab, f"{fault_name}-ctl", lease)])
+        try:
+            deadline = time.monotonic() + 30
+            while not any(c.is_leader() for c in ctls) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            burst = Burst(self.api, namespace, self.certs, self.lab["DNS_ZONE"]).start()
+            log(f"{fault_name}: injecting")
+            cause = inject(burst, ctls)
+            cleared = time.monotonic()
+            log(f"{fault_name}: cleared; waiting for {self.certs} certificates")
+            burst.wait(self.certs, 120)
+            burst.stop()
+            written = len(burst.seen)
+            last = max(burst.seen.values()) if burst.seen else cleared
+            orders = sum(acme_count(c, "newOrder", "201") for c in ctls)
+            return {
+                "fault": fault_name,
+                "certificates_expected": self.certs,
+                "certificates_written": written,
+                "secrets_lost": self.certs - written,
+                "duplicate_certificates": burst.duplicates(),
+                "orders": int(orders),
+                "extra_orders": int(orders) - written,
+                "seconds_to_last_certificate": round(max(0.0, last - cleared), 2),
+                "cause": cause,
+                "warnings": reasons(self.api, [namespace, "certbotk8s"]),
+            }
+        finally:
+            for c in ctls:
+                c.stop()
+
+
+def _wait_count(burst: Burst, count: int) -> None:
+    burst.wait(count, 60)
+
+
+def pebble_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    burst.create()
+    _wait_count(burst, burst.count // 3)
+    fault("restart", "pebble")
+    return "AccountRegisteredAgain Event, certbotk8s_acme_account_recoveries_total"
+
+
+def pebble_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    fault("stop", "pebble")
+    try:
+        burst.create()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            waiting = ctls[0].value("certbotk8s_acme_ca_waiting_certificates", issuer="pebble")
+            if waiting is not None and waiting >= burst.count:
+                break
+            time.sleep(0.1)
+        tried = acme_count(ctls[0], "newOrder")
+        return (f"CaUnavailable Events, certbotk8s_acme_ca_up=0 with {waiting} waiting; "
+                f"newOrder attempts while down: {int(tried)}")
+    finally:
+        fault("start", "pebble")
+
+
+def apiserver_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    burst.create()
+    _wait_count(burst, burst.count // 3)
+    fault("stop", "kube-apiserver")
+    time.sleep(30)  # the fault itself: 30 s without an API server
+    fault("start", "kube-apiserver")
+    return "controller log: watch failed / cannot write (retried); readyz stays up"
+
+
+def etcd_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    burst.create()
+    _wait_count(burst, burst.count // 3)
+    fault("restart", "etcd")
+    return "controller log: watch errors, re-list"
+
+
+def bind_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    burst.create()
+    _wait_count(burst, burst.count // 3)
+    fault("stop", "named")
+    time.sleep(5)  # the fault itself
+    fault("start", "named")
+    return "IssuanceFailed Events naming the DNS error"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--certs", type=int, default=30)
+    parser.add_argument("--only", default=",".join(FAULTS))
+    parser.add_argument("--log-dir", default="/tmp/certbotk8s-faults")
+    args = parser.parse_args()
+    env_path = Path(os.environ.get("CERTBOTK8S_LAB_ENV", ROOT / ".lab" / "env"))
+    lab = Lab(read_lab_env(env_path))
+    admin = load_api_client(lab["KUBECONFIG"])
+    apply_manifest(admin, RBAC_MANIFEST)
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    run = Run(lab, admin, args.certs, log_dir)
+    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
+    proxy = TcpProxy(api_port)
+
+    def leader_replicas(lease: str) -> list[ControllerProcess]:
+        proxy.open()
+        kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        proxied = log_dir / "proxied.kubeconfig"
+        proxied.write_text(yaml.safe_dump(kubeconfig))
+        a = run.controller(Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(proxied))),
+                           "leader-cut-off-a", lease, port=lab.http01_port + 1)
+        deadline = time.monotonic() + 30
+        while not a.is_leader() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = run.controller(lab, "leader-cut-off-b", lease)
+        return [a, b]
+
+    def leader_cut(burst: Burst, ctls: list[ControllerProcess]) -> str:
+        burst.create()
+        _wait_count(burst, burst.count // 3)
+        proxy.close()
+        return "leader: 'lost the lease' and 'left to the next leader' in its log"
+
+    plans: dict[str, tuple[Callable[[Burst, list[ControllerProcess]], str],
+                           Callable[[str], list[ControllerProcess]] | None]] = {
+        "pebble-restart": (pebble_restart, None),
+        "pebble-down": (pebble_down, None),
+        "apiserver-down-30s": (apiserver_down, None),
+        "etcd-restart": (etcd_restart, None),
+        "leader-cut-off": (leader_cut, leader_replicas),
+        "bind-down": (bind_down, None),
+    }
+    failed = False
+    for name in [n.strip() for n in args.only.split(",") if n.strip()]:
+        inject, replicas = plans[name]
+        started = datetime.now(UTC)
+        row = run.row(name, inject, replicas)
+        row["started"] = started.isoformat(timespec="seconds")
+        print(json.dumps(row), flush=True)
+        failed |= row["secrets_lost"] > 0 or row["duplicate_certificates"] > 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Faults under a running controller: the CA forgets its account, the CA is down, the leader is
+cut off from the API server (a proxy the test closes) while a second replica waits."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import socket
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+
+from certbotk8s.core import certs
+
+from .conftest import ROOT, Lab, read_secret, verify_chain
+from .tcpproxy import TcpProxy
+from .test_controller import (  # the controller-process helpers and their fixture
+    ControllerProcess,
+    Starter,
+    _config,
+    _ingress,
+    controllers,
+    wait_for,
+)
+from .test_faults import fault
+
+__all__ = ["controllers"]
+
+pytestmark = pytest.mark.lab
+
+
+def _events(api: ApiClient, namespace: str, reason: str, name: str | None = None) -> list[Any]:
+    selector = f"involvedObject.name={name}" if name else None
+    listed = k8s.CoreV1Api(api).list_namespaced_event(namespace, field_selector=selector)
+    return [e for e in listed.items if e.reason == reason]
+
+
+def _acme(ctl: ControllerProcess, endpoint: str, status: str | None = None) -> float:
+    return sum(v for (name, labels), v in ctl.metrics().items()
+               if name == "certbotk8s_acme_requests_total" and ("endpoint", endpoint) in labels
+               and (status is None or ("status", status) in labels))
+
+
+def test_controller_recovers_from_a_ca_that_forgot_its_account(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("forgotten")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    _ingress(admin_api, namespace, "first", [lab.host("first")])
+    wait_for(lambda: read_secret(admin_api, namespace, "first-tls"), 15, "first-tls")
+    # (The stored account may have been lost by an earlier restart already: count from here.)
+    before = ctl.value("certbotk8s_acme_account_recoveries_total", issuer="pebble",
+                       outcome="registered") or 0
+    fault("restart", "pebble")  # forgets the account the controller stored
+    _ingress(admin_api, namespace, "second", [lab.host("second")])
+    # One order's time: no backoff after accountDoesNotExist, the order is retried at once.
+    secret = wait_for(lambda: read_secret(admin_api, namespace, "second-tls"), 10,
+                      "second-tls after the CA restart")
+    verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
+    events = wait_for(lambda: _events(admin_api, "certbotk8s", "AccountRegisteredAgain"), 5,
+                      "the AccountRegisteredAgain Event")
+    assert "registered again with the stored key" in events[-1].message
+    assert ctl.value("certbotk8s_acme_account_recoveries_total", issuer="pebble",
+                     outcome="registered") == before + 1
+    assert ctl.value("certbotk8s_acme_account_ready", issuer="pebble") == 1
+    assert not _events(admin_api, namespace, "IssuanceFailed", "second")
+
+
+def test_ca_down_one_probe_decides_and_all_due_work_resumes(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("patient")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    _ingress(admin_api, namespace, "early", [lab.host("early")])
+    wait_for(lambda: read_secret(admin_api, namespace, "early-tls"), 15, "early-tls")
+    fault("stop", "pebble")
+    try:
+        names = [f"down{i}" for i in range(6)]
+        for name in names:
+            _ingress(admin_api, namespace, name, [lab.host(name)])
+        wait_for(lambda: ctl.value("certbotk8s_acme_ca_up", issuer="pebble") == 0, 20,
+                 "the CA marked down")
+        wait_for(lambda: ctl.value("certbotk8s_acme_ca_waiting_certificates",
+                                   issuer="pebble") == len(names), 20, "all waiting")
+        waiting = wait_for(lambda: _events(admin_api, namespace, "CaUnavailable"), 10,
+                           "CaUnavailable Events")
+        assert "connection refused" in waiting[0].message
+        tried = _acme(ctl, "newOrder")
+        # No storm: the orders that met the CA down (each tried twice at most), not more.
+        assert tried <= 2 * len(names)
+        assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
+    finally:
+        fault("start", "pebble")
+    back = time.monotonic()
+    for name in names:
+        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
+    assert time.monotonic() - back < 15
+    assert _acme(ctl, "newOrder", "201") == 1 + len(names)  # one order each, none extra
+    assert ctl.value("certbotk8s_acme_ca_up", issuer="pebble") == 1
+
+
+def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
+    lab: Lab, admin_api: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    lease = f"test-{uuid.uuid4().hex[:8]}"
+    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
+    kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
+    with TcpProxy(api_port) as proxy:
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        proxied = tmp_path / "proxied.kubeconfig"
+        proxied.write_text(yaml.safe_dump(kubeconfig))
+        # A reaches the API only through the proxy; its self-check looks where nobody answers,
+        # so its orders stay pending (placed, challenges presented) until it is cut off.
+        a = ControllerProcess(Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(proxied))),
+                              _config(lab, tmp_path, "cut", port=lab.http01_port + 1,
+                                      selfCheck=True, selfCheckPort=lab.http01_port + 2),
+                              _free_port(), lease, "cut-off", tmp_path).start()
+        b = ControllerProcess(lab, _config(lab, tmp_path, "next", selfCheck=True,
+                                           selfCheckPort=lab.http01_port),
+                              _free_port(), lease, "successor", tmp_path)
+        try:
+            a.wait_ready()
+            wait_for(a.is_leader, 10, "A leading")
+            b.start().wait_ready()
+            names = [f"cut{i}" for i in range(3)]
+            hosts = [lab.host(name) for name in names]
+            for name, host in zip(names, hosts, strict=True):
+                _ingress(admin_api, namespace, name, [host])
+            orders = wait_for(lambda: _recorded(admin_api, namespace, names), 20,
+                              "A's orders recorded")
+            # Challenges presented (tokens and routing through the API): A is in its self-check.
+            wait_for(lambda: len(_routes(admin_api, hosts)) >= len(names), 20,
+                     "A's HTTP-01 routing")
+            assert _acme(a, "newOrder", "201") == len(names)
+            proxy.close()
+            cut = time.monotonic()
+            for name in names:
+                wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"),
+                         40, name)
+            # B finished A's very orders: no second order for any certificate.
+            assert _acme(b, "newOrder") == 0
+            pebble_log = (ROOT / ".lab" / "logs" / "pebble.log").read_text()
+            for name in names:
+                secret = read_secret(admin_api, namespace, f"{name}-tls")
+                serial = certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).serial
+                order_id = orders[name].rstrip("/").rsplit("/", 1)[-1]
+                assert any(f"for order {order_id}" in line and serial.lstrip("0") in line
+                           for line in pebble_log.splitlines()), name
+                assert len(_events(admin_api, namespace, "Issued", name)) == 1
+            # A gave up before B took over: A never answered a challenge, holds no order, and
+            # logged the abandonment before B logged its leadership.
+            assert _acme(a, "challenge") == 0
+            assert a.value("certbotk8s_orders_in_flight") == 0
+            assert a.value("certbotk8s_leader") == 0
+            abandoned = _first_log_time(a.log_path, "left to the next leader")
+            leading = _first_log_time(b.log_path, "is the leader now")
+            assert abandoned is not None and leading is not None and abandoned < leading
+            assert time.monotonic() - cut < 40
+        finally:
+            a.stop()
+            b.stop()
+
+
+def _routes(api: ApiClient, hosts: list[str]) -> list[str]:
+    """The temporary HTTP-01 routing Ingresses published for `hosts`."""
+    networking: Any = k8s.NetworkingV1Api(api)
+    listed = networking.list_namespaced_ingress(
+        "certbotk8s", label_selector="certbotk8s.io/role=http01-route")
+    return [i.metadata.name for i in listed.items
+            if {r.host for r in (i.spec.rules or [])} & set(hosts)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _recorded(api: ApiClient, namespace: str, names: list[str]) -> dict[str, str] | None:
+    store = read_secret(api, "certbotk8s", "certbotk8s-inflight-orders")
+    data = (store.data or {}) if store is not None else {}
+    found = {}
+    for name in names:
+        value = data.get(f"{namespace}_{name}-tls")
+        if not value:
+            return None
+        found[name] = yaml.safe_load(base64.b64decode(value).decode())["orderUrl"]
+    return found
+
+
+def _first_log_time(path: Path, text: str) -> datetime | None:
+    for line in path.read_text(errors="replace").splitlines():
+        if text in line:
+            return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return None
