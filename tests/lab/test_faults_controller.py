@@ -82,6 +82,11 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
     wait_for(ctl.is_leader, 10, "leadership")
     _ingress(admin_api, namespace, "early", [lab.host("early")])
     wait_for(lambda: read_secret(admin_api, namespace, "early-tls"), 15, "early-tls")
+    # The controller also serves what earlier tests left in the shared lab: count from a quiet
+    # moment (whatever failed there waits in backoff for a minute at least).
+    wait_for(lambda: ctl.value("certbotk8s_orders_in_flight") == 0, 20, "no order running")
+    tried_before = _acme(ctl, "newOrder")
+    placed_before = _acme(ctl, "newOrder", "201")
     fault("stop", "pebble")
     try:
         names = [f"down{i}" for i in range(6)]
@@ -94,7 +99,7 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
         waiting = wait_for(lambda: _events(admin_api, namespace, "CaUnavailable"), 10,
                            "CaUnavailable Events")
         assert "connection refused" in waiting[0].message
-        tried = _acme(ctl, "newOrder")
+        tried = _acme(ctl, "newOrder") - tried_before
         # No storm: the orders that met the CA down (each tried twice at most), not more.
         assert tried <= 2 * len(names)
         assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
@@ -104,7 +109,8 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
     for name in names:
         wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
     assert time.monotonic() - back < 15
-    assert _acme(ctl, "newOrder", "201") == 1 + len(names)  # one order each, none extra
+    # One order each, none extra.
+    assert _acme(ctl, "newOrder", "201") - placed_before == len(names)
     assert ctl.value("certbotk8s_acme_ca_up", issuer="pebble") == 1
 
 
@@ -140,14 +146,17 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
             # Challenges presented (tokens and routing through the API): A is in its self-check.
             wait_for(lambda: len(_routes(admin_api, hosts)) >= len(names), 20,
                      "A's HTTP-01 routing")
-            assert _acme(a, "newOrder", "201") == len(names)
             proxy.close()
             cut = time.monotonic()
             for name in names:
                 wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"),
                          40, name)
-            # B finished A's very orders: no second order for any certificate.
-            assert _acme(b, "newOrder") == 0
+            # B finished A's very orders: no second order for any of these certificates (the
+            # controllers also serve what earlier tests left in the shared lab, so the order
+            # counters are not ours alone; the in-flight records and Pebble's log are).
+            resumed = b.log_path.read_text(errors="replace")
+            assert f"{namespace}/cut" not in "".join(
+                line for line in resumed.splitlines() if "placing a new one" in line)
             pebble_log = (ROOT / ".lab" / "logs" / "pebble.log").read_text()
             for name in names:
                 secret = read_secret(admin_api, namespace, f"{name}-tls")
