@@ -246,6 +246,24 @@ def test_wildcard_with_dns01() -> None:
     assert d.spec.dns_provider == "bind"
 
 
+def test_dns_provider_zones_refuse_hosts_outside_before_any_order() -> None:
+    bind = {"type": "rfc2136", "server": "127.0.0.1:5353", "zones": ["example.com"],
+            "tsig": {"keyName": "k.", "secretRef": {"name": "tsig", "key": "secret"}}}
+    config = make_config(dnsProviders={"bind": bind})
+    result = run([ingress(tls=[tls_entry("in", "*.shop.example.com", "example.com"),
+                               tls_entry("out", "www.example.org", "a.example.com")],
+                          annotations=DNS01)], config=config)
+    assert [d.secret.name for d in result.desired] == ["in"]
+    assert reasons(result) == [("web", "OutsideDnsZones")]
+    assert "www.example.org" in result.problems[0].message
+    assert "a.example.com" not in result.problems[0].message
+    # with CNAME following the record name is only known at order time: not refused here
+    config = make_config(dnsProviders={"bind": {**bind, "followCname": True}})
+    result = run([ingress(tls=[tls_entry("out", "www.example.org")], annotations=DNS01)],
+                 config=config)
+    assert [d.secret.name for d in result.desired] == ["out"]
+
+
 # -- Istio Gateway (SDS) -------------------------------------------------------------------
 
 

@@ -75,6 +75,7 @@ class Reasons:
     INVALID_ANNOTATION = "InvalidAnnotation"
     INVALID_HOSTNAME = "InvalidHostname"
     WILDCARD_NEEDS_DNS01 = "WildcardNeedsDns01"
+    OUTSIDE_DNS_ZONES = "OutsideDnsZones"
     NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
     REF_NOT_PERMITTED = "RefNotPermitted"
     SECRET_CONFLICT = "SecretConflict"
@@ -242,6 +243,23 @@ class _Collector:
             return False
         return True
 
+    def dns_zones_ok(self, ref: ObjectRef, hosts: Iterable[str], options: ann.SourceOptions
+                     ) -> bool:
+        """The DNS provider's `zones` scope, checked before any order when the record names are
+        known (no CNAME following): a host whose challenge record lies outside is refused."""
+        provider = (self.config.dns_providers.get(options.dns_provider)
+                    if options.challenge is ChallengeType.DNS01 and options.dns_provider else None)
+        if provider is None or not provider.zones or provider.follow_cname:
+            return True
+        outside = sorted(h for h in hosts
+                         if not provider.allows_name(f"_acme-challenge.{h.removeprefix('*.')}"))
+        if outside:
+            self.problem(ref, Reasons.OUTSIDE_DNS_ZONES,
+                         f"host(s) {', '.join(outside)} lie outside the zones DNS provider "
+                         f"{provider.name!r} may write ({', '.join(provider.zones)})")
+            return False
+        return True
+
     def emit(
         self,
         ref: ObjectRef,
@@ -258,6 +276,8 @@ class _Collector:
             if not group.hosts or not self.secret_ok(ref, secret):
                 continue
             if not self.wildcard_ok(ref, group.hosts, options.challenge):
+                continue
+            if not self.dns_zones_ok(ref, group.hosts, options):
                 continue
             self.candidates.append(
                 DesiredCertificate(
