@@ -18,7 +18,7 @@ import pytest
 
 from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
 from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.errors import DnsSolverError, OrderAbandoned
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TxtRecord
 
@@ -270,3 +270,26 @@ def test_cleanup_that_cannot_succeed_names_what_is_left_behind(lab: Lab) -> None
     message = str(info.value)
     assert f"_acme-challenge.{ch.domain} value stuck-value may be left behind" in message
     assert proxy.address in message
+
+
+def test_leader_that_loses_its_lease_stops_waiting_for_propagation(lab: Lab) -> None:
+    second = SecondNameserver(lab, "lag", lag_queries=10**6)
+    asked: list[int] = []
+
+    def keep_going() -> bool:  # leadership lost right after the first round of queries
+        asked.append(second.queries)
+        return False
+
+    solver = DnsSolver(Rfc2136Provider(lab.rfc2136()), lab.lookup(timeout=120), name="lab-bind",
+                       keep_going=keep_going)
+    ch = challenge(_name(lab, "DNS_ZONE_TWO_NS"), "abandoned")
+    try:
+        solver.present(ch)
+        with pytest.raises(OrderAbandoned, match="no longer the leader"):
+            solver.wait_until_ready([ch])
+    finally:
+        second.mode = "forward"
+        solver.clean_up(ch)
+        second.close()
+    assert asked == [1]  # asked once, after one query to the lagging server, then stopped
+    assert txt_at(lab["DNS_SERVER"], f"_acme-challenge.{ch.domain}") == set()

@@ -12,7 +12,7 @@ with what it last said.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -24,7 +24,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.errors import DnsSolverError, OrderAbandoned
 from certbotk8s.core.ports import TxtRecord
 
 _MAX_CNAME_HOPS = 8
@@ -142,9 +142,12 @@ class DnsLookup:
         }
         return frozenset(values), dns.rcode.to_text(rcode)
 
-    def wait_until_visible(self, records: Sequence[TxtRecord], timeout: float | None = None
-                           ) -> None:
-        """Return once every authoritative server of every zone answers every value."""
+    def wait_until_visible(self, records: Sequence[TxtRecord], timeout: float | None = None,
+                           keep_going: Callable[[], bool] | None = None) -> None:
+        """Return once every authoritative server of every zone answers every value.
+
+        `keep_going` is asked before each pause; False (leadership lost) raises OrderAbandoned.
+        """
         servers = {r.zone: self.nameservers(r.zone) for r in records}
         pending = {(r, a) for r in records for a in servers[r.zone]}
         last: dict[tuple[TxtRecord, str], str] = {}
@@ -173,6 +176,8 @@ class DnsLookup:
                 raise DnsSolverError(
                     f"TXT records not visible on every authoritative server within "
                     f"{limit:.0f}s: {missing}")
+            if keep_going is not None and not keep_going():
+                raise OrderAbandoned("no longer the leader: DNS propagation wait stopped")
             time.sleep(delay)
             delay = min(delay * 2, self.settings.poll_cap)
 

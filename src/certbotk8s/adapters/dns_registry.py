@@ -67,9 +67,9 @@ REGISTRY: dict[str, Builder] = {
 }
 
 
-def build_solver(config: DnsProviderConfig, read: SecretReader, dns01: Dns01Config
-                 ) -> DnsSolver:
-    """The DNS-01 solver for one configured provider."""
+def build_solver(config: DnsProviderConfig, read: SecretReader, dns01: Dns01Config,
+                 keep_going: Callable[[], bool] | None = None) -> DnsSolver:
+    """The DNS-01 solver for one configured provider (`keep_going`: see DnsSolver)."""
     builder = REGISTRY.get(config.type)
     if builder is None or config.settings is None:
         raise DnsSolverError(f"DNS provider {config.name}: unknown type {config.type!r}")
@@ -80,4 +80,5 @@ def build_solver(config: DnsProviderConfig, read: SecretReader, dns01: Dns01Conf
         poll_cap=max(dns01.poll_interval.total_seconds(), 0.05),
     ))
     return DnsSolver(builder(config, read), lookup, name=config.name,
-                     follow_cname=config.follow_cname, zones=config.zones)
+                     follow_cname=config.follow_cname, zones=config.zones,
+                     keep_going=keep_going)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from certbotk8s.adapters.dns_propagation import DnsLookup
 from certbotk8s.core.errors import DnsSolverError
@@ -30,13 +30,15 @@ class DnsSolver:
 
     def __init__(self, provider: DnsRecordProvider, lookup: DnsLookup, *, name: str = "dns",
                  follow_cname: bool = False, zones: Sequence[str] = (),
-                 cleanup_timeout: float = 30.0) -> None:
+                 cleanup_timeout: float = 30.0,
+                 keep_going: Callable[[], bool] | None = None) -> None:
         self.provider = provider
         self.lookup = lookup
         self.name = name
         self.follow_cname = follow_cname
         self.zones = tuple(z.rstrip(".").lower() for z in zones)
         self.cleanup_timeout = cleanup_timeout
+        self._keep_going = keep_going  # False: leadership lost, stop waiting (OrderAbandoned)
         self._records: dict[tuple[str, str, bool], TxtRecord] = {}
         self._lock = threading.Lock()
 
@@ -69,7 +71,7 @@ class DnsSolver:
     def wait_until_ready(self, challenges: Sequence[PendingChallenge]) -> None:
         with self._lock:
             records = [self._records[k] for k in map(self._key, challenges) if k in self._records]
-        self.lookup.wait_until_visible(records)
+        self.lookup.wait_until_visible(records, keep_going=self._keep_going)
 
     def clean_up(self, challenge: PendingChallenge) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ class SolverFactory:
                 raise DnsSolverError(
                     f"DNS provider {provider!r} may not be used by sources in namespace "
                     f"{namespace!r}")
-            return {ChallengeType.DNS01: self.dns_solver(provider)}
+            return {ChallengeType.DNS01: self.dns_solver(provider, keep_going)}
         http = self._config.solver.http01
         check = SelfCheck(enabled=http.self_check, port=http.self_check_port,
                           resolver=http.self_check_resolver)
@@ -48,13 +48,15 @@ class SolverFactory:
                                         desired.spec.hosts, order_id)
         return {ChallengeType.HTTP01: solver}
 
-    def dns_solver(self, name: str) -> DnsSolver:
+    def dns_solver(self, name: str, keep_going: Callable[[], bool] | None = None
+                   ) -> DnsSolver:
         """A fresh solver per order: credentials are read from their Secrets each time, so a
         rotated key is used from the next order on (a few GETs; the order costs far more)."""
         provider = self._config.dns_providers.get(name)
         if provider is None:
             raise DnsSolverError(f"DNS provider {name!r} is not configured")
-        return build_solver(provider, self._read_secret(provider.name), self._config.solver.dns01)
+        return build_solver(provider, self._read_secret(provider.name),
+                            self._config.solver.dns01, keep_going)
 
     def _read_secret(self, provider: str) -> Callable[[SecretKeyRef], str]:
         def read(ref: SecretKeyRef) -> str:
