@@ -29,6 +29,8 @@ from certbotk8s.adapters.kube_client import PAGE_SIZE, JsonDict
 
 log = logging.getLogger(__name__)
 
+RECONNECT_CAP = 2.0  # seconds between reconnect attempts at most
+
 Key = tuple[str, str]  # (namespace, name)
 Transform = Callable[[JsonDict], Any]
 ChangeHandler = Callable[[Key | None, Any], None]
@@ -222,7 +224,9 @@ class Informer:
                         "%s: watch failed (%s); retrying in %.1fs", self.resource.name,
                         type(e).__name__, delay, exc_info=not isinstance(e, expected))
                 self._stop.wait(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, 10.0)
+                # Capped low: the watches must be back within seconds of the API server
+                # (one failed GET per informer every 2 s is cheap while it is down).
+                delay = min(delay * 2, RECONNECT_CAP)
                 # Re-watch from the last version seen: nothing is missed; 410 forces a list.
 
 
