@@ -81,7 +81,8 @@ _pebble_config() {
     $extra
     "profiles": {
       "default": { "description": "90 days", "validityPeriod": 7776000 },
-      "shortlived": { "description": "6 days", "validityPeriod": 518400 }
+      "shortlived": { "description": "6 days", "validityPeriod": 518400 },
+      "fast": { "description": "4 minutes, for compressed-time renewal runs", "validityPeriod": 240 }
     }
   }
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from certbotk8s.core import secret_meta
 from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.plan import ActionKind, plan
 from certbotk8s.core.policy import ReasonCode
@@ -63,7 +64,8 @@ def test_key_mismatch_with_parsable_cert_is_a_renewal() -> None:
 
 def test_due_by_ari_window_is_renewed() -> None:
     d = desired()
-    ari = {d.secret: RenewalWindow(NOW - DAY, NOW + DAY)}
+    # a window that already ended: its moment has passed
+    ari = {d.secret: RenewalWindow(NOW - 2 * DAY, NOW - DAY, "aki.serial")}
     (action,) = plan([d], {d.secret: observed_for(d)}, NOW, ari)
     assert action.kind is ActionKind.RENEW
     assert action.reason.code is ReasonCode.INSIDE_ARI_WINDOW
@@ -81,13 +83,42 @@ def test_up_to_date_says_when_next() -> None:
 def test_up_to_date_uses_the_ari_window_of_its_secret() -> None:
     d = desired()
     other = SecretRef("x", "y")
-    ari = {
-        d.secret: RenewalWindow(T0 + 50 * DAY, T0 + 52 * DAY),
-        other: RenewalWindow(T0, T0 + DAY),
-    }
+    window = RenewalWindow(T0 + 50 * DAY, T0 + 52 * DAY, "aki.serial")
+    ari = {d.secret: window, other: RenewalWindow(T0, T0 + DAY, "aki.serial")}
     (action,) = plan([d], {d.secret: observed_for(d)}, NOW, ari)
     assert action.kind is ActionKind.NOTHING
-    assert action.next_renewal == T0 + 50 * DAY
+    assert action.next_renewal is not None
+    assert window.start <= action.next_renewal <= window.end
+    # the chosen moment is handed out to be kept on the Secret ...
+    value = action.annotations[secret_meta.RENEWAL_MOMENT]
+    assert value.startswith(secret_meta.format_time(action.next_renewal))
+    # ... and once it is there, nothing more to write
+    kept = observed_for(d)
+    kept.annotations[secret_meta.RENEWAL_MOMENT] = value
+    (again,) = plan([d], {d.secret: kept}, NOW, ari)
+    assert again.next_renewal == action.next_renewal and not again.annotations
+
+
+def test_lost_or_wrong_annotations_are_repaired_without_an_order() -> None:
+    d = desired(profile="classic")
+    observed = observed_for(d)
+    right = dict(observed.annotations)
+    for key in (secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.HOSTS):
+        del observed.annotations[key]
+    observed.annotations[secret_meta.NOT_AFTER] = "garbage"
+    (action,) = plan([d], {d.secret: observed}, NOW, {})
+    assert action.kind is ActionKind.REPAIR
+    assert action.reason.code is ReasonCode.METADATA_REPAIR
+    assert dict(action.annotations) == {k: right[k] for k in (
+        secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.HOSTS, secret_meta.NOT_AFTER)}
+
+
+def test_a_recorded_different_issuer_still_reissues() -> None:
+    d = desired()
+    observed = observed_for(d)
+    observed.annotations[secret_meta.ISSUER] = "staging"
+    (action,) = plan([d], {d.secret: observed}, NOW, {})
+    assert action.kind is ActionKind.RENEW and action.reason.code is ReasonCode.ISSUER_CHANGED
 
 
 def test_different_specs_for_one_secret_conflict() -> None:

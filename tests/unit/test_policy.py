@@ -1,4 +1,4 @@
-"""The renewal check chain (each check, its order) and next_renewal timing rules."""
+"""The renewal check chain (each check, its order) and its agreement with core.renewal."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from certbotk8s.core.policy import (
     Reason,
     ReasonCode,
     evaluate,
-    next_renewal,
+    renewal_time_of,
 )
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
@@ -39,9 +39,7 @@ def test_chain_order_is_fixed() -> None:
         "issuer_changed",
         "profile_changed",
         "expired",
-        "inside_ari_window",
-        "inside_renew_before",
-        "expiring_lifetime_fraction",
+        "renewal_due",
     ]
 
 
@@ -118,9 +116,10 @@ def test_issuer_changed() -> None:
     assert "staging" in reason.message
 
 
-def test_issuer_unrecorded_counts_as_changed() -> None:
-    d = desired()
-    assert code(evaluate(d, observed_for(d, annotations={}), FRESH, None)) == "IssuerChanged"
+def test_lost_issuer_and_profile_annotations_are_no_reason_to_order() -> None:
+    d = desired(profile="classic")
+    # plan repairs them (MetadataRepair) instead
+    assert evaluate(d, observed_for(d, annotations={}), FRESH, None) is None
 
 
 def test_profile_changed_both_ways() -> None:
@@ -142,34 +141,41 @@ def test_expired() -> None:
     assert code(evaluate(d, observed, T0 + 90 * DAY, None)) == "Expired"
 
 
+ID = "aki.serial"  # the factories' certificate
+
+
 def test_expired_wins_over_ari() -> None:
     d = desired()
-    ari = RenewalWindow(T0 + 10 * DAY, T0 + 11 * DAY)
+    ari = RenewalWindow(T0 + 10 * DAY, T0 + 11 * DAY, ID)
     assert code(evaluate(d, observed_for(d), T0 + 91 * DAY, ari)) == "Expired"
 
 
-def test_inside_ari_window_even_early_in_the_lifetime() -> None:
+def test_inside_ari_window_due_at_the_chosen_moment_not_the_window_start() -> None:
     d = desired()
-    ari = RenewalWindow(T0 + 10 * DAY, T0 + 12 * DAY)
-    assert evaluate(d, observed_for(d), T0 + 9 * DAY, ari) is None
-    reason = evaluate(d, observed_for(d), T0 + 10 * DAY, ari)
+    ari = RenewalWindow(T0 + 10 * DAY, T0 + 12 * DAY, ID)
+    moment = renewal_time_of(d, cert_info(), ari, {}).at
+    assert ari.start < moment < ari.end
+    assert evaluate(d, observed_for(d), ari.start, ari) is None
+    assert evaluate(d, observed_for(d), moment - timedelta(seconds=1), ari) is None
+    reason = evaluate(d, observed_for(d), moment, ari)
     assert reason is not None and reason.code is ReasonCode.INSIDE_ARI_WINDOW
 
 
 def test_ari_window_replaces_the_lifetime_fraction() -> None:
     d = desired()
-    late_window = RenewalWindow(T0 + 80 * DAY, T0 + 82 * DAY)
+    late_window = RenewalWindow(T0 + 80 * DAY, T0 + 81 * DAY, ID)
     assert evaluate(d, observed_for(d), T0 + 70 * DAY, late_window) is None
     assert code(evaluate(d, observed_for(d), T0 + 70 * DAY, None)) == "ExpiringLifetimeFraction"
 
 
-def test_malformed_ari_window_is_ignored() -> None:
+def test_malformed_or_foreign_ari_window_is_ignored() -> None:
     d = desired()
-    backwards = RenewalWindow(T0 + 10 * DAY, T0 + 5 * DAY)
-    assert evaluate(d, observed_for(d), T0 + 20 * DAY, backwards) is None
-    assert code(evaluate(d, observed_for(d), T0 + 61 * DAY, backwards)) == (
-        "ExpiringLifetimeFraction"
-    )
+    for window in (RenewalWindow(T0 + 10 * DAY, T0 + 5 * DAY, ID),  # backwards
+                   RenewalWindow(T0 + 10 * DAY, T0 + 11 * DAY, "other.cert")):
+        assert evaluate(d, observed_for(d), T0 + 20 * DAY, window) is None
+        assert code(evaluate(d, observed_for(d), T0 + 61 * DAY, window)) == (
+            "ExpiringLifetimeFraction"
+        )
 
 
 @pytest.mark.parametrize(
@@ -207,39 +213,19 @@ def test_renew_before_not_shorter_than_lifetime_is_ignored() -> None:
     assert evaluate(d, observed_for(d), FRESH, None) is None
 
 
-def test_next_renewal_rules() -> None:
-    info = cert_info()
-    at, reason = next_renewal(info, None, None, T0)
-    assert (at, reason.code) == (T0 + 60 * DAY, ReasonCode.EXPIRING_LIFETIME_FRACTION)
-    short = cert_info(lifetime=6 * DAY)
-    assert next_renewal(short, None, None, T0)[0] == T0 + 3 * DAY
-    ari = RenewalWindow(T0 + 70 * DAY, T0 + 72 * DAY)
-    at, reason = next_renewal(info, None, ari, T0)
-    assert (at, reason.code) == (T0 + 70 * DAY, ReasonCode.INSIDE_ARI_WINDOW)
-    at, reason = next_renewal(info, timedelta(days=30), ari, T0)
-    assert (at, reason.code) == (T0 + 60 * DAY, ReasonCode.INSIDE_RENEW_BEFORE)
-    at, reason = next_renewal(info, timedelta(days=45), None, T0)
-    assert (at, reason.code) == (T0 + 45 * DAY, ReasonCode.INSIDE_RENEW_BEFORE)
-
-
-def test_next_renewal_is_never_in_the_past() -> None:
-    late = T0 + 80 * DAY
-    assert next_renewal(cert_info(), None, None, late)[0] == late
-
-
 @given(
     lifetime_hours=st.integers(min_value=1, max_value=24 * 400),
     elapsed_hours=st.integers(min_value=0, max_value=24 * 400),
     renew_before_hours=st.none() | st.integers(min_value=1, max_value=24 * 400),
     ari_offsets=st.none() | st.tuples(st.integers(0, 24 * 400), st.integers(1, 48)),
 )
-def test_checks_agree_with_next_renewal(
+def test_checks_agree_with_the_renewal_decision(
     lifetime_hours: int,
     elapsed_hours: int,
     renew_before_hours: int | None,
     ari_offsets: tuple[int, int] | None,
 ) -> None:
-    """Due exactly when now >= next_renewal (for a certificate not yet expired)."""
+    """Due exactly when now >= renewal_time_of(...).at (for a certificate not yet expired)."""
     lifetime = timedelta(hours=lifetime_hours)
     renew_before = None if renew_before_hours is None else timedelta(hours=renew_before_hours)
     d = desired(renew_before=renew_before)
@@ -247,14 +233,16 @@ def test_checks_agree_with_next_renewal(
     ari = None
     if ari_offsets is not None:
         start = T0 + timedelta(hours=ari_offsets[0])
-        ari = RenewalWindow(start, start + timedelta(hours=ari_offsets[1]))
+        ari = RenewalWindow(start, start + timedelta(hours=ari_offsets[1]), ID)
     now: datetime = T0 + timedelta(hours=elapsed_hours)
-    reason = evaluate(d, observed_for(d, info), now, ari)
-    at, _ = next_renewal(info, renew_before, ari, T0)
+    observed = observed_for(d, info)
+    reason = evaluate(d, observed, now, ari)
+    at = renewal_time_of(d, info, ari, observed.annotations).at
     if now >= info.not_after:
         assert reason is not None and reason.code is ReasonCode.EXPIRED
     else:
         assert (reason is not None) == (now >= at)
+        assert at <= info.not_after - lifetime / 10  # never past the floor
 
 
 def test_checks_skip_unrelated_inputs() -> None:

@@ -14,6 +14,7 @@ from certbotk8s.core.ratelimit import (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     LIMIT_FAILED_AUTHZ,
+    LIMIT_NAMESPACE_SHARE,
     LIMIT_ORDERS_PER_ACCOUNT,
     FailedAuthz,
     Hold,
@@ -141,9 +142,10 @@ def test_ari_renewals_do_not_use_up_the_domain_budget() -> None:
     assert check(["new.example.com"], issued=records) is None
 
 
-def test_ari_renewal_still_counts_orders_and_failed_authorizations() -> None:
+def test_ari_renewal_is_exempt_from_new_orders_but_not_failed_authorizations() -> None:
     orders = [OrderRecord(NOW - timedelta(seconds=30 * i)) for i in range(300)]
-    hold = check(["www.example.com"], orders=orders, ari=True)
+    assert check(["www.example.com"], orders=orders, ari=True) is None
+    hold = check(["www.example.com"], orders=orders)
     assert hold is not None and hold.limit == LIMIT_ORDERS_PER_ACCOUNT
     failures = [FailedAuthz("www.example.com", NOW - timedelta(minutes=i)) for i in range(5)]
     hold = check(["www.example.com"], failures=failures, ari=True)
@@ -297,3 +299,31 @@ def test_secret_history_feeds_the_identical_set_limit(count: int, held: bool) ->
         {secret_meta.HOSTS: "www.example.com", secret_meta.ISSUANCE_HISTORY: text}, NOW)
     hold = check(["www.example.com"], issued=records)
     assert (hold is not None) == held
+
+
+def test_exempt_orders_do_not_count_and_others_do() -> None:
+    exempt = [OrderRecord(NOW - timedelta(seconds=i), "a", exempt=True) for i in range(300)]
+    assert check(["x.example.com"], orders=exempt) is None
+    counted = [OrderRecord(NOW - timedelta(seconds=i), "a") for i in range(300)]
+    assert check(["x.example.com"], orders=exempt + counted) is not None
+
+
+def test_one_namespace_gets_at_most_its_share_of_the_account_orders() -> None:
+    mine = [OrderRecord(NOW - timedelta(minutes=1, seconds=i), "tenant-a") for i in range(150)]
+    hold = check_budget(["x.example.com"], NOW, [], mine, [], False, namespace="tenant-a")
+    assert hold is not None and (hold.limit, hold.key) == (LIMIT_NAMESPACE_SHARE, "tenant-a")
+    assert hold.until == NOW - timedelta(minutes=1, seconds=149) + timedelta(hours=3)
+    # another namespace still has room; a smaller configured share holds earlier
+    assert check_budget(["y.example.com"], NOW, [], mine, [], False, namespace="b") is None
+    limits = Limits(namespace_share_percent=10)
+    assert check_budget(["y.example.com"], NOW, [], mine[:30], [], False, limits,
+                        namespace="tenant-a") is not None
+    assert check_budget(["y.example.com"], NOW, [], mine[:29], [], False, limits,
+                        namespace="tenant-a") is None
+
+
+def test_failed_authorizations_are_counted_per_identifier_only() -> None:
+    failures = [FailedAuthz("bad.example.com", NOW - timedelta(minutes=i)) for i in range(5)]
+    assert check(["good.example.com", "other.example.com"], failures=failures) is None
+    hold = check(["good.example.com", "bad.example.com"], failures=failures)
+    assert hold is not None and (hold.limit, hold.key) == (LIMIT_FAILED_AUTHZ, "bad.example.com")

@@ -28,9 +28,10 @@ def test_build_metadata() -> None:
     }
 
 
-def test_no_profile_annotation_for_the_default_profile() -> None:
+def test_empty_profile_annotation_for_the_default_profile() -> None:
+    # empty = the CA's default; absent = lost (repaired without an order)
     meta = secret_meta.build_secret_metadata(desired(), cert_info(), T0)
-    assert secret_meta.PROFILE not in meta.annotations
+    assert meta.annotations[secret_meta.PROFILE] == ""
 
 
 def test_is_managed() -> None:

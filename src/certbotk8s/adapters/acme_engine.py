@@ -51,6 +51,7 @@ from certbotk8s.core.errors import (
     AcmeOrderGone,
     AcmeProblemError,
     AcmeTransientError,
+    AriMalformed,
     ChallengeFailed,
     OrderAbandoned,
     OrderTimeout,
@@ -628,7 +629,8 @@ class AcmeEngine:
         return self.renewal_info_for_id(certs.ari_cert_id(cert))
 
     def renewal_info_for_id(self, cert_id: str) -> RenewalWindow | None:
-        """ARI by RFC 9773 CertID (as kept in the Secret's annotation)."""
+        """ARI by RFC 9773 CertID (as kept in the Secret's annotation). None when the CA offers
+        no ARI; AriMalformed when its answer is not a window; AcmeError when unreachable."""
         try:
             base = self.directory["renewalInfo"]
         except KeyError:
@@ -638,9 +640,14 @@ class AcmeEngine:
             response = self._net().get(url, content_type="application/json")
         except (acme_errors.Error, messages.Error, requests.RequestException) as e:
             raise AcmeError(f"cannot read renewal info at {url}") from e
-        info = messages.RenewalInfo.from_json(response.json())
-        window = info.suggested_window
-        return RenewalWindow(start=_utc(window.start), end=_utc(window.end))
+        try:
+            window = messages.RenewalInfo.from_json(response.json()).suggested_window
+            start, end = _utc(window.start), _utc(window.end)
+        except (jose.DeserializationError, ValueError, TypeError, AttributeError,
+                KeyError) as e:
+            raise AriMalformed(f"malformed renewal info at {url}: {type(e).__name__}") from e
+        # Whole seconds: a chosen moment is persisted as RFC 3339 and compared with the window.
+        return RenewalWindow(start.replace(microsecond=0), end.replace(microsecond=0), cert_id)
 
 
 def _utc(value: datetime) -> datetime:

@@ -1,53 +1,66 @@
-"""Periodic ARI refresh for the controller: re-reads each certificate's renewal window."""
+"""Periodic ARI refresh for the controller: reads each certificate's renewal window.
+
+A certificate is asked at once when it is new (a window read for the certificate it replaced
+is never used: its CertID differs), then again every `every` (12 h) or 1/10 of its lifetime,
+whichever is shorter, so a moved window is seen well before the floor. A CA that is unreachable
+or answers nonsense only loses the window (logged once, counted, the renewal falls back).
+"""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
+from certbotk8s.app.ari import AriReader
 from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.watch import Watch
 from certbotk8s.core import secret_meta
-from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
-
-log = logging.getLogger(__name__)
 
 
 class AriRefresher:
-    """Asks the CA for the window of certificates not asked for `every` (twice a day)."""
-
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable,
-                 stopping: threading.Event, every: timedelta = timedelta(hours=12)) -> None:
+                 stopping: threading.Event, every: timedelta = timedelta(hours=12),
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.deps, self.watch, self.states = deps, watch, states
         self._stopping = stopping
         self._every = every
+        self._reader = AriReader(deps.issuers, on_error)
+        self._running = threading.Lock()
 
     def refresh(self, budget: int = 500) -> None:
-        now = time.time()
+        if not self._running.acquire(blocking=False):
+            return  # the previous run is still reading
+        try:
+            self._refresh(budget)
+        finally:
+            self._running.release()
+
+    def _refresh(self, budget: int) -> None:
         done = 0
         for (namespace, name), observed in self.watch.managed():
             if done >= budget or self._stopping.is_set():
                 break
-            if observed.certificate is None or not observed.certificate.ari_cert_id:
+            info = observed.certificate
+            if info is None or not info.ari_cert_id:
                 continue
             ref = SecretRef(namespace, name)
             state = self.states.get(ref)
-            if state is None or now - state.ari_fetched < self._every.total_seconds():
+            if state is None:
+                continue  # not (yet) wanted by a source
+            now = time.time()
+            interval = min(self._every, info.lifetime / 10).total_seconds()
+            if state.ari_for == info.ari_cert_id and now - state.ari_fetched < interval:
                 continue
             issuer = observed.annotations.get(secret_meta.ISSUER)
             if not issuer or issuer not in self.deps.config.issuers:
                 continue
-            try:
-                window = self.deps.issuers.engine(issuer).renewal_info_for_id(
-                    observed.certificate.ari_cert_id)
-            except CertbotK8sError as e:
-                log.info("ARI for %s unavailable: %s", ref, e)
-                window = None
-            state.ari, state.ari_fetched = window, now
+            window, _ = self._reader.read(issuer, info.ari_cert_id)
+            changed = window != state.ari
+            state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
             done += 1
-        if done:
-            self.watch.wake.set()
+            if changed:
+                self.watch.wake.set()

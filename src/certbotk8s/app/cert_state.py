@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from certbotk8s.core import ratelimit
@@ -13,13 +13,14 @@ from certbotk8s.core.model import RenewalWindow, SecretRef
 
 @dataclass
 class CertState:
-    """One Secret's controller-side state (rebuilt at start)."""
+    """One Secret's controller-side state (rebuilt at start; backoff and budget are kept on the
+    cluster by app.budget, the ARI moment on the Secret)."""
 
-    failures: int = 0
-    retry_at: datetime | None = None
-    ari: RenewalWindow | None = None
+    ari: RenewalWindow | None = None  # for the certificate named by its cert_id
+    ari_for: str = ""  # the CertID ARI was last asked for
     ari_fetched: float = 0.0
     reported: str = ""  # last refusal reported, to avoid repeating Events
+    written: dict[str, str] = field(default_factory=dict)  # annotations last set (moment, repair)
     hold: ratelimit.Hold | None = None
     foreign_until: datetime | None = None  # a foreign Secret: look again only after this
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from certbotk8s.adapters.kube_inflight import KubeInflightStore
 from certbotk8s.app.ari_refresh import AriRefresher
+from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.metrics import Metrics
@@ -61,13 +62,16 @@ class Controller:
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
+        self.book = RenewalBook(deps.config, deps.secrets, deps.ledger)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
-                                  metrics, inflight, self._stopping, workers=workers,
+                                  metrics, inflight, self.book, self._stopping,
+                                  workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
                                   ca=self.ca)
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
-                                     elector, metrics, self._stopping)
-        self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh)
+                                     self.book, elector, metrics, self._stopping)
+        self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
+                                on_error=metrics.count_ari_error)
         self._loop: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -75,8 +79,11 @@ class Controller:
     def start(self) -> Controller:
         self.watch.start()
         self.schedule.start()
-        self.schedule.every("ari", self.ari.refresh, timedelta(minutes=10),
-                            first=datetime.now(UTC) + timedelta(seconds=30))
+        self.book.load()
+        # Cheap when nothing is due (a pass over the cache); each certificate is asked every
+        # `ari_refresh` or 1/10 of its lifetime, whichever is shorter, and at once when new.
+        self.schedule.every("ari", self.ari.refresh, timedelta(seconds=5),
+                            first=datetime.now(UTC) + timedelta(seconds=1))
         self._loop = threading.Thread(target=self._reconcile_loop, daemon=True,
                                       name="reconciler")
         self._loop.start()
@@ -89,6 +96,7 @@ class Controller:
         self.schedule.stop()
         self.ca.stop()
         self.runner.drain(grace)
+        self.book.flush(force=True)
         self.watch.stop()
         self.elector.stop(release=True)
 
@@ -97,6 +105,7 @@ class Controller:
 
     def on_started_leading(self) -> None:
         resumable = self.runner.load_resumable()
+        self.book.load()  # orders and failures the previous leader recorded
         if self._on_leading is not None:
             try:
                 self._on_leading()  # e.g. sweep routing objects a dead leader left behind

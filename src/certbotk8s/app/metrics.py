@@ -126,6 +126,10 @@ class Metrics:
         self.ca_waiting = Gauge(
             "certbotk8s_acme_ca_waiting_certificates",
             "Due certificates waiting for their CA to come back", ["issuer"], registry=r)
+        self.ari_errors = Counter(
+            "certbotk8s_ari_errors_total",
+            "ARI reads that gave no usable window (the renewal fell back)", ["kind"],
+            registry=r)
 
     # --- ACME -------------------------------------------------------------------------
 
@@ -189,6 +193,11 @@ class Metrics:
 
     def set_managed_certificates(self, count: int) -> None:
         self.managed_certificates.set(count)
+
+    def count_ari_error(self, kind: str) -> None:
+        """kind: `malformed` (the CA's answer is not a window), `unavailable` (no answer) or
+        `rejected` (a window for another certificate or outside its validity)."""
+        self.ari_errors.labels(kind).inc()
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_duration.observe(max(seconds, 0.0))

@@ -1,10 +1,10 @@
 """The controller's order runner: a bounded worker pool, one order per certificate and one per
-identical host set, the rate-limit budget, backoff after failures, and resumable order URLs."""
+identical host set, the rate-limit budget and backoff (app.budget, shared with `renew --once`),
+and resumable order URLs."""
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,22 +12,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
+from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import CertState, StateTable
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.renewal_pass import (
-    LAST_ERROR,
-    LAST_ERROR_AT,
     OrderHooks,
-    Outcome,
     PassDeps,
+    annotate_error,
     announce,
     execute,
+    hold_message,
+    record_outcome,
     store,
 )
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
-from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.core import ratelimit
 from certbotk8s.core.errors import (
     AcmeProblemError,
     CertbotK8sError,
@@ -42,9 +43,6 @@ from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
 
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100),
-           timedelta(days=1))
-
 
 @dataclass
 class OrderJob:
@@ -57,9 +55,9 @@ class OrderRunner:
 
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
                  elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
-                 stopping: threading.Event, *, workers: int, foreign_pause: timedelta,
-                 ca: CaGate) -> None:
-        self.deps, self.watch, self.states = deps, watch, states
+                 book: RenewalBook, stopping: threading.Event, *, workers: int,
+                 foreign_pause: timedelta, ca: CaGate) -> None:
+        self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.elector, self.metrics = schedule, elector, metrics
         self.inflight = inflight
         self.ca = ca  # holds orders while their CA is down
@@ -69,9 +67,6 @@ class OrderRunner:
         self._running: dict[tuple[object, ...], OrderJob] = {}
         self._busy: set[SecretRef] = set()
         self._resumable: dict[SecretRef, InflightOrder] = {}
-        self._orders: list[ratelimit.OrderRecord] = []
-        self._failed_authz: list[ratelimit.FailedAuthz] = []
-        self._issued: list[ratelimit.IssuanceRecord] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,11 +88,6 @@ class OrderRunner:
             log.warning("%d orders still running at shutdown; their order URLs stay recorded "
                         "for the next leader", len(self._running))
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def set_issued(self, issued: list[ratelimit.IssuanceRecord]) -> None:
-        """What this installation issued in the last 7 days (rebuilt by each reconcile)."""
-        with self._lock:
-            self._issued = issued
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -137,19 +127,6 @@ class OrderRunner:
 
     # -- one order ------------------------------------------------------------------------------
 
-    def _budget(self, action: Action, now: datetime) -> ratelimit.Hold | None:
-        with self._lock:
-            issued = list(self._issued)
-            cutoff = now - timedelta(hours=3)
-            self._orders = [o for o in self._orders if o.at > cutoff]
-            self._failed_authz = [f for f in self._failed_authz
-                                  if f.at > now - timedelta(hours=1)]
-            orders, failures = list(self._orders), list(self._failed_authz)
-        limits = self.deps.config.issuers[action.desired.spec.issuer].rate_limits
-        return ratelimit.check_budget(
-            action.desired.spec.hosts, now, issued, orders, failures,
-            ari_renewal=action.kind is ActionKind.RENEW, limits=limits)
-
     def _read(self, ref: SecretRef) -> ObservedSecret | None:
         observed = self.watch.observed(ref)
         if observed is None:
@@ -170,7 +147,9 @@ class OrderRunner:
         if observed is not None and not observed.managed:
             self._refuse_foreign(first, observed)
             return
-        hold = self._budget(first, now)
+        if self.book.failure_state(ref, observed).waiting(now):
+            return  # a backoff written since the reconcile pass looked
+        hold = self.book.check(first, observed, now)
         state = self.states.of(ref)
         if hold is not None:
             self._hold(first, observed, state, hold, now)
@@ -180,9 +159,8 @@ class OrderRunner:
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
 
-        def on_order(url: str) -> None:
-            with self._lock:
-                self._orders.append(ratelimit.OrderRecord(datetime.now(UTC)))
+        def on_order(url: str, sends_replaces: bool) -> None:
+            self.book.order_placed(ref.namespace, datetime.now(UTC), sends_replaces)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:
@@ -192,16 +170,27 @@ class OrderRunner:
                           OrderHooks(on_order, resume_url, self.elector.is_leader))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
+        if outcome.ok:
+            self._clear_inflight(ref)
+            self.ca.succeeded(first)
+            assert outcome.issued is not None
+            for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
+                if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
+                    self._copy_to(other, outcome.issued)
+        else:
+            if isinstance(outcome.error, OrderAbandoned):
+                return  # leadership lost: the in-flight record stays for the next leader
+            if self.ca.failed(first, outcome.error):
+                return  # the CA is down: no backoff, the CA gate holds it until the CA is back
+            if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
+                self._clear_inflight(ref)  # that order is dead: do not resume it
+        # Backoff for every Secret of the order (or cleared), failed authorizations counted.
+        record_outcome(self.deps, self.book, job.actions, observed, outcome, now)
         if not outcome.ok:
-            self._failed(first, state, now, outcome)
-            return
-        self._clear_inflight(ref)
-        self.ca.succeeded(first)
-        state.failures, state.retry_at = 0, None
-        assert outcome.issued is not None
-        for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
-            if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
-                self._copy_to(other, outcome.issued)
+            for action in job.actions:
+                retry = self.book.failure_state(action.desired.secret, None).next_attempt
+                if retry is not None:
+                    self.schedule.at(action.desired.secret, retry)
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:
@@ -209,15 +198,9 @@ class OrderRunner:
         state.hold = hold
         log.warning("%s: order held back: %s; possible at %s", ref, hold.message, hold.until)
         self.metrics.count_rate_limit_hold(hold.limit)
-        message = f"rate-limit hold: {hold.message}; ordering possible at {hold.until}"
+        message = hold_message(hold)
         self.deps.events.record(action.desired.source, "Warning", "RateLimitHold", message)
-        if observed is not None and observed.managed:  # so `certbotk8s status` shows it
-            try:
-                self.deps.secrets.set_annotations(ref.namespace, ref.name, {
-                    LAST_ERROR: message,
-                    LAST_ERROR_AT: secret_meta.format_time(now)})
-            except CertbotK8sError as e:
-                log.warning("cannot annotate %s: %s", ref, e)
+        annotate_error(self.deps, ref, observed, message, now)  # `certbotk8s status` shows it
 
     def _copy_to(self, action: Action, issued: IssuedCertificate) -> None:
         ref = action.desired.secret
@@ -239,23 +222,6 @@ class OrderRunner:
         if state.reported != message:
             state.reported = message
             execute(self.deps, refusal, observed)
-
-    def _failed(self, action: Action, state: CertState, now: datetime, outcome: Outcome) -> None:
-        if isinstance(outcome.error, OrderAbandoned):
-            return  # leadership lost: the in-flight record stays for the next leader
-        if self.ca.failed(action, outcome.error):
-            return  # the CA is down: no backoff, the CA gate holds it until the CA is back
-        step = BACKOFF[min(state.failures, len(BACKOFF) - 1)]
-        state.failures += 1
-        state.retry_at = now + step * random.uniform(0.9, 1.1)
-        with self._lock:
-            for host in action.desired.spec.hosts:
-                self._failed_authz.append(ratelimit.FailedAuthz(host, now))
-        log.warning("%s: attempt %d failed, next try at %s: %s", action.desired.secret,
-                    state.failures, state.retry_at, outcome.message)
-        if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
-            self._clear_inflight(action.desired.secret)  # that order is dead: do not resume it
-        self.schedule.at(action.desired.secret, state.retry_at)
 
     def _clear_inflight(self, ref: SecretRef) -> None:
         try:

@@ -3,17 +3,17 @@ Secret: schedule the next renewal, report a refusal, or hand a due order to the 
 
 from __future__ import annotations
 
-import random
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from certbotk8s.app.cert_state import CertState, StateTable
+from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
-from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.core import ratelimit
 from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
@@ -21,9 +21,9 @@ from certbotk8s.core.ports import LeaderElection
 
 class Reconciler:
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
-                 runner: OrderRunner, elector: LeaderElection, metrics: Metrics,
-                 stopping: threading.Event) -> None:
-        self.deps, self.watch, self.states = deps, watch, states
+                 runner: OrderRunner, book: RenewalBook, elector: LeaderElection,
+                 metrics: Metrics, stopping: threading.Event) -> None:
+        self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.runner = schedule, runner
         self.elector, self.metrics = elector, metrics
         self._stopping = stopping
@@ -39,8 +39,8 @@ class Reconciler:
         observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
-        self.runner.set_issued([record for _, seen in self.watch.managed()
-                                for record in secret_meta.issuance_records(seen.annotations, now)])
+        self.book.set_issued((seen.annotations for _, seen in self.watch.managed()), now)
+        self.book.flush()
         ari = {ref: s.ari for ref, s in self.states.items() if s.ari is not None}
         actions = plan(found.desired, observed, now, ari)
         wanted = {a.desired.secret for a in actions}
@@ -49,6 +49,7 @@ class Reconciler:
             self.schedule.cancel(ref)
             self.metrics.remove_certificate(ref.namespace, ref.name)
             self.states.drop(ref)
+            self.book.forget(ref)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
         holds: dict[str, int] = {}
         for _, state in self.states.items():
@@ -63,10 +64,18 @@ class Reconciler:
         ref = action.desired.secret
         state = self.states.of(ref)
         info = observed.certificate if observed is not None else None
-        if action.kind is ActionKind.NOTHING and info is not None:
-            when = self._renewal_moment(action, state, info.serial)
-            self.schedule.at(ref, when)
-            self.metrics.set_certificate(ref.namespace, ref.name, info.not_after, when, True)
+        leading = not self._stopping.is_set() and self.elector.is_leader()
+        if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
+            assert action.next_renewal is not None
+            # The scheduler wakes the reconciler at the renewal moment itself (ARI moment,
+            # renew-before, lifetime fraction or floor), and the policy treats that moment,
+            # not the window start, as due.
+            self.schedule.at(ref, action.next_renewal)
+            self.metrics.set_certificate(ref.namespace, ref.name, info.not_after,
+                                         action.next_renewal, True)
+            if leading and action.annotations and state.written != dict(action.annotations):
+                state.written = dict(action.annotations)  # once, until the cache shows it
+                execute(self.deps, action, observed)  # persist the moment / repair metadata
             return
         if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
             if state.reported != action.reason.message:
@@ -78,27 +87,18 @@ class Reconciler:
         if info is not None:
             self.metrics.set_certificate(ref.namespace, ref.name, info.not_after, now,
                                          info.not_after > now)
-        if state.retry_at is not None and state.retry_at > now:
-            self.schedule.at(ref, state.retry_at)
+        failure = self.book.failure_state(ref, observed)
+        if failure.waiting(now):
+            assert failure.next_attempt is not None
+            self.schedule.at(ref, failure.next_attempt)
             return
         if state.hold is not None and state.hold.until > now:
             self.schedule.at(ref, state.hold.until)
             return
         if state.foreign_until is not None and state.foreign_until > now:
             return  # refused already; the periodic resync looks again
-        if self._stopping.is_set() or not self.elector.is_leader():
+        if not leading:
             return
         if not self.runner.ca.admit(action, info.not_after if info is not None else None, now):
             return  # its CA is down: the probe wakes the loop when it is back
         self.runner.submit(action)
-
-    @staticmethod
-    def _renewal_moment(action: Action, state: CertState, serial: str) -> datetime:
-        """A random but stable moment inside the ARI window, else the policy's time."""
-        assert action.next_renewal is not None
-        window = state.ari
-        if window is not None and window.end > window.start:
-            spread = (window.end - window.start).total_seconds()
-            offset = random.Random(serial).uniform(0, spread)  # stable per certificate
-            return max(window.start + timedelta(seconds=offset), action.next_renewal)
-        return action.next_renewal

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from certbotk8s.adapters.acme_engine import OrderRequest
+from certbotk8s.app.ari import AriReader
+from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.solvers import SolverFactory
-from certbotk8s.core import secret_meta
+from certbotk8s.core import ratelimit, secret_meta
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
     AcmeError,
     AcmeProblemError,
     AcmeTransientError,
     CertbotK8sError,
+    ChallengeFailed,
     KubeConflict,
     OrderAbandoned,
 )
@@ -41,8 +44,8 @@ from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 
 log = logging.getLogger(__name__)
 
-LAST_ERROR = "certbotk8s.io/last-error"
-LAST_ERROR_AT = "certbotk8s.io/last-error-at"
+LAST_ERROR = secret_meta.LAST_ERROR
+LAST_ERROR_AT = secret_meta.LAST_ERROR_AT
 
 Progress = Callable[[str], None]
 
@@ -56,6 +59,7 @@ class PassDeps:
     issuers: IssuerRegistry
     solvers: SolverFactory
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ledger: LedgerStore | None = None  # the renewal ledger Secret (budget, backoff)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Survey:
     ari: dict[SecretRef, RenewalWindow]
     actions: tuple[Action, ...]
     missing_apis: tuple[str, ...] = ()
+    ari_problems: dict[SecretRef, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class PassReport:
         return bool(self.survey.discovery.problems) or any(not o.ok for o in self.outcomes)
 
 
-def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True) -> Survey:
+def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True,
+           ari_reader: AriReader | None = None) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
     held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations)
             for s in deps.secrets.list_managed()]
@@ -99,15 +105,26 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
     for desired in found.desired:
         stored = deps.secrets.read(desired.secret.namespace, desired.secret.name)
         observed[desired.secret] = observe(stored) if stored is not None else None
-    ari = _read_ari(deps, found.desired, observed) if read_ari else {}
+    ari: dict[SecretRef, RenewalWindow] = {}
+    problems: dict[SecretRef, str] = {}
+    if read_ari:
+        ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
+                                     observed)
     actions = plan(found.desired, observed, deps.clock(), ari)
-    return Survey(found, observed, ari, actions, snapshot.missing_apis)
+    for action in actions:
+        if action.renewal is not None and action.renewal.ignored_window is not None:
+            problems.setdefault(action.desired.secret,
+                                f"ARI window ignored: {action.renewal.ignored_window}")
+    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
 
 
-def _read_ari(deps: PassDeps, desired: Sequence[DesiredCertificate],
-              observed: dict[SecretRef, ObservedSecret | None]) -> dict[SecretRef, RenewalWindow]:
-    """ARI windows for managed, parsable certificates; an ARI failure only loses the window."""
+def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
+                 observed: Mapping[SecretRef, ObservedSecret | None],
+                 ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str]]:
+    """ARI windows for managed, parsable certificates, and what went wrong per Secret (an ARI
+    failure only loses the window: the renewal falls back)."""
     windows: dict[SecretRef, RenewalWindow] = {}
+    problems: dict[SecretRef, str] = {}
     for d in desired:
         seen = observed.get(d.secret)
         if seen is None or not seen.managed or seen.certificate is None:
@@ -117,14 +134,12 @@ def _read_ari(deps: PassDeps, desired: Sequence[DesiredCertificate],
         cert_id = seen.certificate.ari_cert_id
         if not cert_id:
             continue
-        try:
-            window = deps.issuers.engine(d.spec.issuer).renewal_info_for_id(cert_id)
-        except CertbotK8sError as e:
-            log.warning("ARI for %s unavailable: %s", d.secret, e)
-            continue
+        window, problem = reader.read(d.spec.issuer, cert_id)
         if window is not None:
             windows[d.secret] = window
-    return windows
+        if problem is not None:
+            problems[d.secret] = problem
+    return windows, problems
 
 
 def order_id_for(desired: DesiredCertificate) -> str:
@@ -135,10 +150,11 @@ def order_id_for(desired: DesiredCertificate) -> str:
 
 @dataclass(frozen=True)
 class OrderHooks:
-    """Controller extras: persist a new order's URL; continue an interrupted order; stop
-    working on it (`keep_going` says no: leadership lost) and leave it to the next leader."""
+    """Extras: `on_order(url, sends_replaces)` when the CA created an order (the budget records
+    it; the controller persists the URL); continue an interrupted order; stop working on it
+    (`keep_going` says no: leadership lost) and leave it to the next leader."""
 
-    on_order: Callable[[str], None] | None = None
+    on_order: Callable[[str, bool], None] | None = None
     resume_url: str | None = None
     keep_going: Callable[[], bool] | None = None
 
@@ -150,12 +166,21 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     hooks = hooks or OrderHooks()
     if action.kind is ActionKind.NOTHING:
         when = action.next_renewal.strftime("%Y-%m-%d %H:%M UTC") if action.next_renewal else "?"
+        persist_moment(deps, action)
         return Outcome(action, True, f"up to date; renews {when} ({action.reason.message})")
     if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
         reason = "SecretNotManaged" if action.kind is ActionKind.REFUSE else "SecretConflict"
         message = action.reason.message
         _event(deps, d, "Warning", reason, message)
         return Outcome(action, False, message)
+    if action.kind is ActionKind.REPAIR:
+        try:
+            deps.secrets.set_annotations(d.secret.namespace, d.secret.name,
+                                         dict(action.annotations))
+        except CertbotK8sError as e:
+            return Outcome(action, False, f"metadata repair failed: {e}", error=e)
+        _event(deps, d, "Normal", "MetadataRepaired", action.reason.message)
+        return Outcome(action, True, f"repaired: {action.reason.message}")
     try:
         issued = _order(deps, action, observed, hooks)
         if hooks.keep_going is not None and not hooks.keep_going():
@@ -173,13 +198,20 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
         log.warning("%s -> %s: %s", d.source, d.secret, message)
         _event(deps, d, "Warning", "IssuanceFailed", message)
-        if observed is not None and observed.managed:
-            deps.secrets.set_annotations(d.secret.namespace, d.secret.name, {
-                LAST_ERROR: message[:1000],
-                LAST_ERROR_AT: secret_meta.format_time(deps.clock()),
-            })
         return Outcome(action, False, message, error=e)
     return Outcome(action, True, announce(deps, action, issued), issued)
+
+
+def persist_moment(deps: PassDeps, action: Action) -> None:
+    """Keep the renewal moment chosen in the ARI window on the Secret (a restart, another
+    replica or the next CronJob run renews at the same moment). Best effort."""
+    if action.kind is not ActionKind.NOTHING or not action.annotations:
+        return
+    d = action.desired
+    try:
+        deps.secrets.set_annotations(d.secret.namespace, d.secret.name, dict(action.annotations))
+    except CertbotK8sError as e:
+        log.info("cannot keep the renewal moment on %s: %s", d.secret, e)
 
 
 def announce(deps: PassDeps, action: Action, issued: IssuedCertificate) -> str:
@@ -211,6 +243,13 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
     solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going)
+
+    def on_order(sends_replaces: bool) -> Callable[[str], None]:
+        def record(url: str) -> None:
+            if hooks.on_order is not None:
+                hooks.on_order(url, sends_replaces)
+        return record
+
     if hooks.resume_url is not None:
         try:
             return engine.resume(hooks.resume_url, request, solvers, hooks.keep_going)
@@ -220,7 +259,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             log.info("%s: cannot continue order %s (%s); placing a new one", d.secret,
                      hooks.resume_url, e)
     try:
-        return engine.issue(request, solvers, on_order=hooks.on_order,
+        return engine.issue(request, solvers, on_order=on_order(replaces is not None),
                             keep_going=hooks.keep_going)
     except AcmeProblemError as e:
         # The old certificate was already replaced (e.g. an earlier order completed but its
@@ -233,7 +272,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             OrderRequest(hosts=request.hosts, challenge=request.challenge,
                          key_type=request.key_type, profile=request.profile,
                          preferred_chain=request.preferred_chain),
-            solvers, on_order=hooks.on_order, keep_going=hooks.keep_going,
+            solvers, on_order=on_order(False), keep_going=hooks.keep_going,
         )
 
 
@@ -281,7 +320,15 @@ def report_problems(deps: PassDeps, found: Discovery) -> None:
 
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None) -> PassReport:
-    """Issue or renew everything due, one certificate after another, and report."""
+    """Issue or renew everything due, one certificate after another, and report. The same
+    budget and backoff as the controller (kept on the cluster) decide whether an order may go."""
+    book = RenewalBook(deps.config, deps.secrets, deps.ledger)
+    book.load()
+    now = deps.clock()
+    try:
+        book.set_issued((s.annotations for s in deps.secrets.list_managed()), now)
+    except CertbotK8sError as e:
+        log.warning("cannot list managed Secrets for the rate-limit budget: %s", e)
     current = survey(deps, namespaces)
     report_problems(deps, current.discovery)
     for problem in current.discovery.problems:
@@ -291,10 +338,85 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     for index, action in enumerate(current.actions, 1):
         d = action.desired
         label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
+        observed = current.observed.get(d.secret)
+        if d.secret in current.ari_problems:
+            progress(f"{label}: note: {current.ari_problems[d.secret]}")
         if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
             progress(f"{label}: {action.kind.value.lower()} ({action.reason.message}) ...")
-        outcome = execute(deps, action, current.observed.get(d.secret))
+            outcome = ordered(deps, book, action, observed)
+        else:
+            outcome = execute(deps, action, observed)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else "FAILED"
         progress(f"{label}: {status}: {outcome.message}")
+    book.flush(force=True)
     return PassReport(current, tuple(outcomes))
+
+
+def ordered(deps: PassDeps, book: RenewalBook, action: Action,
+            observed: ObservedSecret | None) -> Outcome:
+    """One ISSUE/RENEW of `renew --once`: backoff, budget, order, and the records of each."""
+    ref = action.desired.secret
+    now = deps.clock()
+    state = book.failure_state(ref, observed)
+    if state.waiting(now):
+        assert state.next_attempt is not None
+        return Outcome(action, False, f"backing off after {state.failures} failed attempts; "
+                       f"next attempt at {secret_meta.format_time(state.next_attempt)} "
+                       f"(last error: {state.last_error or '-'})")
+    hold = book.check(action, observed, now)
+    if hold is not None:
+        message = hold_message(hold)
+        _event(deps, action.desired, "Warning", "RateLimitHold", message)
+        annotate_error(deps, ref, observed, message, now)
+        return Outcome(action, False, message)
+
+    def on_order(url: str, sends_replaces: bool) -> None:
+        book.order_placed(ref.namespace, deps.clock(), sends_replaces)
+
+    outcome = execute(deps, action, observed, OrderHooks(on_order))
+    record_outcome(deps, book, [action], observed, outcome, now)
+    return outcome
+
+
+def hold_message(hold: ratelimit.Hold) -> str:
+    return (f"rate-limit hold: {hold.message}; ordering possible at "
+            f"{secret_meta.format_time(hold.until)}")
+
+
+def annotate_error(deps: PassDeps, ref: SecretRef, observed: ObservedSecret | None,
+                   message: str, now: datetime) -> None:
+    """Show `message` as the Secret's last error (`certbotk8s status`), when it is ours."""
+    if observed is None or not observed.managed:
+        return
+    try:
+        deps.secrets.set_annotations(ref.namespace, ref.name, {
+            LAST_ERROR: message[:secret_meta.LAST_ERROR_MAX],
+            LAST_ERROR_AT: secret_meta.format_time(now)})
+    except CertbotK8sError as e:
+        log.warning("cannot annotate %s: %s", ref, e)
+
+
+def record_outcome(deps: PassDeps, book: RenewalBook, actions: Sequence[Action],
+                   observed: ObservedSecret | None, outcome: Outcome, now: datetime) -> None:
+    """After one order for `actions` (Secrets sharing it; `observed` is the first one's):
+    failed authorizations into the budget, backoff for every Secret on failure, else cleared."""
+    if isinstance(outcome.error, ChallengeFailed):
+        book.authz_failed([outcome.error.host], now)  # only the authorization that failed
+    for index, action in enumerate(actions):
+        ref = action.desired.secret
+        if outcome.ok:
+            book.succeeded(ref)
+            continue
+        seen = observed if index == 0 else _read(deps, ref)
+        state = book.failed(ref, seen, now, outcome.message)
+        log.warning("%s: attempt %d failed, next attempt at %s", ref, state.failures,
+                    state.next_attempt)
+
+
+def _read(deps: PassDeps, ref: SecretRef) -> ObservedSecret | None:
+    try:
+        stored = deps.secrets.read(ref.namespace, ref.name)
+    except CertbotK8sError:
+        return None
+    return observe(stored) if stored is not None else None

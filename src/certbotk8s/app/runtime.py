@@ -17,6 +17,7 @@ from certbotk8s.adapters.kube import (
     KubeSecretStore,
     KubeSourceReader,
 )
+from certbotk8s.adapters.kube_ledger import KubeLedger
 from certbotk8s.adapters.routing import KubeRoutingPublisher
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.issuers import IssuerRegistry
@@ -67,5 +68,6 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
             config, KubeAccountStore(api, config.controller_namespace), secrets, observer,
             AccountEvents(events, config.controller_namespace, account_metric)),
         solvers=SolverFactory(config, secrets, tokens, routing),
+        ledger=KubeLedger(api, config.controller_namespace),
     )
     return Runtime(config, api, deps, tokens, routing)

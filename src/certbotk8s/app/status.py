@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from certbotk8s.adapters.kube_events import list_events
+from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.renewal_pass import LAST_ERROR, survey
 from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
@@ -39,6 +40,9 @@ def _time(value: datetime | None) -> str:
 
 def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     current = survey(runtime.deps, namespaces)
+    book = RenewalBook(runtime.deps.config, runtime.deps.secrets, runtime.deps.ledger)
+    book.load()  # failure state of Secrets that do not exist yet
+    now = runtime.deps.clock()
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
     for action in current.actions:
@@ -47,15 +51,26 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
         observed = current.observed.get(d.secret)
         info = observed.certificate if observed is not None else None
         last_error = observed.annotations.get(LAST_ERROR, "") if observed is not None else ""
-        if action.kind is ActionKind.NOTHING:
-            next_at, why = _time(action.next_renewal), action.reason.message
+        if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
+            next_at = _time(action.next_renewal)
+            why = (action.renewal.reason.message if action.renewal is not None
+                   else action.reason.message)
+            if action.kind is ActionKind.REPAIR:
+                why = f"{why}; {action.reason.message}"
         elif action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
             next_at, why = "never", action.reason.message
             last_error = last_error or action.reason.message
         else:
             next_at, why = "now", action.reason.message
+            failure = book.failure_state(d.secret, observed)
+            if failure.waiting(now):
+                next_at = _time(failure.next_attempt)
+                why = f"backing off after {failure.failures} failed attempts; {why}"
+                last_error = last_error or failure.last_error
             if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
                 last_error = _last_warning(runtime, d.source)
+        if d.secret in current.ari_problems:
+            why = f"{why} ({current.ari_problems[d.secret]})"
         rows.append(StatusRow(
             source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
             not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,

@@ -472,8 +472,15 @@ class _Parser:
                   "certificatesPerIdentifierSet": "certs_per_set",
                   "ordersPer3Hours": "orders_per_account",
                   "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
-        m = self.mapping(value, path, frozenset(fields))
+        m = self.mapping(value, path, frozenset({*fields, "namespaceOrderShare"}))
         numbers: dict[str, int] = {}
+        share = m.get("namespaceOrderShare")
+        if share is not None:
+            if isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100:
+                self.error(_join(path, "namespaceOrderShare"),
+                           f"must be a percentage 1..100, got {share!r}")
+            else:
+                numbers["namespace_share_percent"] = share
         for key, attribute in fields.items():
             raw = m.get(key)
             if raw is None:

@@ -102,6 +102,10 @@ class OrderTimeout(AcmeError):
     """The order did not reach the wanted state within its deadline."""
 
 
+class AriMalformed(AcmeError):
+    """The CA's renewal info (ARI) could not be read as a window; callers fall back."""
+
+
 # --- challenge solvers --------------------------------------------------------------------
 
 

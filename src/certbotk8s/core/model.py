@@ -127,10 +127,11 @@ class CertificateInfo:
 
 @dataclass(frozen=True)
 class RenewalWindow:
-    """ARI suggested window (RFC 9773)."""
+    """ARI suggested window (RFC 9773) for the certificate `cert_id` (its ARI CertID)."""
 
     start: datetime
     end: datetime
+    cert_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@
   (discovery already filters these, plan checks again so it is safe on any input).
 - RENEW: a check fired and the managed Secret holds a parsable certificate (the order can
   name it in ARI `replaces`); ISSUE: a check fired otherwise.
-- NOTHING: no check fired; `next_renewal` says when one will.
+- REPAIR: no check fired but certbotk8s annotations are missing or wrong: rewrite them (no
+  order). `annotations` holds the values to set.
+- NOTHING: no check fired; `next_renewal` says when one will, `renewal` how that was decided.
+  `annotations` holds the chosen ARI moment when it is not yet persisted on the Secret.
 Identical desired certificates for one Secret collapse into one (the smallest source wins).
 Actions come sorted by Secret.
 """
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from certbotk8s.core import secret_meta
 from certbotk8s.core.model import DesiredCertificate, ObservedSecret, RenewalWindow, SecretRef
-from certbotk8s.core.policy import Reason, ReasonCode, evaluate, next_renewal
+from certbotk8s.core.policy import Reason, ReasonCode, evaluate, renewal_time_of
+from certbotk8s.core.renewal import RenewalTime
 
 
 class ActionKind(enum.Enum):
@@ -27,6 +32,7 @@ class ActionKind(enum.Enum):
     NOTHING = "Nothing"
     REFUSE = "Refuse"
     CONFLICT = "Conflict"
+    REPAIR = "Repair"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class Action:
     desired: DesiredCertificate
     reason: Reason
     next_renewal: datetime | None = None
+    renewal: RenewalTime | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 def _source_key(d: DesiredCertificate) -> tuple[str, str, str, str, str]:
@@ -82,15 +90,31 @@ def _one(
     reason = evaluate(desired, observed, now, ari)
     if reason is None:
         assert observed is not None and observed.certificate is not None  # checks guarantee
-        at, why = next_renewal(observed.certificate, desired.spec.renew_before, ari, now)
+        info = observed.certificate
+        decided = renewal_time_of(desired, info, ari, observed.annotations)
+        at = max(decided.at, now)
+        repairs = secret_meta.metadata_repairs(desired, info, observed.annotations)
+        if repairs:
+            return Action(
+                ActionKind.REPAIR, desired,
+                Reason(ReasonCode.METADATA_REPAIR,
+                       f"annotations {', '.join(sorted(repairs))} missing or wrong; "
+                       "rewritten from the certificate and the source, no new order"),
+                next_renewal=at, renewal=decided, annotations=repairs,
+            )
+        persist: dict[str, str] = {}
+        if decided.moment is not None:
+            value = secret_meta.format_moment(decided.moment)
+            if observed.annotations.get(secret_meta.RENEWAL_MOMENT) != value:
+                persist[secret_meta.RENEWAL_MOMENT] = value
         return Action(
             ActionKind.NOTHING,
             desired,
             Reason(
                 ReasonCode.UP_TO_DATE,
-                f"valid until {observed.certificate.not_after}; renewal at {at} ({why.message})",
+                f"valid until {info.not_after}; renewal at {at} ({decided.reason.message})",
             ),
-            next_renewal=at,
+            next_renewal=at, renewal=decided, annotations=persist,
         )
     if reason.code is ReasonCode.NOT_MANAGED:
         return Action(ActionKind.REFUSE, desired, reason)

@@ -1,58 +1,27 @@
 """ "Renew now?" as an ordered chain of small named checks (after cert-manager's policies.go).
 
 Each check looks at (desired, observed, now, ari) and returns a Reason when the Secret needs a
-new certificate, else None. `evaluate` runs the chain and returns the first Reason. The timing
-checks agree with `next_renewal`: a certificate is due exactly when `now >= next_renewal(...)[0]`.
-
-Timing: the ARI window start when the CA gave a (well-formed) window, else the point where 1/3
-of the lifetime is left (1/2 for lifetimes under 10 days); a configured renew-before moves the
-time earlier, never later, and is ignored when it is not shorter than the lifetime.
+new certificate, else None. `evaluate` runs the chain and returns the first Reason. The last
+check, `renewal_due`, is the one timing decision of core.renewal, so a certificate is due exactly
+when `now >= renewal_time_of(...).at`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from certbotk8s.core import secret_meta
-from certbotk8s.core.durations import format_duration
 from certbotk8s.core.model import (
     CertificateInfo,
     DesiredCertificate,
     ObservedSecret,
     RenewalWindow,
 )
+from certbotk8s.core.reasons import Reason, ReasonCode
+from certbotk8s.core.renewal import RenewalTime, renewal_time
 
-SHORT_LIFETIME = timedelta(days=10)
-
-
-class ReasonCode(enum.StrEnum):
-    SECRET_MISSING = "SecretMissing"
-    NOT_MANAGED = "NotManaged"
-    CERTIFICATE_UNPARSABLE = "CertificateUnparsable"
-    KEY_MISMATCH = "KeyMismatch"
-    HOSTS_CHANGED = "HostsChanged"
-    KEY_TYPE_CHANGED = "KeyTypeChanged"
-    ISSUER_CHANGED = "IssuerChanged"
-    PROFILE_CHANGED = "ProfileChanged"
-    EXPIRED = "Expired"
-    INSIDE_ARI_WINDOW = "InsideAriWindow"
-    INSIDE_RENEW_BEFORE = "InsideRenewBefore"
-    EXPIRING_LIFETIME_FRACTION = "ExpiringLifetimeFraction"
-    # Not renewal triggers: used by plan for its other outcomes.
-    UP_TO_DATE = "UpToDate"
-    SECRET_CONFLICT = "SecretConflict"
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: ReasonCode
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+__all__ = ["CHECKS", "Reason", "ReasonCode", "evaluate", "renewal_time_of"]
 
 
 Check = Callable[
@@ -60,51 +29,13 @@ Check = Callable[
 ]
 
 
-def _valid_window(ari: RenewalWindow | None) -> RenewalWindow | None:
-    """RFC 9773: a window whose end is not after its start is treated as absent."""
-    return ari if ari is not None and ari.end > ari.start else None
-
-
-def _effective_renew_before(
-    info: CertificateInfo, renew_before: timedelta | None
-) -> timedelta | None:
-    if renew_before is None or renew_before >= info.lifetime:
-        return None
-    return renew_before
-
-
-def _fraction_time(info: CertificateInfo) -> tuple[datetime, str]:
-    if info.lifetime < SHORT_LIFETIME:
-        return info.not_before + info.lifetime / 2, "1/2 of a lifetime under 10 days"
-    return info.not_before + info.lifetime * 2 / 3, "2/3 of the lifetime"
-
-
-def next_renewal(
-    info: CertificateInfo,
-    renew_before: timedelta | None,
-    ari: RenewalWindow | None,
-    now: datetime,
-) -> tuple[datetime, Reason]:
-    """When to renew `info`, and which rule decided. Never earlier than `now`.
-
-    The ARI window start when given (the caller randomises inside the window), else notBefore
-    plus 2/3 of the lifetime (1/2 under 10 days); notAfter - renew_before when that is earlier.
-    """
-    window = _valid_window(ari)
-    if window is not None:
-        at = window.start
-        reason = Reason(ReasonCode.INSIDE_ARI_WINDOW, f"ARI window starts {window.start}")
-    else:
-        at, why = _fraction_time(info)
-        reason = Reason(ReasonCode.EXPIRING_LIFETIME_FRACTION, f"{why} elapses at {at}")
-    effective = _effective_renew_before(info, renew_before)
-    if effective is not None and info.not_after - effective < at:
-        at = info.not_after - effective
-        reason = Reason(
-            ReasonCode.INSIDE_RENEW_BEFORE,
-            f"renew-before {format_duration(effective)} begins at {at}",
-        )
-    return max(at, now), reason
+def renewal_time_of(
+    desired: DesiredCertificate, info: CertificateInfo, ari: RenewalWindow | None,
+    annotations: Mapping[str, str],
+) -> RenewalTime:
+    """The renewal decision for the certificate a Secret holds (its persisted moment included)."""
+    return renewal_time(info, desired.spec.renew_before, ari,
+                        secret_meta.parse_moment(annotations))
 
 
 # -- the checks, in order ------------------------------------------------------------------
@@ -205,7 +136,9 @@ def issuer_changed(
     if observed is None:
         return None
     have = observed.annotations.get(secret_meta.ISSUER)
-    if have != desired.spec.issuer:
+    # A lost annotation is repaired without an order (plan: MetadataRepair); a different
+    # recorded issuer is a real change.
+    if have is not None and have != desired.spec.issuer:
         return Reason(
             ReasonCode.ISSUER_CHANGED,
             f"issued by {have or 'an unrecorded issuer'}, wanted {desired.spec.issuer}",
@@ -219,8 +152,8 @@ def profile_changed(
     now: datetime,
     ari: RenewalWindow | None,
 ) -> Reason | None:
-    if observed is None:
-        return None
+    if observed is None or secret_meta.PROFILE not in observed.annotations:
+        return None  # lost: repaired without an order
     have = observed.annotations.get(secret_meta.PROFILE) or None
     if have != desired.spec.profile:
         return Reason(
@@ -243,53 +176,17 @@ def expired(
     return None
 
 
-def inside_ari_window(
+def renewal_due(
     desired: DesiredCertificate,
     observed: ObservedSecret | None,
     now: datetime,
     ari: RenewalWindow | None,
 ) -> Reason | None:
-    window = _valid_window(ari)
-    if observed is None or observed.certificate is None or window is None:
-        return None
-    if now >= window.start:
-        return Reason(
-            ReasonCode.INSIDE_ARI_WINDOW,
-            f"inside the CA's renewal window {window.start} .. {window.end}",
-        )
-    return None
-
-
-def inside_renew_before(
-    desired: DesiredCertificate,
-    observed: ObservedSecret | None,
-    now: datetime,
-    ari: RenewalWindow | None,
-) -> Reason | None:
+    """The renewal moment (core.renewal: ARI moment, renew-before, lifetime fraction, floor)."""
     if observed is None or observed.certificate is None:
         return None
-    info = observed.certificate
-    effective = _effective_renew_before(info, desired.spec.renew_before)
-    if effective is not None and now >= info.not_after - effective:
-        return Reason(
-            ReasonCode.INSIDE_RENEW_BEFORE,
-            f"expires {info.not_after}, within renew-before {format_duration(effective)}",
-        )
-    return None
-
-
-def expiring_lifetime_fraction(
-    desired: DesiredCertificate,
-    observed: ObservedSecret | None,
-    now: datetime,
-    ari: RenewalWindow | None,
-) -> Reason | None:
-    if observed is None or observed.certificate is None or _valid_window(ari) is not None:
-        return None
-    at, why = _fraction_time(observed.certificate)
-    if now >= at:
-        return Reason(ReasonCode.EXPIRING_LIFETIME_FRACTION, f"{why} elapsed at {at}")
-    return None
+    decided = renewal_time_of(desired, observed.certificate, ari, observed.annotations)
+    return decided.reason if decided.due(now) else None
 
 
 CHECKS: tuple[Check, ...] = (
@@ -302,9 +199,7 @@ CHECKS: tuple[Check, ...] = (
     issuer_changed,
     profile_changed,
     expired,
-    inside_ari_window,
-    inside_renew_before,
-    expiring_lifetime_fraction,
+    renewal_due,
 )
 
 

@@ -7,9 +7,15 @@ account per 3 hours, 5 failed authorizations per identifier per account per hour
 
 Let's Encrypt refills its buckets gradually (token bucket); here every limit is a sliding window
 over what we recorded, which is stricter: a window never holds more than the limit, so an order
-this module allows is one the CA allows too (as far as our records are complete). Renewals that
-send ARI's `replaces` are exempt from the two certificate limits, as at Let's Encrypt, and do not
-use up the registered domain's budget either.
+this module allows is one the CA allows too (as far as our records are complete). Only orders
+that send ARI's `replaces` (a renewal of the same names from the same CA) are exempt from the
+new-order limits (orders per account, certificates per domain and per identifier set), as at
+Let's Encrypt, and do not use up those budgets either. Every other order counts.
+
+On top of the CA's limits: one namespace may use at most `namespace_share_percent` of the
+account's new orders (default half), so one tenant cannot starve the others.
+
+Each check is linear in the records passed (grouped once, never hosts x records).
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ LIMIT_CERTS_PER_DOMAIN = "certificates-per-registered-domain"
 LIMIT_CERTS_PER_SET = "certificates-per-identifier-set"
 LIMIT_ORDERS_PER_ACCOUNT = "new-orders-per-account"
 LIMIT_FAILED_AUTHZ = "failed-authorizations-per-identifier"
+LIMIT_NAMESPACE_SHARE = "namespace-share-of-new-orders"
 ALL_LIMITS = (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     LIMIT_ORDERS_PER_ACCOUNT,
     LIMIT_FAILED_AUTHZ,
+    LIMIT_NAMESPACE_SHARE,
 )
 
 
@@ -47,9 +55,12 @@ class IssuanceRecord:
 
 @dataclass(frozen=True)
 class OrderRecord:
-    """A new order created with the account at `at`."""
+    """A new order created with the account at `at`, for a Secret in `namespace`; `exempt`
+    when the CA accepted its `replaces` (a renewal: not counted against new-order limits)."""
 
     at: datetime
+    namespace: str = ""
+    exempt: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ class Limits:
     orders_per_account_window: timedelta = timedelta(hours=3)
     failed_authz_per_identifier: int = 5
     failed_authz_window: timedelta = timedelta(hours=1)
+    namespace_share_percent: int = 50  # of orders_per_account one namespace may use
 
 
 @dataclass(frozen=True)
@@ -143,35 +155,49 @@ def check_budget(
     failures: Sequence[FailedAuthz],
     ari_renewal: bool,
     limits: Limits = Limits(),
+    namespace: str | None = None,
 ) -> Hold | None:
     """None when an order for `hosts` fits every limit at `now`, else the Hold that lasts longest
     (its `until` is when every exhausted limit has room again, provided nothing new is recorded).
 
     `issued`, `orders` and `failures` are what we know was spent (records outside their window
     are ignored, so callers may pass more). `ari_renewal` says the order will send `replaces`:
-    it is then exempt from the per-domain and identical-set limits.
+    it is then exempt from the new-order limits. `namespace`: the Secret's namespace, for its
+    share of the account's orders (None: no share check).
     """
     holds: list[Hold] = []
     wanted = identifier_set(hosts)
 
-    until = _window_hold(
-        [o.at for o in orders], limits.orders_per_account, limits.orders_per_account_window, now
-    )
-    if until is not None:
-        holds.append(
-            Hold(
-                LIMIT_ORDERS_PER_ACCOUNT,
-                "account",
-                until,
+    if not ari_renewal:
+        counted_orders = [o for o in orders if not o.exempt]
+        until = _window_hold([o.at for o in counted_orders], limits.orders_per_account,
+                             limits.orders_per_account_window, now)
+        if until is not None:
+            holds.append(Hold(
+                LIMIT_ORDERS_PER_ACCOUNT, "account", until,
                 f"{limits.orders_per_account} new orders per account per "
-                f"{_span(limits.orders_per_account_window)} used up",
-            )
-        )
+                f"{_span(limits.orders_per_account_window)} used up"))
+        share = namespace_share(limits)
+        if namespace is not None and share < limits.orders_per_account:
+            until = _window_hold([o.at for o in counted_orders if o.namespace == namespace],
+                                 share, limits.orders_per_account_window, now)
+            if until is not None:
+                holds.append(Hold(
+                    LIMIT_NAMESPACE_SHARE, namespace, until,
+                    f"namespace {namespace} used its share ({share}) of the account's "
+                    f"{limits.orders_per_account} new orders per "
+                    f"{_span(limits.orders_per_account_window)}"))
 
-    for identifier in sorted({_base_name(h) for h in wanted}):
-        times = [f.at for f in failures if _base_name(f.identifier) == identifier]
+    wanted_bases = {_base_name(h) for h in wanted}
+    failed_at: dict[str, list[datetime]] = {}
+    for f in failures:
+        base = _base_name(f.identifier)
+        if base in wanted_bases:
+            failed_at.setdefault(base, []).append(f.at)
+    for identifier in sorted(failed_at):
         until = _window_hold(
-            times, limits.failed_authz_per_identifier, limits.failed_authz_window, now
+            failed_at[identifier], limits.failed_authz_per_identifier,
+            limits.failed_authz_window, now
         )
         if until is not None:
             holds.append(
@@ -199,12 +225,16 @@ def check_budget(
                 )
             )
 
-        counted = [r for r in issued if not r.renewal_with_ari]
-        domains_of = [(r.at, {registered_domain(h) for h in r.hosts}) for r in counted]
-        for domain in sorted({registered_domain(h) for h in wanted}):
-            times = [at for at, domains in domains_of if domain in domains]
+        wanted_domains = {registered_domain(h) for h in wanted}
+        per_domain: dict[str, list[datetime]] = {}
+        for r in issued:
+            if r.renewal_with_ari:
+                continue
+            for domain in {registered_domain(h) for h in r.hosts} & wanted_domains:
+                per_domain.setdefault(domain, []).append(r.at)
+        for domain in sorted(per_domain):
             until = _window_hold(
-                times, limits.certs_per_domain, limits.certs_per_domain_window, now
+                per_domain[domain], limits.certs_per_domain, limits.certs_per_domain_window, now
             )
             if until is not None:
                 holds.append(
@@ -219,6 +249,11 @@ def check_budget(
                 )
 
     return max(holds, key=lambda h: h.until, default=None)
+
+
+def namespace_share(limits: Limits) -> int:
+    """How many of the account's new orders one namespace may hold in the window (>= 1)."""
+    return max(1, limits.orders_per_account * limits.namespace_share_percent // 100)
 
 
 def _span(window: timedelta) -> str:

@@ -1,7 +1,8 @@
 """The label and annotations that mark a Secret as certbotk8s's and record what it holds.
 
 Times are RFC 3339 UTC (`2025-01-31T12:00:00Z`); hosts are comma-separated A-labels; the
-source is `Kind/namespace/name`. An absent profile means "the CA's default".
+source is `Kind/namespace/name`. An empty profile means "the CA's default"; an absent one was
+lost (repaired from the source's spec).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from certbotk8s.core.model import CertificateInfo, DesiredCertificate, KeyType
+from certbotk8s.core.backoff import FailureState
+from certbotk8s.core.model import CertificateInfo, DesiredCertificate, KeyType, RenewalWindow
 from certbotk8s.core.ratelimit import IssuanceRecord
+from certbotk8s.core.renewal import ChosenMoment
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "certbotk8s"
@@ -68,10 +71,20 @@ def build_secret_metadata(
         ARI_CERT_ID: info.ari_cert_id,
         SOURCE: str(desired.source),
         ISSUED_AT: format_time(issued_at),
+        PROFILE: desired.spec.profile or "",
     }
-    if desired.spec.profile is not None:
-        annotations[PROFILE] = desired.spec.profile
     return SecretMetadata(labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE}, annotations=annotations)
+
+
+REPAIRABLE = (HOSTS, ISSUER, KEY_TYPE, NOT_BEFORE, NOT_AFTER, SERIAL, ARI_CERT_ID, SOURCE, PROFILE)
+
+
+def metadata_repairs(desired: DesiredCertificate, info: CertificateInfo,
+                     annotations: Mapping[str, str]) -> dict[str, str]:
+    """The certbotk8s annotations that are missing or wrong for a Secret holding `info` for
+    `desired` (what the certificate says, and the source's spec), with their right values."""
+    right = build_secret_metadata(desired, info, info.not_before).annotations
+    return {key: right[key] for key in REPAIRABLE if annotations.get(key) != right[key]}
 
 
 def recorded_hosts(annotations: Mapping[str, str]) -> tuple[str, ...]:
@@ -138,3 +151,58 @@ def issuance_records(annotations: Mapping[str, str], now: datetime) -> list[Issu
     last = len(times) - 1
     return [IssuanceRecord(hosts=hosts, at=t, renewal_with_ari=replaced and i == last)
             for i, t in enumerate(times)]
+
+
+# --- the chosen renewal moment (ARI) ------------------------------------------------------
+
+RENEWAL_MOMENT = "certbotk8s.io/renewal-moment"
+"""`<moment> <ARI CertID> <window start> <window end>`: the point picked in the CA's window for
+this certificate, so a restart or another replica renews at the same moment."""
+
+
+def format_moment(moment: ChosenMoment) -> str:
+    w = moment.window
+    return " ".join((format_time(moment.at), moment.cert_id, format_time(w.start),
+                     format_time(w.end)))
+
+
+def parse_moment(annotations: Mapping[str, str]) -> ChosenMoment | None:
+    """The persisted moment, or None when absent or malformed (a malformed one is re-picked)."""
+    parts = annotations.get(RENEWAL_MOMENT, "").split()
+    if len(parts) != 4:
+        return None
+    at, start, end = (parse_time(parts[i]) for i in (0, 2, 3))
+    if at is None or start is None or end is None:
+        return None
+    return ChosenMoment(at, parts[1], RenewalWindow(start, end, parts[1]))
+
+
+# --- failure state (backoff) --------------------------------------------------------------
+
+FAILURES = "certbotk8s.io/failures"
+"""Consecutive failed orders for this Secret (absent or 0 after a success)."""
+NEXT_ATTEMPT = "certbotk8s.io/next-attempt"
+"""No order for this Secret before this time (backoff), RFC 3339."""
+LAST_ERROR = "certbotk8s.io/last-error"
+LAST_ERROR_AT = "certbotk8s.io/last-error-at"
+LAST_ERROR_MAX = 1000
+
+
+def parse_failures(annotations: Mapping[str, str]) -> FailureState:
+    """The failure state recorded on a Secret; anything unreadable counts as none."""
+    try:
+        failures = max(0, int(annotations.get(FAILURES, "0") or "0"))
+    except ValueError:
+        failures = 0
+    next_attempt = parse_time(annotations.get(NEXT_ATTEMPT, "")) if failures else None
+    return FailureState(failures, next_attempt, annotations.get(LAST_ERROR, ""))
+
+
+def failure_annotations(state: FailureState, now: datetime) -> dict[str, str]:
+    """Annotations recording `state` (all four, so a success can clear them by value)."""
+    return {
+        FAILURES: str(state.failures),
+        NEXT_ATTEMPT: format_time(state.next_attempt) if state.next_attempt else "",
+        LAST_ERROR: state.last_error[:LAST_ERROR_MAX],
+        LAST_ERROR_AT: format_time(now),
+    }

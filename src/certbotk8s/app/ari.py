@@ -1,0 +1,44 @@
+"""Reading ARI windows for both modes: a CA that is unreachable or answers nonsense only loses
+the window (the renewal falls back), is logged once per certificate and is counted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.core.errors import AriMalformed, CertbotK8sError
+from certbotk8s.core.model import RenewalWindow
+
+log = logging.getLogger(__name__)
+
+
+class AriReader:
+    """`read(issuer, cert_id)` -> (window or None, problem text or None). Never raises."""
+
+    def __init__(self, issuers: IssuerRegistry,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self._issuers = issuers
+        self._on_error = on_error
+        self._logged: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def read(self, issuer: str, cert_id: str) -> tuple[RenewalWindow | None, str | None]:
+        try:
+            return self._issuers.engine(issuer).renewal_info_for_id(cert_id), None
+        except AriMalformed as e:
+            return None, self._problem("malformed", cert_id, f"{e}; using the fallback timing")
+        except CertbotK8sError as e:
+            return None, self._problem("unavailable", cert_id,
+                                       f"ARI unavailable: {e}; using the fallback timing")
+
+    def _problem(self, kind: str, cert_id: str, message: str) -> str:
+        if self._on_error is not None:
+            self._on_error(kind)
+        with self._lock:
+            first = (kind, cert_id) not in self._logged
+            self._logged.add((kind, cert_id))
+        if first:  # once per certificate and kind: a fleet-wide CA problem must not flood logs
+            log.warning("ARI for certificate %s: %s", cert_id, message)
+        return message

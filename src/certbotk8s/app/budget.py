@@ -1,0 +1,184 @@
+"""The rate-limit budget and the backoff state, the same for `renew --once` and the controller,
+kept on the cluster so a restart or the next CronJob run honours them.
+
+- Issuances: each managed Secret's `issued-7d` history (rebuilt from the Secrets, `set_issued`).
+- New orders and failed authorizations: the ledger Secret (adapters/kube_ledger.py).
+- Failure state per Secret: annotations on the Secret when it exists and is ours, else a ledger
+  entry; the process also keeps what it wrote last (an informer cache may lag behind it).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from certbotk8s.core import ledger as ledger_codec
+from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.core.backoff import JITTER, FailureState, after_failure
+from certbotk8s.core.config import Config
+from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.model import ObservedSecret, SecretRef
+from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.ports import SecretStore
+
+log = logging.getLogger(__name__)
+
+
+class LedgerStore(Protocol):
+    def load(self) -> dict[str, Any]: ...
+    def save(self, values: dict[str, Any]) -> None: ...
+
+
+class RenewalBook:
+    """Thread-safe; `flush` writes the ledger (throttled unless forced)."""
+
+    def __init__(self, config: Config, secrets: SecretStore, ledger: LedgerStore | None, *,
+                 save_every: float = 1.0,
+                 jitter: Callable[[], float] = lambda: random.uniform(*JITTER)) -> None:
+        self._config = config
+        self._secrets = secrets
+        self._store = ledger
+        self._save_every = save_every
+        self._jitter = jitter
+        self._lock = threading.RLock()
+        self._ledger = ledger_codec.Ledger()
+        self._issued: list[ratelimit.IssuanceRecord] = []
+        self._written: dict[SecretRef, FailureState] = {}
+        self._dirty = False
+        self._saved = 0.0
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the ledger (at start and when becoming leader); a failure keeps what we have."""
+        if self._store is None:
+            return
+        try:
+            loaded = ledger_codec.from_json(self._store.load())
+        except CertbotK8sError as e:
+            log.warning("cannot read the renewal ledger: %s", e)
+            return
+        with self._lock:
+            known = {(o.at, o.namespace) for o in self._ledger.orders}
+            self._ledger.orders += [o for o in loaded.orders if (o.at, o.namespace) not in known]
+            seen = {(f.at, f.identifier) for f in self._ledger.failed_authz}
+            self._ledger.failed_authz += [f for f in loaded.failed_authz
+                                          if (f.at, f.identifier) not in seen]
+            self._ledger.failures = {**loaded.failures, **self._ledger.failures}
+
+    def set_issued(self, annotations: Iterable[dict[str, str]], now: datetime) -> None:
+        """What this installation issued in the last 7 days, from the managed Secrets."""
+        records = [r for a in annotations for r in secret_meta.issuance_records(a, now)]
+        with self._lock:
+            self._issued = records
+
+    # -- the budget -----------------------------------------------------------------------------
+
+    @staticmethod
+    def sends_replaces(action: Action, observed: ObservedSecret | None) -> bool:
+        """Whether the order for `action` will name the current certificate in `replaces`
+        (same CA, same names: see renewal_pass._order)."""
+        d = action.desired
+        return (action.kind is ActionKind.RENEW and observed is not None
+                and observed.certificate is not None
+                and bool(observed.certificate.ari_cert_id)
+                and observed.annotations.get(secret_meta.ISSUER) == d.spec.issuer
+                and set(observed.certificate.sans) == set(d.spec.hosts))
+
+    def check(self, action: Action, observed: ObservedSecret | None,
+              now: datetime) -> ratelimit.Hold | None:
+        limits = self._config.issuers[action.desired.spec.issuer].rate_limits
+        with self._lock:
+            self._ledger.prune(now, limits)
+            issued = list(self._issued)
+            orders = list(self._ledger.orders)
+            failures = list(self._ledger.failed_authz)
+        return ratelimit.check_budget(
+            action.desired.spec.hosts, now, issued, orders, failures,
+            ari_renewal=self.sends_replaces(action, observed), limits=limits,
+            namespace=action.desired.secret.namespace)
+
+    def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
+        with self._lock:
+            self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
+            self._dirty = True
+        self.flush()
+
+    def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
+        with self._lock:
+            self._ledger.failed_authz += [ratelimit.FailedAuthz(i, at) for i in identifiers]
+            self._dirty = True
+        self.flush()
+
+    # -- failure state --------------------------------------------------------------------------
+
+    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None) -> FailureState:
+        with self._lock:
+            written = self._written.get(ref)
+            if written is not None:
+                return written
+            if observed is not None and observed.managed:
+                return secret_meta.parse_failures(observed.annotations)
+            return self._ledger.failures.get(str(ref), FailureState())
+
+    def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
+               message: str) -> FailureState:
+        """Record one more failure of `ref`; returns the new state (next attempt included)."""
+        previous = self.failure_state(ref, observed)
+        info = observed.certificate if observed is not None else None
+        state = after_failure(previous, now, message, self._jitter(),
+                              info.not_after if info is not None else None)
+        with self._lock:
+            self._written[ref] = state
+        if observed is not None and observed.managed:
+            try:
+                self._secrets.set_annotations(
+                    ref.namespace, ref.name,
+                    dict(secret_meta.failure_annotations(state, now)))
+                return state
+            except CertbotK8sError as e:
+                log.warning("cannot record the failure state on %s: %s", ref, e)
+        with self._lock:
+            self._ledger.failures[str(ref)] = state
+            self._dirty = True
+        self.flush()
+        return state
+
+    def succeeded(self, ref: SecretRef) -> None:
+        """The Secret now holds a new certificate (its write cleared the failure annotations)."""
+        with self._lock:
+            self._written.pop(ref, None)
+            if self._ledger.failures.pop(str(ref), None) is not None:
+                self._dirty = True
+        self.flush()
+
+    def forget(self, ref: SecretRef) -> None:
+        """The Secret is no longer wanted."""
+        with self._lock:
+            self._written.pop(ref, None)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def flush(self, force: bool = False) -> None:
+        """Write the ledger when something changed, at most every `save_every` s unless forced
+        (an order costs no extra API write in a burst; a kill loses at most that much)."""
+        if self._store is None:
+            return
+        with self._lock:
+            if not self._dirty or (not force and time.monotonic() - self._saved
+                                   < self._save_every):
+                return
+            values = ledger_codec.to_json(self._ledger)
+            self._dirty = False
+            self._saved = time.monotonic()
+        try:
+            self._store.save(values)
+        except CertbotK8sError as e:
+            log.warning("cannot write the renewal ledger: %s", e)
+            with self._lock:
+                self._dirty = True
