@@ -4,18 +4,22 @@ where the proxy reads it, refuses what it must, and renews with ARI `replaces` (
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -128,6 +132,19 @@ def assert_certificate(lab: Lab, api: ApiClient, namespace: str, name: str,
     assert annotations[secret_meta.ISSUER] == "pebble"
     assert annotations[secret_meta.ARI_CERT_ID] == info.ari_cert_id
     return secret
+
+
+def set_ari_window(lab: Lab, fullchain: bytes, start: datetime | None, end: datetime | None,
+                   raw: str | None = None) -> None:
+    """Make Pebble answer ARI for this certificate with the window [start, end] (or `raw`)."""
+    leaf = x509.load_pem_x509_certificates(fullchain)[0]
+    answer = raw if raw is not None else json.dumps({"suggestedWindow": {
+        "start": secret_meta.format_time(start) if start else "",
+        "end": secret_meta.format_time(end) if end else ""}})
+    response = requests.post(f"{lab['PEBBLE_MGMT']}/set-renewal-info/", json={
+        "Certificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
+        "ARIResponse": answer}, verify=lab["ACME_CA_BUNDLE"], timeout=5)
+    assert response.ok, response.text
 
 
 def events_for(api: ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
@@ -374,23 +391,10 @@ def test_renewal_sends_replaces_and_keeps_the_secret_managed(
     before = assert_certificate(lab, admin_api, namespace, "app-tls", [host])
     old_crt = base64.b64decode(before.data["tls.crt"])
 
-    # The CA moves the renewal window into the past (ARI), so the next pass must renew.
-    import json
-    from datetime import UTC, datetime, timedelta
-
-    import requests
-
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    leaf = x509.load_pem_x509_certificates(old_crt)[0]
-    from cryptography.hazmat.primitives import serialization
-
-    response = requests.post(f"{lab['PEBBLE_MGMT']}/set-renewal-info/", json={
-        "Certificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
-        "ARIResponse": json.dumps({"suggestedWindow": {
-            "start": start.isoformat().replace("+00:00", "Z"),
-            "end": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}}),
-    }, verify=lab["ACME_CA_BUNDLE"], timeout=5)
-    assert response.ok, response.text
+    # The CA moves the renewal window to the first second of the certificate's life (ARI,
+    # inside its validity), so its moment has passed and the next pass must renew.
+    not_before = certs.certificate_info(old_crt).not_before
+    set_ari_window(lab, old_crt, not_before, not_before + timedelta(seconds=1))
     pebble_log = Path(ROOT / ".lab" / "logs" / "pebble.log")
     replacements_before = pebble_log.read_text().count("is a replacement of")
 
@@ -442,7 +446,8 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
     status = certbotk8s("status", "-n", namespace, "-o", "json")
     rows = yaml.safe_load(status.out[status.out.index("["):])
     row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
-    assert row["next_renewal"] == "now"
+    # the next attempt, after the first backoff step
+    assert row["next_renewal"] not in ("now", "never") and "backing off" in row["why"]
     assert "IssuanceFailed" in row["last_error"] and "rejectedIdentifier" in row["last_error"]
 
 
@@ -495,3 +500,148 @@ def test_shared_tokens_go_through_the_token_secret(
     store = read_secret(admin_api, "certbotk8s", "certbotk8s-http01-tokens")
     assert store is not None  # created on the first put
     assert not (store.data or {})  # and every token removed again after the order
+
+
+# --- renewal decision, backoff, repair (issue 9) -------------------------------------------
+
+
+def _rows(run: Run) -> list[dict[str, str]]:
+    """`status -o json` rows (log lines on stderr may follow the document)."""
+    rows, _ = json.JSONDecoder().raw_decode(run.out[run.out.index("["):])
+    return list(rows)
+
+
+def _issue_one(lab: Lab, api: ApiClient, namespace: str, certbotk8s: Callable[..., Run],
+               name: str, profile: str = "shortlived") -> tuple[str, Any]:
+    host = lab.host(name)
+    _ingress(api, namespace, name, {"tls": [{"hosts": [host], "secretName": f"{name}-tls"}]},
+             annotations={"certbotk8s.io/enabled": "true", "certbotk8s.io/profile": profile})
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code == 0, run
+    return host, assert_certificate(lab, api, namespace, f"{name}-tls", [host])
+
+
+def test_malformed_ari_answers_fall_back_and_nothing_crashes(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    _, secret = _issue_one(lab, admin_api, namespace, certbotk8s, "badari")
+    crt = base64.b64decode(secret.data["tls.crt"])
+    for raw in ("{not json", json.dumps({"suggestedWindow": {"start": "yesterday"}}),
+                json.dumps({"nothing": 1})):
+        set_ari_window(lab, crt, None, None, raw=raw)
+        for command in (("renew", "--once"), ("plan",), ("status",)):
+            run = certbotk8s(*command, "-n", namespace)
+            assert run.code == 0, (raw, run)
+            assert "Traceback" not in run.out, run
+        assert "malformed renewal info" in certbotk8s("plan", "-n", namespace).out
+        # the certificate was kept: the lifetime fraction decides, not the broken answer
+        kept = read_secret(admin_api, namespace, "badari-tls")
+        assert kept.data["tls.crt"] == secret.data["tls.crt"]
+
+
+def test_unreachable_ca_gives_a_message_per_certificate(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run],
+    tmp_path: Path,
+) -> None:
+    _issue_one(lab, admin_api, namespace, certbotk8s, "noca")
+    config = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    config["issuers"]["pebble"]["directory"] = "https://127.0.0.1:1/dir"  # nobody listens
+    broken = tmp_path / "config.yaml"
+    broken.write_text(yaml.safe_dump(config))
+    plan = certbotk8s("plan", "-n", namespace, config=str(broken))
+    assert plan.code == 0, plan
+    assert f"{namespace}/noca-tls" in plan.out and "ARI unavailable" in plan.out
+    status = certbotk8s("status", "-n", namespace, "-o", "json", config=str(broken))
+    assert status.code == 0, status
+    rows = _rows(status)
+    row = next(r for r in rows if r["secret"] == f"{namespace}/noca-tls")
+    assert "ARI unavailable" in row["why"] and row["next_renewal"] not in ("now", "never")
+    run = certbotk8s("renew", "--once", "-n", namespace, config=str(broken))
+    assert run.code == 0 and "ARI unavailable" in run.out, run  # nothing was due
+
+
+def test_chosen_moment_is_kept_on_the_secret_and_a_moved_window_picks_again(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    _, secret = _issue_one(lab, admin_api, namespace, certbotk8s, "moment")
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0  # reads ARI, keeps a moment
+    kept = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    value = kept[secret_meta.RENEWAL_MOMENT]
+    at, cert_id, start, end = value.split()
+    assert cert_id == kept[secret_meta.ARI_CERT_ID]
+    assert start <= at <= end
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    again = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    assert again[secret_meta.RENEWAL_MOMENT] == value  # the same moment on every pass
+    # the CA moves the window (later, still inside the validity): a new moment in it
+    info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
+    new_start, new_end = info.not_before + timedelta(days=4), info.not_before + timedelta(days=5)
+    set_ari_window(lab, base64.b64decode(secret.data["tls.crt"]), new_start, new_end)
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    moved = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    at, _, start, end = moved[secret_meta.RENEWAL_MOMENT].split()
+    assert (start, end) == (secret_meta.format_time(new_start), secret_meta.format_time(new_end))
+    assert start <= at <= end
+    status = certbotk8s("status", "-n", namespace, "-o", "json")
+    rows = _rows(status)
+    row = next(r for r in rows if r["secret"] == f"{namespace}/moment-tls")
+    assert "renewal window" in row["why"] and row["next_renewal"] == at[:16].replace("T", " ")
+
+
+def test_lost_annotations_are_repaired_without_an_order(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    _, secret = _issue_one(lab, admin_api, namespace, certbotk8s, "repair")
+    serial = secret.metadata.annotations[secret_meta.SERIAL]
+    _core(admin_api).patch_namespaced_secret("repair-tls", namespace, {"metadata": {
+        "annotations": {secret_meta.ISSUER: None, secret_meta.PROFILE: None,
+                        secret_meta.NOT_AFTER: "garbage"}}})
+    pebble_log = Path(ROOT / ".lab" / "logs" / "pebble.log")
+    orders_before = pebble_log.read_text().count("Issued certificate serial")
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code == 0 and "repaired" in run.out, run
+    repaired = read_secret(admin_api, namespace, "repair-tls")
+    annotations = repaired.metadata.annotations
+    assert annotations[secret_meta.SERIAL] == serial
+    assert annotations[secret_meta.ISSUER] == "pebble"
+    assert annotations[secret_meta.PROFILE] == "shortlived"
+    assert annotations[secret_meta.NOT_AFTER] == secret.metadata.annotations[
+        secret_meta.NOT_AFTER]
+    assert repaired.data["tls.crt"] == secret.data["tls.crt"]
+    assert pebble_log.read_text().count("Issued certificate serial") == orders_before
+    assert ("Normal", "MetadataRepaired") in {
+        (t, r) for t, r, _ in events_for(admin_api, namespace, "repair")}
+
+
+def test_renew_once_backs_off_per_secret_and_status_shows_it(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    # Two Secrets (one existing, one not yet issued) that fail: each gets its own backoff,
+    # kept on the cluster, and the next run does not order again before it ends.
+    host, _ = _issue_one(lab, admin_api, namespace, certbotk8s, "fails")
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.patch_namespaced_ingress("fails", namespace, {"spec": {"tls": [
+        {"hosts": [host, "blocked.certbotk8s.test"], "secretName": "fails-tls"}]}})
+    _ingress(admin_api, namespace, "never", {
+        "tls": [{"hosts": ["blocked.certbotk8s.test"], "secretName": "never-tls"}]})
+    first = certbotk8s("renew", "--once", "-n", namespace)
+    assert first.code != 0 and first.out.count("rejectedIdentifier") >= 2, first
+    annotations = read_secret(admin_api, namespace, "fails-tls").metadata.annotations
+    assert annotations[secret_meta.FAILURES] == "1"
+    next_attempt = secret_meta.parse_time(annotations[secret_meta.NEXT_ATTEMPT])
+    assert next_attempt is not None and next_attempt > datetime.now(next_attempt.tzinfo)
+    ledger = read_secret(admin_api, "certbotk8s", "certbotk8s-renewal-ledger")
+    failures = json.loads(base64.b64decode(ledger.data["failures"]))
+    assert failures[f"{namespace}/never-tls"][0] == 1
+    second = certbotk8s("renew", "--once", "-n", namespace)
+    assert second.code != 0 and second.out.count("backing off after 1 failed") == 2, second
+    # no second attempt was made: still one failure, recorded at the same time
+    again = read_secret(admin_api, namespace, "fails-tls").metadata.annotations
+    assert again[secret_meta.FAILURES] == "1"
+    assert again[secret_meta.LAST_ERROR_AT] == annotations[secret_meta.LAST_ERROR_AT]
+    status = certbotk8s("status", "-n", namespace, "-o", "json")
+    rows = _rows(status)
+    for name in ("fails-tls", "never-tls"):
+        row = next(r for r in rows if r["secret"] == f"{namespace}/{name}")
+        assert "backing off after 1 failed" in row["why"], row
+        assert row["next_renewal"] not in ("now", "never")

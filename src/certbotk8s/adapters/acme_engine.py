@@ -637,7 +637,9 @@ class AcmeEngine:
             return None
         url = f"{base.rstrip('/')}/{cert_id}"
         try:
-            response = self._net().get(url, content_type="application/json")
+            # No content_type: a 200 whose body is not JSON is malformed ARI (parsed below),
+            # not a network error.
+            response = self._net().get(url, content_type=None)
         except (acme_errors.Error, messages.Error, requests.RequestException) as e:
             raise AcmeError(f"cannot read renewal info at {url}") from e
         try:

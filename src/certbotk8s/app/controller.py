@@ -84,6 +84,9 @@ class Controller:
         # `ari_refresh` or 1/10 of its lifetime, whichever is shorter, and at once when new.
         self.schedule.every("ari", self.ari.refresh, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=1))
+        # ledger records a burst left unwritten (writes are throttled), off the reconcile thread
+        self.schedule.every("ledger", self.book.flush, timedelta(seconds=5),
+                            first=datetime.now(UTC) + timedelta(seconds=5))
         self._loop = threading.Thread(target=self._reconcile_loop, daemon=True,
                                       name="reconciler")
         self._loop.start()

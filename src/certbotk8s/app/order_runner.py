@@ -113,9 +113,11 @@ class OrderRunner:
         self._pool.submit(self._run_order, job)
 
     def _run_order(self, job: OrderJob) -> None:
+        crashed = False
         try:
             self._order(job)
         except Exception:
+            crashed = True
             log.exception("order for %s crashed", job.actions[0].desired.secret)
         finally:
             with self._lock:
@@ -123,7 +125,18 @@ class OrderRunner:
                 for action in job.actions:
                     self._busy.discard(action.desired.secret)
             self.metrics.orders_in_flight.dec()
-            self.watch.wake.set()
+            if not crashed:  # a crash (API server away) waits for the next event or resync
+                self.watch.wake.set()
+
+    def write_metadata(self, action: Action, observed: ObservedSecret | None) -> None:
+        """Persist the chosen moment or repair annotations, off the reconcile thread (an API
+        server that answers slowly must not stall the pass)."""
+        def write() -> None:
+            try:
+                execute(self.deps, action, observed)
+            except Exception:
+                log.exception("writing annotations of %s failed", action.desired.secret)
+        self._pool.submit(write)
 
     # -- one order ------------------------------------------------------------------------------
 
@@ -160,6 +173,7 @@ class OrderRunner:
                       and resumable.hosts == first.desired.spec.hosts else None)
 
         def on_order(url: str, sends_replaces: bool) -> None:
+            log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             self.book.order_placed(ref.namespace, datetime.now(UTC), sends_replaces)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))

@@ -40,7 +40,6 @@ class Reconciler:
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
         self.book.set_issued((seen.annotations for _, seen in self.watch.managed()), now)
-        self.book.flush()
         ari = {ref: s.ari for ref, s in self.states.items() if s.ari is not None}
         actions = plan(found.desired, observed, now, ari)
         wanted = {a.desired.secret for a in actions}
@@ -75,7 +74,7 @@ class Reconciler:
                                          action.next_renewal, True)
             if leading and action.annotations and state.written != dict(action.annotations):
                 state.written = dict(action.annotations)  # once, until the cache shows it
-                execute(self.deps, action, observed)  # persist the moment / repair metadata
+                self.runner.write_metadata(action, observed)  # the moment / repaired metadata
             return
         if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
             if state.reported != action.reason.message:

@@ -62,13 +62,13 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
             last_error = last_error or action.reason.message
         else:
             next_at, why = "now", action.reason.message
+            if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+                last_error = _last_warning(runtime, d.source)
             failure = book.failure_state(d.secret, observed)
             if failure.waiting(now):
                 next_at = _time(failure.next_attempt)
                 why = f"backing off after {failure.failures} failed attempts; {why}"
                 last_error = last_error or failure.last_error
-            if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
-                last_error = _last_warning(runtime, d.source)
         if d.secret in current.ari_problems:
             why = f"{why} ({current.ari_problems[d.secret]})"
         rows.append(StatusRow(

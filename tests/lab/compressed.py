@@ -1,0 +1,425 @@
+"""Renewals in compressed time against the real lab: the controller runs with Pebble's `fast`
+profile (4-minute certificates) while every managed Secret is watched; used by
+tests/lab/test_renewal_compressed.py (a short run, CI) and bench/renewal_compressed.py (10 min).
+
+What is checked (`Run.verdict`), per Secret and certificate:
+- never an expired certificate in a Secret (each replaced before its notAfter, the last one
+  still valid at the end);
+- each replaced after its chosen moment (the one the controller kept on the Secret, or the one
+  core.renewal computes for the CA's window when it was never written) and by its floor
+  (1/10 of the lifetime left, plus `slack` for the order itself);
+- orders per source (from the controller's log) = renewals due + injected failures;
+- moments spread across their windows (quarters);
+- one Secret's window moved through Pebble's management API: renewed inside the moved window;
+- a controller restart in the middle changes none of this.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dns.name
+import dns.query
+import dns.tsig
+import dns.update
+import requests
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from certbotk8s.core import certs, secret_meta
+from certbotk8s.core.model import CertificateInfo, RenewalWindow
+from certbotk8s.core.renewal import floor_time, renewal_time
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = "fast"
+
+
+@dataclass
+class Seen:
+    """One certificate as it sat in a Secret."""
+
+    info: CertificateInfo
+    first_seen: float  # wall clock (time.time())
+    moment: datetime | None = None  # the moment the controller kept on the Secret for it
+    window: RenewalWindow | None = None
+
+
+@dataclass
+class Watched:
+    certificates: list[Seen] = field(default_factory=list)
+
+
+class SecretWatch:
+    """Watches every managed TLS Secret of `namespaces` from start to stop (admin identity)."""
+
+    def __init__(self, api: ApiClient, namespaces: set[str]) -> None:
+        self._core: Any = k8s.CoreV1Api(api)
+        self._namespaces = namespaces
+        self.secrets: dict[str, Watched] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="secret-watch")
+
+    def start(self) -> SecretWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        version = ""
+        selector = f"{secret_meta.MANAGED_BY_LABEL}={secret_meta.MANAGED_BY_VALUE}"
+        while not self._stop.is_set():
+            w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                for event in w.stream(  # type: ignore[no-untyped-call]
+                        self._core.list_secret_for_all_namespaces,
+                                      label_selector=selector, resource_version=version,
+                                      timeout_seconds=5, allow_watch_bookmarks=False):
+                    obj = event["object"]
+                    version = obj.metadata.resource_version
+                    self._seen(obj)
+                    if self._stop.is_set():
+                        break
+            except ApiException as e:
+                if e.status == 410:
+                    version = ""  # expired: list again (every object comes again as ADDED)
+            finally:
+                w.stop()  # type: ignore[no-untyped-call]
+
+    def _seen(self, obj: Any) -> None:
+        namespace, name = obj.metadata.namespace, obj.metadata.name
+        if namespace not in self._namespaces or obj.type != "kubernetes.io/tls":
+            return
+        crt = base64.b64decode((obj.data or {}).get("tls.crt", ""))
+        if not crt:
+            return
+        info = certs.certificate_info(crt)
+        annotations = obj.metadata.annotations or {}
+        moment = secret_meta.parse_moment(annotations)
+        key = f"{namespace}/{name}"
+        with self.lock:
+            watched = self.secrets.setdefault(key, Watched())
+            if not watched.certificates or watched.certificates[-1].info.serial != info.serial:
+                watched.certificates.append(Seen(info, time.time()))
+            current = watched.certificates[-1]
+            if moment is not None and moment.cert_id == info.ari_cert_id:
+                current.moment, current.window = moment.at, moment.window
+
+
+class Controller:
+    """`certbotk8s controller` as a process under the controller's RBAC identity."""
+
+    def __init__(self, env: dict[str, str], config: Path, log: Path, lease: str,
+                 port: int) -> None:
+        self.env, self.config, self.log, self.lease, self.port = env, config, log, lease, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Controller:
+        env = dict(os.environ, KUBECONFIG=self.env["CONTROLLER_KUBECONFIG"],
+                   CERTBOTK8S_CONFIG=str(self.config), POD_NAME=f"compressed-{self.lease}")
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "certbotk8s.cli", "controller", "--metrics-address",
+                 "127.0.0.1", "--metrics-port", str(self.port), "--lease-name", self.lease,
+                 "--lease-duration", "3", "--identity", f"compressed-{uuid.uuid4().hex[:6]}"],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def nsupdate(env: dict[str, str], build: str, name: str, value: str = "") -> None:
+    zone = env["DNS_ZONE"]
+    keyname = dns.name.from_text(env["DNS_TSIG_NAME"])
+    keyring = {keyname: dns.tsig.Key(keyname, env["DNS_TSIG_SECRET"], env["DNS_TSIG_ALGORITHM"])}
+    update = dns.update.UpdateMessage(zone, keyring=keyring, keyname=keyname)
+    relative = dns.name.from_text(name).relativize(dns.name.from_text(zone))
+    if build == "add":
+        update.add(relative, 5, "A", value)
+    else:
+        update.delete(relative, "A")
+    port = int(env["DNS_SERVER"].rsplit(":", 1)[1])
+    response = dns.query.tcp(update, "127.0.0.1", port=port, timeout=5)
+    assert response.rcode() == 0
+
+
+def set_window(env: dict[str, str], fullchain: bytes, start: datetime, end: datetime) -> None:
+    leaf = x509.load_pem_x509_certificates(fullchain)[0]
+    answer = json.dumps({"suggestedWindow": {"start": secret_meta.format_time(start),
+                                             "end": secret_meta.format_time(end)}})
+    response = requests.post(f"{env['PEBBLE_MGMT']}/set-renewal-info/", json={
+        "Certificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
+        "ARIResponse": answer}, verify=env["ACME_CA_BUNDLE"], timeout=5)
+    response.raise_for_status()
+
+
+@dataclass
+class Plan:
+    sources: int = 30
+    namespaces: int = 3
+    dns01_every: int = 3  # every third source uses DNS-01
+    duration: float = 600.0
+    restart_at: float = 0.5  # fraction of the run
+    move_window: bool = True
+    inject_failure: bool = True
+    slack: float = 12.0  # seconds an order may take after the floor (lifetime/20)
+
+
+@dataclass
+class Run:
+    plan: Plan
+    started: float
+    ended: float
+    secrets: dict[str, Watched]
+    orders: dict[str, int]
+    injected: dict[str, int]
+    moved: str | None
+    moved_window: RenewalWindow | None
+    log: Path
+
+    def verdict(self) -> tuple[dict[str, Any], list[str]]:
+        """The figures (JSON) and every broken promise (empty when all hold)."""
+        problems: list[str] = []
+        fractions: list[float] = []
+        quarters = [0, 0, 0, 0]
+        renewals = expired = 0
+        late: list[float] = []
+        ended = datetime.fromtimestamp(self.ended, UTC)
+        for key, watched in sorted(self.secrets.items()):
+            seq = watched.certificates
+            if not seq:
+                problems.append(f"{key}: never got a certificate")
+                continue
+            due = 0
+            for old, new in itertools.pairwise(seq):
+                renewals += 1
+                at = new.info.not_before  # Pebble's issuance time of the replacement
+                window = old.window or RenewalWindow(old.info.not_before, old.info.not_after,
+                                                     old.info.ari_cert_id)
+                moment = old.moment or renewal_time(old.info, None, window, None).at
+                floor = floor_time(old.info)
+                if at >= old.info.not_after:
+                    expired += 1
+                    problems.append(f"{key}: serial {old.info.serial} expired before its "
+                                    f"replacement ({at} >= {old.info.not_after})")
+                # whole seconds on both sides (X.509 and the annotation): 1 s of rounding
+                if at < moment - timedelta(seconds=1):
+                    problems.append(f"{key}: serial {old.info.serial} replaced at {at}, "
+                                    f"before its moment {moment}")
+                lateness = (at - floor).total_seconds()
+                late.append(lateness)
+                if lateness > self.plan.slack:
+                    problems.append(f"{key}: serial {old.info.serial} replaced {lateness:.0f} s "
+                                    f"after its floor {floor}")
+                fractions.append((at - old.info.not_before) / old.info.lifetime)
+                if window.end > window.start and moment < floor:
+                    q = min(3, int(4 * (moment - window.start) / (window.end - window.start)))
+                    quarters[max(q, 0)] += 1
+                due += 1
+            last = seq[-1]
+            if last.info.not_after <= ended:
+                expired += 1
+                problems.append(f"{key}: holds an expired certificate at the end")
+            last_window = last.window or RenewalWindow(last.info.not_before, last.info.not_after,
+                                                       last.info.ari_cert_id)
+            last_moment = last.moment or renewal_time(last.info, None, last_window, None).at
+            # a renewal due well before the end must have happened
+            if last_moment < ended - timedelta(seconds=self.plan.slack):
+                problems.append(f"{key}: renewal due at {last_moment} never happened")
+            expected = 1 + due + self.injected.get(key, 0)
+            if self.orders.get(key, 0) != expected:
+                problems.append(f"{key}: {self.orders.get(key, 0)} orders, expected {expected} "
+                                f"(1 issuance + {due} renewals + "
+                                f"{self.injected.get(key, 0)} injected failures)")
+        if len(self.secrets) != self.plan.sources:
+            problems.append(f"{len(self.secrets)} Secrets seen, {self.plan.sources} sources")
+        if renewals and sum(quarters) >= 8 and min(quarters) == 0:
+            problems.append(f"renewal moments not spread across the windows: {quarters}")
+        if self.moved is not None and self.moved_window is not None:
+            seq = self.secrets[self.moved].certificates
+            after = [s for s in seq if s.info.not_before >= self.moved_window.start
+                     - timedelta(seconds=1)]
+            if not after or after[0].info.not_before > self.moved_window.end + \
+                    timedelta(seconds=self.plan.slack):
+                problems.append(f"{self.moved}: not renewed inside the moved window "
+                                f"{self.moved_window.start} .. {self.moved_window.end}")
+        per_source = [self.orders.get(k, 0) for k in self.secrets]
+        figures: dict[str, Any] = {
+            "seconds": round(self.ended - self.started),
+            "sources": len(self.secrets),
+            "certificate_lifetime_s": 240,
+            "renewals": renewals,
+            "orders": sum(self.orders.values()),
+            "orders_per_source": {"min": min(per_source, default=0),
+                                  "max": max(per_source, default=0),
+                                  "mean": round(sum(per_source) / max(len(per_source), 1), 2)},
+            "injected_failures": sum(self.injected.values()),
+            "renewal_fraction_earliest": round(min(fractions, default=0.0), 3),
+            "renewal_fraction_latest": round(max(fractions, default=0.0), 3),
+            "moments_in_window_quarters": quarters,
+            "latest_after_floor_s": round(max(late, default=0.0), 1),
+            "expired": expired,
+            "moved_window_secret": self.moved,
+            "problems": len(problems),
+        }
+        return figures, problems
+
+
+def _orders_from_log(log: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if ": new order " in line and "certbotk8s.app.order_runner" in line:
+            key = line.split("certbotk8s.app.order_runner: ", 1)[1].split(": new order", 1)[0]
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _config(env: dict[str, str], tmp: Path) -> Path:
+    data = yaml.safe_load(Path(env["CERTBOTK8S_CONFIG"]).read_text())
+    path = tmp / "compressed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port: int,
+        progress: Callable[[str], None] = lambda line: None) -> Run:
+    """Create the sources, run the controller (restarted once), watch, and collect."""
+    core: Any = k8s.CoreV1Api(api)
+    networking: Any = k8s.NetworkingV1Api(api)
+    tag = uuid.uuid4().hex[:6]
+    namespaces = [f"ct-{tag}-{i}" for i in range(plan.namespaces)]
+    for ns in namespaces:
+        core.create_namespace({"metadata": {"name": ns}})
+    watch = SecretWatch(api, set(namespaces)).start()
+    log = tmp / "controller.log"
+    lease = f"compressed-{tag}"
+    controller = Controller(env, _config(env, tmp), log, lease, metrics_port).start()
+    hosts: dict[str, str] = {}
+    http01: list[str] = []
+    for i in range(plan.sources):
+        ns = namespaces[i % len(namespaces)]
+        name = f"src-{i}"
+        host = f"c{i}-{tag}.{env['DNS_ZONE']}"
+        annotations = {"certbotk8s.io/enabled": "true", "certbotk8s.io/profile": PROFILE}
+        if i % plan.dns01_every == 0:
+            annotations["certbotk8s.io/challenge"] = "dns-01"
+        else:
+            http01.append(f"{ns}/{name}-tls")
+        hosts[f"{ns}/{name}-tls"] = host
+        networking.create_namespaced_ingress(ns, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
+                     "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    started = time.time()
+    deadline = started + plan.duration
+    restarted = moved_done = injected_done = False
+    moved: str | None = None
+    moved_window: RenewalWindow | None = None
+    injected: dict[str, int] = {}
+    injecting: tuple[str, float] | None = None
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            elapsed = time.time() - started
+            if not controller.alive():
+                raise AssertionError(f"controller exited:\n{log.read_text()[-3000:]}")
+            if not restarted and elapsed >= plan.duration * plan.restart_at:
+                progress(f"{elapsed:.0f}s: restarting the controller")
+                controller.stop()
+                controller = Controller(env, _config(env, tmp), log, lease, metrics_port).start()
+                restarted = True
+            with watch.lock:
+                snapshot = {k: list(v.certificates) for k, v in watch.secrets.items()}
+            now = datetime.now(UTC)
+            if plan.move_window and not moved_done:
+                # a certificate issued moments ago whose kept moment lies late in its life:
+                # move its window to 40-70 s into its life (the controller re-reads ARI at
+                # 1/10 of the lifetime, 24 s, so it sees the move before the window opens)
+                for key, seq in sorted(snapshot.items()):
+                    info, moment = seq[-1].info, seq[-1].moment
+                    if moment is not None and moment > info.not_before + timedelta(
+                            seconds=80) and now - info.not_before < timedelta(seconds=15):
+                        ns, name = key.split("/")
+                        crt = base64.b64decode(core.read_namespaced_secret(
+                            name, ns).data["tls.crt"])
+                        if certs.certificate_info(crt).serial != info.serial:
+                            continue
+                        start = info.not_before + timedelta(seconds=40)
+                        moved_window = RenewalWindow(start, start + timedelta(seconds=30),
+                                                     info.ari_cert_id)
+                        set_window(env, crt, moved_window.start, moved_window.end)
+                        moved, moved_done = key, True
+                        progress(f"{elapsed:.0f}s: moved the ARI window of {key}")
+                        break
+            if plan.inject_failure and not injected_done and injecting is None and elapsed > 60:
+                # an HTTP-01 source whose renewal comes in 10-60 s: its host is pointed where
+                # nothing answers, so its next order fails (self-check) and backs off
+                for key in http01:
+                    seq = snapshot.get(key) or []
+                    if key == moved or not seq or seq[-1].moment is None:
+                        continue
+                    ahead = (seq[-1].moment - now).total_seconds()
+                    if 10 < ahead < 60:
+                        nsupdate(env, "add", hosts[key], "127.0.0.2")
+                        injecting = (key, time.time())
+                        progress(f"{elapsed:.0f}s: injecting a failure into {key}")
+                        break
+            if injecting is not None:
+                key, since = injecting
+                ns, name = key.split("/")
+                annotations = core.read_namespaced_secret(name, ns).metadata.annotations or {}
+                if annotations.get(secret_meta.FAILURES) == "1" or time.time() - since > 120:
+                    nsupdate(env, "delete", hosts[key])
+                    if annotations.get(secret_meta.FAILURES) == "1":
+                        injected[key] = 1
+                    injecting, injected_done = None, True
+                    progress(f"{time.time() - started:.0f}s: failure injected: {injected}")
+    finally:
+        if injecting is not None:
+            nsupdate(env, "delete", hosts[injecting[0]])
+        ended = time.time()
+        controller.stop()
+        watch.stop()
+        for i in range(plan.sources):
+            with contextlib.suppress(ApiException):
+                networking.delete_namespaced_ingress(f"src-{i}",
+                                                     namespaces[i % len(namespaces)])
+    with watch.lock:
+        secrets = dict(watch.secrets)
+    return Run(plan, started, ended, secrets, _orders_from_log(log), injected, moved,
+               moved_window, log)
