@@ -75,6 +75,8 @@ class SimResult:
     renewal_fraction_earliest: float
     renewal_fraction_latest: float
     renewal_fraction_deciles: list[float]
+    renewal_fraction_deciles_by_ari: list[float]  # renewals timed by an ARI moment only
+    renewals_by_reason: dict[str, int]
     renewals_in_ari_window_quarters: list[int]
     after_floor: int
 
@@ -179,6 +181,17 @@ def _fleet(config: SimConfig, rng: random.Random) -> list[Cert]:
     return certs
 
 
+def _slot(limits: ratelimit.Limits, limit: str) -> timedelta:
+    """How often one more order fits under `limit` once it is exhausted."""
+    if limit in (ratelimit.LIMIT_ORDERS_PER_ACCOUNT, ratelimit.LIMIT_NAMESPACE_SHARE):
+        return limits.orders_per_account_window / limits.orders_per_account
+    if limit == ratelimit.LIMIT_CERTS_PER_DOMAIN:
+        return limits.certs_per_domain_window / limits.certs_per_domain
+    if limit == ratelimit.LIMIT_CERTS_PER_SET:
+        return limits.certs_per_set_window / limits.certs_per_set
+    return limits.failed_authz_window / limits.failed_authz_per_identifier
+
+
 def _ca_window(info: CertificateInfo) -> RenewalWindow:
     """Let's Encrypt-like: centred a third of the lifetime before expiry, 1/15 wide."""
     centre = info.not_after - info.lifetime / 3
@@ -196,7 +209,10 @@ def simulate(config: SimConfig) -> SimResult:
     serial = 0
     orders = failed_orders = holds = expired = after_floor = 0
     fractions: list[float] = []
+    by_ari: list[float] = []
+    reasons: dict[str, int] = {}
     quarters = [0, 0, 0, 0]
+    waiting: dict[tuple[str, str, datetime], int] = {}
 
     def schedule(cert: Cert, at: datetime) -> None:
         cert.version += 1
@@ -242,9 +258,11 @@ def simulate(config: SimConfig) -> SimResult:
         if version != cert.version:
             continue  # superseded
         info = cert.info
+        why = "issue"
         if info is not None:
             decided = renewal_time(info, cert.renew_before, read_ari(cert, now), cert.moment)
             cert.moment = decided.moment or cert.moment
+            why = str(decided.reason.code)
             if now < decided.at:  # the moment moved (window refreshed): wait for it
                 schedule(cert, decided.at)
                 continue
@@ -256,7 +274,11 @@ def simulate(config: SimConfig) -> SimResult:
         hold = client.check(cert, now, replaces)
         if hold is not None:
             holds += 1
-            schedule(cert, hold.until)
+            # Waiters on one exhausted limit wake one slot apart (the rate the limit refills
+            # at), not all at `until` (a herd that is held again, all but one).
+            queued = waiting.get((hold.limit, hold.key, hold.until), 0)
+            waiting[(hold.limit, hold.key, hold.until)] = queued + 1
+            schedule(cert, hold.until + _slot(config.limits, hold.limit) * queued)
             continue
         orders += 1
         cert.orders += 1
@@ -282,6 +304,9 @@ def simulate(config: SimConfig) -> SimResult:
                 expired += 1
             fraction = (now - info.not_before) / info.lifetime
             fractions.append(fraction)
+            reasons[why] = reasons.get(why, 0) + 1
+            if why == "InsideAriWindow":
+                by_ari.append(fraction)
             if fraction > 0.9 + 1e-9:
                 after_floor += 1
             window = cert.window
@@ -312,6 +337,9 @@ def simulate(config: SimConfig) -> SimResult:
         renewal_fraction_earliest=round(min(fractions, default=0.0), 4),
         renewal_fraction_latest=round(max(fractions, default=0.0), 4),
         renewal_fraction_deciles=[round(d, 3) for d in deciles],
+        renewal_fraction_deciles_by_ari=[round(d, 3) for d in statistics.quantiles(by_ari, n=10)]
+        if len(by_ari) > 1 else [],
+        renewals_by_reason=reasons,
         renewals_in_ari_window_quarters=quarters, after_floor=after_floor,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.core.errors import AriMalformed, CertbotK8sError
@@ -14,8 +15,15 @@ from certbotk8s.core.model import RenewalWindow
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class AriAnswer:
+    window: RenewalWindow | None
+    problem: str | None = None
+    unavailable: bool = False  # no answer at all (CA or account unreachable)
+
+
 class AriReader:
-    """`read(issuer, cert_id)` -> (window or None, problem text or None). Never raises."""
+    """`read(issuer, cert_id)` -> AriAnswer (a window, or why there is none). Never raises."""
 
     def __init__(self, issuers: IssuerRegistry,
                  on_error: Callable[[str], None] | None = None) -> None:
@@ -24,14 +32,16 @@ class AriReader:
         self._logged: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def read(self, issuer: str, cert_id: str) -> tuple[RenewalWindow | None, str | None]:
+    def read(self, issuer: str, cert_id: str) -> AriAnswer:
         try:
-            return self._issuers.engine(issuer).renewal_info_for_id(cert_id), None
+            return AriAnswer(self._issuers.engine(issuer).renewal_info_for_id(cert_id))
         except AriMalformed as e:
-            return None, self._problem("malformed", cert_id, f"{e}; using the fallback timing")
+            return AriAnswer(None, self._problem("malformed", cert_id,
+                                                 f"{e}; using the fallback timing"))
         except CertbotK8sError as e:
-            return None, self._problem("unavailable", cert_id,
-                                       f"ARI unavailable: {e}; using the fallback timing")
+            return AriAnswer(None, self._problem(
+                "unavailable", cert_id, f"ARI unavailable: {e}; using the fallback timing"),
+                unavailable=True)
 
     def _problem(self, kind: str, cert_id: str, message: str) -> str:
         if self._on_error is not None:

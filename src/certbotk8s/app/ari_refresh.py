@@ -41,6 +41,7 @@ class AriRefresher:
 
     def _refresh(self, budget: int) -> None:
         done = 0
+        down: set[str] = set()  # issuers that gave no answer in this run: asked again next run
         for (namespace, name), observed in self.watch.managed():
             if done >= budget or self._stopping.is_set():
                 break
@@ -56,11 +57,17 @@ class AriRefresher:
             if state.ari_for == info.ari_cert_id and now - state.ari_fetched < interval:
                 continue
             issuer = observed.annotations.get(secret_meta.ISSUER)
-            if not issuer or issuer not in self.deps.config.issuers:
+            if not issuer or issuer not in self.deps.config.issuers or issuer in down:
                 continue
-            window, _ = self._reader.read(issuer, info.ari_cert_id)
+            answer = self._reader.read(issuer, info.ari_cert_id)
+            done += 1
+            if answer.unavailable:
+                # One failure per issuer and run: a CA or API server that is away must not
+                # be asked (and waited for) once per certificate.
+                down.add(issuer)
+                continue
+            window = answer.window
             changed = window != state.ari
             state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
-            done += 1
             if changed:
                 self.watch.wake.set()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from certbotk8s.app.metrics import Metrics
 from certbotk8s.core import ratelimit
 from certbotk8s.core.model import RenewalWindow, SecretRef
 
@@ -52,3 +53,13 @@ class StateTable:
     def items(self) -> Iterator[tuple[SecretRef, CertState]]:
         with self.lock:
             return iter(list(self._states.items()))
+
+
+def update_hold_gauges(states: StateTable, metrics: Metrics, now: datetime) -> None:
+    """`certbotk8s_rate_limit_holds{limit}`: Secrets whose order is held back right now."""
+    holds: dict[str, int] = {}
+    for _, state in states.items():
+        if state.hold is not None and state.hold.until > now:
+            holds[state.hold.limit] = holds.get(state.hold.limit, 0) + 1
+    for limit in ratelimit.ALL_LIMITS:
+        metrics.set_rate_limit_holds(limit, holds.get(limit, 0))

@@ -83,7 +83,7 @@ class Controller:
         # Cheap when nothing is due (a pass over the cache); each certificate is asked every
         # `ari_refresh` or 1/10 of its lifetime, whichever is shorter, and at once when new.
         self.schedule.every("ari", self.ari.refresh, timedelta(seconds=5),
-                            first=datetime.now(UTC) + timedelta(seconds=1))
+                            first=datetime.now(UTC) + timedelta(seconds=10))
         # ledger records a burst left unwritten (writes are throttled), off the reconcile thread
         self.schedule.every("ledger", self.book.flush, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=5))

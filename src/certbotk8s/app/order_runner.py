@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
-from certbotk8s.app.cert_state import CertState, StateTable
+from certbotk8s.app.cert_state import CertState, StateTable, update_hold_gauges
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.renewal_pass import (
     OrderHooks,
@@ -68,6 +68,9 @@ class OrderRunner:
         self._busy: set[SecretRef] = set()
         self._resumable: dict[SecretRef, InflightOrder] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
+        # Annotation writes (kept moments, repairs) have their own threads: a slow API server
+        # must never leave orders queued behind them.
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="annotate")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -88,6 +91,7 @@ class OrderRunner:
             log.warning("%d orders still running at shutdown; their order URLs stay recorded "
                         "for the next leader", len(self._running))
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=False, cancel_futures=True)
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -136,7 +140,7 @@ class OrderRunner:
                 execute(self.deps, action, observed)
             except Exception:
                 log.exception("writing annotations of %s failed", action.desired.secret)
-        self._pool.submit(write)
+        self._writer.submit(write)
 
     # -- one order ------------------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class OrderRunner:
             return  # queued before the CA went down; the gate re-submits it when it is back
         ref = first.desired.secret
         now = datetime.now(UTC)
+        log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
         observed = self._read(ref)
         if observed is not None and not observed.managed:
             self._refuse_foreign(first, observed)
@@ -212,6 +217,7 @@ class OrderRunner:
         state.hold = hold
         log.warning("%s: order held back: %s; possible at %s", ref, hold.message, hold.until)
         self.metrics.count_rate_limit_hold(hold.limit)
+        update_hold_gauges(self.states, self.metrics, now)  # before the Event tells anyone
         message = hold_message(hold)
         self.deps.events.record(action.desired.source, "Warning", "RateLimitHold", message)
         annotate_error(self.deps, ref, observed, message, now)  # `certbotk8s status` shows it

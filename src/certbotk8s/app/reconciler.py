@@ -7,13 +7,12 @@ import threading
 from datetime import datetime
 
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.cert_state import StateTable
+from certbotk8s.app.cert_state import StateTable, update_hold_gauges
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
-from certbotk8s.core import ratelimit
 from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
@@ -50,12 +49,7 @@ class Reconciler:
             self.states.drop(ref)
             self.book.forget(ref)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
-        holds: dict[str, int] = {}
-        for _, state in self.states.items():
-            if state.hold is not None and state.hold.until > now:
-                holds[state.hold.limit] = holds.get(state.hold.limit, 0) + 1
-        for limit in ratelimit.ALL_LIMITS:
-            self.metrics.set_rate_limit_holds(limit, holds.get(limit, 0))
+        update_hold_gauges(self.states, self.metrics, now)
         for action in actions:
             self._handle(action, observed.get(action.desired.secret), now)
 

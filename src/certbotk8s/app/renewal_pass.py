@@ -134,11 +134,11 @@ def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
         cert_id = seen.certificate.ari_cert_id
         if not cert_id:
             continue
-        window, problem = reader.read(d.spec.issuer, cert_id)
-        if window is not None:
-            windows[d.secret] = window
-        if problem is not None:
-            problems[d.secret] = problem
+        answer = reader.read(d.spec.issuer, cert_id)
+        if answer.window is not None:
+            windows[d.secret] = answer.window
+        if answer.problem is not None:
+            problems[d.secret] = answer.problem
     return windows, problems
 
 

@@ -135,6 +135,16 @@ def identifier_set(hosts: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({h.strip().lower().rstrip(".") for h in hosts if h.strip()}))
 
 
+@lru_cache(maxsize=65536)
+def _domains_of(hosts: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(registered_domain(h) for h in hosts)
+
+
+@lru_cache(maxsize=65536)  # every recorded issuance is compared on every budget check
+def _set_of(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    return identifier_set(hosts)
+
+
 def _window_hold(
     times: Sequence[datetime], limit: int, window: timedelta, now: datetime
 ) -> datetime | None:
@@ -211,7 +221,7 @@ def check_budget(
             )
 
     if not ari_renewal:
-        same_set = [r.at for r in issued if identifier_set(r.hosts) == wanted]
+        same_set = [r.at for r in issued if _set_of(tuple(r.hosts)) == wanted]
         until = _window_hold(same_set, limits.certs_per_set, limits.certs_per_set_window, now)
         if until is not None:
             key = ",".join(wanted)
@@ -230,7 +240,7 @@ def check_budget(
         for r in issued:
             if r.renewal_with_ari:
                 continue
-            for domain in {registered_domain(h) for h in r.hosts} & wanted_domains:
+            for domain in _domains_of(tuple(r.hosts)) & wanted_domains:
                 per_domain.setdefault(domain, []).append(r.at)
         for domain in sorted(per_domain):
             until = _window_hold(
