@@ -270,13 +270,22 @@ class Run:
         if renewals and sum(quarters) >= 8 and min(quarters) == 0:
             problems.append(f"renewal moments not spread across the windows: {quarters}")
         if self.moved is not None and self.moved_window is not None:
+            # The certificate whose window was moved is replaced inside the moved window (not
+            # at its earlier, later moment), or not yet when the run ended before the window did.
+            window = self.moved_window
             seq = self.secrets[self.moved].certificates
-            after = [s for s in seq if s.info.not_before >= self.moved_window.start
-                     - timedelta(seconds=1)]
-            if not after or after[0].info.not_before > self.moved_window.end + \
-                    timedelta(seconds=self.plan.slack):
-                problems.append(f"{self.moved}: not renewed inside the moved window "
-                                f"{self.moved_window.start} .. {self.moved_window.end}")
+            index = next((i for i, c in enumerate(seq) if c.info.ari_cert_id == window.cert_id),
+                         None)
+            replacement = seq[index + 1] if index is not None and index + 1 < len(seq) else None
+            slack = timedelta(seconds=self.plan.slack)
+            if replacement is None:
+                if window.end + slack < ended:
+                    problems.append(f"{self.moved}: not renewed in the moved window "
+                                    f"{window.start} .. {window.end}")
+            elif not (window.start - timedelta(seconds=1) <= replacement.info.not_before
+                      <= window.end + slack):
+                problems.append(f"{self.moved}: renewed at {replacement.info.not_before}, "
+                                f"outside the moved window {window.start} .. {window.end}")
         per_source = [self.orders.get(k, 0) for k in self.secrets]
         figures: dict[str, Any] = {
             "seconds": round(self.ended - self.started),
@@ -373,7 +382,7 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                 for key, seq in sorted(snapshot.items()):
                     info, moment = seq[-1].info, seq[-1].moment
                     if moment is not None and moment > info.not_before + timedelta(
-                            seconds=80) and now - info.not_before < timedelta(seconds=15):
+                            seconds=80) and now - info.not_before < timedelta(seconds=25):
                         ns, name = key.split("/")
                         crt = base64.b64decode(core.read_namespaced_secret(
                             name, ns).data["tls.crt"])
