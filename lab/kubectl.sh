@@ -1,6 +1,8 @@
-# kubectl, built from k8s.io/kubernetes at the lab's Kubernetes version (same Go module graph as
-# lab/kube.sh's kube-apiserver, so a warm Go build cache makes this ~1 min). Sourced by lab/up
-# after kube.sh. Used by tests/lab/test_manifests.py (`kubectl kustomize`, server-side dry-run).
+# kubectl for tests/lab/test_manifests.py (`kubectl kustomize`, server-side dry-run). A kubectl on
+# the PATH is reused when its minor version is within one of the lab's Kubernetes (kubectl's own
+# version-skew policy); else one is built from k8s.io/kubernetes at the lab's version (same Go
+# module graph as lab/kube.sh's kube-apiserver, so a warm Go build cache makes this ~1 min;
+# cold, about 4 min). KUBECTL=<path> forces a binary. Sourced by lab/up after kube.sh.
 # Writes KUBECTL=<path> to .lab/env. Nothing is started.
 # shellcheck shell=bash
 
@@ -11,8 +13,29 @@ fi
 
 KUBECTL_BIN="$LAB_CACHE/kubectl-$KUBE_VERSION/kubectl"
 
+# kubectl_compatible PATH: true when PATH's client minor version is the lab's minor +-1.
+kubectl_compatible() {
+  local version minor want="${KUBE_VERSION#v1.}"
+  want="${want%%.*}"
+  version="$("$1" version --client -o json 2>/dev/null)" || return 1
+  minor="$(printf '%s' "$version" | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n 1)"
+  [ -n "$minor" ] && [ "$minor" -ge $((want - 1)) ] && [ "$minor" -le $((want + 1)) ]
+}
+
 kubectl_build() {
+  if [ -n "${KUBECTL:-}" ] && [ -x "$KUBECTL" ]; then
+    KUBECTL_BIN="$KUBECTL"
+    return 0
+  fi
   [ -x "$KUBECTL_BIN" ] && return 0
+  local found
+  found="$(command -v kubectl || true)"
+  if [ -n "$found" ] && kubectl_compatible "$found"; then
+    lab_log "reusing $found (within one minor version of $KUBE_VERSION)"
+    KUBECTL_BIN="$found"
+    return 0
+  fi
+  [ -n "$found" ] && lab_log "$found is not within one minor version of $KUBE_VERSION; building"
   command -v go >/dev/null || lab_die "go is needed to build kubectl"
   mkdir -p "$LAB_CACHE"
   exec {KUBECTL_LOCK_FD}>"$LAB_CACHE/.kubectl-build.lock"

@@ -1,4 +1,4 @@
-"""`certbotk8s` command line: renew --once, plan, status, controller."""
+"""`certbotk8s` command line: renew, revoke, plan, status, controller, completion."""
 
 from __future__ import annotations
 
@@ -7,19 +7,26 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+
+from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
 from certbotk8s.adapters.http01 import Http01Responder
 from certbotk8s.adapters.kube_client import load_api_client
 from certbotk8s.adapters.kube_tokens import KubeTokenStore
+from certbotk8s.adapters.lease import active_holder
+from certbotk8s.app import completion, force
 from certbotk8s.app import status as status_view
 from certbotk8s.app.logs import configure_logging
-from certbotk8s.app.renewal_pass import run_pass, survey
-from certbotk8s.app.runtime import build_runtime, read_config
+from certbotk8s.app.pass_metrics import pass_summary, push_pass
+from certbotk8s.app.renewal_pass import PassReport, run_pass, survey
+from certbotk8s.app.runtime import Runtime, build_runtime, read_config
+from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config, ConfigError
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.plan import ActionKind
+from certbotk8s.core.model import SecretRef
 from certbotk8s.core.text import printable
 
 log = logging.getLogger("certbotk8s")
@@ -29,49 +36,142 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level {text!r} (choose from {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {value}")
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _target(text: str) -> SecretRef:
+    try:
+        return force.parse_target(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _global_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command accepts, before or after the command name.
+
+    The top-level parser holds the defaults; the subcommands' copies default to SUPPRESS, so a
+    flag given after the command overrides and an absent one leaves the default alone.
+    """
+    def d(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--kubeconfig", default=d(os.environ.get("KUBECONFIG")),
+                   help="kubeconfig file (default $KUBECONFIG, else in-cluster)")
+    p.add_argument("--config", default=d(os.environ.get("CERTBOTK8S_CONFIG")),
+                   help="config file (default $CERTBOTK8S_CONFIG, else "
+                        "/etc/certbotk8s/config.yaml)")
+    p.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                   default=d(os.environ.get("CERTBOTK8S_LOG_LEVEL", "INFO")),
+                   help=f"one of {', '.join(LOG_LEVELS)} (default $CERTBOTK8S_LOG_LEVEL, "
+                        "else INFO)")
+    p.add_argument("--log-json", action="store_true",
+                   default=d(os.environ.get("CERTBOTK8S_LOG_JSON") == "1"),
+                   help="structured JSON logs (one object per line)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="certbotk8s", description=__doc__)
     p.add_argument("--version", action="version", version=f"certbotk8s {__version__}")
-    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
-                   help="kubeconfig file (default $KUBECONFIG, else in-cluster)")
-    p.add_argument("--config", default=os.environ.get("CERTBOTK8S_CONFIG"),
-                   help="config file (default $CERTBOTK8S_CONFIG, else "
-                        "/etc/certbotk8s/config.yaml)")
-    p.add_argument("--log-level", default=os.environ.get("CERTBOTK8S_LOG_LEVEL", "INFO"))
-    p.add_argument("--log-json", action="store_true",
-                   default=os.environ.get("CERTBOTK8S_LOG_JSON") == "1",
-                   help="structured JSON logs (one object per line)")
-    sub = p.add_subparsers(dest="command", required=True)
+    _global_options(p, defaults=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def scoped(name: str, help_: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_)
-        cmd.add_argument("-n", "--namespace", action="append", default=[],
-                         help="only sources in this namespace (repeatable; default all)")
+    def command(name: str, help_: str, scoped: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_, description=help_)
+        _global_options(cmd, defaults=False)
+        if scoped:
+            cmd.add_argument("-n", "--namespace", action="append", default=[],
+                             help="only sources in this namespace (repeatable; default all)")
         return cmd
 
-    renew = scoped("renew", "one pass: issue or renew what is due, then exit")
-    renew.add_argument("--once", action="store_true", required=True,
+    renew = command("renew", "renew --once: one pass, issue or renew what is due, then exit; "
+                             "renew NAMESPACE/SECRET: renew that certificate now")
+    renew.add_argument("targets", nargs="*", type=_target, metavar="NAMESPACE/SECRET",
+                       help="force a renewal of these Secrets now (through the running "
+                            "controller when one holds the Lease, else directly)")
+    renew.add_argument("--once", action="store_true",
                        help="run one pass and exit (the CronJob mode)")
     renew.add_argument("--shared-tokens", action="store_true",
                        help="keep HTTP-01 tokens in the controller namespace's token Secret, so "
                             "controller replicas behind the same solver Service answer them too")
-    scoped("plan", "show what a pass would do, changing nothing")
-    st = scoped("status", "table of managed certificates")
+    renew.add_argument("--pushgateway", metavar="URL",
+                       help="push the pass's metrics to this Prometheus Pushgateway")
+    renew.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
+                       help="NAMESPACE/SECRET: how long to wait for the controller (default 300)")
+    renew.add_argument("--lease-name", default="certbotk8s-leader",
+                       help="the controller's Lease (default certbotk8s-leader)")
+    revoke = command("revoke", "revoke a certificate at its CA, then issue a new one with a new "
+                               "key", scoped=False)
+    revoke.add_argument("targets", nargs=1, type=_target, metavar="NAMESPACE/SECRET")
+    revoke.add_argument("--reason", default="unspecified",
+                        choices=[r.name for r in force.RevocationReason],
+                        help="RFC 5280 reason; keyCompromise is signed with the certificate's "
+                             "own key (default unspecified)")
+    revoke.add_argument("--no-renew", action="store_true",
+                        help="only revoke; leave the revoked certificate in place")
+    revoke.add_argument("--shared-tokens", action="store_true", help=argparse.SUPPRESS)
+    revoke.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
+                        help="how long to wait for the controller's new certificate")
+    revoke.add_argument("--lease-name", default="certbotk8s-leader",
+                        help="the controller's Lease (default certbotk8s-leader)")
+    command("plan", "show what a pass would do, changing nothing")
+    st = command("status", "table of managed certificates")
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    ctl = sub.add_parser("controller", help="run the in-cluster controller (Deployment mode)")
+    ctl = command("controller", "run the in-cluster controller (Deployment mode)", scoped=False)
     ctl.add_argument("--metrics-address", default="0.0.0.0",
                      help="address for /healthz, /readyz and /metrics")
-    ctl.add_argument("--metrics-port", type=int, default=9090)
-    ctl.add_argument("--workers", type=int, default=16, help="orders in parallel")
+    ctl.add_argument("--metrics-port", type=_port, default=9090)
+    ctl.add_argument("--workers", type=_positive(int), default=16, help="orders in parallel")
     ctl.add_argument("--identity", default=os.environ.get("POD_NAME"),
                      help="leader-election identity (default $POD_NAME, else hostname-pid)")
     ctl.add_argument("--lease-name", default="certbotk8s-leader")
-    ctl.add_argument("--lease-duration", type=float, default=15.0)
+    ctl.add_argument("--lease-duration", type=_positive(float), default=15.0)
+    comp = command("completion", "print a shell completion script", scoped=False)
+    comp.add_argument("shell", choices=("bash", "zsh"))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell))
+        return EXIT_OK
+    if args.command == "renew" and not args.once and not args.targets:
+        parser.error("renew needs --once (one pass over everything) or NAMESPACE/SECRET")
+    if args.command == "renew" and args.once and args.targets:
+        parser.error("renew: give either --once or NAMESPACE/SECRET, not both")
     configure_logging(args.log_level, args.log_json)
     try:
         config = read_config(args.config)
@@ -79,9 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in e.errors:
             print(f"certbotk8s: invalid configuration: {line}", file=sys.stderr)
         return EXIT_CONFIG
+    for line in config.warnings:
+        log.warning("configuration: %s", line)
     try:
+        if args.command == "renew" and args.targets:
+            return _renew_targets(config, args, args.targets)
         if args.command == "renew":
             return _renew(config, args)
+        if args.command == "revoke":
+            return _revoke(config, args)
         if args.command == "plan":
             return _plan(config, args)
         if args.command == "status":
@@ -96,34 +202,104 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILED
 
 
-def _renew(config: Config, args: argparse.Namespace) -> int:
-    api = load_api_client(args.kubeconfig)
+def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
+                   run: Callable[[Runtime], PassReport]) -> PassReport | None:
+    """Run `run` with this process answering HTTP-01 (tokens shared when asked); None when the
+    HTTP-01 port cannot be bound (the error is printed)."""
     shared: KubeTokenStore | None = None
-    if args.shared_tokens:
+    if shared_tokens:
         shared = KubeTokenStore(api, config.controller_namespace)
         shared.start()
-    runtime = build_runtime(config, api, tokens=shared)
-    http01 = config.solver.http01
     try:
-        responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
-    except OSError as e:
-        print(f"certbotk8s: cannot serve HTTP-01 on {http01.listen_address}:{http01.port}: "
-              f"{e.strerror}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
+        runtime = build_runtime(config, api, tokens=shared)
+        http01 = config.solver.http01
+        try:
+            responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
+        except OSError as e:
+            print(f"certbotk8s: cannot serve HTTP-01 on {http01.listen_address}:{http01.port}: "
+                  f"{e.strerror}", file=sys.stderr)
+            return None
         with responder:
-            report = run_pass(runtime.deps, args.namespace,
-                              progress=lambda line: print(printable(line), flush=True))
+            return run(runtime)
     finally:
         if shared is not None:
             shared.stop()
-    done = sum(1 for o in report.outcomes
-               if o.ok and o.action.kind in (ActionKind.ISSUE, ActionKind.RENEW))
-    failed = sum(1 for o in report.outcomes if not o.ok)
-    refused = len(report.survey.discovery.problems)
-    print(f"certbotk8s: {done} issued or renewed, {failed} failed, {refused} sources refused, "
-          f"{len(report.outcomes) - done - failed} up to date", flush=True)
+
+
+def _progress(line: str) -> None:
+    print(printable(line), flush=True)  # lines carry tenant-chosen names: no terminal escapes
+
+
+def _renew(config: Config, args: argparse.Namespace) -> int:
+    api = load_api_client(args.kubeconfig)
+    report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
+        runtime.deps, args.namespace, progress=_progress))
+    if report is None:
+        return EXIT_FAILED
+    summary = pass_summary(report)
+    print(f"certbotk8s: {summary.line()}", flush=True)
+    if args.pushgateway:
+        try:
+            push_pass(args.pushgateway, report, summary, time.time())
+        except OSError as e:
+            print(f"certbotk8s: pushing to {args.pushgateway} failed: {e}", file=sys.stderr)
+            return EXIT_FAILED
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _renew_targets(config: Config, args: argparse.Namespace, targets: list[SecretRef]) -> int:
+    api = load_api_client(args.kubeconfig)
+    runtime = build_runtime(config, api)
+    failed = 0
+    for ref in targets:
+        force.managed_secret(runtime.deps.secrets, ref)
+    asked = {ref: force.request_renewal(runtime.deps.secrets, ref, force.now_utc())
+             for ref in targets}
+    holder = active_holder(api, config.controller_namespace, args.lease_name, force.now_utc())
+    pending = list(targets)
+    if holder is not None:
+        print(f"asked the controller ({holder} holds Lease {args.lease_name}) to renew "
+              f"{', '.join(map(str, targets))}", flush=True)
+        pending = []
+        for ref in targets:
+            if force.wait_for_renewal(runtime.deps.secrets, ref, asked[ref], args.timeout):
+                print(f"{ref}: renewed by the controller", flush=True)
+            else:
+                print(f"{ref}: the controller did not renew it within {args.timeout:g} s; "
+                      "renewing here", flush=True)
+                pending.append(ref)
+    if pending:
+        namespaces = sorted({r.namespace for r in pending})
+        report = _serve_and_run(config, api, args.shared_tokens or holder is not None,
+                                lambda rt: run_pass(rt.deps, namespaces, progress=_progress,
+                                                    only=pending))
+        if report is None:
+            return EXIT_FAILED
+        for ref in pending:
+            ok, message = force.describe(report, ref)
+            print(printable(f"{ref}: {'renewed' if ok else 'FAILED'}: {message}"), flush=True)
+            failed += 0 if ok else 1
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _revoke(config: Config, args: argparse.Namespace) -> int:
+    (ref,) = args.targets
+    api = load_api_client(args.kubeconfig)
+    runtime = build_runtime(config, api)
+    stored = force.managed_secret(runtime.deps.secrets, ref)
+    issuer = stored.annotations.get(secret_meta.ISSUER) or config.default_issuer
+    if issuer not in config.issuers:
+        print(f"certbotk8s: Secret {ref} was issued by {issuer!r}, which is not configured",
+              file=sys.stderr)
+        return EXIT_FAILED
+    reason = force.RevocationReason[args.reason]
+    done = force.revoke(runtime.deps.issuers.engine(issuer), stored, reason)
+    print(f"{ref}: certificate {done.serial} revoked ({reason.name}, signed with the "
+          f"{done.signed_by})", flush=True)
+    if args.no_renew:
+        return EXIT_OK
+    renew_args = argparse.Namespace(**{**vars(args), "targets": [ref]})
+    return _renew_targets(config, renew_args, [ref])
 
 
 def _plan(config: Config, args: argparse.Namespace) -> int:

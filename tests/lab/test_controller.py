@@ -78,7 +78,7 @@ class ControllerProcess:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(text) for s in family.samples}
 
-    def value(self, name: str, **labels: str) -> float | None:
+    def value(self, name: str, /, **labels: str) -> float | None:
         return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def is_leader(self) -> bool:
@@ -191,13 +191,14 @@ def test_sources_created_changed_and_deleted_while_running(
 
     # scheduled: the metrics know when it renews
     wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
-                               namespace=namespace, secret="live-tls"), 5, "renewal metric")
+                               namespace=namespace, name="live-tls", issuer="pebble"), 5,
+             "renewal metric")
 
     # deleted: the Secret stays, its schedule and metrics go
     networking.delete_namespaced_ingress("live", namespace)
     wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
-                               namespace=namespace, secret="live-tls") is None, 10,
-             "schedule removed")
+                               namespace=namespace, name="live-tls", issuer="pebble") is None,
+             10, "schedule removed")
     kept = read_secret(admin_api, namespace, "live-tls")
     assert kept is not None and _sans(kept) == _sans(renewed)
 
@@ -307,12 +308,15 @@ def test_metrics_report_certificates_and_acme_traffic(
     _ingress(admin_api, namespace, "seen", [lab.host("seen")])
     secret = wait_for(lambda: read_secret(admin_api, namespace, "seen-tls"), 15, "Secret")
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
+    cert = {"namespace": namespace, "name": "seen-tls", "issuer": "pebble"}
     expiry = wait_for(lambda: ctl.value("certbotk8s_certificate_expiration_timestamp_seconds",
-                                        namespace=namespace, secret="seen-tls"), 5, "expiry")
+                                        **cert), 5, "expiry")
     assert expiry == info.not_after.timestamp()
-    assert ctl.value("certbotk8s_certificate_ready", namespace=namespace, secret="seen-tls") == 1
-    renewal = ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
-                        namespace=namespace, secret="seen-tls")
+    wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="True",
+                               **cert) == 1, 5, "Ready True")
+    assert ctl.value("certbotk8s_certificate_ready_status", condition="False", **cert) == 0
+    assert ctl.value("certbotk8s_certificate_failed_attempts", **cert) == 0
+    renewal = ctl.value("certbotk8s_certificate_renewal_timestamp_seconds", **cert)
     assert renewal is not None and info.not_before.timestamp() < renewal < expiry
     metrics = ctl.metrics()
     assert metrics[("certbotk8s_leader", ())] == 1
@@ -324,6 +328,62 @@ def test_metrics_report_certificates_and_acme_traffic(
                for name, labels in metrics)
     assert ctl.get("/healthz")[0] == 200
     assert ctl.stop() == 0  # SIGTERM is a clean stop
+
+
+def test_failing_first_issuance_and_refused_source_have_ready_false(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    """No Secret ever appears, yet both have a series an alert can fire on."""
+    ctl = controllers("notready")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    # The lab's Pebble refuses this name (domainBlocklist): every attempt fails.
+    _ingress(admin_api, namespace, "blocked", ["blocked.certbotk8s.test"])
+    cert = {"namespace": namespace, "name": "blocked-tls", "issuer": "pebble"}
+    wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="False",
+                               **cert) == 1, 15, "Ready False after the failed attempt")
+    # Shown after the first failure, not after the retries (next one in about a minute).
+    assert ctl.value("certbotk8s_certificate_failed_attempts", **cert) == 1
+    assert ctl.value("certbotk8s_certificate_ready_status", condition="Unknown", **cert) == 0
+    assert ctl.value("certbotk8s_certificate_expiration_timestamp_seconds", **cert) is None
+    retry = ctl.value("certbotk8s_certificate_renewal_timestamp_seconds", **cert)
+    assert retry is not None and retry > time.time()
+    # A refused source (invalid annotation) has a series too, named after the source.
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.create_namespaced_ingress(namespace, {
+        "metadata": {"name": "refused", "annotations": {
+            "certbotk8s.io/enabled": "true", "certbotk8s.io/key-type": "dsa-1024"}},
+        "spec": {"tls": [{"hosts": [lab.host("refused")], "secretName": "refused-tls"}],
+                 "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="False",
+                               namespace=namespace, name="refused", issuer="") == 1, 15,
+             "refused source series")
+    assert read_secret(admin_api, namespace, "blocked-tls") is None
+
+
+def test_renew_command_goes_through_the_running_controller(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("asked")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    _ingress(admin_api, namespace, "asked", [lab.host("asked")])
+    first = wait_for(lambda: read_secret(admin_api, namespace, "asked-tls"), 15, "Secret")
+    env = dict(os.environ, KUBECONFIG=lab["CONTROLLER_KUBECONFIG"],
+               CERTBOTK8S_CONFIG=str(ctl.config))
+    run = subprocess.run([sys.executable, "-m", "certbotk8s.cli", "renew",
+                          f"{namespace}/asked-tls", "--lease-name", ctl.lease, "--timeout", "60"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"asked the controller (asked holds Lease {ctl.lease})" in run.stdout
+    assert f"{namespace}/asked-tls: renewed by the controller" in run.stdout
+    second = read_secret(admin_api, namespace, "asked-tls")
+    assert second.data["tls.crt"] != first.data["tls.crt"]
+    assert second.data["tls.key"] != first.data["tls.key"]
+    # The controller's own Event says why it renewed.
+    events = _core(admin_api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=asked,reason=Renewed").items
+    assert any("renewal requested at" in e.message for e in events), [e.message for e in events]
 
 
 def test_same_host_set_from_two_sources_is_ordered_once(

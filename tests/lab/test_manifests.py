@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,13 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import load_config
 from tests.lab.conftest import ROOT, Lab
 
 pytestmark = pytest.mark.lab
 
 MANIFESTS = ROOT / "manifests"
-OVERLAYS = ("controller", "cronjob")
+OVERLAYS = ("controller", "cronjob", "both")
 ISTIO_COMPONENT = MANIFESTS / "components" / "istio-egress"
 SOLVER_LABEL = "certbotk8s.io/http01-solver"
 
@@ -102,19 +106,76 @@ def test_overlay_with_istio_egress_passes_dry_run(
 def test_optional_monitoring_renders(lab: Lab) -> None:
     """Not dry-run: the prometheus-operator CRDs are not in the lab."""
     docs = _docs(_render(lab, MANIFESTS / "optional"))
-    assert {d["kind"] for d in docs} == {"ServiceMonitor", "PrometheusRule"}
-    rules = [r for g in _one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
-    exprs = " ".join(r["expr"] for r in rules)
-    assert "certbotk8s_certificate_expiration_timestamp_seconds" in exprs
-    assert "14 * 86400" in exprs
-    assert 'certbotk8s_challenges_total{outcome="failure"}' in exprs
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "PrometheusRule", "ServiceMonitor"]
+    (endpoint,) = _one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
+    rules = {r["alert"]: r for g in _one(docs, "PrometheusRule")["spec"]["groups"]
+             for r in g["rules"]}
+    assert 'certbotk8s_certificate_ready_status{condition="False"}' in \
+        rules["CertbotK8sCertificateNotReady"]["expr"]
+    assert rules["CertbotK8sCertificateNotReady"]["for"] == "1h"
+    assert "7 * 86400" in rules["CertbotK8sCertificateExpiresSoon"]["expr"]
+    assert "certbotk8s_certificate_failed_attempts" in rules["CertbotK8sRenewalFailing"]["expr"]
+    # Every metric an alert uses is one the controller exports.
+    exported = {m.name for m in Metrics().registry.collect()}
+    for rule in rules.values():
+        for name in re.findall(r"certbotk8s_[a-z_]+", rule["expr"]):
+            assert name in exported or name.removesuffix("_bucket") in exported, name
+    dashboard = _one(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["certbotk8s.json"])["panels"]
+    for panel in panels:
+        for target in panel["targets"]:
+            for name in re.findall(r"certbotk8s_[a-z_]+", target["expr"]):
+                base = re.sub(r"_(bucket|total)$", "", name)
+                assert name in exported or base in exported, name
+
+
+def test_both_overlays_in_one_kustomization_render_once(lab: Lab) -> None:
+    """overlays/both is one base with two components: one Namespace, one ServiceAccount."""
+    docs = _docs(_render(lab, MANIFESTS / "overlays" / "both"))
+    assert [d["kind"] for d in docs].count("Namespace") == 1
+    assert [d["kind"] for d in docs].count("ServiceAccount") == 1
+    assert {"Deployment", "CronJob"} <= {d["kind"] for d in docs}
+
+
+def test_renamed_namespace_moves_the_controller_namespace_too(lab: Lab, tmp_path: Path) -> None:
+    """A kustomize `namespace:` moves every object, and controllerNamespace with them."""
+    namespace = f"tls-{uuid.uuid4().hex[:8]}"
+    d = tmp_path / "renamed"
+    d.mkdir()
+    (d / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": namespace,
+        "namePrefix": f"{namespace}-",  # cluster-scoped RBAC apart from the lab's own
+        "resources": [os.path.relpath(MANIFESTS / "overlays" / "both", d)],
+    }))
+    text = _render(lab, d)
+    docs = _docs(text)
+    assert {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]} \
+        == {namespace}
+    binding = _one(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == namespace
+    # The config leaves controllerNamespace to the pod's namespace (downward API).
+    for overlay in ("controller", "cronjob"):
+        env = {e["name"]: e for e in _pod_spec(docs, overlay)["containers"][0]["env"]}
+        assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"], namespace)
+    assert config.controller_namespace == namespace
+    try:
+        out = _run(lab, "apply", "--server-side", "-f", "-", stdin=text)
+        assert f"namespace/{namespace} serverside-applied" in out
+        assert f"deployment.apps/{namespace}-certbotk8s serverside-applied" in out
+    finally:
+        _run(lab, "delete", "--ignore-not-found", "clusterrole,clusterrolebinding",
+             f"{namespace}-certbotk8s")
 
 
 def _pod_spec(docs: list[Doc], overlay: str) -> Doc:
-    if overlay == "controller":
-        spec: Doc = _one(docs, "Deployment", "certbotk8s")["spec"]["template"]["spec"]
+    if overlay in ("controller", "both"):
+        spec: Doc = _one(docs, "Deployment")["spec"]["template"]["spec"]
     else:
-        cron = _one(docs, "CronJob", "certbotk8s-renew")
+        cron = _one(docs, "CronJob")
         spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return spec
 
@@ -172,7 +233,7 @@ def test_solver_service_selects_the_token_serving_pods(rendered: dict[str, list[
     service = _one(docs, "Service", "certbotk8s-solver")
     (port,) = service["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (80, "http01")
-    if overlay == "controller":
+    if overlay in ("controller", "both"):
         labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     else:
         labels = _one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
@@ -206,9 +267,10 @@ def test_network_policy_opens_http01_to_all_and_metrics_to_monitoring_only(
 def test_config_map_is_a_valid_config(rendered: dict[str, list[Doc]], overlay: str) -> None:
     docs = rendered[overlay]
     config_map = _one(docs, "ConfigMap")
-    config = load_config(config_map["data"]["config.yaml"])
+    config = load_config(config_map["data"]["config.yaml"], "certbotk8s")
     assert {"letsencrypt", "letsencrypt-staging"} <= set(config.issuers)
     assert config.controller_namespace == "certbotk8s"
+    assert not config.warnings
     assert config.solver.http01.port == 8089
     assert config.solver.http01.solver_service == "certbotk8s-solver"
     assert config.solver.http01.solver_service_port == 80

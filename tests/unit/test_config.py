@@ -23,7 +23,7 @@ defaultIssuer: letsencrypt
 issuers:
   letsencrypt:
     directory: https://acme-v02.api.letsencrypt.org/directory
-    email: ops@example.com
+    email: ops@corp.test
     profiles: [classic, tlsserver]
   corp:
     directory: https://ca.corp.example:8443/acme/dir
@@ -76,7 +76,7 @@ def test_full_file() -> None:
     assert config.controller_namespace == "certs"
     assert config.default_issuer == "letsencrypt"
     le = config.issuers["letsencrypt"]
-    assert le.email == "ops@example.com"
+    assert le.email == "ops@corp.test"
     assert le.profiles == ("classic", "tlsserver")
     assert le.eab is None
     corp = config.issuers["corp"]
@@ -424,3 +424,25 @@ def test_issuer_default_profile_is_used_when_a_source_names_none() -> None:
     bad = {"issuers": {"ca": {"directory": "https://ca.example/dir", "defaultProfile": "nope"}}}
     with pytest.raises(ConfigError, match=r"issuers\.ca\.defaultProfile"):
         parse_config(bad)
+
+
+def test_example_contact_is_refused_for_letsencrypt_production_and_warned_elsewhere() -> None:
+    prod = "issuers: {le: {directory: 'https://acme-v02.api.letsencrypt.org/directory', " \
+           "email: ops@example.com}}"
+    with pytest.raises(ConfigError) as refused:
+        load_config(prod)
+    assert refused.value.errors[0].startswith("issuers.le.email: Let's Encrypt refuses")
+    staging = prod.replace("acme-v02", "acme-staging-v02")
+    staging = staging.replace("example.com", "mail.example.org")
+    config = load_config(staging)
+    assert config.warnings == (
+        "issuers.le.email: 'ops@mail.example.org' is an example address; "
+        "CAs such as Let's Encrypt refuse it",)
+    assert load_config(prod.replace("example.com", "corp.test")).warnings == ()
+
+
+def test_controller_namespace_defaults_to_the_given_namespace() -> None:
+    text = "issuers: {le: {directory: 'https://acme.test/dir'}}"
+    assert load_config(text).controller_namespace == "certbotk8s"
+    assert load_config(text, "tls-system").controller_namespace == "tls-system"
+    assert load_config("controllerNamespace: x\n" + text, "tls-system").controller_namespace == "x"

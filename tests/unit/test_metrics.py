@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from certbotk8s.adapters.acme_network import RequestRecord
 from certbotk8s.app.metrics import ENDPOINTS, Metrics, acme_endpoint
 from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.readiness import CertificateRow
 
 PEBBLE = "https://127.0.0.1:14000"
 BOULDER = "https://acme-v02.api.letsencrypt.org"
@@ -74,25 +75,43 @@ def test_acme_requests_counted_with_bounded_labels() -> None:
               (("endpoint", "newOrder"), ("le", "10.0")))] == 1
 
 
-def test_certificate_series_set_and_removed() -> None:
+def test_certificate_series_published_marked_and_removed() -> None:
     m = Metrics()
     not_after = datetime(2026, 3, 1, tzinfo=UTC)
     renew = datetime(2026, 2, 1, tzinfo=UTC)
-    m.set_certificate("web", "site-tls", not_after, renew, ready=True)
-    m.set_certificate("web", "other-tls", None, None, ready=False)
+    m.publish_certificates([
+        CertificateRow("web", "site-tls", "le", "True", not_after, renew),
+        CertificateRow("web", "new-tls", "le", "Unknown"),
+        CertificateRow("shop", "bad-ingress", "", "False"),
+    ])
     s = _samples(m)
-    key = (("namespace", "web"), ("secret", "site-tls"))
+    key = (("issuer", "le"), ("name", "site-tls"), ("namespace", "web"))
     assert s[("certbotk8s_certificate_expiration_timestamp_seconds", key)] == not_after.timestamp()
     assert s[("certbotk8s_certificate_renewal_timestamp_seconds", key)] == renew.timestamp()
-    assert s[("certbotk8s_certificate_ready", key)] == 1
-    other = (("namespace", "web"), ("secret", "other-tls"))
-    assert s[("certbotk8s_certificate_ready", other)] == 0
-    assert ("certbotk8s_certificate_expiration_timestamp_seconds", other) not in s
+    for condition, value in (("True", 1), ("False", 0), ("Unknown", 0)):
+        assert s[("certbotk8s_certificate_ready_status",
+                  (("condition", condition), *key))] == value
+    new = (("issuer", "le"), ("name", "new-tls"), ("namespace", "web"))
+    assert s[("certbotk8s_certificate_ready_status", (("condition", "Unknown"), *new))] == 1
+    assert ("certbotk8s_certificate_expiration_timestamp_seconds", new) not in s
+    refused = (("issuer", ""), ("name", "bad-ingress"), ("namespace", "shop"))
+    assert s[("certbotk8s_certificate_ready_status", (("condition", "False"), *refused))] == 1
 
-    m.remove_certificate("web", "site-tls")
-    m.remove_certificate("web", "never-there")
+    m.mark_failed("web", "new-tls", 1)
     s = _samples(m)
-    assert not [k for k in s if k[1] == key]
+    assert s[("certbotk8s_certificate_ready_status", (("condition", "False"), *new))] == 1
+    assert s[("certbotk8s_certificate_ready_status", (("condition", "Unknown"), *new))] == 0
+    assert s[("certbotk8s_certificate_failed_attempts", new)] == 1
+
+    m.publish_certificates([CertificateRow("web", "new-tls", "le", "False", failures=1)])
+    s = _samples(m)
+    assert not [k for k in s if k[1] in (key, refused) or key[1:] == k[1][1:]]
+    assert s[("certbotk8s_certificate_ready_status", (("condition", "False"), *new))] == 1
+
+
+def test_process_metrics_are_exported() -> None:
+    assert any(k[0].startswith("process_") for k in _samples(Metrics()))
+    assert not any(k[0].startswith("process_") for k in _samples(Metrics(process=False)))
 
 
 def test_controller_metrics_rendered() -> None:

@@ -38,6 +38,7 @@ def test_chain_order_is_fixed() -> None:
         "key_type_changed",
         "issuer_changed",
         "profile_changed",
+        "renewal_requested",
         "expired",
         "renewal_due",
     ]
@@ -120,6 +121,27 @@ def test_lost_issuer_and_profile_annotations_are_no_reason_to_order() -> None:
     d = desired(profile="classic")
     # plan repairs them (MetadataRepair) instead
     assert evaluate(d, observed_for(d, annotations={}), FRESH, None) is None
+
+
+def test_renewal_requested_after_issuance_renews_once() -> None:
+    d = desired()
+    written = observed_for(d)
+    issued = secret_meta.parse_time(written.annotations[secret_meta.ISSUED_AT])
+    assert issued is not None
+    later = secret_meta.format_time(issued + timedelta(minutes=5))
+    asked = observed_for(d, annotations={**written.annotations,
+                                         secret_meta.RENEW_REQUESTED_AT: later})
+    reason = evaluate(d, asked, FRESH, None)
+    assert reason is not None and reason.code is ReasonCode.RENEWAL_REQUESTED
+    assert later in reason.message
+    # A request older than the certificate was answered already; garbage is ignored.
+    earlier = secret_meta.format_time(issued - timedelta(minutes=5))
+    for value in (earlier, "yesterday"):
+        answered = observed_for(d, annotations={**written.annotations,
+                                                secret_meta.RENEW_REQUESTED_AT: value})
+        assert evaluate(d, answered, FRESH, None) is None
+
+
 
 
 def test_profile_changed_both_ways() -> None:

@@ -357,6 +357,35 @@ class AcmeEngine:
             return existing
         return self._register()
 
+    # -- revocation --------------------------------------------------------------------------
+
+    def revoke(self, certificate_pem: bytes, reason: int,
+               certificate_key: keys.PrivateKey | None = None) -> None:
+        """Revoke the leaf of `certificate_pem` (RFC 8555 section 7.6) with an RFC 5280 reason.
+
+        Signed by this account (which must have ordered it), or by the certificate's own key
+        when `certificate_key` is given: Let's Encrypt accepts `keyCompromise` (1) only that
+        way, and then blocks the key. Raises AcmeProblemError when the CA refuses
+        (`alreadyRevoked`, `unauthorized`, `badRevocationReason`).
+        """
+        leaf = x509.load_pem_x509_certificates(certificate_pem)[0]
+        body = messages.Revocation(certificate=leaf, reason=reason)
+        url = self.directory["revokeCert"]
+        if certificate_key is None:
+            self.ensure_account()
+            self._post(url, body)
+            return
+        jwk = account_key_to_jwk(certificate_key)
+        net = RetryingNetwork(key=jwk, alg=_alg_for(jwk), verify_ssl=self._verify,
+                              user_agent=USER_AGENT, retry=self._retry,
+                              observer=self._observer, sleep=self._sleep)
+        try:  # no account: the JWS embeds the certificate's public key
+            net.post(url, body, new_nonce_url=self.directory["newNonce"])
+        except messages.Error as e:
+            raise AcmeProblemError(f"CA refused POST {url}", problem_from(e)) from e
+        except acme_errors.Error as e:
+            raise AcmeError(f"ACME request to {url} failed: {type(e).__name__}") from e
+
     # -- orders ------------------------------------------------------------------------------
 
     def issue(

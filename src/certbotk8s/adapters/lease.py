@@ -304,3 +304,30 @@ class LeaseElector:
                 "leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now}
         if self._replace(current, spec) is not None:
             log.info("Lease %s/%s: released by %s", self.namespace, self.name, self.identity)
+
+
+def active_holder(api: ApiClient, namespace: str, name: str, now: datetime,
+                  slack: float = 5.0) -> str | None:
+    """Who holds the Lease, if it was renewed within its duration (+ `slack` s) before `now`.
+
+    For commands that ask a running controller to act (`certbotk8s renew NAMESPACE/SECRET`):
+    None when there is no Lease, no holder, or a stale one. Compares the holder's renewTime with
+    our wall clock, so clock skew beyond `slack` can misjudge it; the caller falls back to acting
+    itself when the controller does not answer in time.
+    """
+    coordination = client.CoordinationV1Api(api)
+    obj = request(Op("get", "leases", namespace, name),
+                  lambda: coordination.read_namespaced_lease(name, namespace,
+                                                             _preload_content=False))
+    spec = _record(obj)
+    holder, renewed, duration = (spec.get("holderIdentity"), spec.get("renewTime"),
+                                 spec.get("leaseDurationSeconds"))
+    if not isinstance(holder, str) or not holder or not isinstance(renewed, str):
+        return None
+    try:
+        at = datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    seconds = duration if isinstance(duration, int) else 15
+    age = (now - at).total_seconds()
+    return holder if age <= seconds + slack else None

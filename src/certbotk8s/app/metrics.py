@@ -1,21 +1,32 @@
 """Prometheus metrics of the controller, in a registry of its own (no process-global state).
 
 Label values are bounded: ACME URLs map to a fixed endpoint vocabulary, HTTP methods to a
-known set, certificate series are removed with their certificate.
+known set, certificate series are removed with their certificate. Process metrics
+(`process_*`: CPU, memory, open files, start time) come from prometheus_client's collector.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from dataclasses import replace
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 
 from certbotk8s.adapters.acme_network import RequestRecord
+from certbotk8s.core import readiness
 from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.readiness import CertificateRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -71,21 +82,31 @@ class _Unchecked:
 class Metrics:
     """Every metric certbotk8s exports; `render()` gives the text exposition format."""
 
-    def __init__(self) -> None:
+    def __init__(self, process: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
-        cert = ["namespace", "secret"]
+        if process:
+            ProcessCollector(registry=r)
+        # Shaped like cert-manager's certmanager_certificate_* series: a rename ports dashboards.
+        cert = ["name", "namespace", "issuer"]
+        self.ready_status = Gauge(
+            "certbotk8s_certificate_ready_status",
+            "1 for the certificate's current Ready condition (True, False, Unknown), else 0; "
+            "every desired certificate and refused source has a series",
+            [*cert, "condition"], registry=r)
         self.expiration = Gauge(
             "certbotk8s_certificate_expiration_timestamp_seconds",
             "notAfter of the certificate in the Secret (Unix time)", cert, registry=r)
         self.renewal = Gauge(
             "certbotk8s_certificate_renewal_timestamp_seconds",
-            "When the certificate in the Secret is due for renewal (Unix time)", cert,
+            "When the certificate is renewed or its issuance tried again (Unix time)", cert,
             registry=r)
-        self.ready = Gauge(
-            "certbotk8s_certificate_ready",
-            "1 when the Secret holds a valid certificate for the wanted hosts, else 0", cert,
+        self.failed_attempts = Gauge(
+            "certbotk8s_certificate_failed_attempts",
+            "Failed issuance or renewal attempts in a row (0 after a success)", cert,
             registry=r)
+        self._rows: dict[tuple[str, str, str], CertificateRow] = {}
+        self._rows_lock = threading.Lock()
         self.acme_requests = Counter(
             "certbotk8s_acme_requests_total", "HTTP requests to the ACME CA",
             ["endpoint", "method", "status"], registry=r)
@@ -165,19 +186,46 @@ class Metrics:
 
     # --- certificates and the controller ----------------------------------------------
 
-    def set_certificate(self, namespace: str, secret: str, not_after: datetime | None,
-                        next_renewal: datetime | None, ready: bool) -> None:
-        """The state of one managed Secret; a None time removes that series."""
-        for gauge, when in ((self.expiration, not_after), (self.renewal, next_renewal)):
-            if when is None:
-                _remove(gauge, namespace, secret)
-            else:
-                gauge.labels(namespace, secret).set(when.timestamp())
-        self.ready.labels(namespace, secret).set(1 if ready else 0)
+    def publish_certificates(self, rows: Iterable[CertificateRow]) -> None:
+        """Replace every per-certificate series with `rows` (one reconcile's view)."""
+        fresh = {row.key: row for row in rows}
+        with self._rows_lock:
+            for key in set(self._rows) - set(fresh):
+                self._drop(key)
+            for row in fresh.values():
+                self._set(row)
+            self._rows = fresh
 
-    def remove_certificate(self, namespace: str, secret: str) -> None:
-        for gauge in (self.expiration, self.renewal, self.ready):
-            _remove(gauge, namespace, secret)
+    def mark_failed(self, namespace: str, name: str, failures: int) -> None:
+        """An attempt for Secret namespace/name just failed: count it, and a certificate that
+        never arrived is now Ready False (without waiting for the next reconcile)."""
+        with self._rows_lock:
+            for key, row in list(self._rows.items()):
+                if (row.namespace, row.name) != (namespace, name) or not row.issuer:
+                    continue
+                condition = readiness.FALSE if row.condition == readiness.UNKNOWN \
+                    else row.condition
+                self._rows[key] = replace(row, condition=condition, failures=failures)
+                self._set(self._rows[key])
+
+    def _set(self, row: CertificateRow) -> None:
+        labels = _cert_labels(row.key)  # in the gauges' label order
+        for condition in readiness.CONDITIONS:
+            self.ready_status.labels(*labels, condition).set(
+                1 if condition == row.condition else 0)
+        for gauge, when in ((self.expiration, row.not_after), (self.renewal, row.renewal)):
+            if when is None:
+                _remove(gauge, *labels)
+            else:
+                gauge.labels(*labels).set(when.timestamp())
+        self.failed_attempts.labels(*labels).set(row.failures)
+
+    def _drop(self, key: tuple[str, str, str]) -> None:
+        labels = _cert_labels(key)
+        for condition in readiness.CONDITIONS:
+            _remove(self.ready_status, *labels, condition)
+        for gauge in (self.expiration, self.renewal, self.failed_attempts):
+            _remove(gauge, *labels)
 
     def account_recovery(self, issuer: str, outcome: str) -> None:
         """Count one re-registration (`registered`, `new-key` or `failed`)."""
@@ -205,6 +253,12 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format (`CONTENT_TYPE`)."""
         return generate_latest(self.registry)
+
+
+def _cert_labels(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """A row key (namespace, name, issuer) as the gauges' (name, namespace, issuer)."""
+    namespace, name, issuer = key
+    return (name, namespace, issuer)
 
 
 def _remove(gauge: Gauge, *labels: str) -> None:

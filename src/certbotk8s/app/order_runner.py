@@ -207,9 +207,12 @@ class OrderRunner:
         record_outcome(self.deps, self.book, job.actions, observed, outcome, now)
         if not outcome.ok:
             for action in job.actions:
-                retry = self.book.failure_state(action.desired.secret, None).next_attempt
-                if retry is not None:
-                    self.schedule.at(action.desired.secret, retry)
+                failure = self.book.failure_state(action.desired.secret, None)
+                # Ready False now for a certificate that never arrived, not at the next pass.
+                self.metrics.mark_failed(action.desired.secret.namespace,
+                                         action.desired.secret.name, failure.failures)
+                if failure.next_attempt is not None:
+                    self.schedule.at(action.desired.secret, failure.next_attempt)
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:

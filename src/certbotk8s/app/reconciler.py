@@ -16,6 +16,7 @@ from certbotk8s.app.watch import Watch
 from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
+from certbotk8s.core.readiness import certificate_rows
 
 
 class Reconciler:
@@ -30,11 +31,12 @@ class Reconciler:
 
     def reconcile(self, now: datetime) -> None:
         found = self.watch.discovery(self.deps.config)
-        fresh = set(found.problems) - self._reported_problems
-        if fresh:
-            report_problems(self.deps, Discovery(problems=tuple(sorted(
-                fresh, key=lambda p: (p.source, p.reason)))))
-        self._reported_problems = set(found.problems)
+        if self.elector.is_leader():  # Events come from the leader only, not every replica
+            fresh = set(found.problems) - self._reported_problems
+            if fresh:
+                report_problems(self.deps, Discovery(problems=tuple(sorted(
+                    fresh, key=lambda p: (p.source, p.reason)))))
+            self._reported_problems = set(found.problems)
         observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
@@ -45,13 +47,16 @@ class Reconciler:
         for ref in self.states.refs() - wanted:
             # Source gone: the Secret stays (documented), its schedule goes.
             self.schedule.cancel(ref)
-            self.metrics.remove_certificate(ref.namespace, ref.name)
             self.states.drop(ref)
             self.book.forget(ref)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
         update_hold_gauges(self.states, self.metrics, now)
         for action in actions:
             self._handle(action, observed.get(action.desired.secret), now)
+        failures = {a.desired.secret: self.book.failure_state(
+            a.desired.secret, observed.get(a.desired.secret)).failures for a in actions}
+        self.metrics.publish_certificates(certificate_rows(
+            actions, observed, found.problems, failures, now, self.schedule.scheduled()))
 
     def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
         ref = action.desired.secret
@@ -64,22 +69,17 @@ class Reconciler:
             # renew-before, lifetime fraction or floor), and the policy treats that moment,
             # not the window start, as due.
             self.schedule.at(ref, action.next_renewal)
-            self.metrics.set_certificate(ref.namespace, ref.name, info.not_after,
-                                         action.next_renewal, True)
             if leading and action.annotations and state.written != dict(action.annotations):
                 state.written = dict(action.annotations)  # once, until the cache shows it
                 self.runner.write_metadata(action, observed)  # the moment / repaired metadata
             return
         if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
-            if state.reported != action.reason.message:
+            if state.reported != action.reason.message and self.elector.is_leader():
                 state.reported = action.reason.message
                 execute(self.deps, action, observed)  # posts the Warning Event
             return
         if action.kind not in (ActionKind.ISSUE, ActionKind.RENEW):
             return
-        if info is not None:
-            self.metrics.set_certificate(ref.namespace, ref.name, info.not_after, now,
-                                         info.not_after > now)
         failure = self.book.failure_state(ref, observed)
         if failure.waiting(now):
             assert failure.next_attempt is not None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from certbotk8s.adapters.acme_engine import OrderRequest
@@ -319,9 +319,11 @@ def report_problems(deps: PassDeps, found: Discovery) -> None:
 
 
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
-             progress: Progress = lambda line: None) -> PassReport:
+             progress: Progress = lambda line: None,
+             only: Collection[SecretRef] = ()) -> PassReport:
     """Issue or renew everything due, one certificate after another, and report. The same
-    budget and backoff as the controller (kept on the cluster) decide whether an order may go."""
+    budget and backoff as the controller (kept on the cluster) decide whether an order may go.
+    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
     book = RenewalBook(deps.config, deps.secrets, deps.ledger)
     book.load()
     now = deps.clock()
@@ -330,6 +332,9 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     except CertbotK8sError as e:
         log.warning("cannot list managed Secrets for the rate-limit budget: %s", e)
     current = survey(deps, namespaces)
+    if only:
+        current = replace(current, actions=tuple(a for a in current.actions
+                                                 if a.desired.secret in only))
     report_problems(deps, current.discovery)
     for problem in current.discovery.problems:
         progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")

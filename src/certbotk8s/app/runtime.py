@@ -30,13 +30,17 @@ DEFAULT_CONFIG_PATH = "/etc/certbotk8s/config.yaml"
 
 
 def read_config(path: str | None) -> Config:
-    """The config file at `path`, $CERTBOTK8S_CONFIG or the in-cluster default."""
+    """The config file at `path`, $CERTBOTK8S_CONFIG or the in-cluster default.
+
+    A file without `controllerNamespace` means the pod's own namespace ($POD_NAMESPACE, set by
+    the downward API in the manifests and the chart), so renaming the namespace just works.
+    """
     chosen = path or os.environ.get("CERTBOTK8S_CONFIG") or DEFAULT_CONFIG_PATH
     try:
         text = Path(chosen).read_text()
     except OSError as e:
         raise ConfigError([f"{chosen}: cannot read: {e.strerror}"]) from e
-    return load_config(text)
+    return load_config(text, os.environ.get("POD_NAMESPACE") or None)
 
 
 @dataclass

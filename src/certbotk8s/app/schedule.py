@@ -48,6 +48,10 @@ class WakeSchedule:
         if job is not None:
             job.remove()
 
+    def scheduled(self) -> dict[SecretRef, datetime]:
+        """When each Secret's renewal (or retry) is due, as last scheduled."""
+        return dict(self._when)
+
     def next_runs(self) -> dict[str, datetime]:
         """Scheduled renewal jobs (for tests and status)."""
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()

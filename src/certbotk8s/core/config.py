@@ -12,7 +12,7 @@ Example::
     issuers:
       letsencrypt:
         directory: https://acme-v02.api.letsencrypt.org/directory
-        email: ops@example.com
+        # email: you@your-domain    # optional account contact (not an example.* address)
         profiles: [classic, tlsserver, shortlived]
         # defaultProfile: classic   # asked for when a source names no profile
         # eab: {secretRef: {name: eab, keyIdKey: kid, hmacKey: hmac}}
@@ -81,6 +81,9 @@ DNS_PROVIDER_TYPES = config_dns.DNS_PROVIDER_TYPES
 SecretKeyRef = config_dns.SecretKeyRef
 PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
 UNLIMITED = 10**9  # a rate limit set to 0 in the file
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+# RFC 2606 example domains: Let's Encrypt refuses them as account contacts at the first order.
+_EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 
 _HTTPS_URL = re.compile(r"^https://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -216,27 +219,40 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     tenants: TenantsConfig = field(default_factory=TenantsConfig)
+    warnings: tuple[str, ...] = ()  # `path: message` lines for things that work but look wrong
 
 
-def load_config(text: str) -> Config:
-    """Parse and validate a YAML configuration document."""
+def load_config(text: str, default_namespace: str | None = None) -> Config:
+    """Parse and validate a YAML configuration document.
+
+    `default_namespace` is the controller namespace when the file sets none (the CLI passes the
+    pod's own namespace, $POD_NAMESPACE), else `certbotk8s`.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError([f"<file>: not valid YAML: {e}"]) from e
-    return parse_config({} if data is None else data)
+    return parse_config({} if data is None else data, default_namespace)
 
 
-def parse_config(data: object) -> Config:
+def parse_config(data: object, default_namespace: str | None = None) -> Config:
     """Validate a parsed configuration document (a mapping) into a Config."""
-    return _Parser().config(data)
+    return _Parser(default_namespace or DEFAULT_CONTROLLER_NAMESPACE).config(data)
+
+
+def is_example_contact(email: str) -> bool:
+    """An address at an RFC 2606 example domain (or below one)."""
+    domain = email.rpartition("@")[2].lower().rstrip(".")
+    return any(domain == d or domain.endswith("." + d) for d in _EXAMPLE_DOMAINS)
 
 
 class _Parser:
     """Walks the document, collecting `path: message` errors instead of stopping at the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_namespace: str) -> None:
         self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.default_namespace = default_namespace
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(f"{path}: {message}")
@@ -374,7 +390,7 @@ class _Parser:
                 }
             ),
         )
-        namespace = self.string(top, "controllerNamespace", "") or DEFAULT_CONTROLLER_NAMESPACE
+        namespace = self.string(top, "controllerNamespace", "") or self.default_namespace
         if not is_dns1123_label(namespace):
             self.error("controllerNamespace", f"{namespace!r} is not a valid namespace name")
 
@@ -420,6 +436,7 @@ class _Parser:
             solver=solver,
             renewal=renewal,
             tenants=tenants,
+            warnings=tuple(self.warnings),
         )
 
     def issuers(self, value: object, namespace: str) -> dict[str, IssuerConfig]:
@@ -443,6 +460,13 @@ class _Parser:
             email = self.string(m, "email", path)
             if email is not None and not _EMAIL.match(email):
                 self.error(f"{path}.email", f"not an email address: {email!r}")
+            elif email is not None and is_example_contact(email):
+                if directory == LETSENCRYPT_PRODUCTION:
+                    self.error(f"{path}.email", f"Let's Encrypt refuses example-domain contacts "
+                               f"such as {email!r}: set a mailbox you read, or remove the key")
+                else:
+                    self.warnings.append(f"{path}.email: {email!r} is an example address; "
+                                         "CAs such as Let's Encrypt refuse it")
             eab = self.eab(m.get("eab"), f"{path}.eab", namespace)
             ca_bundle = self.string(m, "caBundle", path)
             if ca_bundle is not None and not ca_bundle.startswith("/"):

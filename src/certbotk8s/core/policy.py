@@ -163,6 +163,30 @@ def profile_changed(
     return None
 
 
+def renewal_requested(
+    desired: DesiredCertificate,
+    observed: ObservedSecret | None,
+    now: datetime,
+    ari: RenewalWindow | None,
+) -> Reason | None:
+    """`certbotk8s renew NAMESPACE/SECRET` (or `revoke`) asked for a new certificate.
+
+    The request is the time in RENEW_REQUESTED_AT; it is answered once the Secret holds a
+    certificate issued after it (writing the new certificate also drops the annotation).
+    """
+    if observed is None:
+        return None
+    requested = secret_meta.parse_time(observed.annotations.get(secret_meta.RENEW_REQUESTED_AT,
+                                                                ""))
+    if requested is None:
+        return None
+    issued = secret_meta.parse_time(observed.annotations.get(secret_meta.ISSUED_AT, ""))
+    if issued is not None and issued >= requested:
+        return None
+    return Reason(ReasonCode.RENEWAL_REQUESTED,
+                  f"renewal requested at {secret_meta.format_time(requested)}")
+
+
 def expired(
     desired: DesiredCertificate,
     observed: ObservedSecret | None,
@@ -198,6 +222,7 @@ CHECKS: tuple[Check, ...] = (
     key_type_changed,
     issuer_changed,
     profile_changed,
+    renewal_requested,
     expired,
     renewal_due,
 )

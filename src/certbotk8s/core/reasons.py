@@ -15,6 +15,7 @@ class ReasonCode(enum.StrEnum):
     KEY_TYPE_CHANGED = "KeyTypeChanged"
     ISSUER_CHANGED = "IssuerChanged"
     PROFILE_CHANGED = "ProfileChanged"
+    RENEWAL_REQUESTED = "RenewalRequested"
     EXPIRED = "Expired"
     INSIDE_ARI_WINDOW = "InsideAriWindow"
     INSIDE_RENEW_BEFORE = "InsideRenewBefore"

@@ -29,6 +29,8 @@ SERIAL = "certbotk8s.io/serial"
 ARI_CERT_ID = "certbotk8s.io/ari-cert-id"
 SOURCE = "certbotk8s.io/source"
 ISSUED_AT = "certbotk8s.io/issued-at"
+RENEW_REQUESTED_AT = "certbotk8s.io/renew-requested-at"
+"""Set by `certbotk8s renew NAMESPACE/SECRET` and `revoke`: renew now (policy.renewal_requested)."""
 
 
 @dataclass(frozen=True)

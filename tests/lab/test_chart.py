@@ -1,0 +1,298 @@
+"""charts/certbotk8s: helm lint, renders with default and other values, agrees with the kustomize
+manifests, and installs server-side into the lab's API server."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+
+from certbotk8s.core.config import load_config
+from tests.lab.conftest import ROOT, Lab
+
+pytestmark = pytest.mark.lab
+
+CHART = ROOT / "charts" / "certbotk8s"
+MANIFESTS = ROOT / "manifests"
+Doc = dict[str, Any]
+
+OTHER_VALUES: Doc = {
+    "mode": "both",
+    "image": {"repository": "registry.example/certbotk8s", "digest": "sha256:" + "ab" * 32},
+    "controller": {"replicas": 3, "podDisruptionBudget": {"minAvailable": 2},
+                   "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}},
+    "cronjob": {"schedule": "7 3 * * *", "pushgateway": "http://pushgateway.monitoring:9091"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "node-role", "operator": "In", "values": ["infra"]}]}]}}},
+    "priorityClassName": "system-cluster-critical",
+    "commonLabels": {"team": "platform"},
+    "commonAnnotations": {"owner": "platform@corp.test"},
+    "podAnnotations": {"sidecar.istio.io/inject": "false"},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                "prometheusRule": {"enabled": True}},
+    "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}], "egressPorts": [443, 6443]},
+    "istioEgress": {"enabled": True},
+    "config": {
+        "dnsProviders": {"bind": {"type": "rfc2136", "server": "192.0.2.53:53",
+                                  "tsig": {"keyName": "certbotk8s.", "algorithm": "hmac-sha256",
+                                           "secretRef": {"name": "tsig", "key": "secret"}}}},
+        "istio": {"gatewayNamespace": "istio-ingress", "allowedSourceNamespaces": ["shop"]},
+    },
+}
+
+
+def _tool(lab: Lab, key: str) -> str:
+    path = lab.env.get(key)
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail(f"{key} missing from .lab/env or not executable: run lab/up")
+    return path
+
+
+def _run(lab: Lab, tool: str, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": lab["KUBECONFIG"],
+           "HELM_CACHE_HOME": str(ROOT / ".lab" / "helm" / "cache"),
+           "HELM_CONFIG_HOME": str(ROOT / ".lab" / "helm" / "config"),
+           "HELM_DATA_HOME": str(ROOT / ".lab" / "helm" / "data")}
+    result = subprocess.run([_tool(lab, tool), *args], input=stdin, capture_output=True,
+                            text=True, env=env, timeout=180, check=False)
+    assert result.returncode == 0, f"{tool} {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _docs(text: str) -> list[Doc]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _template(lab: Lab, tmp_path: Path, values: Doc | None = None, *,
+              release: str = "certbotk8s", namespace: str = "certbotk8s") -> list[Doc]:
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if values is not None:
+        path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        args += ["--values", str(path)]
+    return _docs(_run(lab, "HELM", *args))
+
+
+def _one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
+    found = [d for d in docs if d["kind"] == kind
+             and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def _pod(doc: Doc) -> Doc:
+    if doc["kind"] == "CronJob":
+        spec: Doc = doc["spec"]["jobTemplate"]["spec"]["template"]
+    else:
+        spec = doc["spec"]["template"]
+    return spec
+
+
+def test_helm_lint_passes(lab: Lab, tmp_path: Path) -> None:
+    out = _run(lab, "HELM", "lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in out
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(OTHER_VALUES))
+    assert "0 chart(s) failed" in _run(lab, "HELM", "lint", "--strict", str(CHART),
+                                       "--values", str(path))
+
+
+def test_default_render(lab: Lab, tmp_path: Path) -> None:
+    docs = _template(lab, tmp_path, release="edge", namespace="tls-system")
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(["ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding",
+                            "Role", "RoleBinding", "Service", "Service", "Deployment",
+                            "PodDisruptionBudget", "NetworkPolicy"])
+    assert all(d["metadata"].get("namespace") in (None, "tls-system") for d in docs)
+    config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    # controllerNamespace follows the release namespace; the solver Service is the chart's.
+    assert config.controller_namespace == "tls-system"
+    assert config.solver.http01.solver_service == "edge-certbotk8s-solver"
+    _one(docs, "Service", "edge-certbotk8s-solver")
+    assert not config.warnings
+    deployment = _one(docs, "Deployment")
+    (container,) = _pod(deployment)["spec"]["containers"]
+    assert container["image"] == "ghcr.io/certbotk8s/certbotk8s:0.1.0"
+    assert container["args"][:1] == ["controller"]
+    assert "--lease-name" in container["args"]
+    assert deployment["spec"]["replicas"] == 2
+    binding = _one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "edge-certbotk8s",
+                                    "namespace": "tls-system"}]
+
+
+def test_other_values_render(lab: Lab, tmp_path: Path) -> None:
+    docs = _template(lab, tmp_path, OTHER_VALUES, release="certbotk8s", namespace="ops")
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "CronJob", "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
+            "ServiceEntry"} <= kinds
+    for doc in docs:
+        assert doc["metadata"]["labels"]["team"] == "platform", doc["kind"]
+        assert doc["metadata"]["annotations"]["owner"] == "platform@corp.test", doc["kind"]
+    deployment, cron = _one(docs, "Deployment"), _one(docs, "CronJob")
+    assert deployment["spec"]["replicas"] == 3
+    assert _one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    assert cron["spec"]["schedule"] == "7 3 * * *"
+    for workload in (deployment, cron):
+        pod = _pod(workload)
+        spec = pod["spec"]
+        assert spec["nodeSelector"] == OTHER_VALUES["nodeSelector"]
+        assert spec["tolerations"] == OTHER_VALUES["tolerations"]
+        assert spec["affinity"] == OTHER_VALUES["affinity"]
+        assert spec["priorityClassName"] == "system-cluster-critical"
+        assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+        (container,) = spec["containers"]
+        assert container["image"] == "registry.example/certbotk8s@sha256:" + "ab" * 32
+    (cron_container,) = _pod(cron)["spec"]["containers"]
+    args = cron_container["args"]
+    assert args[args.index("--pushgateway") + 1] == "http://pushgateway.monitoring:9091"
+    (ctl_container,) = _pod(deployment)["spec"]["containers"]
+    assert ctl_container["resources"]["requests"] == {"cpu": "10m", "memory": "64Mi"}
+    policy = _one(docs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"][1]["from"] == OTHER_VALUES["networkPolicy"]["metricsFrom"]
+    assert [p["port"] for p in policy["egress"][1]["ports"]] == [443, 6443]
+    monitor = _one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
+    config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    assert config.controller_namespace == "ops"
+    assert config.istio.gateway_namespace == "istio-ingress"
+    assert "bind" in config.dns_providers
+    # Credentials are referenced, never inlined.
+    assert "secretRef" in _one(docs, "ConfigMap")["data"]["config.yaml"]
+
+
+def test_bad_mode_is_refused(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("mode: sometimes\n")
+    result = subprocess.run([_tool(lab, "HELM"), "template", "x", str(CHART), "-f", str(path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "mode must be deployment, cronjob or both" in result.stderr
+
+
+def test_prometheus_rule_matches_the_kustomize_one(lab: Lab, tmp_path: Path) -> None:
+    docs = _template(lab, tmp_path, {"metrics": {"prometheusRule": {"enabled": True}}})
+    shipped = yaml.safe_load((MANIFESTS / "optional" / "prometheusrule.yaml").read_text())
+    assert _one(docs, "PrometheusRule")["spec"] == shipped["spec"]
+
+
+# --- chart and kustomize describe the same installation ---------------------------------------
+
+_HASH = re.compile(r"-[a-z0-9]{10}$")
+
+
+def _normalise(doc: Doc) -> Doc:
+    """Drop what legitimately differs: Helm's labels and checksums, image, hashed names."""
+    doc = copy.deepcopy(doc)
+    doc["metadata"].pop("annotations", None)
+    doc["metadata"].pop("labels", None)
+    if doc["kind"] in ("Deployment", "CronJob"):
+        outer = doc["spec"]["jobTemplate"] if doc["kind"] == "CronJob" else doc
+        outer.get("metadata", {}).pop("labels", None)
+        doc["spec"].pop("selector", None)
+        pod = _pod(doc)
+        pod["metadata"] = {}
+        spec = pod["spec"]
+        spec.pop("topologySpreadConstraints", None)
+        (container,) = spec["containers"]
+        container.pop("image")
+        args = container["args"]
+        for flag in ("--log-level", "--lease-name"):
+            if flag in args:
+                i = args.index(flag)
+                del args[i:i + 2]
+        container["env"] = sorted(container["env"], key=lambda e: e["name"])
+        for volume in spec["volumes"]:
+            if "configMap" in volume:
+                volume["configMap"]["name"] = _HASH.sub("", volume["configMap"]["name"])
+    if doc["kind"] in ("Service", "PodDisruptionBudget"):
+        doc["spec"].pop("selector", None)
+    if doc["kind"] == "NetworkPolicy":
+        doc["spec"].pop("podSelector")
+    if doc["kind"] == "ConfigMap":
+        doc["metadata"]["name"] = _HASH.sub("", doc["metadata"]["name"])
+        doc["data"] = {"config": load_config(doc["data"]["config.yaml"], "certbotk8s")}
+    return doc
+
+
+def test_chart_and_kustomize_render_the_same_objects(lab: Lab, tmp_path: Path) -> None:
+    kustomize = _docs(_run(lab, "KUBECTL", "kustomize", str(MANIFESTS / "overlays" / "both")))
+    chart = _template(lab, tmp_path, {"mode": "both"})
+    # helm does not own the Namespace (`--create-namespace`); the rest is the same set.
+    by_id_k = {(d["kind"], _normalise(d)["metadata"]["name"]): _normalise(d)
+               for d in kustomize if d["kind"] != "Namespace"}
+    by_id_c = {(d["kind"], _normalise(d)["metadata"]["name"]): _normalise(d) for d in chart}
+    assert sorted(by_id_k) == sorted(by_id_c)
+    for key, doc in by_id_k.items():
+        assert by_id_c[key] == doc, key
+    # Selectors: the chart's add the release instance to the kustomize ones.
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"):
+        field = "podSelector" if kind == "NetworkPolicy" else "selector"
+        for k_doc in (d for d in kustomize if d["kind"] == kind):
+            c_doc = _one(chart, kind, k_doc["metadata"]["name"])
+            k_sel = k_doc["spec"][field]
+            c_sel = c_doc["spec"][field]
+            k_sel = k_sel.get("matchLabels", k_sel)
+            c_sel = c_sel.get("matchLabels", c_sel)
+            assert k_sel.items() <= c_sel.items(), (kind, k_sel, c_sel)
+
+
+# --- server-side install ------------------------------------------------------------------------
+
+
+def test_server_side_install_into_the_lab(lab: Lab, tmp_path: Path, admin_api: ApiClient) -> None:
+    release = f"c{uuid.uuid4().hex[:8]}"
+    namespace = f"t-{release}"
+    values = tmp_path / "install.yaml"
+    values.write_text(yaml.safe_dump({"mode": "both", "istioEgress": {"enabled": True},
+                                      "networkPolicy": {"enabled": True}}))
+    out = _run(lab, "HELM", "install", release, str(CHART), "--namespace", namespace,
+               "--create-namespace", "--server-side=true", "--values", str(values))
+    assert "STATUS: deployed" in out
+    try:
+        name = f"{release}-certbotk8s"
+        apps: Any = k8s.AppsV1Api(admin_api)
+        deployment = apps.read_namespaced_deployment(name, namespace)
+        assert deployment.spec.replicas == 2
+        env = {e.name: e for e in deployment.spec.template.spec.containers[0].env}
+        assert env["POD_NAMESPACE"].value_from.field_ref.field_path == "metadata.namespace"
+        batch: Any = k8s.BatchV1Api(admin_api)
+        cron = batch.read_namespaced_cron_job(f"{name}-renew", namespace)
+        assert cron.spec.concurrency_policy == "Forbid"
+        core: Any = k8s.CoreV1Api(admin_api)
+        config_map = core.read_namespaced_config_map(f"{name}-config", namespace)
+        assert load_config(config_map.data["config.yaml"]).controller_namespace == namespace
+        assert core.read_namespaced_service(f"{name}-solver", namespace).spec.ports[0].port == 80
+        assert core.read_namespaced_service_account(name, namespace).metadata.name == name
+        rbac: Any = k8s.RbacAuthorizationV1Api(admin_api)
+        binding = rbac.read_cluster_role_binding(name)
+        assert (binding.subjects[0].name, binding.subjects[0].namespace) == (name, namespace)
+        assert rbac.read_namespaced_role(name, namespace).rules
+        k8s.PolicyV1Api(admin_api).read_namespaced_pod_disruption_budget(name, namespace)
+        k8s.NetworkingV1Api(admin_api).read_namespaced_network_policy(name, namespace)
+        k8s.CustomObjectsApi(admin_api).get_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "serviceentries", f"{name}-acme")
+        # Server-side apply: the fields are owned by helm's field manager.
+        managers = {m.manager for m in deployment.metadata.managed_fields}
+        assert any("helm" in m for m in managers), managers
+    finally:
+        _run(lab, "HELM", "uninstall", release, "--namespace", namespace)
+    with pytest.raises(k8s.ApiException) as gone:
+        k8s.RbacAuthorizationV1Api(admin_api).read_cluster_role(f"{release}-certbotk8s")
+    assert gone.value.status == 404
