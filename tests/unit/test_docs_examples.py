@@ -21,6 +21,7 @@ CONFIG_KEYS = {"controllerNamespace", "defaultIssuer", "issuers", "dnsProviders"
 MINIMAL_ISSUERS = {"issuers": {"letsencrypt": {
     "directory": "https://acme-staging-v02.api.letsencrypt.org/directory"}}}
 _FENCE = re.compile(r"```(\w*)\n(.*?)```", re.S)
+_PLACEHOLDER = re.compile(r":\s*\.\.\.\s*(#|$)", re.M)
 _CLI = re.compile(r"(?:^|\$ |-- )certbotk8s (?P<args>[^#\n]*)")
 
 # Claims that were once in the docs and are false; a page that says them again fails.
@@ -48,6 +49,8 @@ def _blocks(lang: set[str]) -> list[tuple[str, str]]:
 def _config_examples() -> list[tuple[str, dict[str, object]]]:
     found = []
     for page, body in _blocks({"yaml", "yml"}):
+        if _PLACEHOLDER.search(body):
+            continue  # a schema with `key: ...` placeholders, not an example
         data = yaml.safe_load(body)
         if isinstance(data, dict) and data and set(data) <= CONFIG_KEYS:
             found.append((page, data))
