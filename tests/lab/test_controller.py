@@ -231,6 +231,25 @@ def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
     assert new_orders(leaders[0]) >= 3
     assert new_orders(follower) == 0
 
+    # A refused source: both replicas see it (each exports its Ready False series), only the
+    # leader posts the Warning Event.
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.create_namespaced_ingress(namespace, {
+        "metadata": {"name": "refused-pair", "annotations": {
+            "certbotk8s.io/enabled": "true", "certbotk8s.io/key-type": "dsa-1024"}},
+        "spec": {"tls": [{"hosts": [lab.host("refused")], "secretName": "refused-pair-tls"}],
+                 "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+    def saw_refusal(ctl: ControllerProcess) -> bool:
+        return ctl.value("certbotk8s_certificate_ready_status", condition="False",
+                         namespace=namespace, name="refused-pair", issuer="") == 1
+
+    for ctl in (leaders[0], follower):
+        wait_for(functools.partial(saw_refusal, ctl), 15, f"{ctl.identity} saw the refusal")
+    events = _core(admin_api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=refused-pair").items
+    assert [e.reason for e in events] == ["InvalidAnnotation"]
+    assert {e.reporting_instance for e in events} == {leaders[0].identity}
+
 
 def test_sigkill_mid_order_successor_continues_the_same_order(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
