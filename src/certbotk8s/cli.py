@@ -157,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="leader-election identity (default $POD_NAME, else hostname-pid)")
     ctl.add_argument("--lease-name", default="certbotk8s-leader")
     ctl.add_argument("--lease-duration", type=_positive(float), default=15.0)
+    ctl.add_argument("-n", "--namespace", action="append", default=[],
+                     help="watch and write only in this namespace (repeatable; default all). "
+                          "Works with Role-only RBAC: manifests/overlays/namespaced")
     comp = command("completion", "print a shell completion script", scoped=False)
     comp.add_argument("shell", choices=("bash", "zsh"))
     return p

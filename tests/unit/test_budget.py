@@ -3,6 +3,7 @@ Secret store: restart rebuilds it, shared orders back off per Secret, replaces i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -46,7 +47,7 @@ class FakeSecrets:
                         annotations: dict[str, str | None]) -> None:
         self.annotations.setdefault((namespace, name), {}).update(annotations)
 
-    def list_managed(self) -> list[StoredSecret]:
+    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
         return []
 
 

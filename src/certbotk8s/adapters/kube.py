@@ -24,6 +24,7 @@ from certbotk8s.adapters.kube_client import (
 )
 from certbotk8s.adapters.kube_events import EventRow, KubeEventRecorder, list_events
 from certbotk8s.adapters.kube_secrets import KubeAccountStore, KubeSecretStore
+from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.ports import KubeObject, SourceSnapshot
 
 __all__ = [
@@ -102,12 +103,23 @@ class KubeSourceReader:
                                    lambda ns: self._custom_list(ISTIO_GATEWAYS, ns)),
             gateway_api_gateways=collect(GATEWAY_API_GATEWAYS.name,
                                          lambda ns: self._custom_list(GATEWAY_API_GATEWAYS, ns)),
-            # Grants live in the Secret's namespace, not the Gateway's: always cluster-wide.
-            reference_grants=collect(REFERENCE_GRANTS.name,
-                                     lambda ns: self._custom_list(REFERENCE_GRANTS, ns),
-                                     (None,)),
+            reference_grants=self._grants(collect, namespaces),
             missing_apis=tuple(missing),
         )
+
+    def _grants(self, collect: Callable[..., tuple[KubeObject, ...]],
+                namespaces: Sequence[str]) -> tuple[KubeObject, ...]:
+        """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or,
+        where RBAC forbids that (namespaced mode, Role-only), in the listed namespaces."""
+        def lister(ns: str | None) -> list[JsonDict] | None:
+            return self._custom_list(REFERENCE_GRANTS, ns)
+
+        try:
+            return collect(REFERENCE_GRANTS.name, lister, (None,))
+        except KubeForbidden:
+            if not namespaces:
+                raise
+            return collect(REFERENCE_GRANTS.name, lister, tuple(namespaces))
 
     def _ingresses(self, namespace: str | None) -> list[JsonDict] | None:
         api = self._networking

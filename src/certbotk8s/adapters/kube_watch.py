@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import urllib3
@@ -46,6 +46,15 @@ class WatchedResource:
     kind: str
     label_selector: str | None = None
     field_selector: str | None = None
+    namespace: str | None = None  # None: cluster-wide
+
+    def in_namespace(self, namespace: str | None) -> WatchedResource:
+        """The same resource watched only in `namespace` (None: cluster-wide, unchanged)."""
+        if namespace is None:
+            return self
+        base, _, plural = self.path.rpartition("/")
+        return replace(self, name=f"{self.name}@{namespace}",
+                       path=f"{base}/namespaces/{namespace}/{plural}", namespace=namespace)
 
 
 class _Gone(Exception):
@@ -62,6 +71,7 @@ class Informer:
         self._transform = transform
         self._watch_timeout = watch_timeout
         self._missing_recheck = missing_recheck
+        self.namespace = resource.namespace
         self.cache: dict[Key, Any] = {}
         self.synced = threading.Event()
         self.missing = False

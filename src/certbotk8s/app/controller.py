@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,7 @@ class Controller:
         debounce: float = 0.02,
         resync_interval: float = 300.0,
         ari_refresh: timedelta = timedelta(hours=12),
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.deps = deps
         self.elector = elector
@@ -58,7 +59,7 @@ class Controller:
         self._debounce = debounce
         self._resync = resync_interval
         self._stopping = threading.Event()
-        self.watch = Watch(api)
+        self.watch = Watch(api, namespaces)  # namespaces: namespaced mode (Role-only RBAC)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)

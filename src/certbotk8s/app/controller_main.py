@@ -50,7 +50,8 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
 
     controller = Controller(runtime.deps, api, elector, metrics,
                             KubeInflightStore(api, config.controller_namespace),
-                            on_leading=sweep, workers=args.workers)
+                            on_leading=sweep, workers=args.workers,
+                            namespaces=args.namespace)
     holder["c"] = controller
     http01 = config.solver.http01
     try:

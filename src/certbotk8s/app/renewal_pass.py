@@ -26,6 +26,7 @@ from certbotk8s.core.errors import (
     CertbotK8sError,
     ChallengeFailed,
     KubeConflict,
+    KubeForbidden,
     OrderAbandoned,
 )
 from certbotk8s.core.model import (
@@ -40,7 +41,7 @@ from certbotk8s.core.model import (
 from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import Holding, discover_owned
 from certbotk8s.core.plan import Action, ActionKind, plan
-from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
+from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader, StoredSecret
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
            ari_reader: AriReader | None = None) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
     held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations)
-            for s in deps.secrets.list_managed()]
+            for s in _managed(deps, namespaces)]
     found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
                            deps.config, held)
@@ -116,6 +117,17 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
     return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
+
+
+def _managed(deps: PassDeps, namespaces: Sequence[str]) -> list[StoredSecret]:
+    """Every managed Secret (host ownership needs all), or, where RBAC allows only some
+    namespaces (namespaced mode), those in `namespaces`."""
+    try:
+        return deps.secrets.list_managed()
+    except KubeForbidden:
+        if not namespaces:
+            raise
+        return deps.secrets.list_managed(namespaces)
 
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from certbotk8s.adapters.kube_secrets import to_stored_secret
@@ -41,11 +42,45 @@ def observe_json(obj: dict[str, Any]) -> ObservedSecret:
     return observe(to_stored_secret(obj))
 
 
-class Watch:
-    """Informer caches plus `wake`, set on every change that may alter what is wanted."""
+class InformerGroup:
+    """One resource's informers (one cluster-wide, or one per namespace) read as one cache."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, informers: Sequence[Informer]) -> None:
+        self.informers = list(informers)
+        self._by_namespace = {i.namespace: i for i in self.informers}
+
+    @property
+    def cache(self) -> InformerGroup:
+        return self  # reads like an Informer's cache: get, items, values, len
+
+    @property
+    def missing(self) -> bool:
+        return any(i.missing for i in self.informers)
+
+    def get(self, key: Key) -> Any:
+        informer = self._by_namespace.get(key[0]) or self._by_namespace.get(None)
+        return informer.cache.get(key) if informer is not None else None
+
+    def items(self) -> list[tuple[Key, Any]]:
+        return [item for i in self.informers for item in list(i.cache.items())]
+
+    def values(self) -> list[Any]:
+        return [value for i in self.informers for value in list(i.cache.values())]
+
+    def __len__(self) -> int:
+        return sum(len(i.cache) for i in self.informers)
+
+
+class Watch:
+    """Informer caches plus `wake`, set on every change that may alter what is wanted.
+
+    `namespaces` empty: every resource is watched cluster-wide. Otherwise (namespaced mode,
+    Role-only RBAC) each is watched in each of those namespaces and nowhere else.
+    """
+
+    def __init__(self, api: Any, namespaces: Sequence[str] = ()) -> None:
         self.wake = threading.Event()
+        scopes: list[str | None] = list(namespaces) or [None]
 
         def on_source(key: Key | None, obj: Any) -> None:
             # Our own temporary HTTP-01 routing objects never change what is wanted.
@@ -53,15 +88,20 @@ class Watch:
             if labels.get(ROLE_LABEL) != "http01-route":
                 self.wake.set()
 
-        self.informers: dict[str, list[Informer]] = {
-            name: [Informer(api, r, on_source, transform=trim_source) for r in resources]
+        # group -> one InformerGroup per API version (the first served one is read)
+        self.informers: dict[str, list[InformerGroup]] = {
+            name: [InformerGroup([Informer(api, r.in_namespace(ns), on_source,
+                                           transform=trim_source) for ns in scopes])
+                   for r in resources]
             for name, resources in SOURCES.items()
         }
-        self.secrets = Informer(api, MANAGED_TLS, lambda key, obj: self.wake.set(),
-                                transform=observe_json)
+        self.secrets = InformerGroup([
+            Informer(api, MANAGED_TLS.in_namespace(ns), lambda key, obj: self.wake.set(),
+                     transform=observe_json) for ns in scopes])
 
     def all(self) -> list[Informer]:
-        return [i for group in self.informers.values() for i in group] + [self.secrets]
+        groups = [g for versions in self.informers.values() for g in versions] + [self.secrets]
+        return [i for group in groups for i in group.informers]
 
     def start(self) -> None:
         for informer in self.all():
@@ -79,9 +119,9 @@ class Watch:
             informer.synced.wait()
 
     def sources(self, group: str) -> list[Any]:
-        for informer in self.informers[group]:
-            if not informer.missing:
-                return list(informer.cache.values())
+        for versions in self.informers[group]:
+            if not versions.missing:
+                return versions.values()
         return []
 
     def discovery(self, config: Config) -> Discovery:
@@ -92,9 +132,9 @@ class Watch:
                               self.sources("gateway_api"), self.sources("grants"), config, held)
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
-        value: ObservedSecret | None = self.secrets.cache.get((ref.namespace, ref.name))
+        value: ObservedSecret | None = self.secrets.get((ref.namespace, ref.name))
         return value
 
     def managed(self) -> list[tuple[Key, ObservedSecret]]:
         """A snapshot of every managed Secret in the cache."""
-        return list(self.secrets.cache.items())
+        return self.secrets.items()
