@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from certbotk8s.adapters.http01 import Http01Responder, MemoryTokenStore, token_value
+from certbotk8s.adapters.http01 import (
+    Http01Responder,
+    Http01Solver,
+    MemoryTokenStore,
+    SelfCheck,
+    token_value,
+)
+from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.ports import PendingChallenge
 
 TOKEN = "tok_1-A"
 
@@ -121,3 +129,19 @@ def test_many_slow_connections_do_not_starve_the_ca(tokens: MemoryTokenStore) ->
         finally:
             for sock in attackers:
                 sock.close()
+
+
+def _challenge(domain: str) -> PendingChallenge:
+    return PendingChallenge(ChallengeType.HTTP01, domain, False, TOKEN, f"{TOKEN}.thumb")
+
+
+def test_self_check_connects_only_inside_the_configured_networks(
+        tokens: MemoryTokenStore) -> None:
+    """A tenant's host resolving to an address outside selfCheckNetworks is not fetched."""
+    tokens.put(TOKEN, token_value(f"{TOKEN}.thumb", "127.0.0.1"))
+    with Http01Responder(tokens, "127.0.0.1", 0) as responder:
+        inside = Http01Solver(tokens, SelfCheck(port=responder.port, networks=("127.0.0.0/8",)))
+        assert inside._fetch(_challenge("127.0.0.1")) is None
+        outside = Http01Solver(tokens, SelfCheck(port=responder.port, networks=("10.0.0.0/8",)))
+        problem = outside._fetch(_challenge("127.0.0.1"))
+        assert problem is not None and "outside solver.http01.selfCheckNetworks" in problem

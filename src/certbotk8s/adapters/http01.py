@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import logging
 import socket
 import threading
@@ -250,6 +251,7 @@ class SelfCheck:
     resolver: str | None = None
     timeout: float = 10.0
     interval: float = 0.05
+    networks: tuple[str, ...] = ()  # CIDRs it may connect to (a tenant picks the address); (): any
 
 
 class Http01Solver:
@@ -303,8 +305,19 @@ class Http01Solver:
             time.sleep(self.self_check.interval)
 
     def _address(self, host: str) -> str:
+        address = self._resolve(host)
+        networks = [ipaddress.ip_network(n) for n in self.self_check.networks]
+        if networks and not any(ipaddress.ip_address(address) in n for n in networks):
+            raise OSError(f"{host} resolves to {address}, outside solver.http01.selfCheckNetworks")
+        return address
+
+    def _resolve(self, host: str) -> str:
         if self.self_check.resolver is None:
-            return host
+            try:  # the first address, as a CA dials it
+                return str(socket.getaddrinfo(host, self.self_check.port,
+                                              type=socket.SOCK_STREAM)[0][4][0])
+            except OSError as e:
+                raise OSError(f"cannot resolve {host}: {e}") from e
         server, _, port = self.self_check.resolver.rpartition(":")
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [server]

@@ -41,7 +41,8 @@ class SolverFactory:
             return {ChallengeType.DNS01: self.dns_solver(provider, keep_going)}
         http = self._config.solver.http01
         check = SelfCheck(enabled=http.self_check, port=http.self_check_port,
-                          resolver=http.self_check_resolver)
+                          resolver=http.self_check_resolver,
+                          networks=http.self_check_networks)
         solver: ChallengeSolver = Http01Solver(self._tokens, check, keep_going)
         if self._routing is not None and desired.routing is not None:
             solver = RoutedHttp01Solver(solver, self._routing, desired.routing,

@@ -43,13 +43,14 @@ Example::
     solver:
       http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089,
                listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
-               selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353
+               selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
       dns01: {propagationTimeout: 300, pollInterval: 5}
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -185,6 +186,7 @@ class Http01Config:
     solver_service_port: int = 80
     self_check_port: int = 80
     self_check_resolver: str | None = None
+    self_check_networks: tuple[str, ...] = ()  # CIDRs the self-check may connect to; (): any
 
 
 @dataclass(frozen=True)
@@ -576,6 +578,16 @@ class _Parser:
                 self.error(f"{path}.{key}[{index}]", f"{ns!r} is not a valid namespace name")
         return tuple(sorted(set(names)))
 
+    def networks(self, m: dict[str, object], key: str, path: str) -> tuple[str, ...]:
+        """A list of CIDRs (`10.0.0.0/8`, `2001:db8::/32`), normalised."""
+        result: list[str] = []
+        for index, raw in enumerate(self.string_list(m, key, path)):
+            try:
+                result.append(str(ipaddress.ip_network(raw, strict=False)))
+            except ValueError:
+                self.error(f"{path}.{key}[{index}]", f"not a network like 10.0.0.0/8: {raw!r}")
+        return tuple(result)
+
     def tenants(self, value: object) -> TenantsConfig:
         path = "tenants"
         m = self.mapping(value, path, frozenset(
@@ -623,6 +635,7 @@ class _Parser:
                     "solverServicePort",
                     "selfCheckPort",
                     "selfCheckResolver",
+                    "selfCheckNetworks",
                 }
             ),
         )
@@ -643,6 +656,7 @@ class _Parser:
             solver_service_port=self.port(h, "solverServicePort", "solver.http01") or 80,
             self_check_port=self.port(h, "selfCheckPort", "solver.http01") or 80,
             self_check_resolver=_hostport(resolver_host, resolver_port),
+            self_check_networks=self.networks(h, "selfCheckNetworks", "solver.http01"),
         )
         d = self.mapping(
             m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
