@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=30)
     parser.add_argument("--namespaces", type=int, default=3)
     parser.add_argument("--metrics-port", type=int, default=19890)
+    parser.add_argument("--log", default="/tmp/bench-renewal-compressed.log",
+                        help="where the controller's log is copied")
     args = parser.parse_args()
     env = read_lab_env(ROOT / ".lab" / "env")
     api = load_api_client(env["KUBECONFIG"])
@@ -39,6 +42,7 @@ def main() -> int:
         result = run(env, api, plan, Path(tmp), args.metrics_port,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
         figures, problems = result.verdict()
+        shutil.copyfile(result.log, args.log)
     print(json.dumps(figures, indent=2))
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)

@@ -27,8 +27,9 @@ class WakeSchedule:
 
     def every(self, job_id: str, func: Callable[[], None], interval: timedelta,
               first: datetime) -> None:
+        # A busy process may wake late: run late rather than skip (misfire), once (coalesce).
         self._scheduler.add_job(func, "interval", seconds=interval.total_seconds(), id=job_id,
-                                next_run_time=first)
+                                next_run_time=first, misfire_grace_time=None, coalesce=True)
 
     def stop(self) -> None:
         self._stopped = True
