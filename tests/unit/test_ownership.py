@@ -71,10 +71,12 @@ def test_share_hosts_lets_namespaces_share_a_host() -> None:
     assert [d.secret for d in found.desired] == [SecretRef("team-a", "mine")]
 
 
-def test_a_new_host_asked_for_by_two_namespaces_is_refused_for_both() -> None:
+def test_a_new_host_asked_for_by_two_namespaces_gets_two_keys_not_a_refusal() -> None:
+    """Nobody holds it yet: each namespace gets its own certificate (orders never shared)."""
     found = _run(_ing("team-a", "a", "new.example.com"), _ing("team-b", "b", "new.example.com"))
-    assert found.desired == ()
-    assert _reasons(found) == [("team-a", "HostClaimed"), ("team-b", "HostClaimed")]
+    assert [d.secret.namespace for d in found.desired] == ["team-a", "team-b"]
+    assert found.problems == ()
+    assert len({order_share_key(d) for d in found.desired}) == 2
 
 
 def test_same_host_twice_in_one_namespace_is_fine() -> None:

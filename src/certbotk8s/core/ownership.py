@@ -10,8 +10,8 @@ certificate (never a part of it, which would silently change it):
    matches any name under `a.example.com` (any depth, wildcards included), not the apex.
 3. HostClaimed (first-claimant protection, unless `tenants.shareHosts`): a host held by a
    managed Secret in one namespace is refused for a Secret in any other namespace. A host that
-   no Secret holds yet but that several namespaces ask for at once is refused for all of them
-   (no first claimant exists; the operator settles it with hostPatterns).
+   no Secret holds yet is not refused: namespaces asking for it at the same moment each get
+   their own certificate and key (hostPatterns is what decides ownership up front).
 
 The config's own default certificate is the operator's and is exempt from 2 and 3.
 """
@@ -108,7 +108,7 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
     kept = admitted
     if not tenants.share_hosts:
         kept = []
-        claims = _Claims(holdings, admitted)
+        claims = _Claims(holdings)
         for d in admitted:
             problem = claims.check(d)
             if problem is None:
@@ -142,18 +142,13 @@ def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | 
 
 
 class _Claims:
-    """First-claimant protection over the managed Secrets and the certificates now wanted."""
+    """First-claimant protection over the managed Secrets that exist."""
 
-    def __init__(self, holdings: Iterable[Holding], wanted: Iterable[DesiredCertificate]) -> None:
+    def __init__(self, holdings: Iterable[Holding]) -> None:
         self.holders: dict[str, set[str]] = {}  # host -> namespaces of Secrets holding it
         for holding in holdings:
             for host in holding.hosts:
                 self.holders.setdefault(host, set()).add(holding.secret.namespace)
-        self.wanted: dict[str, set[str]] = {}  # host -> namespaces asking for it
-        for d in wanted:
-            if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
-                for host in d.spec.hosts:
-                    self.wanted.setdefault(host, set()).add(d.secret.namespace)
 
     def check(self, d: DesiredCertificate) -> SourceProblem | None:
         if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
@@ -165,11 +160,4 @@ class _Claims:
                 d.source, OwnershipReasons.HOST_CLAIMED,
                 f"{_names(held)} already held by a certificate in another namespace; "
                 f"not issued into {d.secret} (tenants.shareHosts in the config)")
-        contested = [h for h in d.spec.hosts
-                     if h not in self.holders and len(self.wanted.get(h, ())) > 1]
-        if contested:
-            return SourceProblem(
-                d.source, OwnershipReasons.HOST_CLAIMED,
-                f"{_names(contested)} asked for from several namespaces and held by none; "
-                "refused for all until tenants.hostPatterns says who owns them")
         return None
