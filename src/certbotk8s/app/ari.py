@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from certbotk8s.app.issuers import IssuerRegistry
-from certbotk8s.core.errors import AriMalformed, CertbotK8sError
+from certbotk8s.core.errors import AcmeError, AcmeTransientError, AriMalformed, CertbotK8sError
 from certbotk8s.core.model import RenewalWindow
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,13 @@ class AriReader:
             return AriAnswer(None, self._problem("malformed", cert_id,
                                                  f"{e}; using the fallback timing"))
         except CertbotK8sError as e:
+            # Only no answer at all (network, or the account Secret unreadable) means the
+            # issuer is away; a CA that answers with an error (e.g. 404 for a certificate it
+            # no longer knows) is this certificate's problem alone.
+            away = isinstance(e, AcmeTransientError) or not isinstance(e, AcmeError)
             return AriAnswer(None, self._problem(
                 "unavailable", cert_id, f"ARI unavailable: {e}; using the fallback timing"),
-                unavailable=True)
+                unavailable=away)
 
     def _problem(self, kind: str, cert_id: str, message: str) -> str:
         if self._on_error is not None:
