@@ -182,6 +182,29 @@ def test_ari_window_read_and_renewal_sends_replaces(
     assert refused.value.problem.type.endswith(":alreadyReplaced")
 
 
+def test_replaces_the_ca_cannot_match_is_one_refusal_not_an_outage(
+    lab: Lab, make_engine: EngineFactory, http01_solver: Http01Solver
+) -> None:
+    # Pebble answers a `replaces` naming a certificate it holds no order for with a 500. That
+    # is its answer to this order: one request, the problem raised as is (the caller then
+    # orders without `replaces`), never retried or taken for the CA being down.
+    seen: list[RequestRecord] = []
+    engine = make_engine(requests_seen=seen)
+    host = lab.host("unmatched")
+    solvers = {ChallengeType.HTTP01: http01_solver}
+    first = engine.issue(OrderRequest(hosts=(host,), profile="default"), solvers)
+    authority_key_id, _serial = first.info.ari_cert_id.split(".")
+    unknown = f"{authority_key_id}.AQIDBAUGBwgJ"  # a serial this CA never issued
+    seen.clear()
+    with pytest.raises(AcmeProblemError) as refused:
+        engine.issue(OrderRequest(hosts=(host,), profile="default", replaces=unknown), solvers)
+    assert refused.value.status is not None and refused.value.status >= 500
+    assert refused.value.problem.type.endswith(":serverInternal")
+    assert len([r for r in seen if r.url == engine.directory["newOrder"]]) == 1
+    renewed = engine.issue(OrderRequest(hosts=(host,), profile="default"), solvers)
+    assert renewed.info.sans == (host,)
+
+
 def test_ari_window_set_by_the_ca_is_read_back(
     lab: Lab, make_engine: EngineFactory, http01_solver: Http01Solver
 ) -> None:

@@ -310,11 +310,11 @@ def test_work_resumes_after_kube_apiserver_restart(
     subprocess.run([str(ROOT / "lab" / "restart-apiserver")], check=True, timeout=120,
                    capture_output=True)
     host = lab.host("restart")
-    created = time.monotonic()
     _ingress(admin_api, namespace, "restart", [host])
-    wait_for(lambda: read_secret(admin_api, namespace, "restart-tls"), 10,
-             "a Secret within 10 s of the restarted API server")
-    assert time.monotonic() - created < 10
+    # How fast it recovers is bench/faults.py's figure (apiserver rows); here only that it does,
+    # with a deadline long enough for a lost-and-retaken Lease on two busy cores.
+    wait_for(lambda: read_secret(admin_api, namespace, "restart-tls"), 60,
+             "a Secret after the API server restarted")
     assert ctl.proc is not None and ctl.proc.poll() is None
 
 

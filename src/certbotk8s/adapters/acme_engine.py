@@ -477,7 +477,11 @@ class AcmeEngine:
         body = NewOrderWithReplaces(
             identifiers=identifiers, profile=request.profile, replaces=request.replaces
         )
-        response = self._post(self.directory["newOrder"], body)
+        if request.replaces:
+            with self._net().server_errors_answer():
+                response = self._post(self.directory["newOrder"], body)
+        else:
+            response = self._post(self.directory["newOrder"], body)
         order_url = response.headers.get("Location")
         if not order_url:
             raise AcmeError("CA created an order but sent no Location")

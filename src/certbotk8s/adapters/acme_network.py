@@ -23,7 +23,7 @@ import random
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +143,20 @@ class RetryingNetwork(acme_client.ClientNetwork):
         cap = min(self.retry.backoff_cap, self.retry.backoff_base * (2**attempt))
         return random.uniform(0, cap)
 
+    @contextlib.contextmanager
+    def server_errors_answer(self) -> Iterator[None]:
+        """Within this block a 5xx with a problem document is the CA's answer, not an outage.
+
+        For requests a CA may fail on deterministically: a newOrder whose `replaces` names a
+        certificate the CA cannot match (Pebble answers 500). Retrying it is pointless and
+        counting it as the CA being down would stop every other order.
+        """
+        self._local.server_errors_answer = True
+        try:
+            yield
+        finally:
+            self._local.server_errors_answer = False
+
     # -- POST with retries -----------------------------------------------------------------
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
@@ -172,6 +186,8 @@ class RetryingNetwork(acme_client.ClientNetwork):
                         f"CA unavailable (HTTP 503, retry after {retry_after:.0f}s): "
                         f"{error.detail or error.code}", retry_after) from error
                 if status >= 500 or error.code == "serverInternal":
+                    if getattr(self._local, "server_errors_answer", False):
+                        raise
                     transient += 1
                     if transient > self.retry.max_transient:
                         raise AcmeCaUnavailable(
