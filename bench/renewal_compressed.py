@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from certbotk8s.adapters.kube import load_api_client
 from tests.lab.compressed import Plan, run
-from tests.lab.conftest import read_lab_env
+from tests.lab.conftest import RBAC_MANIFEST, apply_manifest, read_lab_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,9 @@ def main() -> int:
     args = parser.parse_args()
     env = read_lab_env(ROOT / ".lab" / "env")
     api = load_api_client(env["KUBECONFIG"])
+    # The controller runs as its ServiceAccount: on a lab no test has used yet, its RBAC is
+    # not there until applied (the tests' fixture does it for them).
+    apply_manifest(api, RBAC_MANIFEST)
     plan = Plan(sources=args.sources, namespaces=args.namespaces, duration=args.minutes * 60)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(env, api, plan, Path(tmp), args.metrics_port,
