@@ -388,6 +388,11 @@ class AcmeEngine:
 
     # -- orders ------------------------------------------------------------------------------
 
+    @property
+    def order_deadline(self) -> float:
+        """Seconds one order may take from its first challenge to its certificate."""
+        return self._poll.deadline
+
     def issue(
         self,
         request: OrderRequest,

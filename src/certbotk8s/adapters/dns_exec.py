@@ -29,6 +29,11 @@ class ExecProvider:
     def describe(self) -> str:
         return f"exec {self.command[0]}"
 
+    def probe(self) -> str | None:
+        """No outage probe: this provider's errors are never taken for a server outage (they
+        count as failed attempts), so there is nothing to watch come back."""
+        return None
+
     def present(self, record: TxtRecord) -> None:
         self._run("present", record)
 

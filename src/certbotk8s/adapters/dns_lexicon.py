@@ -46,6 +46,11 @@ class LexiconProvider:
         where = self._options.get("endpoint_url") or self._options.get("pdns_server")
         return f"lexicon {self.name}" + (f" at {where}" if where else "")
 
+    def probe(self) -> str | None:
+        """No outage probe: this provider's errors are never taken for a server outage (they
+        count as failed attempts), so there is nothing to watch come back."""
+        return None
+
     def _scrub(self, text: str) -> str:
         for secret in self._credentials.values():
             if secret:

@@ -6,7 +6,8 @@ value, polling all pending (record, server) pairs together with a doubling inter
 sleep. A server that says it is not authoritative (REFUSED, NOTAUTH, or an answer without the
 AA flag) can never show the value, so the check fails at once, naming the server; a server that
 answers without the value yet is waited for until the deadline, and the error then names it
-with what it last said.
+with what it last said. A resolver or server that gives no answer at all is
+`DnsServerUnreachable` (an outage, watched by `probe`), not a failed attempt.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from certbotk8s.core.errors import DnsSolverError, OrderAbandoned
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError, OrderAbandoned
 from certbotk8s.core.ports import TxtRecord
 
 _MAX_CNAME_HOPS = 8
@@ -39,6 +40,7 @@ class PropagationSettings:
     resolver: str | None = None
     nameserver_port: int = 53
     timeout: float = 120.0
+    timeout_note: str = ""  # why `timeout` is shorter than configured, for the error
     poll_first: float = 0.02
     poll_cap: float = 2.0
 
@@ -52,6 +54,17 @@ def split_hostport(value: str, default_port: int) -> tuple[str, int]:
 
 def _text(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
+
+
+_SILENT = ("timeout", "ConnectionRefusedError", "ConnectionResetError", "OSError")
+
+
+def _lookup_failed(what: str, where: str, e: dns.exception.DNSException) -> DnsSolverError:
+    """A lookup error: an outage when the resolver never answered, else a plain error."""
+    message = f"{what} at {where} failed: {type(e).__name__}"
+    if isinstance(e, dns.exception.Timeout):
+        return DnsServerUnreachable(f"{message} (no answer)", where)
+    return DnsSolverError(message)
 
 
 class DnsLookup:
@@ -81,9 +94,7 @@ class DnsLookup:
             except dns.resolver.NXDOMAIN:
                 return _text(name)
             except dns.exception.DNSException as e:
-                raise DnsSolverError(
-                    f"CNAME lookup of {_text(name)} at {self.where} failed: {type(e).__name__}"
-                ) from e
+                raise _lookup_failed(f"CNAME lookup of {_text(name)}", self.where, e) from e
             if answer.rrset is None:
                 return _text(name)
             name = answer.rrset[0].target
@@ -92,6 +103,8 @@ class DnsLookup:
     def zone_of(self, fqdn: str) -> str:
         try:
             return _text(dns.resolver.zone_for_name(fqdn, resolver=self._resolver))
+        except dns.exception.Timeout as e:
+            raise _lookup_failed(f"zone (SOA) lookup for {fqdn}", self.where, e) from e
         except dns.exception.DNSException as e:
             raise DnsSolverError(
                 f"no zone (SOA) found for {fqdn} at {self.where}: {type(e).__name__}"
@@ -105,11 +118,29 @@ class DnsLookup:
             for rr in ns:
                 a = self._resolver.resolve(rr.target, "A")
                 addresses.extend(str(x) for x in a)
+        except dns.exception.Timeout as e:
+            raise _lookup_failed(f"nameserver lookup of {zone}", self.where, e) from e
         except dns.exception.DNSException as e:
             raise DnsSolverError(
                 f"cannot find the nameservers of {zone} at {self.where}: {type(e).__name__}"
             ) from e
         return sorted(set(addresses))
+
+    def probe(self) -> str | None:
+        """None when the resolver answers a query (whatever it says), else why not."""
+        if self.settings.resolver is None:
+            return None  # the system resolver: not ours to watch
+        host, port = split_hostport(self.settings.resolver, 53)
+        try:
+            dns.query.udp(dns.message.make_query(".", dns.rdatatype.SOA), host, port=port,
+                          timeout=_QUERY_TIMEOUT)
+        except dns.exception.Timeout:
+            return f"resolver {self.where}: no answer (timeout)"
+        except OSError as e:
+            return f"resolver {self.where}: {type(e).__name__}: {e}"
+        except dns.exception.DNSException:
+            return None
+        return None
 
     # -- asking one authoritative server -----------------------------------------------------
 
@@ -173,9 +204,14 @@ class DnsLookup:
                 missing = ", ".join(sorted(
                     f"{r.fqdn}@{a}:{self.settings.nameserver_port} ({last[(r, a)]})"
                     for r, a in pending))
-                raise DnsSolverError(
-                    f"TXT records not visible on every authoritative server within "
-                    f"{limit:.0f}s: {missing}")
+                note = (f" ({self.settings.timeout_note})"
+                        if self.settings.timeout_note and timeout is None else "")
+                message = (f"TXT records not visible on every authoritative server within "
+                           f"{limit:.0f}s{note}: {missing}")
+                if all(last[p] in _SILENT for p in pending):  # not one of them answered
+                    raise DnsServerUnreachable(message, ", ".join(sorted(
+                        {f"{a}:{self.settings.nameserver_port}" for _, a in pending})))
+                raise DnsSolverError(message)
             if keep_going is not None and not keep_going():
                 raise OrderAbandoned("no longer the leader: DNS propagation wait stopped")
             time.sleep(delay)

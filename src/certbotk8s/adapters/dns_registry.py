@@ -25,6 +25,7 @@ from certbotk8s.core.config_dns import (
 )
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.ports import DnsRecordProvider
+from certbotk8s.core.waits import CappedWait
 
 SecretReader = Callable[[SecretKeyRef], str]
 Builder = Callable[[DnsProviderConfig, SecretReader], DnsRecordProvider]
@@ -68,15 +69,18 @@ REGISTRY: dict[str, Builder] = {
 
 
 def build_solver(config: DnsProviderConfig, read: SecretReader, dns01: Dns01Config,
-                 keep_going: Callable[[], bool] | None = None) -> DnsSolver:
-    """The DNS-01 solver for one configured provider (`keep_going`: see DnsSolver)."""
+                 keep_going: Callable[[], bool] | None = None,
+                 wait: CappedWait | None = None) -> DnsSolver:
+    """The DNS-01 solver for one configured provider (`keep_going`: see DnsSolver; `wait`: the
+    propagation wait capped for this order, core.waits; None: as configured)."""
     builder = REGISTRY.get(config.type)
     if builder is None or config.settings is None:
         raise DnsSolverError(f"DNS provider {config.name}: unknown type {config.type!r}")
     lookup = DnsLookup(PropagationSettings(
         resolver=config.resolver,
         nameserver_port=config.nameserver_port or 53,
-        timeout=dns01.propagation_timeout.total_seconds(),
+        timeout=(wait.limit if wait is not None else dns01.propagation_timeout).total_seconds(),
+        timeout_note=wait.why if wait is not None else "",
         poll_cap=max(dns01.poll_interval.total_seconds(), 0.05),
     ))
     return DnsSolver(builder(config, read), lookup, name=config.name,

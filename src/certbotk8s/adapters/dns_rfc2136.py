@@ -2,7 +2,10 @@
 
 Adds our TXT value without replacing others; clean-up deletes exactly that value (deleting a
 value that is gone is NOERROR). Errors name the server, the zone and what the server said
-(REFUSED, NOTAUTH, a TSIG error, a timeout). The TSIG secret is never put into a message.
+(REFUSED, NOTAUTH, a TSIG error, a timeout). A server that gives no answer at all (refused or
+reset connection, timeout) raises `DnsServerUnreachable`: an outage, which `probe` watches end
+(any DNS answer to a query over the update transport). The TSIG secret is never put into a
+message.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import dns.exception
+import dns.message
 import dns.name
 import dns.query
 import dns.rcode
@@ -17,7 +21,7 @@ import dns.tsig
 import dns.update
 
 from certbotk8s.adapters.dns_propagation import split_hostport
-from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 
 
@@ -46,6 +50,20 @@ class Rfc2136Provider:
     def describe(self) -> str:
         return f"rfc2136 {self.settings.server}"
 
+    def probe(self) -> str | None:
+        """None when the update server answers DNS over TCP (whatever it says), else why not."""
+        query = dns.message.make_query(".", "SOA")
+        try:
+            dns.query.tcp(query, self._server, port=self._port,
+                          timeout=min(self.settings.timeout, 5.0))
+        except dns.exception.Timeout:
+            return f"{self.settings.server}: no answer (timeout)"
+        except (OSError, EOFError) as e:
+            return f"{self.settings.server}: {type(e).__name__}: {e}"
+        except dns.exception.DNSException:
+            return None  # an answer we cannot read is still an answer
+        return None
+
     def present(self, record: TxtRecord) -> None:
         self._update(record, add=True)
 
@@ -71,9 +89,13 @@ class Rfc2136Provider:
                 f"{where}: TSIG key {self.settings.tsig_name} rejected by the server "
                 f"({type(e).__name__}: bad key name, secret or algorithm)") from e
         except dns.exception.Timeout as e:
-            raise DnsSolverError(
-                f"{where}: no answer within {self.settings.timeout:g}s (timeout)") from e
-        except (dns.exception.DNSException, OSError, EOFError) as e:  # EOF: closed on us
+            raise DnsServerUnreachable(
+                f"{where}: no answer within {self.settings.timeout:g}s (timeout)",
+                self.settings.server) from e
+        except (OSError, EOFError) as e:  # refused, reset, or closed on us: no answer at all
+            raise DnsServerUnreachable(f"{where} failed: {type(e).__name__}: {e}",
+                                       self.settings.server) from e
+        except dns.exception.DNSException as e:
             raise DnsSolverError(f"{where} failed: {type(e).__name__}: {e}") from e
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:

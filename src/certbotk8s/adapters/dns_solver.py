@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from certbotk8s.adapters.dns_propagation import DnsLookup
-from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import DnsRecordProvider, PendingChallenge, TxtRecord
 
@@ -56,6 +56,11 @@ class DnsSolver:
             zone = self.lookup.zone_of(fqdn)
         return TxtRecord(fqdn=fqdn, zone=zone, value=value)
 
+    def probe(self) -> str | None:
+        """None when the provider's server and the resolver answer again, else why not (the
+        outage probe after `DnsServerUnreachable`)."""
+        return self.provider.probe() or self.lookup.probe()
+
     @staticmethod
     def _key(ch: PendingChallenge) -> tuple[str, str, bool]:
         return (ch.domain, ch.dns_value, ch.wildcard)
@@ -64,7 +69,13 @@ class DnsSolver:
         record = self.record_for(challenge.domain, challenge.dns_value)
         with self._lock:
             self._records[self._key(challenge)] = record  # kept before writing: cleanup
-        self.provider.present(record)
+        try:
+            self.provider.present(record)
+        except DnsServerUnreachable as e:
+            if isinstance(e.__cause__, ConnectionRefusedError):  # surely not written
+                with self._lock:
+                    self._records.pop(self._key(challenge), None)
+            raise
         log.info("dns-01: TXT %s added in zone %s via %s", record.fqdn, record.zone,
                  self.provider.describe())
 

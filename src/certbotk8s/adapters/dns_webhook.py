@@ -34,6 +34,11 @@ class WebhookProvider:
     def describe(self) -> str:
         return f"webhook {self.url}"
 
+    def probe(self) -> str | None:
+        """No outage probe: this provider's errors are never taken for a server outage (they
+        count as failed attempts), so there is nothing to watch come back."""
+        return None
+
     def present(self, record: TxtRecord) -> None:
         self._call("present", record)
 

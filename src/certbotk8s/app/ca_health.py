@@ -1,4 +1,5 @@
-"""CA health: while an issuer's CA is down, one directory probe decides when it is back.
+"""Service health: while an issuer's CA (or a DNS provider's server) is down, one probe decides
+when it is back. Keys are issuer names here; `OutageGate` uses the same class for DNS providers.
 
 An order that fails with `AcmeCaUnavailable` (connection refused, timeouts, 5xx that outlived
 the transport retries, 503 with a distant Retry-After) marks its issuer down. From then on no
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from certbotk8s.core.errors import AcmeCaUnavailable
+from certbotk8s.core.errors import Outage
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ class CaHealth:
     def __init__(self, probe: Probe, on_back: Callable[[str], None], *,
                  on_state: StateListener | None = None, first_delay: float = 0.5,
                  max_delay: float = 5.0, flap_window: float = 60.0, max_flap_delay: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 label: str = "ACME CA of issuer") -> None:
         self._probe = probe
+        self._label = label  # what a key names, for the log
         self._on_back = on_back
         self._on_state = on_state
         self._first = first_delay
@@ -67,10 +70,10 @@ class CaHealth:
             state = self._down.get(issuer)
             return state.describe() if state is not None else None
 
-    def report(self, issuer: str, error: AcmeCaUnavailable) -> None:
+    def report(self, issuer: str, error: Outage) -> None:
         """An order met the CA down: hold every order of `issuer` until a probe succeeds."""
         now = self._clock()
-        hold = error.retry_after_seconds or 0.0
+        hold = getattr(error, "retry_after_seconds", None) or 0.0
         with self._lock:
             if self._stopping:
                 return
@@ -84,10 +87,10 @@ class CaHealth:
                 self._flaps[issuer] = self._flaps.get(issuer, 0) + 1
             self._down[issuer] = _Down(str(error), now, now + hold)
             thread = threading.Thread(target=self._run, args=(issuer,), daemon=True,
-                                      name=f"ca-probe-{issuer}")
+                                      name=f"probe-{issuer}")
             self._threads[issuer] = thread
-        log.warning("ACME CA of issuer %s is down (%s): orders wait until its directory "
-                    "answers again", issuer, error)
+        log.warning("%s %s is down (%s): its orders wait until a probe gets an answer",
+                    self._label, issuer, error)
         self._notify(issuer, False)
         thread.start()
 
@@ -147,7 +150,7 @@ class CaHealth:
             state = self._down.pop(issuer)
             self._back_at[issuer] = self._clock()
             self._threads.pop(issuer, None)
-        log.info("ACME CA of issuer %s answers again after %.1fs; due orders resume", issuer,
+        log.info("%s %s answers again after %.1fs; due orders resume", self._label, issuer,
                  self._clock() - state.since)
         self._notify(issuer, True)
         self._on_back(issuer)
@@ -157,4 +160,4 @@ class CaHealth:
             try:
                 self._on_state(issuer, up)
             except Exception:  # a metrics hook must not stop the probe
-                log.exception("CA state listener failed")
+                log.exception("%s state listener failed", self._label)

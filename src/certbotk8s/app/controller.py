@@ -21,6 +21,7 @@ from certbotk8s.app.ari_refresh import AriRefresher
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import StateTable
+from certbotk8s.app.dns_gate import DnsGate
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.reconciler import Reconciler
@@ -63,12 +64,13 @@ class Controller:
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
+        self.dns = DnsGate(deps.config, deps.solvers, deps.events, metrics, self.watch.wake.set)
         self.book = RenewalBook(deps.config, deps.secrets, deps.ledger)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
                                   metrics, inflight, self.book, self._stopping,
                                   workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
-                                  ca=self.ca)
+                                  gates=(self.ca, self.dns))
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
                                      self.book, elector, metrics, self._stopping)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
@@ -99,6 +101,7 @@ class Controller:
         self.watch.wake.set()
         self.schedule.stop()
         self.ca.stop()
+        self.dns.stop()
         self.runner.drain(grace)
         self.book.flush(force=True)
         self.watch.stop()

@@ -147,6 +147,14 @@ class Metrics:
         self.ca_waiting = Gauge(
             "certbotk8s_acme_ca_waiting_certificates",
             "Due certificates waiting for their CA to come back", ["issuer"], registry=r)
+        self.dns_up = Gauge(
+            "certbotk8s_dns_provider_up",
+            "0 while a DNS-01 provider's server gives no answer (its orders wait for a probe), "
+            "else 1", ["provider"], registry=r)
+        self.dns_waiting = Gauge(
+            "certbotk8s_dns_waiting_certificates",
+            "Due certificates waiting for their DNS-01 provider's server to answer again",
+            ["provider"], registry=r)
         self.ari_errors = Counter(
             "certbotk8s_ari_errors_total",
             "ARI reads that gave no usable window (the renewal fell back)", ["kind"],
@@ -235,6 +243,10 @@ class Metrics:
     def set_ca_up(self, issuer: str, up: bool, waiting: int) -> None:
         self.ca_up.labels(issuer).set(1 if up else 0)
         self.ca_waiting.labels(issuer).set(waiting)
+
+    def set_dns_up(self, provider: str, up: bool, waiting: int) -> None:
+        self.dns_up.labels(provider).set(1 if up else 0)
+        self.dns_waiting.labels(provider).set(waiting)
 
     def set_leader(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)

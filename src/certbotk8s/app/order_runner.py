@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import CertState, StateTable, update_hold_gauges
 from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.renewal_pass import (
     OrderHooks,
     PassDeps,
@@ -56,11 +56,11 @@ class OrderRunner:
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
                  elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
                  book: RenewalBook, stopping: threading.Event, *, workers: int,
-                 foreign_pause: timedelta, ca: CaGate) -> None:
+                 foreign_pause: timedelta, gates: tuple[OutageGate, ...]) -> None:
         self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.elector, self.metrics = schedule, elector, metrics
         self.inflight = inflight
-        self.ca = ca  # holds orders while their CA is down
+        self.gates = gates  # hold orders while their CA or DNS server is down
         self._stopping = stopping
         self._foreign_pause = foreign_pause
         self._lock = threading.RLock()
@@ -156,8 +156,8 @@ class OrderRunner:
         if self._stopping.is_set() or not self.elector.is_leader():
             return
         first = job.actions[0]
-        if self.ca.health.down(first.desired.spec.issuer) is not None:
-            return  # queued before the CA went down; the gate re-submits it when it is back
+        if any(gate.down_for(first) is not None for gate in self.gates):
+            return  # queued before its CA or DNS server went down; re-submitted when back
         ref = first.desired.secret
         now = datetime.now(UTC)
         log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
@@ -176,9 +176,11 @@ class OrderRunner:
         resumable = self._resumable.pop(ref, None)
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
+        placed: list[str] = [resume_url] if resume_url is not None else []
 
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
+            placed.append(url)
             self.book.order_placed(ref.namespace, datetime.now(UTC), sends_replaces)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
@@ -191,7 +193,8 @@ class OrderRunner:
                                "success" if outcome.ok else "failure")
         if outcome.ok:
             self._clear_inflight(ref)
-            self.ca.succeeded(first)
+            for gate in self.gates:
+                gate.succeeded(first)
             assert outcome.issued is not None
             for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
                 if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
@@ -199,8 +202,13 @@ class OrderRunner:
         else:
             if isinstance(outcome.error, OrderAbandoned):
                 return  # leadership lost: the in-flight record stays for the next leader
-            if self.ca.failed(first, outcome.error):
-                return  # the CA is down: no backoff, the CA gate holds it until the CA is back
+            if any(gate.failed(first, outcome.error) for gate in self.gates):
+                # The CA or DNS server is down: no backoff, its gate holds the certificate until
+                # the probe sees it back; then the same order continues (no extra order).
+                if placed:
+                    self._resumable[ref] = InflightOrder(ref, placed[-1],
+                                                         first.desired.spec.hosts)
+                return
             if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
                 self._clear_inflight(ref)  # that order is dead: do not resume it
         # Backoff for every Secret of the order (or cleared), failed authorizations counted.

@@ -92,6 +92,7 @@ class Reconciler:
             return  # refused already; the periodic resync looks again
         if not leading:
             return
-        if not self.runner.ca.admit(action, info.not_after if info is not None else None, now):
-            return  # its CA is down: the probe wakes the loop when it is back
+        not_after = info.not_after if info is not None else None
+        if not all(gate.admit(action, not_after, now) for gate in self.runner.gates):
+            return  # its CA or DNS server is down: the probe wakes the loop when it is back
         self.runner.submit(action)

@@ -10,14 +10,15 @@ import hashlib
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.acme_engine import OrderRequest
 from certbotk8s.app.ari import AriReader
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.pass_outages import PassOutages
 from certbotk8s.app.solvers import SolverFactory
-from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.core import ratelimit, secret_meta, waits
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
     AcmeError,
@@ -28,6 +29,7 @@ from certbotk8s.core.errors import (
     KubeConflict,
     KubeForbidden,
     OrderAbandoned,
+    Outage,
 )
 from certbotk8s.core.model import (
     DesiredCertificate,
@@ -209,7 +211,8 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             return Outcome(action, False, str(e), error=OrderAbandoned(str(e)))
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
         log.warning("%s -> %s: %s", d.source, d.secret, message)
-        _event(deps, d, "Warning", "IssuanceFailed", message)
+        if not isinstance(e, Outage):  # an outage's Event comes from whoever waits for it
+            _event(deps, d, "Warning", "IssuanceFailed", message)
         return Outcome(action, False, message, error=e)
     return Outcome(action, True, announce(deps, action, issued), issued)
 
@@ -254,7 +257,12 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
-    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going)
+    # The propagation wait fits in the order deadline and in the serving certificate's life.
+    serving = observed.certificate if observed is not None else None
+    dns_wait = waits.propagation_wait(
+        deps.config.solver.dns01.propagation_timeout, timedelta(seconds=engine.order_deadline),
+        serving.not_after if serving is not None else None, deps.clock())
+    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going, dns_wait)
 
     def on_order(sends_replaces: bool) -> Callable[[str], None]:
         def record(url: str) -> None:
@@ -352,6 +360,9 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     report_problems(deps, current.discovery)
     for problem in current.discovery.problems:
         progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")
+    outages = PassOutages(deps.config)
+    outages.probe_cas(a for a in current.actions
+                      if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     outcomes: list[Outcome] = []
     total = len(current.actions)
     for index, action in enumerate(current.actions, 1):
@@ -362,7 +373,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
             progress(f"{label}: note: {current.ari_problems[d.secret]}")
         if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
             progress(f"{label}: {action.kind.value.lower()} ({action.reason.message}) ...")
-            outcome = ordered(deps, book, action, observed)
+            outcome = ordered(deps, book, action, observed, outages)
         else:
             outcome = execute(deps, action, observed)
         outcomes.append(outcome)
@@ -373,10 +384,16 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
-            observed: ObservedSecret | None) -> Outcome:
-    """One ISSUE/RENEW of `renew --once`: backoff, budget, order, and the records of each."""
+            observed: ObservedSecret | None, outages: PassOutages | None = None) -> Outcome:
+    """One ISSUE/RENEW of `renew --once`: outages, backoff, budget, order, and the records of
+    each."""
     ref = action.desired.secret
     now = deps.clock()
+    blocked = outages.blocked(action) if outages is not None else None
+    if blocked is not None:  # its CA or DNS server is down: no order, no backoff
+        service, message = blocked
+        _event(deps, action.desired, "Warning", service.reason, message)
+        return Outcome(action, False, message)
     state = book.failure_state(ref, observed)
     if state.waiting(now):
         assert state.next_attempt is not None
@@ -394,6 +411,11 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         book.order_placed(ref.namespace, deps.clock(), sends_replaces)
 
     outcome = execute(deps, action, observed, OrderHooks(on_order))
+    if outages is not None and outages.note(action, outcome.error):
+        blocked = outages.blocked(action)  # held for the rest of the run, no backoff
+        assert blocked is not None
+        _event(deps, action.desired, "Warning", blocked[0].reason, blocked[1])
+        return replace(outcome, message=blocked[1])
     record_outcome(deps, book, [action], observed, outcome, now)
     return outcome
 

@@ -12,6 +12,7 @@ from certbotk8s.core.config import Config, SecretKeyRef
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType, DesiredCertificate, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, RoutingPublisher, SecretStore, TokenStore
+from certbotk8s.core.waits import CappedWait
 
 
 class SolverFactory:
@@ -25,7 +26,8 @@ class SolverFactory:
         self._routing = routing
 
     def for_order(self, desired: DesiredCertificate, order_id: str,
-                  keep_going: Callable[[], bool] | None = None
+                  keep_going: Callable[[], bool] | None = None,
+                  dns_wait: CappedWait | None = None
                   ) -> Mapping[ChallengeType, ChallengeSolver]:
         if desired.spec.challenge is ChallengeType.DNS01:
             provider = desired.spec.dns_provider or self._config.default_dns_provider
@@ -38,7 +40,7 @@ class SolverFactory:
                 raise DnsSolverError(
                     f"DNS provider {provider!r} may not be used by sources in namespace "
                     f"{namespace!r}")
-            return {ChallengeType.DNS01: self.dns_solver(provider, keep_going)}
+            return {ChallengeType.DNS01: self.dns_solver(provider, keep_going, dns_wait)}
         http = self._config.solver.http01
         check = SelfCheck(enabled=http.self_check, port=http.self_check_port,
                           resolver=http.self_check_resolver,
@@ -49,15 +51,15 @@ class SolverFactory:
                                         desired.spec.hosts, order_id)
         return {ChallengeType.HTTP01: solver}
 
-    def dns_solver(self, name: str, keep_going: Callable[[], bool] | None = None
-                   ) -> DnsSolver:
+    def dns_solver(self, name: str, keep_going: Callable[[], bool] | None = None,
+                   wait: CappedWait | None = None) -> DnsSolver:
         """A fresh solver per order: credentials are read from their Secrets each time, so a
         rotated key is used from the next order on (a few GETs; the order costs far more)."""
         provider = self._config.dns_providers.get(name)
         if provider is None:
             raise DnsSolverError(f"DNS provider {name!r} is not configured")
         return build_solver(provider, self._read_secret(provider.name),
-                            self._config.solver.dns01, keep_going)
+                            self._config.solver.dns01, keep_going, wait)
 
     def _read_secret(self, provider: str) -> Callable[[SecretKeyRef], str]:
         def read(ref: SecretKeyRef) -> str:

@@ -9,6 +9,12 @@ class CertbotK8sError(Exception):
     """Base of every error certbotk8s raises on purpose."""
 
 
+class Outage(CertbotK8sError):
+    """A service an order needs (the CA, a DNS server) does not answer at all: not the
+    certificate's fault, so no counted backoff; one probe of the service decides when work
+    resumes. Mixed into the boundary's own error class."""
+
+
 # --- ACME ---------------------------------------------------------------------------------
 
 
@@ -47,7 +53,7 @@ class AcmeRateLimited(AcmeError):
         self.retry_after_seconds = retry_after_seconds
 
 
-class AcmeCaUnavailable(AcmeTransientError):
+class AcmeCaUnavailable(AcmeTransientError, Outage):
     """The CA cannot be reached or says it is down (5xx, 503 with a distant Retry-After).
 
     `retry_after_seconds` is the CA's advice when it gave one."""
@@ -115,6 +121,16 @@ class SolverError(CertbotK8sError):
 
 class DnsSolverError(SolverError):
     """RFC 2136 update refused, zone not found, or the record did not propagate in time."""
+
+
+class DnsServerUnreachable(DnsSolverError, Outage):
+    """A DNS server the provider needs gave no answer at all (connection refused or reset,
+    timeout). A server that answers with an error (REFUSED, NOTAUTH, a TSIG error) is a
+    configuration error instead: a plain `DnsSolverError`. `server` names it."""
+
+    def __init__(self, message: str, server: str) -> None:
+        super().__init__(message)
+        self.server = server
 
 
 class Http01SolverError(SolverError):

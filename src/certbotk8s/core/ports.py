@@ -227,9 +227,15 @@ class DnsRecordProvider(Protocol):
       or changes nothing); a caller that stops between calls leaves at most the values it
       presented, which `cleanup` removes.
     - `describe` is a short credential-free name for messages (`rfc2136 127.0.0.1:53`).
+    - A server that gives no answer at all (refused connection, timeout) is
+      `DnsServerUnreachable`, an outage: `probe` (cheap, no change) returns None once the
+      server answers again, else why not. A provider without a probe returns None and never
+      raises `DnsServerUnreachable`.
     """
 
     def describe(self) -> str: ...
+
+    def probe(self) -> str | None: ...
 
     def present(self, record: TxtRecord) -> None: ...
 

@@ -1,0 +1,58 @@
+"""The controller's side of DNS server health: an `OutageGate` keyed by DNS-01 provider name.
+
+A DNS-01 order whose provider's server (or the resolver of the propagation check) gives no
+answer at all (`DnsServerUnreachable`: refused connection, timeout) marks the provider down:
+its orders wait, a `DnsUnavailable` Event names the server and the error, and
+`certbotk8s_dns_provider_up` / `_waiting_certificates` show it. The probe is the provider's own
+(`DnsSolver.probe`: for RFC 2136 a query to the update server and the resolver), so nothing
+here knows a provider family. REFUSED, NOTAUTH or a bad TSIG key are answers, not outages: they
+stay counted failures with their backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from certbotk8s.app.ca_health import CaHealth
+from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.outage_gate import OutageGate, Service
+from certbotk8s.app.solvers import SolverFactory
+from certbotk8s.core.config import Config
+from certbotk8s.core.errors import CertbotK8sError, DnsServerUnreachable
+from certbotk8s.core.model import ChallengeType
+from certbotk8s.core.plan import Action
+from certbotk8s.core.ports import EventRecorder
+
+
+def provider_of(config: Config) -> Callable[[Action], str | None]:
+    """The DNS provider an action's order writes through (None: not DNS-01)."""
+    def key(action: Action) -> str | None:
+        spec = action.desired.spec
+        if spec.challenge is not ChallengeType.DNS01:
+            return None
+        return spec.dns_provider or config.default_dns_provider
+    return key
+
+
+def dns_service(config: Config) -> Service:
+    return Service(label="DNS provider", reason="DnsUnavailable",
+                   unreachable="DNS server unreachable", error=DnsServerUnreachable,
+                   key_of=provider_of(config))
+
+
+class DnsGate(OutageGate):
+    def __init__(self, config: Config, solvers: SolverFactory, events: EventRecorder,
+                 metrics: Metrics, wake: Callable[[], None], *,
+                 health: CaHealth | None = None) -> None:
+        self._solvers = solvers
+        self._config = config
+        super().__init__(dns_service(config), self._probe_dns, events, metrics.set_dns_up, wake,
+                         health=health)
+
+    def _probe_dns(self, provider: str) -> str | None:
+        if provider not in self._config.dns_providers:
+            return None  # provider gone from the config: nothing to wait for
+        try:  # a fresh solver: a rotated credential or changed config is seen too
+            return self._solvers.dns_solver(provider).probe()
+        except CertbotK8sError as e:
+            return str(e)

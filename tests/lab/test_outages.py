@@ -1,0 +1,193 @@
+"""Outages of the CA or the DNS server (lab/fault stops them by PID): no counted backoff, one
+probe or one check decides, a clear cause per certificate, work resumes when they are back."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient
+
+from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
+from certbotk8s.core.ports import TxtRecord
+
+from .conftest import Lab, read_secret, verify_chain
+from .test_controller import Starter, controllers, wait_for
+from .test_e2e_renew import Run, _ingress, certbotk8s, events_for
+from .test_faults import fault
+
+pytestmark = pytest.mark.lab
+__all__ = ["certbotk8s", "controllers"]
+
+DNS01 = {"certbotk8s.io/enabled": "true", "certbotk8s.io/challenge": "dns-01"}
+
+
+@pytest.fixture
+def bind_stopped() -> Iterator[None]:
+    """The lab's BIND (update server, resolver and authoritative server) stopped; started
+    again at the end whatever happened."""
+    fault("stop", "named")
+    try:
+        yield
+    finally:
+        fault("start", "named")
+
+
+def _failures(api: ApiClient, namespace: str) -> dict[str, Any]:
+    """The ledger's backoff records of Secrets in `namespace` (Secrets that do not exist yet)."""
+    ledger = read_secret(api, "certbotk8s", "certbotk8s-renewal-ledger")
+    if ledger is None or "failures" not in (ledger.data or {}):
+        return {}
+    records = json.loads(base64.b64decode(ledger.data["failures"]))
+    return {k: v for k, v in records.items() if k.startswith(f"{namespace}/")}
+
+
+def _site(api: ApiClient, namespace: str, name: str, host: str,
+          annotations: dict[str, str] | None = None) -> None:
+    _ingress(api, namespace, name, {"tls": [{"hosts": [host], "secretName": f"{name}-tls"}]},
+             annotations=annotations or {"certbotk8s.io/enabled": "true"})
+
+
+# --- the RFC 2136 adapter: no answer is an outage, an answer is not --------------------------
+
+
+def test_update_server_that_is_down_is_an_outage_and_the_probe_sees_it_back(lab: Lab) -> None:
+    provider = Rfc2136Provider(lab.rfc2136(timeout=2))
+    record = TxtRecord(f"_acme-challenge.{lab.host('down')}", lab["DNS_ZONE"], "v")
+    assert provider.probe() is None
+    fault("stop", "named")
+    try:
+        with pytest.raises(DnsServerUnreachable) as info:
+            provider.present(record)
+        assert info.value.server == lab["DNS_SERVER"]
+        assert lab["DNS_SERVER"] in str(info.value) and "ConnectionRefusedError" in str(info.value)
+        probe = provider.probe()
+        assert probe is not None and lab["DNS_SERVER"] in probe
+    finally:
+        fault("start", "named")
+    assert provider.probe() is None
+    provider.present(record)
+    provider.cleanup(record)
+
+
+def test_refused_update_is_an_answer_not_an_outage(lab: Lab) -> None:
+    provider = Rfc2136Provider(lab.rfc2136())
+    zone = lab["DNS_ZONE_READONLY"]
+    record = TxtRecord(f"_acme-challenge.ro-{uuid.uuid4().hex[:8]}.{zone}", zone, "v")
+    with pytest.raises(DnsSolverError) as info:
+        provider.present(record)
+    assert not isinstance(info.value, DnsServerUnreachable)
+    assert "refused: REFUSED" in str(info.value)
+
+
+# --- the controller: DNS server down ---------------------------------------------------------
+
+
+def _orders_placed(log_path: Path, namespace: str) -> int:
+    return sum(1 for line in log_path.read_text(errors="replace").splitlines()
+               if f" {namespace}/" in line and ": new order " in line)
+
+
+def test_dns_server_down_holds_dns01_orders_without_backoff_and_resumes_them(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    ctl = controllers("dns-patient")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    _site(admin_api, namespace, "early", lab.host("early"), DNS01)
+    wait_for(lambda: read_secret(admin_api, namespace, "early-tls"), 30, "early-tls")
+    names = [f"dns{i}" for i in range(4)]
+    before = _orders_placed(ctl.log_path, namespace)  # early's
+    fault("stop", "named")
+    try:
+        for name in names:
+            _site(admin_api, namespace, name, lab.host(name), DNS01)
+        wait_for(lambda: ctl.value("certbotk8s_dns_provider_up", provider="lab-bind") == 0, 60,
+                 "the DNS provider marked down")
+        wait_for(lambda: (ctl.value("certbotk8s_dns_waiting_certificates",
+                                    provider="lab-bind") or 0) >= len(names), 60,
+                 "every certificate waiting")
+        held = wait_for(lambda: {e[0] for e in _warnings(admin_api, namespace, names)
+                                 if e[1] == "DnsUnavailable"} >= set(names), 30,
+                        "a DnsUnavailable Event on every source")
+        assert held
+        events = _warnings(admin_api, namespace, names)
+        message = next(m for _, r, m in events if r == "DnsUnavailable")
+        assert "waiting for the DNS provider lab-bind" in message
+        assert lab["DNS_SERVER"] in message  # names the server that does not answer
+        assert not [e for e in events if e[1] == "IssuanceFailed"]
+        assert _failures(admin_api, namespace) == {}  # no counted backoff
+        during = _orders_placed(ctl.log_path, namespace) - before
+        assert during <= len(names)  # no storm: at most the orders that met it down
+        assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
+    finally:
+        fault("start", "named")
+    for name in names:
+        secret = wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"),
+                          60, name)
+        verify_chain(base64.b64decode(secret.data["tls.crt"]), lab.roots())
+    # Orders that met the outage were continued, not placed again: one order per certificate.
+    assert _orders_placed(ctl.log_path, namespace) - before == len(names)
+    wait_for(lambda: ctl.value("certbotk8s_dns_provider_up", provider="lab-bind") == 1, 10,
+             "the DNS provider up again")
+    assert _failures(admin_api, namespace) == {}
+
+
+def _warnings(api: ApiClient, namespace: str, names: list[str]) -> list[tuple[str, str, str]]:
+    return [(name, reason, message) for name in names
+            for type_, reason, message in events_for(api, namespace, name)
+            if type_ == "Warning"]
+
+
+# --- renew --once ----------------------------------------------------------------------------
+
+
+def test_renew_once_with_the_ca_down_orders_nothing_and_counts_no_backoff(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
+) -> None:
+    names = ["one", "two"]
+    for name in names:
+        _site(admin_api, namespace, name, lab.host(name))
+    fault("stop", "pebble")
+    try:
+        run = certbotk8s("renew", "--once", "-n", namespace)
+    finally:
+        fault("start", "pebble")
+    assert run.code != 0, run
+    assert run.out.count("FAILED: CA unreachable: cannot reach the CA") == len(names), run
+    assert "issuance failed" not in run.out  # not one order was tried
+    for name in names:
+        events = [e for e in events_for(admin_api, namespace, name) if e[0] == "Warning"]
+        assert [r for _, r, _ in events] == ["CaUnavailable"], events
+        assert "CA unreachable: cannot reach the CA" in events[0][2]
+        assert "issuer pebble" in events[0][2]
+    assert _failures(admin_api, namespace) == {}
+    # No backoff holds them: the next run, with the CA back, issues both.
+    again = certbotk8s("renew", "--once", "-n", namespace)
+    assert again.code == 0, again
+    for name in names:
+        assert read_secret(admin_api, namespace, f"{name}-tls") is not None
+
+
+def test_renew_once_with_the_dns_server_down_holds_the_rest_without_backoff(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run],
+    bind_stopped: None,
+) -> None:
+    names = [f"d{uuid.uuid4().hex[:4]}", f"e{uuid.uuid4().hex[:4]}"]
+    for name in names:
+        _site(admin_api, namespace, name, lab.host(name), DNS01)
+    run = certbotk8s("renew", "--once", "-n", namespace)
+    assert run.code != 0, run
+    assert run.out.count("FAILED: DNS server unreachable: ") == len(names), run
+    assert run.out.count("(DNS provider lab-bind)") == len(names), run
+    for name in names:
+        reasons = [r for t, r, _ in events_for(admin_api, namespace, name) if t == "Warning"]
+        assert reasons == ["DnsUnavailable"], reasons
+    assert _failures(admin_api, namespace) == {}

@@ -1,0 +1,156 @@
+"""Outages: the DNS propagation wait cap (pure core), the DNS gate and `renew --once`'s
+per-run outage record, with fake probes and events."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+from certbotk8s.app.ca_gate import CA
+from certbotk8s.app.dns_gate import dns_service
+from certbotk8s.app.outage_gate import OutageGate
+from certbotk8s.app.pass_outages import PassOutages
+from certbotk8s.core import waits
+from certbotk8s.core.errors import (
+    AcmeCaUnavailable,
+    CertbotK8sError,
+    DnsServerUnreachable,
+    DnsSolverError,
+)
+from certbotk8s.core.model import ChallengeType, ObjectRef
+from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.reasons import Reason, ReasonCode
+
+from .factories import T0, desired, make_config
+
+# --- the propagation wait cap ---------------------------------------------------------------
+
+DEADLINE = timedelta(seconds=120)
+
+
+def test_default_propagation_wait_fits_in_the_order_deadline() -> None:
+    wait = waits.propagation_wait(timedelta(seconds=300), DEADLINE, None, T0)
+    assert wait.limit == timedelta(seconds=90)
+    assert "300s capped to 75% of the 120s order deadline" in wait.why
+
+
+def test_short_configured_wait_is_kept_as_is() -> None:
+    wait = waits.propagation_wait(timedelta(seconds=30), DEADLINE, T0 + timedelta(days=60), T0)
+    assert wait == waits.CappedWait(timedelta(seconds=30), "")
+
+
+def test_wait_is_capped_by_a_tenth_of_the_serving_certificates_life() -> None:
+    wait = waits.propagation_wait(timedelta(seconds=300), DEADLINE,
+                                  T0 + timedelta(minutes=4), T0)
+    assert wait.limit == timedelta(seconds=24)
+    assert "1/10 of the 240s the current certificate has left" in wait.why
+
+
+def test_wait_near_or_past_expiry_keeps_a_floor_but_never_exceeds_the_setting() -> None:
+    expired = waits.propagation_wait(timedelta(seconds=300), DEADLINE, T0 - timedelta(hours=1), T0)
+    assert expired.limit == waits.MIN_WAIT
+    tiny = waits.propagation_wait(timedelta(seconds=2), DEADLINE, T0 + timedelta(seconds=10), T0)
+    assert tiny.limit == timedelta(seconds=2)
+
+
+# --- the gate, with a fake probe --------------------------------------------------------------
+
+
+def _action(name: str, challenge: ChallengeType = ChallengeType.DNS01) -> Action:
+    d = desired(f"{name}.example.com", challenge=challenge, source_name=name)
+    d = replace(d, secret=replace(d.secret, name=f"{name}-tls"))
+    return Action(ActionKind.ISSUE, d, Reason(ReasonCode.SECRET_MISSING, "no Secret"))
+
+
+class Events:
+    def __init__(self) -> None:
+        self.posted: list[tuple[ObjectRef, str, str, str]] = []
+
+    def record(self, obj: ObjectRef, type_: str, reason: str, message: str) -> None:
+        self.posted.append((obj, type_, reason, message))
+
+
+class Probe:
+    def __init__(self, down_for: int) -> None:
+        self.down_for, self.calls = down_for, 0
+
+    def __call__(self, key: str) -> str | None:
+        self.calls += 1
+        return "10.0.0.53:53: ConnectionRefusedError" if self.calls <= self.down_for else None
+
+
+def _gate(probe: Probe, events: Events, woke: threading.Event,
+          published: list[tuple[str, bool, int]]) -> OutageGate:
+    return OutageGate(dns_service(make_config(defaultDnsProvider="bind")), probe, events,
+                      lambda *row: published.append(row), woke.set, first_delay=0.001,
+                      max_delay=0.004)
+
+
+def test_unreachable_dns_server_holds_dns01_orders_once_each_and_wakes_when_back() -> None:
+    probe, events, woke = Probe(down_for=10**9), Events(), threading.Event()
+    published: list[tuple[str, bool, int]] = []
+    gate = _gate(probe, events, woke, published)
+    a, b, http = _action("a"), _action("b"), _action("h", ChallengeType.HTTP01)
+    unreachable = DnsServerUnreachable("RFC 2136 add … at 10.0.0.53:53 failed: refused",
+                                       "10.0.0.53:53")
+    assert gate.failed(a, unreachable)
+    assert not gate.failed(http, unreachable)  # an HTTP-01 order needs no DNS provider
+    for action in (a, b, a):
+        assert not gate.admit(action, T0 + timedelta(days=10), T0)
+    assert gate.admit(http, None, T0)
+    reasons = [(obj.name, reason) for obj, _, reason, _ in events.posted]
+    assert reasons == [("a", "DnsUnavailable"), ("b", "DnsUnavailable")]  # once per certificate
+    message = events.posted[0][3]
+    assert "waiting for the DNS provider bind: RFC 2136 add" in message
+    assert "10.0.0.53:53" in message and "keeps serving until" in message
+    assert published[-1] == ("bind", False, 2)
+    probe.down_for = 0  # the server answers again
+    assert woke.wait(5)
+    assert gate.admit(a, None, T0) and gate.admit(b, None, T0)
+    assert published[-1] == ("bind", True, 0)
+
+
+def test_an_answer_from_the_dns_server_is_not_an_outage() -> None:
+    gate = _gate(Probe(0), Events(), threading.Event(), [])
+    refused = DnsSolverError("RFC 2136 add … refused: REFUSED")
+    assert not gate.failed(_action("a"), refused)  # counted, with its backoff
+    assert not gate.failed(_action("a"), AcmeCaUnavailable("down"))  # the CA gate's, not this
+    assert gate.down_for(_action("a")) is None
+
+
+# --- renew --once --------------------------------------------------------------------------
+
+
+def test_renew_once_probes_each_issuer_once_and_holds_its_certificates() -> None:
+    asked: list[str] = []
+
+    def probe(url: str, verify: bool | str) -> str | None:
+        asked.append(url)
+        return "cannot reach the CA: connection refused" if "staging" in url else None
+
+    outages = PassOutages(make_config(), probe)
+    le = [_action("a", ChallengeType.HTTP01), _action("b", ChallengeType.HTTP01)]
+    staging = replace(le[0], desired=replace(le[0].desired, spec=replace(
+        le[0].desired.spec, issuer="staging")))
+    outages.probe_cas([*le, staging, staging])
+    assert asked == ["https://acme.example/dir", "https://staging.example/dir"]
+    assert outages.blocked(le[0]) is None
+    blocked = outages.blocked(staging)
+    assert blocked is not None and blocked[0] is CA
+    assert blocked[1].startswith("CA unreachable: cannot reach the CA: connection refused "
+                                 "(ACME CA of issuer staging)")
+
+
+def test_renew_once_holds_a_dns_provider_found_down_for_the_rest_of_the_run() -> None:
+    outages = PassOutages(make_config(defaultDnsProvider="bind"), lambda url, verify: None)
+    first, later = _action("a"), _action("b")
+    error: CertbotK8sError = DnsServerUnreachable("zone (SOA) lookup … (no answer)", "r")
+    assert not outages.note(first, DnsSolverError("refused: NOTAUTH"))  # an answer: counted
+    assert outages.blocked(later) is None
+    assert outages.note(first, error)
+    blocked = outages.blocked(later)
+    assert blocked is not None and blocked[0].reason == "DnsUnavailable"
+    assert blocked[1].startswith("DNS server unreachable: zone (SOA) lookup")
+    assert "(DNS provider bind)" in blocked[1]
+    assert outages.blocked(_action("h", ChallengeType.HTTP01)) is None
