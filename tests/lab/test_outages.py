@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,13 @@ import pytest
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
+from certbotk8s.adapters.dns_webhook import WebhookProvider
 from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 
 from .conftest import Lab, read_secret, verify_chain
 from .test_controller import Starter, controllers, wait_for
-from .test_e2e_renew import Run, _ingress, certbotk8s, events_for
+from .test_e2e_renew import Run, _ingress, _rows, certbotk8s, events_for
 from .test_faults import fault
 
 pytestmark = pytest.mark.lab
@@ -87,6 +90,49 @@ def test_refused_update_is_an_answer_not_an_outage(lab: Lab) -> None:
     assert "refused: REFUSED" in str(info.value)
 
 
+class _Busy(BaseHTTPRequestHandler):
+    """A webhook that answers, but only 503 (and 405 to the probe's GET)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(503)
+
+    def do_GET(self) -> None:
+        self._answer(405)
+
+    def _answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_webhook_that_gives_no_answer_is_an_outage_and_one_that_answers_is_not() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    url = f"http://127.0.0.1:{server.server_address[1]}/acme"
+    record = TxtRecord("_acme-challenge.x.example", "example", "v")
+    provider = WebhookProvider(url, "token-xyz", timeout=2, retries=1)
+    server.server_close()  # nobody listens: connection refused
+    with pytest.raises(DnsServerUnreachable) as info:
+        provider.present(record)
+    assert info.value.server == url and "token-xyz" not in str(info.value)
+    assert provider.probe() is not None
+    server = ThreadingHTTPServer(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])), _Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert provider.probe() is None  # a 405 is an answer
+        with pytest.raises(DnsSolverError) as refused:
+            provider.present(record)
+        assert not isinstance(refused.value, DnsServerUnreachable)  # 503s: counted failures
+        assert "HTTP 503" in str(refused.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- the controller: DNS server down ---------------------------------------------------------
 
 
@@ -96,7 +142,8 @@ def _orders_placed(log_path: Path, namespace: str) -> int:
 
 
 def test_dns_server_down_holds_dns01_orders_without_backoff_and_resumes_them(
-    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter,
+    certbotk8s: Callable[..., Run],
 ) -> None:
     ctl = controllers("dns-patient")
     ctl.wait_ready()
@@ -127,6 +174,11 @@ def test_dns_server_down_holds_dns01_orders_without_backoff_and_resumes_them(
         during = _orders_placed(ctl.log_path, namespace) - before
         assert during <= len(names)  # no storm: at most the orders that met it down
         assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
+        status = certbotk8s("status", "-n", namespace, "-o", "json")
+        rows = {r["secret"]: r for r in _rows(status)}
+        for name in names:  # `status` names the cause while it lasts
+            assert rows[f"{namespace}/{name}-tls"]["last_error"].startswith(
+                "DnsUnavailable: waiting for the DNS provider lab-bind"), rows
     finally:
         fault("start", "named")
     for name in names:

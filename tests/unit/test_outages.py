@@ -6,17 +6,22 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from typing import cast
 
 from certbotk8s.app.ca_gate import CA
-from certbotk8s.app.dns_gate import dns_service
+from certbotk8s.app.dns_gate import DnsGate, dns_service
+from certbotk8s.app.metrics import Metrics as AppMetrics
 from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.pass_outages import PassOutages
+from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import waits
 from certbotk8s.core.errors import (
     AcmeCaUnavailable,
     CertbotK8sError,
+    ChallengeFailed,
     DnsServerUnreachable,
     DnsSolverError,
+    Problem,
 )
 from certbotk8s.core.model import ChallengeType, ObjectRef
 from certbotk8s.core.plan import Action, ActionKind
@@ -117,6 +122,43 @@ def test_an_answer_from_the_dns_server_is_not_an_outage() -> None:
     assert not gate.failed(_action("a"), refused)  # counted, with its backoff
     assert not gate.failed(_action("a"), AcmeCaUnavailable("down"))  # the CA gate's, not this
     assert gate.down_for(_action("a")) is None
+
+
+class FakeSolvers:
+    """SolverFactory stand-in: the DNS solver's probe answers as `down` says."""
+
+    def __init__(self, down: str | None) -> None:
+        self.down = down
+
+    def dns_solver(self, name: str) -> FakeSolvers:
+        return self
+
+    def probe(self) -> str | None:
+        return self.down
+
+
+class Metrics:
+    def set_dns_up(self, provider: str, up: bool, waiting: int) -> None:
+        pass
+
+
+def _dns_gate(down: str | None) -> DnsGate:
+    return DnsGate(make_config(defaultDnsProvider="bind"), cast(SolverFactory, FakeSolvers(down)),
+                   Events(), cast(AppMetrics, Metrics()), lambda: None)
+
+
+def test_challenge_the_ca_failed_while_our_dns_server_is_down_is_the_outage() -> None:
+    problem = Problem("urn:ietf:params:acme:error:unauthorized", "Error retrieving TXT records")
+    failed = ChallengeFailed("a.example.com", "dns-01", problem)
+    gate = _dns_gate("10.0.0.53:53: ConnectionRefusedError")
+    assert gate.failed(_action("a"), failed)  # no backoff: the outage explains it
+    reason = gate.down_for(_action("b"))
+    assert reason is not None and "ConnectionRefusedError" in reason
+    assert "the CA's validation failed meanwhile" in reason
+    gate.stop()
+    answering = _dns_gate(None)
+    assert not answering.failed(_action("a"), failed)  # the server answers: the CA's verdict
+    assert answering.down_for(_action("a")) is None
 
 
 # --- renew --once --------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 configured, `Authorization: Bearer <token>`. Any 2xx is success; cleanup of a value that is
 gone must be 2xx too. Connection errors, timeouts, 408, 429 and 5xx are retried `retries`
 times with a doubling pause (0.2 s, capped at 2 s); other answers fail at once. Redirects are
-not followed (the token would go along). The token never appears in a message.
+not followed (the token would go along). An endpoint that gave no HTTP answer on any attempt
+(refused, timed out) is `DnsServerUnreachable`, an outage `probe` (a bare GET, no token) watches
+end. The token never appears in a message.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 
 import requests
 
-from certbotk8s.core.errors import DnsSolverError
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -35,8 +37,13 @@ class WebhookProvider:
         return f"webhook {self.url}"
 
     def probe(self) -> str | None:
-        """No outage probe: this provider's errors are never taken for a server outage (they
-        count as failed attempts), so there is nothing to watch come back."""
+        """None once the endpoint gives any HTTP answer (a bare GET, no token), else why not."""
+        try:
+            self._session.get(self.url, timeout=min(self.timeout, 5.0), allow_redirects=False)
+        except requests.Timeout:
+            return f"webhook {self.url}: no answer (timeout)"
+        except requests.RequestException as e:
+            return f"webhook {self.url}: {type(e).__name__}"
         return None
 
     def present(self, record: TxtRecord) -> None:
@@ -53,6 +60,7 @@ class WebhookProvider:
                 "value": record.value}
         delay = 0.2
         problem = ""
+        answered = False  # any HTTP answer: not an outage, whatever it said
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(delay)
@@ -68,9 +76,12 @@ class WebhookProvider:
                 continue
             if 200 <= response.status_code < 300:
                 return
+            answered = True
             problem = f"HTTP {response.status_code} {response.text[:200]!r}"
             if response.status_code not in _RETRY_STATUS:
                 break
-        raise DnsSolverError(
-            f"webhook {self.url}: {action} of TXT {record.fqdn} in zone {record.zone} failed "
-            f"after {attempt + 1} attempt(s): {problem}")
+        message = (f"webhook {self.url}: {action} of TXT {record.fqdn} in zone {record.zone} "
+                   f"failed after {attempt + 1} attempt(s): {problem}")
+        if not answered:  # refused or timed out every time: the endpoint is down
+            raise DnsServerUnreachable(message, self.url)
+        raise DnsSolverError(message)

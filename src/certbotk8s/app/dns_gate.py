@@ -7,6 +7,10 @@ its orders wait, a `DnsUnavailable` Event names the server and the error, and
 (`DnsSolver.probe`: for RFC 2136 a query to the update server and the resolver), so nothing
 here knows a provider family. REFUSED, NOTAUTH or a bad TSIG key are answers, not outages: they
 stay counted failures with their backoff.
+
+A DNS-01 challenge the CA failed while the provider's server does not answer our probe either
+(the server went down between our propagation check and the CA's lookup) is the outage too: the
+order is dead (a new one follows), but no backoff is counted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.outage_gate import OutageGate, Service
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config import Config
-from certbotk8s.core.errors import CertbotK8sError, DnsServerUnreachable
+from certbotk8s.core.errors import CertbotK8sError, ChallengeFailed, DnsServerUnreachable, Outage
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.plan import Action
 from certbotk8s.core.ports import EventRecorder
@@ -48,6 +52,15 @@ class DnsGate(OutageGate):
         self._config = config
         super().__init__(dns_service(config), self._probe_dns, events, metrics.set_dns_up, wake,
                          health=health)
+
+    def _confirm(self, key: str, error: CertbotK8sError | None) -> Outage | None:
+        if not isinstance(error, ChallengeFailed):
+            return None
+        reason = self._probe_dns(key)
+        if reason is None:
+            return None  # the server answers: the CA's verdict stands (counted)
+        return DnsServerUnreachable(f"{reason} (and the CA's validation failed meanwhile: "
+                                    f"{error})", key)
 
     def _probe_dns(self, provider: str) -> str | None:
         if provider not in self._config.dns_providers:

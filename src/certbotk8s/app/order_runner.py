@@ -204,10 +204,15 @@ class OrderRunner:
                 return  # leadership lost: the in-flight record stays for the next leader
             if any(gate.failed(first, outcome.error) for gate in self.gates):
                 # The CA or DNS server is down: no backoff, its gate holds the certificate until
-                # the probe sees it back; then the same order continues (no extra order).
-                if placed:
+                # the probe sees it back; then the same order continues (no extra order) unless
+                # the CA already failed it.
+                if isinstance(outcome.error, ChallengeFailed):
+                    self.book.authz_failed([outcome.error.host], now)  # it did fail at the CA
+                if placed and not isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
                     self._resumable[ref] = InflightOrder(ref, placed[-1],
                                                          first.desired.spec.hosts)
+                else:
+                    self._clear_inflight(ref)
                 return
             if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
                 self._clear_inflight(ref)  # that order is dead: do not resume it

@@ -104,10 +104,17 @@ class OutageGate:
         """Whether the failure was this service being down (then: no backoff, the gate holds
         the certificate until the probe sees the service back)."""
         key = self.service.key_of(action)
-        if key is None or not isinstance(error, self.service.error):
+        if key is None:
             return False
-        self.health.report(key, error)
+        outage = error if isinstance(error, self.service.error) else self._confirm(key, error)
+        if outage is None:
+            return False
+        self.health.report(key, outage)
         return True
+
+    def _confirm(self, key: str, error: CertbotK8sError | None) -> Outage | None:
+        """An error of another kind that this service being down explains (None: it is not)."""
+        return None
 
     def succeeded(self, action: Action) -> None:
         key = self.service.key_of(action)
