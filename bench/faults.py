@@ -12,8 +12,9 @@ down), then cleared. Prints one JSON row per fault:
 
 Faults: pebble-restart (the CA forgets accounts and orders), pebble-down (stopped, then
 started), apiserver-down-30s, etcd-restart, leader-cut-off (the leader reaches the API server
-through a proxy that is closed; a second replica takes over), bind-down (the lab's DNS server
-stopped for a few seconds: Pebble and the self-check cannot resolve the hosts).
+through a proxy that is closed; a second replica takes over), bind-down (DNS-01 certificates;
+the lab's BIND, their RFC 2136 update server and resolver, stopped for 10 s), bind-down-http01
+(HTTP-01 certificates; BIND stopped for 5 s: Pebble and the self-check cannot resolve the hosts).
 
 Needs the lab (lab/up) and nothing else using its HTTP-01 port. Usage:
   .venv/bin/python bench/faults.py [--certs 30] [--only pebble-restart,...] [--log FILE]
@@ -48,7 +49,7 @@ from tests.lab.tcpproxy import TcpProxy  # noqa: E402
 from tests.lab.test_controller import ControllerProcess  # noqa: E402
 
 FAULTS = ("pebble-restart", "pebble-down", "apiserver-down-30s", "etcd-restart",
-          "leader-cut-off", "bind-down")
+          "leader-cut-off", "bind-down", "bind-down-http01")
 
 
 def log(msg: str) -> None:
@@ -71,8 +72,10 @@ def free_port() -> int:
 class Burst:
     """Creates the Ingresses and notes when each Secret first appears (admin poll, 50 ms)."""
 
-    def __init__(self, api: ApiClient, namespace: str, count: int, zone: str) -> None:
+    def __init__(self, api: ApiClient, namespace: str, count: int, zone: str,
+                 challenge: str = "http-01") -> None:
         self.api, self.namespace, self.count = api, namespace, count
+        self.annotations = {"certbotk8s.io/enabled": "true", "certbotk8s.io/challenge": challenge}
         self.names = [f"f{i:03d}" for i in range(count)]
         self.hosts = {n: f"{n}-{uuid.uuid4().hex[:8]}.{zone}" for n in self.names}
         self.seen: dict[str, float] = {}
@@ -84,7 +87,7 @@ class Burst:
         for name in self.names:
             net.create_namespaced_ingress(self.namespace, {
                 "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                "metadata": {"name": name, "annotations": {"certbotk8s.io/enabled": "true"}},
+                "metadata": {"name": name, "annotations": self.annotations},
                 "spec": {"tls": [{"hosts": [self.hosts[name]], "secretName": f"{name}-tls"}],
                          "defaultBackend": {"service": {"name": "web",
                                                         "port": {"number": 80}}}}})
@@ -178,7 +181,8 @@ class Run:
             deadline = time.monotonic() + 30
             while not any(c.is_leader() for c in ctls) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            burst = Burst(self.api, namespace, self.certs, self.lab["DNS_ZONE"]).start()
+            burst = Burst(self.api, namespace, self.certs, self.lab["DNS_ZONE"],
+                          "dns-01" if fault_name == "bind-down" else "http-01").start()
             log(f"{fault_name}: injecting")
             cause = inject(burst, ctls)
             cleared = time.monotonic()
@@ -252,10 +256,31 @@ def etcd_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
 def bind_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
     burst.create()
     _wait_count(burst, burst.count // 3)
+    tried = acme_count(ctls[0], "newOrder")
+    fault("stop", "named")
+    try:
+        end = time.monotonic() + 10  # the fault itself
+        seen_down = waiting = 0.0
+        while time.monotonic() < end:
+            if ctls[0].value("certbotk8s_dns_provider_up", provider="lab-bind") == 0:
+                seen_down = 1
+                waiting = max(waiting, ctls[0].value("certbotk8s_dns_waiting_certificates",
+                                                     provider="lab-bind") or 0)
+            time.sleep(0.1)
+        tried = acme_count(ctls[0], "newOrder") - tried
+    finally:
+        fault("start", "named")
+    return (f"DnsUnavailable Events, certbotk8s_dns_provider_up=0 seen: {bool(seen_down)}, "
+            f"up to {int(waiting)} waiting; newOrder attempts while down: {int(tried)}")
+
+
+def bind_down_http01(burst: Burst, ctls: list[ControllerProcess]) -> str:
+    burst.create()
+    _wait_count(burst, burst.count // 3)
     fault("stop", "named")
     time.sleep(5)  # the fault itself
     fault("start", "named")
-    return "IssuanceFailed Events naming the DNS error"
+    return "self-checks wait; a validation the CA failed: IssuanceFailed naming the lookup error"
 
 
 def main() -> int:
@@ -302,6 +327,7 @@ def main() -> int:
         "etcd-restart": (etcd_restart, None),
         "leader-cut-off": (leader_cut, leader_replicas),
         "bind-down": (bind_down, None),
+        "bind-down-http01": (bind_down_http01, None),
     }
     failed = False
     for name in [n.strip() for n in args.only.split(",") if n.strip()]:
