@@ -38,7 +38,7 @@ from certbotk8s.core.errors import (
 from certbotk8s.core.model import IssuedCertificate, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import order_share_key
-from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,31 @@ class OrderRunner:
     # -- one order ------------------------------------------------------------------------------
 
     def _read(self, ref: SecretRef) -> ObservedSecret | None:
-        observed = self.watch.observed(ref)
-        if observed is None:
+        """The Secret as the API server has it now, not as the informer cache last saw it: a
+        certificate this controller wrote moments ago may not be in the cache yet. The cache
+        stands in when the API server does not answer (the write would tell then)."""
+        try:
             stored = self.deps.secrets.read(ref.namespace, ref.name)
-            if stored is not None:
-                observed = observe(stored)
-        return observed
+        except CertbotK8sError as e:
+            log.warning("%s: cannot read the Secret (%s); deciding on the cached copy", ref, e)
+            return self.watch.observed(ref)
+        return observe(stored) if stored is not None else None
+
+    def _still_due(self, action: Action, observed: ObservedSecret | None,
+                   now: datetime) -> Action | None:
+        """`action` decided again on the Secret as read just now, or None when no order is due.
+
+        The reconcile pass decided on the informer cache; right after an order ends, the pass
+        it wakes can run before the cache shows the certificate just written, and would order
+        the same certificate again (seen: a Secret issued twice a second apart)."""
+        ref = action.desired.secret
+        ari = self.states.of(ref).ari
+        fresh = plan([action.desired], {ref: observed}, now, {ref: ari} if ari else {})[0]
+        if fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW):
+            return fresh
+        log.info("%s: no order: the Secret changed since the pass looked (%s)", ref,
+                 fresh.reason)
+        return None
 
     def _order(self, job: OrderJob) -> None:
         if self._stopping.is_set() or not self.elector.is_leader():
@@ -160,11 +179,15 @@ class OrderRunner:
             return  # queued before its CA or DNS server went down; re-submitted when back
         ref = first.desired.secret
         now = datetime.now(UTC)
-        log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
         observed = self._read(ref)
         if observed is not None and not observed.managed:
             self._refuse_foreign(first, observed)
             return
+        current = self._still_due(first, observed, now)
+        if current is None:
+            return
+        first = job.actions[0] = current
+        log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
         if self.book.failure_state(ref, observed).waiting(now):
             return  # a backoff written since the reconcile pass looked
         hold = self.book.check(first, observed, now)
