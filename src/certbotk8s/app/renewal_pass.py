@@ -75,6 +75,9 @@ class Survey:
     actions: tuple[Action, ...]
     missing_apis: tuple[str, ...] = ()
     ari_problems: dict[SecretRef, str] = field(default_factory=dict)
+    # Every managed Secret listed for host ownership (the pass's one list: the budget's
+    # issued-7d history and `status`'s Secrets whose source is gone read it too).
+    managed: tuple[StoredSecret, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,8 @@ class PassReport:
 def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True,
            ari_reader: AriReader | None = None) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
-    held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations)
-            for s in _managed(deps, namespaces)]
+    managed = tuple(_managed(deps, namespaces))
+    held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations) for s in managed]
     found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
                            deps.config, held)
@@ -118,7 +121,7 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
         if action.renewal is not None and action.renewal.ignored_window is not None:
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
-    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
+    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems, managed)
 
 
 def _managed(deps: PassDeps, namespaces: Sequence[str]) -> list[StoredSecret]:
@@ -349,11 +352,8 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book = RenewalBook(deps.config, deps.secrets, deps.ledger)
     book.load()
     now = deps.clock()
-    try:
-        book.set_issued((s.annotations for s in deps.secrets.list_managed()), now)
-    except CertbotK8sError as e:
-        log.warning("cannot list managed Secrets for the rate-limit budget: %s", e)
     current = survey(deps, namespaces)
+    book.set_issued((s.annotations for s in current.managed), now)
     if only:
         current = replace(current, actions=tuple(a for a in current.actions
                                                  if a.desired.secret in only))

@@ -82,7 +82,7 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
                               last_error=problem.message))
     # Managed Secrets whose source is gone: kept (never deleted), no longer renewed.
     if not namespaces:
-        for stored in runtime.deps.secrets.list_managed():
+        for stored in current.managed:
             ref = SecretRef(stored.namespace, stored.name)
             if ref in seen:
                 continue
