@@ -170,6 +170,15 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
             assert _acme(a, "challenge") == 0
             assert a.value("certbotk8s_orders_in_flight") == 0
             assert a.value("certbotk8s_leader") == 0
+            # The cause, while A is still cut off: on the Lease, B's Event names whom it took
+            # over from and why; A's metrics and /readyz say it stepped down and cannot reach
+            # the API server.
+            took = _events(admin_api, "certbotk8s", "LeaderElection", lease)
+            assert any(e.message == "successor became the leader: took over from cut-off, "
+                       "whose Lease was not renewed for 3s" for e in took), took
+            assert a.value("certbotk8s_leadership_lost_total") == 1
+            assert a.value("certbotk8s_kube_api_reachable") == 0
+            assert "API server: unreachable for" in a.get("/readyz")[1]
             abandoned = _first_log_time(a.log_path, "left to the next leader")
             leading = _first_log_time(b.log_path, "is the leader now")
             assert abandoned is not None and leading is not None and abandoned < leading

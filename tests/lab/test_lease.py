@@ -121,6 +121,9 @@ def test_frozen_leader_is_replaced_after_the_lease_expires(make_elector: Elector
     assert b.wait_for_leadership(LEASE + 2)
     waited = time.monotonic() - frozen
     assert LEASE - 2 * RETRY <= waited <= LEASE + 1.0
+    assert a.takeover() == "created the Lease (no leader before)"
+    # What the new leader's LeaderElection Event says.
+    assert b.takeover() == "took over from a, whose Lease was not renewed for 2s"
 
 
 def test_leader_that_loses_the_lease_stops_within_the_deadline(
@@ -161,9 +164,27 @@ class _Failing:
         return fail
 
 
+class _Contacts:
+    """Records what the elector reports of its contact with the API server."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def reached(self, resource: str) -> None:
+        if not self.seen or self.seen[-1][0] != "reached":
+            self.seen.append(("reached", resource))
+
+    def failed(self, resource: str, cause: str) -> None:
+        self.seen.append(("failed", cause))
+
+    def expired(self, resource: str) -> None:
+        self.seen.append(("expired", resource))
+
+
 def test_leader_that_cannot_renew_stops_before_the_lease_expires(
-        make_elector: ElectorFactory) -> None:
-    a = make_elector("a")
+        make_elector: ElectorFactory, lease_name: str) -> None:
+    contacts, stopped = _Contacts(), threading.Event()
+    a = make_elector("a", health=contacts, on_stopped_leading=stopped.set)
     a.start()
     assert a.wait_for_leadership(5)
     working = a._api
@@ -172,8 +193,15 @@ def test_leader_that_cannot_renew_stops_before_the_lease_expires(
     wait_until(lambda: not a.is_leader(), timeout=DEADLINE + 0.5)
     assert time.monotonic() - cut <= DEADLINE + 0.1
     assert a._thread is not None and a._thread.is_alive()  # errors never kill the thread
+    assert stopped.wait(2)
     a._api = working
     assert a.wait_for_leadership(5)  # the Lease still names a: it renews again
+    assert a.takeover() == "the Lease still named this replica (no one took it meanwhile)"
+    # The failed renewals were reported with their cause, then the contact again.
+    assert contacts.seen[0] == ("reached", f"lease {NS}/{lease_name}")
+    failed = {cause for what, cause in contacts.seen if what == "failed"}
+    assert failed == {f"get leases {NS}/{lease_name} failed: HTTP 503: Service Unavailable"}
+    assert contacts.seen[-1][0] == "reached"
 
 
 def test_api_errors_are_retried_not_fatal(make_elector: ElectorFactory, namespace: str,

@@ -66,6 +66,14 @@ def test_readyz(server: tuple[ControllerHttpServer, MemoryTokenStore, Metrics],
     assert (status, body.strip()) == (200, b"ok")
 
 
+def test_readyz_says_why_in_its_body_without_changing_its_status(flags: Flags) -> None:
+    with ControllerHttpServer(MemoryTokenStore(), Metrics(), "127.0.0.1", 0,
+                              ready=lambda: True, healthy=lambda: True,
+                              ready_detail=lambda: "API server: unreachable for 9s\n") as srv:
+        status, _, body = fetch(srv.port, "/readyz")
+    assert (status, body) == (200, b"ok\nAPI server: unreachable for 9s\n")
+
+
 def test_probe_that_raises_fails(flags: Flags) -> None:
     def boom() -> bool:
         raise RuntimeError("broken")

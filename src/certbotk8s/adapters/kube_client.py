@@ -8,6 +8,7 @@ API server sent them (camelCase keys, unknown fields kept). Errors become the `K
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic
 import urllib3
@@ -25,7 +26,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden
+from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden, KubeUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,32 @@ def _throttle_credential_refresh(configuration: client.Configuration, every: flo
     configuration.refresh_api_key_hook = throttled
 
 
+class ApiContact(Protocol):
+    """Where the informers and the Lease report how their requests to the API server go (from
+    any thread): `reached` after an answer, `failed(cause)` with a plain-words cause,
+    `expired` when a watch was answered 410 Gone and listed again."""
+
+    def reached(self, resource: str) -> None: ...
+
+    def failed(self, resource: str, cause: str) -> None: ...
+
+    def expired(self, resource: str) -> None: ...
+
+
+def failure_cause(e: BaseException) -> str:
+    """What went wrong, in plain words, for metrics, logs and Events (never a body or token)."""
+    if isinstance(e, KubeUnreachable):
+        return e.cause
+    if isinstance(e, ApiException):
+        message = ""
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            message = str(json.loads(e.body or "").get("message") or "")[:200]
+        return f"HTTP {e.status} {message or e.reason or ''}".strip()
+    if isinstance(e, urllib3.exceptions.HTTPError | OSError):
+        return unreachable(e)
+    return str(e)[:200] if isinstance(e, KubeError) else type(e).__name__
+
+
 @dataclass(frozen=True)
 class Op:
     """What a request does, for error messages: `create secrets in ns/name`."""
@@ -113,6 +140,26 @@ def _status_message(e: ApiException) -> str:
     return ""
 
 
+def unreachable(e: BaseException) -> str:
+    """A transport failure in plain words: `connection refused`, `timed out`, `connection reset`
+    (no URL with query, no traceback). For an API server the client cannot reach at all."""
+    cause: BaseException | None = e
+    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
+        cause = e.reason
+    text = str(cause)
+    for needle, words in (("Connection refused", "connection refused"),
+                          ("Connection reset", "connection reset"),
+                          ("Read timed out", "timed out (no answer)"),
+                          ("timed out", "timed out"), ("Name or service not known",
+                                                       "host name not found"),
+                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
+        if needle in text:
+            return words
+    if isinstance(cause, urllib3.exceptions.ProtocolError | ConnectionError):
+        return "connection broken"
+    return type(cause).__name__
+
+
 def translate(e: ApiException, op: Op) -> KubeError:
     """The KubeError for a failed request (the caller raises it `from e`)."""
     detail = _status_message(e) or str(e.reason or "")
@@ -133,7 +180,11 @@ def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
             return None
         raise translate(e, op) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise KubeError(f"{op} failed: {type(e).__name__}: {e}") from e
+        pool = getattr(e, "pool", None)  # MaxRetryError names the server it gave up on
+        where = f" {pool.host}:{pool.port}" if pool is not None else ""
+        cause = unreachable(e)
+        raise KubeUnreachable(f"{op} failed: API server{where} unreachable ({cause})",
+                              cause) from e
     except pydantic.ValidationError as e:
         # The generated client validates bodies against its models before sending. The
         # pydantic error quotes input values (Secret data), so it is not chained: only the

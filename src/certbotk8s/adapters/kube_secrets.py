@@ -136,13 +136,12 @@ class _SecretApi:
             raise KubeConflict(f"conflict: Secret {namespace}/{name} was deleted meanwhile")
         meta: JsonDict = {key: value for key, value in (current.get("metadata") or {}).items()
                           if key in _KEPT_METADATA}
-        if str(meta.get("resourceVersion")) != resource_version:
-            raise KubeConflict(f"conflict: Secret {namespace}/{name} changed since it was read "
-                               f"(resourceVersion {resource_version})")
         kept = {k: v for k, v in _str_map(meta.get("annotations")).items()
                 if not k.startswith(OWN_ANNOTATION_PREFIX)}
         meta["annotations"] = {**kept, **annotations}
         meta["labels"] = {**_str_map(meta.get("labels")), **labels}
+        # The caller's version, not the one just read: if the Secret changed since the caller
+        # read it (before or after the GET above), the API server answers 409 (`KubeConflict`).
         meta["resourceVersion"] = resource_version
         merged_data = dict(current.get("data") or {})
         merged_data.update(encoded)

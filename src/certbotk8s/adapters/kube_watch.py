@@ -4,7 +4,12 @@ Raw JSON over the generated client's `_preload_content=False` (no model objects:
 proportional to what the transform keeps). Contract:
 - a resource type the cluster does not serve (404 on list) is reported once via `missing` and
   re-checked every `missing_recheck` seconds; no tight retry loop;
-- 410 Gone (resourceVersion too old) -> a fresh list; other errors -> backoff and reconnect;
+- 410 Gone (resourceVersion too old: an ERROR event, or the watch request's own status) -> a
+  fresh list, which replaces the cache (objects deleted meanwhile are reported as deleted);
+- other errors -> backoff (capped at `RECONNECT_CAP`) and a watch from the last resourceVersion
+  seen, even when the broken watch had advanced past the one it started from;
+- `health` (optional) hears of each contact: `reached` after a list or an opened watch,
+  `failed(cause)` with a plain-words cause, `expired` on every 410 re-list;
 - `synced` is set after the first successful list (or after finding the API missing);
 - `on_change(key, obj | None)` runs on the informer thread for every add/update/delete
   (None = deleted) and `on_change(None, None)` after each full re-list.
@@ -25,7 +30,7 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube_client import PAGE_SIZE, JsonDict
+from certbotk8s.adapters.kube_client import PAGE_SIZE, ApiContact, JsonDict, failure_cause
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ class _Gone(Exception):
 class Informer:
     def __init__(self, api_client: ApiClient, resource: WatchedResource, on_change: ChangeHandler,
                  transform: Transform = lambda obj: obj, watch_timeout: int = 290,
-                 missing_recheck: float = 300.0) -> None:
+                 missing_recheck: float = 300.0, health: ApiContact | None = None) -> None:
         self._api = api_client
         self.resource = resource
         self._on_change = on_change
@@ -78,6 +83,8 @@ class Informer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._response: urllib3.response.BaseHTTPResponse | None = None
+        self._health = health
+        self._version: str | None = None  # the last resourceVersion seen (None: list first)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -158,11 +165,17 @@ class Informer:
         self._on_change(None, None)
         return str(version)
 
-    def _watch(self, version: str) -> str:
-        """Apply watch events until the server ends the watch; the last resourceVersion."""
+    def _watch(self, version: str) -> None:
+        """Apply watch events until the server ends the watch; `_version` follows each one."""
         query = [("watch", "true"), ("resourceVersion", version),
                  ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(self._watch_timeout))]
-        raw = self._get(query, (10.0, self._watch_timeout + 30.0))
+        try:
+            raw = self._get(query, (10.0, self._watch_timeout + 30.0))
+        except ApiException as e:
+            if e.status == 410:
+                raise _Gone() from e
+            raise
+        self._report_reached()
         self._response = raw
         try:
             for line in _lines(raw):  # one JSON event per line
@@ -178,7 +191,7 @@ class Informer:
                     raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
                 new_version = (obj.get("metadata") or {}).get("resourceVersion")
                 if new_version:
-                    version = new_version
+                    self._version = str(new_version)  # a broken watch resumes from here
                 if kind == "BOOKMARK":
                     continue
                 obj.setdefault("apiVersion", self.resource.api_version)
@@ -199,17 +212,20 @@ class Informer:
             # A watch cut short still has unread data: never hand that connection back.
             raw.close()
             raw.release_conn()
-        return version
+
+    def _report_reached(self) -> None:
+        if self._health is not None:
+            self._health.reached(self.resource.name)
 
     # -- loop -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
         delay = 0.2
-        version: str | None = None
         while not self._stop.is_set():
             try:
-                if version is None:
+                if self._version is None:
                     listed = self._list()
+                    self._report_reached()
                     if listed is None:
                         if not self.missing:
                             log.info("%s not served by this cluster; ignoring it (re-checked "
@@ -219,20 +235,26 @@ class Informer:
                         self._stop.wait(self._missing_recheck)
                         continue
                     self.missing = False
-                    version = listed
+                    self._version = listed
                     self.synced.set()
-                version = self._watch(version)
+                self._watch(self._version)
                 delay = 0.2
             except _Gone:
-                log.info("%s: watch too old (410), listing again", self.resource.name)
-                version = None
+                log.info("%s: watch too old (410, resourceVersion %s), listing again",
+                         self.resource.name, self._version)
+                self._version = None
+                if self._health is not None:
+                    self._health.expired(self.resource.name)
             except Exception as e:  # the informer thread must outlive anything a watch hits
                 if self._stop.is_set():
                     break
                 expected = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+                cause = failure_cause(e)
+                if self._health is not None:
+                    self._health.failed(self.resource.name, cause)
                 log.log(logging.WARNING if isinstance(e, expected) else logging.ERROR,
                         "%s: watch failed (%s); retrying in %.1fs", self.resource.name,
-                        type(e).__name__, delay, exc_info=not isinstance(e, expected))
+                        cause, delay, exc_info=not isinstance(e, expected))
                 self._stop.wait(delay * random.uniform(0.8, 1.2))
                 # Capped low: the watches must be back within seconds of the API server
                 # (one failed GET per informer every 2 s is cheap while it is down).

@@ -26,7 +26,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_client import JsonDict, Op, request
+from certbotk8s.adapters.kube_client import ApiContact, JsonDict, Op, failure_cause, request
 from certbotk8s.core.errors import KubeConflict, KubeError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class LeaseElector:
         clock: Callable[[], float] = time.monotonic,
         on_started_leading: Callable[[], None] | None = None,
         on_stopped_leading: Callable[[], None] | None = None,
+        health: ApiContact | None = None,
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
@@ -84,6 +85,8 @@ class LeaseElector:
         self._clock = clock
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
+        self.health = health  # settable after construction (the controller makes it)
+        self._contact = f"lease {namespace}/{name}"
         self._timeout = (float(renew_deadline), float(renew_deadline))
 
         self._lock = threading.Lock()
@@ -96,6 +99,7 @@ class LeaseElector:
         self._last_renew: float | None = None  # clock() when the last successful write was sent
         self._observed: dict[str, object] | None = None
         self._observed_at = 0.0
+        self._takeover = ""  # how we got the Lease the last time we acquired it
 
     # --- public API ---------------------------------------------------------------------
 
@@ -116,6 +120,11 @@ class LeaseElector:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2 * self.renew_deadline + self.retry_period)
+
+    def takeover(self) -> str:
+        """How this replica got the Lease last: whom it took over from and why (for Events)."""
+        with self._lock:
+            return self._takeover
 
     def is_leader(self) -> bool:
         """True while we hold the Lease and our last successful renew is younger than
@@ -142,8 +151,12 @@ class LeaseElector:
             while not self._stop.is_set():
                 try:
                     won = self._try_acquire_or_renew()
+                    if self.health is not None:
+                        self.health.reached(self._contact)
                 except KubeError as e:
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, e)
+                    if self.health is not None:  # e.g. etcd away: the watches still answer
+                        self.health.failed(self._contact, failure_cause(e))
                     won = False
                 except Exception:  # the thread must survive anything the client throws
                     log.exception("Lease %s/%s: unexpected error", self.namespace, self.name)
@@ -231,6 +244,8 @@ class LeaseElector:
             if created is None:
                 raise KubeError(f"{op} failed: namespace {self.namespace} not found")
             self._observe(created, sent, renewed=True)
+            with self._lock:
+                self._takeover = "created the Lease (no leader before)"
             return True
 
         record = _record(current)
@@ -256,6 +271,13 @@ class LeaseElector:
         if updated is None:
             return False
         self._observe(updated, sent, renewed=True)
+        with self._lock:
+            if not ours:
+                self._takeover = (
+                    f"took over from {holder}, whose Lease was not renewed for {valid_for:g}s"
+                    if holder else "the Lease was free (released by its last holder)")
+            elif not self._leading:
+                self._takeover = "the Lease still named this replica (no one took it meanwhile)"
         return True
 
     def _spec(self, now: datetime, acquired: str, transitions: int) -> JsonDict:

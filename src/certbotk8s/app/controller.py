@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from certbotk8s.adapters.kube_inflight import KubeInflightStore
+from certbotk8s.app.api_health import ApiHealth, Outage
 from certbotk8s.app.ari_refresh import AriRefresher
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
@@ -29,7 +30,7 @@ from certbotk8s.app.renewal_pass import LAST_ERROR, PassDeps
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
+from certbotk8s.core.model import Discovery, ObjectRef, ObservedSecret, SecretRef
 from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Controller:
         resync_interval: float = 300.0,
         ari_refresh: timedelta = timedelta(hours=12),
         namespaces: Sequence[str] = (),
+        lease: ObjectRef | None = None,
+        identity: str = "",
     ) -> None:
         self.deps = deps
         self.elector = elector
@@ -60,7 +63,13 @@ class Controller:
         self._debounce = debounce
         self._resync = resync_interval
         self._stopping = threading.Event()
-        self.watch = Watch(api, namespaces)  # namespaces: namespaced mode (Role-only RBAC)
+        self._lease, self._identity = lease, identity or "this replica"
+        self._lost_leadership: datetime | None = None  # when, if not asked to (cut off)
+        self.api_health = ApiHealth(on_back=self._api_back, on_change=metrics.set_api_reachable,
+                                    on_expired=metrics.count_watch_expired)
+        metrics.track_api_unreachable(self.api_health.unreachable_seconds)
+        # namespaces: namespaced mode (Role-only RBAC)
+        self.watch = Watch(api, namespaces, health=self.api_health)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
@@ -110,7 +119,17 @@ class Controller:
     def ready(self) -> bool:
         return self.watch.synced()
 
-    def on_started_leading(self) -> None:
+    def readiness_detail(self) -> str:
+        """Lines for `/readyz`: informers synced, and whether the API server is reachable."""
+        synced = "informers: synced" if self.watch.synced() else "informers: not synced yet"
+        return f"{synced}\n{self.api_health.describe()}\n"
+
+    def on_started_leading(self, takeover: str = "") -> None:
+        if takeover:
+            # On the Lease, like client-go's LeaderElection Events: visible while the replica
+            # it took over from is still cut off.
+            self._lease_event("Normal", "LeaderElection",
+                              f"{self._identity} became the leader: {takeover}")
         resumable = self.runner.load_resumable()
         self.book.load()  # orders and failures the previous leader recorded
         if self._on_leading is not None:
@@ -125,6 +144,28 @@ class Controller:
 
     def on_stopped_leading(self) -> None:
         self.metrics.set_leader(False)
+        if not self._stopping.is_set():
+            self._lost_leadership = datetime.now(UTC)
+            self.metrics.lost_leadership()
+
+    def _api_back(self, outage: Outage) -> None:
+        """After an outage: an Event on the Lease that says what happened (none could be
+        stored while it lasted). Off the informer thread that noticed the API server back."""
+        lost = self._lost_leadership
+        self._lost_leadership = None
+        message = (f"{self._identity} could not reach the API server for {outage.seconds:.0f}s "
+                   f"({outage.started:%H:%M:%S} to {outage.ended:%H:%M:%S} UTC): {outage.cause}; "
+                   "watches resumed (listed again where the API server had moved on)")
+        if lost is not None and lost >= outage.started:
+            message += (f"; it lost the leader Lease at {lost:%H:%M:%S} and left its orders "
+                        "to the next leader")
+        threading.Thread(target=self._lease_event, args=("Warning", "ApiServerUnreachable",
+                                                         message),
+                         daemon=True, name="outage-event").start()
+
+    def _lease_event(self, type_: str, reason: str, message: str) -> None:
+        if self._lease is not None:
+            self.deps.events.record(self._lease, type_, reason, message)
 
     # -- the loop -------------------------------------------------------------------------------
 

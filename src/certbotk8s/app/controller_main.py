@@ -19,6 +19,7 @@ from certbotk8s.app.http_server import ControllerHttpServer
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.runtime import build_runtime
 from certbotk8s.core.config import Config
+from certbotk8s.core.model import ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         api, config.controller_namespace, args.lease_name, identity=identity,
         lease_duration=args.lease_duration, renew_deadline=args.lease_duration * 2 / 3,
         retry_period=max(0.2, args.lease_duration / 7.5),
-        on_started_leading=lambda: holder["c"].on_started_leading(),
+        on_started_leading=lambda: holder["c"].on_started_leading(elector.takeover()),
         on_stopped_leading=lambda: holder["c"].on_stopped_leading(),
     )
     def sweep() -> None:
@@ -51,13 +52,17 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     controller = Controller(runtime.deps, api, elector, metrics,
                             KubeInflightStore(api, config.controller_namespace),
                             on_leading=sweep, workers=args.workers,
-                            namespaces=args.namespace)
+                            namespaces=args.namespace, identity=identity,
+                            lease=ObjectRef("coordination.k8s.io/v1", "Lease",
+                                            config.controller_namespace, args.lease_name))
     holder["c"] = controller
+    elector.health = controller.api_health  # Lease renewals count as contacts too (etcd away)
     http01 = config.solver.http01
     try:
         solver = Http01Responder(tokens, http01.listen_address, http01.port)
         probes = ControllerHttpServer(tokens, metrics, args.metrics_address, args.metrics_port,
-                                      ready=controller.ready, healthy=lambda: True)
+                                      ready=controller.ready, healthy=lambda: True,
+                                      ready_detail=controller.readiness_detail)
     except OSError as e:
         log.error("cannot listen (HTTP-01 %s:%d, probes %s:%d): %s", http01.listen_address,
                   http01.port, args.metrics_address, args.metrics_port, e.strerror)

@@ -29,9 +29,11 @@ class ControllerHttpServer:
         port: int,
         ready: Callable[[], bool],
         healthy: Callable[[], bool],
+        ready_detail: Callable[[], str] = lambda: "",
     ) -> None:
         self._metrics = metrics
         self._ready = ready
+        self._ready_detail = ready_detail
         self._healthy = healthy
         self._responder = Http01Responder(tokens, host, port, extra_routes=self._route)
 
@@ -58,9 +60,17 @@ class ControllerHttpServer:
                 return 200, _TEXT, b"ok\n"
             return 500, _TEXT, b"unhealthy\n"
         if path == "/readyz":
+            # Readiness is the informers' sync only: a replica that cannot reach the API server
+            # still serves HTTP-01 tokens it holds, so it stays in the Service. The detail lines
+            # (API server reachable or not, and why) are for whoever looks.
+            try:
+                detail = self._ready_detail().encode()
+            except Exception:
+                log.exception("readyz detail raised")
+                detail = b""
             if _probe("readyz", self._ready):
-                return 200, _TEXT, b"ok\n"
-            return 503, _TEXT, b"not ready\n"
+                return 200, _TEXT, b"ok\n" + detail
+            return 503, _TEXT, b"not ready\n" + detail
         if path == "/metrics":
             try:
                 return 200, CONTENT_TYPE, self._metrics.render()

@@ -50,5 +50,8 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     # The acme library logs JWS payloads (including CSRs) at DEBUG; keep it quieter.
     logging.getLogger("acme").setLevel(max(logging.INFO, root.level))
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # Its "Retrying (...) after connection broken" lines repeat, with the request URL, what
+    # certbotk8s then reports once in plain words (API server unreachable: connection refused).
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -155,6 +155,22 @@ class Metrics:
             "certbotk8s_dns_waiting_certificates",
             "Due certificates waiting for their DNS-01 provider's server to answer again",
             ["provider"], registry=r)
+        self.api_reachable = Gauge(
+            "certbotk8s_kube_api_reachable",
+            "0 while this replica's watches cannot reach the API server, else 1", registry=r)
+        self.api_reachable.set(1)
+        self.api_unreachable_seconds = Gauge(
+            "certbotk8s_kube_api_unreachable_seconds",
+            "Seconds the API server has been unreachable from this replica (0 when reachable)",
+            registry=r)
+        self.watch_expired = Counter(
+            "certbotk8s_watch_expired_total",
+            "Watches the API server answered with 410 Gone (resourceVersion too old); each "
+            "was followed by a full list", ["resource"], registry=r)
+        self.leadership_lost = Counter(
+            "certbotk8s_leadership_lost_total",
+            "Times this replica stopped leading without being asked to (its Lease could not "
+            "be renewed in time, or another replica holds it)", registry=r)
         self.ari_errors = Counter(
             "certbotk8s_ari_errors_total",
             "ARI reads that gave no usable window (the renewal fell back)", ["kind"],
@@ -250,6 +266,19 @@ class Metrics:
 
     def set_leader(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)
+
+    def lost_leadership(self) -> None:
+        self.leadership_lost.inc()
+
+    def set_api_reachable(self, reachable: bool) -> None:
+        self.api_reachable.set(1 if reachable else 0)
+
+    def track_api_unreachable(self, seconds: Callable[[], float]) -> None:
+        """`certbotk8s_kube_api_unreachable_seconds` reads `seconds()` at each scrape."""
+        self.api_unreachable_seconds.set_function(seconds)
+
+    def count_watch_expired(self, resource: str) -> None:
+        self.watch_expired.labels(resource).inc()
 
     def set_managed_certificates(self, count: int) -> None:
         self.managed_certificates.set(count)

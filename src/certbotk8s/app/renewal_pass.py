@@ -301,6 +301,9 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         )
 
 
+STORE_ATTEMPTS = 3  # writes of one new certificate when other writers keep changing the Secret
+
+
 def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
            observed: ObservedSecret | None) -> None:
     """Write the new certificate with resourceVersion; the old one stays until this succeeds."""
@@ -313,20 +316,23 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
     if issued.replaced:
         meta.annotations[secret_meta.LAST_ORDER_REPLACED] = "true"
     version = observed.resource_version if observed is not None else None
-    try:
-        deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
-                               issued.fullchain_pem, meta.labels, meta.annotations, version)
-        return
-    except KubeConflict:
-        pass
-    # Someone wrote the Secret since we read it. Retry once on the fresh version, but only if
-    # it is still ours; a Secret that became foreign is never overwritten.
-    fresh = deps.secrets.read(d.secret.namespace, d.secret.name)
-    if fresh is not None and not secret_meta.is_managed(fresh.labels):
-        raise KubeConflict(f"Secret {d.secret} was taken over by another owner; not overwritten")
-    deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
-                           issued.fullchain_pem, meta.labels, meta.annotations,
-                           fresh.resource_version if fresh is not None else None)
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
+                                   issued.fullchain_pem, meta.labels, meta.annotations, version)
+            return
+        except KubeConflict as e:
+            if attempt == STORE_ATTEMPTS:
+                raise
+            # Someone wrote the Secret since we read it (the API server said 409). Read it again
+            # and write on that version (what they put there besides certbotk8s's part is kept),
+            # but only while it is still ours: a Secret that became foreign is never overwritten.
+            log.info("%s: %s; writing again on the current version", d.secret, e)
+        fresh = deps.secrets.read(d.secret.namespace, d.secret.name)
+        if fresh is not None and not secret_meta.is_managed(fresh.labels):
+            raise KubeConflict(f"Secret {d.secret} was taken over by another owner; "
+                               "not overwritten")
+        version = fresh.resource_version if fresh is not None else None
 
 
 def _event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str, message: str) -> None:

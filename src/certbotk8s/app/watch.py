@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from certbotk8s.adapters.kube_client import ApiContact
 from certbotk8s.adapters.kube_secrets import to_stored_secret
 from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
 from certbotk8s.core import secret_meta
@@ -78,7 +79,8 @@ class Watch:
     Role-only RBAC) each is watched in each of those namespaces and nowhere else.
     """
 
-    def __init__(self, api: Any, namespaces: Sequence[str] = ()) -> None:
+    def __init__(self, api: Any, namespaces: Sequence[str] = (),
+                 health: ApiContact | None = None) -> None:
         self.wake = threading.Event()
         scopes: list[str | None] = list(namespaces) or [None]
 
@@ -91,13 +93,14 @@ class Watch:
         # group -> one InformerGroup per API version (the first served one is read)
         self.informers: dict[str, list[InformerGroup]] = {
             name: [InformerGroup([Informer(api, r.in_namespace(ns), on_source,
-                                           transform=trim_source) for ns in scopes])
+                                           transform=trim_source, health=health)
+                                  for ns in scopes])
                    for r in resources]
             for name, resources in SOURCES.items()
         }
         self.secrets = InformerGroup([
             Informer(api, MANAGED_TLS.in_namespace(ns), lambda key, obj: self.wake.set(),
-                     transform=observe_json) for ns in scopes])
+                     transform=observe_json, health=health) for ns in scopes])
 
     def all(self) -> list[Informer]:
         groups = [g for versions in self.informers.values() for g in versions] + [self.secrets]

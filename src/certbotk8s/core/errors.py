@@ -150,3 +150,12 @@ class KubeConflict(KubeError):
 
 class KubeForbidden(KubeError):
     """RBAC said no: the manifests do not grant this."""
+
+
+class KubeUnreachable(KubeError):
+    """The API server gave no answer (connection refused, reset, timed out). `cause` says which
+    in plain words."""
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause or message

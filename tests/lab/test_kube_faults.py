@@ -1,0 +1,204 @@
+"""API server faults under a running controller: watches answered 410 Gone, Secret writes
+answered 409 Conflict, and the cause in metrics, /readyz, Events and `status` while it lasts."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiClient
+
+from certbotk8s.core import certs
+
+from .conftest import ROOT, Lab, read_secret
+from .tcpproxy import TcpProxy
+from .test_controller import ControllerProcess, _config, _ingress, wait_for
+from .test_faults_controller import _events, _free_port
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def proxied(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator[tuple[Lab, TcpProxy]]:
+    """The controller's identity, reaching the API server only through a proxy the test closes."""
+    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
+    kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
+    with TcpProxy(api_port) as proxy:
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        path = tmp_path / "proxied.kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig))
+        yield Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(path))), proxy
+
+
+def _serial(secret: Any) -> str:
+    return certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).serial
+
+
+def _certificates_written(api: ApiClient, namespace: str, name: str, since: str) -> list[str]:
+    """Serials of the certificates written to Secret `name` after resourceVersion `since`, in
+    order (the API server's watch replays every change since then)."""
+    core: Any = k8s.CoreV1Api(api)
+    raw = core.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}",
+                                      watch=True, resource_version=since, timeout_seconds=1,
+                                      _preload_content=False)
+    serials: list[str] = []
+    for line in raw.data.splitlines():
+        event = json.loads(line)
+        assert event["type"] in ("ADDED", "MODIFIED"), event["type"]
+        serial = certs.certificate_info(
+            base64.b64decode(event["object"]["data"]["tls.crt"])).serial
+        if not serials or serials[-1] != serial:
+            serials.append(serial)
+    return serials
+
+
+def _orders_for(ctl: ControllerProcess, namespace: str, secret: str) -> int:
+    return ctl.log_path.read_text(errors="replace").count(f"{namespace}/{secret}: new order ")
+
+
+def _restart_apiserver() -> None:
+    subprocess.run([str(ROOT / "lab" / "restart-apiserver")], check=True, timeout=120,
+                   capture_output=True)
+
+
+def test_watches_answered_410_list_again_and_miss_nothing(
+    lab: Lab, admin_api: ApiClient, namespace: str, proxied: tuple[Lab, TcpProxy],
+    tmp_path: Path
+) -> None:
+    via_proxy, proxy = proxied
+    ctl = ControllerProcess(via_proxy, _config(lab, tmp_path, "relist"), _free_port(),
+                            f"test-{uuid.uuid4().hex[:8]}", "relister", tmp_path).start()
+    try:
+        ctl.wait_ready()
+        wait_for(ctl.is_leader, 10, "leadership")
+        _ingress(admin_api, namespace, "before", [lab.host("before")])
+        before = wait_for(lambda: read_secret(admin_api, namespace, "before-tls"), 20,
+                          "before-tls")
+        core: Any = k8s.CoreV1Api(admin_api)
+        seen = core.list_namespaced_secret(namespace).metadata.resource_version
+        proxy.close()  # the controller's watches break; it keeps the versions it had seen
+        wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 0, 20,
+                 "the controller to notice")
+        # /readyz stays 200 (the replica still serves the tokens it holds); its detail names
+        # the cause: the broken watches first, then every reconnect refused.
+        status, detail = wait_for(lambda: (lambda got: got if "connection refused" in got[1]
+                                           else None)(ctl.get("/readyz")), 20, "the cause")
+        assert status == 200 and "API server: unreachable for" in detail
+        # While it is cut off: a new source, and the API server restarts, so its watch cache
+        # starts after that write and every version the controller holds is too old.
+        _ingress(admin_api, namespace, "gap", [lab.host("gap")])
+        _restart_apiserver()
+        raw = core.list_namespaced_secret(namespace, watch=True, resource_version=seen,
+                                          timeout_seconds=5, _preload_content=False)
+        first = json.loads(raw.data.splitlines()[0])
+        assert (first["type"], first["object"]["code"]) == ("ERROR", 410)  # the fault is real
+        restarted = core.list_namespaced_secret(namespace).metadata.resource_version
+        proxy.open()
+        gap = wait_for(lambda: read_secret(admin_api, namespace, "gap-tls"), 60,
+                       "gap-tls: the source created while the watches were away")
+        for resource in ("ingresses.networking.k8s.io", "secrets (certbotk8s-managed)"):
+            wait_for(functools.partial(ctl.value, "certbotk8s_watch_expired_total",
+                                       resource=resource),
+                     20, f"the 410 answer to the {resource} watch, and its list")
+        wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 1, 20, "reachable")
+        assert ctl.value("certbotk8s_kube_api_unreachable_seconds") == 0
+        # Nothing missed, nothing twice: one order and one write for the new source, the
+        # certificate from before untouched.
+        assert _orders_for(ctl, namespace, "gap-tls") == 1
+        assert _certificates_written(admin_api, namespace, "gap-tls", restarted) == [
+            _serial(gap)]
+        assert _certificates_written(admin_api, namespace, "before-tls", restarted) in (
+            [], [_serial(before)])  # (annotation writes replay the same certificate)
+        assert _serial(read_secret(admin_api, namespace, "before-tls")) == _serial(before)
+        assert _orders_for(ctl, namespace, "before-tls") == 1
+        # After the outage, an Event on the Lease says what happened and for how long.
+        events = wait_for(lambda: [e for e in _events(admin_api, "certbotk8s",
+                                                      "ApiServerUnreachable", ctl.lease)
+                                   if "relister" in e.message], 20, "the outage Event")
+        assert "could not reach the API server for" in events[0].message
+        assert "connection refused" in events[0].message
+    finally:
+        ctl.stop()
+
+
+def test_secret_changed_during_the_order_is_written_again_on_the_409(
+    lab: Lab, admin_api: ApiClient, namespace: str, controller_api: ApiClient, tmp_path: Path
+) -> None:
+    # The self-check goes through a proxy the test closes: an order waits in its self-check
+    # (up to 10 s) until the test opens it again, after another writer changed the Secret.
+    with TcpProxy(lab.http01_port) as gate:
+        ctl = ControllerProcess(lab, _config(lab, tmp_path, "writer", selfCheckPort=gate.port),
+                                _free_port(), f"test-{uuid.uuid4().hex[:8]}", "writer",
+                                tmp_path).start()
+        try:
+            ctl.wait_ready()
+            wait_for(ctl.is_leader, 10, "leadership")
+            first, second = lab.host("first"), lab.host("second")
+            _ingress(admin_api, namespace, "web", [first])
+            issued = wait_for(lambda: read_secret(admin_api, namespace, "web-tls"), 20,
+                              "web-tls")
+            gate.close()
+            networking: Any = k8s.NetworkingV1Api(admin_api)
+            networking.patch_namespaced_ingress("web", namespace, {"spec": {"tls": [
+                {"hosts": [first, second], "secretName": "web-tls"}]}})
+            wait_for(lambda: _orders_for(ctl, namespace, "web-tls") == 2, 20,
+                     "the order for the new host set")
+            # Another writer (a reflector, a backup tool, kubectl) changes the Secret now,
+            # between the controller's read and its write.
+            core: Any = k8s.CoreV1Api(admin_api)
+            core.patch_namespaced_secret("web-tls", namespace, {"metadata": {
+                "labels": {"team": "payments"},
+                "annotations": {"example.com/owner": "payments"}}})
+            gate.open()
+            renewed = wait_for(lambda: _renewed(admin_api, namespace, _serial(issued)), 30,
+                               "web-tls with the new certificate")
+        finally:
+            ctl.stop()
+    assert set(certs.certificate_info(base64.b64decode(renewed.data["tls.crt"])).sans) == {
+        first, second}
+    # The other writer's label and annotation are kept; the API server said 409 once.
+    assert renewed.metadata.labels["team"] == "payments"
+    assert renewed.metadata.annotations["example.com/owner"] == "payments"
+    log = ctl.log_path.read_text(errors="replace")
+    assert "the object has been modified" in log and "writing again on the current version" in log
+    # One order for the new host set, one write of its certificate.
+    assert _orders_for(ctl, namespace, "web-tls") == 2
+    assert _certificates_written(admin_api, namespace, "web-tls",
+                                 issued.metadata.resource_version) == [
+        _serial(issued), _serial(renewed)]
+
+
+def _renewed(api: ApiClient, namespace: str, old_serial: str) -> Any:
+    secret = read_secret(api, namespace, "web-tls")
+    return secret if secret is not None and _serial(secret) != old_serial else None
+
+
+def test_status_with_the_api_server_unreachable_is_one_plain_line(
+    lab: Lab, tmp_path: Path
+) -> None:
+    with TcpProxy(int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])) as proxy:
+        kubeconfig = yaml.safe_load(Path(lab["KUBECONFIG"]).read_text())
+        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        path = tmp_path / "cut.kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig))
+        proxy.close()
+        done = subprocess.run([sys.executable, "-m", "certbotk8s.cli", "status"],
+                              env=dict(os.environ, KUBECONFIG=str(path),
+                                       CERTBOTK8S_CONFIG=lab["CERTBOTK8S_CONFIG"]),
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"API server 127.0.0.1:{proxy.port} unreachable (connection refused)" in lines[0]
+    assert done.stdout == ""
