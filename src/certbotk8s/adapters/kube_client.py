@@ -146,13 +146,13 @@ def unreachable(e: BaseException) -> str:
     cause: BaseException | None = e
     if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
         cause = e.reason
-    text = str(cause)
-    for needle, words in (("Connection refused", "connection refused"),
-                          ("Connection reset", "connection reset"),
-                          ("Read timed out", "timed out (no answer)"),
-                          ("timed out", "timed out"), ("Name or service not known",
-                                                       "host name not found"),
-                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
+    text = str(cause).lower()
+    for needle, words in (("connection refused", "connection refused"),
+                          ("connection reset", "connection reset"),
+                          ("read timed out", "timed out (no answer)"),
+                          ("timed out", "timed out"),
+                          ("name or service not known", "host name not found"),
+                          ("certificate_verify_failed", "TLS certificate not trusted")):
         if needle in text:
             return words
     if isinstance(cause, urllib3.exceptions.ProtocolError | ConnectionError):

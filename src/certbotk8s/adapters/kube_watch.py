@@ -251,7 +251,10 @@ class Informer:
                 expected = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
                 cause = failure_cause(e)
                 if self._health is not None:
-                    self._health.failed(self.resource.name, cause)
+                    if _answered(e):  # e.g. 403: the API server is there, RBAC said no
+                        self._health.reached(self.resource.name)
+                    else:
+                        self._health.failed(self.resource.name, cause)
                 log.log(logging.WARNING if isinstance(e, expected) else logging.ERROR,
                         "%s: watch failed (%s); retrying in %.1fs", self.resource.name,
                         cause, delay, exc_info=not isinstance(e, expected))
@@ -260,6 +263,12 @@ class Informer:
                 # (one failed GET per informer every 2 s is cheap while it is down).
                 delay = min(delay * 2, RECONNECT_CAP)
                 # Re-watch from the last version seen: nothing is missed; 410 forces a list.
+
+
+def _answered(e: Exception) -> bool:
+    """An error answer from a working API server (4xx but 408/429), not an outage."""
+    return isinstance(e, ApiException) and 400 <= (e.status or 0) < 500 \
+        and e.status not in (408, 429)
 
 
 def _lines(raw: urllib3.response.BaseHTTPResponse) -> Iterator[bytes]:

@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube_client import ApiContact, JsonDict, Op, failure_cause, request
-from certbotk8s.core.errors import KubeConflict, KubeError
+from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,10 @@ class LeaseElector:
                         self.health.reached(self._contact)
                 except KubeError as e:
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, e)
-                    if self.health is not None:  # e.g. etcd away: the watches still answer
+                    if isinstance(e, KubeForbidden):  # an answer: RBAC, not an outage
+                        if self.health is not None:
+                            self.health.reached(self._contact)
+                    elif self.health is not None:  # e.g. etcd away: the watches still answer
                         self.health.failed(self._contact, failure_cause(e))
                     won = False
                 except Exception:  # the thread must survive anything the client throws

@@ -157,7 +157,8 @@ class Metrics:
             ["provider"], registry=r)
         self.api_reachable = Gauge(
             "certbotk8s_kube_api_reachable",
-            "0 while this replica's watches cannot reach the API server, else 1", registry=r)
+            "0 while this replica's watches or Lease renewals get no answer from the API server "
+            "(or a 5xx), else 1", registry=r)
         self.api_reachable.set(1)
         self.api_unreachable_seconds = Gauge(
             "certbotk8s_kube_api_unreachable_seconds",
