@@ -8,7 +8,9 @@ down), then cleared. Prints one JSON row per fault:
 - duplicate_certificates (Secret writes beyond the first: issuance history entries - 1),
 - orders (newOrder 201 across replicas) and extra_orders (orders - certificates),
 - seconds_to_last_certificate: from the fault clearing to the last Secret seen (admin poll),
-- cause: the Event reasons / metrics that named the cause while the fault lasted.
+- cause: what named the cause while the fault lasted: Event reasons, metrics and `/readyz` as
+  sampled from the controller during the fault, `certbotk8s status` run during it;
+- lease_events: the controller's own Event reasons on its Lease (after the fault, too).
 
 Faults: pebble-restart (the CA forgets accounts and orders), pebble-down (stopped, then
 started), apiserver-down-30s, etcd-restart, leader-cut-off (the leader reaches the API server
@@ -38,15 +40,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client import ApiClient  # noqa: E402
 
 from certbotk8s.adapters.kube import load_api_client  # noqa: E402
 from certbotk8s.core import secret_meta  # noqa: E402
 from tests.lab.conftest import RBAC_MANIFEST, Lab, apply_manifest, read_lab_env  # noqa: E402
+from tests.lab.controllers import (  # noqa: E402
+    ControllerProcess,
+    api_port,
+    controller_config,
+    free_port,
+    through_proxy,
+)
 from tests.lab.tcpproxy import TcpProxy  # noqa: E402
-from tests.lab.test_controller import ControllerProcess  # noqa: E402
 
 FAULTS = ("pebble-restart", "pebble-down", "apiserver-down-30s", "etcd-restart",
           "leader-cut-off", "bind-down", "bind-down-http01")
@@ -61,20 +68,12 @@ def fault(action: str, name: str) -> None:
                    capture_output=True)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Burst:
     """Creates the Ingresses and notes when each Secret first appears (admin poll, 50 ms)."""
 
     def __init__(self, api: ApiClient, namespace: str, count: int, zone: str,
-                 challenge: str = "http-01") -> None:
-        self.api, self.namespace, self.count = api, namespace, count
+                 lab: Lab, challenge: str = "http-01") -> None:
+        self.api, self.namespace, self.count, self.lab = api, namespace, count, lab
         self.annotations = {"certbotk8s.io/enabled": "true", "certbotk8s.io/challenge": challenge}
         self.names = [f"f{i:03d}" for i in range(count)]
         self.hosts = {n: f"{n}-{uuid.uuid4().hex[:8]}.{zone}" for n in self.names}
@@ -144,28 +143,18 @@ def reasons(api: ApiClient, namespaces: list[str]) -> dict[str, int]:
 
 def acme_count(ctl: ControllerProcess, endpoint: str, status: str | None = None) -> float:
     try:
-        metrics = ctl.metrics()
-    except OSError:
+        return ctl.acme(endpoint, status)
+    except OSError:  # the process is gone
         return 0.0
-    return sum(v for (name, labels), v in metrics.items()
-               if name == "certbotk8s_acme_requests_total" and ("endpoint", endpoint) in labels
-               and (status is None or ("status", status) in labels))
 
 
 class Run:
     def __init__(self, lab: Lab, api: ApiClient, certs: int, log_dir: Path) -> None:
         self.lab, self.api, self.certs, self.log_dir = lab, api, certs, log_dir
 
-    def config(self, name: str, **http01: object) -> Path:
-        data = yaml.safe_load(Path(self.lab["CERTBOTK8S_CONFIG"]).read_text())
-        data["solver"]["http01"].update(http01)
-        path = self.log_dir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        return path
-
     def controller(self, lab: Lab, name: str, lease: str, **http01: object) -> ControllerProcess:
-        ctl = ControllerProcess(lab, self.config(name, **http01), free_port(), lease, name,
-                                self.log_dir).start()
+        config = controller_config(self.lab, self.log_dir, name, **http01)
+        ctl = ControllerProcess(lab, config, free_port(), lease, name, self.log_dir).start()
         ctl.wait_ready(60)
         return ctl
 
@@ -182,7 +171,8 @@ class Run:
             while not any(c.is_leader() for c in ctls) and time.monotonic() < deadline:
                 time.sleep(0.05)
             burst = Burst(self.api, namespace, self.certs, self.lab["DNS_ZONE"],
-                          "dns-01" if fault_name == "bind-down" else "http-01").start()
+                          self.lab, "dns-01" if fault_name == "bind-down" else "http-01"
+                          ).start()
             log(f"{fault_name}: injecting")
             cause = inject(burst, ctls)
             cleared = time.monotonic()
@@ -202,6 +192,10 @@ class Run:
                 "extra_orders": int(orders) - written,
                 "seconds_to_last_certificate": round(max(0.0, last - cleared), 2),
                 "cause": cause,
+                # The controller's own Events, on its Lease (LeaderElection, and
+                # ApiServerUnreachable once it could tell).
+                "lease_events": sorted({e.split(":", 1)[0] for e in lease_events(self.api,
+                                                                                 lease)}),
                 "warnings": reasons(self.api, [namespace, "certbotk8s"]),
             }
         finally:
@@ -237,20 +231,84 @@ def pebble_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
         fault("start", "pebble")
 
 
+class CauseWatch:
+    """Samples what a replica shows while a fault lasts (metrics, /readyz), off the bench's
+    thread: what an operator would have seen, not what the bench knows."""
+
+    def __init__(self, ctl: ControllerProcess) -> None:
+        self.ctl = ctl
+        self.unreachable = 0.0  # longest certbotk8s_kube_api_unreachable_seconds seen
+        self.readyz = ""  # the first /readyz line naming the API server down
+        self.stepped_down = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> CauseWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                seconds = self.ctl.value("certbotk8s_kube_api_unreachable_seconds") or 0.0
+                self.stepped_down |= bool(self.ctl.value("certbotk8s_leadership_lost_total"))
+                if seconds and not self.readyz:
+                    self.readyz = next((line for line in self.ctl.get("/readyz")[1].splitlines()
+                                        if "unreachable" in line), "")
+            except OSError:
+                continue
+            self.unreachable = max(self.unreachable, seconds)
+
+    def summary(self) -> str:
+        parts = [f"kube_api_unreachable_seconds up to {self.unreachable:.0f}"
+                 if self.unreachable else "kube_api_reachable stayed 1"]
+        if self.readyz:
+            parts.append(f"/readyz: {self.readyz!r}")
+        if self.stepped_down:
+            parts.append("leadership_lost_total +1")
+        return "; ".join(parts)
+
+
+def lease_events(api: ApiClient, lease: str) -> list[str]:
+    """The controller's own Events (on its Lease), as `Reason: message`."""
+    core: Any = k8s.CoreV1Api(api)
+    listed = core.list_namespaced_event("certbotk8s",
+                                        field_selector=f"involvedObject.name={lease}")
+    return [f"{e.reason}: {e.message}" for e in listed.items]
+
+
+def status_line(lab: Lab) -> str:
+    """What `certbotk8s status` prints (last line) and its exit code, right now."""
+    done = subprocess.run([sys.executable, "-m", "certbotk8s.cli", "status"],
+                          env=dict(os.environ, KUBECONFIG=lab["KUBECONFIG"],
+                                   CERTBOTK8S_CONFIG=lab["CERTBOTK8S_CONFIG"]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"status rc={done.returncode}: {lines[-1] if lines else ''}"
+
+
 def apiserver_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
     burst.create()
     _wait_count(burst, burst.count // 3)
-    fault("stop", "kube-apiserver")
-    time.sleep(30)  # the fault itself: 30 s without an API server
-    fault("start", "kube-apiserver")
-    return "controller log: watch failed / cannot write (retried); readyz stays up"
+    with CauseWatch(ctls[0]) as watch:
+        fault("stop", "kube-apiserver")
+        time.sleep(5)
+        status = status_line(burst.lab)
+        time.sleep(25)  # the fault itself: 30 s without an API server
+        fault("start", "kube-apiserver")
+    return f"while down: {watch.summary()}; {status}"
 
 
 def etcd_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
     burst.create()
     _wait_count(burst, burst.count // 3)
-    fault("restart", "etcd")
-    return "controller log: watch errors, re-list"
+    with CauseWatch(ctls[0]) as watch:
+        fault("restart", "etcd")
+    return f"while down: {watch.summary()}"
 
 
 def bind_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
@@ -296,16 +354,11 @@ def main() -> int:
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     run = Run(lab, admin, args.certs, log_dir)
-    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
-    proxy = TcpProxy(api_port)
+    proxy = TcpProxy(api_port(lab))
 
     def leader_replicas(lease: str) -> list[ControllerProcess]:
         proxy.open()
-        kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-        proxied = log_dir / "proxied.kubeconfig"
-        proxied.write_text(yaml.safe_dump(kubeconfig))
-        a = run.controller(Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(proxied))),
+        a = run.controller(through_proxy(lab, proxy, log_dir),
                            "leader-cut-off-a", lease, port=lab.http01_port + 1)
         deadline = time.monotonic() + 30
         while not a.is_leader() and time.monotonic() < deadline:
@@ -316,8 +369,15 @@ def main() -> int:
     def leader_cut(burst: Burst, ctls: list[ControllerProcess]) -> str:
         burst.create()
         _wait_count(burst, burst.count // 3)
-        proxy.close()
-        return "leader: 'lost the lease' and 'left to the next leader' in its log"
+        with CauseWatch(ctls[0]) as watch:
+            proxy.close()
+            deadline = time.monotonic() + 60
+            while not ctls[1].is_leader() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            took = [e for e in lease_events(run.api, ctls[0].lease)
+                    if e.startswith("LeaderElection") and ctls[0].identity in e]
+        return (f"while cut off: Event {took[-1] if took else 'none'!r}; old leader: "
+                f"{watch.summary()}")
 
     plans: dict[str, tuple[Callable[[Burst, list[ControllerProcess]], str],
                            Callable[[str], list[ControllerProcess]] | None]] = {

@@ -23,10 +23,6 @@ import base64
 import contextlib
 import itertools
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,7 +37,6 @@ import dns.query
 import dns.tsig
 import dns.update
 import requests
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client as k8s
@@ -53,7 +48,9 @@ from certbotk8s.core import certs, secret_meta
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
 from certbotk8s.core.renewal import floor_time, renewal_time
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import Lab
+from .controllers import ControllerProcess, controller_config
+
 PROFILE = "fast"
 
 
@@ -130,39 +127,6 @@ class SecretWatch:
             current = watched.certificates[-1]
             if moment is not None and moment.cert_id == info.ari_cert_id:
                 current.moment, current.window = moment.at, moment.window
-
-
-class Controller:
-    """`certbotk8s controller` as a process under the controller's RBAC identity."""
-
-    def __init__(self, env: dict[str, str], config: Path, log: Path, lease: str,
-                 port: int) -> None:
-        self.env, self.config, self.log, self.lease, self.port = env, config, log, lease, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Controller:
-        env = dict(os.environ, KUBECONFIG=self.env["CONTROLLER_KUBECONFIG"],
-                   CERTBOTK8S_CONFIG=str(self.config), POD_NAME=f"compressed-{self.lease}")
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "certbotk8s.cli", "controller", "--metrics-address",
-                 "127.0.0.1", "--metrics-port", str(self.port), "--lease-name", self.lease,
-                 "--lease-duration", "3", "--identity", f"compressed-{uuid.uuid4().hex[:6]}"],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 def nsupdate(env: dict[str, str], build: str, name: str, value: str = "") -> None:
@@ -375,20 +339,13 @@ def _leaders(log: Path) -> int:
     return log.read_text(errors="replace").count(" is the leader now")
 
 
-def _orders_from_log(log: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        if ": new order " in line and "certbotk8s.app.order_runner" in line:
-            key = line.split("certbotk8s.app.order_runner: ", 1)[1].split(": new order", 1)[0]
-            counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def _config(env: dict[str, str], tmp: Path) -> Path:
-    data = yaml.safe_load(Path(env["CERTBOTK8S_CONFIG"]).read_text())
-    path = tmp / "compressed.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+def _controller(env: dict[str, str], tmp: Path, log: Path, lease: str, port: int
+                ) -> ControllerProcess:
+    """The controller with the lab's config, logging to `log` (a restart appends to it)."""
+    lab = Lab(env)
+    return ControllerProcess(lab, controller_config(lab, tmp, "compressed"), port, lease,
+                             f"compressed-{uuid.uuid4().hex[:6]}", tmp, log_path=log,
+                             stop_timeout=40).start()
 
 
 def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port: int,
@@ -403,7 +360,7 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
     watch = SecretWatch(api, set(namespaces)).start()
     log = tmp / "controller.log"
     lease = f"compressed-{tag}"
-    controller = Controller(env, _config(env, tmp), log, lease, metrics_port).start()
+    controller = _controller(env, tmp, log, lease, metrics_port)
     hosts: dict[str, str] = {}
     http01: list[str] = []
     for i in range(plan.sources):
@@ -440,7 +397,7 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                 progress(f"{elapsed:.0f}s: restarting the controller")
                 stopping = time.time()
                 controller.stop()
-                controller = Controller(env, _config(env, tmp), log, lease, metrics_port).start()
+                controller = _controller(env, tmp, log, lease, metrics_port)
                 restarted = True
             if restarted and restart is None and _leaders(log) >= 2:
                 restart = (stopping, time.time())  # down until the new controller leads
@@ -503,5 +460,5 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                                                      namespaces[i % len(namespaces)])
     with watch.lock:
         secrets = dict(watch.secrets)
-    return Run(plan, started, ended, secrets, _orders_from_log(log), injected, moved,
+    return Run(plan, started, ended, secrets, controller.orders(), injected, moved,
                moved_window, log, restart)

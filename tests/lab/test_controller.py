@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import http.client
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,98 +18,16 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from certbotk8s.core import certs
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
+from .controllers import ControllerProcess, controller_config, free_port, wait_for
 
 pytestmark = pytest.mark.lab
 
 
-class ControllerProcess:
-    """`certbotk8s controller` as a real process under the controller's RBAC identity."""
-
-    def __init__(self, lab: Lab, config: Path, metrics_port: int, lease: str, identity: str,
-                 log_dir: Path) -> None:
-        self.lab, self.config, self.port = lab, config, metrics_port
-        self.lease, self.identity = lease, identity
-        self.log_path = log_dir / f"{identity}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ControllerProcess:
-        env = dict(os.environ, KUBECONFIG=self.lab["CONTROLLER_KUBECONFIG"],
-                   CERTBOTK8S_CONFIG=str(self.config), POD_NAME=self.identity)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "certbotk8s.cli", "controller",
-                 "--metrics-address", "127.0.0.1", "--metrics-port", str(self.port),
-                 "--lease-name", self.lease, "--lease-duration", "3",
-                 "--identity", self.identity],
-                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def get(self, path: str) -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read().decode()
-        finally:
-            conn.close()
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"controller {self.identity} not ready:\n{self.log()}")
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, text = self.get("/metrics")
-        assert status == 200
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
-
-    def value(self, name: str, /, **labels: str) -> float | None:
-        return self.metrics().get((name, tuple(sorted(labels.items()))))
-
-    def is_leader(self) -> bool:
-        return self.value("certbotk8s_leader") == 1.0
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-
 Starter = Callable[..., ControllerProcess]
-
-
-def _config(lab: Lab, tmp_path: Path, name: str, **http01: object) -> Path:
-    data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
-    data["solver"]["http01"].update(http01)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture
@@ -126,7 +42,7 @@ def controllers(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator
         settings: dict[str, object] = dict(http01)
         if http01_port is not None:
             settings["port"] = http01_port
-        config = _config(lab, tmp_path, identity, **settings)
+        config = controller_config(lab, tmp_path, identity, **settings)
         proc = ControllerProcess(lab, config, next(ports), lease, identity, tmp_path).start()
         started.append(proc)
         return proc
@@ -149,18 +65,6 @@ def _ingress(api: ApiClient, namespace: str, name: str, hosts: list[str]) -> Non
     networking.create_namespaced_ingress(namespace, body)
 
 
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _sans(secret: Any) -> tuple[str, ...]:
     return certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).sans
 
@@ -169,8 +73,7 @@ def test_sources_created_changed_and_deleted_while_running(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("solo")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     first = lab.host("live")
     _ingress(admin_api, namespace, "live", [first])
     secret = wait_for(lambda: read_secret(admin_api, namespace, "live-tls"), 15, "first Secret")
@@ -223,13 +126,8 @@ def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
     assert len(leaders) == 1
     follower = b if leaders[0] is a else a
 
-    def new_orders(ctl: ControllerProcess) -> float:
-        return sum(v for (name, labels), v in ctl.metrics().items()
-                   if name == "certbotk8s_acme_requests_total"
-                   and ("endpoint", "newOrder") in labels)
-
-    assert new_orders(leaders[0]) >= 3
-    assert new_orders(follower) == 0
+    assert leaders[0].acme("newOrder") >= 3
+    assert follower.acme("newOrder") == 0
 
     # A refused source: both replicas see it (each exports its Ready False series), only the
     # leader posts the Warning Event.
@@ -257,8 +155,7 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     # B leads alone and its self-check cannot succeed (nobody serves the HTTP-01 port yet), so
     # its order stays pending; it is killed there. A takes over and must finish that order.
     b = controllers("doomed", http01_port=lab.http01_port + 1, selfCheck=True)
-    b.wait_ready()
-    wait_for(b.is_leader, 10, "B leading")
+    b.wait_leading()
     host = lab.host("takeover")
     _ingress(admin_api, namespace, "takeover", [host])
 
@@ -305,8 +202,7 @@ def test_work_resumes_after_kube_apiserver_restart(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("survivor")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     subprocess.run([str(ROOT / "lab" / "restart-apiserver")], check=True, timeout=120,
                    capture_output=True)
     host = lab.host("restart")
@@ -322,8 +218,7 @@ def test_metrics_report_certificates_and_acme_traffic(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("observed")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     _ingress(admin_api, namespace, "seen", [lab.host("seen")])
     secret = wait_for(lambda: read_secret(admin_api, namespace, "seen-tls"), 15, "Secret")
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
@@ -354,8 +249,7 @@ def test_failing_first_issuance_and_refused_source_have_ready_false(
 ) -> None:
     """No Secret ever appears, yet both have a series an alert can fire on."""
     ctl = controllers("notready")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     # The lab's Pebble refuses this name (domainBlocklist): every attempt fails.
     _ingress(admin_api, namespace, "blocked", ["blocked.certbotk8s.test"])
     cert = {"namespace": namespace, "name": "blocked-tls", "issuer": "pebble"}
@@ -384,8 +278,7 @@ def test_renew_command_goes_through_the_running_controller(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("asked")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     _ingress(admin_api, namespace, "asked", [lab.host("asked")])
     first = wait_for(lambda: read_secret(admin_api, namespace, "asked-tls"), 15, "Secret")
     env = dict(os.environ, KUBECONFIG=lab["CONTROLLER_KUBECONFIG"],
@@ -409,8 +302,7 @@ def test_same_host_set_from_two_sources_is_ordered_once(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("dedupe")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     host = lab.host("twice")
     _ingress(admin_api, namespace, "one", [host])
     _ingress(admin_api, namespace, "two", [host])
@@ -427,11 +319,10 @@ def test_rate_limit_budget_holds_an_order_with_an_event(
     data["issuers"]["pebble"]["rateLimits"] = {"certificatesPerDomain": 1}
     config = tmp_path / "limited.yaml"
     config.write_text(yaml.safe_dump(data))
-    proc = ControllerProcess(lab, config, 19990 - os.getpid() % 100,
+    proc = ControllerProcess(lab, config, free_port(),
                              f"test-{uuid.uuid4().hex[:8]}", "limited", tmp_path).start()
     try:
-        proc.wait_ready()
-        wait_for(proc.is_leader, 10, "leadership")
+        proc.wait_leading()
         _ingress(admin_api, namespace, "held", [lab.host("held")])
 
         def hold_events() -> list[str]:

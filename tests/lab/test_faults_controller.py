@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import socket
 import time
 import uuid
 from datetime import datetime
@@ -20,15 +19,16 @@ from kubernetes.client import ApiClient
 from certbotk8s.core import certs
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
-from .tcpproxy import TcpProxy
-from .test_controller import (  # the controller-process helpers and their fixture
+from .controllers import (
     ControllerProcess,
-    Starter,
-    _config,
-    _ingress,
-    controllers,
+    api_port,
+    controller_config,
+    free_port,
+    through_proxy,
     wait_for,
 )
+from .tcpproxy import TcpProxy
+from .test_controller import Starter, _ingress, controllers  # and its fixture
 from .test_faults import fault
 
 __all__ = ["controllers"]
@@ -42,18 +42,11 @@ def _events(api: ApiClient, namespace: str, reason: str, name: str | None = None
     return [e for e in listed.items if e.reason == reason]
 
 
-def _acme(ctl: ControllerProcess, endpoint: str, status: str | None = None) -> float:
-    return sum(v for (name, labels), v in ctl.metrics().items()
-               if name == "certbotk8s_acme_requests_total" and ("endpoint", endpoint) in labels
-               and (status is None or ("status", status) in labels))
-
-
 def test_controller_recovers_from_a_ca_that_forgot_its_account(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("forgotten")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     _ingress(admin_api, namespace, "first", [lab.host("first")])
     wait_for(lambda: read_secret(admin_api, namespace, "first-tls"), 15, "first-tls")
     # (The stored account may have been lost by an earlier restart already: count from here.)
@@ -78,15 +71,14 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
     lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
 ) -> None:
     ctl = controllers("patient")
-    ctl.wait_ready()
-    wait_for(ctl.is_leader, 10, "leadership")
+    ctl.wait_leading()
     _ingress(admin_api, namespace, "early", [lab.host("early")])
     wait_for(lambda: read_secret(admin_api, namespace, "early-tls"), 15, "early-tls")
     # The controller also serves what earlier tests left in the shared lab: count from a quiet
     # moment (whatever failed there waits in backoff for a minute at least).
     wait_for(lambda: ctl.value("certbotk8s_orders_in_flight") == 0, 20, "no order running")
-    tried_before = _acme(ctl, "newOrder")
-    placed_before = _acme(ctl, "newOrder", "201")
+    tried_before = ctl.acme("newOrder")
+    placed_before = ctl.acme("newOrder", "201")
     fault("stop", "pebble")
     try:
         names = [f"down{i}" for i in range(6)]
@@ -99,7 +91,7 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
         waiting = wait_for(lambda: _events(admin_api, namespace, "CaUnavailable"), 10,
                            "CaUnavailable Events")
         assert "connection refused" in waiting[0].message
-        tried = _acme(ctl, "newOrder") - tried_before
+        tried = ctl.acme("newOrder") - tried_before
         # No storm: the orders that met the CA down (each tried twice at most), not more.
         assert tried <= 2 * len(names)
         assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
@@ -110,7 +102,7 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
         wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
     assert time.monotonic() - back < 15
     # One order each, none extra.
-    assert _acme(ctl, "newOrder", "201") - placed_before == len(names)
+    assert ctl.acme("newOrder", "201") - placed_before == len(names)
     assert ctl.value("certbotk8s_acme_ca_up", issuer="pebble") == 1
 
 
@@ -118,24 +110,18 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
     lab: Lab, admin_api: ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     lease = f"test-{uuid.uuid4().hex[:8]}"
-    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
-    kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
-    with TcpProxy(api_port) as proxy:
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-        proxied = tmp_path / "proxied.kubeconfig"
-        proxied.write_text(yaml.safe_dump(kubeconfig))
+    with TcpProxy(api_port(lab)) as proxy:
         # A reaches the API only through the proxy; its self-check looks where nobody answers,
         # so its orders stay pending (placed, challenges presented) until it is cut off.
-        a = ControllerProcess(Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(proxied))),
-                              _config(lab, tmp_path, "cut", port=lab.http01_port + 1,
-                                      selfCheck=True, selfCheckPort=lab.http01_port + 2),
-                              _free_port(), lease, "cut-off", tmp_path).start()
-        b = ControllerProcess(lab, _config(lab, tmp_path, "next", selfCheck=True,
-                                           selfCheckPort=lab.http01_port),
-                              _free_port(), lease, "successor", tmp_path)
+        cut_config = controller_config(lab, tmp_path, "cut", port=lab.http01_port + 1,
+                                       selfCheck=True, selfCheckPort=lab.http01_port + 2)
+        a = ControllerProcess(through_proxy(lab, proxy, tmp_path), cut_config, free_port(),
+                              lease, "cut-off", tmp_path).start()
+        next_config = controller_config(lab, tmp_path, "next", selfCheck=True,
+                                        selfCheckPort=lab.http01_port)
+        b = ControllerProcess(lab, next_config, free_port(), lease, "successor", tmp_path)
         try:
-            a.wait_ready()
-            wait_for(a.is_leader, 10, "A leading")
+            a.wait_leading()
             b.start().wait_ready()
             names = [f"cut{i}" for i in range(3)]
             hosts = [lab.host(name) for name in names]
@@ -167,7 +153,7 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
                 assert len(_events(admin_api, namespace, "Issued", name)) == 1
             # A gave up before B took over: A never answered a challenge, holds no order, and
             # logged the abandonment before B logged its leadership.
-            assert _acme(a, "challenge") == 0
+            assert a.acme("challenge") == 0
             assert a.value("certbotk8s_orders_in_flight") == 0
             assert a.value("certbotk8s_leader") == 0
             # The cause, while A is still cut off: on the Lease, B's Event names whom it took
@@ -195,12 +181,6 @@ def _routes(api: ApiClient, hosts: list[str]) -> list[str]:
         "certbotk8s", label_selector="certbotk8s.io/role=http01-route")
     return [i.metadata.name for i in listed.items
             if {r.host for r in (i.spec.rules or [])} & set(hosts)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _recorded(api: ApiClient, namespace: str, names: list[str]) -> dict[str, str] | None:

@@ -15,16 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from certbotk8s.core import certs
 
 from .conftest import ROOT, Lab, read_secret
+from .controllers import (
+    ControllerProcess,
+    api_port,
+    controller_config,
+    free_port,
+    through_proxy,
+    wait_for,
+)
 from .tcpproxy import TcpProxy
-from .test_controller import ControllerProcess, _config, _ingress, wait_for
-from .test_faults_controller import _events, _free_port
+from .test_controller import _ingress
+from .test_faults_controller import _events
 
 pytestmark = pytest.mark.lab
 
@@ -32,13 +39,8 @@ pytestmark = pytest.mark.lab
 @pytest.fixture
 def proxied(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator[tuple[Lab, TcpProxy]]:
     """The controller's identity, reaching the API server only through a proxy the test closes."""
-    api_port = int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])
-    kubeconfig = yaml.safe_load(Path(lab["CONTROLLER_KUBECONFIG"]).read_text())
-    with TcpProxy(api_port) as proxy:
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-        path = tmp_path / "proxied.kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig))
-        yield Lab(dict(lab.env, CONTROLLER_KUBECONFIG=str(path))), proxy
+    with TcpProxy(api_port(lab)) as proxy:
+        yield through_proxy(lab, proxy, tmp_path), proxy
 
 
 def _serial(secret: Any) -> str:
@@ -64,7 +66,7 @@ def _certificates_written(api: ApiClient, namespace: str, name: str, since: str)
 
 
 def _orders_for(ctl: ControllerProcess, namespace: str, secret: str) -> int:
-    return ctl.log_path.read_text(errors="replace").count(f"{namespace}/{secret}: new order ")
+    return ctl.orders().get(f"{namespace}/{secret}", 0)
 
 
 def _restart_apiserver() -> None:
@@ -77,11 +79,10 @@ def test_watches_answered_410_list_again_and_miss_nothing(
     tmp_path: Path
 ) -> None:
     via_proxy, proxy = proxied
-    ctl = ControllerProcess(via_proxy, _config(lab, tmp_path, "relist"), _free_port(),
+    ctl = ControllerProcess(via_proxy, controller_config(lab, tmp_path, "relist"), free_port(),
                             f"test-{uuid.uuid4().hex[:8]}", "relister", tmp_path).start()
     try:
-        ctl.wait_ready()
-        wait_for(ctl.is_leader, 10, "leadership")
+        ctl.wait_leading()
         _ingress(admin_api, namespace, "before", [lab.host("before")])
         before = wait_for(lambda: read_secret(admin_api, namespace, "before-tls"), 20,
                           "before-tls")
@@ -138,12 +139,11 @@ def test_secret_changed_during_the_order_is_written_again_on_the_409(
     # The self-check goes through a proxy the test closes: an order waits in its self-check
     # (up to 10 s) until the test opens it again, after another writer changed the Secret.
     with TcpProxy(lab.http01_port) as gate:
-        ctl = ControllerProcess(lab, _config(lab, tmp_path, "writer", selfCheckPort=gate.port),
-                                _free_port(), f"test-{uuid.uuid4().hex[:8]}", "writer",
-                                tmp_path).start()
+        config = controller_config(lab, tmp_path, "writer", selfCheckPort=gate.port)
+        ctl = ControllerProcess(lab, config, free_port(), f"test-{uuid.uuid4().hex[:8]}",
+                                "writer", tmp_path).start()
         try:
-            ctl.wait_ready()
-            wait_for(ctl.is_leader, 10, "leadership")
+            ctl.wait_leading()
             first, second = lab.host("first"), lab.host("second")
             _ingress(admin_api, namespace, "web", [first])
             issued = wait_for(lambda: read_secret(admin_api, namespace, "web-tls"), 20,
@@ -187,14 +187,11 @@ def _renewed(api: ApiClient, namespace: str, old_serial: str) -> Any:
 def test_status_with_the_api_server_unreachable_is_one_plain_line(
     lab: Lab, tmp_path: Path
 ) -> None:
-    with TcpProxy(int(lab["KUBE_APISERVER"].rsplit(":", 1)[1])) as proxy:
-        kubeconfig = yaml.safe_load(Path(lab["KUBECONFIG"]).read_text())
-        kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-        path = tmp_path / "cut.kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig))
+    with TcpProxy(api_port(lab)) as proxy:
+        cut = through_proxy(lab, proxy, tmp_path, "KUBECONFIG")
         proxy.close()
         done = subprocess.run([sys.executable, "-m", "certbotk8s.cli", "status"],
-                              env=dict(os.environ, KUBECONFIG=str(path),
+                              env=dict(os.environ, KUBECONFIG=cut["KUBECONFIG"],
                                        CERTBOTK8S_CONFIG=lab["CERTBOTK8S_CONFIG"]),
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1

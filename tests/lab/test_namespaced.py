@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from .conftest import ROOT, Lab, apply_manifest, read_secret
-from .test_controller import ControllerProcess, wait_for
+from .controllers import ControllerProcess, wait_for
 from .test_manifests import MANIFESTS, _docs, _render
 
 pytestmark = pytest.mark.lab

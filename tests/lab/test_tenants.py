@@ -25,7 +25,7 @@ from certbotk8s.core import secret_meta
 from certbotk8s.core.ownership import pattern_matches
 
 from .conftest import ROOT, Lab, read_secret
-from .test_controller import ControllerProcess, wait_for
+from .controllers import ControllerProcess, wait_for
 
 pytestmark = pytest.mark.lab
 
