@@ -22,7 +22,8 @@ from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 
 from .conftest import Lab, read_secret, verify_chain
-from .test_controller import Starter, controllers, wait_for
+from .controllers import wait_for
+from .test_controller import Starter, controllers
 from .test_e2e_renew import Run, _ingress, _rows, certbotk8s, events_for
 from .test_faults import fault
 
