@@ -4,8 +4,12 @@
 # scripts/check-image-install runs the same install steps in a clean virtual environment.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+# Extras of the DNS providers baked in (comma separated; route53 brings boto3). Build with
+# --build-arg EXTRAS= for an image without them.
+ARG EXTRAS=route53
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG EXTRAS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -13,7 +17,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # certbotk8s and every dependency as wheels (all have wheels or are pure Python).
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM ${PYTHON_IMAGE}
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -219,3 +219,23 @@ def test_api_errors_are_retried_not_fatal(make_elector: ElectorFactory, namespac
 def test_rejects_inconsistent_timing(controller_api: ApiClient) -> None:
     with pytest.raises(ValueError):
         LeaseElector(controller_api, NS, identity="a", lease_duration=2, renew_deadline=3)
+
+
+def test_a_leader_whose_renewal_came_late_is_told_it_leads_again(
+        make_elector: ElectorFactory) -> None:
+    # A slow API server (just restarted, two busy cores) can answer a renewal after the renew
+    # deadline: is_leader() is False meanwhile and orders are left, yet the Lease is never
+    # lost, so no started/stopped callback would ever start them again.
+    offset = [0.0]
+    calls: list[str] = []
+    resumed = threading.Event()
+    a = make_elector("a", clock=lambda: time.monotonic() + offset[0],
+                     on_started_leading=lambda: calls.append("started"),
+                     on_stopped_leading=lambda: calls.append("stopped"),
+                     on_resumed_leading=resumed.set)
+    a.start()
+    assert a.wait_for_leadership(5)
+    offset[0] += DEADLINE  # the last renewal now lies a whole renew deadline back
+    assert resumed.wait(5), "the lapse ended without on_resumed_leading"
+    assert a.is_leader()
+    assert calls == ["started"]  # the Lease was never lost

@@ -52,8 +52,11 @@ class LeaseElector:
 
     `lease_duration` must exceed `renew_deadline`, which must exceed `retry_period`.
     `on_started_leading` and `on_stopped_leading` are called from the election thread; an
-    exception they raise is logged and otherwise ignored. `clock` is a monotonic clock in seconds
-    (the Lease's own timestamps use the wall clock, as the API expects).
+    exception they raise is logged and otherwise ignored. `on_resumed_leading` is called when a
+    leader whose renewal came late (so `is_leader()` was False for a while, and work may have
+    been refused or left) renews in time again without having lost the Lease. `clock` is a
+    monotonic clock in seconds (the Lease's own timestamps use the wall clock, as the API
+    expects).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class LeaseElector:
         on_started_leading: Callable[[], None] | None = None,
         on_stopped_leading: Callable[[], None] | None = None,
         health: ApiContact | None = None,
+        on_resumed_leading: Callable[[], None] | None = None,
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
@@ -87,6 +91,7 @@ class LeaseElector:
         self._on_stopped = on_stopped_leading
         self.health = health  # settable after construction (the controller makes it)
         self._contact = f"lease {namespace}/{name}"
+        self._on_resumed = on_resumed_leading
         self._timeout = (float(renew_deadline), float(renew_deadline))
 
         self._lock = threading.Lock()
@@ -100,6 +105,7 @@ class LeaseElector:
         self._observed: dict[str, object] | None = None
         self._observed_at = 0.0
         self._takeover = ""  # how we got the Lease the last time we acquired it
+        self._lapsed = False  # leading, but is_leader() turned False since the last callback
 
     # --- public API ---------------------------------------------------------------------
 
@@ -149,6 +155,8 @@ class LeaseElector:
         log.info("campaigning for Lease %s/%s as %s", self.namespace, self.name, self.identity)
         try:
             while not self._stop.is_set():
+                with self._lock:
+                    renewed_before = self._last_renew
                 try:
                     won = self._try_acquire_or_renew()
                     if self.health is not None:
@@ -164,7 +172,7 @@ class LeaseElector:
                 except Exception:  # the thread must survive anything the client throws
                     log.exception("Lease %s/%s: unexpected error", self.namespace, self.name)
                     won = False
-                self._settle(won)
+                self._settle(won, renewed_before)
                 with self._lock:
                     leading = self._leading
                 pause = self.retry_period
@@ -174,13 +182,26 @@ class LeaseElector:
         finally:
             self._finish()
 
-    def _settle(self, won: bool) -> None:
+    def _settle(self, won: bool, renewed_before: float | None) -> None:
         """Update the leading state after one round and fire the matching callback."""
-        started = stopped = False
+        started = stopped = resumed = False
         with self._lock:
+            now = self._clock()
             if won and not self._leading:
                 self._leading = started = True
+                self._lapsed = False
                 self._leading_event.set()
+            elif won:
+                # Still ours, but if this round's renewal came later than renew_deadline after
+                # the previous one, is_leader() said False meanwhile: orders were left and
+                # passes skipped with no loss of the Lease to start them again.
+                self._lapsed = (self._lapsed or renewed_before is None
+                                or now - renewed_before >= self.renew_deadline)
+                last = self._last_renew
+                fresh = last is not None and now - last < self.renew_deadline
+                if self._lapsed and fresh:
+                    self._lapsed = False
+                    resumed = True
             elif not won and self._leading:
                 taken = (self._observed is not None
                          and self._observed.get("holderIdentity") not in (None, "", self.identity))
@@ -198,6 +219,10 @@ class LeaseElector:
             log.warning("Lease %s/%s: %s lost the lease", self.namespace, self.name,
                         self.identity)
             self._call(self._on_stopped)
+        if resumed:
+            log.info("Lease %s/%s: %s renewed late but still holds it; leading again",
+                     self.namespace, self.name, self.identity)
+            self._call(self._on_resumed)
 
     def _finish(self) -> None:
         with self._lock:

@@ -167,6 +167,11 @@ class Controller:
         if self._lease is not None:
             self.deps.events.record(self._lease, type_, reason, message)
 
+    def on_resumed_leading(self) -> None:
+        # The Lease was never lost, so nothing to reload: orders left during the lapse kept
+        # their resume URL (OrderRunner); a pass now submits them again.
+        self.watch.wake.set()
+
     # -- the loop -------------------------------------------------------------------------------
 
     def _reconcile_loop(self) -> None:

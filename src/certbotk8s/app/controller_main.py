@@ -42,6 +42,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         retry_period=max(0.2, args.lease_duration / 7.5),
         on_started_leading=lambda: holder["c"].on_started_leading(elector.takeover()),
         on_stopped_leading=lambda: holder["c"].on_stopped_leading(),
+        on_resumed_leading=lambda: holder["c"].on_resumed_leading(),
     )
     def sweep() -> None:
         removed = runtime.routing.sweep()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 from certbotk8s.adapters.acme_engine import AccountChange, AcmeEngine, ExternalAccountBinding
@@ -16,9 +15,6 @@ from certbotk8s.core.model import KeyType
 from certbotk8s.core.ports import AccountStore, SecretStore
 
 log = logging.getLogger(__name__)
-
-EngineFactory = Callable[..., AcmeEngine]
-
 
 class AccountReporter(Protocol):
     """Told when an issuer's account had to be registered again (Event, metric)."""
@@ -47,7 +43,9 @@ class IssuerRegistry:
         self._observer = observer
         self._engines: dict[str, AcmeEngine] = {}
         self._key_pems: dict[str, bytes] = {}  # the key each engine signs with now
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts below, never held over I/O
+        self._creating: dict[str, threading.Lock] = {}  # one per issuer
+
 
     def issuer(self, name: str) -> IssuerConfig:
         try:
@@ -56,11 +54,20 @@ class IssuerRegistry:
             raise AcmeError(f"issuer {name!r} is not configured") from e
 
     def engine(self, name: str) -> AcmeEngine:
+        # Registering an account talks to the CA: an issuer whose CA hangs must not hold up
+        # the orders of every other issuer, so only that issuer's creation is serialized.
         with self._lock:
             engine = self._engines.get(name)
+            if engine is not None:
+                return engine
+            creating = self._creating.setdefault(name, threading.Lock())
+        with creating:
+            with self._lock:
+                engine = self._engines.get(name)  # made while this thread waited
             if engine is None:
                 engine = self._create(self.issuer(name))
-                self._engines[name] = engine
+                with self._lock:
+                    self._engines[name] = engine
             return engine
 
     def _create(self, issuer: IssuerConfig) -> AcmeEngine:

@@ -224,7 +224,12 @@ class OrderRunner:
                     self._copy_to(other, outcome.issued)
         else:
             if isinstance(outcome.error, OrderAbandoned):
-                return  # leadership lost: the in-flight record stays for the next leader
+                # Leadership lost or lapsed: the in-flight record stays for the next leader,
+                # which may be this replica once its Lease renews again: it resumes the order.
+                if placed:
+                    self._resumable[ref] = InflightOrder(ref, placed[-1],
+                                                         first.desired.spec.hosts)
+                return
             if any(gate.failed(first, outcome.error) for gate in self.gates):
                 # The CA or DNS server is down: no backoff, its gate holds the certificate until
                 # the probe sees it back; then the same order continues (no extra order) unless
