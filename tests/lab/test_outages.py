@@ -18,6 +18,7 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
 from certbotk8s.adapters.dns_webhook import WebhookProvider
+from certbotk8s.adapters.http01 import lookup_outage
 from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 
@@ -79,6 +80,18 @@ def test_update_server_that_is_down_is_an_outage_and_the_probe_sees_it_back(lab:
     assert provider.probe() is None
     provider.present(record)
     provider.cleanup(record)
+
+
+def test_lookup_outage_tells_an_answer_from_no_answer(lab: Lab) -> None:
+    resolver = lab["DNS_SERVER"]
+    missing = f"nowhere-{uuid.uuid4().hex[:8]}.{lab['DNS_ZONE']}"
+    assert lookup_outage(missing, resolver) is None  # NXDOMAIN is an answer
+    fault("stop", "named")
+    try:
+        reason = lookup_outage(missing, resolver, timeout=1.0)
+    finally:
+        fault("start", "named")
+    assert reason is not None and missing in reason and resolver in reason
 
 
 def test_refused_update_is_an_answer_not_an_outage(lab: Lab) -> None:
@@ -190,6 +203,36 @@ def test_dns_server_down_holds_dns01_orders_without_backoff_and_resumes_them(
     assert _orders_placed(ctl.log_path, namespace) - before == len(names)
     wait_for(lambda: ctl.value("certbotk8s_dns_provider_up", provider="lab-bind") == 1, 10,
              "the DNS provider up again")
+    assert _failures(admin_api, namespace) == {}
+
+
+def test_http01_validation_the_ca_failed_while_dns_is_down_waits_without_backoff(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    # No self-check: the orders go to the CA with BIND down, and Pebble (which resolves the
+    # hosts through BIND) fails the validation; the controller's own lookup finds no answer.
+    ctl = controllers("http-dns", selfCheck=False)
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+    names = ["web0", "web1"]
+    fault("stop", "named")
+    try:
+        for name in names:
+            _site(admin_api, namespace, name, lab.host(name))
+        wait_for(lambda: ctl.value("certbotk8s_dns_provider_up", provider="http-01") == 0, 60,
+                 "HTTP-01 DNS marked down")
+        held = wait_for(lambda: [m for _, r, m in _warnings(admin_api, namespace, names)
+                                 if r == "DnsUnavailable"], 30, "a DnsUnavailable Event")
+        assert f"waiting for the DNS of HTTP-01 hosts at {lab['DNS_SERVER']}" in held[0]
+        assert "the CA's validation failed meanwhile" in held[0]
+        # (The CA's failed validation itself is reported as IssuanceFailed: it happened.)
+        assert _failures(admin_api, namespace) == {}  # but no counted backoff
+    finally:
+        fault("start", "named")
+    for name in names:
+        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 60, name)
+    # The failed orders are dead at the CA: at most one new order each after the outage.
+    assert _orders_placed(ctl.log_path, namespace) <= 2 * len(names)
     assert _failures(admin_api, namespace) == {}
 
 

@@ -8,11 +8,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import cast
 
+import pytest
+
+from certbotk8s.app import resolver_gate
 from certbotk8s.app.ca_gate import CA
 from certbotk8s.app.dns_gate import DnsGate, dns_service
 from certbotk8s.app.metrics import Metrics as AppMetrics
 from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.pass_outages import PassOutages
+from certbotk8s.app.resolver_gate import ResolverGate
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import waits
 from certbotk8s.core.errors import (
@@ -196,3 +200,36 @@ def test_renew_once_holds_a_dns_provider_found_down_for_the_rest_of_the_run() ->
     assert blocked[1].startswith("DNS server unreachable: zone (SOA) lookup")
     assert "(DNS provider bind)" in blocked[1]
     assert outages.blocked(_action("h", ChallengeType.HTTP01)) is None
+
+
+# --- HTTP-01: the CA failed a validation while the hosts' DNS gives no answer -------------------
+
+
+def test_http01_validation_failed_while_dns_gives_no_answer_waits_without_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers: dict[str, str | None] = {"a.example.com": "cannot resolve a.example.com: timeout"}
+    monkeypatch.setattr(resolver_gate, "lookup_outage",
+                        lambda host, resolver: answers.get(host))
+    woke = threading.Event()
+    gate = ResolverGate(make_config(), Events(), cast(AppMetrics, Metrics()), woke.set)
+    problem = Problem("urn:ietf:params:acme:error:connection", "error while resolving")
+    http = _action("a", ChallengeType.HTTP01)
+    assert gate.failed(http, ChallengeFailed("a.example.com", "http-01", problem))
+    reason = gate.down_for(_action("b", ChallengeType.HTTP01))
+    assert reason is not None and "cannot resolve a.example.com" in reason
+    assert gate.down_for(_action("d")) is None  # DNS-01 orders are the DNS gate's
+    answers["a.example.com"] = None  # it resolves again: the probe reopens
+    assert woke.wait(10)
+    assert gate.down_for(http) is None
+    gate.stop()
+
+
+def test_http01_validation_failed_while_dns_answers_is_the_cas_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resolver_gate, "lookup_outage", lambda host, resolver: None)
+    gate = ResolverGate(make_config(), Events(), cast(AppMetrics, Metrics()), lambda: None)
+    problem = Problem("urn:ietf:params:acme:error:unauthorized", "404")
+    assert not gate.failed(_action("a", ChallengeType.HTTP01),
+                           ChallengeFailed("a.example.com", "http-01", problem))

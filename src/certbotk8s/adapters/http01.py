@@ -346,3 +346,27 @@ class Http01Solver:
         if body != ch.key_authorization:
             return "served a different key authorization"
         return None
+
+
+def lookup_outage(host: str, resolver: str | None, timeout: float = 2.0) -> str | None:
+    """Why `host` cannot be looked up right now (no answer, timeout, SERVFAIL: the DNS the
+    self-check and the CA use is down), or None: it resolves, or DNS answered that it does not
+    exist (an answer, not an outage). `resolver` as `SelfCheck.resolver` (None: the system's)."""
+    if resolver is None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            if e.errno in (socket.EAI_AGAIN, socket.EAI_FAIL):
+                return f"cannot resolve {host}: {e.strerror}"
+        return None
+    server, _, port = resolver.rpartition(":")
+    lookup = dns.resolver.Resolver(configure=False)
+    lookup.nameservers = [server]
+    lookup.port = int(port)
+    try:
+        lookup.resolve(host, "A", lifetime=timeout)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return None
+    except dns.exception.DNSException as e:
+        return f"cannot resolve {host} at {resolver}: {type(e).__name__}"
+    return None

@@ -27,6 +27,7 @@ from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.reconciler import Reconciler
 from certbotk8s.app.renewal_pass import LAST_ERROR, PassDeps
+from certbotk8s.app.resolver_gate import ResolverGate
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
 from certbotk8s.core.errors import CertbotK8sError
@@ -74,12 +75,13 @@ class Controller:
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.dns = DnsGate(deps.config, deps.solvers, deps.events, metrics, self.watch.wake.set)
+        self.resolver = ResolverGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.book = RenewalBook(deps.config, deps.secrets, deps.ledger)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
                                   metrics, inflight, self.book, self._stopping,
                                   workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
-                                  gates=(self.ca, self.dns))
+                                  gates=(self.ca, self.dns, self.resolver))
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
                                      self.book, elector, metrics, self._stopping)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
@@ -111,6 +113,7 @@ class Controller:
         self.schedule.stop()
         self.ca.stop()
         self.dns.stop()
+        self.resolver.stop()
         self.runner.drain(grace)
         self.book.flush(force=True)
         self.watch.stop()
