@@ -338,7 +338,8 @@ def bind_down_http01(burst: Burst, ctls: list[ControllerProcess]) -> str:
     fault("stop", "named")
     time.sleep(5)  # the fault itself
     fault("start", "named")
-    return "self-checks wait; a validation the CA failed: IssuanceFailed naming the lookup error"
+    return ("self-checks wait; a validation the CA failed while the lookup gets no answer: "
+            "IssuanceFailed, then DnsUnavailable on the HTTP-01 sources while it lasts")
 
 
 def main() -> int:
