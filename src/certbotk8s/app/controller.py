@@ -82,8 +82,11 @@ class Controller:
                                   workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
                                   gates=(self.ca, self.dns, self.resolver))
+        # Set once a new leader has read the in-flight orders and history (start-up steps).
+        self.leading_ready = threading.Event()
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
-                                     self.book, elector, metrics, self._stopping)
+                                     self.book, elector, metrics, self._stopping,
+                                     self.leading_ready)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
                                 on_error=metrics.count_ari_error)
         self._loop: threading.Thread | None = None
@@ -130,22 +133,38 @@ class Controller:
     def on_started_leading(self, takeover: str = "") -> None:
         if takeover:
             # On the Lease, like client-go's LeaderElection Events: visible while the replica
-            # it took over from is still cut off.
-            self._lease_event("Normal", "LeaderElection",
-                              f"{self._identity} became the leader: {takeover}")
-        resumable = self.runner.load_resumable()
-        self.book.load()  # orders and failures the previous leader recorded
+            # it took over from is still cut off. Off this (the election) thread: a slow API
+            # server must not hold up the Lease renewals.
+            self._post_lease_event("Normal", "LeaderElection",
+                                   f"{self._identity} became the leader: {takeover}")
+        # The start-up steps call the API server; on the election thread they would hold up
+        # the Lease renewals, so that `is_leader()` could read False when they end and their
+        # wake-up be lost (seen right after an API server restart: no order for a minute).
+        # Orders wait until they are done (`leading_ready`).
+        self.leading_ready.clear()
+        threading.Thread(target=self._take_up_leadership, daemon=True,
+                         name="take-up-leadership").start()
+
+    def _take_up_leadership(self) -> None:
+        try:
+            resumable = self.runner.load_resumable()
+            self.book.load()  # orders and failures the previous leader recorded
+            if resumable:
+                log.info("leading: %d interrupted orders to continue", resumable)
+        except CertbotK8sError as e:
+            log.warning("leadership start-up: cannot read in-flight orders or history: %s", e)
         if self._on_leading is not None:
             try:
                 self._on_leading()  # e.g. sweep routing objects a dead leader left behind
             except CertbotK8sError as e:
                 log.warning("leadership start-up step failed: %s", e)
-        if resumable:
-            log.info("leading: %d interrupted orders to continue", resumable)
-        self.metrics.set_leader(True)
+        if self.elector.is_leader():
+            self.metrics.set_leader(True)
+        self.leading_ready.set()
         self.watch.wake.set()
 
     def on_stopped_leading(self) -> None:
+        self.leading_ready.clear()
         self.metrics.set_leader(False)
         if not self._stopping.is_set():
             self._lost_leadership = datetime.now(UTC)
@@ -162,13 +181,14 @@ class Controller:
         if lost is not None and lost >= outage.started:
             message += (f"; it lost the leader Lease at {lost:%H:%M:%S} and left its orders "
                         "to the next leader")
-        threading.Thread(target=self._lease_event, args=("Warning", "ApiServerUnreachable",
-                                                         message),
-                         daemon=True, name="outage-event").start()
+        self._post_lease_event("Warning", "ApiServerUnreachable", message)
 
-    def _lease_event(self, type_: str, reason: str, message: str) -> None:
-        if self._lease is not None:
-            self.deps.events.record(self._lease, type_, reason, message)
+    def _post_lease_event(self, type_: str, reason: str, message: str) -> None:
+        """An Event on the controller's Lease, posted on a thread of its own (never raises)."""
+        lease = self._lease
+        if lease is not None:
+            threading.Thread(target=self.deps.events.record, args=(lease, type_, reason, message),
+                             daemon=True, name=f"event-{reason}").start()
 
     def on_resumed_leading(self) -> None:
         # The Lease was never lost, so nothing to reload: orders left during the lapse kept

@@ -22,11 +22,13 @@ from certbotk8s.core.readiness import certificate_rows
 class Reconciler:
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
                  runner: OrderRunner, book: RenewalBook, elector: LeaderElection,
-                 metrics: Metrics, stopping: threading.Event) -> None:
+                 metrics: Metrics, stopping: threading.Event,
+                 leading_ready: threading.Event | None = None) -> None:
         self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.runner = schedule, runner
         self.elector, self.metrics = elector, metrics
         self._stopping = stopping
+        self._ready = leading_ready  # None: leading needs no start-up steps
         self._reported_problems: set[SourceProblem] = set()
 
     def reconcile(self, now: datetime) -> None:
@@ -62,7 +64,8 @@ class Reconciler:
         ref = action.desired.secret
         state = self.states.of(ref)
         info = observed.certificate if observed is not None else None
-        leading = not self._stopping.is_set() and self.elector.is_leader()
+        leading = (not self._stopping.is_set() and self.elector.is_leader()
+                   and (self._ready is None or self._ready.is_set()))
         if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
             assert action.next_renewal is not None
             # The scheduler wakes the reconciler at the renewal moment itself (ARI moment,
