@@ -97,10 +97,10 @@ def test_ca_down_one_probe_decides_and_all_due_work_resumes(
         assert read_secret(admin_api, namespace, "early-tls") is not None  # still serving
     finally:
         fault("start", "pebble")
-    back = time.monotonic()
+    # How soon is bench/faults.py's figure (pebble-down). Here: they come without the 1-minute
+    # first backoff a counted failure would wait (the bound only ends a broken run).
     for name in names:
-        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
-    assert time.monotonic() - back < 15
+        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 50, name)
     # One order each, none extra.
     assert ctl.acme("newOrder", "201") - placed_before == len(names)
     assert ctl.value("certbotk8s_acme_ca_up", issuer="pebble") == 1
