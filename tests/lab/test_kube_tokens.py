@@ -183,3 +183,16 @@ def test_responder_on_replica_b_serves_token_put_on_a(store_a: KubeTokenStore,
                 conn.close()
     finally:
         b.stop()
+
+
+def test_remove_stale_takes_only_tokens_seen_at_the_previous_sweep(
+        store_a: KubeTokenStore, watcher_b: KubeTokenStore) -> None:
+    left, fresh = token(), token()
+    store_a.put(left, "left by an order nobody finishes")
+    assert store_a.remove_stale() == []  # first look: nothing is known to be old yet
+    store_a.put(fresh, "an order running now")
+    assert store_a.remove_stale() == [left]
+    assert eventually(lambda: watcher_b.get(left) is None)  # gone for every replica
+    assert watcher_b.get(fresh) == "an order running now"
+    store_a.delete(fresh)  # its order ended: a later sweep has nothing to take
+    assert store_a.remove_stale() == []

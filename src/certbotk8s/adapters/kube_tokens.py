@@ -7,6 +7,9 @@ role `http01-tokens`), one data key per token, so any replica can answer any tok
   concurrent puts of different tokens from different replicas never lose one); it creates the
   Secret when it is missing and patches again when another replica created it first.
 - `delete` merge-patches `data[token]` to null; a missing Secret or token is success.
+- `remove_stale` deletes the tokens already there at its previous call: called by the leader at
+  an interval longer than any order may take, it clears what orders nobody finishes left (a
+  leader killed mid-order whose successor ordered anew, a CronJob run that was killed).
 - `get` answers from a local cache that a watch on that single Secret keeps current (re-list on
   410 Gone, reconnect with backoff on errors). A cache miss falls back to one direct GET, rate
   limited, so a token another replica has just put is served even if the watch lags, and a
@@ -138,6 +141,7 @@ class KubeTokenStore:
         self._fallback = _RateLimit(fallback_per_second, fallback_per_second)
         self._synced = threading.Event()
         self._run: _WatchRun | None = None
+        self._seen_at_last_sweep: set[str] = set()
 
     # --- TokenStore -------------------------------------------------------------------
 
@@ -157,6 +161,19 @@ class KubeTokenStore:
                 self._cache.pop(token, None)
             return
         self._apply(patched)
+
+    def remove_stale(self) -> list[str]:
+        secret = self._read()
+        data = (secret or {}).get("data")
+        current = set(data) if isinstance(data, dict) else set()
+        with self._lock:
+            stale = sorted(current & self._seen_at_last_sweep)
+            self._seen_at_last_sweep = current - set(stale)
+        if stale:
+            patched = self._patch(dict.fromkeys(stale))
+            if patched is not None:
+                self._apply(patched)
+        return stale
 
     def get(self, token: str) -> str | None:
         if not valid_token(token):

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.http01 import Http01Responder
 from certbotk8s.adapters.kube_client import load_api_client
@@ -19,9 +20,26 @@ from certbotk8s.app.http_server import ControllerHttpServer
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.runtime import build_runtime
 from certbotk8s.core.config import Config
+from certbotk8s.core.errors import KubeError
 from certbotk8s.core.model import ObjectRef
 
 log = logging.getLogger(__name__)
+
+# A token still in the shared Secret this long after the leader last looked belongs to no order
+# anyone will finish: orders end within the engine's deadline (120 s), resumed ones too.
+STALE_TOKEN_SWEEP = timedelta(minutes=10)
+
+
+def _remove_stale_tokens(tokens: KubeTokenStore, elector: LeaseElector) -> None:
+    if not elector.is_leader():
+        return
+    try:
+        stale = tokens.remove_stale()
+    except KubeError as e:
+        log.warning("HTTP-01 token store: cannot remove stale tokens: %s", e)
+        return
+    if stale:
+        log.info("removed %d HTTP-01 tokens of orders nobody will finish", len(stale))
 
 
 def main(config: Config, args: argparse.Namespace, stop: threading.Event | None = None) -> int:
@@ -72,6 +90,9 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     solver.start()
     probes.start()
     controller.start()
+    # Longer than any order may take (the engine's deadline): what is still there is stale.
+    controller.schedule.every("tokens", lambda: _remove_stale_tokens(tokens, elector),
+                              STALE_TOKEN_SWEEP, first=datetime.now(UTC) + STALE_TOKEN_SWEEP)
     elector.start()
     log.info("controller %s running: HTTP-01 on %s:%d, probes and metrics on %s:%d",
              identity, http01.listen_address, http01.port, args.metrics_address, probes.port)
