@@ -27,7 +27,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube_client import ApiContact, JsonDict, Op, failure_cause, request
-from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden
+from certbotk8s.core.errors import KubeConflict, KubeError
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +163,10 @@ class LeaseElector:
                         self.health.reached(self._contact)
                 except KubeError as e:
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, e)
-                    if isinstance(e, KubeForbidden):  # an answer: RBAC, not an outage
-                        if self.health is not None:
-                            self.health.reached(self._contact)
-                    elif self.health is not None:  # e.g. etcd away: the watches still answer
+                    # e.g. etcd away: the watches still answer. A 403 counts too: the Lease is
+                    # in the controller's own namespace, so it is an API server whose
+                    # authorizer is not ready yet (right after a restart) or a broken install.
+                    if self.health is not None:
                         self.health.failed(self._contact, failure_cause(e))
                     won = False
                 except Exception:  # the thread must survive anything the client throws
