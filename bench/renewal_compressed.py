@@ -40,7 +40,8 @@ def main() -> int:
     # The controller runs as its ServiceAccount: on a lab no test has used yet, its RBAC is
     # not there until applied (the tests' fixture does it for them).
     apply_manifest(api, RBAC_MANIFEST)
-    plan = Plan(sources=args.sources, namespaces=args.namespaces, duration=args.minutes * 60)
+    plan = Plan(sources=args.sources, namespaces=args.namespaces, duration=args.minutes * 60,
+                must_inject=True)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(env, api, plan, Path(tmp), args.metrics_port,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))

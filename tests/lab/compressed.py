@@ -10,7 +10,10 @@ What is checked (`Run.verdict`), per Secret and certificate:
   or its floor (1/10 of the lifetime left) when the moment lies beyond it; "promptly" is
   `slack` seconds, plus the time no controller ran around the restart;
 - orders per source (from the controller's log) = renewals due, plus at most one per injected
-  failure (a failed order that is resumed costs none);
+  failure (a failed order that is resumed costs none). The failure is injected into an HTTP-01
+  source about to renew; when Pebble reuses its valid authorization (PEBBLE_AUTHZREUSE=50) no
+  challenge is asked and nothing fails, so another source is tried (`must_inject`: the bench
+  counts a run without one as a problem);
 - every drawn moment (renewed in the run or not) spread across its window (quarters);
 - one Secret's window moved through Pebble's management API: renewed inside the moved window;
 - a controller restart in the middle (checked: it happened and the new controller led)
@@ -163,6 +166,7 @@ class Plan:
     restart_at: float = 0.5  # fraction of the run
     move_window: bool = True
     inject_failure: bool = True
+    must_inject: bool = False  # a run without an injected failure is a problem (the bench)
     slack: float = 12.0  # seconds an order may take after the floor (lifetime/20)
 
 
@@ -276,6 +280,8 @@ class Run:
         # and put over half in the first with p < 1e-4 at n = 40: below that, nothing is said.
         if drawn >= 40 and (min(quarters) == 0 or quarters[0] > drawn / 2):
             problems.append(f"renewal moments not spread across the windows: {quarters}")
+        if self.plan.must_inject and not self.injected:
+            problems.append("no failure could be injected")
         if self.restart is None and self.plan.restart_at < 1:
             problems.append("the controller was never restarted")
         leaders = _leaders(self.log)
@@ -384,7 +390,8 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
     moved: str | None = None
     moved_window: RenewalWindow | None = None
     injected: dict[str, int] = {}
-    injecting: tuple[str, float] | None = None
+    injecting: tuple[str, float, str] | None = None
+    tried: set[str] = set()
     restart: tuple[float, float] | None = None
     stopping = 0.0
     try:
@@ -430,24 +437,32 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                 # nothing answers, so its next order fails (self-check) and backs off
                 for key in http01:
                     seq = snapshot.get(key) or []
-                    if key == moved or not seq or seq[-1].moment is None:
+                    if key == moved or key in tried or not seq or seq[-1].moment is None:
                         continue
                     ahead = (seq[-1].moment - now).total_seconds()
                     if 10 < ahead < 60:
                         nsupdate(env, "add", hosts[key], "127.0.0.2")
-                        injecting = (key, time.time())
+                        injecting = (key, time.time(), seq[-1].info.serial)
+                        tried.add(key)
                         progress(f"{elapsed:.0f}s: injecting a failure into {key}")
                         break
             if injecting is not None:
-                key, since = injecting
+                key, since, serial = injecting
                 ns, name = key.split("/")
-                annotations = core.read_namespaced_secret(name, ns).metadata.annotations or {}
-                if annotations.get(secret_meta.FAILURES) == "1" or time.time() - since > 120:
+                secret = core.read_namespaced_secret(name, ns)
+                failed = (secret.metadata.annotations or {}).get(secret_meta.FAILURES) == "1"
+                # Renewed without failing: Pebble reused the host's valid authorization
+                # (PEBBLE_AUTHZREUSE), so no challenge was asked; try another source.
+                renewed = certs.certificate_info(
+                    base64.b64decode(secret.data["tls.crt"])).serial != serial
+                if failed or renewed or time.time() - since > 120:
                     nsupdate(env, "delete", hosts[key])
-                    if annotations.get(secret_meta.FAILURES) == "1":
-                        injected[key] = 1
-                    injecting, injected_done = None, True
-                    progress(f"{time.time() - started:.0f}s: failure injected: {injected}")
+                    injecting = None
+                    if failed:
+                        injected[key], injected_done = 1, True
+                    progress(f"{time.time() - started:.0f}s: failure injected: {injected}"
+                             if failed else f"{time.time() - started:.0f}s: {key} renewed "
+                             "without a challenge (authorization reused); trying another")
     finally:
         if injecting is not None:
             nsupdate(env, "delete", hosts[injecting[0]])
