@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 class OrderJob:
     key: tuple[object, ...]
     actions: list[Action] = field(default_factory=list)
+    # False when decided again and found not due: the informer's event for the newer Secret
+    # wakes the loop then (waking it here would spin while the cache lags).
+    wake: bool = True
 
 
 class OrderRunner:
@@ -129,8 +132,8 @@ class OrderRunner:
                 for action in job.actions:
                     self._busy.discard(action.desired.secret)
             self.metrics.orders_in_flight.dec()
-            if not crashed:  # a crash (API server away) waits for the next event or resync
-                self.watch.wake.set()
+            if not crashed and job.wake:  # a crash (API server away) waits for the next
+                self.watch.wake.set()  # event or resync
 
     def write_metadata(self, action: Action, observed: ObservedSecret | None) -> None:
         """Persist the chosen moment or repair annotations, off the reconcile thread (an API
@@ -185,6 +188,7 @@ class OrderRunner:
             return
         current = self._still_due(first, observed, now)
         if current is None:
+            job.wake = False
             return
         first = job.actions[0] = current
         log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
