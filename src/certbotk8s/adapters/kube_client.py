@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pydantic
@@ -35,6 +36,18 @@ JsonDict = dict[str, Any]
 REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read (seconds)
 PAGE_SIZE = 500
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def micro_time(value: datetime) -> str:
+    """A Kubernetes MicroTime (RFC 3339 UTC with six fractional digits).
+
+    The client turns a dict body into its model and back, so the string is re-printed by
+    `datetime.isoformat()`, which drops the fraction when it is zero; the API server then
+    refuses the MicroTime ("cannot parse ... as .000000"). So never send a zero fraction."""
+    utc = value.astimezone(UTC)
+    if utc.microsecond == 0:
+        utc = utc.replace(microsecond=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def load_api_client(kubeconfig: str | None) -> ApiClient:

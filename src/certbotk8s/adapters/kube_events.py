@@ -31,6 +31,7 @@ from certbotk8s.adapters.kube_client import (
     JsonDict,
     Op,
     list_all,
+    micro_time,
     request,
 )
 from certbotk8s.core.errors import KubeError
@@ -101,9 +102,6 @@ def _default_instance() -> str:
 def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _micro_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class KubeEventRecorder:
@@ -182,7 +180,7 @@ class KubeEventRecorder:
             "count": 1,
             "firstTimestamp": _rfc3339(now),
             "lastTimestamp": _rfc3339(now),
-            "eventTime": _micro_time(now),
+            "eventTime": micro_time(now),
             "action": reason,
             "source": {"component": self._component, "host": self._instance},
             "reportingComponent": self._component,

@@ -26,7 +26,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_client import ApiContact, JsonDict, Op, failure_cause, request
+from certbotk8s.adapters.kube_client import (
+    ApiContact,
+    JsonDict,
+    Op,
+    failure_cause,
+    micro_time,
+    request,
+)
 from certbotk8s.core.errors import KubeConflict, KubeError
 
 log = logging.getLogger(__name__)
@@ -36,10 +43,6 @@ _RECORD_FIELDS = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "rene
                   "leaseTransitions")
 _ACQUIRE_JITTER = 0.2  # candidates spread their polls by up to 20 % of retry_period
 
-
-def _micro_time(value: datetime) -> str:
-    """Kubernetes MicroTime: RFC 3339 UTC with microseconds."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _record(obj: JsonDict | None) -> dict[str, object]:
@@ -260,7 +263,7 @@ class LeaseElector:
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": self._spec(now, acquired=_micro_time(now), transitions=0),
+                "spec": self._spec(now, acquired=micro_time(now), transitions=0),
             }
             op = Op("create", "leases", self.namespace, self.name)
             try:
@@ -293,7 +296,7 @@ class LeaseElector:
         transitions = record.get("leaseTransitions")
         previous = transitions if isinstance(transitions, int) else 0
         kept = record.get("acquireTime")
-        acquired = kept if ours and isinstance(kept, str) and kept else _micro_time(now)
+        acquired = kept if ours and isinstance(kept, str) and kept else micro_time(now)
         spec = self._spec(now, acquired=acquired, transitions=previous if ours else previous + 1)
         updated = self._replace(current, spec)
         if updated is None:
@@ -313,7 +316,7 @@ class LeaseElector:
             "holderIdentity": self.identity,
             "leaseDurationSeconds": max(1, math.ceil(self.lease_duration)),
             "acquireTime": acquired,
-            "renewTime": _micro_time(now),
+            "renewTime": micro_time(now),
             "leaseTransitions": transitions,
         }
 
@@ -349,7 +352,7 @@ class LeaseElector:
         current = self._get()
         if current is None or _record(current).get("holderIdentity") != self.identity:
             return
-        now = _micro_time(datetime.now(UTC))
+        now = micro_time(datetime.now(UTC))
         spec = {**(current.get("spec") or {}), "holderIdentity": None,
                 "leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now}
         if self._replace(current, spec) is not None:
