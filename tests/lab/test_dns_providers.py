@@ -9,7 +9,7 @@ import stat
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from certbotk8s.adapters.dns_webhook import WebhookProvider
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TxtRecord
+from tests.lab.webhook_stub import QuietHandler
 
 from .conftest import EngineFactory, Lab, verify_chain
 
@@ -194,7 +195,7 @@ def test_route53_missing_zone_and_names_outside_the_zones_are_refused(
 TOKEN = "webhook-bearer-token-never-printed"
 
 
-class _Receiver(BaseHTTPRequestHandler):
+class _Receiver(QuietHandler):
     """The user's webhook: checks the bearer token, writes through RFC 2136 to the lab BIND."""
 
     writer: Rfc2136Provider
@@ -217,14 +218,6 @@ class _Receiver(BaseHTTPRequestHandler):
         else:
             self.writer.cleanup(record)
         self._answer(200)
-
-    def _answer(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from certbotk8s.adapters.dns_webhook import WebhookProvider
 from certbotk8s.adapters.http01 import lookup_outage
 from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
+from tests.lab.webhook_stub import QuietHandler
 
 from .conftest import Lab, read_secret, verify_chain
 from .controllers import wait_for
@@ -104,7 +105,7 @@ def test_refused_update_is_an_answer_not_an_outage(lab: Lab) -> None:
     assert "refused: REFUSED" in str(info.value)
 
 
-class _Busy(BaseHTTPRequestHandler):
+class _Busy(QuietHandler):
     """A webhook that answers, but only 503 (and 405 to the probe's GET)."""
 
     def do_POST(self) -> None:
@@ -113,14 +114,6 @@ class _Busy(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._answer(405)
-
-    def _answer(self, status: int) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def test_webhook_that_gives_no_answer_is_an_outage_and_one_that_answers_is_not() -> None:
