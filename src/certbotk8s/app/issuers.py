@@ -56,6 +56,7 @@ class IssuerRegistry:
     def engine(self, name: str) -> AcmeEngine:
         # Registering an account talks to the CA: an issuer whose CA hangs must not hold up
         # the orders of every other issuer, so only that issuer's creation is serialized.
+        issuer = self.issuer(name)  # an unknown name is refused before it gets a lock entry
         with self._lock:
             engine = self._engines.get(name)
             if engine is not None:
@@ -65,7 +66,7 @@ class IssuerRegistry:
             with self._lock:
                 engine = self._engines.get(name)  # made while this thread waited
             if engine is None:
-                engine = self._create(self.issuer(name))
+                engine = self._create(issuer)
                 with self._lock:
                     self._engines[name] = engine
             return engine
