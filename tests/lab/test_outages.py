@@ -13,6 +13,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client as k8s
 import pytest
 from kubernetes.client import ApiClient
 
@@ -24,7 +25,7 @@ from certbotk8s.core.ports import TxtRecord
 from tests.lab.webhook_stub import QuietHandler
 
 from .conftest import Lab, read_secret, verify_chain
-from .controllers import wait_for
+from .controllers import controller_config, wait_for
 from .test_controller import Starter, controllers
 from .test_e2e_renew import Run, _ingress, _rows, certbotk8s, events_for
 from .test_faults import fault
@@ -218,8 +219,10 @@ def test_http01_validation_the_ca_failed_while_dns_is_down_waits_without_backoff
                                  if r == "DnsUnavailable"], 30, "a DnsUnavailable Event")
         assert f"waiting for the DNS of HTTP-01 hosts at {lab['DNS_SERVER']}" in held[0]
         assert "the CA's validation failed meanwhile" in held[0]
-        # (The CA's failed validation itself is reported as IssuanceFailed: it happened.)
-        assert _failures(admin_api, namespace) == {}  # but no counted backoff
+        # The failed validation is told in that Event, not as an IssuanceFailed of its own.
+        assert not [e for e in _warnings(admin_api, namespace, names)
+                    if e[1] == "IssuanceFailed"]
+        assert _failures(admin_api, namespace) == {}  # no counted backoff
     finally:
         fault("start", "named")
     for name in names:
@@ -280,3 +283,48 @@ def test_renew_once_with_the_dns_server_down_holds_the_rest_without_backoff(
         reasons = [r for t, r, _ in events_for(admin_api, namespace, name) if t == "Warning"]
         assert reasons == ["DnsUnavailable"], reasons
     assert _failures(admin_api, namespace) == {}
+
+
+def test_renew_once_http01_validation_failed_while_dns_is_down_counts_no_backoff(
+    lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run],
+    tmp_path: Path,
+) -> None:
+    # No self-check: the order goes to the CA with BIND down, and Pebble (which resolves the
+    # hosts through BIND) fails the validation; the run's own lookup of the host gets no answer.
+    config = str(controller_config(lab, tmp_path, "no-self-check", selfCheck=False))
+    first, added = lab.host("web"), lab.host("more")
+    _site(admin_api, namespace, "web", first)
+    issued = certbotk8s("renew", "--once", "-n", namespace, config=config)
+    assert issued.code == 0, issued
+    # A second host makes the managed Secret due (hosts changed): a renewal with a new name,
+    # whose authorization Pebble cannot reuse.
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    networking.patch_namespaced_ingress("web", namespace, {"spec": {"tls": [
+        {"hosts": [first, added], "secretName": "web-tls"}]}})
+    fault("stop", "named")
+    try:
+        run = certbotk8s("renew", "--once", "-n", namespace, config=config)
+    finally:
+        fault("start", "named")
+    assert run.code != 0, run
+    resolver = f"(DNS of HTTP-01 hosts at {lab['DNS_SERVER']})"
+    lines = [line for line in run.out.splitlines() if "FAILED: DNS server unreachable: " in line]
+    assert len(lines) == 1 and resolver in lines[0], run
+    assert run.out.count(resolver) == 1, run  # one line for it, not a log line besides
+    assert "the CA's validation failed meanwhile" in lines[0]
+    warnings = [(r, m) for t, r, m in events_for(admin_api, namespace, "web") if t == "Warning"]
+    assert [r for r, _ in warnings] == ["DnsUnavailable"], warnings  # no IssuanceFailed
+    assert lab["DNS_SERVER"] in warnings[0][1] and "cannot resolve" in warnings[0][1]
+    secret = read_secret(admin_api, namespace, "web-tls")
+    assert secret is not None
+    annotations = secret.metadata.annotations or {}
+    assert "certbotk8s.io/failures" not in annotations, annotations  # no counted backoff
+    assert _failures(admin_api, namespace) == {}
+    # DNS answers again: the next run renews at once (no backoff holds it).
+    again = certbotk8s("renew", "--once", "-n", namespace, config=config)
+    assert again.code == 0, again
+    renewed = read_secret(admin_api, namespace, "web-tls")
+    assert renewed is not None
+    hosts = (renewed.metadata.annotations or {})["certbotk8s.io/hosts"]
+    assert sorted(hosts.split(",")) == sorted([first, added])
+    verify_chain(base64.b64decode(renewed.data["tls.crt"]), lab.roots())

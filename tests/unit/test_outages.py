@@ -91,7 +91,8 @@ class Probe:
 
 def _gate(probe: Probe, events: Events, woke: threading.Event,
           published: list[tuple[str, bool, int]]) -> OutageGate:
-    return OutageGate(dns_service(make_config(defaultDnsProvider="bind")), probe, events,
+    solvers = cast(SolverFactory, FakeSolvers(None))
+    return OutageGate(dns_service(make_config(defaultDnsProvider="bind"), solvers), probe, events,
                       lambda *row: published.append(row), woke.set, first_delay=0.001,
                       max_delay=0.004)
 
@@ -175,7 +176,7 @@ def test_renew_once_probes_each_issuer_once_and_holds_its_certificates() -> None
         asked.append(url)
         return "cannot reach the CA: connection refused" if "staging" in url else None
 
-    outages = PassOutages(make_config(), probe)
+    outages = PassOutages(make_config(), cast(SolverFactory, FakeSolvers(None)), probe)
     le = [_action("a", ChallengeType.HTTP01), _action("b", ChallengeType.HTTP01)]
     staging = replace(le[0], desired=replace(le[0].desired, spec=replace(
         le[0].desired.spec, issuer="staging")))
@@ -189,7 +190,8 @@ def test_renew_once_probes_each_issuer_once_and_holds_its_certificates() -> None
 
 
 def test_renew_once_holds_a_dns_provider_found_down_for_the_rest_of_the_run() -> None:
-    outages = PassOutages(make_config(defaultDnsProvider="bind"), lambda url, verify: None)
+    outages = PassOutages(make_config(defaultDnsProvider="bind"),
+                          cast(SolverFactory, FakeSolvers(None)), lambda url, verify: None)
     first, later = _action("a"), _action("b")
     error: CertbotK8sError = DnsServerUnreachable("zone (SOA) lookup … (no answer)", "r")
     assert not outages.note(first, DnsSolverError("refused: NOTAUTH"))  # an answer: counted
@@ -233,3 +235,56 @@ def test_http01_validation_failed_while_dns_answers_is_the_cas_verdict(
     problem = Problem("urn:ietf:params:acme:error:unauthorized", "404")
     assert not gate.failed(_action("a", ChallengeType.HTTP01),
                            ChallengeFailed("a.example.com", "http-01", problem))
+
+
+# --- renew --once decides as the controller does: a validation failed during a DNS outage -----
+
+
+def _pass_outages(provider_down: str | None = None) -> PassOutages:
+    return PassOutages(make_config(defaultDnsProvider="bind"),
+                       cast(SolverFactory, FakeSolvers(provider_down)), lambda url, verify: None)
+
+
+def test_renew_once_holds_http01_when_the_ca_failed_a_validation_while_dns_gives_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers: dict[str, str | None] = {
+        "a.example.com": "cannot resolve a.example.com at 127.0.0.1:53: LifetimeTimeout"}
+    monkeypatch.setattr(resolver_gate, "lookup_outage",
+                        lambda host, resolver: answers.get(host))
+    problem = Problem("urn:ietf:params:acme:error:dns", "DNS problem: SERVFAIL")
+    failed = ChallengeFailed("a.example.com", "http-01", problem)
+    outages = _pass_outages()
+    noted = outages.note(_action("a", ChallengeType.HTTP01), failed)
+    assert noted is not None and noted[0].reason == "DnsUnavailable"
+    assert noted[1].startswith("DNS server unreachable: cannot resolve a.example.com at "
+                               "127.0.0.1:53: LifetimeTimeout (and the CA's validation failed "
+                               "meanwhile: "), noted
+    assert "DNS problem: SERVFAIL" in noted[1]
+    assert noted[1].endswith("(DNS of HTTP-01 hosts at the system resolver); the order failed, "
+                             "no backoff counted")
+    blocked = outages.blocked(_action("b", ChallengeType.HTTP01))  # the rest of the run
+    assert blocked is not None and blocked[0] is noted[0]
+    assert outages.blocked(_action("d")) is None  # DNS-01 goes through its provider
+
+
+def test_renew_once_counts_a_validation_failed_while_dns_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resolver_gate, "lookup_outage", lambda host, resolver: None)
+    problem = Problem("urn:ietf:params:acme:error:unauthorized", "404")
+    outages = _pass_outages()
+    assert outages.note(_action("a", ChallengeType.HTTP01),
+                        ChallengeFailed("a.example.com", "http-01", problem)) is None
+    assert outages.blocked(_action("b", ChallengeType.HTTP01)) is None
+
+
+def test_renew_once_holds_dns01_when_the_ca_failed_a_validation_while_the_provider_is_down(
+) -> None:
+    problem = Problem("urn:ietf:params:acme:error:unauthorized", "Error retrieving TXT records")
+    failed = ChallengeFailed("a.example.com", "dns-01", problem)
+    assert _pass_outages(None).note(_action("a"), failed) is None  # it answers: counted
+    outages = _pass_outages("10.0.0.53:53: ConnectionRefusedError")
+    noted = outages.note(_action("a"), failed)
+    assert noted is not None and "(DNS provider bind)" in noted[1]
+    assert outages.blocked(_action("b")) is not None

@@ -38,34 +38,37 @@ def provider_of(config: Config) -> Callable[[Action], str | None]:
     return key
 
 
-def dns_service(config: Config) -> Service:
+def dns_service(config: Config, solvers: SolverFactory) -> Service:
+    """DNS-01 providers as a service; `confirm` asks the provider's own probe whether a
+    challenge the CA failed is explained by its server giving no answer."""
+    def confirm(provider: str, error: CertbotK8sError | None) -> Outage | None:
+        if not isinstance(error, ChallengeFailed):
+            return None
+        reason = probe_provider(config, solvers, provider)
+        if reason is None:
+            return None  # the server answers: the CA's verdict stands (counted)
+        return DnsServerUnreachable(f"{reason} (and the CA's validation failed meanwhile: "
+                                    f"{error})", provider)
+
     return Service(label="DNS provider", reason="DnsUnavailable",
                    unreachable="DNS server unreachable", error=DnsServerUnreachable,
-                   key_of=provider_of(config))
+                   key_of=provider_of(config), confirm=confirm)
+
+
+def probe_provider(config: Config, solvers: SolverFactory, provider: str) -> str | None:
+    """Why `provider`'s server gives no answer now, or None (it answers, or it is gone)."""
+    if provider not in config.dns_providers:
+        return None  # provider gone from the config: nothing to wait for
+    try:  # a fresh solver: a rotated credential or changed config is seen too
+        return solvers.dns_solver(provider).probe()
+    except CertbotK8sError as e:
+        return str(e)
 
 
 class DnsGate(OutageGate):
     def __init__(self, config: Config, solvers: SolverFactory, events: EventRecorder,
                  metrics: Metrics, wake: Callable[[], None], *,
                  health: CaHealth | None = None) -> None:
-        self._solvers = solvers
-        self._config = config
-        super().__init__(dns_service(config), self._probe_dns, events, metrics.set_dns_up, wake,
-                         health=health)
-
-    def _confirm(self, key: str, error: CertbotK8sError | None) -> Outage | None:
-        if not isinstance(error, ChallengeFailed):
-            return None
-        reason = self._probe_dns(key)
-        if reason is None:
-            return None  # the server answers: the CA's verdict stands (counted)
-        return DnsServerUnreachable(f"{reason} (and the CA's validation failed meanwhile: "
-                                    f"{error})", key)
-
-    def _probe_dns(self, provider: str) -> str | None:
-        if provider not in self._config.dns_providers:
-            return None  # provider gone from the config: nothing to wait for
-        try:  # a fresh solver: a rotated credential or changed config is seen too
-            return self._solvers.dns_solver(provider).probe()
-        except CertbotK8sError as e:
-            return str(e)
+        super().__init__(dns_service(config, solvers),
+                         lambda provider: probe_provider(config, solvers, provider), events,
+                         metrics.set_dns_up, wake, health=health)

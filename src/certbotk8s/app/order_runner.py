@@ -214,8 +214,11 @@ class OrderRunner:
             except CertbotK8sError as e:
                 log.warning("cannot record order %s for %s: %s", url, ref, e)
 
+        def outage(error: CertbotK8sError) -> bool:  # the gate holds it: no backoff
+            return any(gate.failed(first, error) for gate in self.gates)
+
         outcome = execute(self.deps, first, observed,
-                          OrderHooks(on_order, resume_url, self.elector.is_leader))
+                          OrderHooks(on_order, resume_url, self.elector.is_leader, outage))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
         if outcome.ok:
@@ -234,7 +237,7 @@ class OrderRunner:
                     self._resumable[ref] = InflightOrder(ref, placed[-1],
                                                          first.desired.spec.hosts)
                 return
-            if any(gate.failed(first, outcome.error) for gate in self.gates):
+            if outcome.outage:
                 # The CA or DNS server is down: no backoff, its gate holds the certificate until
                 # the probe sees it back; then the same order continues (no extra order) unless
                 # the CA already failed it.

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 URGENCY_FRACTION = 0.1  # probe by a tenth of the remaining life, whatever Retry-After says
 
 Publish = Callable[[str, bool, int], None]  # key, up, waiting certificates (metrics)
+# An error of another kind that the service `key` being down explains (the CA failed a
+# validation while this DNS gives no answer): the outage it stands for, else None.
+Confirm = Callable[[str, CertbotK8sError | None], Outage | None]
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,25 @@ class Service:
     """What a gate watches: `label` names a key in messages ("DNS provider"), `reason` is the
     Event reason, `unreachable` the short cause (`renew --once` lines: "CA unreachable"),
     `error` the outage class of this service, `key_of` the key an action needs (None: it does
-    not need this kind of service)."""
+    not need this kind of service), `confirm` what else its being down explains."""
 
     label: str
     reason: str
     unreachable: str
     error: type[Outage]
     key_of: Callable[[Action], str | None]
+    confirm: Confirm | None = None
+
+    def outage(self, action: Action, error: CertbotK8sError | None) -> tuple[str, Outage] | None:
+        """Whether the failed order of `action` met this service down: its key and the outage.
+        The one decision for both modes (the controller's gates, `renew --once`'s record)."""
+        key = self.key_of(action)
+        if key is None:
+            return None
+        if isinstance(error, self.error):
+            return key, error
+        found = self.confirm(key, error) if self.confirm is not None else None
+        return (key, found) if found is not None else None
 
 
 class OutageGate:
@@ -103,18 +118,11 @@ class OutageGate:
     def failed(self, action: Action, error: CertbotK8sError | None) -> bool:
         """Whether the failure was this service being down (then: no backoff, the gate holds
         the certificate until the probe sees the service back)."""
-        key = self.service.key_of(action)
-        if key is None:
+        found = self.service.outage(action, error)
+        if found is None:
             return False
-        outage = error if isinstance(error, self.service.error) else self._confirm(key, error)
-        if outage is None:
-            return False
-        self.health.report(key, outage)
+        self.health.report(*found)
         return True
-
-    def _confirm(self, key: str, error: CertbotK8sError | None) -> Outage | None:
-        """An error of another kind that this service being down explains (None: it is not)."""
-        return None
 
     def succeeded(self, action: Action) -> None:
         key = self.service.key_of(action)

@@ -1,9 +1,13 @@
 """`renew --once` and outages: one directory probe per issuer before any order, and a service
-that is found down during the run (CA, DNS server) holds the rest of its certificates.
+that is found down during the run (CA, DNS-01 provider, the DNS HTTP-01 hosts resolve through)
+holds the rest of its certificates.
 
-A certificate held so gets a line and an Event naming the service and the error ("CA
-unreachable: ..."), fails the run (exit non-zero), and gets no counted backoff: the outage is
-not its fault, and the next run (or the controller) tries again at once.
+Whether a failed order met a service down is the controller's own decision
+(`Service.outage`, with the same services as its gates): an HTTP-01 or DNS-01 validation the
+CA failed while that DNS gives no answer counts as the DNS outage. A certificate held so gets
+a line and an Event naming the service and the error ("CA unreachable: ..."), fails the run
+(exit non-zero), and gets no counted backoff: the outage is not its fault, and the next run (or
+the controller) tries again at once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from certbotk8s.adapters.acme_network import probe_directory
 from certbotk8s.app.ca_gate import CA
 from certbotk8s.app.dns_gate import dns_service
 from certbotk8s.app.outage_gate import Service
+from certbotk8s.app.resolver_gate import resolver_service
+from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.plan import Action
@@ -22,10 +28,11 @@ DirectoryProbe = Callable[[str, bool | str], str | None]  # url, verify -> why n
 
 
 class PassOutages:
-    def __init__(self, config: Config, probe: DirectoryProbe = probe_directory) -> None:
+    def __init__(self, config: Config, solvers: SolverFactory,
+                 probe: DirectoryProbe = probe_directory) -> None:
         self._config = config
         self._probe = probe
-        self._services = (CA, dns_service(config))
+        self._services = (CA, dns_service(config, solvers), resolver_service(config))
         self._down: dict[tuple[str, str], str] = {}  # (service label, key) -> why
 
     def probe_cas(self, actions: Iterable[Action]) -> None:
@@ -48,11 +55,14 @@ class PassOutages:
                                  f"no order placed, no backoff counted")
         return None
 
-    def note(self, action: Action, error: CertbotK8sError | None) -> bool:
-        """Whether `error` is an outage of a service; then the rest of the run skips it."""
+    def note(self, action: Action, error: CertbotK8sError | None) -> tuple[Service, str] | None:
+        """Whether `error` is an outage of a service (then: the service and the line for this
+        certificate, and the rest of the run skips the service's certificates)."""
         for service in self._services:
-            key = service.key_of(action)
-            if key is not None and isinstance(error, service.error):
-                self._down[(service.label, key)] = str(error)
-                return True
-        return False
+            found = service.outage(action, error)
+            if found is not None:
+                key, outage = found
+                self._down[(service.label, key)] = str(outage)
+                return service, (f"{service.unreachable}: {outage} ({service.label} {key}); "
+                                 f"the order failed, no backoff counted")
+        return None

@@ -16,6 +16,7 @@ from certbotk8s.adapters.acme_engine import OrderRequest
 from certbotk8s.app.ari import AriReader
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.outage_gate import Service
 from certbotk8s.app.pass_outages import PassOutages
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import ratelimit, secret_meta, waits
@@ -87,6 +88,7 @@ class Outcome:
     message: str
     issued: IssuedCertificate | None = field(default=None, repr=False)
     error: CertbotK8sError | None = None
+    outage: bool = False  # the order met a service down (`OrderHooks.outage`): no backoff
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,14 @@ def order_id_for(desired: DesiredCertificate) -> str:
 class OrderHooks:
     """Extras: `on_order(url, sends_replaces)` when the CA created an order (the budget records
     it; the controller persists the URL); continue an interrupted order; stop working on it
-    (`keep_going` says no: leadership lost) and leave it to the next leader."""
+    (`keep_going` says no: leadership lost) and leave it to the next leader; `outage(error)`
+    decides (and records) whether a failure was a service being down: then it is reported by
+    whoever holds the certificate for that outage, not as IssuanceFailed."""
 
     on_order: Callable[[str, bool], None] | None = None
     resume_url: str | None = None
     keep_going: Callable[[], bool] | None = None
+    outage: Callable[[CertbotK8sError], bool] | None = None
 
 
 def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
@@ -214,9 +219,10 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             return Outcome(action, False, str(e), error=OrderAbandoned(str(e)))
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
         log.warning("%s -> %s: %s", d.source, d.secret, message)
-        if not isinstance(e, Outage):  # an outage's Event comes from whoever waits for it
+        outage = hooks.outage(e) if hooks.outage is not None else False
+        if not (outage or isinstance(e, Outage)):  # an outage's Event: whoever waits for it
             _event(deps, d, "Warning", "IssuanceFailed", message)
-        return Outcome(action, False, message, error=e)
+        return Outcome(action, False, message, error=e, outage=outage)
     return Outcome(action, True, announce(deps, action, issued), issued)
 
 
@@ -366,7 +372,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     report_problems(deps, current.discovery)
     for problem in current.discovery.problems:
         progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")
-    outages = PassOutages(deps.config)
+    outages = PassOutages(deps.config, deps.solvers)
     outages.probe_cas(a for a in current.actions
                       if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     outcomes: list[Outcome] = []
@@ -416,12 +422,21 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     def on_order(url: str, sends_replaces: bool) -> None:
         book.order_placed(ref.namespace, deps.clock(), sends_replaces)
 
-    outcome = execute(deps, action, observed, OrderHooks(on_order))
-    if outages is not None and outages.note(action, outcome.error):
-        blocked = outages.blocked(action)  # held for the rest of the run, no backoff
-        assert blocked is not None
-        _event(deps, action.desired, "Warning", blocked[0].reason, blocked[1])
-        return replace(outcome, message=blocked[1])
+    noted: list[tuple[Service, str]] = []
+
+    def outage(error: CertbotK8sError) -> bool:
+        found = outages.note(action, error) if outages is not None else None
+        if found is not None:
+            noted.append(found)
+        return found is not None
+
+    outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
+    if noted:  # its service is down: held for the rest of the run, no backoff
+        service, message = noted[0]
+        _event(deps, action.desired, "Warning", service.reason, message)
+        if isinstance(outcome.error, ChallengeFailed):
+            book.authz_failed([outcome.error.host], now)  # it did fail at the CA
+        return replace(outcome, message=message)
     record_outcome(deps, book, [action], observed, outcome, now)
     return outcome
 

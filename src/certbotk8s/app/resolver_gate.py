@@ -23,35 +23,46 @@ from certbotk8s.core.plan import Action
 from certbotk8s.core.ports import EventRecorder
 
 
+def resolver_service(config: Config, seen: Callable[[str], None] = lambda host: None
+                     ) -> Service:
+    """The DNS that HTTP-01 hosts resolve through, as a service with one key (the self-check's
+    resolver); `confirm` looks the failed host up at once (`seen` is told which host failed,
+    for the gate's probe)."""
+    resolver = config.solver.http01.self_check_resolver
+    name = resolver or "the system resolver"
+
+    def key_of(action: Action) -> str | None:
+        return name if action.desired.spec.challenge is ChallengeType.HTTP01 else None
+
+    def confirm(key: str, error: CertbotK8sError | None) -> Outage | None:
+        if not isinstance(error, ChallengeFailed):
+            return None
+        host = error.host.removeprefix("*.")
+        reason = lookup_outage(host, resolver)
+        if reason is None:
+            return None  # DNS answers: the CA's verdict stands (counted)
+        seen(host)
+        return DnsServerUnreachable(f"{reason} (and the CA's validation failed meanwhile: "
+                                    f"{error.problem})", key)
+
+    return Service(label="DNS of HTTP-01 hosts at", reason="DnsUnavailable",
+                   unreachable="DNS server unreachable", error=DnsServerUnreachable,
+                   key_of=key_of, confirm=confirm)
+
+
 class ResolverGate(OutageGate):
     def __init__(self, config: Config, events: EventRecorder, metrics: Metrics,
                  wake: Callable[[], None]) -> None:
         self._resolver = config.solver.http01.self_check_resolver
-        key = self._resolver or "the system resolver"
-
-        def key_of(action: Action) -> str | None:
-            return key if action.desired.spec.challenge is ChallengeType.HTTP01 else None
-
-        service = Service(label="DNS of HTTP-01 hosts at", reason="DnsUnavailable",
-                          unreachable="DNS server unreachable", error=DnsServerUnreachable,
-                          key_of=key_of)
         self._lock = threading.Lock()
         self._host = ""  # a host that could not be looked up: what the probe asks for
         # Metrics: as the DNS-01 providers', under the provider name `http-01`.
-        super().__init__(service, self._probe_host, events,
+        super().__init__(resolver_service(config, self._remember), self._probe_host, events,
                          lambda _, up, waiting: metrics.set_dns_up("http-01", up, waiting), wake)
 
-    def _confirm(self, key: str, error: CertbotK8sError | None) -> Outage | None:
-        if not isinstance(error, ChallengeFailed):
-            return None
-        host = error.host.removeprefix("*.")
-        reason = lookup_outage(host, self._resolver)
-        if reason is None:
-            return None  # DNS answers: the CA's verdict stands (counted)
+    def _remember(self, host: str) -> None:
         with self._lock:
             self._host = host
-        return DnsServerUnreachable(f"{reason} (and the CA's validation failed meanwhile: "
-                                    f"{error.problem})", key)
 
     def _probe_host(self, key: str) -> str | None:
         with self._lock:
