@@ -234,6 +234,15 @@ def test_append_history_drops_garbage_and_sorts() -> None:
     assert text == "2025-05-30T12:00:00Z,2025-05-31T00:00:00Z"
 
 
+def test_two_issuances_in_one_second_are_two_entries() -> None:
+    once = secret_meta.append_history(None, NOW, NOW)
+    twice = secret_meta.append_history(once, NOW.replace(microsecond=500_000), NOW)
+    assert twice == "2025-06-01T12:00:00Z,2025-06-01T12:00:00Z"
+    records = secret_meta.issuance_records(
+        {secret_meta.HOSTS: "a.example.com", secret_meta.ISSUANCE_HISTORY: twice}, NOW)
+    assert len(records) == 2
+
+
 def test_append_history_caps_at_sixty_newest() -> None:
     text: str | None = None
     for i in range(75):

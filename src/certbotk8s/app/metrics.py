@@ -168,6 +168,11 @@ class Metrics:
             "certbotk8s_watch_expired_total",
             "Watches the API server answered with 410 Gone (resourceVersion too old); each "
             "was followed by a full list", ["resource"], registry=r)
+        self.newer_certificate_kept = Counter(
+            "certbotk8s_newer_certificate_kept_total",
+            "Certificates ordered but not written: on the 409, the Secret held a newer one "
+            "another certbotk8s writer stored meanwhile that needs nothing, and was kept",
+            registry=r)
         self.leadership_lost = Counter(
             "certbotk8s_leadership_lost_total",
             "Times this replica stopped leading without being asked to (its Lease could not "

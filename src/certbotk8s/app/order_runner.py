@@ -221,6 +221,8 @@ class OrderRunner:
                           OrderHooks(on_order, resume_url, self.elector.is_leader, outage))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
+        if outcome.kept is not None:
+            self.metrics.newer_certificate_kept.inc()
         if outcome.ok:
             self._clear_inflight(ref)
             for gate in self.gates:
@@ -280,7 +282,9 @@ class OrderRunner:
             self._refuse_foreign(action, observed)
             return
         try:
-            store(self.deps, action.desired, issued, observed)
+            if store(self.deps, action.desired, issued, observed).kept is not None:
+                self.metrics.newer_certificate_kept.inc()
+                return
             announce(self.deps, action, issued)
         except CertbotK8sError as e:
             log.warning("writing %s failed: %s", ref, e)

@@ -50,8 +50,9 @@ def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> 
         ref = outcome.action.desired.secret
         if outcome.issued is not None:
             failures[ref] = 0
+            held = outcome.kept or outcome.issued.info  # what the Secret holds now
             observed[ref] = ObservedSecret(ref, managed=True, resource_version="",
-                                           certificate=outcome.issued.info, key_matches=True)
+                                           certificate=held, key_matches=True)
         elif not outcome.ok:
             failures[ref] = 1
     now = datetime.fromtimestamp(finished, UTC)

@@ -33,6 +33,7 @@ from certbotk8s.core.errors import (
     Outage,
 )
 from certbotk8s.core.model import (
+    CertificateInfo,
     DesiredCertificate,
     Discovery,
     IssuedCertificate,
@@ -45,6 +46,7 @@ from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import Holding, discover_owned
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader, StoredSecret
+from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class Outcome:
     issued: IssuedCertificate | None = field(default=None, repr=False)
     error: CertbotK8sError | None = None
     outage: bool = False  # the order met a service down (`OrderHooks.outage`): no backoff
+    # Set when `issued` was not written: another writer's newer certificate, kept in the Secret.
+    kept: CertificateInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         issued = _order(deps, action, observed, hooks)
         if hooks.keep_going is not None and not hooks.keep_going():
             raise OrderAbandoned("no longer the leader: the certificate is not written here")
-        store(deps, d, issued, observed)
+        stored = store(deps, d, issued, observed)
     except OrderAbandoned as e:  # not a failure: the next leader carries on with the order
         log.warning("%s -> %s: %s", d.source, d.secret, e)
         return Outcome(action, False, str(e), error=e)
@@ -223,6 +227,8 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         if not (outage or isinstance(e, Outage)):  # an outage's Event: whoever waits for it
             _event(deps, d, "Warning", "IssuanceFailed", message)
         return Outcome(action, False, message, error=e, outage=outage)
+    if stored.kept is not None:  # done: the Secret holds a good certificate, not ours
+        return Outcome(action, True, stored.message, issued, kept=stored.kept)
     return Outcome(action, True, announce(deps, action, issued), issued)
 
 
@@ -310,9 +316,21 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
 STORE_ATTEMPTS = 3  # writes of one new certificate when other writers keep changing the Secret
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What `store` did: wrote ours, or kept `kept` (another writer's newer certificate that
+    needs nothing) and wrote ours nowhere; `message` says why."""
+
+    kept: CertificateInfo | None = None
+    message: str = ""
+
+
 def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
-           observed: ObservedSecret | None) -> None:
-    """Write the new certificate with resourceVersion; the old one stays until this succeeds."""
+          observed: ObservedSecret | None) -> Stored:
+    """Write the new certificate with resourceVersion; the old one stays until this succeeds.
+
+    On a 409 the Secret is read again and core.write_race decides: write ours on the new
+    version, or keep a newer certificate another certbotk8s writer stored meanwhile."""
     now = deps.clock()
     meta = secret_meta.build_secret_metadata(d, issued.info, now)
     # Issuance history for the rate-limit budget (what this installation issued in 7 days).
@@ -326,19 +344,47 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         try:
             deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
                                    issued.fullchain_pem, meta.labels, meta.annotations, version)
-            return
+            return Stored()
         except KubeConflict as e:
             if attempt == STORE_ATTEMPTS:
                 raise
-            # Someone wrote the Secret since we read it (the API server said 409). Read it again
-            # and write on that version (what they put there besides certbotk8s's part is kept),
-            # but only while it is still ours: a Secret that became foreign is never overwritten.
-            log.info("%s: %s; writing again on the current version", d.secret, e)
-        fresh = deps.secrets.read(d.secret.namespace, d.secret.name)
-        if fresh is not None and not secret_meta.is_managed(fresh.labels):
-            raise KubeConflict(f"Secret {d.secret} was taken over by another owner; "
-                               "not overwritten")
+            # Someone wrote the Secret since we read it (the API server said 409).
+            conflict = e
+        stored = deps.secrets.read(d.secret.namespace, d.secret.name)
+        fresh = observe(stored) if stored is not None else None
+        decision = after_conflict(d, observed, fresh, issued.info, deps.clock())
+        if decision.kind is AfterConflict.REFUSE:
+            raise KubeConflict(f"Secret {d.secret}: {decision.message}; not overwritten")
+        if decision.kind is AfterConflict.ALREADY_OURS:
+            log.info("%s: %s; %s", d.secret, conflict, decision.message)
+            return Stored()
+        if decision.kind is AfterConflict.KEEP_THEIRS:
+            assert fresh is not None and fresh.certificate is not None
+            log.warning("%s: %s; %s", d.secret, conflict, decision.message)
+            _count_issuance(deps, d, fresh, now)
+            return Stored(kept=fresh.certificate, message=decision.message)
+        # Ours goes on the fresh version (what they put there besides certbotk8s's part is
+        # kept by the adapter).
+        log.info("%s: %s; %s: writing again on the current version", d.secret, conflict,
+                 decision.message)
         version = fresh.resource_version if fresh is not None else None
+        if fresh is not None:  # keep entries another writer added meanwhile
+            meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
+                fresh.annotations.get(secret_meta.ISSUANCE_HISTORY), now, now)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _count_issuance(deps: PassDeps, d: DesiredCertificate, fresh: ObservedSecret,
+                    now: datetime) -> None:
+    """Our certificate was issued (the CA counts it against its limits) though not written:
+    add it to the Secret's issued-7d history so the budget stays right. Best effort."""
+    history = secret_meta.append_history(
+        fresh.annotations.get(secret_meta.ISSUANCE_HISTORY), now, now)
+    try:
+        deps.secrets.set_annotations(d.secret.namespace, d.secret.name,
+                                     {secret_meta.ISSUANCE_HISTORY: history})
+    except CertbotK8sError as e:
+        log.warning("%s: cannot record the unwritten issuance in its history: %s", d.secret, e)
 
 
 def _event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str, message: str) -> None:

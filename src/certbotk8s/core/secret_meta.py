@@ -114,8 +114,9 @@ HISTORY_MAX_ENTRIES = 60
 
 
 def _history_times(text: str | None, now: datetime) -> list[datetime]:
-    """The parsable times of a history value inside the window, oldest first, de-duplicated."""
-    times = {t for part in (text or "").split(",") if (t := parse_time(part)) is not None}
+    """The parsable times of a history value inside the window, oldest first. Equal times stay:
+    two issuances within one second (the history has whole seconds) are two issuances."""
+    times = [t for part in (text or "").split(",") if (t := parse_time(part)) is not None]
     cutoff = now - HISTORY_WINDOW
     return sorted(t for t in times if t > cutoff)
 
