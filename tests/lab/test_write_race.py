@@ -83,6 +83,9 @@ def test_source_changed_while_the_order_was_in_flight_and_the_write_got_409(
     written = _certificates_written(admin_api, namespace, "web-tls",
                                     issued.metadata.resource_version)
     assert len(written) == 3 and written[0] == _serial(issued) and written[2] == _serial(final)
+    # Each certificate write adds one entry to the issued-7d history (carried over the 409):
+    # three, not four, so the in-flight order's certificate was not written a second time.
+    assert len(final.metadata.annotations[secret_meta.ISSUANCE_HISTORY].split(",")) == 3
     assert final.metadata.labels["team"] == "payments"  # the other writer's change is kept
 
 
