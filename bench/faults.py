@@ -13,8 +13,9 @@ down), then cleared. Prints one JSON row per fault:
 - lease_events: the controller's own Event reasons on its Lease (after the fault, too).
 
 Faults: pebble-restart (the CA forgets accounts and orders), pebble-down (stopped, then
-started), apiserver-down-30s, etcd-restart, leader-cut-off (the leader reaches the API server
-through a proxy that is closed; a second replica takes over), bind-down (DNS-01 certificates;
+started), apiserver-down-30s, etcd-restart (stopped ~15 s, then started), leader-cut-off (the
+leader reaches the API server through a proxy that is closed; a second replica takes over),
+bind-down (DNS-01 certificates;
 the lab's BIND, their RFC 2136 update server and resolver, stopped for 10 s), bind-down-http01
 (HTTP-01 certificates; BIND stopped for 5 s: Pebble and the self-check cannot resolve the hosts).
 
@@ -238,7 +239,7 @@ class CauseWatch:
     def __init__(self, ctl: ControllerProcess) -> None:
         self.ctl = ctl
         self.unreachable = 0.0  # longest certbotk8s_kube_api_unreachable_seconds seen
-        self.readyz = ""  # the first /readyz line naming the API server down
+        self.readyz = ""  # the last /readyz line naming the API server down
         self.stepped_down = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -256,9 +257,9 @@ class CauseWatch:
             try:
                 seconds = self.ctl.value("certbotk8s_kube_api_unreachable_seconds") or 0.0
                 self.stepped_down |= bool(self.ctl.value("certbotk8s_leadership_lost_total"))
-                if seconds and not self.readyz:
+                if seconds:  # the latest line: the API server's own diagnosis comes later
                     self.readyz = next((line for line in self.ctl.get("/readyz")[1].splitlines()
-                                        if "unreachable" in line), "")
+                                        if "unreachable" in line), self.readyz)
             except OSError:
                 continue
             self.unreachable = max(self.unreachable, seconds)
@@ -307,8 +308,14 @@ def etcd_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
     burst.create()
     _wait_count(burst, burst.count // 3)
     with CauseWatch(ctls[0]) as watch:
-        fault("restart", "etcd")
-    return f"while down: {watch.summary()}"
+        fault("stop", "etcd")
+        try:
+            time.sleep(5)
+            status = status_line(burst.lab)
+            time.sleep(max(0.0, 15 - 5 - 4))  # the fault itself: ~15 s without etcd
+        finally:
+            fault("start", "etcd")
+    return f"while down: {watch.summary()}; {status}"
 
 
 def bind_down(burst: Burst, ctls: list[ControllerProcess]) -> str:

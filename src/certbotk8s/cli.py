@@ -14,7 +14,7 @@ from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
 from certbotk8s.adapters.http01 import Http01Responder
-from certbotk8s.adapters.kube_client import load_api_client
+from certbotk8s.adapters.kube_client import check_storage, load_api_client
 from certbotk8s.adapters.kube_tokens import KubeTokenStore
 from certbotk8s.adapters.lease import active_holder
 from certbotk8s.app import completion, force
@@ -229,12 +229,20 @@ def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
             shared.stop()
 
 
+def _api_client(args: argparse.Namespace) -> ApiClient:
+    """The API client of a one-shot command; refused at once (one line, exit 1) when the API
+    server cannot reach etcd, instead of every request waiting out its timeout."""
+    api = load_api_client(args.kubeconfig)
+    check_storage(api)
+    return api
+
+
 def _progress(line: str) -> None:
     print(printable(line), flush=True)  # lines carry tenant-chosen names: no terminal escapes
 
 
 def _renew(config: Config, args: argparse.Namespace) -> int:
-    api = load_api_client(args.kubeconfig)
+    api = _api_client(args)
     report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
         runtime.deps, args.namespace, progress=_progress))
     if report is None:
@@ -251,7 +259,7 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
 
 
 def _renew_targets(config: Config, args: argparse.Namespace, targets: list[SecretRef]) -> int:
-    api = load_api_client(args.kubeconfig)
+    api = _api_client(args)
     runtime = build_runtime(config, api)
     failed = 0
     for ref in targets:
@@ -287,7 +295,7 @@ def _renew_targets(config: Config, args: argparse.Namespace, targets: list[Secre
 
 def _revoke(config: Config, args: argparse.Namespace) -> int:
     (ref,) = args.targets
-    api = load_api_client(args.kubeconfig)
+    api = _api_client(args)
     runtime = build_runtime(config, api)
     stored = force.managed_secret(runtime.deps.secrets, ref)
     issuer = stored.annotations.get(secret_meta.ISSUER) or config.default_issuer
@@ -306,7 +314,7 @@ def _revoke(config: Config, args: argparse.Namespace) -> int:
 
 
 def _plan(config: Config, args: argparse.Namespace) -> int:
-    runtime = build_runtime(config, load_api_client(args.kubeconfig))
+    runtime = build_runtime(config, _api_client(args))
     current = survey(runtime.deps, args.namespace)
     for problem in current.discovery.problems:
         print(printable(f"refuse   {problem.source}: {problem.reason}: {problem.message}"))
@@ -325,7 +333,7 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
 
 
 def _status(config: Config, args: argparse.Namespace) -> int:
-    runtime = build_runtime(config, load_api_client(args.kubeconfig))
+    runtime = build_runtime(config, _api_client(args))
     rows = status_view.collect(runtime, args.namespace)
     if args.output == "json":
         print(json.dumps([r.as_dict() for r in rows], indent=2))

@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube_client import failing_readiness_checks
 from certbotk8s.core import certs
 
 from .conftest import ROOT, Lab, read_secret
@@ -31,6 +32,7 @@ from .controllers import (
 )
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
+from .test_faults import fault
 from .test_faults_controller import _events
 
 pytestmark = pytest.mark.lab
@@ -199,3 +201,52 @@ def test_status_with_the_api_server_unreachable_is_one_plain_line(
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"API server 127.0.0.1:{proxy.port} unreachable (connection refused)" in lines[0]
     assert done.stdout == ""
+
+
+def _run_cli(*args: str, kubeconfig: str, config: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "certbotk8s.cli", *args],
+                          env=dict(os.environ, KUBECONFIG=kubeconfig, CERTBOTK8S_CONFIG=config),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_etcd_away_is_named_by_status_renew_and_the_controller_while_it_lasts(
+    lab: Lab, admin_api: ApiClient, controller_api: ApiClient, tmp_path: Path
+) -> None:
+    ctl = ControllerProcess(lab, controller_config(lab, tmp_path, "etcd"), free_port(),
+                            f"test-{uuid.uuid4().hex[:8]}", "storage-watcher", tmp_path).start()
+    try:
+        ctl.wait_leading()
+        fault("stop", "etcd")
+        try:
+            # The one-shot commands say so in one line and exit 1, instead of waiting out the
+            # API server's 60 s timeout on their first read.
+            for args in (("status",), ("renew", "--once")):
+                done = _run_cli(*args, kubeconfig=lab["KUBECONFIG"],
+                                config=lab["CERTBOTK8S_CONFIG"])
+                assert done.returncode == 1, (args, done.stdout, done.stderr)
+                lines = done.stderr.strip().splitlines()
+                assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+                assert lines[0] == (f"certbotk8s: API server {lab['KUBE_APISERVER']}: the API "
+                                    "server cannot reach its storage (readyz: etcd failed); "
+                                    "Secrets and sources can be neither read nor written "
+                                    "until it is back")
+            # The controller: its watches still answer from the API server's cache, but the
+            # Lease cannot be renewed; the cause is asked of the API server and shown.
+            wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 0, 30,
+                     "the controller to notice")
+            status, detail = wait_for(lambda: (lambda got: got if "etcd failed" in got[1]
+                                               else None)(ctl.get("/readyz")), 30, "the cause")
+            assert status == 200 and "API server: unreachable for" in detail
+            assert "cannot reach its storage (readyz: etcd failed)" in detail
+            assert not ctl.is_leader()  # no order placed that could not be recorded
+        finally:
+            fault("start", "etcd")
+            wait_for(lambda: failing_readiness_checks(admin_api) == [], 90, "etcd back")
+        wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 1, 30, "reachable")
+        wait_for(ctl.is_leader, 30, "leading again")
+        events = wait_for(lambda: [e for e in _events(admin_api, "certbotk8s",
+                                                      "ApiServerUnreachable", ctl.lease)
+                                   if "storage-watcher" in e.message], 30, "the outage Event")
+        assert "cannot reach its storage (readyz: etcd failed)" in events[0].message
+    finally:
+        ctl.stop()

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read (seconds)
+# urllib3's default repeats a request that got no answer three times: with etcd away the API
+# server holds each one for its 60 s request timeout, so one GET blocked a worker for ~2 min
+# (a Lease renewal for 4 renew deadlines). A refused connection is still tried again (cheap,
+# and nothing reached the server), and so is a 429/503 with Retry-After (the API server while
+# its storage initializes; like client-go); a request sent but unanswered is not (it may have
+# been applied, and the caller decides).
+NO_READ_RETRIES = urllib3.Retry(total=3, connect=2, read=0, status=3, other=0, redirect=0,
+                                backoff_factor=0.2, raise_on_status=False)
+READINESS_TIMEOUT = (5.0, 8.0)  # the server's etcd check itself takes up to ~4 s when etcd is away
 PAGE_SIZE = 500
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -58,6 +68,7 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
         # Workers, informers, the token store and the Lease share one client: a pool of 10
         # (the default) would drop connections under load and pay new TLS handshakes.
         configuration.connection_pool_maxsize = 64
+        configuration.retries = NO_READ_RETRIES
         if path:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path, client_configuration=configuration, persist_config=False)
@@ -211,6 +222,53 @@ def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
     if not isinstance(data, dict):
         raise KubeError(f"{op}: expected a JSON object from the API server")
     return data
+
+
+def failing_readiness_checks(api: ApiClient) -> list[str] | None:
+    """The API server's own readiness checks that fail (`[-]etcd failed` gives `etcd`), read
+    from `/readyz?verbose`, which every client may read (the default `system:public-info-viewer`
+    role). [] when it is ready; None when it cannot tell (unreachable, forbidden, no answer)."""
+    try:
+        params = api.param_serialize(method="GET", resource_path="/readyz",
+                                     query_params=[("verbose", "true")],
+                                     header_params={"Accept": "text/plain"},
+                                     auth_settings=["BearerToken"])
+        raw = api.call_api(*params, _request_timeout=READINESS_TIMEOUT).response
+        status, text = raw.status, raw.data.decode("utf-8", errors="replace")
+    except (ApiException, urllib3.exceptions.HTTPError, OSError):
+        return None
+    if status == 200:
+        return []
+    if status != 500:  # 401/403: not allowed to ask; anything else: not a readyz answer
+        return None
+    return readiness_failures(text)
+
+
+def readiness_failures(verbose_readyz: str) -> list[str]:
+    """The names of the failed checks in a `/readyz?verbose` body (`[-]NAME failed: ...`)."""
+    return [m.group(1) for m in _FAILED_CHECK.finditer(verbose_readyz)][:10]
+
+
+_FAILED_CHECK = re.compile(r"^\[-\]([A-Za-z0-9_./-]{1,80}) failed", re.MULTILINE)
+
+
+def not_ready_cause(checks: list[str]) -> str:
+    """The failing checks in plain words for logs, `/readyz` and `status`."""
+    if any(check.startswith("etcd") for check in checks):
+        return "the API server cannot reach its storage (readyz: etcd failed)"
+    return f"the API server is not ready (readyz: {', '.join(checks)} failed)"
+
+
+def check_storage(api: ApiClient) -> None:
+    """Raise `KubeError` at once when the API server says it cannot reach its storage (etcd):
+    every read and write would otherwise wait out the server's 60 s timeout before failing.
+    For one-shot commands, before their first request."""
+    checks = failing_readiness_checks(api)
+    if checks and any(check.startswith("etcd") for check in checks):
+        raise KubeError(f"API server {api.configuration.host}: {not_ready_cause(checks)}; "
+                        "Secrets and sources can be neither read nor written until it is back")
+    if checks:
+        log.warning("API server %s: %s", api.configuration.host, not_ready_cause(checks))
 
 
 def list_all(op: Op, page: Callable[[str | None], Any], api_version: str, kind: str

@@ -5,11 +5,18 @@ failed has reached it again. While it lasts: `certbotk8s_kube_api_reachable` 0, 
 far in `certbotk8s_kube_api_unreachable_seconds`, the cause on `/readyz` and in the log (Events
 cannot be stored while the API server is away). When it ends, `on_back` gets the outage (once)
 so the controller can record it as an Event.
+
+A failure the API server answered late or with a 5xx (not a refused connection) is often not
+the API server's own: with etcd away it still serves watches from its cache while every read
+and write of the Lease times out. Then `diagnose` (the server's `/readyz?verbose`) is asked, off
+the failing thread and at most every DIAGNOSE_EVERY seconds, and what it names ("cannot reach its
+storage (readyz: etcd failed)") becomes the cause shown.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
+
+DIAGNOSE_EVERY = 15.0  # seconds between two /readyz questions during one outage
+
+# Causes where the server was reached but did not answer in time, or answered 5xx.
+_SERVER_SIDE = re.compile(r"timed out|HTTP 5\d\d")
 
 
 @dataclass(frozen=True)
@@ -32,11 +44,17 @@ class Outage:
         return self.started + timedelta(seconds=self.seconds)
 
 
+def _on_own_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="api-readyz", daemon=True).start()
+
+
 class ApiHealth:
     def __init__(self, on_back: Callable[[Outage], None] = lambda outage: None,
                  clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[bool], None] = lambda reachable: None,
-                 on_expired: Callable[[str], None] = lambda resource: None) -> None:
+                 on_expired: Callable[[str], None] = lambda resource: None,
+                 diagnose: Callable[[], str | None] | None = None,
+                 background: Callable[[Callable[[], None]], None] = _on_own_thread) -> None:
         self._on_back = on_back
         self._on_expired = on_expired
         self._on_change = on_change
@@ -46,6 +64,11 @@ class ApiHealth:
         self._since: float | None = None  # clock() at the first failure of this outage
         self._started: datetime | None = None
         self._cause = ""
+        self._diagnose = diagnose
+        self._background = background
+        self._diagnosis = ""  # what the API server says is wrong, during this outage
+        self._diagnosing = False
+        self._diagnosed_at: float | None = None
 
     # -- ApiContact ------------------------------------------------------------------------------
 
@@ -59,6 +82,8 @@ class ApiHealth:
         if began:
             log.warning("API server unreachable from this replica: %s (%s)", cause, resource)
             self._on_change(False)
+        if _SERVER_SIDE.search(cause):
+            self._ask_server()
 
     def reached(self, resource: str) -> None:
         with self._lock:
@@ -67,8 +92,9 @@ class ApiHealth:
             del self._failing[resource]
             if self._failing or self._since is None or self._started is None:
                 return
-            outage = Outage(self._started, self._clock() - self._since, self._cause)
-            self._since = self._started = None
+            outage = Outage(self._started, self._clock() - self._since, self._shown_cause())
+            self._since = self._started = self._diagnosed_at = None
+            self._diagnosis = ""
         log.info("API server reachable again after %.1fs (%s)", outage.seconds, outage.cause)
         self._on_change(True)
         self._on_back(outage)
@@ -92,5 +118,43 @@ class ApiHealth:
             if not self._failing or self._since is None:
                 return "API server: reachable"
             seconds = self._clock() - self._since
-            return (f"API server: unreachable for {seconds:.0f}s: {self._cause} "
-                    f"({len(self._failing)} watches failing)")
+            failing = sorted(self._failing)
+            named = ", ".join(failing[:3]) + (f" and {len(failing) - 3} more"
+                                               if len(failing) > 3 else "")
+            return (f"API server: unreachable for {seconds:.0f}s: {self._shown_cause()} "
+                    f"(failing: {named})")
+
+    def cause(self) -> str:
+        """The cause of the current outage in plain words ("" when reachable)."""
+        with self._lock:
+            return self._shown_cause() if self._failing else ""
+
+    def _shown_cause(self) -> str:  # under _lock
+        return f"{self._diagnosis} ({self._cause})" if self._diagnosis else self._cause
+
+    # -- asking the API server what is wrong ---------------------------------------------------
+
+    def _ask_server(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if (self._diagnose is None or self._diagnosing or (
+                    self._diagnosed_at is not None and now - self._diagnosed_at < DIAGNOSE_EVERY)):
+                return
+            self._diagnosing, self._diagnosed_at = True, now
+        diagnose = self._diagnose
+        self._background(lambda: self._diagnose_now(diagnose))
+
+    def _diagnose_now(self, diagnose: Callable[[], str | None]) -> None:
+        found: str | None = None
+        try:
+            found = diagnose()
+        except Exception:  # a diagnosis must never take the health tracking down
+            log.exception("asking the API server for its readiness failed")
+        with self._lock:
+            self._diagnosing = False
+            if not found or not self._failing:
+                return
+            fresh = found != self._diagnosis
+            self._diagnosis = found
+        if fresh:
+            log.warning("API server unreachable from this replica: %s", found)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from certbotk8s.adapters.kube_client import failing_readiness_checks, not_ready_cause
 from certbotk8s.adapters.kube_inflight import KubeInflightStore
 from certbotk8s.app.api_health import ApiHealth, Outage
 from certbotk8s.app.ari_refresh import AriRefresher
@@ -67,7 +68,8 @@ class Controller:
         self._lease, self._identity = lease, identity or "this replica"
         self._lost_leadership: datetime | None = None  # when, if not asked to (cut off)
         self.api_health = ApiHealth(on_back=self._api_back, on_change=metrics.set_api_reachable,
-                                    on_expired=metrics.count_watch_expired)
+                                    on_expired=metrics.count_watch_expired,
+                                    diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
         # namespaces: namespaced mode (Role-only RBAC)
         self.watch = Watch(api, namespaces, health=self.api_health)
@@ -234,3 +236,9 @@ class Controller:
 
 
 __all__ = ["LAST_ERROR", "Controller"]
+
+
+def _server_says(api: Any) -> str | None:
+    """What the API server's own readiness checks name as wrong, if it can tell."""
+    checks = failing_readiness_checks(api)
+    return not_ready_cause(checks) if checks else None
