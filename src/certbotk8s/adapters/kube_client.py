@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Protocol
 
 import pydantic
@@ -27,6 +28,8 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 
 from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden, KubeUnreachable
 
@@ -35,14 +38,27 @@ log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 REQUEST_TIMEOUT = (10.0, 30.0)  # connect, read (seconds)
-# urllib3's default repeats a request that got no answer three times: with etcd away the API
-# server holds each one for its 60 s request timeout, so one GET blocked a worker for ~2 min
-# (a Lease renewal for 4 renew deadlines). A refused connection is still tried again (cheap,
-# and nothing reached the server), and so is a 429/503 with Retry-After (the API server while
-# its storage initializes; like client-go); a request sent but unanswered is not (it may have
-# been applied, and the caller decides).
-NO_READ_RETRIES = urllib3.Retry(total=3, connect=2, read=0, status=3, other=0, redirect=0,
-                                backoff_factor=0.2, raise_on_status=False)
+class NoRetryAfterTimeout(urllib3.Retry):
+    """urllib3's retries, except that a request the server did not answer in time is never sent
+    again. The default repeats it three times: with etcd away the API server holds each one for
+    its 60 s request timeout, so one GET blocked a worker for ~2 min (a Lease renewal for four
+    renew deadlines), and a write may have been applied meanwhile (the caller decides). Refused
+    connections, a connection dropped before an answer (a stale keep-alive connection), and a
+    429/503 with Retry-After (the API server while its storage initializes; as client-go does)
+    are still retried."""
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None,
+                  _stacktrace: TracebackType | None = None) -> NoRetryAfterTimeout:
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise urllib3.exceptions.MaxRetryError(
+                _pool, url or "", error) from error  # type: ignore[arg-type]  # as urllib3 does
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+NO_READ_RETRIES = NoRetryAfterTimeout(total=3, connect=2, read=2, status=3, other=0,
+                                      redirect=0, backoff_factor=0.2, raise_on_status=False)
 READINESS_TIMEOUT = (5.0, 8.0)  # the server's etcd check itself takes up to ~4 s when etcd is away
 PAGE_SIZE = 500
 MERGE_PATCH = "application/merge-patch+json"
