@@ -30,6 +30,7 @@ from .controllers import (
     through_proxy,
     wait_for,
 )
+from .replay import certificates_written
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
 from .test_faults import fault
@@ -50,21 +51,8 @@ def _serial(secret: Any) -> str:
 
 
 def _certificates_written(api: ApiClient, namespace: str, name: str, since: str) -> list[str]:
-    """Serials of the certificates written to Secret `name` after resourceVersion `since`, in
-    order (the API server's watch replays every change since then)."""
-    core: Any = k8s.CoreV1Api(api)
-    raw = core.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}",
-                                      watch=True, resource_version=since, timeout_seconds=1,
-                                      _preload_content=False)
-    serials: list[str] = []
-    for line in raw.data.splitlines():
-        event = json.loads(line)
-        assert event["type"] in ("ADDED", "MODIFIED"), event["type"]
-        serial = certs.certificate_info(
-            base64.b64decode(event["object"]["data"]["tls.crt"])).serial
-        if not serials or serials[-1] != serial:
-            serials.append(serial)
-    return serials
+    """Serials of the certificates written to Secret `name` after resourceVersion `since`."""
+    return certificates_written(api, namespace, since, name).get(name, [])
 
 
 def _orders_for(ctl: ControllerProcess, namespace: str, secret: str) -> int:
