@@ -5,23 +5,27 @@ order ended (certificate written or failed for good). A new leader, or the same 
 a restart, resumes a recorded order instead of placing another for the same identifiers.
 Contract: `load` of a missing store is `{}`; `record` creates the store when needed; `clear`
 of an unknown entry is a no-op. Merge patches: concurrent records of different Secrets never
-lose each other.
+lose each other. `remove_if_unchanged` (the leader's sweep of stale entries) removes an entry
+only while it still holds the very value read: an order recorded again meanwhile survives.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube_client import MERGE_PATCH, REQUEST_TIMEOUT, Op, request
-from certbotk8s.core.errors import KubeConflict
+from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class InflightOrder:
     secret: SecretRef
     order_url: str
     hosts: tuple[str, ...]
+    # The entry's value as read (`remove_if_unchanged` tests it); not part of the order.
+    stored: str = field(default="", compare=False, repr=False)
 
 
 def _key(ref: SecretRef) -> str:
@@ -84,7 +90,24 @@ class KubeInflightStore:
                 entry = json.loads(base64.b64decode(value))
                 ref = SecretRef(namespace, name)
                 orders[ref] = InflightOrder(ref, str(entry["orderUrl"]),
-                                            tuple(str(h) for h in entry["hosts"]))
+                                            tuple(str(h) for h in entry["hosts"]), str(value))
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged entry only costs a new order
         return orders
+
+    def remove_if_unchanged(self, order: InflightOrder) -> bool:
+        """Remove `order`'s entry if it still holds the value `load` read (a JSON patch that
+        tests it first). False: recorded again meanwhile, or already gone."""
+        path = f"/data/{_key(order.secret)}"
+        body = [{"op": "test", "path": path, "value": order.stored},
+                {"op": "remove", "path": path}]
+        try:
+            done = request(Op("patch", "secrets", self.namespace, self.name),
+                           lambda: self._core.patch_namespaced_secret(
+                               self.name, self.namespace, body, _content_type=JSON_PATCH,
+                               _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except KubeError as e:
+            if isinstance(e.__cause__, ApiException) and e.__cause__.status == 422:
+                return False  # the test failed: the entry changed or is gone
+            raise
+        return done is not None

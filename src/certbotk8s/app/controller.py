@@ -18,12 +18,14 @@ from typing import Any
 
 from certbotk8s.adapters.kube_client import failing_readiness_checks, not_ready_cause
 from certbotk8s.adapters.kube_inflight import KubeInflightStore
+from certbotk8s.adapters.kube_namespaces import KubeNamespaces
 from certbotk8s.app.api_health import ApiHealth, Outage
 from certbotk8s.app.ari_refresh import AriRefresher
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.ca_gate import CaGate
 from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.dns_gate import DnsGate
+from certbotk8s.app.inflight_sweep import sweep_inflight
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.reconciler import Reconciler
@@ -36,6 +38,8 @@ from certbotk8s.core.model import Discovery, ObjectRef, ObservedSecret, SecretRe
 from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
+
+SYNC_WAIT = 60.0  # a new leader sweeps the in-flight record once its caches are synced
 
 
 class Controller:
@@ -66,6 +70,8 @@ class Controller:
         self._resync = resync_interval
         self._stopping = threading.Event()
         self._lease, self._identity = lease, identity or "this replica"
+        self._inflight, self._namespaces = inflight, tuple(namespaces)
+        self._namespace_reader = KubeNamespaces(api)
         self._lost_leadership: datetime | None = None  # when, if not asked to (cut off)
         self.api_health = ApiHealth(on_back=self._api_back, on_change=metrics.set_api_reachable,
                                     on_expired=metrics.count_watch_expired,
@@ -164,6 +170,26 @@ class Controller:
             self.metrics.set_leader(True)
         self.leading_ready.set()
         self.watch.wake.set()
+        # Then, off the path of any order: drop what the previous leaders left unresumable.
+        if self.watch.wait_synced(SYNC_WAIT):
+            self.sweep_inflight()
+
+    def sweep_inflight(self) -> None:
+        """Remove in-flight order entries no order will resume (leader only, synced caches:
+        app.inflight_sweep). At leadership start and with the periodic token sweep."""
+        if (self._stopping.is_set() or not self.elector.is_leader()
+                or not self.leading_ready.is_set() or not self.watch.synced()):
+            return
+        desired = {d.secret: d.spec.hosts for d in self.watch.discovery(self.deps.config).desired}
+        try:
+            removed = sweep_inflight(self._inflight, self._namespace_reader.state, desired,
+                                     self.runner.busy, self._namespaces)
+        except CertbotK8sError as e:
+            log.warning("in-flight orders: sweep failed: %s", e)
+            return
+        self.runner.forget_resumable(stale.secret for stale in removed)
+        if removed:
+            log.info("removed %d in-flight order records no order will resume", len(removed))
 
     def on_stopped_leading(self) -> None:
         self.leading_ready.clear()

@@ -91,8 +91,13 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     probes.start()
     controller.start()
     # Longer than any order may take (the engine's deadline): what is still there is stale.
-    controller.schedule.every("tokens", lambda: _remove_stale_tokens(tokens, elector),
-                              STALE_TOKEN_SWEEP, first=datetime.now(UTC) + STALE_TOKEN_SWEEP)
+    # The same sweep drops in-flight order records no order will resume (gone namespaces...).
+    def housekeeping() -> None:
+        _remove_stale_tokens(tokens, elector)
+        controller.sweep_inflight()
+
+    controller.schedule.every("tokens", housekeeping, STALE_TOKEN_SWEEP,
+                              first=datetime.now(UTC) + STALE_TOKEN_SWEEP)
     elector.start()
     log.info("controller %s running: HTTP-01 on %s:%d, probes and metrics on %s:%d",
              identity, http01.listen_address, http01.port, args.metrics_address, probes.port)

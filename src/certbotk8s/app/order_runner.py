@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,18 @@ class OrderRunner:
         except CertbotK8sError as e:
             log.warning("cannot read in-flight orders: %s", e)
         return len(self._resumable)
+
+    def busy(self) -> set[SecretRef]:
+        """Secrets with an order running or queued here (their in-flight entries stay)."""
+        with self._lock:
+            return set(self._busy)
+
+    def forget_resumable(self, refs: Iterable[SecretRef]) -> None:
+        """In-flight entries the sweep removed: not resumed from memory either."""
+        with self._lock:
+            for ref in refs:
+                if ref not in self._busy:
+                    self._resumable.pop(ref, None)
 
     def drain(self, grace: float) -> None:
         """Let running orders end (bounded), then drop queued ones."""

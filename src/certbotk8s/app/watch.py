@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,9 +118,14 @@ class Watch:
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.all())
 
-    def wait_synced(self) -> None:
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        """Block until every informer listed once (at most `timeout` seconds in all)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for informer in self.all():
-            informer.synced.wait()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not informer.synced.wait(left):
+                return False
+        return True
 
     def sources(self, group: str) -> list[Any]:
         for versions in self.informers[group]:
