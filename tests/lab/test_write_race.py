@@ -168,3 +168,51 @@ def test_a_newer_certificate_stored_by_another_writer_is_kept_not_overwritten(
     # Our issuance (the CA counted it) is in the issued-7d history the budget reads.
     history = kept.metadata.annotations[secret_meta.ISSUANCE_HISTORY].split(",")
     assert history[:-1] == their_history.split(",") and len(history) == 3
+
+
+def _ready(ctl: ControllerProcess, namespace: str) -> float | None:
+    return ctl.value("certbotk8s_certificate_ready_status", name="web-tls",
+                     namespace=namespace, issuer="pebble", condition="True")
+
+
+def test_a_certificate_for_the_source_s_new_hosts_stored_meanwhile_is_kept(
+    lab: Lab, admin_api: ApiClient, namespace: str, controller_api: ApiClient,
+    make_engine: EngineFactory, dns01_solver: DnsSolver, tmp_path: Path
+) -> None:
+    first, second, third = lab.host("first"), lab.host("second"), lab.host("third")
+    now_wanted = tuple(sorted((first, second, third)))
+    theirs_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    theirs = _issue_elsewhere(make_engine, dns01_solver, now_wanted)
+    with TcpProxy(lab.http01_port) as gate:
+        ctl = _gated_controller(lab, tmp_path, gate, "moved-race")
+        try:
+            ctl.wait_leading()
+            _ingress(admin_api, namespace, "web", [first])
+            issued = wait_for(lambda: read_secret(admin_api, namespace, "web-tls"), 20,
+                              "web-tls")
+            gate.close()
+            _set_hosts(admin_api, namespace, [first, second])
+            wait_for(lambda: _orders_for(ctl, namespace, "web-tls") == 2, 20,
+                     "the controller's order for the second host set")
+            wait_for(lambda: _ready(ctl, namespace) == 0, 10, "Ready no more (hosts changed)")
+            # While it is in flight the source moves on, and the other writer (which saw the
+            # new hosts) stores a certificate for them.
+            _set_hosts(admin_api, namespace, list(now_wanted))
+            _write_as_certbotk8s(KubeSecretStore(admin_api), namespace, theirs, theirs_at)
+            # Ready again only once the controller's cache holds both the new hosts and that
+            # certificate (for the old hosts the plan would renew: not Ready).
+            wait_for(lambda: _ready(ctl, namespace) == 1, 10, "the controller to see both")
+            gate.open()
+            wait_for(lambda: ctl.value("certbotk8s_newer_certificate_kept_total") == 1, 30,
+                     "the controller to keep the certificate for the current hosts")
+            kept = read_secret(admin_api, namespace, "web-tls")
+        finally:
+            ctl.stop()
+    assert _serial(kept) == theirs.info.serial and _sans(kept) == set(now_wanted)
+    assert "the object has been modified" in ctl.log_path.read_text(errors="replace")
+    # Ours (for the two hosts the source no longer wants) was not written, and no order was
+    # placed again for the three hosts: theirs covers them.
+    assert _orders_for(ctl, namespace, "web-tls") == 2
+    assert _certificates_written(admin_api, namespace, "web-tls",
+                                 issued.metadata.resource_version) in (
+        [theirs.info.serial], [_serial(issued), theirs.info.serial])

@@ -65,6 +65,23 @@ def test_a_newer_certificate_for_other_hosts_is_written_over() -> None:
     assert decision.kind is AfterConflict.WRITE and "hosts added" in decision.message
 
 
+def test_a_newer_certificate_for_the_hosts_the_source_wants_now_is_kept() -> None:
+    # The source changed during our order (ours is for its old hosts); the other writer
+    # already stored a certificate for the new ones.
+    now_wanted = desired("a.example.com", "b.example.com")
+    theirs = _info("03", "a.example.com", "b.example.com", not_before=NOW)
+    fresh = observed_for(now_wanted, theirs)
+    assert after_conflict(D, SEEN, fresh, OURS, NOW).kind is AfterConflict.WRITE
+    assert after_conflict(D, SEEN, fresh, OURS, NOW, now_wanted).kind is AfterConflict.KEEP_THEIRS
+
+
+def test_a_newer_certificate_for_hosts_the_source_no_longer_wants_is_written_over() -> None:
+    now_wanted = desired("a.example.com", "b.example.com")
+    theirs = _info("03", "a.example.com", not_before=NOW)
+    decision = after_conflict(D, SEEN, observed_for(D, theirs), OURS, NOW, now_wanted)
+    assert decision.kind is AfterConflict.WRITE and "hosts added" in decision.message
+
+
 def test_a_newer_certificate_of_another_key_type_is_written_over() -> None:
     theirs = _info("03", "a.example.com", not_before=NOW, key_type=KeyType.RSA_2048)
     assert _decide(theirs).kind is AfterConflict.WRITE

@@ -36,7 +36,12 @@ from certbotk8s.core.errors import (
     ChallengeFailed,
     OrderAbandoned,
 )
-from certbotk8s.core.model import IssuedCertificate, ObservedSecret, SecretRef
+from certbotk8s.core.model import (
+    DesiredCertificate,
+    IssuedCertificate,
+    ObservedSecret,
+    SecretRef,
+)
 from certbotk8s.core.observe import observe
 from certbotk8s.core.ownership import order_share_key
 from certbotk8s.core.plan import Action, ActionKind, plan
@@ -231,7 +236,8 @@ class OrderRunner:
             return any(gate.failed(first, error) for gate in self.gates)
 
         outcome = execute(self.deps, first, observed,
-                          OrderHooks(on_order, resume_url, self.elector.is_leader, outage))
+                          OrderHooks(on_order, resume_url, self.elector.is_leader, outage,
+                                     lambda: self._current(ref)))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
         if outcome.kept is not None:
@@ -276,6 +282,13 @@ class OrderRunner:
                                          action.desired.secret.name, failure.failures)
                 if failure.next_attempt is not None:
                     self.schedule.at(action.desired.secret, failure.next_attempt)
+
+    def _current(self, ref: SecretRef) -> DesiredCertificate | None:
+        """The certificate the sources want for `ref` as the informer cache has them now (they
+        may have changed while the order ran); None when none or several claim it."""
+        claims = {d.spec: d for d in self.watch.discovery(self.deps.config).desired
+                  if d.secret == ref}
+        return next(iter(claims.values())) if len(claims) == 1 else None
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:

@@ -183,6 +183,8 @@ class OrderHooks:
     resume_url: str | None = None
     keep_going: Callable[[], bool] | None = None
     outage: Callable[[CertbotK8sError], bool] | None = None
+    # The source's certificate for this Secret as it is now (None: unknown), asked on a 409.
+    current: Callable[[], DesiredCertificate | None] | None = None
 
 
 def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
@@ -211,7 +213,7 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         issued = _order(deps, action, observed, hooks)
         if hooks.keep_going is not None and not hooks.keep_going():
             raise OrderAbandoned("no longer the leader: the certificate is not written here")
-        stored = store(deps, d, issued, observed)
+        stored = store(deps, d, issued, observed, hooks.current)
     except OrderAbandoned as e:  # not a failure: the next leader carries on with the order
         log.warning("%s -> %s: %s", d.source, d.secret, e)
         return Outcome(action, False, str(e), error=e)
@@ -326,11 +328,13 @@ class Stored:
 
 
 def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
-          observed: ObservedSecret | None) -> Stored:
+          observed: ObservedSecret | None,
+          current: Callable[[], DesiredCertificate | None] | None = None) -> Stored:
     """Write the new certificate with resourceVersion; the old one stays until this succeeds.
 
     On a 409 the Secret is read again and core.write_race decides: write ours on the new
-    version, or keep a newer certificate another certbotk8s writer stored meanwhile."""
+    version, or keep a newer certificate another certbotk8s writer stored meanwhile (judged
+    against what the source wants now, `current()`, when given)."""
     now = deps.clock()
     meta = secret_meta.build_secret_metadata(d, issued.info, now)
     # Issuance history for the rate-limit budget (what this installation issued in 7 days).
@@ -352,7 +356,8 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             conflict = e
         stored = deps.secrets.read(d.secret.namespace, d.secret.name)
         fresh = observe(stored) if stored is not None else None
-        decision = after_conflict(d, observed, fresh, issued.info, deps.clock())
+        decision = after_conflict(d, observed, fresh, issued.info, deps.clock(),
+                                  current() if current is not None else None)
         if decision.kind is AfterConflict.REFUSE:
             raise KubeConflict(f"Secret {d.secret}: {decision.message}; not overwritten")
         if decision.kind is AfterConflict.ALREADY_OURS:

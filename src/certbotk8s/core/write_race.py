@@ -31,10 +31,12 @@ class ConflictDecision:
 
 
 def after_conflict(desired: DesiredCertificate, seen: ObservedSecret | None,
-                   fresh: ObservedSecret | None, ours: CertificateInfo,
-                   now: datetime) -> ConflictDecision:
+                   fresh: ObservedSecret | None, ours: CertificateInfo, now: datetime,
+                   current: DesiredCertificate | None = None) -> ConflictDecision:
     """What to do with our new certificate `ours` for `desired` when the Secret, read as `seen`
-    when the order was decided, now reads as `fresh` (None: deleted meanwhile)."""
+    when the order was decided, now reads as `fresh` (None: deleted meanwhile). `current` is
+    what the source wants now when the caller knows it (it may have changed during the order):
+    the other writer's certificate is judged against that."""
     if fresh is None:
         return ConflictDecision(AfterConflict.WRITE, "the Secret was deleted meanwhile")
     if not fresh.managed:
@@ -52,7 +54,7 @@ def after_conflict(desired: DesiredCertificate, seen: ObservedSecret | None,
                                 f"replaced (serial {before.serial})")
     # No ARI window here: it was fetched for the certificate we read, not for theirs; a moment
     # kept on the Secret for theirs still counts (core.renewal).
-    reason = evaluate(desired, fresh, now, None)
+    reason = evaluate(current or desired, fresh, now, None)
     if reason is not None:
         return ConflictDecision(AfterConflict.WRITE, f"it holds another certificate (serial "
                                 f"{theirs.serial}) that needs replacing too: {reason.message}")
