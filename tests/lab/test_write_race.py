@@ -4,6 +4,7 @@ source changed meanwhile, or another certbotk8s writer stored a newer certificat
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,18 @@ pytestmark = pytest.mark.lab
 
 def _sans(secret: Any) -> set[str]:
     return set(certs.certificate_info(base64.b64decode(secret.data["tls.crt"])).sans)
+
+
+def _changes(api: ApiClient, namespace: str, since: str) -> list[tuple[str, bool]]:
+    """Every change of web-tls after `since`, replayed by the API server's watch: (event type,
+    whether that version holds both tls.crt and tls.key)."""
+    core: Any = k8s.CoreV1Api(api)
+    raw = core.list_namespaced_secret(namespace, field_selector="metadata.name=web-tls",
+                                      watch=True, resource_version=since, timeout_seconds=2,
+                                      _preload_content=False)
+    events = [json.loads(line) for line in raw.data.splitlines()]
+    return [(e["type"], {"tls.crt", "tls.key"} <= set(e["object"].get("data") or {}))
+            for e in events]
 
 
 def _set_hosts(api: ApiClient, namespace: str, hosts: list[str]) -> None:
@@ -77,9 +90,11 @@ def test_source_changed_while_the_order_was_in_flight_and_the_write_got_409(
     log = ctl.log_path.read_text(errors="replace")
     assert "the object has been modified" in log
     assert "still holds the certificate being replaced" in log  # the 409 path, not a luck
-    # Every change of the Secret replayed by the API server's watch: never deleted (the watch
-    # helper refuses DELETED), each version holds a complete certificate, and each certificate
-    # is written once: the old one, the in-flight order's (two hosts), the current hosts'.
+    # Every change of the Secret replayed by the API server's watch: never deleted, each
+    # version holds a complete certificate and key, and each certificate is written once: the
+    # old one, the in-flight order's (two hosts), the current hosts'.
+    changes = _changes(admin_api, namespace, issued.metadata.resource_version)
+    assert changes and all(kind == "MODIFIED" and complete for kind, complete in changes)
     written = _certificates_written(admin_api, namespace, "web-tls",
                                     issued.metadata.resource_version)
     assert len(written) == 3 and written[0] == _serial(issued) and written[2] == _serial(final)
