@@ -7,7 +7,8 @@ down), then cleared. Prints one JSON row per fault:
 - certificates_expected / certificates_written, secrets_lost (expected but never written),
 - duplicate_certificates (certificates written beyond the first per Secret, from the API
   server's replay of every write to the namespace's Secrets since the burst began:
-  tests/lab/replay.py),
+  tests/lab/replay.py), replay_gaps (times an API server restart made the replay resume from a
+  list: a certificate written and replaced within such a gap alone is not seen),
 - orders (newOrder 201 across replicas) and extra_orders (orders - certificates),
 - seconds_to_last_certificate: from the fault clearing to the last Secret seen (admin poll),
 - cause: what named the cause while the fault lasted: Event reasons, metrics and `/readyz` as
@@ -55,7 +56,7 @@ from tests.lab.controllers import (  # noqa: E402
     free_port,
     through_proxy,
 )
-from tests.lab.replay import certificates_written  # noqa: E402
+from tests.lab.replay import CertificateWrites  # noqa: E402
 from tests.lab.tcpproxy import TcpProxy  # noqa: E402
 
 FAULTS = ("pebble-restart", "pebble-down", "apiserver-down-30s", "etcd-restart",
@@ -81,7 +82,7 @@ class Burst:
         self.names = [f"f{i:03d}" for i in range(count)]
         self.hosts = {n: f"{n}-{uuid.uuid4().hex[:8]}.{zone}" for n in self.names}
         self.seen: dict[str, float] = {}
-        self.since = ""  # the namespace's Secret list version when the burst began
+        self._follower = threading.Thread(target=self._follow, daemon=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -96,12 +97,21 @@ class Burst:
                                                         "port": {"number": 80}}}}})
 
     def start(self) -> Burst:
-        # Every change after this version is replayed by `duplicates` (the API server's watch
-        # cache and etcd keep them for minutes: longer than a burst takes).
+        # Every write from now on is followed (a watch replayed every 2 s from the last version
+        # seen, so an API server restart loses at most the gap it makes).
         core: Any = k8s.CoreV1Api(self.api)
-        self.since = core.list_namespaced_secret(self.namespace).metadata.resource_version
+        since = core.list_namespaced_secret(self.namespace).metadata.resource_version
+        self.writes = CertificateWrites(self.api, self.namespace, since)
         self._thread.start()
+        self._follower.start()
         return self
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.writes.follow()
+            except Exception:  # the API server may be the fault
+                self._stop.wait(0.2)
 
     def _poll(self) -> None:
         core: Any = k8s.CoreV1Api(self.api)
@@ -128,12 +138,15 @@ class Burst:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._follower.is_alive():
+            self._follower.join()
 
-    def duplicates(self) -> int:
-        """Certificates written beyond the first per Secret, from the API server's replay of
-        every write to the namespace's Secrets since `start` (however close together)."""
-        written = certificates_written(self.api, self.namespace, self.since)
-        return sum(len(serials) - 1 for serials in written.values())
+    def duplicates(self) -> tuple[int, int]:
+        """Certificates written beyond the first per Secret (every write the API server
+        replayed since `start`), and the gaps an API server restart made (filled by a list)."""
+        self.writes.follow()  # what came after the follower's last look
+        return (sum(len(serials) - 1 for serials in self.writes.written.values()),
+                self.writes.relists)
 
 
 def reasons(api: ApiClient, namespaces: list[str]) -> dict[str, int]:
@@ -184,6 +197,7 @@ class Run:
             log(f"{fault_name}: cleared; waiting for {self.certs} certificates")
             burst.wait(self.certs, 120)
             burst.stop()
+            duplicates, gaps = burst.duplicates()
             written = len(burst.seen)
             last = max(burst.seen.values()) if burst.seen else cleared
             orders = sum(acme_count(c, "newOrder", "201") for c in ctls)
@@ -192,7 +206,8 @@ class Run:
                 "certificates_expected": self.certs,
                 "certificates_written": written,
                 "secrets_lost": self.certs - written,
-                "duplicate_certificates": burst.duplicates(),
+                "duplicate_certificates": duplicates,
+                "replay_gaps": gaps,
                 "orders": int(orders),
                 "extra_orders": int(orders) - written,
                 "seconds_to_last_certificate": round(max(0.0, last - cleared), 2),
