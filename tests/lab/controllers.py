@@ -28,11 +28,12 @@ class ControllerProcess:
 
     def __init__(self, lab: Lab, config: Path, metrics_port: int, lease: str, identity: str,
                  log_dir: Path, *, log_path: Path | None = None,
-                 stop_timeout: float = 30) -> None:
+                 stop_timeout: float = 30, lease_duration: float = 3) -> None:
         self.lab, self.config, self.port = lab, config, metrics_port
         self.lease, self.identity = lease, identity
         self.log_path = log_path or log_dir / f"{identity}.log"
         self.stop_timeout = stop_timeout
+        self.lease_duration = lease_duration
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ControllerProcess:
@@ -42,7 +43,7 @@ class ControllerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "certbotk8s.cli", "controller",
                  "--metrics-address", "127.0.0.1", "--metrics-port", str(self.port),
-                 "--lease-name", self.lease, "--lease-duration", "3",
+                 "--lease-name", self.lease, "--lease-duration", str(self.lease_duration),
                  "--identity", self.identity],
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         return self

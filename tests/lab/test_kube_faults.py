@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
@@ -236,5 +237,85 @@ def test_etcd_away_is_named_by_status_renew_and_the_controller_while_it_lasts(
                                                       "ApiServerUnreachable", ctl.lease)
                                    if "storage-watcher" in e.message], 30, "the outage Event")
         assert "cannot reach its storage (readyz: etcd failed)" in events[0].message
+    finally:
+        ctl.stop()
+
+
+def _gated_dns_hook(lab: Lab, directory: Path) -> tuple[Path, Path]:
+    """An exec DNS-01 hook (nsupdate to the lab's BIND) whose `present` announces itself in
+    `<gate>.presenting` and then waits for the test to create `<gate>`; and the gate's path."""
+    gate = directory / "gate"
+    host, port = lab["DNS_SERVER"].rsplit(":", 1)
+    key = f"{lab['DNS_TSIG_ALGORITHM']}:{lab['DNS_TSIG_NAME']}:{lab['DNS_TSIG_SECRET']}"
+    hook = directory / "hook.sh"
+    hook.write_text(f"""#!/bin/sh
+set -eu
+if [ "$CERTBOTK8S_ACTION" = present ]; then
+  verb=add ttl=60
+  touch '{gate}.presenting'
+  i=0
+  while [ ! -e '{gate}' ]; do i=$((i+1)); [ $i -lt 1000 ] || exit 9; sleep 0.05; done
+else
+  verb=delete ttl=
+fi
+nsupdate -y '{key}' <<END
+server {host} {port}
+zone $CERTBOTK8S_ZONE
+update $verb $CERTBOTK8S_FQDN $ttl TXT "$CERTBOTK8S_VALUE"
+send
+END
+""")
+    hook.chmod(0o700)
+    return hook, gate
+
+
+def test_certificate_issued_while_the_api_server_is_away_is_written_later_without_a_new_order(
+    lab: Lab, admin_api: ApiClient, namespace: str, proxied: tuple[Lab, TcpProxy],
+    tmp_path: Path
+) -> None:
+    via_proxy, proxy = proxied
+    hook, gate = _gated_dns_hook(lab, tmp_path)
+    config = controller_config(lab, tmp_path, "unwritten")
+    data = yaml.safe_load(config.read_text())
+    bind = data["dnsProviders"]["lab-bind"]
+    data["dnsProviders"]["gated"] = {"type": "exec", "command": [str(hook)], "timeout": 60,
+                                     "resolver": bind["resolver"],
+                                     "nameserverPort": bind["nameserverPort"]}
+    config.write_text(yaml.safe_dump(data))
+    # A long Lease: this replica stays the leader while it is cut off for a few seconds, so
+    # the order runs to the end and only the Secret write meets the missing API server.
+    ctl = ControllerProcess(via_proxy, config, free_port(), f"test-{uuid.uuid4().hex[:8]}",
+                            "unwritten-writer", tmp_path, lease_duration=60).start()
+    try:
+        ctl.wait_leading()
+        core: Any = k8s.CoreV1Api(admin_api)
+        since = core.list_namespaced_secret(namespace).metadata.resource_version
+        networking: Any = k8s.NetworkingV1Api(admin_api)
+        networking.create_namespaced_ingress(namespace, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "held", "annotations": {
+                "certbotk8s.io/enabled": "true", "certbotk8s.io/challenge": "dns-01",
+                "certbotk8s.io/dns-provider": "gated"}},
+            "spec": {"tls": [{"hosts": [lab.host("held")], "secretName": "held-tls"}],
+                     "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+        wait_for(Path(f"{gate}.presenting").exists, 30, "the DNS-01 record being presented")
+        proxy.close()  # the API server is gone for this replica from here
+        wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 0, 20,
+                 "the controller to notice")
+        gate.touch()  # the order completes at the CA; the Secret write cannot
+        wait_for(lambda: ctl.value("certbotk8s_unwritten_certificates") == 1, 60,
+                 "the issued certificate kept unwritten")
+        assert read_secret(admin_api, namespace, "held-tls") is None
+        assert ctl.value("certbotk8s_certificate_failed_attempts", namespace=namespace,
+                         name="held-tls") in (None, 0)  # not a failure: no backoff
+        proxy.open()
+        secret = wait_for(lambda: read_secret(admin_api, namespace, "held-tls"), 60,
+                          "held-tls written once the API server answers")
+        serial = _serial(secret)
+        assert f"wrote the certificate issued earlier (serial {serial}); no new order" in (
+            ctl.log_path.read_text())
+        assert _orders_for(ctl, namespace, "held-tls") == 1
+        assert _certificates_written(admin_api, namespace, "held-tls", since) == [serial]
+        wait_for(lambda: ctl.value("certbotk8s_unwritten_certificates") == 0, 10, "gauge")
     finally:
         ctl.stop()

@@ -24,7 +24,7 @@ from certbotk8s.core.model import (
     KeyType,
 )
 from certbotk8s.core.ports import StoredSecret
-from certbotk8s.core.write_race import AfterConflict, after_conflict
+from certbotk8s.core.write_race import AfterConflict, after_conflict, unwritten_unusable
 from tests.unit.factories import T0, cert_info, desired, make_config, observed_for
 
 NOW = T0 + timedelta(days=10)
@@ -229,3 +229,24 @@ def test_store_refuses_a_secret_that_became_foreign() -> None:
     with pytest.raises(KubeConflict, match="not overwritten"):
         store(_deps(secrets, now), D, _issued(0x22, now), SEEN)
     assert len(secrets.writes) == 1
+
+
+# --- a certificate issued but never written (API server away) ---------------------------------
+
+
+def test_an_unwritten_certificate_for_the_same_spec_that_needs_nothing_may_be_written() -> None:
+    assert unwritten_unusable(D, D.spec, OURS, NOW + timedelta(minutes=5)) is None
+
+
+def test_an_unwritten_certificate_is_dropped_when_the_source_asks_for_something_else() -> None:
+    wider = desired("a.example.com", "b.example.com")
+    why = unwritten_unusable(wider, D.spec, OURS, NOW)
+    assert why == "what the source asks for changed since it was ordered"
+    rsa = replace(D, spec=replace(D.spec, key_type=KeyType.RSA_2048))
+    assert unwritten_unusable(rsa, D.spec, OURS, NOW) is not None
+
+
+def test_an_unwritten_certificate_that_is_itself_due_is_dropped() -> None:
+    # 90 days from NOW: at day 85 it is due (or expired) and no better than a new order.
+    assert unwritten_unusable(D, D.spec, OURS, NOW + timedelta(days=85)) is not None
+    assert unwritten_unusable(D, D.spec, OURS, NOW + timedelta(days=91)) is not None

@@ -31,7 +31,13 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 
-from certbotk8s.core.errors import KubeConflict, KubeError, KubeForbidden, KubeUnreachable
+from certbotk8s.core.errors import (
+    KubeConflict,
+    KubeError,
+    KubeForbidden,
+    KubeServerError,
+    KubeUnreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +214,8 @@ def translate(e: ApiException, op: Op) -> KubeError:
         return KubeForbidden(f"forbidden: cannot {op}: {detail}")
     if status == 409:
         return KubeConflict(f"conflict: {op}: {detail}")
+    if status is not None and status >= 500:
+        return KubeServerError(f"{op} failed: HTTP {status}: {detail}")
     return KubeError(f"{op} failed: HTTP {status}: {detail}")
 
 

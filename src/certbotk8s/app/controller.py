@@ -201,6 +201,7 @@ class Controller:
     def _api_back(self, outage: Outage) -> None:
         """After an outage: an Event on the Lease that says what happened (none could be
         stored while it lasted). Off the informer thread that noticed the API server back."""
+        self.watch.wake.set()  # a pass now: writes left undone while it was away are retried
         lost = self._lost_leadership
         self._lost_leadership = None
         message = (f"{self._identity} could not reach the API server for {outage.seconds:.0f}s "

@@ -173,6 +173,11 @@ class Metrics:
             "Certificates ordered but not written: on the 409, the Secret held a newer one "
             "another certbotk8s writer stored meanwhile that needs nothing, and was kept",
             registry=r)
+        self.unwritten_certificates = Gauge(
+            "certbotk8s_unwritten_certificates",
+            "Certificates the CA issued whose Secret write failed (API server unreachable, or "
+            "leadership lost before the write), kept in this replica's memory and written "
+            "without a new order once it leads and reaches the API server again", registry=r)
         self.leadership_lost = Counter(
             "certbotk8s_leadership_lost_total",
             "Times this replica stopped leading without being asked to (its Lease could not "

@@ -19,6 +19,7 @@ from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.renewal_pass import (
     OrderHooks,
+    Outcome,
     PassDeps,
     annotate_error,
     announce,
@@ -26,10 +27,11 @@ from certbotk8s.app.renewal_pass import (
     hold_message,
     record_outcome,
     store,
+    write_unwritten,
 )
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
-from certbotk8s.core import ratelimit
+from certbotk8s.core import ratelimit, write_race
 from certbotk8s.core.errors import (
     AcmeProblemError,
     CertbotK8sError,
@@ -37,6 +39,7 @@ from certbotk8s.core.errors import (
     OrderAbandoned,
 )
 from certbotk8s.core.model import (
+    CertificateSpec,
     DesiredCertificate,
     IssuedCertificate,
     ObservedSecret,
@@ -48,6 +51,10 @@ from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
+
+# A certificate issued but not written is tried again this soon (one write, no CA traffic), and
+# at once when the API server is back or this replica leads again.
+UNWRITTEN_RETRY = timedelta(seconds=10)
 
 
 @dataclass
@@ -76,6 +83,9 @@ class OrderRunner:
         self._running: dict[tuple[object, ...], OrderJob] = {}
         self._busy: set[SecretRef] = set()
         self._resumable: dict[SecretRef, InflightOrder] = {}
+        # Issued by the CA, not written (API server unreachable, or the lead lost before the
+        # write): written without a new order when this replica leads and reaches it again.
+        self._unwritten: dict[SecretRef, tuple[IssuedCertificate, CertificateSpec]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
         # Annotation writes (kept moments, repairs) have their own threads: a slow API server
         # must never leave orders queued behind them.
@@ -206,10 +216,17 @@ class OrderRunner:
             return
         current = self._still_due(first, observed, now)
         if current is None:
+            self._drop_unwritten(ref, "the Secret needs no certificate now")
             job.wake = False
             return
         first = job.actions[0] = current
         log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
+        held = self._take_unwritten(first, now)
+        if held is not None:
+            written = write_unwritten(self.deps, first, held, observed,
+                                      lambda: self._current(ref))
+            self._settle(job, written, observed, [], now)
+            return
         if self.book.failure_state(ref, observed).waiting(now):
             return  # a backoff written since the reconcile pass looked
         hold = self.book.check(first, observed, now)
@@ -240,6 +257,18 @@ class OrderRunner:
                                      lambda: self._current(ref)))
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
+        self._settle(job, outcome, observed, placed, now)
+
+    def _settle(self, job: OrderJob, outcome: Outcome, observed: ObservedSecret | None,
+                placed: list[str], now: datetime) -> None:
+        """After one order (or one write of a certificate issued earlier) for `job`."""
+        first = job.actions[0]
+        ref = first.desired.secret
+        if not outcome.ok and outcome.unwritten is not None:
+            # Issued but not written: no backoff, no resume (the order is finalized); kept
+            # for the next time this Secret comes up while this replica leads.
+            self._keep_unwritten(first, outcome.unwritten)
+            return
         if outcome.kept is not None:
             self.metrics.newer_certificate_kept.inc()
         if outcome.ok:
@@ -289,6 +318,42 @@ class OrderRunner:
         claims = {d.spec: d for d in self.watch.discovery(self.deps.config).desired
                   if d.secret == ref}
         return next(iter(claims.values())) if len(claims) == 1 else None
+
+    # -- certificates issued but not written ----------------------------------------------------
+
+    def _keep_unwritten(self, action: Action, issued: IssuedCertificate) -> None:
+        ref = action.desired.secret
+        with self._lock:
+            self._unwritten[ref] = (issued, action.desired.spec)
+            self.metrics.unwritten_certificates.set(len(self._unwritten))
+        self.schedule.at(ref, datetime.now(UTC) + UNWRITTEN_RETRY)
+        log.warning("%s: certificate serial %s issued but not written; kept here and written "
+                    "without a new order once this replica leads and reaches the API server",
+                    ref, issued.info.serial)
+
+    def _take_unwritten(self, action: Action, now: datetime) -> IssuedCertificate | None:
+        """The certificate kept for this Secret, if it still serves what is desired now."""
+        ref = action.desired.secret
+        with self._lock:
+            held = self._unwritten.pop(ref, None)
+            self.metrics.unwritten_certificates.set(len(self._unwritten))
+        if held is None:
+            return None
+        issued, ordered_for = held
+        why_not = write_race.unwritten_unusable(action.desired, ordered_for, issued.info, now)
+        if why_not is not None:
+            log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
+                     ref, issued.info.serial, why_not)
+            return None
+        return issued
+
+    def _drop_unwritten(self, ref: SecretRef, why: str) -> None:
+        with self._lock:
+            held = self._unwritten.pop(ref, None)
+            self.metrics.unwritten_certificates.set(len(self._unwritten))
+        if held is not None:
+            log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
+                     ref, held[0].info.serial, why)
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:

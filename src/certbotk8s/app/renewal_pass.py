@@ -29,6 +29,8 @@ from certbotk8s.core.errors import (
     ChallengeFailed,
     KubeConflict,
     KubeForbidden,
+    KubeServerError,
+    KubeUnreachable,
     OrderAbandoned,
     Outage,
 )
@@ -93,6 +95,9 @@ class Outcome:
     outage: bool = False  # the order met a service down (`OrderHooks.outage`): no backoff
     # Set when `issued` was not written: another writer's newer certificate, kept in the Secret.
     kept: CertificateInfo | None = None
+    # A certificate the CA issued that could not be written: the API server gave no answer or
+    # this replica stopped leading (`unwritten_cause`). The controller keeps it to write later.
+    unwritten: IssuedCertificate | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,7 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
             return Outcome(action, False, f"metadata repair failed: {e}", error=e)
         _event(deps, d, "Normal", "MetadataRepaired", action.reason.message)
         return Outcome(action, True, f"repaired: {action.reason.message}")
+    issued: IssuedCertificate | None = None
     try:
         issued = _order(deps, action, observed, hooks)
         if hooks.keep_going is not None and not hooks.keep_going():
@@ -216,19 +222,54 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         stored = store(deps, d, issued, observed, hooks.current)
     except OrderAbandoned as e:  # not a failure: the next leader carries on with the order
         log.warning("%s -> %s: %s", d.source, d.secret, e)
-        return Outcome(action, False, str(e), error=e)
+        return Outcome(action, False, str(e), error=e, unwritten=issued)
     except CertbotK8sError as e:
+        unwritten = issued if issued is not None and unwritten_cause(e) else None
         if hooks.keep_going is not None and not hooks.keep_going():
             # Whatever failed, this replica lost the lead meanwhile: the order is not its own
             # to report or give up any more.
             log.warning("%s -> %s: left to the next leader after: %s", d.source, d.secret, e)
-            return Outcome(action, False, str(e), error=OrderAbandoned(str(e)))
+            return Outcome(action, False, str(e), error=OrderAbandoned(str(e)),
+                           unwritten=unwritten)
         message = f"{'renewal' if action.kind is ActionKind.RENEW else 'issuance'} failed: {e}"
+        if unwritten is not None:  # not the order's fault: no Event, no backoff
+            log.warning("%s -> %s: certificate issued, but writing it failed: %s", d.source,
+                        d.secret, e)
+            return Outcome(action, False, message, error=e, unwritten=unwritten)
         log.warning("%s -> %s: %s", d.source, d.secret, message)
         outage = hooks.outage(e) if hooks.outage is not None else False
         if not (outage or isinstance(e, Outage)):  # an outage's Event: whoever waits for it
             _event(deps, d, "Warning", "IssuanceFailed", message)
         return Outcome(action, False, message, error=e, outage=outage)
+    return _stored(deps, action, issued, stored)
+
+
+def unwritten_cause(e: CertbotK8sError) -> bool:
+    """Whether a failed Secret write is worth trying again later with the same certificate: the
+    API server gave no answer or a 5xx (not a refusal such as 403, 409 or a foreign Secret)."""
+    return isinstance(e, KubeUnreachable | KubeServerError | OrderAbandoned)
+
+
+def write_unwritten(deps: PassDeps, action: Action, issued: IssuedCertificate,
+                    observed: ObservedSecret | None,
+                    current: Callable[[], DesiredCertificate | None] | None = None) -> Outcome:
+    """Write a certificate issued earlier whose write failed (no new order). Never raises."""
+    d = action.desired
+    try:
+        stored = store(deps, d, issued, observed, current)
+    except CertbotK8sError as e:
+        message = f"writing the certificate issued earlier (serial {issued.info.serial}) " \
+                  f"failed again: {e}"
+        log.warning("%s -> %s: %s", d.source, d.secret, message)
+        return Outcome(action, False, message, error=e,
+                       unwritten=issued if unwritten_cause(e) else None)
+    log.info("%s: wrote the certificate issued earlier (serial %s); no new order", d.secret,
+             issued.info.serial)
+    return _stored(deps, action, issued, stored)
+
+
+def _stored(deps: PassDeps, action: Action, issued: IssuedCertificate,
+            stored: Stored) -> Outcome:
     if stored.kept is not None:  # done: the Secret holds a good certificate, not ours
         return Outcome(action, True, stored.message, issued, kept=stored.kept)
     return Outcome(action, True, announce(deps, action, issued), issued)

@@ -152,6 +152,10 @@ class KubeForbidden(KubeError):
     """RBAC said no: the manifests do not grant this."""
 
 
+class KubeServerError(KubeError):
+    """The API server answered 5xx: it, or its storage (etcd), failed the request."""
+
+
 class KubeUnreachable(KubeError):
     """The API server gave no answer (connection refused, reset, timed out). `cause` says which
     in plain words."""

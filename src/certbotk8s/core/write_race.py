@@ -13,8 +13,14 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from certbotk8s.core.model import CertificateInfo, DesiredCertificate, ObservedSecret
+from certbotk8s.core.model import (
+    CertificateInfo,
+    CertificateSpec,
+    DesiredCertificate,
+    ObservedSecret,
+)
 from certbotk8s.core.policy import evaluate
+from certbotk8s.core.secret_meta import build_secret_metadata
 
 
 class AfterConflict(enum.Enum):
@@ -63,3 +69,19 @@ def after_conflict(desired: DesiredCertificate, seen: ObservedSecret | None,
         f"another writer stored a newer certificate (serial {theirs.serial}, valid until "
         f"{theirs.not_after:%Y-%m-%d %H:%M UTC}) since it was read; it is kept and ours "
         f"(serial {ours.serial}) is not written")
+
+
+def unwritten_unusable(desired: DesiredCertificate, ordered_for: CertificateSpec,
+                       issued: CertificateInfo, now: datetime) -> str | None:
+    """Why a certificate issued earlier for `ordered_for` but never written (the API server was
+    away) must not be written now for `desired`; None when it may. It must have been ordered for
+    the very same spec, and need nothing, judged by the policy chain as if it were in the
+    Secret already."""
+    if ordered_for != desired.spec:
+        return "what the source asks for changed since it was ordered"
+    meta = build_secret_metadata(desired, issued, now)
+    as_written = ObservedSecret(ref=desired.secret, managed=True, resource_version="",
+                                certificate=issued, key_matches=True,
+                                annotations=dict(meta.annotations))
+    reason = evaluate(desired, as_written, now, None)
+    return None if reason is None else reason.message
