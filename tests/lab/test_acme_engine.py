@@ -19,7 +19,7 @@ from certbotk8s.adapters.acme_engine import AcmeEngine, ExternalAccountBinding, 
 from certbotk8s.adapters.acme_network import RequestRecord
 from certbotk8s.adapters.dns_solver import DnsSolver
 from certbotk8s.adapters.http01 import Http01Solver
-from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed
+from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed, OrderAbandoned
 from certbotk8s.core.model import ChallengeType, KeyType
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
 
@@ -367,3 +367,32 @@ def test_preferred_chain_selects_the_alternate_root(
     plain = make_engine().issue(OrderRequest(hosts=(lab.host("chain"),), profile="default"),
                                 {ChallengeType.HTTP01: http01_solver})
     verify_chain(plain.fullchain_pem, [default_root])
+
+
+def test_lead_lost_after_finalize_still_fetches_the_certificate_only_this_process_can_use(
+    lab: Lab, make_engine: EngineFactory, dns01_solver: DnsSolver
+) -> None:
+    seen: list[RequestRecord] = []
+    engine = make_engine(requests_seen=seen)
+    host = lab.host("late-lead")
+
+    def keep_going() -> bool:  # the Lease is lost the moment finalize has been sent
+        return not any("finalize" in r.url for r in seen)
+
+    cert = engine.issue(OrderRequest(hosts=(host,), challenge=ChallengeType.DNS01),
+                        {ChallengeType.DNS01: dns01_solver}, keep_going=keep_going)
+    assert cert.info.sans == (host,)
+    finalized = next(i for i, r in enumerate(seen) if "finalize" in r.url)
+    assert any("cert" in r.url for r in seen[finalized + 1:])  # fetched after the lead was lost
+
+
+def test_lead_lost_before_finalize_abandons_the_order_unfinalized(
+    lab: Lab, make_engine: EngineFactory, dns01_solver: DnsSolver
+) -> None:
+    seen: list[RequestRecord] = []
+    engine = make_engine(requests_seen=seen)
+    solver = RecordingSolver(dns01_solver)
+    with pytest.raises(OrderAbandoned):
+        engine.issue(OrderRequest(hosts=(lab.host("lost-lead"),), challenge=ChallengeType.DNS01),
+                     {ChallengeType.DNS01: solver}, keep_going=lambda: not solver.presented)
+    assert not any("finalize" in r.url for r in seen)

@@ -14,9 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certbotk8s.app.renewal_pass import PassDeps, store
+from certbotk8s.app.renewal_pass import PassDeps, api_away, store, unwritten_cause
 from certbotk8s.core import certs, keys, secret_meta
-from certbotk8s.core.errors import KubeConflict
+from certbotk8s.core.errors import (
+    Http01SolverError,
+    KubeConflict,
+    KubeServerError,
+    KubeUnreachable,
+    OrderAbandoned,
+)
 from certbotk8s.core.model import (
     CertificateInfo,
     DesiredCertificate,
@@ -250,3 +256,21 @@ def test_an_unwritten_certificate_that_is_itself_due_is_dropped() -> None:
     # 90 days from NOW: at day 85 it is due (or expired) and no better than a new order.
     assert unwritten_unusable(D, D.spec, OURS, NOW + timedelta(days=85)) is not None
     assert unwritten_unusable(D, D.spec, OURS, NOW + timedelta(days=91)) is not None
+
+
+def _raised(error: Exception, cause: BaseException | None) -> Exception:
+    try:
+        raise error from cause
+    except Exception as e:
+        return e
+
+
+def test_the_api_server_away_is_seen_behind_another_error_and_a_refusal_is_not() -> None:
+    away = KubeUnreachable("create secrets a/b failed: API server unreachable", "refused")
+    assert api_away(away) and unwritten_cause(away)
+    assert api_away(KubeServerError("update secrets a/b failed: HTTP 503: storage"))
+    routing = _raised(Http01SolverError("cannot publish HTTP-01 routing for a.example"), away)
+    assert api_away(routing)
+    assert not api_away(KubeConflict("conflict")) and not unwritten_cause(KubeConflict("c"))
+    assert not api_away(_raised(Http01SolverError("no port"), None))
+    assert unwritten_cause(OrderAbandoned("no longer the leader"))

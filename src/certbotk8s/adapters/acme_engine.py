@@ -12,8 +12,9 @@ Boundary contract (see core/ports.py for the conventions):
   a fault the CA caused, once each: the account was gone (`accountDoesNotExist`, or an
   `unauthorized` naming the account: registered again with the stored key, or with a new key
   when the CA refuses that key; `on_account_change` persists it) or the CA lost the order (404).
-- cancellation: `keep_going()` is asked before every request of an order; when it says no the
-  order is abandoned (`OrderAbandoned`) and left as it is for a successor to resume: its
+- cancellation: `keep_going()` is asked before every request of an order up to finalize (after
+  it, the certificate exists and only this process has its key: it is fetched); when it says
+  no the order is abandoned (`OrderAbandoned`) and left as it is for a successor to resume: its
   challenges are then not cleaned up (the successor answers the same ones). Otherwise challenge
   clean-up always runs (`finally`) whatever happened.
 """
@@ -513,13 +514,17 @@ class AcmeEngine:
             csr = x509.load_pem_x509_csr(csr_pem)
             response = self._post(order.finalize, messages.CertificateRequest(csr=csr))
             order = messages.Order.from_json(response.json())
-        if order.status == messages.STATUS_PROCESSING:
-            order = self._poll_order(order_url, {messages.STATUS_PROCESSING}, deadline)
-        if order.status != messages.STATUS_VALID or not order.certificate:
-            raise AcmeProblemError(
-                f"order {order_url} ended {order.status}", self._order_problem(order)
-            )
-        fullchain = self._download_chain(order.certificate, request.preferred_chain)
+        # Finalized: the CA issues the certificate whoever leads now, and only this process
+        # holds its key. Fetch it even if the lead is lost meanwhile (the caller keeps it to
+        # write later) rather than leave a certificate nobody can use and order another.
+        with self._cancellable(None):
+            if order.status == messages.STATUS_PROCESSING:
+                order = self._poll_order(order_url, {messages.STATUS_PROCESSING}, deadline)
+            if order.status != messages.STATUS_VALID or not order.certificate:
+                raise AcmeProblemError(
+                    f"order {order_url} ended {order.status}", self._order_problem(order)
+                )
+            fullchain = self._download_chain(order.certificate, request.preferred_chain)
         info = certs.certificate_info(fullchain)
         if not certs.key_matches_certificate(key, fullchain):
             raise AcmeError("CA returned a certificate for a different key")

@@ -30,8 +30,8 @@ import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube_client import REQUEST_TIMEOUT, Op, translate
-from certbotk8s.core.errors import Http01SolverError, KubeError
+from certbotk8s.adapters.kube_client import REQUEST_TIMEOUT, Op, translate, unreachable
+from certbotk8s.core.errors import Http01SolverError, KubeError, KubeUnreachable
 from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
 
@@ -97,7 +97,8 @@ def _kube_error(action: str, r: _Resource, name: str | None, namespace: str, e: 
     op = Op(action, f"{r.plural}.{r.group}", namespace, name)
     if isinstance(e, ApiException):
         return translate(e, op)
-    return KubeError(f"{op} failed: {type(e).__name__}: {e}")
+    cause = unreachable(e)  # no answer: the same error `kube_client.request` raises
+    return KubeUnreachable(f"{op} failed: API server unreachable ({cause})", cause)
 
 
 def _status(e: ApiException) -> int:

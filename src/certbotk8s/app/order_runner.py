@@ -23,6 +23,7 @@ from certbotk8s.app.renewal_pass import (
     PassDeps,
     annotate_error,
     announce,
+    api_away,
     execute,
     hold_message,
     record_outcome,
@@ -52,9 +53,10 @@ from certbotk8s.core.ports import LeaderElection
 
 log = logging.getLogger(__name__)
 
-# A certificate issued but not written is tried again this soon (one write, no CA traffic), and
-# at once when the API server is back or this replica leads again.
-UNWRITTEN_RETRY = timedelta(seconds=10)
+# Work the API server failed (a certificate issued but not written, HTTP-01 routing not
+# published) is tried again this soon, and at once when the API server is back or this replica
+# leads again.
+API_RETRY = timedelta(seconds=10)
 
 
 @dataclass
@@ -96,9 +98,14 @@ class OrderRunner:
     def load_resumable(self) -> int:
         """Read the in-flight orders a previous leader left (on becoming leader)."""
         try:
-            self._resumable = self.inflight.load()
+            loaded = self.inflight.load()
         except CertbotK8sError as e:
             log.warning("cannot read in-flight orders: %s", e)
+            return len(self._resumable)
+        # Orders this process left when it lost the lead stay resumable even if their record
+        # could not be written (the API server was away); a recorded one wins (it may be newer).
+        own = {ref: order for ref, order in self._resumable.items() if ref not in loaded}
+        self._resumable = {**loaded, **own}
         return len(self._resumable)
 
     def busy(self) -> set[SecretRef]:
@@ -249,8 +256,10 @@ class OrderRunner:
             except CertbotK8sError as e:
                 log.warning("cannot record order %s for %s: %s", url, ref, e)
 
-        def outage(error: CertbotK8sError) -> bool:  # the gate holds it: no backoff
-            return any(gate.failed(first, error) for gate in self.gates)
+        def outage(error: CertbotK8sError) -> bool:  # no backoff: the same order goes on later
+            if api_away(error):  # the API server: tried again when it is back
+                return True
+            return any(gate.failed(first, error) for gate in self.gates)  # the gate holds it
 
         outcome = execute(self.deps, first, observed,
                           OrderHooks(on_order, resume_url, self.elector.is_leader, outage,
@@ -268,6 +277,7 @@ class OrderRunner:
             # Issued but not written: no backoff, no resume (the order is finalized); kept
             # for the next time this Secret comes up while this replica leads.
             self._keep_unwritten(first, outcome.unwritten)
+            job.wake = False  # no pass at once: it would only meet the same API server
             return
         if outcome.kept is not None:
             self.metrics.newer_certificate_kept.inc()
@@ -290,7 +300,11 @@ class OrderRunner:
             if outcome.outage:
                 # The CA or DNS server is down: no backoff, its gate holds the certificate until
                 # the probe sees it back; then the same order continues (no extra order) unless
-                # the CA already failed it.
+                # the CA already failed it. The API server away: the same, tried again soon
+                # and at once when the controller sees it back.
+                if outcome.error is not None and api_away(outcome.error):
+                    self.schedule.at(ref, now + API_RETRY)
+                    job.wake = False
                 if isinstance(outcome.error, ChallengeFailed):
                     self.book.authz_failed([outcome.error.host], now)  # it did fail at the CA
                 if placed and not isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
@@ -326,7 +340,7 @@ class OrderRunner:
         with self._lock:
             self._unwritten[ref] = (issued, action.desired.spec)
             self.metrics.unwritten_certificates.set(len(self._unwritten))
-        self.schedule.at(ref, datetime.now(UTC) + UNWRITTEN_RETRY)
+        self.schedule.at(ref, datetime.now(UTC) + API_RETRY)
         log.warning("%s: certificate serial %s issued but not written; kept here and written "
                     "without a new order once this replica leads and reaches the API server",
                     ref, issued.info.serial)

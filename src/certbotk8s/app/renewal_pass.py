@@ -247,7 +247,20 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
 def unwritten_cause(e: CertbotK8sError) -> bool:
     """Whether a failed Secret write is worth trying again later with the same certificate: the
     API server gave no answer or a 5xx (not a refusal such as 403, 409 or a foreign Secret)."""
-    return isinstance(e, KubeUnreachable | KubeServerError | OrderAbandoned)
+    return isinstance(e, OrderAbandoned) or api_away(e)
+
+
+def api_away(e: BaseException) -> bool:
+    """Whether `e` came from the API server giving no answer or a 5xx, directly or as the
+    cause of another error (e.g. HTTP-01 routing that could not be published)."""
+    seen: BaseException | None = e
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, KubeUnreachable | KubeServerError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def write_unwritten(deps: PassDeps, action: Action, issued: IssuedCertificate,
