@@ -48,6 +48,7 @@ from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client import ApiClient  # noqa: E402
 
 from certbotk8s.adapters.kube import load_api_client  # noqa: E402
+from certbotk8s.adapters.kube_client import failing_readiness_checks  # noqa: E402
 from tests.lab.conftest import RBAC_MANIFEST, Lab, apply_manifest, read_lab_env  # noqa: E402
 from tests.lab.controllers import (  # noqa: E402
     ControllerProcess,
@@ -334,7 +335,14 @@ def etcd_restart(burst: Burst, ctls: list[ControllerProcess]) -> str:
             time.sleep(max(0.0, 15 - 5 - 4))  # the fault itself: ~15 s without etcd
         finally:
             fault("start", "etcd")
-    return f"while down: {watch.summary()}; {status}"
+    # The fault clears when the API server can use etcd again (its readiness says so), not when
+    # etcd's port opens: the API server's etcd client reconnects with a backoff of its own, and
+    # no controller can write anything before that.
+    started = time.monotonic()
+    while failing_readiness_checks(burst.api) != [] and time.monotonic() - started < 120:
+        time.sleep(0.1)
+    return (f"while down: {watch.summary()}; {status}; API server ready "
+            f"{time.monotonic() - started:.1f}s after etcd started")
 
 
 def bind_down(burst: Burst, ctls: list[ControllerProcess]) -> str:
