@@ -79,3 +79,29 @@ def test_leader_drops_records_of_deleted_namespaces_and_gone_sources_only(
     assert f"namespace {never} no longer exists" in log
     assert f"no source asks for Secret {namespace}/orphan-tls any more" in log
     assert f"{namespace}/kept-tls removed" not in log
+
+
+def test_a_source_in_a_namespace_being_deleted_gets_no_order(
+    lab: Lab, admin_api: ApiClient, controller_api: ApiClient, namespace: str,
+    controllers: Starter,
+) -> None:
+    core: Any = k8s.CoreV1Api(admin_api)
+    doomed = _ensure_namespace(admin_api, f"doomed-{uuid.uuid4().hex[:8]}")
+    _ingress(admin_api, doomed, "site",
+             {"tls": [{"hosts": [lab.host("doomed")], "secretName": "site-tls"}]})
+    core.delete_namespace(doomed)  # stays Terminating here (no namespace controller)
+    ctl = controllers("terminating")
+    ctl.wait_ready()
+    wait_for(ctl.is_leader, 10, "leadership")
+
+    def skipped() -> bool:
+        return (f"{doomed}/site-tls: namespace {doomed} is being deleted; no order"
+                in ctl.log_path.read_text(errors="replace"))
+
+    wait_for(skipped, 30, "the source in the Terminating namespace passed over")
+    # The controller orders elsewhere as usual: the next source gets its certificate.
+    host = lab.host("alive")
+    _ingress(admin_api, namespace, "alive",
+             {"tls": [{"hosts": [host], "secretName": "alive-tls"}]})
+    wait_for(lambda: read_secret(admin_api, namespace, "alive-tls"), 30, "alive-tls")
+    assert f"{doomed}/site-tls" not in ctl.orders()  # no certificate nobody can store

@@ -89,7 +89,8 @@ class Controller:
                                   metrics, inflight, self.book, self._stopping,
                                   workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
-                                  gates=(self.ca, self.dns, self.resolver))
+                                  gates=(self.ca, self.dns, self.resolver),
+                                  namespace_state=self._namespace_reader.state)
         # Set once a new leader has read the in-flight orders and history (start-up steps).
         self.leading_ready = threading.Event()
         self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from certbotk8s.core.errors import (
     ChallengeFailed,
     OrderAbandoned,
 )
+from certbotk8s.core.inflight import NamespaceState
 from certbotk8s.core.model import (
     CertificateSpec,
     DesiredCertificate,
@@ -74,11 +75,13 @@ class OrderRunner:
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
                  elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
                  book: RenewalBook, stopping: threading.Event, *, workers: int,
-                 foreign_pause: timedelta, gates: tuple[OutageGate, ...]) -> None:
+                 foreign_pause: timedelta, gates: tuple[OutageGate, ...],
+                 namespace_state: Callable[[str], NamespaceState] | None = None) -> None:
         self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.elector, self.metrics = schedule, elector, metrics
         self.inflight = inflight
         self.gates = gates  # hold orders while their CA or DNS server is down
+        self._namespace_state = namespace_state
         self._stopping = stopping
         self._foreign_pause = foreign_pause
         self._lock = threading.RLock()
@@ -242,6 +245,9 @@ class OrderRunner:
             self._hold(first, observed, state, hold, now)
             return
         state.hold = None
+        if self._namespace_deleted(ref):
+            job.wake = False  # the source goes with the namespace; nothing to wake for
+            return
         resumable = self._resumable.pop(ref, None)
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
@@ -332,6 +338,24 @@ class OrderRunner:
         claims = {d.spec: d for d in self.watch.discovery(self.deps.config).desired
                   if d.secret == ref}
         return next(iter(claims.values())) if len(claims) == 1 else None
+
+    def _namespace_deleted(self, ref: SecretRef) -> bool:
+        """Whether `ref`'s namespace is being deleted (or gone): the API server would refuse
+        the Secret, so an order there would be a certificate nobody can store. A namespace
+        stuck Terminating on a finalizer would otherwise get one every backoff."""
+        if self._namespace_state is None:
+            return False
+        try:
+            found = self._namespace_state(ref.namespace)
+        except CertbotK8sError as e:
+            log.warning("%s: cannot read namespace %s (%s); ordering anyway", ref,
+                        ref.namespace, e)
+            return False
+        if found not in (NamespaceState.TERMINATING, NamespaceState.GONE):
+            return False
+        log.info("%s: namespace %s is being deleted; no order (the API server refuses new "
+                 "Secrets there)", ref, ref.namespace)
+        return True
 
     # -- certificates issued but not written ----------------------------------------------------
 
