@@ -312,8 +312,9 @@ def test_certificate_issued_while_the_api_server_is_away_is_written_later_withou
         secret = wait_for(lambda: read_secret(admin_api, namespace, "held-tls"), 60,
                           "held-tls written once the API server answers")
         serial = _serial(secret)
-        assert f"wrote the certificate issued earlier (serial {serial}); no new order" in (
-            ctl.log_path.read_text())
+        written = f"wrote the certificate issued earlier (serial {serial}); no new order"
+        # (logged just after the write returns: the Secret can be seen a moment before)
+        wait_for(lambda: written in ctl.log_path.read_text(), 10, "the kept certificate written")
         assert _orders_for(ctl, namespace, "held-tls") == 1
         assert _certificates_written(admin_api, namespace, "held-tls", since) == [serial]
         wait_for(lambda: ctl.value("certbotk8s_unwritten_certificates") == 0, 10, "gauge")

@@ -82,6 +82,7 @@ class OrderRunner:
         self.inflight = inflight
         self.gates = gates  # hold orders while their CA or DNS server is down
         self._namespace_state = namespace_state
+        self._deleting: dict[str, float] = {}  # namespace -> monotonic time to ask again
         self._stopping = stopping
         self._foreign_pause = foreign_pause
         self._lock = threading.RLock()
@@ -142,6 +143,8 @@ class OrderRunner:
 
     def submit(self, action: Action) -> None:
         ref = action.desired.secret
+        if self.namespace_deleting(ref.namespace):
+            return  # seen being deleted a moment ago: no worker, no API call
         key = self._order_key(action)
         with self._lock:
             if ref in self._busy:
@@ -216,6 +219,9 @@ class OrderRunner:
         if self._stopping.is_set() or not self.elector.is_leader():
             return
         first = job.actions[0]
+        if self._namespace_deleted(first.desired.secret):
+            job.wake = False  # the source goes with its namespace: nothing to wake for
+            return
         if any(gate.down_for(first) is not None for gate in self.gates):
             return  # queued before its CA or DNS server went down; re-submitted when back
         ref = first.desired.secret
@@ -245,9 +251,6 @@ class OrderRunner:
             self._hold(first, observed, state, hold, now)
             return
         state.hold = None
-        if self._namespace_deleted(ref):
-            job.wake = False  # the source goes with the namespace; nothing to wake for
-            return
         resumable = self._resumable.pop(ref, None)
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
@@ -342,9 +345,12 @@ class OrderRunner:
     def _namespace_deleted(self, ref: SecretRef) -> bool:
         """Whether `ref`'s namespace is being deleted (or gone): the API server would refuse
         the Secret, so an order there would be a certificate nobody can store. A namespace
-        stuck Terminating on a finalizer would otherwise get one every backoff."""
+        stuck Terminating on a finalizer would otherwise get one every backoff. Once seen, the
+        namespace is passed over without asking again for `foreign_pause`."""
         if self._namespace_state is None:
             return False
+        if self.namespace_deleting(ref.namespace):
+            return True
         try:
             found = self._namespace_state(ref.namespace)
         except CertbotK8sError as e:
@@ -355,7 +361,18 @@ class OrderRunner:
             return False
         log.info("%s: namespace %s is being deleted; no order (the API server refuses new "
                  "Secrets there)", ref, ref.namespace)
+        with self._lock:
+            self._deleting[ref.namespace] = time.monotonic() + self._foreign_pause.total_seconds()
         return True
+
+    def namespace_deleting(self, namespace: str) -> bool:
+        """Seen being deleted within the pause: no order is placed there for now."""
+        with self._lock:
+            until = self._deleting.get(namespace)
+            if until is not None and until <= time.monotonic():
+                del self._deleting[namespace]  # ask again: it may be gone, or its source
+                until = None
+        return until is not None
 
     # -- certificates issued but not written ----------------------------------------------------
 

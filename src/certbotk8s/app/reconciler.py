@@ -93,8 +93,8 @@ class Reconciler:
             return
         if state.foreign_until is not None and state.foreign_until > now:
             return  # refused already; the periodic resync looks again
-        if not leading:
-            return
+        if not leading or self.runner.namespace_deleting(ref.namespace):
+            return  # (a namespace being deleted is asked about again after a pause)
         not_after = info.not_after if info is not None else None
         if not all(gate.admit(action, not_after, now) for gate in self.runner.gates):
             return  # its CA or DNS server is down: the probe wakes the loop when it is back
