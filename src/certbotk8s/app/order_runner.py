@@ -143,8 +143,6 @@ class OrderRunner:
 
     def submit(self, action: Action) -> None:
         ref = action.desired.secret
-        if self.namespace_deleting(ref.namespace):
-            return  # seen being deleted a moment ago: no worker, no API call
         key = self._order_key(action)
         with self._lock:
             if ref in self._busy:
@@ -389,26 +387,31 @@ class OrderRunner:
     def _take_unwritten(self, action: Action, now: datetime) -> IssuedCertificate | None:
         """The certificate kept for this Secret, if it still serves what is desired now."""
         ref = action.desired.secret
-        with self._lock:
-            held = self._unwritten.pop(ref, None)
-            self.metrics.unwritten_certificates.set(len(self._unwritten))
+        held = self._pop_unwritten(ref)
         if held is None:
             return None
         issued, ordered_for = held
         why_not = write_race.unwritten_unusable(action.desired, ordered_for, issued.info, now)
         if why_not is not None:
-            log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
-                     ref, issued.info.serial, why_not)
+            self._log_dropped(ref, issued, why_not)
             return None
         return issued
 
     def _drop_unwritten(self, ref: SecretRef, why: str) -> None:
+        held = self._pop_unwritten(ref)
+        if held is not None:
+            self._log_dropped(ref, held[0], why)
+
+    def _pop_unwritten(self, ref: SecretRef) -> tuple[IssuedCertificate, CertificateSpec] | None:
         with self._lock:
             held = self._unwritten.pop(ref, None)
             self.metrics.unwritten_certificates.set(len(self._unwritten))
-        if held is not None:
-            log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
-                     ref, held[0].info.serial, why)
+        return held
+
+    @staticmethod
+    def _log_dropped(ref: SecretRef, issued: IssuedCertificate, why: str) -> None:
+        log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
+                 ref, issued.info.serial, why)
 
     def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
               hold: ratelimit.Hold, now: datetime) -> None:
