@@ -258,5 +258,5 @@ def observed_for(
         resource_version="1",
         certificate=info,
         key_matches=key_matches,
-        annotations=annotations,
+        recorded=annotations,
     )

@@ -1,20 +1,20 @@
 """The budget and backoff book shared by both modes (app/budget.py) over a fake ledger and
-Secret store: restart rebuilds it, shared orders back off per Secret, replaces is exempt."""
+record store: restart rebuilds it, backoff lives in the records only, replaces is exempt."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.records import Records
 from certbotk8s.core import ledger, ratelimit, secret_meta
 from certbotk8s.core.backoff import FailureState
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.reasons import Reason, ReasonCode
 from tests.unit.factories import T0, desired, make_config, observed_for
+from tests.unit.fakes import FakeRecordStore
 
 NOW = T0 + timedelta(days=10)
 REASON = Reason(ReasonCode.SECRET_MISSING, "test")
@@ -31,29 +31,10 @@ class FakeLedger:
         self.values.update(values)
 
 
-class FakeSecrets:
-    def __init__(self) -> None:
-        self.annotations: dict[tuple[str, str], dict[str, str | None]] = {}
-
-    def read(self, namespace: str, name: str) -> StoredSecret | None:
-        return None
-
-    def write_tls(self, namespace: str, name: str, key_pem: bytes, fullchain_pem: bytes,
-                  labels: dict[str, str], annotations: dict[str, str],
-                  resource_version: str | None) -> str:
-        return "1"
-
-    def set_annotations(self, namespace: str, name: str,
-                        annotations: dict[str, str | None]) -> None:
-        self.annotations.setdefault((namespace, name), {}).update(annotations)
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        return []
-
-
-def book(store: FakeLedger, secrets: FakeSecrets | None = None) -> RenewalBook:
-    return RenewalBook(make_config(), secrets or FakeSecrets(), store, save_every=0,
-                       jitter=lambda: 1.0)
+def book(store: FakeLedger, records: FakeRecordStore | None = None) -> RenewalBook:
+    kept = Records(records or FakeRecordStore(), save_every=0)
+    kept.load()
+    return RenewalBook(make_config(), kept, store, save_every=0, jitter=lambda: 1.0)
 
 
 def test_orders_and_failed_authorizations_survive_a_restart() -> None:
@@ -76,31 +57,31 @@ def test_orders_and_failed_authorizations_survive_a_restart() -> None:
     assert hold is not None and hold.limit == ratelimit.LIMIT_FAILED_AUTHZ
 
 
-def test_failure_state_lives_on_the_secret_or_in_the_ledger_when_there_is_none() -> None:
-    store, secrets = FakeLedger(), FakeSecrets()
-    b = book(store, secrets)
+def test_failure_state_lives_in_the_records_whether_the_secret_exists_or_not() -> None:
+    store, records = FakeLedger(), FakeRecordStore()
+    b = book(store, records)
     d = desired("a.example.com")
     observed = observed_for(d)
     state = b.failed(d.secret, observed, NOW, "challenge failed")
     assert state == FailureState(1, NOW + timedelta(minutes=1), "challenge failed")
-    written = secrets.annotations[(d.secret.namespace, d.secret.name)]
-    assert written[secret_meta.FAILURES] == "1"
-    # a Secret that does not exist yet: the ledger keeps it, a restart still backs off
+    assert records.records[d.secret][secret_meta.FAILURES] == "1"
+    # a Secret that does not exist yet: a restart still backs off
     missing = desired("b.example.com", secret=SecretRef("default", "b-tls"))
     b.failed(missing.secret, None, NOW, "dns down")
-    again = book(store)
-    again.load()
-    assert again.failure_state(missing.secret, None).waiting(NOW + timedelta(seconds=30))
+    again = book(store, records)
+    assert again.failure_state(missing.secret).waiting(NOW + timedelta(seconds=30))
     again.succeeded(missing.secret)
-    assert not book(store).failure_state(missing.secret, None).waiting(NOW)
+    assert not book(store, records).failure_state(missing.secret).waiting(NOW)
 
 
-def test_a_restarted_book_reads_backoff_from_the_secret_annotations() -> None:
+def test_backoff_written_on_a_tenant_secret_decides_nothing() -> None:
+    """The Secret's failure annotations are a display copy: a tenant's edit neither holds
+    nor frees an order."""
     d = desired("a.example.com")
     observed = observed_for(d)
-    state = FailureState(2, NOW + timedelta(minutes=10), "boom")
-    observed.annotations.update(secret_meta.failure_annotations(state, NOW))
-    assert book(FakeLedger()).failure_state(d.secret, observed) == state
+    state = FailureState(9, NOW + timedelta(days=300), "forged")
+    observed.recorded.update(secret_meta.failure_annotations(state, NOW))  # not the record
+    assert not book(FakeLedger()).failure_state(d.secret, observed).waiting(NOW)
 
 
 def test_only_an_order_that_sends_replaces_is_exempt() -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from certbotk8s.core import records, secret_meta
 from certbotk8s.core.model import Discovery, SecretRef
 from certbotk8s.core.ownership import (
     Holding,
     discover_owned,
+    holdings,
     order_share_key,
     pattern_matches,
 )
 
-from .factories import desired, ingress, make_config, tls_entry
+from .factories import T0, desired, ingress, make_config, tls_entry
+
+DAY = timedelta(days=1)
 
 
 def _ing(namespace: str, secret: str, *hosts: str, name: str = "web") -> dict[str, object]:
@@ -71,12 +76,68 @@ def test_share_hosts_lets_namespaces_share_a_host() -> None:
     assert [d.secret for d in found.desired] == [SecretRef("team-a", "mine")]
 
 
-def test_a_new_host_asked_for_by_two_namespaces_gets_two_keys_not_a_refusal() -> None:
-    """Nobody holds it yet: each namespace gets its own certificate (orders never shared)."""
-    found = _run(_ing("team-a", "a", "new.example.com"), _ing("team-b", "b", "new.example.com"))
-    assert [d.secret.namespace for d in found.desired] == ["team-a", "team-b"]
-    assert found.problems == ()
-    assert len({order_share_key(d) for d in found.desired}) == 2
+def _created(obj: dict[str, Any], at: str) -> dict[str, Any]:
+    obj["metadata"]["creationTimestamp"] = at
+    return obj
+
+
+def test_a_new_host_asked_for_by_two_namespaces_at_once_goes_to_the_older_source() -> None:
+    """Exactly one claimant wins, the same one whatever order the sources are listed in (the
+    API server's creation time, which no tenant can set); the other is refused."""
+    a = _created(_ing("team-a", "a", "new.example.com"), "2025-01-01T00:00:01Z")
+    b = _created(_ing("team-b", "b", "new.example.com"), "2025-01-01T00:00:00Z")
+    for listed in ((a, b), (b, a)):
+        found = _run(*listed)
+        assert [d.secret.namespace for d in found.desired] == ["team-b"]
+        assert _reasons(found) == [("team-a", "HostClaimed")]
+    # created in the same second: the namespace name decides, still exactly one
+    same = _created(_ing("team-a", "a", "new.example.com"), "2025-01-01T00:00:00Z")
+    found = _run(b, same)
+    assert [d.secret.namespace for d in found.desired] == ["team-a"]
+    assert _reasons(found) == [("team-b", "HostClaimed")]
+
+
+def test_a_holder_keeps_its_host_against_an_older_source() -> None:
+    """A source created long ago and opted in later does not take a host already held."""
+    held = (Holding(SecretRef("team-a", "a"), ("shop.example.com",), "Ingress/team-a/web",
+                    datetime(2025, 6, 1, tzinfo=UTC)),)
+    old = _created(_ing("team-b", "b", "shop.example.com"), "2020-01-01T00:00:00Z")
+    found = _run(_created(_ing("team-a", "a", "shop.example.com"), "2025-06-01T00:00:00Z"), old,
+                 holdings=held)
+    assert [d.secret.namespace for d in found.desired] == ["team-a"]
+    assert _reasons(found) == [("team-b", "HostClaimed")]
+
+
+def test_of_two_holders_of_one_host_the_older_claim_keeps_renewing() -> None:
+    """Two namespaces both holding a host (certificates from before claims were atomic): the
+    older claim keeps it, instead of each refusing the other for ever."""
+    held = (Holding(SecretRef("team-a", "a"), ("shop.example.com",), "", T0 + DAY),
+            Holding(SecretRef("team-b", "b"), ("shop.example.com",), "", T0))
+    found = _run(_ing("team-a", "a", "shop.example.com"), _ing("team-b", "b", "shop.example.com"),
+                 holdings=held)
+    assert [d.secret.namespace for d in found.desired] == ["team-b"]
+    assert _reasons(found) == [("team-a", "HostClaimed")]
+
+
+def test_a_claim_lapses_after_the_grace_period_and_not_before() -> None:
+    record = {secret_meta.HOSTS: "shop.example.com", records.CLAIMED_SINCE: "2025-01-01T00:00:00Z",
+              records.RELEASED_AT: secret_meta.format_time(T0)}
+    grace = timedelta(hours=1)
+    ref = SecretRef("team-a", "a")
+    assert [h.hosts for h in holdings({ref: record}, T0 + grace / 2, grace)] == [
+        ("shop.example.com",)]
+    assert holdings({ref: record}, T0 + grace, grace) == []
+
+
+def test_a_refused_claimant_does_not_block_a_third_namespace() -> None:
+    """Claims are handed out oldest source first, and only to sources that get them."""
+    held = (Holding(SecretRef("team-a", "a"), ("a.example.com",), "", T0),)
+    greedy = _created(_ing("team-b", "b", "a.example.com", "c.example.com"),
+                      "2020-01-01T00:00:00Z")
+    victim = _created(_ing("team-c", "c", "c.example.com"), "2025-01-01T00:00:00Z")
+    found = _run(greedy, victim, holdings=held)
+    assert [d.secret.namespace for d in found.desired] == ["team-c"]
+    assert _reasons(found) == [("team-b", "HostClaimed")]
 
 
 def test_same_host_twice_in_one_namespace_is_fine() -> None:

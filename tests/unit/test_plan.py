@@ -94,7 +94,7 @@ def test_up_to_date_uses_the_ari_window_of_its_secret() -> None:
     assert value.startswith(secret_meta.format_time(action.next_renewal))
     # ... and once it is there, nothing more to write
     kept = observed_for(d)
-    kept.annotations[secret_meta.RENEWAL_MOMENT] = value
+    kept.recorded[secret_meta.RENEWAL_MOMENT] = value
     (again,) = plan([d], {d.secret: kept}, NOW, ari)
     assert again.next_renewal == action.next_renewal and not again.annotations
 
@@ -102,10 +102,10 @@ def test_up_to_date_uses_the_ari_window_of_its_secret() -> None:
 def test_lost_or_wrong_annotations_are_repaired_without_an_order() -> None:
     d = desired(profile="classic")
     observed = observed_for(d)
-    right = dict(observed.annotations)
+    right = dict(observed.recorded)
     for key in (secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.HOSTS):
-        del observed.annotations[key]
-    observed.annotations[secret_meta.NOT_AFTER] = "garbage"
+        del observed.recorded[key]
+    observed.recorded[secret_meta.NOT_AFTER] = "garbage"
     (action,) = plan([d], {d.secret: observed}, NOW, {})
     assert action.kind is ActionKind.REPAIR
     assert action.reason.code is ReasonCode.METADATA_REPAIR
@@ -116,7 +116,7 @@ def test_lost_or_wrong_annotations_are_repaired_without_an_order() -> None:
 def test_a_recorded_different_issuer_still_reissues() -> None:
     d = desired()
     observed = observed_for(d)
-    observed.annotations[secret_meta.ISSUER] = "staging"
+    observed.recorded[secret_meta.ISSUER] = "staging"
     (action,) = plan([d], {d.secret: observed}, NOW, {})
     assert action.kind is ActionKind.RENEW and action.reason.code is ReasonCode.ISSUER_CHANGED
 

@@ -102,10 +102,10 @@ def test_key_type_falls_back_to_the_annotation() -> None:
     d = desired(key_type=KeyType.RSA_4096)
     info = cert_info(key_type=None)
     written = observed_for(d, info)
-    assert written.annotations[secret_meta.KEY_TYPE] == "rsa-4096"
+    assert written.recorded[secret_meta.KEY_TYPE] == "rsa-4096"
     assert evaluate(d, written, FRESH, None) is None
     other = observed_for(
-        d, info, annotations={**written.annotations, secret_meta.KEY_TYPE: "rsa-2048"}
+        d, info, annotations={**written.recorded, secret_meta.KEY_TYPE: "rsa-2048"}
     )
     assert code(evaluate(d, other, FRESH, None)) == "KeyTypeChanged"
 
@@ -126,20 +126,26 @@ def test_lost_issuer_and_profile_annotations_are_no_reason_to_order() -> None:
 def test_renewal_requested_after_issuance_renews_once() -> None:
     d = desired()
     written = observed_for(d)
-    issued = secret_meta.parse_time(written.annotations[secret_meta.ISSUED_AT])
+    issued = secret_meta.parse_time(written.recorded[secret_meta.ISSUED_AT])
     assert issued is not None
     later = secret_meta.format_time(issued + timedelta(minutes=5))
-    asked = observed_for(d, annotations={**written.annotations,
-                                         secret_meta.RENEW_REQUESTED_AT: later})
+    asked = replace(written, renew_requested=later)
     reason = evaluate(d, asked, FRESH, None)
     assert reason is not None and reason.code is ReasonCode.RENEWAL_REQUESTED
     assert later in reason.message
     # A request older than the certificate was answered already; garbage is ignored.
     earlier = secret_meta.format_time(issued - timedelta(minutes=5))
     for value in (earlier, "yesterday"):
-        answered = observed_for(d, annotations={**written.annotations,
-                                                secret_meta.RENEW_REQUESTED_AT: value})
+        answered = replace(written, renew_requested=value)
         assert evaluate(d, answered, FRESH, None) is None
+
+
+def test_a_renewal_request_from_the_future_is_no_request() -> None:
+    """A tenant's far-future request would make every new certificate look older than it."""
+    d = desired()
+    written = observed_for(d)
+    future = secret_meta.format_time(FRESH + timedelta(days=30))
+    assert evaluate(d, replace(written, renew_requested=future), FRESH, None) is None
 
 
 
@@ -259,7 +265,7 @@ def test_checks_agree_with_the_renewal_decision(
     now: datetime = T0 + timedelta(hours=elapsed_hours)
     observed = observed_for(d, info)
     reason = evaluate(d, observed, now, ari)
-    at = renewal_time_of(d, info, ari, observed.annotations).at
+    at = renewal_time_of(d, info, ari, observed.recorded).at
     if now >= info.not_after:
         assert reason is not None and reason.code is ReasonCode.EXPIRED
     else:

@@ -1,16 +1,18 @@
-"""`renew --once` (app.renewal_pass.run_pass) lists the managed Secrets once per pass: host
-ownership, the rate-limit budget's issued-7d history and `status` share that one list."""
+"""`renew --once` (app.renewal_pass.run_pass) takes claims, history and backoff from the
+controller's records: it lists no Secret, and a record whose source is gone starts its grace."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from certbotk8s.app.records import Records
 from certbotk8s.app.renewal_pass import PassDeps, run_pass
-from certbotk8s.core import secret_meta
-from certbotk8s.core.model import ObjectRef
+from certbotk8s.core import records, secret_meta
+from certbotk8s.core.model import ObjectRef, SecretRef
 from certbotk8s.core.ports import SourceSnapshot, StoredSecret
-from tests.unit.factories import make_config
+from tests.unit.factories import T0, make_config
+from tests.unit.fakes import FakeRecordStore
 
 
 class NoSources:
@@ -18,11 +20,8 @@ class NoSources:
         return SourceSnapshot()
 
 
-class CountingSecrets:
-    """One managed Secret whose source is gone; counts the lists."""
-
-    def __init__(self) -> None:
-        self.lists = 0
+class NoListSecrets:
+    """Nothing is due: nothing may be listed, written or annotated."""
 
     def read(self, namespace: str, name: str) -> StoredSecret | None:
         return None
@@ -37,10 +36,7 @@ class CountingSecrets:
         raise AssertionError("nothing is due: nothing may be annotated")
 
     def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        self.lists += 1
-        return [StoredSecret("team-a", "old-tls", "7", "kubernetes.io/tls",
-                             labels={secret_meta.MANAGED_BY_LABEL: secret_meta.MANAGED_BY_VALUE},
-                             annotations={secret_meta.HOSTS: "old.example.com"})]
+        raise AssertionError("claims and history come from the records, not from Secrets")
 
 
 class NoEvents:
@@ -48,11 +44,13 @@ class NoEvents:
         raise AssertionError(f"no Event expected: {reason} {message}")
 
 
-def test_one_pass_lists_the_managed_secrets_once() -> None:
-    secrets = CountingSecrets()
+def test_a_pass_reads_the_records_and_releases_a_claim_whose_source_is_gone() -> None:
+    store = FakeRecordStore()
+    gone = SecretRef("team-a", "old-tls")
+    store.records[gone] = {secret_meta.HOSTS: "old.example.com"}
     unused: Any = None  # no order is due, so no CA and no solver is touched
-    deps = PassDeps(make_config(), NoSources(), secrets, NoEvents(), unused, unused)
+    deps = PassDeps(make_config(), NoSources(), NoListSecrets(), NoEvents(), unused, unused,
+                    clock=lambda: T0, records=Records(store))
     report = run_pass(deps)
-    assert secrets.lists == 1
-    assert [s.name for s in report.survey.managed] == ["old-tls"]
     assert not report.outcomes and not report.failed
+    assert store.records[gone][records.RELEASED_AT] == secret_meta.format_time(T0)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certbotk8s.app.records import Records
 from certbotk8s.app.renewal_pass import PassDeps, api_away, store, unwritten_cause
 from certbotk8s.core import certs, keys, secret_meta
 from certbotk8s.core.errors import (
@@ -125,10 +126,9 @@ def test_a_first_issuance_raced_by_a_good_certificate_keeps_it() -> None:
 
 def test_a_newer_certificate_with_an_unanswered_renewal_request_is_written_over() -> None:
     theirs = _info("03", "a.example.com", not_before=NOW - timedelta(hours=2))
-    fresh = observed_for(D, theirs)
-    fresh.annotations[secret_meta.ISSUED_AT] = secret_meta.format_time(NOW - timedelta(hours=2))
-    fresh.annotations[secret_meta.RENEW_REQUESTED_AT] = secret_meta.format_time(
-        NOW - timedelta(hours=1))
+    fresh = replace(observed_for(D, theirs), renew_requested=secret_meta.format_time(
+        NOW - timedelta(hours=1)))
+    fresh.recorded[secret_meta.ISSUED_AT] = secret_meta.format_time(NOW - timedelta(hours=2))
     assert after_conflict(D, SEEN, fresh, OURS, NOW).kind is AfterConflict.WRITE
 
 
@@ -186,9 +186,14 @@ def _stored(crt: bytes, key: bytes, history: str) -> StoredSecret:
                         annotations=annotations, data={"tls.crt": crt, "tls.key": key})
 
 
-def _deps(secrets: RacedSecrets, now: datetime) -> PassDeps:
+def _deps(secrets: RacedSecrets, now: datetime, history: str = "") -> PassDeps:
+    """The records hold `history` for the Secret (what the controller issued into it)."""
     none = cast(Any, None)
-    return PassDeps(make_config(), none, secrets, none, none, none, clock=lambda: now)
+    records = Records()
+    if history:
+        records.update(D.secret, {secret_meta.ISSUANCE_HISTORY: history})
+    return PassDeps(make_config(), none, secrets, none, none, none, clock=lambda: now,
+                    records=records)
 
 
 def _issued(serial: int, now: datetime) -> IssuedCertificate:
@@ -204,13 +209,15 @@ def test_store_keeps_a_newer_good_certificate_and_records_our_issuance() -> None
     theirs_at = secret_meta.format_time(now - timedelta(seconds=5))
     secrets = RacedSecrets(_stored(their_crt, their_key, theirs_at))
     ours = _issued(0x22, now)
-    result = store(_deps(secrets, now), D, ours, seen)
+    deps = _deps(secrets, now, history=theirs_at)
+    result = store(deps, D, ours, seen)
     assert result.kept is not None and result.kept.serial == "33"
     assert "serial 33" in result.message and "serial 22" in result.message
     assert [version for version, _ in secrets.writes] == ["1"]  # the one refused write only
-    # Both issuances stay in the history the rate-limit budget reads.
-    assert secrets.patches == [{secret_meta.ISSUANCE_HISTORY:
-                                f"{theirs_at},{secret_meta.format_time(now)}"}]
+    # Both issuances stay in the history the rate-limit budget reads (the record's).
+    assert deps.records.get(D.secret)[secret_meta.ISSUANCE_HISTORY] == (
+        f"{theirs_at},{secret_meta.format_time(now)}")
+    assert secrets.patches == []
 
 
 def test_store_writes_over_the_same_old_certificate_on_the_fresh_version() -> None:
@@ -219,12 +226,14 @@ def test_store_writes_over_the_same_old_certificate_on_the_fresh_version() -> No
     earlier = secret_meta.format_time(now - timedelta(days=1))
     secrets = RacedSecrets(_stored(old_crt, old_key, earlier))
     seen = observed_for(D, certs.certificate_info(old_crt), annotations={})
-    result = store(_deps(secrets, now), D, _issued(0x22, now), seen)
+    deps = _deps(secrets, now, history=earlier)
+    result = store(deps, D, _issued(0x22, now), seen)
     assert result.kept is None
     assert [version for version, _ in secrets.writes] == ["1", "8"]
-    # The history the other writer's version holds is carried into ours, not dropped.
-    assert secrets.writes[-1][1][secret_meta.ISSUANCE_HISTORY] == (
-        f"{earlier},{secret_meta.format_time(now)}")
+    # The recorded history goes on, into the record and the Secret's display copy.
+    both = f"{earlier},{secret_meta.format_time(now)}"
+    assert secrets.writes[-1][1][secret_meta.ISSUANCE_HISTORY] == both
+    assert deps.records.get(D.secret)[secret_meta.ISSUANCE_HISTORY] == both
     assert secrets.patches == []
 
 

@@ -56,7 +56,7 @@ class AriRefresher:
             interval = min(self._every, info.lifetime / 10).total_seconds()
             if state.ari_for == info.ari_cert_id and now - state.ari_fetched < interval:
                 continue
-            issuer = observed.annotations.get(secret_meta.ISSUER)
+            issuer = observed.recorded.get(secret_meta.ISSUER)
             if not issuer or issuer not in self.deps.config.issuers or issuer in down:
                 continue
             answer = self._reader.read(issuer, info.ari_cert_id)

@@ -1,10 +1,10 @@
 """The rate-limit budget and the backoff state, the same for `renew --once` and the controller,
-kept on the cluster so a restart or the next CronJob run honours them.
+kept on the cluster so a restart or the next CronJob run honours them. Only the controller's
+own memory counts (its namespace); nothing a tenant writes adds to or takes from a budget.
 
-- Issuances: each managed Secret's `issued-7d` history (rebuilt from the Secrets, `set_issued`).
+- Issuances: each certificate record's `issued-7d` history (app.records, `set_issued`).
 - New orders and failed authorizations: the ledger Secret (adapters/kube_ledger.py).
-- Failure state per Secret: annotations on the Secret when it exists and is ours, else a ledger
-  entry; the process also keeps what it wrote last (an informer cache may lag behind it).
+- Failure state per Secret: its certificate record (whether the Secret exists or not).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from certbotk8s.app.records import Records
 from certbotk8s.core import ledger as ledger_codec
 from certbotk8s.core import ratelimit, secret_meta
 from certbotk8s.core.backoff import JITTER, FailureState, after_failure
@@ -24,7 +25,6 @@ from certbotk8s.core.config import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObservedSecret, SecretRef
 from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.ports import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,17 @@ class LedgerStore(Protocol):
 class RenewalBook:
     """Thread-safe; `flush` writes the ledger (throttled unless forced)."""
 
-    def __init__(self, config: Config, secrets: SecretStore, ledger: LedgerStore | None, *,
+    def __init__(self, config: Config, records: Records, ledger: LedgerStore | None, *,
                  save_every: float = 1.0,
                  jitter: Callable[[], float] = lambda: random.uniform(*JITTER)) -> None:
         self._config = config
-        self._secrets = secrets
+        self._records = records
         self._store = ledger
         self._save_every = save_every
         self._jitter = jitter
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
-        self._written: dict[SecretRef, FailureState] = {}
         self._dirty = False
         self._saved = 0.0
 
@@ -69,13 +68,12 @@ class RenewalBook:
             seen = {(f.at, f.identifier) for f in self._ledger.failed_authz}
             self._ledger.failed_authz += [f for f in loaded.failed_authz
                                           if (f.at, f.identifier) not in seen]
-            self._ledger.failures = {**loaded.failures, **self._ledger.failures}
 
-    def set_issued(self, annotations: Iterable[dict[str, str]], now: datetime) -> None:
-        """What this installation issued in the last 7 days, from the managed Secrets."""
-        records = [r for a in annotations for r in secret_meta.issuance_records(a, now)]
+    def set_issued(self, records: Iterable[Mapping[str, str]], now: datetime) -> None:
+        """What this installation issued in the last 7 days, from the certificate records."""
+        issued = [r for record in records for r in secret_meta.issuance_records(record, now)]
         with self._lock:
-            self._issued = records
+            self._issued = issued
 
     # -- the budget -----------------------------------------------------------------------------
 
@@ -87,7 +85,7 @@ class RenewalBook:
         return (action.kind is ActionKind.RENEW and observed is not None
                 and observed.certificate is not None
                 and bool(observed.certificate.ari_cert_id)
-                and observed.annotations.get(secret_meta.ISSUER) == d.spec.issuer
+                and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
                 and set(observed.certificate.sans) == set(d.spec.hosts))
 
     def check(self, action: Action, observed: ObservedSecret | None,
@@ -117,50 +115,24 @@ class RenewalBook:
 
     # -- failure state --------------------------------------------------------------------------
 
-    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None) -> FailureState:
-        with self._lock:
-            written = self._written.get(ref)
-            if written is not None:
-                return written
-            if observed is not None and observed.managed:
-                return secret_meta.parse_failures(observed.annotations)
-            return self._ledger.failures.get(str(ref), FailureState())
+    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None
+                      ) -> FailureState:
+        return secret_meta.parse_failures(self._records.get(ref))
 
     def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
                message: str) -> FailureState:
-        """Record one more failure of `ref`; returns the new state (next attempt included)."""
-        previous = self.failure_state(ref, observed)
+        """Record one more failure of `ref`; returns the new state (next attempt included).
+        The backoff never outlasts the certificate `observed` holds (core.backoff)."""
+        previous = self.failure_state(ref)
         info = observed.certificate if observed is not None else None
         state = after_failure(previous, now, message, self._jitter(),
                               info.not_after if info is not None else None)
-        with self._lock:
-            self._written[ref] = state
-        if observed is not None and observed.managed:
-            try:
-                self._secrets.set_annotations(
-                    ref.namespace, ref.name,
-                    dict(secret_meta.failure_annotations(state, now)))
-                return state
-            except CertbotK8sError as e:
-                log.warning("cannot record the failure state on %s: %s", ref, e)
-        with self._lock:
-            self._ledger.failures[str(ref)] = state
-            self._dirty = True
-        self.flush()
+        self._records.update(ref, secret_meta.failure_annotations(state, now))
         return state
 
     def succeeded(self, ref: SecretRef) -> None:
-        """The Secret now holds a new certificate (its write cleared the failure annotations)."""
-        with self._lock:
-            self._written.pop(ref, None)
-            if self._ledger.failures.pop(str(ref), None) is not None:
-                self._dirty = True
-        self.flush()
-
-    def forget(self, ref: SecretRef) -> None:
-        """The Secret is no longer wanted."""
-        with self._lock:
-            self._written.pop(ref, None)
+        """The Secret now holds a new certificate: no failure state any more."""
+        self._records.update(ref, dict.fromkeys(secret_meta.FAILURE_KEYS))
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -78,13 +78,13 @@ class Controller:
                                     diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
         # namespaces: namespaced mode (Role-only RBAC)
-        self.watch = Watch(api, namespaces, health=self.api_health)
+        self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.dns = DnsGate(deps.config, deps.solvers, deps.events, metrics, self.watch.wake.set)
         self.resolver = ResolverGate(deps.config, deps.events, metrics, self.watch.wake.set)
-        self.book = RenewalBook(deps.config, deps.secrets, deps.ledger)
+        self.book = RenewalBook(deps.config, deps.records, deps.ledger)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
                                   metrics, inflight, self.book, self._stopping,
                                   workers=workers,
@@ -106,12 +106,13 @@ class Controller:
         self.watch.start()
         self.schedule.start()
         self.book.load()
+        self.deps.records.load()
         # Cheap when nothing is due (a pass over the cache); each certificate is asked every
         # `ari_refresh` or 1/10 of its lifetime, whichever is shorter, and at once when new.
         self.schedule.every("ari", self.ari.refresh, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=10))
         # ledger records a burst left unwritten (writes are throttled), off the reconcile thread
-        self.schedule.every("ledger", self.book.flush, timedelta(seconds=5),
+        self.schedule.every("ledger", self._flush_memory, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=5))
         self._loop = threading.Thread(target=self._reconcile_loop, daemon=True,
                                       name="reconciler")
@@ -128,6 +129,7 @@ class Controller:
         self.resolver.stop()
         self.runner.drain(grace)
         self.book.flush(force=True)
+        self.deps.records.flush(force=True)
         self.watch.stop()
         self.elector.stop(release=True)
 
@@ -157,7 +159,9 @@ class Controller:
     def _take_up_leadership(self) -> None:
         try:
             resumable = self.runner.load_resumable()
-            self.book.load()  # orders and failures the previous leader recorded
+            self.book.load()  # orders the previous leader recorded
+            if not self.deps.records.load():  # its certificate records: claims, history, ...
+                raise CertbotK8sError("the certificate records could not be read")
             if resumable:
                 log.info("leading: %d interrupted orders to continue", resumable)
         except CertbotK8sError as e:
@@ -174,6 +178,16 @@ class Controller:
         # Then, off the path of any order: drop what the previous leaders left unresumable.
         if self.watch.wait_synced(SYNC_WAIT):
             self.sweep_inflight()
+
+    def _flush_memory(self) -> None:
+        if self.elector.is_leader():  # only the leader writes records and the ledger
+            self.book.flush()
+            self.deps.records.flush(force=True)
+
+    def restore_records(self) -> None:
+        """Write again the certificate records someone deleted (leader only, periodic)."""
+        if self.elector.is_leader() and self.leading_ready.is_set():
+            self.deps.records.restore_missing()
 
     def sweep_inflight(self) -> None:
         """Remove in-flight order entries no order will resume (leader only, synced caches:

@@ -91,10 +91,12 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     probes.start()
     controller.start()
     # Longer than any order may take (the engine's deadline): what is still there is stale.
-    # The same sweep drops in-flight order records no order will resume (gone namespaces...).
+    # The same sweep drops in-flight order records no order will resume (gone namespaces...)
+    # and writes again any certificate record someone deleted from the controller's namespace.
     def housekeeping() -> None:
         _remove_stale_tokens(tokens, elector)
         controller.sweep_inflight()
+        controller.restore_records()
 
     controller.schedule.every("tokens", housekeeping, STALE_TOKEN_SWEEP,
                               first=datetime.now(UTC) + STALE_TOKEN_SWEEP)

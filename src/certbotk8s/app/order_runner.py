@@ -47,7 +47,7 @@ from certbotk8s.core.model import (
     ObservedSecret,
     SecretRef,
 )
-from certbotk8s.core.observe import observe
+from certbotk8s.core.observe import observe, with_record
 from certbotk8s.core.ownership import order_share_key
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
@@ -195,7 +195,8 @@ class OrderRunner:
         except CertbotK8sError as e:
             log.warning("%s: cannot read the Secret (%s); deciding on the cached copy", ref, e)
             return self.watch.observed(ref)
-        return observe(stored) if stored is not None else None
+        return with_record(observe(stored) if stored is not None else None,
+                           self.deps.records.get(ref))
 
     def _still_due(self, action: Action, observed: ObservedSecret | None,
                    now: datetime) -> Action | None:
@@ -422,7 +423,7 @@ class OrderRunner:
         update_hold_gauges(self.states, self.metrics, now)  # before the Event tells anyone
         message = hold_message(hold)
         self.deps.events.record(action.desired.source, "Warning", "RateLimitHold", message)
-        annotate_error(self.deps, ref, observed, message, now)  # `certbotk8s status` shows it
+        annotate_error(self.deps, ref, message, now)  # `certbotk8s status` shows it
 
     def _copy_to(self, action: Action, issued: IssuedCertificate) -> None:
         ref = action.desired.secret

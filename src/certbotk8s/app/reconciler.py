@@ -10,7 +10,7 @@ from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.cert_state import StateTable, update_hold_gauges
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
-from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems
+from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems, tidy_records
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
 from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
@@ -42,15 +42,16 @@ class Reconciler:
         observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
-        self.book.set_issued((seen.annotations for _, seen in self.watch.managed()), now)
+        self.book.set_issued(self.deps.records.snapshot().values(), now)
         ari = {ref: s.ari for ref, s in self.states.items() if s.ari is not None}
         actions = plan(found.desired, observed, now, ari)
         wanted = {a.desired.secret for a in actions}
+        if self._leading():  # claims whose source went away start their grace period
+            tidy_records(self.deps, wanted, now, self.watch.namespaces)
         for ref in self.states.refs() - wanted:
             # Source gone: the Secret stays (documented), its schedule goes.
             self.schedule.cancel(ref)
             self.states.drop(ref)
-            self.book.forget(ref)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
         update_hold_gauges(self.states, self.metrics, now)
         for action in actions:
@@ -60,12 +61,16 @@ class Reconciler:
         self.metrics.publish_certificates(certificate_rows(
             actions, observed, found.problems, failures, now, self.schedule.scheduled()))
 
+    def _leading(self) -> bool:
+        """Leading and done with the start-up steps (records and in-flight orders read)."""
+        return (not self._stopping.is_set() and self.elector.is_leader()
+                and (self._ready is None or self._ready.is_set()))
+
     def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
         ref = action.desired.secret
         state = self.states.of(ref)
         info = observed.certificate if observed is not None else None
-        leading = (not self._stopping.is_set() and self.elector.is_leader()
-                   and (self._ready is None or self._ready.is_set()))
+        leading = self._leading()
         if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
             assert action.next_renewal is not None
             # The scheduler wakes the reconciler at the renewal moment itself (ARI moment,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +18,10 @@ from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.outage_gate import Service
 from certbotk8s.app.pass_outages import PassOutages
+from certbotk8s.app.records import Records
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import ratelimit, secret_meta, waits
+from certbotk8s.core import records as rec
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
     AcmeError,
@@ -28,7 +30,6 @@ from certbotk8s.core.errors import (
     CertbotK8sError,
     ChallengeFailed,
     KubeConflict,
-    KubeForbidden,
     KubeServerError,
     KubeUnreachable,
     OrderAbandoned,
@@ -44,10 +45,10 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
-from certbotk8s.core.observe import observe
-from certbotk8s.core.ownership import Holding, discover_owned
+from certbotk8s.core.observe import observe, with_record
+from certbotk8s.core.ownership import discover_owned, holdings
 from certbotk8s.core.plan import Action, ActionKind, plan
-from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader, StoredSecret
+from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ class PassDeps:
     issuers: IssuerRegistry
     solvers: SolverFactory
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    ledger: LedgerStore | None = None  # the renewal ledger Secret (budget, backoff)
+    ledger: LedgerStore | None = None  # the renewal ledger Secret (recent orders, failed authz)
+    # The controller's certificate records (claims, history, backoff, moments): app.records.
+    records: Records = field(default_factory=Records)
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,6 @@ class Survey:
     actions: tuple[Action, ...]
     missing_apis: tuple[str, ...] = ()
     ari_problems: dict[SecretRef, str] = field(default_factory=dict)
-    # Every managed Secret listed for host ownership (the pass's one list: the budget's
-    # issued-7d history and `status`'s Secrets whose source is gone read it too).
-    managed: tuple[StoredSecret, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,16 @@ class PassReport:
 def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True,
            ari_reader: AriReader | None = None) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
-    managed = tuple(_managed(deps, namespaces))
-    held = [Holding.of(SecretRef(s.namespace, s.name), s.annotations) for s in managed]
+    deps.records.load()
+    held = holdings(deps.records.snapshot(), deps.clock(), deps.config.tenants.claim_grace)
     found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
                            deps.config, held)
     observed: dict[SecretRef, ObservedSecret | None] = {}
     for desired in found.desired:
         stored = deps.secrets.read(desired.secret.namespace, desired.secret.name)
-        observed[desired.secret] = observe(stored) if stored is not None else None
+        observed[desired.secret] = with_record(observe(stored) if stored is not None else None,
+                                               deps.records.get(desired.secret))
     ari: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     if read_ari:
@@ -132,18 +133,7 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
         if action.renewal is not None and action.renewal.ignored_window is not None:
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
-    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems, managed)
-
-
-def _managed(deps: PassDeps, namespaces: Sequence[str]) -> list[StoredSecret]:
-    """Every managed Secret (host ownership needs all), or, where RBAC allows only some
-    namespaces (namespaced mode), those in `namespaces`."""
-    try:
-        return deps.secrets.list_managed()
-    except KubeForbidden:
-        if not namespaces:
-            raise
-        return deps.secrets.list_managed(namespaces)
+    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
 
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
@@ -157,7 +147,7 @@ def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
         seen = observed.get(d.secret)
         if seen is None or not seen.managed or seen.certificate is None:
             continue
-        if seen.annotations.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
+        if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
             continue  # a different CA's certificate: its ARI is not ours to ask
         cert_id = seen.certificate.ari_cert_id
         if not cert_id:
@@ -206,13 +196,13 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         message = action.reason.message
         _event(deps, d, "Warning", reason, message)
         return Outcome(action, False, message)
-    if action.kind is ActionKind.REPAIR:
-        try:
-            deps.secrets.set_annotations(d.secret.namespace, d.secret.name,
-                                         dict(action.annotations))
-        except CertbotK8sError as e:
-            return Outcome(action, False, f"metadata repair failed: {e}", error=e)
-        _event(deps, d, "Normal", "MetadataRepaired", action.reason.message)
+    if action.kind is ActionKind.REPAIR:  # the record was lost or is new: rebuilt, no order
+        record = deps.records.get(d.secret)
+        repairs: dict[str, str | None] = dict(action.annotations)
+        if secret_meta.HOSTS in repairs and rec.CLAIMED_SINCE not in record:
+            repairs[rec.CLAIMED_SINCE] = secret_meta.format_time(deps.clock())
+        deps.records.update(d.secret, repairs)
+        log.info("%s: record rebuilt: %s", d.secret, action.reason.message)
         return Outcome(action, True, f"repaired: {action.reason.message}")
     issued: IssuedCertificate | None = None
     try:
@@ -289,15 +279,10 @@ def _stored(deps: PassDeps, action: Action, issued: IssuedCertificate,
 
 
 def persist_moment(deps: PassDeps, action: Action) -> None:
-    """Keep the renewal moment chosen in the ARI window on the Secret (a restart, another
-    replica or the next CronJob run renews at the same moment). Best effort."""
-    if action.kind is not ActionKind.NOTHING or not action.annotations:
-        return
-    d = action.desired
-    try:
-        deps.secrets.set_annotations(d.secret.namespace, d.secret.name, dict(action.annotations))
-    except CertbotK8sError as e:
-        log.info("cannot keep the renewal moment on %s: %s", d.secret, e)
+    """Keep the renewal moment chosen in the ARI window in the Secret's record (a restart,
+    another replica or the next CronJob run renews at the same moment)."""
+    if action.kind is ActionKind.NOTHING and action.annotations:
+        deps.records.update(action.desired.secret, dict(action.annotations))
 
 
 def announce(deps: PassDeps, action: Action, issued: IssuedCertificate) -> str:
@@ -322,7 +307,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     # changed is a new one (the CA would refuse or mis-count it as a replacement).
     if (action.kind is ActionKind.RENEW and observed is not None
             and observed.certificate is not None
-            and observed.annotations.get(secret_meta.ISSUER) == d.spec.issuer
+            and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
             and set(observed.certificate.sans) == set(d.spec.hosts)):
         replaces = observed.certificate.ari_cert_id or None
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
@@ -391,10 +376,11 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
     against what the source wants now, `current()`, when given)."""
     now = deps.clock()
     meta = secret_meta.build_secret_metadata(d, issued.info, now)
-    # Issuance history for the rate-limit budget (what this installation issued in 7 days).
-    previous = observed.annotations.get(secret_meta.ISSUANCE_HISTORY) if observed else None
+    # Issuance history for the rate-limit budget (what this installation issued in 7 days),
+    # from the controller's record: the Secret's copy is for people only.
+    record = deps.records.get(d.secret)
     meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-        previous, now, now)
+        record.get(secret_meta.ISSUANCE_HISTORY), now, now)
     if issued.replaced:
         meta.annotations[secret_meta.LAST_ORDER_REPLACED] = "true"
     version = observed.resource_version if observed is not None else None
@@ -402,6 +388,11 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         try:
             deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
                                    issued.fullchain_pem, meta.labels, meta.annotations, version)
+            # The new record: what was written, the claim's start kept; failures, moment
+            # and release are gone with the old certificate.
+            deps.records.replace(d.secret, {
+                **meta.annotations,
+                rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)})
             return Stored()
         except KubeConflict as e:
             if attempt == STORE_ATTEMPTS:
@@ -409,7 +400,8 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             # Someone wrote the Secret since we read it (the API server said 409).
             conflict = e
         stored = deps.secrets.read(d.secret.namespace, d.secret.name)
-        fresh = observe(stored) if stored is not None else None
+        fresh = with_record(observe(stored) if stored is not None else None,
+                            deps.records.get(d.secret))
         decision = after_conflict(d, observed, fresh, issued.info, deps.clock(),
                                   current() if current is not None else None)
         if decision.kind is AfterConflict.REFUSE:
@@ -427,23 +419,16 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         log.info("%s: %s; %s: writing again on the current version", d.secret, conflict,
                  decision.message)
         version = fresh.resource_version if fresh is not None else None
-        if fresh is not None:  # keep entries another writer added meanwhile
-            meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-                fresh.annotations.get(secret_meta.ISSUANCE_HISTORY), now, now)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _count_issuance(deps: PassDeps, d: DesiredCertificate, fresh: ObservedSecret,
                     now: datetime) -> None:
     """Our certificate was issued (the CA counts it against its limits) though not written:
-    add it to the Secret's issued-7d history so the budget stays right. Best effort."""
+    add it to the record's issued-7d history so the budget stays right."""
     history = secret_meta.append_history(
-        fresh.annotations.get(secret_meta.ISSUANCE_HISTORY), now, now)
-    try:
-        deps.secrets.set_annotations(d.secret.namespace, d.secret.name,
-                                     {secret_meta.ISSUANCE_HISTORY: history})
-    except CertbotK8sError as e:
-        log.warning("%s: cannot record the unwritten issuance in its history: %s", d.secret, e)
+        deps.records.get(d.secret).get(secret_meta.ISSUANCE_HISTORY), now, now)
+    deps.records.update(d.secret, {secret_meta.ISSUANCE_HISTORY: history})
 
 
 def _event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str, message: str) -> None:
@@ -466,11 +451,13 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     """Issue or renew everything due, one certificate after another, and report. The same
     budget and backoff as the controller (kept on the cluster) decide whether an order may go.
     `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
-    book = RenewalBook(deps.config, deps.secrets, deps.ledger)
+    book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
     current = survey(deps, namespaces)
-    book.set_issued((s.annotations for s in current.managed), now)
+    book.set_issued(deps.records.snapshot().values(), now)
+    if not only:  # which claims still have a source (a `renew NS/SECRET` run does not know)
+        tidy_records(deps, (d.secret for d in current.discovery.desired), now, namespaces)
     if only:
         current = replace(current, actions=tuple(a for a in current.actions
                                                  if a.desired.secret in only))
@@ -497,7 +484,21 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
         status = "ok" if outcome.ok else "FAILED"
         progress(f"{label}: {status}: {outcome.message}")
     book.flush(force=True)
+    deps.records.flush(force=True)
     return PassReport(current, tuple(outcomes))
+
+
+def tidy_records(deps: PassDeps, wanted: Iterable[SecretRef], now: datetime,
+                 namespaces: Sequence[str] = ()) -> None:
+    """Mark the records whose Secret no source wants as released (their claim lapses after
+    the grace period), unmark re-wanted ones, and drop records with nothing left to count."""
+    records = deps.records.snapshot()
+    for ref, change in rec.release_changes(records, wanted, now, namespaces).items():
+        deps.records.update(ref, change)
+    grace = deps.config.tenants.claim_grace
+    for ref, record in records.items():
+        if (not namespaces or ref.namespace in namespaces) and rec.expired(record, now, grace):
+            deps.records.remove(ref)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
@@ -521,7 +522,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     if hold is not None:
         message = hold_message(hold)
         _event(deps, action.desired, "Warning", "RateLimitHold", message)
-        annotate_error(deps, ref, observed, message, now)
+        annotate_error(deps, ref, message, now)
         return Outcome(action, False, message)
 
     def on_order(url: str, sends_replaces: bool) -> None:
@@ -551,17 +552,10 @@ def hold_message(hold: ratelimit.Hold) -> str:
             f"{secret_meta.format_time(hold.until)}")
 
 
-def annotate_error(deps: PassDeps, ref: SecretRef, observed: ObservedSecret | None,
-                   message: str, now: datetime) -> None:
-    """Show `message` as the Secret's last error (`certbotk8s status`), when it is ours."""
-    if observed is None or not observed.managed:
-        return
-    try:
-        deps.secrets.set_annotations(ref.namespace, ref.name, {
-            LAST_ERROR: message[:secret_meta.LAST_ERROR_MAX],
-            LAST_ERROR_AT: secret_meta.format_time(now)})
-    except CertbotK8sError as e:
-        log.warning("cannot annotate %s: %s", ref, e)
+def annotate_error(deps: PassDeps, ref: SecretRef, message: str, now: datetime) -> None:
+    """Keep `message` as the Secret's last error in its record (`certbotk8s status`)."""
+    deps.records.update(ref, {LAST_ERROR: message[:secret_meta.LAST_ERROR_MAX],
+                              LAST_ERROR_AT: secret_meta.format_time(now)})
 
 
 def record_outcome(deps: PassDeps, book: RenewalBook, actions: Sequence[Action],
@@ -586,4 +580,4 @@ def _read(deps: PassDeps, ref: SecretRef) -> ObservedSecret | None:
         stored = deps.secrets.read(ref.namespace, ref.name)
     except CertbotK8sError:
         return None
-    return observe(stored) if stored is not None else None
+    return with_record(observe(stored) if stored is not None else None, deps.records.get(ref))

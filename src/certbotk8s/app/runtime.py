@@ -18,9 +18,11 @@ from certbotk8s.adapters.kube import (
     KubeSourceReader,
 )
 from certbotk8s.adapters.kube_ledger import KubeLedger
+from certbotk8s.adapters.kube_records import KubeRecordStore
 from certbotk8s.adapters.routing import KubeRoutingPublisher
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.records import Records
 from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config import Config, ConfigError, load_config
@@ -73,5 +75,6 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
             AccountEvents(events, config.controller_namespace, account_metric)),
         solvers=SolverFactory(config, secrets, tokens, routing),
         ledger=KubeLedger(api, config.controller_namespace),
+        records=Records(KubeRecordStore(api, config.controller_namespace)),
     )
     return Runtime(config, api, deps, tokens, routing)

@@ -40,8 +40,7 @@ def _time(value: datetime | None) -> str:
 
 def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     current = survey(runtime.deps, namespaces)
-    book = RenewalBook(runtime.deps.config, runtime.deps.secrets, runtime.deps.ledger)
-    book.load()  # failure state of Secrets that do not exist yet
+    book = RenewalBook(runtime.deps.config, runtime.deps.records, runtime.deps.ledger)
     now = runtime.deps.clock()
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
@@ -50,7 +49,7 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
         seen.add(d.secret)
         observed = current.observed.get(d.secret)
         info = observed.certificate if observed is not None else None
-        last_error = observed.annotations.get(LAST_ERROR, "") if observed is not None else ""
+        last_error = observed.recorded.get(LAST_ERROR, "") if observed is not None else ""
         if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
             next_at = _time(action.next_renewal)
             why = (action.renewal.reason.message if action.renewal is not None
@@ -80,20 +79,20 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
         rows.append(StatusRow(source=str(problem.source), hosts="-", secret="-", not_after="-",
                               next_renewal="never", why=problem.reason,
                               last_error=problem.message))
-    # Managed Secrets whose source is gone: kept (never deleted), no longer renewed.
-    if not namespaces:
-        for stored in current.managed:
-            ref = SecretRef(stored.namespace, stored.name)
-            if ref in seen:
-                continue
-            not_after = secret_meta.parse_time(stored.annotations.get(secret_meta.NOT_AFTER, ""))
-            rows.append(StatusRow(
-                source=stored.annotations.get(secret_meta.SOURCE, "?") + " (gone)",
-                hosts=stored.annotations.get(secret_meta.HOSTS, "-"), secret=str(ref),
-                not_after=_time(not_after), next_renewal="never",
-                why="no source wants this Secret any more; it is kept, not renewed",
-                last_error=stored.annotations.get(LAST_ERROR, ""),
-            ))
+    # Certificates whose source is gone (from the records): kept (never deleted), not renewed.
+    for ref, record in sorted(runtime.deps.records.snapshot().items()):
+        if ref in seen or (namespaces and ref.namespace not in namespaces):
+            continue
+        if secret_meta.HOSTS not in record:
+            continue  # a failure state only: no certificate was ever written there
+        rows.append(StatusRow(
+            source=record.get(secret_meta.SOURCE, "?") + " (gone)",
+            hosts=record.get(secret_meta.HOSTS, "-"), secret=str(ref),
+            not_after=_time(secret_meta.parse_time(record.get(secret_meta.NOT_AFTER, ""))),
+            next_renewal="never",
+            why="no source wants this Secret any more; it is kept, not renewed",
+            last_error=record.get(LAST_ERROR, ""),
+        ))
     return rows
 
 

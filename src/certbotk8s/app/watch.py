@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from certbotk8s.adapters.kube_client import ApiContact
 from certbotk8s.adapters.kube_secrets import to_stored_secret
 from certbotk8s.adapters.kube_watch import Informer, Key, WatchedResource
+from certbotk8s.app.records import Records
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config
 from certbotk8s.core.discovery import ROLE_LABEL, trim_source
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
-from certbotk8s.core.observe import observe
-from certbotk8s.core.ownership import Holding, discover_owned
+from certbotk8s.core.observe import observe, with_record
+from certbotk8s.core.ownership import discover_owned, holdings
 
 MANAGED_TLS = WatchedResource(
     "secrets (certbotk8s-managed)", "/api/v1/secrets", "v1", "Secret",
@@ -81,8 +83,10 @@ class Watch:
     """
 
     def __init__(self, api: Any, namespaces: Sequence[str] = (),
-                 health: ApiContact | None = None) -> None:
+                 health: ApiContact | None = None, records: Records | None = None) -> None:
         self.wake = threading.Event()
+        self.records = records if records is not None else Records()
+        self.namespaces = tuple(namespaces)
         scopes: list[str | None] = list(namespaces) or [None]
 
         def on_source(key: Key | None, obj: Any) -> None:
@@ -134,16 +138,17 @@ class Watch:
         return []
 
     def discovery(self, config: Config) -> Discovery:
-        """Desired certificates, after host ownership against the managed Secrets cached."""
-        held = [Holding.of(SecretRef(ns, name), seen.annotations)
-                for (ns, name), seen in self.managed()]
+        """Desired certificates, after host ownership against the controller's records."""
+        held = holdings(self.records.snapshot(), datetime.now(UTC), config.tenants.claim_grace)
         return discover_owned(self.sources("ingresses"), self.sources("istio"),
                               self.sources("gateway_api"), self.sources("grants"), config, held)
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
+        """The cached Secret with the controller's record of it joined in."""
         value: ObservedSecret | None = self.secrets.get((ref.namespace, ref.name))
-        return value
+        return with_record(value, self.records.get(ref))
 
     def managed(self) -> list[tuple[Key, ObservedSecret]]:
-        """A snapshot of every managed Secret in the cache."""
-        return self.secrets.items()
+        """A snapshot of every labelled Secret in the cache, records joined in."""
+        return [(key, joined) for key, seen in self.secrets.items()
+                if (joined := with_record(seen, self.records.get(SecretRef(*key)))) is not None]

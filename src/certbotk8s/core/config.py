@@ -36,6 +36,7 @@ Example::
         team-a: ["*.a.example.com", "a.example.org"]
       shareHosts: false        # true: a host held in one namespace may be asked for by another
       maxHostsPerCertificate: 100
+      claimGraceSeconds: 3600  # a claim outlives its source this long (re-created in time: kept)
     defaultCertificate:
       hosts: ["*.apps.example.com"]
       secret: {namespace: ingress-nginx, name: default-tls}
@@ -147,12 +148,15 @@ class TenantsConfig:
 
     `host_patterns` None: any namespace may ask for any host (no pattern check); a mapping:
     a namespace may ask only for hosts matching its patterns (a namespace not listed: none).
-    `share_hosts` False: a host held by a managed Secret in one namespace is refused for others.
+    `share_hosts` False: a host held by a certificate in one namespace is refused for others.
+    `claim_grace`: how long a claim outlives its source (a source re-created within it keeps
+    its hosts; after it, another namespace may have them).
     """
 
     host_patterns: Mapping[str, tuple[str, ...]] | None = None
     share_hosts: bool = False
     max_hosts_per_certificate: int = MAX_HOSTS_PER_CERTIFICATE
+    claim_grace: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -591,7 +595,7 @@ class _Parser:
     def tenants(self, value: object) -> TenantsConfig:
         path = "tenants"
         m = self.mapping(value, path, frozenset(
-            {"hostPatterns", "shareHosts", "maxHostsPerCertificate"}))
+            {"hostPatterns", "shareHosts", "maxHostsPerCertificate", "claimGraceSeconds"}))
         patterns: dict[str, tuple[str, ...]] | None = None
         if "hostPatterns" in m:
             patterns = {}
@@ -618,6 +622,7 @@ class _Parser:
             host_patterns=patterns,
             share_hosts=self.boolean(m, "shareHosts", path, False),
             max_hosts_per_certificate=limit,
+            claim_grace=self.seconds(m, "claimGraceSeconds", path, timedelta(hours=1)),
         )
 
     def solver(self, value: object) -> SolverConfig:

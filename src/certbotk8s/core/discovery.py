@@ -131,6 +131,7 @@ def _ref(obj: KubeObject, api_version: str, kind: str) -> ObjectRef:
         namespace=_str(meta.get("namespace")) or "default",
         name=_str(meta.get("name")) or "",
         uid=_str(meta.get("uid")) or "",
+        created=_str(meta.get("creationTimestamp")) or "",
     )
 
 
@@ -155,7 +156,8 @@ def trim_source(obj: KubeObject) -> dict[str, object]:
         if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX))
     }
     labels = _map(meta.get("labels"))
-    kept_meta: dict[str, object] = {k: meta[k] for k in ("name", "namespace", "uid") if k in meta}
+    kept_meta: dict[str, object] = {k: meta[k] for k in ("name", "namespace", "uid",
+                                                        "creationTimestamp") if k in meta}
     kept_meta["annotations"] = annotations
     if ROLE_LABEL in labels:
         kept_meta["labels"] = {ROLE_LABEL: labels[ROLE_LABEL]}

@@ -1,9 +1,9 @@
 """The renewal ledger's contents and their JSON form (the adapter stores it in one Secret).
 
-What managed Secrets already record (their issuances, `issued-7d`; their failure state) is
-not repeated here. Kept: new orders of the last 3 hours (time, namespace, exempt), failed
-authorizations of the last hour (time, identifier), and the failure state of Secrets that do
-not exist yet. Anything malformed is skipped: a damaged ledger only costs history.
+What the certificate records hold (issuances, `issued-7d`; failure state) is not repeated
+here. Kept: new orders of the last 3 hours (time, namespace, exempt) and failed authorizations
+of the last hour (time, identifier). Anything malformed is skipped: a damaged ledger only
+costs history.
 """
 
 from __future__ import annotations
@@ -13,21 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from certbotk8s.core.backoff import FailureState
 from certbotk8s.core.ratelimit import FailedAuthz, Limits, OrderRecord
 from certbotk8s.core.secret_meta import format_time, parse_time
 
 ORDERS = "orders"
 FAILED_AUTHZ = "failedAuthz"
-FAILURES = "failures"
-MAX_FAILURE_ENTRIES = 5000  # Secrets that never got a first certificate
 
 
 @dataclass
 class Ledger:
     orders: list[OrderRecord] = field(default_factory=list)
     failed_authz: list[FailedAuthz] = field(default_factory=list)
-    failures: dict[str, FailureState] = field(default_factory=dict)  # "namespace/name"
 
     def prune(self, now: datetime, limits: Limits | None = None) -> None:
         """Drop records that can no longer count (outside the longest window we keep)."""
@@ -36,9 +32,6 @@ class Ledger:
         keep_authz = max(limits.failed_authz_window, timedelta(hours=1))
         self.orders = [o for o in self.orders if o.at > now - keep_orders]
         self.failed_authz = [f for f in self.failed_authz if f.at > now - keep_authz]
-        if len(self.failures) > MAX_FAILURE_ENTRIES:
-            newest = sorted(self.failures.items(), key=lambda kv: kv[1].next_attempt or now)
-            self.failures = dict(newest[-MAX_FAILURE_ENTRIES:])
 
 
 def _time(value: object) -> datetime | None:
@@ -53,10 +46,6 @@ def from_json(values: Mapping[str, Any]) -> Ledger:
     for entry in values.get(FAILED_AUTHZ) or []:
         if isinstance(entry, list) and len(entry) == 2 and (at := _time(entry[0])) is not None:
             ledger.failed_authz.append(FailedAuthz(str(entry[1]), at))
-    failures = values.get(FAILURES)
-    for ref, entry in (failures.items() if isinstance(failures, dict) else []):
-        if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], int):
-            ledger.failures[str(ref)] = FailureState(entry[0], _time(entry[1]), str(entry[2]))
     return ledger
 
 
@@ -64,6 +53,4 @@ def to_json(ledger: Ledger) -> dict[str, Any]:
     return {
         ORDERS: [[format_time(o.at), o.namespace, o.exempt] for o in ledger.orders],
         FAILED_AUTHZ: [[format_time(f.at), f.identifier] for f in ledger.failed_authz],
-        FAILURES: {ref: [s.failures, format_time(s.next_attempt) if s.next_attempt else "",
-                         s.last_error] for ref, s in ledger.failures.items()},
     }

@@ -41,6 +41,9 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str = ""
+    # metadata.creationTimestamp as the API server set it (RFC 3339 UTC; "" when unknown):
+    # what tenants cannot forge, so it ranks simultaneous claims of a host (core.ownership).
+    created: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
@@ -143,8 +146,13 @@ class ObservedSecret:
     resource_version: str
     certificate: CertificateInfo | None = None
     key_matches: bool = False
-    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # The controller's own record of this Secret (core.records), joined in by the caller from
+    # the records store: never the Secret's annotations, which tenants can write.
+    recorded: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     parse_error: str | None = None
+    # `certbotk8s renew NAMESPACE/SECRET` asked for a new certificate at this time (the
+    # Secret's RENEW_REQUESTED_AT annotation: a request for this Secret only, never a fact).
+    renew_requested: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from certbotk8s.core import certs, keys, secret_meta
 from certbotk8s.core.model import CertificateInfo, ObservedSecret, SecretRef
 from certbotk8s.core.ports import StoredSecret
@@ -11,7 +14,10 @@ TLS_KEY = "tls.key"
 
 
 def observe(stored: StoredSecret) -> ObservedSecret:
-    """Parse the certificate and check the key matches; problems become `parse_error`."""
+    """Parse the certificate and check the key matches; problems become `parse_error`.
+
+    Nothing of the Secret's annotations is taken as a fact (`recorded` stays empty: the caller
+    joins the controller's record, `with_record`); only a renewal request is kept."""
 
     def result(info: CertificateInfo | None = None, key_matches: bool = False,
                error: str | None = None) -> ObservedSecret:
@@ -21,8 +27,8 @@ def observe(stored: StoredSecret) -> ObservedSecret:
             resource_version=stored.resource_version,
             certificate=info,
             key_matches=key_matches,
-            annotations=dict(stored.annotations),
             parse_error=error,
+            renew_requested=stored.annotations.get(secret_meta.RENEW_REQUESTED_AT, "")[:64],
         )
 
     crt = stored.data.get(TLS_CERT)
@@ -40,3 +46,11 @@ def observe(stored: StoredSecret) -> ObservedSecret:
         # never echo the key or the parser's view of it
         return result(info, error="tls.key is not a readable private key")
     return result(info, key_matches=matches)
+
+
+def with_record(observed: ObservedSecret | None,
+                record: Mapping[str, str]) -> ObservedSecret | None:
+    """`observed` with the controller's record of that Secret joined in."""
+    if observed is None:
+        return None
+    return replace(observed, recorded=dict(record))

@@ -8,10 +8,14 @@ certificate (never a part of it, which would silently change it):
 2. HostNotAllowed: with `tenants.hostPatterns` configured, every host must match one of the
    patterns of the source's namespace. `a.example.org` matches itself; `*.a.example.com`
    matches any name under `a.example.com` (any depth, wildcards included), not the apex.
-3. HostClaimed (first-claimant protection, unless `tenants.shareHosts`): a host held by a
-   managed Secret in one namespace is refused for a Secret in any other namespace. A host that
-   no Secret holds yet is not refused: namespaces asking for it at the same moment each get
-   their own certificate and key (hostPatterns is what decides ownership up front).
+3. HostClaimed (first-claimant protection, unless `tenants.shareHosts`): one namespace holds a
+   host; a Secret in any other namespace is refused it. Decided only from what tenants cannot
+   forge: the controller's own records (core.records: a certificate it wrote for that
+   namespace, its claim kept `tenants.claimGraceSeconds` after its source went away) and the
+   sources with their API-server-set creation time. Holders first, the oldest claim first; then
+   new claimants, the oldest source first (ties by namespace and name): of two namespaces that
+   ask for a free host at the same moment exactly one gets it, the same one on every pass and
+   in both modes. A labelled Secret or its annotations never claim anything.
 
 The config's own default certificate is the operator's and is exempt from 2 and 3.
 """
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from certbotk8s.core import records as rec
 from certbotk8s.core import secret_meta
 from certbotk8s.core.config import Config, TenantsConfig
 from certbotk8s.core.discovery import KubeObject, discover
@@ -42,16 +48,21 @@ class OwnershipReasons:
 
 @dataclass(frozen=True)
 class Holding:
-    """A managed Secret as stored: where it is, its hosts, the source it was written for."""
+    """A certificate the controller wrote (its record): where, its hosts, the source it was
+    written for, and since when it holds them (None: unknown, ranks last)."""
 
     secret: SecretRef
     hosts: tuple[str, ...]
     source: str = ""
+    since: datetime | None = None
 
-    @staticmethod
-    def of(secret: SecretRef, annotations: Mapping[str, str]) -> Holding:
-        return Holding(secret, secret_meta.recorded_hosts(annotations),
-                       annotations.get(secret_meta.SOURCE, ""))
+
+def holdings(records: Mapping[SecretRef, rec.Record], now: datetime,
+             grace: timedelta) -> list[Holding]:
+    """The claims the controller's records make now (a lapsed claim holds nothing)."""
+    return [Holding(ref, hosts, record.get(secret_meta.SOURCE, ""), rec.claim_since(record))
+            for ref, record in records.items()
+            if (hosts := rec.claimed_hosts(record, now, grace))]
 
 
 def order_share_key(desired: DesiredCertificate) -> tuple[str, CertificateSpec]:
@@ -107,14 +118,14 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
             problems.append(problem)
     kept = admitted
     if not tenants.share_hosts:
-        kept = []
         claims = _Claims(holdings)
-        for d in admitted:
-            problem = claims.check(d)
-            if problem is None:
-                kept.append(d)
-            else:
-                problems.append(problem)
+        refused: dict[int, SourceProblem] = {}
+        for d in sorted(admitted, key=_claim_rank):
+            problem = claims.take(d)
+            if problem is not None:
+                refused[id(d)] = problem
+        kept = [d for d in admitted if id(d) not in refused]
+        problems += refused.values()
     problems.sort(key=lambda p: (p.source, p.reason, p.message))
     return Discovery(desired=tuple(kept), problems=tuple(problems))
 
@@ -141,23 +152,36 @@ def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | 
         "(tenants.hostPatterns in the config)")
 
 
+def _claim_rank(d: DesiredCertificate) -> tuple[bool, str, str, str]:
+    """New claimants in order of their source's creation (unknown last), then by name."""
+    created = d.source.created
+    return (not created, created, d.secret.namespace, d.secret.name)
+
+
+_ANY = datetime(2000, 1, 1, tzinfo=UTC)  # stands in for an unknown time (sorted after others)
+
+
 class _Claims:
-    """First-claimant protection over the managed Secrets that exist."""
+    """First-claimant protection: the namespace that owns each host, holders first."""
 
     def __init__(self, holdings: Iterable[Holding]) -> None:
-        self.holders: dict[str, set[str]] = {}  # host -> namespaces of Secrets holding it
-        for holding in holdings:
+        self.owner: dict[str, str] = {}  # host -> the namespace that holds it
+        for holding in sorted(holdings, key=lambda h: (h.since is None, h.since or _ANY,
+                                                       h.secret)):
             for host in holding.hosts:
-                self.holders.setdefault(host, set()).add(holding.secret.namespace)
+                self.owner.setdefault(host, holding.secret.namespace)
 
-    def check(self, d: DesiredCertificate) -> SourceProblem | None:
+    def take(self, d: DesiredCertificate) -> SourceProblem | None:
+        """Admit `d` (its namespace then owns its free hosts) or say why not."""
         if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
             return None
         mine = d.secret.namespace
-        held = [h for h in d.spec.hosts if self.holders.get(h, {mine}) - {mine}]
+        held = [h for h in d.spec.hosts if self.owner.get(h, mine) != mine]
         if held:
             return SourceProblem(
                 d.source, OwnershipReasons.HOST_CLAIMED,
                 f"{_names(held)} already held by a certificate in another namespace; "
                 f"not issued into {d.secret} (tenants.shareHosts in the config)")
+        for host in d.spec.hosts:
+            self.owner.setdefault(host, mine)
         return None

@@ -91,9 +91,9 @@ def _one(
     if reason is None:
         assert observed is not None and observed.certificate is not None  # checks guarantee
         info = observed.certificate
-        decided = renewal_time_of(desired, info, ari, observed.annotations)
+        decided = renewal_time_of(desired, info, ari, observed.recorded)
         at = max(decided.at, now)
-        repairs = secret_meta.metadata_repairs(desired, info, observed.annotations)
+        repairs = secret_meta.metadata_repairs(desired, info, observed.recorded)
         if repairs:
             return Action(
                 ActionKind.REPAIR, desired,
@@ -105,7 +105,7 @@ def _one(
         persist: dict[str, str] = {}
         if decided.moment is not None:
             value = secret_meta.format_moment(decided.moment)
-            if observed.annotations.get(secret_meta.RENEWAL_MOMENT) != value:
+            if observed.recorded.get(secret_meta.RENEWAL_MOMENT) != value:
                 persist[secret_meta.RENEWAL_MOMENT] = value
         return Action(
             ActionKind.NOTHING,

@@ -117,7 +117,7 @@ def key_type_changed(
 ) -> Reason | None:
     if observed is None or observed.certificate is None:
         return None
-    have = observed.certificate.key_type or secret_meta.recorded_key_type(observed.annotations)
+    have = observed.certificate.key_type or secret_meta.recorded_key_type(observed.recorded)
     if have is not desired.spec.key_type:
         shown = have.value if have is not None else "unknown"
         return Reason(
@@ -135,7 +135,7 @@ def issuer_changed(
 ) -> Reason | None:
     if observed is None:
         return None
-    have = observed.annotations.get(secret_meta.ISSUER)
+    have = observed.recorded.get(secret_meta.ISSUER)
     # A lost annotation is repaired without an order (plan: MetadataRepair); a different
     # recorded issuer is a real change.
     if have is not None and have != desired.spec.issuer:
@@ -152,9 +152,9 @@ def profile_changed(
     now: datetime,
     ari: RenewalWindow | None,
 ) -> Reason | None:
-    if observed is None or secret_meta.PROFILE not in observed.annotations:
+    if observed is None or secret_meta.PROFILE not in observed.recorded:
         return None  # lost: repaired without an order
-    have = observed.annotations.get(secret_meta.PROFILE) or None
+    have = observed.recorded.get(secret_meta.PROFILE) or None
     if have != desired.spec.profile:
         return Reason(
             ReasonCode.PROFILE_CHANGED,
@@ -171,16 +171,16 @@ def renewal_requested(
 ) -> Reason | None:
     """`certbotk8s renew NAMESPACE/SECRET` (or `revoke`) asked for a new certificate.
 
-    The request is the time in RENEW_REQUESTED_AT; it is answered once the Secret holds a
-    certificate issued after it (writing the new certificate also drops the annotation).
+    The request is the time in the Secret's RENEW_REQUESTED_AT annotation (it asks for this
+    Secret only); it is answered once the controller's record says a certificate was issued
+    after it (writing the new certificate also drops the annotation).
     """
     if observed is None:
         return None
-    requested = secret_meta.parse_time(observed.annotations.get(secret_meta.RENEW_REQUESTED_AT,
-                                                                ""))
-    if requested is None:
-        return None
-    issued = secret_meta.parse_time(observed.annotations.get(secret_meta.ISSUED_AT, ""))
+    requested = secret_meta.parse_time(observed.renew_requested)
+    if requested is None or requested > now:
+        return None  # a request from the future is no request (it would renew forever)
+    issued = secret_meta.parse_time(observed.recorded.get(secret_meta.ISSUED_AT, ""))
     if issued is not None and issued >= requested:
         return None
     return Reason(ReasonCode.RENEWAL_REQUESTED,
@@ -209,7 +209,7 @@ def renewal_due(
     """The renewal moment (core.renewal: ARI moment, renew-before, lifetime fraction, floor)."""
     if observed is None or observed.certificate is None:
         return None
-    decided = renewal_time_of(desired, observed.certificate, ari, observed.annotations)
+    decided = renewal_time_of(desired, observed.certificate, ari, observed.recorded)
     return decided.reason if decided.due(now) else None
 
 

@@ -189,6 +189,7 @@ NEXT_ATTEMPT = "certbotk8s.io/next-attempt"
 LAST_ERROR = "certbotk8s.io/last-error"
 LAST_ERROR_AT = "certbotk8s.io/last-error-at"
 LAST_ERROR_MAX = 1000
+FAILURE_KEYS = (FAILURES, NEXT_ATTEMPT, LAST_ERROR, LAST_ERROR_AT)
 
 
 def parse_failures(annotations: Mapping[str, str]) -> FailureState:

@@ -82,6 +82,6 @@ def unwritten_unusable(desired: DesiredCertificate, ordered_for: CertificateSpec
     meta = build_secret_metadata(desired, issued, now)
     as_written = ObservedSecret(ref=desired.secret, managed=True, resource_version="",
                                 certificate=issued, key_matches=True,
-                                annotations=dict(meta.annotations))
+                                recorded=dict(meta.annotations))
     reason = evaluate(desired, as_written, now, None)
     return None if reason is None else reason.message

@@ -1,0 +1,137 @@
+"""The controller's certificate records in memory, written through to its namespace.
+
+Both modes read every decision's memory from here (claims, issuance history, backoff, the
+chosen renewal moment; core.records says what a record holds), never from a tenant's Secret.
+Thread-safe. Writes are batched: `flush` saves what changed, at most every `save_every`
+seconds unless forced (a burst of orders costs one write per shard touched, not one per
+change); a kill loses at most that much. A failed save keeps the changes for the next flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.model import SecretRef
+
+log = logging.getLogger(__name__)
+
+
+class RecordStore(Protocol):
+    """Where records persist (adapters/kube_records.py): see its contract."""
+
+    def load(self) -> dict[SecretRef, dict[str, str]]: ...
+    def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None: ...
+
+
+class Records:
+    def __init__(self, store: RecordStore | None = None, *, save_every: float = 1.0) -> None:
+        self._store = store
+        self._save_every = save_every
+        self._lock = threading.RLock()
+        self._table: dict[SecretRef, dict[str, str]] = {}
+        self._dirty: set[SecretRef] = set()
+        self._saved = 0.0
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Read every record (at start, when becoming leader, each CronJob run). Changes not yet
+        saved win over what is read. A failure keeps what we have and returns False."""
+        if self._store is None:
+            return True
+        try:
+            loaded = self._store.load()
+        except CertbotK8sError as e:
+            log.warning("cannot read the certificate records: %s", e)
+            return False
+        with self._lock:
+            mine = {ref: self._table[ref] for ref in self._dirty if ref in self._table}
+            self._table = {**loaded, **mine}
+        return True
+
+    def get(self, ref: SecretRef) -> dict[str, str]:
+        """`ref`'s record (a copy; empty when there is none)."""
+        with self._lock:
+            return dict(self._table.get(ref, {}))
+
+    def snapshot(self) -> dict[SecretRef, Mapping[str, str]]:
+        """Every record (read-only: records are replaced, never changed in place)."""
+        with self._lock:
+            return dict(self._table)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._table)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def update(self, ref: SecretRef, values: Mapping[str, str | None]) -> None:
+        """Set these keys of `ref`'s record (None removes one); other keys stay."""
+        with self._lock:
+            before = self._table.get(ref, {})
+            record = dict(before)
+            for key, value in values.items():
+                if value is None:
+                    record.pop(key, None)
+                else:
+                    record[key] = value
+            if record != before:
+                self._table[ref] = record
+                self._dirty.add(ref)
+        self.flush()
+
+    def replace(self, ref: SecretRef, record: Mapping[str, str]) -> None:
+        with self._lock:
+            self._table[ref] = dict(record)
+            self._dirty.add(ref)
+        self.flush()
+
+    def remove(self, ref: SecretRef) -> None:
+        with self._lock:
+            if self._table.pop(ref, None) is not None:
+                self._dirty.add(ref)
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        if self._store is None:
+            return
+        with self._lock:
+            if not self._dirty or (not force and time.monotonic() - self._saved
+                                   < self._save_every):
+                return
+            changes = {ref: (dict(self._table[ref]) if ref in self._table else None)
+                       for ref in self._dirty}
+            self._dirty = set()
+            self._saved = time.monotonic()
+        try:
+            self._store.save(changes)
+        except CertbotK8sError as e:
+            log.warning("cannot write %d certificate records: %s", len(changes), e)
+            with self._lock:
+                self._dirty |= set(changes)
+
+    def restore_missing(self) -> int:
+        """Write again every record the store lost (someone deleted a shard): the leader's
+        periodic check. Returns how many were written."""
+        if self._store is None:
+            return 0
+        try:
+            stored = self._store.load()
+        except CertbotK8sError as e:
+            log.warning("cannot check the certificate records: %s", e)
+            return 0
+        with self._lock:
+            lost = {ref for ref, record in self._table.items() if stored.get(ref) != record}
+            lost -= self._dirty  # written at the next flush anyway
+            self._dirty |= lost
+        if lost:
+            log.warning("%d certificate records were missing or changed in the store; "
+                        "writing them again", len(lost))
+            self.flush(force=True)
+        return len(lost)
+

@@ -1,0 +1,26 @@
+"""In-memory stand-ins for the stores the controller keeps in its own namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from certbotk8s.core.model import SecretRef
+
+
+class FakeRecordStore:
+    """app.records.RecordStore in memory; counts saves (one per flush that had changes)."""
+
+    def __init__(self) -> None:
+        self.records: dict[SecretRef, dict[str, str]] = {}
+        self.saves = 0
+
+    def load(self) -> dict[SecretRef, dict[str, str]]:
+        return {ref: dict(record) for ref, record in self.records.items()}
+
+    def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None:
+        self.saves += 1
+        for ref, record in changes.items():
+            if record is None:
+                self.records.pop(ref, None)
+            else:
+                self.records[ref] = dict(record)
