@@ -172,13 +172,15 @@ def renewal_requested(
     """`certbotk8s renew NAMESPACE/SECRET` (or `revoke`) asked for a new certificate.
 
     The request is the time in RENEW_REQUESTED_AT; it is answered once the Secret holds a
-    certificate issued after it (writing the new certificate also drops the annotation).
+    certificate issued after it (writing the new certificate also drops the annotation). A
+    request dated in the future is no request: every new certificate would look older than it
+    and renew again, for ever.
     """
     if observed is None:
         return None
     requested = secret_meta.parse_time(observed.annotations.get(secret_meta.RENEW_REQUESTED_AT,
                                                                 ""))
-    if requested is None:
+    if requested is None or requested > now:
         return None
     issued = secret_meta.parse_time(observed.annotations.get(secret_meta.ISSUED_AT, ""))
     if issued is not None and issued >= requested:
