@@ -182,6 +182,11 @@ class Metrics:
             "certbotk8s_leadership_lost_total",
             "Times this replica stopped leading without being asked to (its Lease could not "
             "be renewed in time, or another replica holds it)", registry=r)
+        self.certificate_errors = Counter(
+            "certbotk8s_certificate_errors_total",
+            "Certificates whose handling raised unexpectedly (logged with the traceback, a "
+            "Warning Event InternalError on the source); the pass went on with the others",
+            registry=r)
         self.ari_errors = Counter(
             "certbotk8s_ari_errors_total",
             "ARI reads that gave no usable window (the renewal fell back)", ["kind"],
@@ -293,6 +298,9 @@ class Metrics:
 
     def set_managed_certificates(self, count: int) -> None:
         self.managed_certificates.set(count)
+
+    def count_certificate_error(self, count: int = 1) -> None:
+        self.certificate_errors.inc(count)
 
     def count_ari_error(self, kind: str) -> None:
         """kind: `malformed` (the CA's answer is not a window), `unavailable` (no answer) or

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
+from certbotk8s.app.isolation import InternalError
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.renewal_pass import PassReport
 from certbotk8s.core.model import ObservedSecret, SecretRef
@@ -55,6 +56,8 @@ def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> 
                                            certificate=held, key_matches=True)
         elif not outcome.ok:
             failures[ref] = 1
+    metrics.count_certificate_error(
+        sum(1 for o in report.outcomes if isinstance(o.error, InternalError)))
     now = datetime.fromtimestamp(finished, UTC)
     metrics.publish_certificates(certificate_rows(
         report.survey.actions, observed, report.survey.discovery.problems, failures, now))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from functools import partial
 
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.cert_state import StateTable, update_hold_gauges
+from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems, tidy_records
@@ -54,8 +56,10 @@ class Reconciler:
             self.states.drop(ref)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
         update_hold_gauges(self.states, self.metrics, now)
-        for action in actions:
-            self._handle(action, observed.get(action.desired.secret), now)
+        for action in actions:  # one certificate's exception stays with it
+            contained(action.desired, "handling",
+                      partial(self._handle, action, observed.get(action.desired.secret), now),
+                      partial(self._failed, action))
         failures = {a.desired.secret: self.book.failure_state(
             a.desired.secret, observed.get(a.desired.secret)).failures for a in actions}
         self.metrics.publish_certificates(certificate_rows(
@@ -65,6 +69,10 @@ class Reconciler:
         """Leading and done with the start-up steps (records and in-flight orders read)."""
         return (not self._stopping.is_set() and self.elector.is_leader()
                 and (self._ready is None or self._ready.is_set()))
+    def _failed(self, action: Action, error: InternalError) -> None:
+        self.metrics.count_certificate_error()
+        if self.elector.is_leader():  # Events come from the leader only
+            report_internal(self.deps.events, action.desired, error)
 
     def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
         ref = action.desired.secret

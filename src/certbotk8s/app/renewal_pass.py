@@ -11,10 +11,12 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from certbotk8s.adapters.acme_engine import OrderRequest
 from certbotk8s.app.ari import AriReader
 from certbotk8s.app.budget import LedgerStore, RenewalBook
+from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.outage_gate import Service
 from certbotk8s.app.pass_outages import PassOutages
@@ -49,6 +51,7 @@ from certbotk8s.core.observe import observe, with_record
 from certbotk8s.core.ownership import discover_owned, holdings
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
+from certbotk8s.core.reasons import Reason, ReasonCode
 from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -118,22 +121,46 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
     found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
                            deps.config, held)
-    observed: dict[SecretRef, ObservedSecret | None] = {}
-    for desired in found.desired:
-        stored = deps.secrets.read(desired.secret.namespace, desired.secret.name)
-        observed[desired.secret] = with_record(observe(stored) if stored is not None else None,
-                                               deps.records.get(desired.secret))
+    observed, broken = _observe_all(deps, found.desired)
     ari: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     if read_ari:
         ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
                                      observed)
-    actions = plan(found.desired, observed, deps.clock(), ari)
+    actions = plan([d for d in found.desired if d.secret not in broken], observed, deps.clock(),
+                   ari)
+    actions = tuple(sorted((*actions, *broken.values()), key=lambda a: a.desired.secret))
     for action in actions:
         if action.renewal is not None and action.renewal.ignored_window is not None:
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
     return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
+
+
+def _observe_all(deps: PassDeps, desired: Sequence[DesiredCertificate],
+                 ) -> tuple[dict[SecretRef, ObservedSecret | None], dict[SecretRef, Action]]:
+    """Each desired Secret read and observed; one that raises is left out of the plan and
+    gets an INTERNAL_ERROR refusal instead (the pass reports it as failed)."""
+    observed: dict[SecretRef, ObservedSecret | None] = {}
+    broken: dict[SecretRef, Action] = {}
+    for d in desired:
+        seen = contained(d, "reading", partial(_observe_one, deps, d.secret), _as_failure)
+        if isinstance(seen, InternalError):
+            broken.setdefault(d.secret, Action(ActionKind.REFUSE, d, Reason(
+                ReasonCode.INTERNAL_ERROR, str(seen))))
+        else:
+            observed[d.secret] = seen
+    return observed, broken
+
+
+def _observe_one(deps: PassDeps, ref: SecretRef) -> ObservedSecret | InternalError | None:
+    stored = deps.secrets.read(ref.namespace, ref.name)
+    return with_record(observe(stored) if stored is not None else None, deps.records.get(ref))
+
+
+def _as_failure(error: InternalError) -> InternalError:
+    return error
+
 
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
@@ -144,20 +171,31 @@ def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
     windows: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     for d in desired:
-        seen = observed.get(d.secret)
-        if seen is None or not seen.managed or seen.certificate is None:
-            continue
-        if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
-            continue  # a different CA's certificate: its ARI is not ours to ask
-        cert_id = seen.certificate.ari_cert_id
-        if not cert_id:
-            continue
-        answer = reader.read(d.spec.issuer, cert_id)
-        if answer.window is not None:
-            windows[d.secret] = answer.window
-        if answer.problem is not None:
-            problems[d.secret] = answer.problem
+        window, problem = contained(d, "reading the ARI window of",
+                                    partial(_window, reader, d, observed.get(d.secret)),
+                                    _no_window)
+        if window is not None:
+            windows[d.secret] = window
+        if problem is not None:
+            problems[d.secret] = problem
     return windows, problems
+
+
+def _window(reader: AriReader, d: DesiredCertificate, seen: ObservedSecret | None,
+            ) -> tuple[RenewalWindow | None, str | None]:
+    if seen is None or not seen.managed or seen.certificate is None:
+        return None, None
+    if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
+        return None, None  # a different CA's certificate: its ARI is not ours to ask
+    cert_id = seen.certificate.ari_cert_id
+    if not cert_id:
+        return None, None
+    answer = reader.read(d.spec.issuer, cert_id)
+    return answer.window, answer.problem
+
+
+def _no_window(error: InternalError) -> tuple[RenewalWindow | None, str | None]:
+    return None, str(error)  # the renewal falls back, as for any ARI failure
 
 
 def order_id_for(desired: DesiredCertificate) -> str:
@@ -191,6 +229,8 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         when = action.next_renewal.strftime("%Y-%m-%d %H:%M UTC") if action.next_renewal else "?"
         persist_moment(deps, action)
         return Outcome(action, True, f"up to date; renews {when} ({action.reason.message})")
+    if action.reason.code is ReasonCode.INTERNAL_ERROR:  # survey could not read it
+        return internal_outcome(deps, action, InternalError(action.reason.message))
     if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
         reason = "SecretNotManaged" if action.kind is ActionKind.REFUSE else "SecretConflict"
         message = action.reason.message
@@ -472,14 +512,10 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     for index, action in enumerate(current.actions, 1):
         d = action.desired
         label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
-        observed = current.observed.get(d.secret)
-        if d.secret in current.ari_problems:
-            progress(f"{label}: note: {current.ari_problems[d.secret]}")
-        if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
-            progress(f"{label}: {action.kind.value.lower()} ({action.reason.message}) ...")
-            outcome = ordered(deps, book, action, observed, outages)
-        else:
-            outcome = execute(deps, action, observed)
+        outcome = contained(d, "handling",
+                            partial(_pass_one, deps, book, current, outages, action,
+                                    partial(_labelled, progress, label)),
+                            partial(internal_outcome, deps, action))
         outcomes.append(outcome)
         status = "ok" if outcome.ok else "FAILED"
         progress(f"{label}: {status}: {outcome.message}")
@@ -499,6 +535,28 @@ def tidy_records(deps: PassDeps, wanted: Iterable[SecretRef], now: datetime,
     for ref, record in records.items():
         if (not namespaces or ref.namespace in namespaces) and rec.expired(record, now, grace):
             deps.records.remove(ref)
+def _labelled(progress: Progress, label: str, line: str) -> None:
+    progress(f"{label}: {line}")
+
+
+def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
+              action: Action, progress: Progress) -> Outcome:
+    """One certificate of `run_pass`."""
+    d = action.desired
+    observed = current.observed.get(d.secret)
+    if d.secret in current.ari_problems:
+        progress(f"note: {current.ari_problems[d.secret]}")
+    if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
+        progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
+        return ordered(deps, book, action, observed, outages)
+    return execute(deps, action, observed)
+
+
+def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Outcome:
+    """The failed Outcome of a certificate whose handling raised (`isolation.contained`), with
+    its Warning Event."""
+    report_internal(deps.events, action.desired, error)
+    return Outcome(action, False, str(error), error=error)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from certbotk8s.adapters.kube_events import list_events
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.renewal_pass import LAST_ERROR, survey
+from certbotk8s.app.isolation import INTERNAL_ERROR, InternalError, contained
+from certbotk8s.app.renewal_pass import LAST_ERROR, Survey, survey
 from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObjectRef, SecretRef, SourceKind
-from certbotk8s.core.plan import ActionKind
+from certbotk8s.core.plan import Action, ActionKind
 from certbotk8s.core.text import printable
 
 if TYPE_CHECKING:
@@ -45,36 +47,10 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
     for action in current.actions:
-        d = action.desired
-        seen.add(d.secret)
-        observed = current.observed.get(d.secret)
-        info = observed.certificate if observed is not None else None
-        last_error = observed.recorded.get(LAST_ERROR, "") if observed is not None else ""
-        if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
-            next_at = _time(action.next_renewal)
-            why = (action.renewal.reason.message if action.renewal is not None
-                   else action.reason.message)
-            if action.kind is ActionKind.REPAIR:
-                why = f"{why}; {action.reason.message}"
-        elif action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
-            next_at, why = "never", action.reason.message
-            last_error = last_error or action.reason.message
-        else:
-            next_at, why = "now", action.reason.message
-            if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
-                last_error = _last_warning(runtime, d.source)
-            failure = book.failure_state(d.secret, observed)
-            if failure.waiting(now):
-                next_at = _time(failure.next_attempt)
-                why = f"backing off after {failure.failures} failed attempts; {why}"
-                last_error = last_error or failure.last_error
-        if d.secret in current.ari_problems:
-            why = f"{why} ({current.ari_problems[d.secret]})"
-        rows.append(StatusRow(
-            source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
-            not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,
-            last_error=last_error,
-        ))
+        seen.add(action.desired.secret)
+        rows.append(contained(action.desired, "showing",
+                              partial(_row, runtime, book, current, action, now),
+                              partial(_failed_row, action)))
     for problem in current.discovery.problems:
         rows.append(StatusRow(source=str(problem.source), hosts="-", secret="-", not_after="-",
                               next_renewal="never", why=problem.reason,
@@ -94,6 +70,45 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
             last_error=record.get(LAST_ERROR, ""),
         ))
     return rows
+
+
+def _row(runtime: Runtime, book: RenewalBook, current: Survey, action: Action,
+         now: datetime) -> StatusRow:
+    d = action.desired
+    observed = current.observed.get(d.secret)
+    info = observed.certificate if observed is not None else None
+    last_error = observed.recorded.get(LAST_ERROR, "") if observed is not None else ""
+    if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
+        next_at = _time(action.next_renewal)
+        why = (action.renewal.reason.message if action.renewal is not None
+               else action.reason.message)
+        if action.kind is ActionKind.REPAIR:
+            why = f"{why}; {action.reason.message}"
+    elif action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
+        next_at, why = "never", action.reason.message
+        last_error = last_error or action.reason.message
+    else:
+        next_at, why = "now", action.reason.message
+        if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+            last_error = _last_warning(runtime, d.source)
+        failure = book.failure_state(d.secret, observed)
+        if failure.waiting(now):
+            next_at = _time(failure.next_attempt)
+            why = f"backing off after {failure.failures} failed attempts; {why}"
+            last_error = last_error or failure.last_error
+    if d.secret in current.ari_problems:
+        why = f"{why} ({current.ari_problems[d.secret]})"
+    return StatusRow(
+        source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
+        not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,
+        last_error=last_error,
+    )
+
+
+def _failed_row(action: Action, error: InternalError) -> StatusRow:
+    d = action.desired
+    return StatusRow(source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
+                     not_after="-", next_renewal="-", why=INTERNAL_ERROR, last_error=str(error))
 
 
 def _last_warning(runtime: Runtime, source: ObjectRef) -> str:

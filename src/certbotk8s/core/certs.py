@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certbotk8s.core.keys import PrivateKey, key_type_of
 from certbotk8s.core.model import CertificateInfo
+from certbotk8s.core.secret_meta import EARLIEST, LATEST
 
 
 class CertificateParseError(ValueError):
@@ -19,7 +20,7 @@ class CertificateParseError(ValueError):
 def split_pem_chain(fullchain_pem: bytes) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(fullchain_pem)
-    except ValueError as e:
+    except Exception as e:  # ValueError, or anything else cryptography raises on hostile bytes
         raise CertificateParseError(f"not a PEM certificate chain: {e}") from e
     if not certs:
         raise CertificateParseError("no certificate in PEM data")
@@ -45,8 +46,24 @@ def ari_cert_id(cert: x509.Certificate) -> str:
 
 
 def certificate_info(fullchain_pem: bytes) -> CertificateInfo:
-    """Facts about the leaf (the first certificate) of a PEM chain."""
+    """Facts about the leaf (the first certificate) of a PEM chain.
+
+    Secrets are tenant-writable: whatever cryptography raises on the bytes (a duplicate
+    extension, an unknown key algorithm, a malformed field) becomes CertificateParseError, and
+    so does a validity outside the years secret_meta accepts (arithmetic on it stays safe)."""
     leaf = split_pem_chain(fullchain_pem)[0]
+    try:
+        info = _leaf_info(leaf)
+    except Exception as e:  # cryptography raises more than ValueError (DuplicateExtension, ...)
+        raise CertificateParseError(f"unreadable certificate: {type(e).__name__}") from e
+    if not (EARLIEST <= info.not_before <= info.not_after < LATEST):
+        raise CertificateParseError(
+            f"unreadable certificate: validity {info.not_before:%Y-%m-%d} .. "
+            f"{info.not_after:%Y-%m-%d} is outside {EARLIEST:%Y} .. {LATEST:%Y}")
+    return info
+
+
+def _leaf_info(leaf: x509.Certificate) -> CertificateInfo:
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         sans = tuple(sorted(str(n).lower() for n in san.get_values_for_type(x509.DNSName)))
@@ -67,7 +84,14 @@ def certificate_info(fullchain_pem: bytes) -> CertificateInfo:
 
 
 def key_matches_certificate(key: PrivateKey, fullchain_pem: bytes) -> bool:
+    """Whether `key` is the leaf's key; CertificateParseError when the leaf's key is unreadable
+    (the message names neither key)."""
     leaf = split_pem_chain(fullchain_pem)[0]
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
-    return bool(key.public_key().public_bytes(enc, fmt) == leaf.public_key().public_bytes(enc, fmt))
+    try:
+        theirs = leaf.public_key().public_bytes(enc, fmt)
+    except Exception as e:  # UnsupportedAlgorithm and friends
+        raise CertificateParseError(
+            f"unreadable certificate public key: {type(e).__name__}") from e
+    return bool(key.public_key().public_bytes(enc, fmt) == theirs)

@@ -48,7 +48,16 @@ def key_to_pem(key: PrivateKey) -> bytes:
 
 
 def load_key_pem(data: bytes) -> PrivateKey:
-    key = serialization.load_pem_private_key(data, password=None)
+    """An EC or RSA private key from PEM; ValueError for anything else. cryptography raises
+    more than ValueError on hostile bytes (TypeError for an encrypted key, UnsupportedAlgorithm
+    for an unknown one): all become one ValueError whose message and cause hold nothing of the
+    key."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except Exception:
+        key = None  # the cause is dropped: its text may describe the key
+    if key is None:
+        raise ValueError("not a readable private key")
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise ValueError("unsupported private key type")
     return key

@@ -17,7 +17,10 @@ def observe(stored: StoredSecret) -> ObservedSecret:
     """Parse the certificate and check the key matches; problems become `parse_error`.
 
     Nothing of the Secret's annotations is taken as a fact (`recorded` stays empty: the caller
-    joins the controller's record, `with_record`); only a renewal request is kept."""
+    joins the controller's record, `with_record`); only a renewal request is kept. Never raises
+    on what a tenant can write: unreadable bytes in tls.crt are a parse_error with no
+    certificate, an unreadable tls.key one with the certificate; no message holds key
+    material."""
 
     def result(info: CertificateInfo | None = None, key_matches: bool = False,
                error: str | None = None) -> ObservedSecret:
@@ -41,10 +44,14 @@ def observe(stored: StoredSecret) -> ObservedSecret:
     except certs.CertificateParseError as e:
         return result(error=str(e))
     try:
-        matches = certs.key_matches_certificate(keys.load_key_pem(key_pem), crt)
-    except (ValueError, TypeError):
+        key = keys.load_key_pem(key_pem)
+    except ValueError:
         # never echo the key or the parser's view of it
         return result(info, error="tls.key is not a readable private key")
+    try:
+        matches = certs.key_matches_certificate(key, crt)
+    except certs.CertificateParseError as e:
+        return result(error=str(e))
     return result(info, key_matches=matches)
 
 

@@ -25,6 +25,7 @@ class ReasonCode(enum.StrEnum):
     UP_TO_DATE = "UpToDate"
     SECRET_CONFLICT = "SecretConflict"
     METADATA_REPAIR = "MetadataRepair"
+    INTERNAL_ERROR = "InternalError"  # the Secret could not be read or planned: nothing done
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,29 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+TIME_TEXT_MAX = 64
+"""Longer time values are not parsed at all (RFC 3339 with fractions and an offset is ~35)."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Parsed times lie in [EARLIEST, LATEST): far enough from datetime's limits (years 1 and 9999)
+that adding or subtracting any duration the code uses (backoff, 7 days of history, a
+certificate's lifetime, ten years of renew-before) cannot overflow."""
+
+
 def parse_time(text: str) -> datetime | None:
-    """The inverse of `format_time`; None for anything unparsable."""
+    """The inverse of `format_time`: an aware UTC datetime in [EARLIEST, LATEST), or None for
+    anything else (unparsable, too long, overflowing on conversion to UTC, out of range).
+    Annotations are tenant-writable: every value this returns is safe to compute with."""
+    if not isinstance(text, str) or len(text) > TIME_TEXT_MAX:
+        return None
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)  # 9999-12-31T23:59:59-23:59 overflows here
+    except (ValueError, OverflowError):
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value if EARLIEST <= value < LATEST else None
 
 
 def is_managed(labels: Mapping[str, str] | None) -> bool:
