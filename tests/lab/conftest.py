@@ -264,3 +264,8 @@ def read_secret(api: ApiClient, namespace: str, name: str) -> Any:
         if e.status == 404:
             return None
         raise
+
+
+# The tenant fixtures (`tenants`, `controller`) shared by the attack suites; imported last: that
+# module reads this one's names.
+from .tenancy import controller, tenants  # noqa: E402,F401

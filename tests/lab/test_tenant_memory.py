@@ -27,17 +27,8 @@ from certbotk8s.core import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
 from .controllers import wait_for
-from .test_tenants import (
-    ISSUE_WITHIN,
-    Start,
-    Tenant,
-    _events,
-    _hosts,
-    _secret,
-    _wait_event,
-)
-from .test_tenants import controller as controller_fixture  # noqa: F401  (fixture `controller`)
-from .test_tenants import tenants as tenants_fixture  # noqa: F401  (fixture `tenants`)
+from .tenancy import ISSUE_WITHIN, Start, Tenant
+from .test_tenants import _events, _hosts, _secret, _wait_event
 
 pytestmark = pytest.mark.lab
 
