@@ -53,6 +53,9 @@ class CountingStore:
     def load(self) -> dict[SecretRef, dict[str, str]]:
         return self.store.load()
 
+    def load_one(self, ref: SecretRef) -> dict[str, str] | None:
+        return self.store.load_one(ref)
+
     def save(self, changes: Any) -> None:
         self.saves += 1
         self.writes += len({rec.shard_of(ref, self.store.shards) for ref in changes})

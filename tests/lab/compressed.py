@@ -53,6 +53,7 @@ from certbotk8s.core.renewal import floor_time, renewal_time
 
 from .conftest import Lab
 from .controllers import ControllerProcess, controller_config
+from .records_view import record_of
 
 PROFILE = "fast"
 
@@ -450,7 +451,7 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                 key, since, serial = injecting
                 ns, name = key.split("/")
                 secret = core.read_namespaced_secret(name, ns)
-                failed = (secret.metadata.annotations or {}).get(secret_meta.FAILURES) == "1"
+                failed = record_of(api, ns, name).get(secret_meta.FAILURES) == "1"
                 # Renewed without failing: Pebble reused the host's valid authorization
                 # (PEBBLE_AUTHZREUSE), so no challenge was asked; try another source.
                 renewed = certs.certificate_info(

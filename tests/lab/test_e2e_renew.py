@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from certbotk8s.core import certs, secret_meta
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
+from .records_view import drop_record, record_of
 
 pytestmark = pytest.mark.lab
 
@@ -483,7 +484,8 @@ def test_failed_renewal_keeps_the_old_certificate(
     after = read_secret(admin_api, namespace, "keep-tls")
     assert after.data["tls.crt"] == before.data["tls.crt"]
     assert after.data["tls.key"] == before.data["tls.key"]
-    assert "rejectedIdentifier" in after.metadata.annotations["certbotk8s.io/last-error"]
+    assert "rejectedIdentifier" in record_of(admin_api, namespace, "keep-tls")[
+        secret_meta.LAST_ERROR]
 
 
 def test_shared_tokens_go_through_the_token_secret(
@@ -560,25 +562,25 @@ def test_unreachable_ca_gives_a_message_per_certificate(
     assert run.code == 0 and "ARI unavailable" in run.out, run  # nothing was due
 
 
-def test_chosen_moment_is_kept_on_the_secret_and_a_moved_window_picks_again(
+def test_chosen_moment_is_kept_in_the_record_and_a_moved_window_picks_again(
     lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
 ) -> None:
     _, secret = _issue_one(lab, admin_api, namespace, certbotk8s, "moment")
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0  # reads ARI, keeps a moment
-    kept = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    kept = record_of(admin_api, namespace, "moment-tls")
     value = kept[secret_meta.RENEWAL_MOMENT]
     at, cert_id, start, end = value.split()
     assert cert_id == kept[secret_meta.ARI_CERT_ID]
     assert start <= at <= end
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
-    again = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    again = record_of(admin_api, namespace, "moment-tls")
     assert again[secret_meta.RENEWAL_MOMENT] == value  # the same moment on every pass
     # the CA moves the window (later, still inside the validity): a new moment in it
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
     new_start, new_end = info.not_before + timedelta(days=4), info.not_before + timedelta(days=5)
     set_ari_window(lab, base64.b64decode(secret.data["tls.crt"]), new_start, new_end)
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
-    moved = read_secret(admin_api, namespace, "moment-tls").metadata.annotations
+    moved = record_of(admin_api, namespace, "moment-tls")
     at, _, start, end = moved[secret_meta.RENEWAL_MOMENT].split()
     assert (start, end) == (secret_meta.format_time(new_start), secret_meta.format_time(new_end))
     assert start <= at <= end
@@ -588,29 +590,31 @@ def test_chosen_moment_is_kept_on_the_secret_and_a_moved_window_picks_again(
     assert "renewal window" in row["why"] and row["next_renewal"] == at[:16].replace("T", " ")
 
 
-def test_lost_annotations_are_repaired_without_an_order(
+def test_a_lost_record_is_rebuilt_without_an_order_and_annotation_edits_change_nothing(
     lab: Lab, admin_api: ApiClient, namespace: str, certbotk8s: Callable[..., Run]
 ) -> None:
     _, secret = _issue_one(lab, admin_api, namespace, certbotk8s, "repair")
-    serial = secret.metadata.annotations[secret_meta.SERIAL]
+    record = record_of(admin_api, namespace, "repair-tls")
+    assert record[secret_meta.SERIAL] == secret.metadata.annotations[secret_meta.SERIAL]
+    # A tenant edits the display copy, and the record is lost.
     _core(admin_api).patch_namespaced_secret("repair-tls", namespace, {"metadata": {
-        "annotations": {secret_meta.ISSUER: None, secret_meta.PROFILE: None,
+        "annotations": {secret_meta.ISSUER: "other", secret_meta.PROFILE: None,
                         secret_meta.NOT_AFTER: "garbage"}}})
+    drop_record(admin_api, namespace, "repair-tls")
     pebble_log = Path(ROOT / ".lab" / "logs" / "pebble.log")
     orders_before = pebble_log.read_text().count("Issued certificate serial")
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code == 0 and "repaired" in run.out, run
-    repaired = read_secret(admin_api, namespace, "repair-tls")
-    annotations = repaired.metadata.annotations
-    assert annotations[secret_meta.SERIAL] == serial
-    assert annotations[secret_meta.ISSUER] == "pebble"
-    assert annotations[secret_meta.PROFILE] == "shortlived"
-    assert annotations[secret_meta.NOT_AFTER] == secret.metadata.annotations[
-        secret_meta.NOT_AFTER]
-    assert repaired.data["tls.crt"] == secret.data["tls.crt"]
+    rebuilt = record_of(admin_api, namespace, "repair-tls")
+    for key in (secret_meta.SERIAL, secret_meta.ISSUER, secret_meta.PROFILE,
+                secret_meta.NOT_AFTER, secret_meta.HOSTS):
+        assert rebuilt[key] == record[key], key
+    assert read_secret(admin_api, namespace, "repair-tls").data["tls.crt"] == \
+        secret.data["tls.crt"]
     assert pebble_log.read_text().count("Issued certificate serial") == orders_before
-    assert ("Normal", "MetadataRepaired") in {
-        (t, r) for t, r, _ in events_for(admin_api, namespace, "repair")}
+    # rebuilt once: the next pass has nothing to do
+    again = certbotk8s("renew", "--once", "-n", namespace)
+    assert again.code == 0 and "repaired" not in again.out, again
 
 
 def test_renew_once_backs_off_per_secret_and_status_shows_it(
@@ -626,17 +630,15 @@ def test_renew_once_backs_off_per_secret_and_status_shows_it(
         "tls": [{"hosts": ["blocked.certbotk8s.test"], "secretName": "never-tls"}]})
     first = certbotk8s("renew", "--once", "-n", namespace)
     assert first.code != 0 and first.out.count("rejectedIdentifier") >= 2, first
-    annotations = read_secret(admin_api, namespace, "fails-tls").metadata.annotations
+    annotations = record_of(admin_api, namespace, "fails-tls")
     assert annotations[secret_meta.FAILURES] == "1"
     next_attempt = secret_meta.parse_time(annotations[secret_meta.NEXT_ATTEMPT])
     assert next_attempt is not None and next_attempt > datetime.now(next_attempt.tzinfo)
-    ledger = read_secret(admin_api, "certbotk8s", "certbotk8s-renewal-ledger")
-    failures = json.loads(base64.b64decode(ledger.data["failures"]))
-    assert failures[f"{namespace}/never-tls"][0] == 1
+    assert record_of(admin_api, namespace, "never-tls")[secret_meta.FAILURES] == "1"
     second = certbotk8s("renew", "--once", "-n", namespace)
     assert second.code != 0 and second.out.count("backing off after 1 failed") == 2, second
     # no second attempt was made: still one failure, recorded at the same time
-    again = read_secret(admin_api, namespace, "fails-tls").metadata.annotations
+    again = record_of(admin_api, namespace, "fails-tls")
     assert again[secret_meta.FAILURES] == "1"
     assert again[secret_meta.LAST_ERROR_AT] == annotations[secret_meta.LAST_ERROR_AT]
     status = certbotk8s("status", "-n", namespace, "-o", "json")

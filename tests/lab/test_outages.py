@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,12 +19,15 @@ from kubernetes.client import ApiClient
 from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
 from certbotk8s.adapters.dns_webhook import WebhookProvider
 from certbotk8s.adapters.http01 import lookup_outage
+from certbotk8s.adapters.kube_records import KubeRecordStore
+from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
 from tests.lab.webhook_stub import QuietHandler
 
 from .conftest import Lab, read_secret, verify_chain
 from .controllers import controller_config, wait_for
+from .records_view import CONTROLLER_NAMESPACE
 from .test_controller import Starter, controllers
 from .test_e2e_renew import Run, _ingress, _rows, certbotk8s, events_for
 from .test_faults import fault
@@ -48,12 +50,10 @@ def bind_stopped() -> Iterator[None]:
 
 
 def _failures(api: ApiClient, namespace: str) -> dict[str, Any]:
-    """The ledger's backoff records of Secrets in `namespace` (Secrets that do not exist yet)."""
-    ledger = read_secret(api, "certbotk8s", "certbotk8s-renewal-ledger")
-    if ledger is None or "failures" not in (ledger.data or {}):
-        return {}
-    records = json.loads(base64.b64decode(ledger.data["failures"]))
-    return {k: v for k, v in records.items() if k.startswith(f"{namespace}/")}
+    """The counted failures (backoff) in the controller's records of Secrets in `namespace`."""
+    records = KubeRecordStore(api, CONTROLLER_NAMESPACE).load()
+    return {str(ref): record[secret_meta.FAILURES] for ref, record in records.items()
+            if ref.namespace == namespace and record.get(secret_meta.FAILURES, "0") != "0"}
 
 
 def _site(api: ApiClient, namespace: str, name: str, host: str,
@@ -317,8 +317,6 @@ def test_renew_once_http01_validation_failed_while_dns_is_down_counts_no_backoff
     assert lab["DNS_SERVER"] in warnings[0][1] and "cannot resolve" in warnings[0][1]
     secret = read_secret(admin_api, namespace, "web-tls")
     assert secret is not None
-    annotations = secret.metadata.annotations or {}
-    assert "certbotk8s.io/failures" not in annotations, annotations  # no counted backoff
     assert _failures(admin_api, namespace) == {}
     # DNS answers again: the next run renews at once (no backoff holds it).
     again = certbotk8s("renew", "--once", "-n", namespace, config=config)

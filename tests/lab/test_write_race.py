@@ -16,12 +16,14 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.acme_engine import OrderRequest
 from certbotk8s.adapters.dns_solver import DnsSolver
+from certbotk8s.adapters.kube_records import KubeRecordStore
 from certbotk8s.adapters.kube_secrets import KubeSecretStore
 from certbotk8s.core import certs, secret_meta
-from certbotk8s.core.model import ChallengeType, IssuedCertificate
+from certbotk8s.core.model import ChallengeType, IssuedCertificate, SecretRef
 
 from .conftest import EngineFactory, Lab, read_secret
 from .controllers import ControllerProcess, controller_config, free_port, wait_for
+from .records_view import CONTROLLER_NAMESPACE, record_of
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
 from .test_kube_faults import _certificates_written, _orders_for, _serial
@@ -113,10 +115,11 @@ def _issue_elsewhere(make_engine: EngineFactory, dns01_solver: DnsSolver,
         {ChallengeType.DNS01: dns01_solver})
 
 
-def _write_as_certbotk8s(store: KubeSecretStore, namespace: str, cert: IssuedCertificate,
+def _write_as_certbotk8s(api: ApiClient, namespace: str, cert: IssuedCertificate,
                          at: datetime) -> str:
-    """Store `cert` in web-tls the way certbotk8s's own write does (its annotations, the read
-    resourceVersion, the issued-7d history extended); returns that history."""
+    """Store `cert` in web-tls the way another certbotk8s writer does (its annotations, the read
+    resourceVersion, the issued-7d history extended in its record too); returns that history."""
+    store = KubeSecretStore(api)
     current = store.read(namespace, "web-tls")
     assert current is not None
     info = cert.info
@@ -132,6 +135,8 @@ def _write_as_certbotk8s(store: KubeSecretStore, namespace: str, cert: IssuedCer
         secret_meta.ISSUANCE_HISTORY: history})
     store.write_tls(namespace, "web-tls", cert.key_pem, cert.fullchain_pem,
                     dict(current.labels), annotations, current.resource_version)
+    KubeRecordStore(api, CONTROLLER_NAMESPACE).save(
+        {SecretRef(namespace, "web-tls"): annotations})
     return history
 
 
@@ -159,7 +164,7 @@ def test_a_newer_certificate_stored_by_another_writer_is_kept_not_overwritten(
                      "the controller's order for the new host set")
             # The controller read the Secret and its order waits: the other writer stores its
             # newer certificate for the same hosts now.
-            their_history = _write_as_certbotk8s(KubeSecretStore(admin_api), namespace, theirs,
+            their_history = _write_as_certbotk8s(admin_api, namespace, theirs,
                                                  theirs_at)
             gate.open()
             wait_for(lambda: ctl.value("certbotk8s_newer_certificate_kept_total") == 1, 30,
@@ -180,8 +185,9 @@ def test_a_newer_certificate_stored_by_another_writer_is_kept_not_overwritten(
     assert _certificates_written(admin_api, namespace, "web-tls",
                                  issued.metadata.resource_version) in (
         [theirs.info.serial], [_serial(issued), theirs.info.serial])
-    # Our issuance (the CA counted it) is in the issued-7d history the budget reads.
-    history = kept.metadata.annotations[secret_meta.ISSUANCE_HISTORY].split(",")
+    # Our issuance (the CA counted it) is in the issued-7d history the budget reads (the
+    # record, merged with the other writer's).
+    history = record_of(admin_api, namespace, "web-tls")[secret_meta.ISSUANCE_HISTORY].split(",")
     assert history[:-1] == their_history.split(",") and len(history) == 3
 
 
@@ -213,7 +219,7 @@ def test_a_certificate_for_the_source_s_new_hosts_stored_meanwhile_is_kept(
             # While it is in flight the source moves on, and the other writer (which saw the
             # new hosts) stores a certificate for them.
             _set_hosts(admin_api, namespace, list(now_wanted))
-            _write_as_certbotk8s(KubeSecretStore(admin_api), namespace, theirs, theirs_at)
+            _write_as_certbotk8s(admin_api, namespace, theirs, theirs_at)
             # Ready again only once the controller's cache holds both the new hosts and that
             # certificate (for the old hosts the plan would renew: not Ready).
             wait_for(lambda: _ready(ctl, namespace) == 1, 10, "the controller to see both")

@@ -17,6 +17,10 @@ class FakeRecordStore:
     def load(self) -> dict[SecretRef, dict[str, str]]:
         return {ref: dict(record) for ref, record in self.records.items()}
 
+    def load_one(self, ref: SecretRef) -> dict[str, str] | None:
+        record = self.records.get(ref)
+        return dict(record) if record is not None else None
+
     def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None:
         self.saves += 1
         for ref, record in changes.items():

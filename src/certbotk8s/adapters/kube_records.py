@@ -3,9 +3,10 @@
 Shard `certbotk8s-records-NNN` holds the records whose `core.records.shard_of` is NNN, one data
 key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
 Role), so no tenant can make or change a record.
-Contract: `load` of no shards is `{}`; `save` writes the given records (None removes one) with
-one merge patch per shard touched, creating a shard when it is missing; a key written by
-another process in the same shard is never lost (merge patches replace only their own keys).
+Contract: `load` of no shards is `{}`; `load_one` of a missing record is None; `save` writes
+the given records (None removes one) with one merge patch per shard touched, creating a shard
+when it is missing; a key written by another process in the same shard is never lost (merge
+patches replace only their own keys).
 A damaged entry is skipped on load (it only costs that record).
 """
 
@@ -63,6 +64,17 @@ class KubeRecordStore:
                 if ref is not None and record is not None:
                     found[ref] = record
         return found
+
+    def load_one(self, ref: SecretRef) -> dict[str, str] | None:
+        """`ref`'s record as stored now (one read of its shard); None when there is none."""
+        name = shard_name(rec.shard_of(ref, self.shards))
+        shard = request(Op("get", "secrets", self.namespace, name),
+                        lambda: self._core.read_namespaced_secret(
+                            name, self.namespace, _preload_content=False,
+                            _request_timeout=REQUEST_TIMEOUT))
+        data = (shard or {}).get("data")
+        value = data.get(rec.entry_key(ref)) if isinstance(data, dict) else None
+        return _decode(value) if value is not None else None
 
     def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None:
         by_shard: dict[int, dict[str, str | None]] = {}

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
+from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
 
@@ -25,6 +27,7 @@ class RecordStore(Protocol):
     """Where records persist (adapters/kube_records.py): see its contract."""
 
     def load(self) -> dict[SecretRef, dict[str, str]]: ...
+    def load_one(self, ref: SecretRef) -> dict[str, str] | None: ...
     def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None: ...
 
 
@@ -53,6 +56,29 @@ class Records:
             mine = {ref: self._table[ref] for ref in self._dirty if ref in self._table}
             self._table = {**loaded, **mine}
         return True
+
+    def reload(self, ref: SecretRef) -> None:
+        """Read `ref`'s record again from the store: another certbotk8s writer (a CronJob run
+        beside the controller) changed its Secret and may have recorded an issuance. The
+        issuance histories are merged; a record changed here and not yet saved keeps the rest."""
+        if self._store is None:
+            return
+        try:
+            stored = self._store.load_one(ref)
+        except CertbotK8sError as e:
+            log.info("cannot read the record of %s again: %s", ref, e)
+            return
+        if stored is None:
+            return
+        with self._lock:
+            mine = self._table.get(ref, {})
+            merged = dict(mine) if ref in self._dirty else dict(stored)
+            # Each issuance once: as many entries of one second as either side holds.
+            both = _entries(mine) | _entries(stored)
+            history = ",".join(sorted(both.elements()))
+            if history:
+                merged[secret_meta.ISSUANCE_HISTORY] = history
+            self._table[ref] = merged
 
     def get(self, ref: SecretRef) -> dict[str, str]:
         """`ref`'s record (a copy; empty when there is none)."""
@@ -135,3 +161,7 @@ class Records:
             self.flush(force=True)
         return len(lost)
 
+
+
+def _entries(record: Mapping[str, str]) -> Counter[str]:
+    return Counter(t for t in record.get(secret_meta.ISSUANCE_HISTORY, "").split(",") if t)

@@ -440,8 +440,9 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             # Someone wrote the Secret since we read it (the API server said 409).
             conflict = e
         stored = deps.secrets.read(d.secret.namespace, d.secret.name)
-        fresh = with_record(observe(stored) if stored is not None else None,
-                            deps.records.get(d.secret))
+        deps.records.reload(d.secret)  # the other writer may have recorded an issuance
+        record = deps.records.get(d.secret)
+        fresh = with_record(observe(stored) if stored is not None else None, record)
         decision = after_conflict(d, observed, fresh, issued.info, deps.clock(),
                                   current() if current is not None else None)
         if decision.kind is AfterConflict.REFUSE:
@@ -459,6 +460,8 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         log.info("%s: %s; %s: writing again on the current version", d.secret, conflict,
                  decision.message)
         version = fresh.resource_version if fresh is not None else None
+        meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
+            record.get(secret_meta.ISSUANCE_HISTORY), now, now)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
