@@ -235,7 +235,10 @@ NASTY = (*OVERFLOWING, "9999-12-31T23:59:59Z", "2025-01-01T00:00:00Z", "2999-01-
          "ecdsa-p256", "shortlived", "\ud800", "\u202e",
          f"{OVERFLOWING[0]} aki.serial {OVERFLOWING[0]} {OVERFLOWING[0]}",
          "2025-01-20T00:00:00Z aki.serial 2025-01-10T00:00:00Z 2025-01-30T00:00:00Z",
-         ",".join(["2025-01-31T00:00:00Z"] * 3 + [OVERFLOWING[0]]))
+         ",".join(["2025-01-31T00:00:00Z"] * 3 + [OVERFLOWING[0]]),
+         # forged claims on the victim's host and a shared registered domain's budget
+         "victim.example.com", "victim.example.com,s0.team-a.example.com",
+         ",".join(["2025-01-31T00:00:00Z"] * 60))
 ANNOTATION_KEYS = sorted({
     secret_meta.HOSTS, secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.KEY_TYPE,
     secret_meta.NOT_BEFORE, secret_meta.NOT_AFTER, secret_meta.SERIAL, secret_meta.ARI_CERT_ID,
