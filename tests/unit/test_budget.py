@@ -90,7 +90,7 @@ def test_only_an_order_that_sends_replaces_is_exempt() -> None:
     renew = Action(ActionKind.RENEW, d, REASON)
     assert RenewalBook.sends_replaces(renew, observed)
     assert not RenewalBook.sends_replaces(Action(ActionKind.ISSUE, d, REASON), None)
-    other_hosts = desired("a.example.com", "b.example.com")
+    other_hosts = desired("b.example.com")  # no name in common: a new certificate
     assert not RenewalBook.sends_replaces(Action(ActionKind.RENEW, other_hosts, REASON),
                                           observed)
     other_issuer = desired("a.example.com", issuer="staging")

@@ -25,6 +25,7 @@ from certbotk8s.core.config import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObservedSecret, SecretRef
 from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.replaces import replaced_cert_id
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,9 @@ class RenewalBook:
     @staticmethod
     def sends_replaces(action: Action, observed: ObservedSecret | None) -> bool:
         """Whether the order for `action` will name the current certificate in `replaces`
-        (same CA, same names: see renewal_pass._order)."""
-        d = action.desired
-        return (action.kind is ActionKind.RENEW and observed is not None
-                and observed.certificate is not None
-                and bool(observed.certificate.ari_cert_id)
-                and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
-                and set(observed.certificate.sans) == set(d.spec.hosts))
+        (the one rule of core.replaces, which the order itself follows)."""
+        return replaced_cert_id(action.kind is ActionKind.RENEW, action.desired,
+                                observed) is not None
 
     def check(self, action: Action, observed: ObservedSecret | None,
               now: datetime) -> ratelimit.Hold | None:

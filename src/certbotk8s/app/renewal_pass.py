@@ -52,6 +52,7 @@ from certbotk8s.core.ownership import discover_owned, holdings
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 from certbotk8s.core.reasons import Reason, ReasonCode
+from certbotk8s.core.replaces import replaced_cert_id
 from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -342,14 +343,9 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     d = action.desired
     issuer = deps.issuers.issuer(d.spec.issuer)
     engine = deps.issuers.engine(d.spec.issuer)
-    replaces = None
-    # ARI `replaces` only for a true renewal: same CA, same names. A certificate whose hosts
-    # changed is a new one (the CA would refuse or mis-count it as a replacement).
-    if (action.kind is ActionKind.RENEW and observed is not None
-            and observed.certificate is not None
-            and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
-            and set(observed.certificate.sans) == set(d.spec.hosts)):
-        replaces = observed.certificate.ari_cert_id or None
+    # ARI `replaces` for a renewal from the same CA that keeps at least one name (the budget
+    # decides exemption by the same rule).
+    replaces = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed)
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
@@ -420,7 +416,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
     # from the controller's record: the Secret's copy is for people only.
     record = deps.records.get(d.secret)
     meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-        record.get(secret_meta.ISSUANCE_HISTORY), now, now)
+        record.get(secret_meta.ISSUANCE_HISTORY), now, now, bool(issued.replaced))
     if issued.replaced:
         meta.annotations[secret_meta.LAST_ORDER_REPLACED] = "true"
     version = observed.resource_version if observed is not None else None
@@ -453,7 +449,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         if decision.kind is AfterConflict.KEEP_THEIRS:
             assert fresh is not None and fresh.certificate is not None
             log.warning("%s: %s; %s", d.secret, conflict, decision.message)
-            _count_issuance(deps, d, fresh, now)
+            _count_issuance(deps, d, now, bool(issued.replaced))
             return Stored(kept=fresh.certificate, message=decision.message)
         # Ours goes on the fresh version (what they put there besides certbotk8s's part is
         # kept by the adapter).
@@ -461,16 +457,17 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
                  decision.message)
         version = fresh.resource_version if fresh is not None else None
         meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-            record.get(secret_meta.ISSUANCE_HISTORY), now, now)
+            record.get(secret_meta.ISSUANCE_HISTORY), now, now, bool(issued.replaced))
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _count_issuance(deps: PassDeps, d: DesiredCertificate, fresh: ObservedSecret,
-                    now: datetime) -> None:
-    """Our certificate was issued (the CA counts it against its limits) though not written:
-    add it to the record's issued-7d history so the budget stays right."""
+def _count_issuance(deps: PassDeps, d: DesiredCertificate, now: datetime,
+                    replaced: bool) -> None:
+    """Our certificate was issued (the CA counts it against its limits unless its order sent
+    `replaces`) though not written: add it to the record's issued-7d history so the budget
+    stays right."""
     history = secret_meta.append_history(
-        deps.records.get(d.secret).get(secret_meta.ISSUANCE_HISTORY), now, now)
+        deps.records.get(d.secret).get(secret_meta.ISSUANCE_HISTORY), now, now, replaced)
     deps.records.update(d.secret, {secret_meta.ISSUANCE_HISTORY: history})
 
 
