@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.core.errors import AcmeError, AcmeTransientError, AriMalformed, CertbotK8sError
-from certbotk8s.core.model import RenewalWindow
+from certbotk8s.core.model import DesiredCertificate, RenewalWindow, SourceKind
+from certbotk8s.core.ports import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +57,16 @@ class AriReader:
         if first:  # once per certificate and kind: a fleet-wide CA problem must not flood logs
             log.warning("ARI for certificate %s: %s", cert_id, message)
         return message
+
+
+ARI_RENEWAL_HELD = "AriRenewalCapped"
+"""Warning Event reason: the CA's ARI asks to renew, the cap or the minimum age holds it back."""
+
+
+def report_ari_held(events: EventRecorder, d: DesiredCertificate, why: str) -> None:
+    """The CA asked (ARI) to renew `d`'s certificate and core.ari_gate holds it back: a log
+    line and a Warning Event on the source (the caller counts the metric)."""
+    log.warning("%s: the CA's ARI asks for a renewal now; %s", d.secret, why)
+    if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+        events.record(d.source, "Warning", ARI_RENEWAL_HELD,
+                      f"the CA's ARI asks for a renewal now; {why}")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.app.ari import AriReader
+from certbotk8s.app.ari import AriReader, report_ari_held
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.issuers import IssuerRegistry
@@ -135,6 +135,8 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
         if action.renewal is not None and action.renewal.ignored_window is not None:
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
+        if action.renewal is not None and action.renewal.ari_held(deps.clock()):
+            problems.setdefault(action.desired.secret, str(action.renewal.ari_capped))
     return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
 
 
@@ -502,6 +504,9 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
         current = replace(current, actions=tuple(a for a in current.actions
                                                  if a.desired.secret in only))
     report_problems(deps, current.discovery)
+    for action in ari_held(current, now):
+        assert action.renewal is not None and action.renewal.ari_capped is not None
+        report_ari_held(deps.events, action.desired, action.renewal.ari_capped)
     for problem in current.discovery.problems:
         progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")
     outages = PassOutages(deps.config, deps.solvers)
@@ -522,6 +527,11 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book.flush(force=True)
     deps.records.flush(force=True)
     return PassReport(current, tuple(outcomes))
+
+
+def ari_held(current: Survey, now: datetime) -> list[Action]:
+    """The actions whose ARI moment has come but core.ari_gate holds it back."""
+    return [a for a in current.actions if a.renewal is not None and a.renewal.ari_held(now)]
 
 
 def tidy_records(deps: PassDeps, wanted: Iterable[SecretRef], now: datetime,

@@ -152,13 +152,18 @@ def _format_entry(entry: HistoryEntry) -> str:
     return format_time(entry.at) + (REPLACES_FLAG if entry.replaced else "")
 
 
-def history_entries(text: str | None, now: datetime) -> list[HistoryEntry]:
-    """The parsable entries of a history value inside the window, oldest first (unflagged
-    before flagged at one time). Equal times stay: two issuances within one second (the
-    history has whole seconds) are two issuances."""
+def parse_history(text: str | None) -> list[HistoryEntry]:
+    """Every parsable entry of a history value, oldest first (unflagged before flagged at one
+    time). Equal times stay: two issuances within one second (the history has whole seconds)
+    are two issuances."""
     entries = [e for part in (text or "").split(",") if (e := _parse_entry(part)) is not None]
+    return sorted(entries, key=lambda e: (e.at, e.replaced))
+
+
+def history_entries(text: str | None, now: datetime) -> list[HistoryEntry]:
+    """The parsable entries of a history value inside the 7-day window before `now`."""
     cutoff = now - HISTORY_WINDOW
-    return sorted((e for e in entries if e.at > cutoff), key=lambda e: (e.at, e.replaced))
+    return [e for e in parse_history(text) if e.at > cutoff]
 
 
 def append_history(existing: str | None, at: datetime, now: datetime,
