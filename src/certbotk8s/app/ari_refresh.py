@@ -1,8 +1,10 @@
 """Periodic ARI refresh for the controller: reads each certificate's renewal window.
 
 A certificate is asked at once when it is new (a window read for the certificate it replaced
-is never used: its CertID differs), then again every `every` (12 h) or 1/10 of its lifetime,
-whichever is shorter, so a moved window is seen well before the floor. A CA that is unreachable
+is never used: its CertID differs), then again after the CA's `Retry-After` clamped to
+[1 min, 12 h], or without one every `every` (12 h) or 1/10 of its lifetime, whichever is
+shorter (core.ari_timing), so a moved window is seen well before the floor. An expired
+certificate is not asked. A CA that is unreachable
 or answers nonsense only loses the window (logged once, counted, the renewal falls back). A
 window that asks for a renewal the cap on ARI renewals holds back is reported (log, Warning
 Event `AriRenewalCapped`, `certbotk8s_ari_renewals_held_total`).
@@ -21,6 +23,7 @@ from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.watch import Watch
 from certbotk8s.core import secret_meta
 from certbotk8s.core.ari_gate import ari_gate
+from certbotk8s.core.ari_timing import next_read_in, worth_reading
 from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.renewal import renewal_time
 
@@ -59,8 +62,9 @@ class AriRefresher:
             if state is None:
                 continue  # not (yet) wanted by a source
             now = time.time()
-            interval = min(self._every, info.lifetime / 10).total_seconds()
-            if state.ari_for == info.ari_cert_id and now - state.ari_fetched < interval:
+            if not worth_reading(info, datetime.fromtimestamp(now, UTC)):
+                continue
+            if state.ari_for == info.ari_cert_id and now < state.ari_next:
                 continue
             issuer = observed.recorded.get(secret_meta.ISSUER)
             if not issuer or issuer not in self.deps.config.issuers or issuer in down:
@@ -75,6 +79,8 @@ class AriRefresher:
             window = answer.window
             changed = window != state.ari
             state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
+            state.ari_next = now + next_read_in(info, answer.retry_after,
+                                                self._every).total_seconds()
             self._report_if_held(ref, observed, window)
             if changed:
                 self.watch.wake.set()

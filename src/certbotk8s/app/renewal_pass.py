@@ -24,6 +24,7 @@ from certbotk8s.app.records import Records
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import ratelimit, secret_meta, waits
 from certbotk8s.core import records as rec
+from certbotk8s.core.ari_timing import worth_reading
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
     AcmeError,
@@ -127,7 +128,7 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
     problems: dict[SecretRef, str] = {}
     if read_ari:
         ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
-                                     observed)
+                                     observed, deps.clock())
     actions = plan([d for d in found.desired if d.secret not in broken], observed, deps.clock(),
                    ari)
     actions = tuple(sorted((*actions, *broken.values()), key=lambda a: a.desired.secret))
@@ -167,15 +168,16 @@ def _as_failure(error: InternalError) -> InternalError:
 
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
-                 observed: Mapping[SecretRef, ObservedSecret | None],
+                 observed: Mapping[SecretRef, ObservedSecret | None], now: datetime,
                  ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str]]:
-    """ARI windows for managed, parsable certificates, and what went wrong per Secret (an ARI
-    failure only loses the window: the renewal falls back)."""
+    """ARI windows for managed, parsable certificates not expired at `now`, and what went
+    wrong per Secret (an ARI failure only loses the window: the renewal falls back) or the
+    CA's explanationURL."""
     windows: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     for d in desired:
         window, problem = contained(d, "reading the ARI window of",
-                                    partial(_window, reader, d, observed.get(d.secret)),
+                                    partial(_window, reader, d, observed.get(d.secret), now),
                                     _no_window)
         if window is not None:
             windows[d.secret] = window
@@ -185,15 +187,17 @@ def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
 
 
 def _window(reader: AriReader, d: DesiredCertificate, seen: ObservedSecret | None,
-            ) -> tuple[RenewalWindow | None, str | None]:
+            now: datetime) -> tuple[RenewalWindow | None, str | None]:
     if seen is None or not seen.managed or seen.certificate is None:
         return None, None
     if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
         return None, None  # a different CA's certificate: its ARI is not ours to ask
     cert_id = seen.certificate.ari_cert_id
-    if not cert_id:
-        return None, None
+    if not cert_id or not worth_reading(seen.certificate, now):
+        return None, None  # an expired certificate is due anyway: its ARI is not asked
     answer = reader.read(d.spec.issuer, cert_id)
+    if answer.problem is None and answer.explanation_url:
+        return answer.window, f"the CA explains its ARI window at {answer.explanation_url}"
     return answer.window, answer.problem
 
 
