@@ -14,13 +14,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
 from certbotk8s.core import ledger as ledger_codec
 from certbotk8s.core import ratelimit, secret_meta
-from certbotk8s.core.backoff import JITTER, FailureState, after_failure
+from certbotk8s.core.backoff import JITTER, FailureState, after_failure, capped_on_read
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObservedSecret, SecretRef
@@ -112,9 +112,15 @@ class RenewalBook:
 
     # -- failure state --------------------------------------------------------------------------
 
-    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None
-                      ) -> FailureState:
-        return secret_meta.parse_failures(self._records.get(ref))
+    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None,
+                      now: datetime | None = None) -> FailureState:
+        """`ref`'s failure state from its record, the next attempt capped by the life left
+        to the certificate `observed` holds at `now` (default: this clock), core.backoff."""
+        record = self._records.get(ref)
+        info = observed.certificate if observed is not None else None
+        return capped_on_read(secret_meta.parse_failures(record), now or datetime.now(UTC),
+                              info.not_after if info is not None else None,
+                              secret_meta.parse_time(record.get(secret_meta.LAST_ERROR_AT, "")))
 
     def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
                message: str) -> FailureState:

@@ -584,7 +584,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         service, message = blocked
         _event(deps, action.desired, "Warning", service.reason, message)
         return Outcome(action, False, message)
-    state = book.failure_state(ref, observed)
+    state = book.failure_state(ref, observed, now)
     if state.waiting(now):
         assert state.next_attempt is not None
         return Outcome(action, False, f"backing off after {state.failures} failed attempts; "

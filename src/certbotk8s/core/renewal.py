@@ -5,10 +5,12 @@ CertID it was fetched for), the moment chosen earlier and persisted on the Secre
 
 1. Floor: never later than when 1/10 of the lifetime is left, whatever else says.
 2. ARI: a window is used only when it was fetched for this very certificate (CertID) and lies
-   inside [notBefore, notAfter]. The moment is a uniform point in it, picked once per
-   (certificate, window) and persisted; the same certificate and window give the same moment
-   (restart, second replica); a moved window picks again. A persisted moment for this
-   certificate also stands when no window is at hand (CA unreachable, or not yet asked).
+   inside [notBefore, notAfter]; one that starts before notBefore ("renew now", e.g. after a
+   revocation) is clamped to start there. The moment is a uniform point in it, picked once
+   per (certificate, window) and persisted; the same certificate and window give the same
+   moment (restart, second replica); a moved window picks again. A persisted moment for this
+   certificate, inside its own window, also stands when no window is at hand (CA unreachable,
+   or not yet asked).
 3. Otherwise the lifetime fraction: 2/3 elapsed (1/2 for lifetimes under 10 days).
 4. A gate (core.ari_gate: at most 5 ARI renewals per Secret in 7 days, a minimum age after an
    ARI renewal) holds the ARI moment back; the lifetime fraction still applies.
@@ -83,6 +85,17 @@ def stable_draw(cert_id: str, window: RenewalWindow) -> float:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
 
 
+def clamped_to_life(info: CertificateInfo, ari: RenewalWindow) -> RenewalWindow:
+    """A window for this very certificate that starts before its notBefore, clamped to start
+    there: the CA asks for a renewal now (e.g. after a revocation); one that also ends before
+    notBefore becomes [notBefore, notBefore + 1 s] (now, but still a window). Other windows
+    come back unchanged."""
+    if ari.cert_id != info.ari_cert_id or ari.end <= ari.start or ari.start >= info.not_before:
+        return ari
+    end = max(ari.end, info.not_before + timedelta(seconds=1))
+    return RenewalWindow(info.not_before, end, ari.cert_id)
+
+
 def window_problem(info: CertificateInfo, ari: RenewalWindow) -> str | None:
     """Why `ari` must not be used for `info`, or None when it may."""
     if ari.cert_id != info.ari_cert_id:
@@ -105,6 +118,8 @@ def _fraction(info: CertificateInfo) -> tuple[datetime, Reason]:
 
 def _ari_moment(info: CertificateInfo, ari: RenewalWindow | None,
                 persisted: ChosenMoment | None) -> tuple[ChosenMoment | None, str | None]:
+    if ari is not None:
+        ari = clamped_to_life(info, ari)
     problem = window_problem(info, ari) if ari is not None else None
     if ari is not None and problem is None:
         if persisted is not None and persisted.cert_id == ari.cert_id and \
@@ -114,7 +129,8 @@ def _ari_moment(info: CertificateInfo, ari: RenewalWindow | None,
         # Whole seconds: the moment is persisted as RFC 3339 and must read back equal.
         return ChosenMoment(max(at.replace(microsecond=0), ari.start), ari.cert_id, ari), None
     if persisted is not None and persisted.cert_id == info.ari_cert_id and \
-            window_problem(info, persisted.window) is None:
+            window_problem(info, persisted.window) is None and \
+            persisted.window.start <= persisted.at <= persisted.window.end:
         return persisted, problem
     return None, problem
 
