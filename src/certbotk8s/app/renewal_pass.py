@@ -54,6 +54,7 @@ from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 from certbotk8s.core.reasons import Reason, ReasonCode
 from certbotk8s.core.replaces import replaced_cert_id
+from certbotk8s.core.urgency import by_urgency
 from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -494,8 +495,9 @@ def report_problems(deps: PassDeps, found: Discovery) -> None:
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None,
              only: Collection[SecretRef] = ()) -> PassReport:
-    """Issue or renew everything due, one certificate after another, and report. The same
-    budget and backoff as the controller (kept on the cluster) decide whether an order may go.
+    """Issue or renew everything due, one certificate after another, the most urgent first
+    (core.urgency), and report. The same budget and backoff as the controller (kept on the
+    cluster) decide whether an order may go.
     `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
@@ -518,7 +520,8 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
                       if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     outcomes: list[Outcome] = []
     total = len(current.actions)
-    for index, action in enumerate(current.actions, 1):
+    # The most urgent first (core.urgency): a run cut short leaves the least urgent behind.
+    for index, action in enumerate(by_urgency(current.actions, current.observed, now), 1):
         d = action.desired
         label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
         outcome = contained(d, "handling",
