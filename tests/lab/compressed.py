@@ -5,8 +5,8 @@ tests/lab/test_renewal_compressed.py (a short run, CI) and bench/renewal_compres
 What is checked (`Run.verdict`), per Secret and certificate:
 - never an expired certificate in a Secret (each replaced before its notAfter, the last one
   still valid at the end);
-- each replaced once due and promptly: due is its chosen moment (the one the controller kept on
-  the Secret, or the one core.renewal computes for the CA's window when it was never written)
+- each replaced once due and promptly: due is its chosen moment (the one the controller kept in
+  its record, or the one core.renewal computes for the CA's window when it was never written)
   or its floor (1/10 of the lifetime left) when the moment lies beyond it; "promptly" is
   `slack` seconds, plus the time no controller ran around the restart;
 - orders per source (from the controller's log) = renewals due, plus at most one per injected
