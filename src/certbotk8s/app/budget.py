@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
+from certbotk8s.app.throttle import WriteThrottle
 from certbotk8s.core import ledger as ledger_codec
 from certbotk8s.core import ratelimit, secret_meta
 from certbotk8s.core.backoff import JITTER, FailureState, after_failure, capped_on_read
@@ -44,13 +44,12 @@ class RenewalBook:
         self._config = config
         self._records = records
         self._store = ledger
-        self._save_every = save_every
+        self._throttle = WriteThrottle(save_every)
         self._jitter = jitter
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
         self._dirty = False
-        self._saved = 0.0
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -145,12 +144,10 @@ class RenewalBook:
         if self._store is None:
             return
         with self._lock:
-            if not self._dirty or (not force and time.monotonic() - self._saved
-                                   < self._save_every):
+            if not self._dirty or not self._throttle.allows(force):
                 return
             values = ledger_codec.to_json(self._ledger)
             self._dirty = False
-            self._saved = time.monotonic()
         try:
             self._store.save(values)
         except CertbotK8sError as e:
