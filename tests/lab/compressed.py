@@ -50,8 +50,9 @@ from kubernetes.client.exceptions import ApiException
 from certbotk8s.adapters.kube_records import ROLE as RECORDS_ROLE
 from certbotk8s.adapters.kube_records import ROLE_LABEL as RECORDS_ROLE_LABEL
 from certbotk8s.core import certs, records, secret_meta
+from certbotk8s.core.ari_gate import ari_gate
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
-from certbotk8s.core.renewal import ChosenMoment, floor_time, renewal_time
+from certbotk8s.core.renewal import AriGate, ChosenMoment, floor_time, renewal_time
 
 from .conftest import Lab
 from .controllers import ControllerProcess, controller_config
@@ -68,6 +69,9 @@ class Seen:
     first_seen: float  # wall clock (time.time())
     moment: datetime | None = None  # the moment the controller kept in its record
     window: RenewalWindow | None = None
+    # What held ARI back for it (core.ari_gate over its record: the minimum age after an ARI
+    # renewal, the weekly cap), as the controller decided it.
+    gate: AriGate | None = None
 
 
 @dataclass
@@ -83,7 +87,7 @@ class SecretWatch:
         self._core: Any = k8s.CoreV1Api(api)
         self._namespaces = namespaces
         self.secrets: dict[str, Watched] = {}
-        self._moments: dict[str, ChosenMoment] = {}  # "namespace/name" -> the record's moment
+        self._records: dict[str, dict[str, str]] = {}  # "namespace/name" -> its record
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -138,21 +142,24 @@ class SecretWatch:
             if ref is None or ref.namespace not in self._namespaces:
                 continue
             record = records.decode(base64.b64decode(value)) or {}
-            moment = secret_meta.parse_moment(record)
             name = f"{ref.namespace}/{ref.name}"
             with self.lock:
-                if moment is not None:
-                    self._moments[name] = moment
-                self._apply_moment(name)
+                self._records[name] = record
+                self._apply_record(name)
 
-    def _apply_moment(self, key: str) -> None:
-        """The kept moment onto the certificate it was drawn for (called with the lock)."""
-        watched, moment = self.secrets.get(key), self._moments.get(key)
-        if watched is None or not watched.certificates or moment is None:
+    def _apply_record(self, key: str) -> None:
+        """The record's kept moment and ARI gate onto the certificate they are for (called
+        with the lock)."""
+        watched, record = self.secrets.get(key), self._records.get(key)
+        if watched is None or not watched.certificates or record is None:
             return
         current = watched.certificates[-1]
-        if moment.cert_id == current.info.ari_cert_id:
+        if record.get(secret_meta.SERIAL) != current.info.serial:
+            return  # about the certificate before (or after) the one we hold
+        moment = secret_meta.parse_moment(record)
+        if moment is not None and moment.cert_id == current.info.ari_cert_id:
             current.moment, current.window = moment.at, moment.window
+        current.gate = ari_gate(current.info, record)
 
     def _seen(self, obj: Any) -> None:
         namespace, name = obj.metadata.namespace, obj.metadata.name
@@ -167,7 +174,7 @@ class SecretWatch:
             watched = self.secrets.setdefault(key, Watched())
             if not watched.certificates or watched.certificates[-1].info.serial != info.serial:
                 watched.certificates.append(Seen(info, time.time()))
-            self._apply_moment(key)
+            self._apply_record(key)
 
 
 def nsupdate(env: dict[str, str], build: str, name: str, value: str = "") -> None:
@@ -226,10 +233,17 @@ class Run:
         ARI says"), the moment drawn in its window (None when the controller kept none), and
         that window. Without a kept moment: the one core.renewal draws in Pebble's window (the
         whole validity for the `fast` profile), capped by the floor as well."""
+        moved = self.moved_window
+        if moved is not None and seen.info.ari_cert_id == moved.cert_id and seen.window != moved:
+            # the kept moment was drawn in the window before the move: the one drawn in the
+            # moved window decides (kept or not when the renewal came)
+            return renewal_time(seen.info, None, moved, None, seen.gate).at, None, moved
         if seen.moment is not None and seen.window is not None:
-            return min(seen.moment, floor_time(seen.info)), seen.moment, seen.window
+            kept = ChosenMoment(seen.moment, seen.info.ari_cert_id, seen.window)
+            due = renewal_time(seen.info, None, seen.window, kept, seen.gate).at
+            return min(due, floor_time(seen.info)), seen.moment, seen.window
         window = RenewalWindow(seen.info.not_before, seen.info.not_after, seen.info.ari_cert_id)
-        return renewal_time(seen.info, None, window, None).at, None, window
+        return renewal_time(seen.info, None, window, None, seen.gate).at, None, window
 
     def _allowed_delay(self, due: datetime, key: str, seen: Seen) -> float | None:
         """Seconds a replacement may come after it was due; None: no bound here."""
