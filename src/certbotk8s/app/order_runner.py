@@ -231,7 +231,9 @@ class OrderRunner:
             self._place(job, observed, now)
         elif wait.kind is lifecycle.WaitKind.UNWRITTEN_PENDING:
             held = self._pop_unwritten(ref)
-            assert held is not None  # only this job's worker takes it
+            if held is None:  # dropped meanwhile: an order after all
+                self._place(job, observed, now)
+                return
             log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
             written = write_unwritten(self.deps, first, held[0], observed,
                                       lambda: self._current(ref))
