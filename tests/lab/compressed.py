@@ -5,8 +5,8 @@ tests/lab/test_renewal_compressed.py (a short run, CI) and bench/renewal_compres
 What is checked (`Run.verdict`), per Secret and certificate:
 - never an expired certificate in a Secret (each replaced before its notAfter, the last one
   still valid at the end);
-- each replaced once due and promptly: due is its chosen moment (the one the controller kept on
-  the Secret, or the one core.renewal computes for the CA's window when it was never written)
+- each replaced once due and promptly: due is its chosen moment (the one the controller kept in
+  its record, or the one core.renewal computes for the CA's window when it was never written)
   or its floor (1/10 of the lifetime left) when the moment lies beyond it; "promptly" is
   `slack` seconds, plus the time no controller ran around the restart;
 - orders per source (from the controller's log) = renewals due, plus at most one per injected
@@ -47,13 +47,15 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.core import certs, secret_meta
+from certbotk8s.adapters.kube_records import ROLE as RECORDS_ROLE
+from certbotk8s.adapters.kube_records import ROLE_LABEL as RECORDS_ROLE_LABEL
+from certbotk8s.core import certs, records, secret_meta
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
-from certbotk8s.core.renewal import floor_time, renewal_time
+from certbotk8s.core.renewal import ChosenMoment, floor_time, renewal_time
 
 from .conftest import Lab
 from .controllers import ControllerProcess, controller_config
-from .records_view import record_of
+from .records_view import CONTROLLER_NAMESPACE, record_of
 
 PROFILE = "fast"
 
@@ -64,7 +66,7 @@ class Seen:
 
     info: CertificateInfo
     first_seen: float  # wall clock (time.time())
-    moment: datetime | None = None  # the moment the controller kept on the Secret for it
+    moment: datetime | None = None  # the moment the controller kept in its record
     window: RenewalWindow | None = None
 
 
@@ -74,37 +76,53 @@ class Watched:
 
 
 class SecretWatch:
-    """Watches every managed TLS Secret of `namespaces` from start to stop (admin identity)."""
+    """Watches every managed TLS Secret of `namespaces`, and the controller's records of them
+    (the kept moments), from start to stop (admin identity)."""
 
     def __init__(self, api: ApiClient, namespaces: set[str]) -> None:
         self._core: Any = k8s.CoreV1Api(api)
         self._namespaces = namespaces
         self.secrets: dict[str, Watched] = {}
+        self._moments: dict[str, ChosenMoment] = {}  # "namespace/name" -> the record's moment
         self.lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="secret-watch")
+        self._threads = [
+            threading.Thread(target=self._run, args=(self._secrets_stream, self._seen),
+                             daemon=True, name="secret-watch"),
+            threading.Thread(target=self._run, args=(self._records_stream, self._recorded),
+                             daemon=True, name="record-watch")]
 
     def start(self) -> SecretWatch:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _run(self) -> None:
-        version = ""
+    def _secrets_stream(self, w: Any, version: str) -> Any:
         selector = f"{secret_meta.MANAGED_BY_LABEL}={secret_meta.MANAGED_BY_VALUE}"
+        return w.stream(self._core.list_secret_for_all_namespaces, label_selector=selector,
+                        resource_version=version, timeout_seconds=5,
+                        allow_watch_bookmarks=False)
+
+    def _records_stream(self, w: Any, version: str) -> Any:
+        return w.stream(self._core.list_namespaced_secret, CONTROLLER_NAMESPACE,
+                        label_selector=f"{RECORDS_ROLE_LABEL}={RECORDS_ROLE}",
+                        resource_version=version, timeout_seconds=5,
+                        allow_watch_bookmarks=False)
+
+    def _run(self, stream: Callable[[Any, str], Any], seen: Callable[[Any], None]) -> None:
+        version = ""
         while not self._stop.is_set():
             w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for event in w.stream(  # type: ignore[no-untyped-call]
-                        self._core.list_secret_for_all_namespaces,
-                                      label_selector=selector, resource_version=version,
-                                      timeout_seconds=5, allow_watch_bookmarks=False):
+                for event in stream(w, version):
                     obj = event["object"]
                     version = obj.metadata.resource_version
-                    self._seen(obj)
+                    seen(obj)
                     if self._stop.is_set():
                         break
             except ApiException as e:
@@ -112,6 +130,29 @@ class SecretWatch:
                     version = ""  # expired: list again (every object comes again as ADDED)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
+
+    def _recorded(self, shard: Any) -> None:
+        """A record shard changed: the moments kept for the watched Secrets in it."""
+        for key, value in (shard.data or {}).items():
+            ref = records.ref_of(key)
+            if ref is None or ref.namespace not in self._namespaces:
+                continue
+            record = records.decode(base64.b64decode(value)) or {}
+            moment = secret_meta.parse_moment(record)
+            name = f"{ref.namespace}/{ref.name}"
+            with self.lock:
+                if moment is not None:
+                    self._moments[name] = moment
+                self._apply_moment(name)
+
+    def _apply_moment(self, key: str) -> None:
+        """The kept moment onto the certificate it was drawn for (called with the lock)."""
+        watched, moment = self.secrets.get(key), self._moments.get(key)
+        if watched is None or not watched.certificates or moment is None:
+            return
+        current = watched.certificates[-1]
+        if moment.cert_id == current.info.ari_cert_id:
+            current.moment, current.window = moment.at, moment.window
 
     def _seen(self, obj: Any) -> None:
         namespace, name = obj.metadata.namespace, obj.metadata.name
@@ -121,16 +162,12 @@ class SecretWatch:
         if not crt:
             return
         info = certs.certificate_info(crt)
-        annotations = obj.metadata.annotations or {}
-        moment = secret_meta.parse_moment(annotations)
         key = f"{namespace}/{name}"
         with self.lock:
             watched = self.secrets.setdefault(key, Watched())
             if not watched.certificates or watched.certificates[-1].info.serial != info.serial:
                 watched.certificates.append(Seen(info, time.time()))
-            current = watched.certificates[-1]
-            if moment is not None and moment.cert_id == info.ari_cert_id:
-                current.moment, current.window = moment.at, moment.window
+            self._apply_moment(key)
 
 
 def nsupdate(env: dict[str, str], build: str, name: str, value: str = "") -> None:

@@ -78,9 +78,25 @@ def test_only_an_order_that_sends_replaces_is_exempt() -> None:
     renew = Action(ActionKind.RENEW, d, REASON)
     assert RenewalBook.sends_replaces(renew, observed)
     assert not RenewalBook.sends_replaces(Action(ActionKind.ISSUE, d, REASON), None)
-    other_hosts = desired("a.example.com", "b.example.com")
+    other_hosts = desired("b.example.com")  # no name in common: a new certificate
     assert not RenewalBook.sends_replaces(Action(ActionKind.RENEW, other_hosts, REASON),
                                           observed)
     other_issuer = desired("a.example.com", issuer="staging")
     assert not RenewalBook.sends_replaces(Action(ActionKind.RENEW, other_issuer, REASON),
                                           observed)
+
+
+def test_a_next_attempt_written_by_a_clock_past_expiry_is_capped_when_read() -> None:
+    d = desired("a.example.com")
+    observed = observed_for(d)
+    assert observed.certificate is not None
+    not_after = observed.certificate.not_after
+    now = not_after - timedelta(hours=10)
+    ahead = not_after + timedelta(minutes=5)  # the writer's clock
+    records = Records(FakeRecordStore(), save_every=0)
+    records.update(d.secret, secret_meta.failure_annotations(
+        FailureState(4, ahead + timedelta(days=1), "boom"), ahead))
+    kept = RenewalBook(make_config(), records, FakeLedger(), save_every=0)
+    state = kept.failure_state(d.secret, observed, now)
+    assert state.next_attempt == now + timedelta(hours=1)
+    assert not state.waiting(now + timedelta(hours=1))

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certbotk8s.core import secret_meta
-from certbotk8s.core.backoff import STEPS, FailureState, after_failure
+from certbotk8s.core.backoff import STEPS, FailureState, after_failure, capped_on_read
 from certbotk8s.core.model import RenewalWindow
 from certbotk8s.core.reasons import ReasonCode
 from certbotk8s.core.renewal import ChosenMoment, floor_time, renewal_time
@@ -67,9 +67,52 @@ def test_a_window_of_another_certificate_is_never_used() -> None:
 
 
 def test_a_window_outside_the_validity_is_ignored() -> None:
-    for w in (window(-1, 2), window(80, 91), window(5, 4)):
+    for w in (window(80, 91), window(5, 4)):
         decided = renewal_time(INFO, None, w, None)
         assert decided.at == T0 + 60 * DAY and decided.ignored_window is not None
+
+
+def test_a_renew_now_window_before_not_before_is_clamped_not_dropped() -> None:
+    # A revoked certificate minutes old: the CA's "renew now" window began before it existed.
+    decided = renewal_time(INFO, None, window(-1, 2), None)
+    assert decided.ignored_window is None and decided.moment is not None
+    assert decided.moment.window == window(0, 2) and T0 <= decided.at <= T0 + 2 * DAY
+    assert decided.reason.code is ReasonCode.INSIDE_ARI_WINDOW
+    # Entirely before notBefore: renew at notBefore (now).
+    short = cert_info(lifetime=timedelta(minutes=30))
+    ended = renewal_time(short, None, RenewalWindow(T0 - DAY, T0 - DAY / 2, ID), None)
+    assert ended.ignored_window is None and T0 <= ended.at <= T0 + timedelta(seconds=1)
+    # Another certificate's window stays ignored, clamped or not.
+    assert renewal_time(INFO, None, window(-1, 2, "old.cert"), None).moment is None
+
+
+def test_a_persisted_moment_outside_its_own_window_is_not_used() -> None:
+    w = window(50, 52)
+    stray = ChosenMoment(T0 + 10 * DAY, ID, w)  # a moment its window never held
+    assert renewal_time(INFO, None, None, stray).at == T0 + 60 * DAY
+    kept = ChosenMoment(T0 + 51 * DAY, ID, w)
+    assert renewal_time(INFO, None, None, kept).at == T0 + 51 * DAY
+
+
+def test_a_stored_next_attempt_is_capped_when_read() -> None:
+    not_after = T0 + 90 * DAY
+    now = not_after - 10 * 3600 * timedelta(seconds=1)  # 10 h left on this clock
+    # Written by a pod whose clock was already past expiry: a day's step, uncapped.
+    ahead = not_after + timedelta(minutes=5)
+    written = after_failure(FailureState(3), ahead, "boom", 1.0, not_after)
+    assert written.next_attempt == ahead + DAY
+    read = capped_on_read(written, now, not_after, ahead)
+    assert read.next_attempt == now + timedelta(hours=1)  # 1/10 of the 10 h left
+    # A failure recorded earlier on this clock keeps its own cap (fixed, not moving with now).
+    earlier = now - timedelta(hours=2)
+    stored = FailureState(4, earlier + DAY, "boom")
+    assert capped_on_read(stored, now, not_after, earlier).next_attempt == earlier + \
+        timedelta(hours=1.2)
+    # Nothing to cap: no certificate, no next attempt, or a short wait.
+    assert capped_on_read(stored, now, None, earlier) == stored
+    assert capped_on_read(FailureState(), now, not_after, earlier) == FailureState()
+    soon = FailureState(1, now + timedelta(minutes=1), "boom")
+    assert capped_on_read(soon, now, not_after, now) == soon
 
 
 def test_floor_overrides_a_late_window() -> None:

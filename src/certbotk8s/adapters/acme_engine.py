@@ -44,6 +44,7 @@ from certbotk8s.adapters.acme_network import (
     parse_retry_after,
 )
 from certbotk8s.core import certs, keys
+from certbotk8s.core.ari_timing import AriReading
 from certbotk8s.core.errors import (
     AcmeAccountGone,
     AcmeAccountRecoveryFailed,
@@ -674,10 +675,15 @@ class AcmeEngine:
     def renewal_info_for_id(self, cert_id: str) -> RenewalWindow | None:
         """ARI by RFC 9773 CertID (as kept in the Secret's annotation). None when the CA offers
         no ARI; AriMalformed when its answer is not a window; AcmeError when unreachable."""
+        return self.ari_reading(cert_id).window
+
+    def ari_reading(self, cert_id: str) -> AriReading:
+        """`renewal_info_for_id` with the answer's `Retry-After` (seconds) and
+        `explanationURL`; a window of None when the CA offers no ARI. Raises as it does."""
         try:
             base = self.directory["renewalInfo"]
         except KeyError:
-            return None
+            return AriReading(None)
         url = f"{base.rstrip('/')}/{cert_id}"
         try:
             # No content_type: a 200 whose body is not JSON is malformed ARI (parsed below),
@@ -692,7 +698,12 @@ class AcmeEngine:
                 KeyError) as e:
             raise AriMalformed(f"malformed renewal info at {url}: {type(e).__name__}") from e
         # Whole seconds: a chosen moment is persisted as RFC 3339 and compared with the window.
-        return RenewalWindow(start.replace(microsecond=0), end.replace(microsecond=0), cert_id)
+        suggested = RenewalWindow(start.replace(microsecond=0), end.replace(microsecond=0),
+                                  cert_id)
+        body = response.json()
+        explanation = body.get("explanationURL") if isinstance(body, dict) else None
+        return AriReading(suggested, parse_retry_after(response.headers.get("Retry-After")),
+                          explanation if isinstance(explanation, str) else "")
 
 
 def _utc(value: datetime) -> datetime:

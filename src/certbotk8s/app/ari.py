@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.core.errors import AcmeError, AcmeTransientError, AriMalformed, CertbotK8sError
-from certbotk8s.core.model import RenewalWindow
+from certbotk8s.core.model import DesiredCertificate, RenewalWindow, SourceKind
+from certbotk8s.core.ports import EventRecorder
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ class AriAnswer:
     window: RenewalWindow | None
     problem: str | None = None
     unavailable: bool = False  # no answer at all (CA or account unreachable)
+    retry_after: float | None = None  # the CA's Retry-After, seconds (core.ari_timing)
+    explanation_url: str = ""  # the CA's explanationURL: why it moved the window
 
 
 class AriReader:
@@ -34,7 +37,11 @@ class AriReader:
 
     def read(self, issuer: str, cert_id: str) -> AriAnswer:
         try:
-            return AriAnswer(self._issuers.engine(issuer).renewal_info_for_id(cert_id))
+            reading = self._issuers.engine(issuer).ari_reading(cert_id)
+            if reading.explanation_url:
+                self._explained(cert_id, reading.explanation_url)
+            return AriAnswer(reading.window, retry_after=reading.retry_after,
+                             explanation_url=reading.explanation_url)
         except AriMalformed as e:
             return AriAnswer(None, self._problem("malformed", cert_id,
                                                  f"{e}; using the fallback timing"))
@@ -47,6 +54,15 @@ class AriReader:
                 "unavailable", cert_id, f"ARI unavailable: {e}; using the fallback timing"),
                 unavailable=away)
 
+    def _explained(self, cert_id: str, url: str) -> None:
+        """Log the CA's explanationURL once per certificate and URL (RFC 9773: the CA says
+        why it asks for an early renewal, e.g. an incident)."""
+        with self._lock:
+            first = ("explained " + url, cert_id) not in self._logged
+            self._logged.add(("explained " + url, cert_id))
+        if first:
+            log.warning("ARI for certificate %s: the CA explains its window at %s", cert_id, url)
+
     def _problem(self, kind: str, cert_id: str, message: str) -> str:
         if self._on_error is not None:
             self._on_error(kind)
@@ -56,3 +72,16 @@ class AriReader:
         if first:  # once per certificate and kind: a fleet-wide CA problem must not flood logs
             log.warning("ARI for certificate %s: %s", cert_id, message)
         return message
+
+
+ARI_RENEWAL_HELD = "AriRenewalCapped"
+"""Warning Event reason: the CA's ARI asks to renew, the cap or the minimum age holds it back."""
+
+
+def report_ari_held(events: EventRecorder, d: DesiredCertificate, why: str) -> None:
+    """The CA asked (ARI) to renew `d`'s certificate and core.ari_gate holds it back: a log
+    line and a Warning Event on the source (the caller counts the metric)."""
+    log.warning("%s: the CA's ARI asks for a renewal now; %s", d.secret, why)
+    if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+        events.record(d.source, "Warning", ARI_RENEWAL_HELD,
+                      f"the CA's ARI asks for a renewal now; {why}")

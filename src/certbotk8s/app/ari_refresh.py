@@ -1,9 +1,13 @@
 """Periodic ARI refresh for the controller: reads each certificate's renewal window.
 
 A certificate is asked at once when it is new (a window read for the certificate it replaced
-is never used: its CertID differs), then again every `every` (12 h) or 1/10 of its lifetime,
-whichever is shorter, so a moved window is seen well before the floor. A CA that is unreachable
-or answers nonsense only loses the window (logged once, counted, the renewal falls back).
+is never used: its CertID differs), then again after the CA's `Retry-After` clamped to
+[1 min, 12 h], or without one every `every` (12 h) or 1/10 of its lifetime, whichever is
+shorter (core.ari_timing), so a moved window is seen well before the floor. An expired
+certificate is not asked. A CA that is unreachable
+or answers nonsense only loses the window (logged once, counted, the renewal falls back). A
+window that asks for a renewal the cap on ARI renewals holds back is reported (log, Warning
+Event `AriRenewalCapped`, `certbotk8s_ari_renewals_held_total`).
 """
 
 from __future__ import annotations
@@ -11,21 +15,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from certbotk8s.app.ari import AriReader
+from certbotk8s.app.ari import AriReader, report_ari_held
 from certbotk8s.app.cert_state import StateTable
 from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.watch import Watch
 from certbotk8s.core import secret_meta
-from certbotk8s.core.model import SecretRef
+from certbotk8s.core.ari_gate import ari_gate
+from certbotk8s.core.ari_timing import next_read_in, worth_reading
+from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
+from certbotk8s.core.renewal import renewal_time
 
 
 class AriRefresher:
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable,
                  stopping: threading.Event, every: timedelta = timedelta(hours=12),
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 on_held: Callable[[], None] | None = None) -> None:
         self.deps, self.watch, self.states = deps, watch, states
+        self._on_held = on_held  # counts an ARI renewal held back (core.ari_gate)
         self._stopping = stopping
         self._every = every
         self._reader = AriReader(deps.issuers, on_error)
@@ -53,8 +62,9 @@ class AriRefresher:
             if state is None:
                 continue  # not (yet) wanted by a source
             now = time.time()
-            interval = min(self._every, info.lifetime / 10).total_seconds()
-            if state.ari_for == info.ari_cert_id and now - state.ari_fetched < interval:
+            if not worth_reading(info, datetime.fromtimestamp(now, UTC)):
+                continue
+            if state.ari_for == info.ari_cert_id and now < state.ari_next:
                 continue
             issuer = observed.recorded.get(secret_meta.ISSUER)
             if not issuer or issuer not in self.deps.config.issuers or issuer in down:
@@ -69,5 +79,25 @@ class AriRefresher:
             window = answer.window
             changed = window != state.ari
             state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
+            state.ari_next = now + next_read_in(info, answer.retry_after,
+                                                self._every).total_seconds()
+            self._report_if_held(ref, observed, window)
             if changed:
                 self.watch.wake.set()
+
+    def _report_if_held(self, ref: SecretRef, observed: ObservedSecret,
+                        window: RenewalWindow | None) -> None:
+        """The CA asks to renew now and core.ari_gate holds it back: log, Event, metric (the
+        plan holds the renewal itself back, in both modes)."""
+        info = observed.certificate
+        if window is None or info is None:
+            return
+        decided = renewal_time(info, None, window, secret_meta.parse_moment(observed.recorded),
+                               ari_gate(info, observed.recorded))
+        if not decided.ari_held(datetime.now(UTC)) or decided.ari_capped is None:
+            return
+        if self._on_held is not None:
+            self._on_held()
+        wanted = [d for d in self.watch.discovery(self.deps.config).desired if d.secret == ref]
+        if wanted:
+            report_ari_held(self.deps.events, wanted[0], decided.ari_capped)

@@ -12,19 +12,20 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
+from certbotk8s.app.throttle import WriteThrottle
 from certbotk8s.core import ledger as ledger_codec
 from certbotk8s.core import ratelimit, secret_meta
-from certbotk8s.core.backoff import JITTER, FailureState, after_failure
+from certbotk8s.core.backoff import JITTER, FailureState, after_failure, capped_on_read
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObservedSecret, SecretRef
 from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.replaces import replaced_cert_id
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,12 @@ class RenewalBook:
         self._config = config
         self._records = records
         self._store = ledger
-        self._save_every = save_every
+        self._throttle = WriteThrottle(save_every)
         self._jitter = jitter
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
         self._dirty = False
-        self._saved = 0.0
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -80,13 +80,9 @@ class RenewalBook:
     @staticmethod
     def sends_replaces(action: Action, observed: ObservedSecret | None) -> bool:
         """Whether the order for `action` will name the current certificate in `replaces`
-        (same CA, same names: see renewal_pass._order)."""
-        d = action.desired
-        return (action.kind is ActionKind.RENEW and observed is not None
-                and observed.certificate is not None
-                and bool(observed.certificate.ari_cert_id)
-                and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
-                and set(observed.certificate.sans) == set(d.spec.hosts))
+        (the one rule of core.replaces, which the order itself follows)."""
+        return replaced_cert_id(action.kind is ActionKind.RENEW, action.desired,
+                                observed) is not None
 
     def check(self, action: Action, observed: ObservedSecret | None,
               now: datetime) -> ratelimit.Hold | None:
@@ -115,9 +111,15 @@ class RenewalBook:
 
     # -- failure state --------------------------------------------------------------------------
 
-    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None
-                      ) -> FailureState:
-        return secret_meta.parse_failures(self._records.get(ref))
+    def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None,
+                      now: datetime | None = None) -> FailureState:
+        """`ref`'s failure state from its record, the next attempt capped by the life left
+        to the certificate `observed` holds at `now` (default: this clock), core.backoff."""
+        record = self._records.get(ref)
+        info = observed.certificate if observed is not None else None
+        return capped_on_read(secret_meta.parse_failures(record), now or datetime.now(UTC),
+                              info.not_after if info is not None else None,
+                              secret_meta.parse_time(record.get(secret_meta.LAST_ERROR_AT, "")))
 
     def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
                message: str) -> FailureState:
@@ -142,12 +144,10 @@ class RenewalBook:
         if self._store is None:
             return
         with self._lock:
-            if not self._dirty or (not force and time.monotonic() - self._saved
-                                   < self._save_every):
+            if not self._dirty or not self._throttle.allows(force):
                 return
             values = ledger_codec.to_json(self._ledger)
             self._dirty = False
-            self._saved = time.monotonic()
         try:
             self._store.save(values)
         except CertbotK8sError as e:

@@ -20,6 +20,7 @@ class CertState:
     ari: RenewalWindow | None = None  # for the certificate named by its cert_id
     ari_for: str = ""  # the CertID ARI was last asked for
     ari_fetched: float = 0.0
+    ari_next: float = 0.0  # when to read ARI again (the CA's Retry-After, core.ari_timing)
     reported: str = ""  # last refusal reported, to avoid repeating Events
     written: dict[str, str] = field(default_factory=dict)  # annotations last set (moment, repair)
     hold: ratelimit.Hold | None = None

@@ -97,7 +97,8 @@ class Controller:
                                      self.book, elector, metrics, self._stopping,
                                      self.leading_ready)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
-                                on_error=metrics.count_ari_error)
+                                on_error=metrics.count_ari_error,
+                                on_held=metrics.count_ari_renewal_held)
         self._loop: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -191,6 +191,10 @@ class Metrics:
             "certbotk8s_ari_errors_total",
             "ARI reads that gave no usable window (the renewal fell back)", ["kind"],
             registry=r)
+        self.ari_renewals_held = Counter(
+            "certbotk8s_ari_renewals_held_total",
+            "Times the CA's ARI asked to renew a certificate that the cap on ARI renewals "
+            "per Secret or the minimum age held back", registry=r)
 
     # --- ACME -------------------------------------------------------------------------
 
@@ -306,6 +310,9 @@ class Metrics:
         """kind: `malformed` (the CA's answer is not a window), `unavailable` (no answer) or
         `rejected` (a window for another certificate or outside its validity)."""
         self.ari_errors.labels(kind).inc()
+
+    def count_ari_renewal_held(self, count: int = 1) -> None:
+        self.ari_renewals_held.inc(count)
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_duration.observe(max(seconds, 0.0))

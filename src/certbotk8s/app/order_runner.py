@@ -220,7 +220,7 @@ class OrderRunner:
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
         hold = self.book.check(fresh if due else first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed), hold=hold,
+            ref, failure=self.book.failure_state(ref, observed, now), hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
             foreign=observed is not None and not observed.managed, due=due,

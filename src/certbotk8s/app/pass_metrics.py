@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from certbotk8s.app.isolation import InternalError
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.app.renewal_pass import PassReport
+from certbotk8s.app.renewal_pass import PassReport, ari_held
 from certbotk8s.core.model import ObservedSecret, SecretRef
 from certbotk8s.core.plan import ActionKind
 from certbotk8s.core.readiness import certificate_rows
@@ -59,6 +59,7 @@ def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> 
     metrics.count_certificate_error(
         sum(1 for o in report.outcomes if isinstance(o.error, InternalError)))
     now = datetime.fromtimestamp(finished, UTC)
+    metrics.count_ari_renewal_held(len(ari_held(report.survey, now)))
     metrics.publish_certificates(certificate_rows(
         report.survey.actions, observed, report.survey.discovery.problems, failures, now))
     counts = Gauge("certbotk8s_pass_certificates", "Certificates by what the last pass did",

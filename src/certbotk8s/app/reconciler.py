@@ -98,7 +98,7 @@ class Reconciler:
             return
         state = self.states.view(ref)
         found = lifecycle.waits(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed), hold=state.hold,
+            ref, failure=self.book.failure_state(ref, observed, now), hold=state.hold,
             down=tuple(d for gate in self.runner.gates if (d := gate.down(action)) is not None),
             leading=leading, namespace_deleting=self.runner.namespace_deleting(ref.namespace),
             foreign_until=state.foreign_until), now)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
+from certbotk8s.app.throttle import WriteThrottle
 from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
@@ -34,11 +34,10 @@ class RecordStore(Protocol):
 class Records:
     def __init__(self, store: RecordStore | None = None, *, save_every: float = 1.0) -> None:
         self._store = store
-        self._save_every = save_every
+        self._throttle = WriteThrottle(save_every)
         self._lock = threading.RLock()
         self._table: dict[SecretRef, dict[str, str]] = {}
         self._dirty: set[SecretRef] = set()
-        self._saved = 0.0
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -127,13 +126,11 @@ class Records:
         if self._store is None:
             return
         with self._lock:
-            if not self._dirty or (not force and time.monotonic() - self._saved
-                                   < self._save_every):
+            if not self._dirty or not self._throttle.allows(force):
                 return
             changes = {ref: (dict(self._table[ref]) if ref in self._table else None)
                        for ref in self._dirty}
             self._dirty = set()
-            self._saved = time.monotonic()
         try:
             self._store.save(changes)
         except CertbotK8sError as e:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.app.ari import AriReader
+from certbotk8s.app.ari import AriReader, report_ari_held
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.issuers import IssuerRegistry
@@ -25,6 +25,7 @@ from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core import lifecycle, secret_meta, waits
 from certbotk8s.core import records as rec
 from certbotk8s.core.after_order import Backoff, FollowUp, OrderResult, after_order
+from certbotk8s.core.ari_timing import worth_reading
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
     AcmeError,
@@ -52,6 +53,8 @@ from certbotk8s.core.ownership import discover_owned, holdings
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 from certbotk8s.core.reasons import Reason, ReasonCode
+from certbotk8s.core.replaces import replaced_cert_id
+from certbotk8s.core.urgency import by_urgency
 from certbotk8s.core.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,7 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
     problems: dict[SecretRef, str] = {}
     if read_ari:
         ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
-                                     observed)
+                                     observed, deps.clock())
     actions = plan([d for d in found.desired if d.secret not in broken], observed, deps.clock(),
                    ari)
     actions = tuple(sorted((*actions, *broken.values()), key=lambda a: a.desired.secret))
@@ -134,6 +137,8 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
         if action.renewal is not None and action.renewal.ignored_window is not None:
             problems.setdefault(action.desired.secret,
                                 f"ARI window ignored: {action.renewal.ignored_window}")
+        if action.renewal is not None and action.renewal.ari_held(deps.clock()):
+            problems.setdefault(action.desired.secret, str(action.renewal.ari_capped))
     return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
 
 
@@ -164,15 +169,16 @@ def _as_failure(error: InternalError) -> InternalError:
 
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
-                 observed: Mapping[SecretRef, ObservedSecret | None],
+                 observed: Mapping[SecretRef, ObservedSecret | None], now: datetime,
                  ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str]]:
-    """ARI windows for managed, parsable certificates, and what went wrong per Secret (an ARI
-    failure only loses the window: the renewal falls back)."""
+    """ARI windows for managed, parsable certificates not expired at `now`, and what went
+    wrong per Secret (an ARI failure only loses the window: the renewal falls back) or the
+    CA's explanationURL."""
     windows: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     for d in desired:
         window, problem = contained(d, "reading the ARI window of",
-                                    partial(_window, reader, d, observed.get(d.secret)),
+                                    partial(_window, reader, d, observed.get(d.secret), now),
                                     _no_window)
         if window is not None:
             windows[d.secret] = window
@@ -182,15 +188,17 @@ def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
 
 
 def _window(reader: AriReader, d: DesiredCertificate, seen: ObservedSecret | None,
-            ) -> tuple[RenewalWindow | None, str | None]:
+            now: datetime) -> tuple[RenewalWindow | None, str | None]:
     if seen is None or not seen.managed or seen.certificate is None:
         return None, None
     if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
         return None, None  # a different CA's certificate: its ARI is not ours to ask
     cert_id = seen.certificate.ari_cert_id
-    if not cert_id:
-        return None, None
+    if not cert_id or not worth_reading(seen.certificate, now):
+        return None, None  # an expired certificate is due anyway: its ARI is not asked
     answer = reader.read(d.spec.issuer, cert_id)
+    if answer.problem is None and answer.explanation_url:
+        return answer.window, f"the CA explains its ARI window at {answer.explanation_url}"
     return answer.window, answer.problem
 
 
@@ -336,14 +344,9 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     d = action.desired
     issuer = deps.issuers.issuer(d.spec.issuer)
     engine = deps.issuers.engine(d.spec.issuer)
-    replaces = None
-    # ARI `replaces` only for a true renewal: same CA, same names. A certificate whose hosts
-    # changed is a new one (the CA would refuse or mis-count it as a replacement).
-    if (action.kind is ActionKind.RENEW and observed is not None
-            and observed.certificate is not None
-            and observed.recorded.get(secret_meta.ISSUER) == d.spec.issuer
-            and set(observed.certificate.sans) == set(d.spec.hosts)):
-        replaces = observed.certificate.ari_cert_id or None
+    # ARI `replaces` for a renewal from the same CA that keeps at least one name (the budget
+    # decides exemption by the same rule).
+    replaces = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed)
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
                            replaces=replaces, preferred_chain=issuer.preferred_chain)
@@ -414,7 +417,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
     # from the controller's record: the Secret's copy is for people only.
     record = deps.records.get(d.secret)
     meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-        record.get(secret_meta.ISSUANCE_HISTORY), now, now)
+        record.get(secret_meta.ISSUANCE_HISTORY), now, now, bool(issued.replaced))
     if issued.replaced:
         meta.annotations[secret_meta.LAST_ORDER_REPLACED] = "true"
     version = observed.resource_version if observed is not None else None
@@ -447,7 +450,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         if decision.kind is AfterConflict.KEEP_THEIRS:
             assert fresh is not None and fresh.certificate is not None
             log.warning("%s: %s; %s", d.secret, conflict, decision.message)
-            _count_issuance(deps, d, fresh, now)
+            _count_issuance(deps, d, now, bool(issued.replaced))
             return Stored(kept=fresh.certificate, message=decision.message)
         # Ours goes on the fresh version (what they put there besides certbotk8s's part is
         # kept by the adapter).
@@ -455,16 +458,17 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
                  decision.message)
         version = fresh.resource_version if fresh is not None else None
         meta.annotations[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
-            record.get(secret_meta.ISSUANCE_HISTORY), now, now)
+            record.get(secret_meta.ISSUANCE_HISTORY), now, now, bool(issued.replaced))
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _count_issuance(deps: PassDeps, d: DesiredCertificate, fresh: ObservedSecret,
-                    now: datetime) -> None:
-    """Our certificate was issued (the CA counts it against its limits) though not written:
-    add it to the record's issued-7d history so the budget stays right."""
+def _count_issuance(deps: PassDeps, d: DesiredCertificate, now: datetime,
+                    replaced: bool) -> None:
+    """Our certificate was issued (the CA counts it against its limits unless its order sent
+    `replaces`) though not written: add it to the record's issued-7d history so the budget
+    stays right."""
     history = secret_meta.append_history(
-        deps.records.get(d.secret).get(secret_meta.ISSUANCE_HISTORY), now, now)
+        deps.records.get(d.secret).get(secret_meta.ISSUANCE_HISTORY), now, now, replaced)
     deps.records.update(d.secret, {secret_meta.ISSUANCE_HISTORY: history})
 
 
@@ -485,8 +489,9 @@ def report_problems(deps: PassDeps, found: Discovery) -> None:
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None,
              only: Collection[SecretRef] = ()) -> PassReport:
-    """Issue or renew everything due, one certificate after another, and report. The same
-    budget and backoff as the controller (kept on the cluster) decide whether an order may go.
+    """Issue or renew everything due, one certificate after another, the most urgent first
+    (core.urgency), and report. The same budget and backoff as the controller (kept on the
+    cluster) decide whether an order may go.
     `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
@@ -499,6 +504,9 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
         current = replace(current, actions=tuple(a for a in current.actions
                                                  if a.desired.secret in only))
     report_problems(deps, current.discovery)
+    for action in ari_held(current, now):
+        assert action.renewal is not None and action.renewal.ari_capped is not None
+        report_ari_held(deps.events, action.desired, action.renewal.ari_capped)
     for problem in current.discovery.problems:
         progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")
     outages = PassOutages(deps.config, deps.solvers)
@@ -506,7 +514,8 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
                       if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     outcomes: list[Outcome] = []
     total = len(current.actions)
-    for index, action in enumerate(current.actions, 1):
+    # The most urgent first (core.urgency): a run cut short leaves the least urgent behind.
+    for index, action in enumerate(by_urgency(current.actions, current.observed, now), 1):
         d = action.desired
         label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
         outcome = contained(d, "handling",
@@ -519,6 +528,11 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book.flush(force=True)
     deps.records.flush(force=True)
     return PassReport(current, tuple(outcomes))
+
+
+def ari_held(current: Survey, now: datetime) -> list[Action]:
+    """The actions whose ARI moment has come but core.ari_gate holds it back."""
+    return [a for a in current.actions if a.renewal is not None and a.renewal.ari_held(now)]
 
 
 def tidy_records(deps: PassDeps, wanted: Iterable[SecretRef], now: datetime,
@@ -564,7 +578,8 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     now = deps.clock()
     blocked = outages.blocked(action) if outages is not None else None
     facts = lifecycle.OrderFacts(
-        ref, failure=book.failure_state(ref, observed), hold=book.check(action, observed, now),
+        ref, failure=book.failure_state(ref, observed, now),
+        hold=book.check(action, observed, now),
         down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
     wait = lifecycle.why_wait(facts, now)
     if wait is not None:

@@ -4,7 +4,7 @@ still valid). Pure: the caller passes the jitter factor and the clock's reading.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 STEPS = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100), timedelta(days=1))
@@ -33,3 +33,17 @@ def after_failure(previous: FailureState, now: datetime, error: str, jitter: flo
     if not_after is not None and not_after > now:
         step = min(step, max((not_after - now) / REMAINING_FRACTION, MIN_WAIT))
     return FailureState(previous.failures + 1, (now + step).replace(microsecond=0), error)
+
+
+def capped_on_read(state: FailureState, now: datetime, not_after: datetime | None,
+                   failed_at: datetime | None) -> FailureState:
+    """`state` as read back, its next attempt capped as `after_failure` caps it, from the
+    failure's time `failed_at` (this clock's `now` when unknown or later: a writer whose clock
+    runs ahead, even past the certificate's expiry, cannot skip the cap)."""
+    if state.next_attempt is None or not_after is None:
+        return state
+    at = min(failed_at, now) if failed_at is not None else now
+    if not_after <= at:
+        return state
+    latest = (at + max((not_after - at) / REMAINING_FRACTION, MIN_WAIT)).replace(microsecond=0)
+    return replace(state, next_attempt=latest) if state.next_attempt > latest else state

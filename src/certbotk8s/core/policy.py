@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from certbotk8s.core import secret_meta
+from certbotk8s.core.ari_gate import ari_gate
 from certbotk8s.core.model import (
     CertificateInfo,
     DesiredCertificate,
@@ -33,9 +34,10 @@ def renewal_time_of(
     desired: DesiredCertificate, info: CertificateInfo, ari: RenewalWindow | None,
     annotations: Mapping[str, str],
 ) -> RenewalTime:
-    """The renewal decision for the certificate a Secret holds (its persisted moment included)."""
+    """The renewal decision for the certificate a Secret holds (its persisted moment and the
+    record's ARI renewal gate included)."""
     return renewal_time(info, desired.spec.renew_before, ari,
-                        secret_meta.parse_moment(annotations))
+                        secret_meta.parse_moment(annotations), ari_gate(info, annotations))
 
 
 # -- the checks, in order ------------------------------------------------------------------

@@ -8,9 +8,10 @@ account per 3 hours, 5 failed authorizations per identifier per account per hour
 Let's Encrypt refills its buckets gradually (token bucket); here every limit is a sliding window
 over what we recorded, which is stricter: a window never holds more than the limit, so an order
 this module allows is one the CA allows too (as far as our records are complete). Only orders
-that send ARI's `replaces` (a renewal of the same names from the same CA) are exempt from the
-new-order limits (orders per account, certificates per domain and per identifier set), as at
-Let's Encrypt, and do not use up those budgets either. Every other order counts.
+that send ARI's `replaces` (a renewal from the same CA sharing at least one name, core.replaces)
+are exempt from the new-order limits (orders per account, certificates per domain and per
+identifier set), as at Let's Encrypt, and do not use up those budgets either. Every other order
+counts.
 
 On top of the CA's limits: one namespace may use at most `namespace_share_percent` of the
 account's new orders (default half), so one tenant cannot starve the others.
@@ -46,7 +47,8 @@ ALL_LIMITS = (
 @dataclass(frozen=True)
 class IssuanceRecord:
     """A certificate issued for `hosts` at `at`; `renewal_with_ari` when its order sent
-    `replaces` (such issuances are exempt from, and do not count towards, the per-domain limit)."""
+    `replaces` (the CA exempts such a renewal from, and counts it towards none of, the
+    per-domain and exact-set limits: neither does the budget)."""
 
     hosts: tuple[str, ...]
     at: datetime
@@ -221,7 +223,8 @@ def check_budget(
             )
 
     if not ari_renewal:
-        same_set = [r.at for r in issued if _set_of(tuple(r.hosts)) == wanted]
+        same_set = [r.at for r in issued
+                    if not r.renewal_with_ari and _set_of(tuple(r.hosts)) == wanted]
         until = _window_hold(same_set, limits.certs_per_set, limits.certs_per_set_window, now)
         if until is not None:
             key = ",".join(wanted)

@@ -5,12 +5,16 @@ CertID it was fetched for), the moment chosen earlier and persisted on the Secre
 
 1. Floor: never later than when 1/10 of the lifetime is left, whatever else says.
 2. ARI: a window is used only when it was fetched for this very certificate (CertID) and lies
-   inside [notBefore, notAfter]. The moment is a uniform point in it, picked once per
-   (certificate, window) and persisted; the same certificate and window give the same moment
-   (restart, second replica); a moved window picks again. A persisted moment for this
-   certificate also stands when no window is at hand (CA unreachable, or not yet asked).
+   inside [notBefore, notAfter]; one that starts before notBefore ("renew now", e.g. after a
+   revocation) is clamped to start there. The moment is a uniform point in it, picked once
+   per (certificate, window) and persisted; the same certificate and window give the same
+   moment (restart, second replica); a moved window picks again. A persisted moment for this
+   certificate, inside its own window, also stands when no window is at hand (CA unreachable,
+   or not yet asked).
 3. Otherwise the lifetime fraction: 2/3 elapsed (1/2 for lifetimes under 10 days).
-4. `renew-before` moves the time earlier, never later; it is ignored when not shorter than the
+4. A gate (core.ari_gate: at most 5 ARI renewals per Secret in 7 days, a minimum age after an
+   ARI renewal) holds the ARI moment back; the lifetime fraction still applies.
+5. `renew-before` moves the time earlier, never later; it is ignored when not shorter than the
    lifetime, and never renews a certificate before 1/10 of its lifetime has elapsed (one source
    cannot re-order in a loop).
 """
@@ -40,18 +44,34 @@ class ChosenMoment:
 
 
 @dataclass(frozen=True)
+class AriGate:
+    """No ARI-driven renewal before `not_before`; `why` says which rule holds it back
+    (core.ari_gate: the cap on ARI renewals per Secret, the minimum age)."""
+
+    not_before: datetime
+    why: str
+
+
+@dataclass(frozen=True)
 class RenewalTime:
     """`at` (may lie in the past: due), the rule that decided, the floor, the ARI moment in
-    use (persist it when it differs from the stored one) and why a given window was ignored."""
+    use (persist it when it differs from the stored one), why a given window was ignored and
+    why the ARI moment was held back (`ari_capped`, core.ari_gate)."""
 
     at: datetime
     reason: Reason
     floor: datetime
     moment: ChosenMoment | None = None
     ignored_window: str | None = None
+    ari_capped: str | None = None
 
     def due(self, now: datetime) -> bool:
         return now >= self.at
+
+    def ari_held(self, now: datetime) -> bool:
+        """The CA's ARI moment has come but the cap or the minimum age holds it back."""
+        return (self.ari_capped is not None and self.moment is not None
+                and self.moment.at <= now < self.at)
 
 
 def floor_time(info: CertificateInfo) -> datetime:
@@ -63,6 +83,17 @@ def stable_draw(cert_id: str, window: RenewalWindow) -> float:
     restart computes the same one, so even an unpersisted moment does not wander)."""
     key = f"{cert_id}|{window.start.isoformat()}|{window.end.isoformat()}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+
+
+def clamped_to_life(info: CertificateInfo, ari: RenewalWindow) -> RenewalWindow:
+    """A window for this very certificate that starts before its notBefore, clamped to start
+    there: the CA asks for a renewal now (e.g. after a revocation); one that also ends before
+    notBefore becomes [notBefore, notBefore + 1 s] (now, but still a window). Other windows
+    come back unchanged."""
+    if ari.cert_id != info.ari_cert_id or ari.end <= ari.start or ari.start >= info.not_before:
+        return ari
+    end = max(ari.end, info.not_before + timedelta(seconds=1))
+    return RenewalWindow(info.not_before, end, ari.cert_id)
 
 
 def window_problem(info: CertificateInfo, ari: RenewalWindow) -> str | None:
@@ -87,6 +118,8 @@ def _fraction(info: CertificateInfo) -> tuple[datetime, Reason]:
 
 def _ari_moment(info: CertificateInfo, ari: RenewalWindow | None,
                 persisted: ChosenMoment | None) -> tuple[ChosenMoment | None, str | None]:
+    if ari is not None:
+        ari = clamped_to_life(info, ari)
     problem = window_problem(info, ari) if ari is not None else None
     if ari is not None and problem is None:
         if persisted is not None and persisted.cert_id == ari.cert_id and \
@@ -96,21 +129,33 @@ def _ari_moment(info: CertificateInfo, ari: RenewalWindow | None,
         # Whole seconds: the moment is persisted as RFC 3339 and must read back equal.
         return ChosenMoment(max(at.replace(microsecond=0), ari.start), ari.cert_id, ari), None
     if persisted is not None and persisted.cert_id == info.ari_cert_id and \
-            window_problem(info, persisted.window) is None:
+            window_problem(info, persisted.window) is None and \
+            persisted.window.start <= persisted.at <= persisted.window.end:
         return persisted, problem
     return None, problem
 
 
 def renewal_time(info: CertificateInfo, renew_before: timedelta | None,
-                 ari: RenewalWindow | None, persisted: ChosenMoment | None) -> RenewalTime:
-    """When `info` renews and why (see the module docstring for the rules)."""
+                 ari: RenewalWindow | None, persisted: ChosenMoment | None,
+                 gate: AriGate | None = None) -> RenewalTime:
+    """When `info` renews and why (see the module docstring for the rules). `gate`: no
+    ARI-driven renewal before its moment (then the lifetime fraction, if earlier, decides)."""
     floor = floor_time(info)
     moment, ignored = _ari_moment(info, ari, persisted)
+    capped = None
     if moment is not None:
         w = moment.window
         at = moment.at
         reason = Reason(ReasonCode.INSIDE_ARI_WINDOW,
                         f"moment {at} chosen in the CA's renewal window {w.start} .. {w.end}")
+        if gate is not None and at < gate.not_before:
+            capped = f"ARI renewal held back until {gate.not_before}: {gate.why}"
+            at, reason = _fraction(info)
+            if gate.not_before < at:
+                at = gate.not_before
+                reason = Reason(ReasonCode.INSIDE_ARI_WINDOW,
+                                f"moment {moment.at} chosen in the CA's renewal window "
+                                f"{w.start} .. {w.end}; {capped}")
     else:
         at, reason = _fraction(info)
     if renew_before is not None and renew_before < info.lifetime:
@@ -124,4 +169,4 @@ def renewal_time(info: CertificateInfo, renew_before: timedelta | None,
         at = floor
         reason = Reason(ReasonCode.LIFETIME_FLOOR,
                         f"1/{FLOOR_FRACTION} of the lifetime is left at {floor}")
-    return RenewalTime(at, reason, floor, moment, ignored)
+    return RenewalTime(at, reason, floor, moment, ignored, capped)

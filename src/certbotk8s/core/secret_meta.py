@@ -120,56 +120,89 @@ def recorded_key_type(annotations: Mapping[str, str]) -> KeyType | None:
 # --- issuance history (rate-limit budget) -------------------------------------------------
 
 ISSUANCE_HISTORY = "certbotk8s.io/issued-7d"
-"""Comma-separated RFC 3339 times of this Secret's issuances in the last 7 days, oldest first."""
+"""This Secret's issuances in the last 7 days, oldest first, comma-separated: each an RFC 3339
+time, followed by `/replaces` when its order named the certificate it replaced (ARI
+`replaces`): the CA counts such a renewal against no limit, and neither does the budget.
+Histories written before the flag existed have plain times only (see `issuance_records`)."""
+REPLACES_FLAG = "/replaces"
 LAST_ORDER_REPLACED = "certbotk8s.io/last-order-replaced"
 """`"true"` when the order of the latest issuance sent ARI's `replaces` (a rate-limit-exempt
-renewal); absent or anything else otherwise."""
+renewal); absent or anything else otherwise. Read only for histories without flags."""
 
 HISTORY_WINDOW = timedelta(days=7)
 HISTORY_MAX_ENTRIES = 60
 
 
-def _history_times(text: str | None, now: datetime) -> list[datetime]:
-    """The parsable times of a history value inside the window, oldest first. Equal times stay:
-    two issuances within one second (the history has whole seconds) are two issuances."""
-    times = [t for part in (text or "").split(",") if (t := parse_time(part)) is not None]
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One issuance of the history: when, and whether its order sent `replaces`."""
+
+    at: datetime
+    replaced: bool = False
+
+
+def _parse_entry(part: str) -> HistoryEntry | None:
+    text = part.strip()
+    replaced = text.endswith(REPLACES_FLAG)
+    at = parse_time(text.removesuffix(REPLACES_FLAG))
+    return HistoryEntry(at, replaced) if at is not None else None
+
+
+def _format_entry(entry: HistoryEntry) -> str:
+    return format_time(entry.at) + (REPLACES_FLAG if entry.replaced else "")
+
+
+def parse_history(text: str | None) -> list[HistoryEntry]:
+    """Every parsable entry of a history value, oldest first (unflagged before flagged at one
+    time). Equal times stay: two issuances within one second (the history has whole seconds)
+    are two issuances."""
+    entries = [e for part in (text or "").split(",") if (e := _parse_entry(part)) is not None]
+    return sorted(entries, key=lambda e: (e.at, e.replaced))
+
+
+def history_entries(text: str | None, now: datetime) -> list[HistoryEntry]:
+    """The parsable entries of a history value inside the 7-day window before `now`."""
     cutoff = now - HISTORY_WINDOW
-    return sorted(t for t in times if t > cutoff)
+    return [e for e in parse_history(text) if e.at > cutoff]
 
 
-def append_history(existing: str | None, at: datetime, now: datetime) -> str:
-    """The history value with `at` added: entries older than 7 days before `now` dropped, then
-    only the newest 60 kept. Unparsable entries are dropped; times are whole-second UTC."""
+def append_history(existing: str | None, at: datetime, now: datetime,
+                   replaced: bool = False) -> str:
+    """The history value with an issuance at `at` added (flagged when its order sent
+    `replaces`): entries older than 7 days before `now` dropped, then only the newest 60
+    kept. Unparsable entries are dropped; times are whole-second UTC."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    text = f"{existing},{format_time(at)}" if existing else format_time(at)
-    times = _history_times(text, now)[-HISTORY_MAX_ENTRIES:]
-    return ",".join(format_time(t) for t in times)
+    added = _format_entry(HistoryEntry(at, replaced))
+    text = f"{existing},{added}" if existing else added
+    entries = history_entries(text, now)[-HISTORY_MAX_ENTRIES:]
+    return ",".join(_format_entry(e) for e in entries)
 
 
 def issuance_records(annotations: Mapping[str, str], now: datetime) -> list[IssuanceRecord]:
-    """This Secret's issuances of the last 7 days, oldest first, all for its current HOSTS.
+    """This Secret's issuances of the last 7 days, oldest first, all for its current HOSTS;
+    `renewal_with_ari` (exempt from the CA's new-certificate limits) for flagged entries.
 
-    Without a history, the ISSUED_AT time stands in (Secrets written before the history
-    existed). Only the latest issuance can be marked `renewal_with_ari`, from
-    LAST_ORDER_REPLACED. No hosts recorded: no records.
+    A history without any flag is of the old format: only its latest entry can be exempt,
+    from LAST_ORDER_REPLACED. Without a history, the ISSUED_AT time stands in (Secrets
+    written before the history existed). No hosts recorded: no records.
     """
     hosts = recorded_hosts(annotations)
     if not hosts:
         return []
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    times = _history_times(annotations.get(ISSUANCE_HISTORY), now)
-    if not times:
-        times = _history_times(annotations.get(ISSUED_AT), now)
-    if not times:
+    entries = history_entries(annotations.get(ISSUANCE_HISTORY), now)
+    if not entries:
+        entries = history_entries(annotations.get(ISSUED_AT), now)
+    if not entries:
         return []
-    replaced = annotations.get(LAST_ORDER_REPLACED, "").strip().lower() == "true"
-    last = len(times) - 1
-    return [IssuanceRecord(hosts=hosts, at=t, renewal_with_ari=replaced and i == last)
-            for i, t in enumerate(times)]
+    if not any(e.replaced for e in entries) and \
+            annotations.get(LAST_ORDER_REPLACED, "").strip().lower() == "true":
+        entries[-1] = HistoryEntry(entries[-1].at, True)
+    return [IssuanceRecord(hosts=hosts, at=e.at, renewal_with_ari=e.replaced) for e in entries]
 
 
 # --- the chosen renewal moment (ARI) ------------------------------------------------------
