@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from certbotk8s.core.model import SecretRef
 
@@ -28,3 +29,16 @@ class FakeRecordStore:
                 self.records.pop(ref, None)
             else:
                 self.records[ref] = dict(record)
+
+
+class FakeLedger:
+    """The renewal ledger Secret's data in memory (app.budget.LedgerStore)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def load(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def save(self, values: dict[str, Any]) -> None:
+        self.values.update(values)

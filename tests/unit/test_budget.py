@@ -4,7 +4,6 @@ record store: restart rebuilds it, backoff lives in the records only, replaces i
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.records import Records
@@ -14,21 +13,10 @@ from certbotk8s.core.model import SecretRef
 from certbotk8s.core.plan import Action, ActionKind
 from certbotk8s.core.reasons import Reason, ReasonCode
 from tests.unit.factories import T0, desired, make_config, observed_for
-from tests.unit.fakes import FakeRecordStore
+from tests.unit.fakes import FakeLedger, FakeRecordStore
 
 NOW = T0 + timedelta(days=10)
 REASON = Reason(ReasonCode.SECRET_MISSING, "test")
-
-
-class FakeLedger:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def load(self) -> dict[str, Any]:
-        return dict(self.values)
-
-    def save(self, values: dict[str, Any]) -> None:
-        self.values.update(values)
 
 
 def book(store: FakeLedger, records: FakeRecordStore | None = None) -> RenewalBook:

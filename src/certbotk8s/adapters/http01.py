@@ -27,7 +27,12 @@ from typing import Any
 import dns.exception
 import dns.resolver
 
-from certbotk8s.core.errors import CertbotK8sError, Http01SolverError, OrderAbandoned
+from certbotk8s.core.errors import (
+    CertbotK8sError,
+    Http01SolverError,
+    OrderAbandoned,
+    retry_intent,
+)
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TokenStore
 
@@ -271,14 +276,16 @@ class Http01Solver:
                            token_value(challenge.key_authorization, challenge.domain))
         except (CertbotK8sError, ValueError) as e:
             raise Http01SolverError(
-                f"cannot publish the HTTP-01 token for {challenge.domain}: {e}") from e
+                f"cannot publish the HTTP-01 token for {challenge.domain}: {e}",
+                intent=retry_intent(e)) from e
 
     def clean_up(self, challenge: PendingChallenge) -> None:
         try:
             self.store.delete(challenge.token)
         except (CertbotK8sError, ValueError) as e:
             raise Http01SolverError(
-                f"cannot remove the HTTP-01 token for {challenge.domain}: {e}") from e
+                f"cannot remove the HTTP-01 token for {challenge.domain}: {e}",
+                intent=retry_intent(e)) from e
 
     def wait_until_ready(self, challenges: Sequence[PendingChallenge]) -> None:
         if not self.self_check.enabled:

@@ -31,7 +31,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube_client import REQUEST_TIMEOUT, Op, translate, unreachable
-from certbotk8s.core.errors import Http01SolverError, KubeError, KubeUnreachable
+from certbotk8s.core.errors import (
+    Http01SolverError,
+    KubeError,
+    KubeUnreachable,
+    retry_intent,
+)
 from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
 
@@ -416,7 +421,8 @@ class RoutedHttp01Solver:
             self._published = self.publisher.publish(self.routing, hosts, self.order_id)
         except KubeError as e:
             raise Http01SolverError(
-                f"cannot publish HTTP-01 routing for {', '.join(hosts)}: {e}") from e
+                f"cannot publish HTTP-01 routing for {', '.join(hosts)}: {e}",
+                intent=retry_intent(e)) from e
 
     def _remove(self) -> None:
         objects, self._published = self._published, None
@@ -426,7 +432,8 @@ class RoutedHttp01Solver:
             self.publisher.remove(objects)
         except KubeError as e:
             self._published = objects  # kept, so a later clean_up can try again
-            raise Http01SolverError(f"cannot remove HTTP-01 routing: {e}") from e
+            raise Http01SolverError(f"cannot remove HTTP-01 routing: {e}",
+                                    intent=retry_intent(e)) from e
 
     def _remove_quietly(self) -> None:
         try:

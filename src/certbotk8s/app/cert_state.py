@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from certbotk8s.app.metrics import Metrics
@@ -28,7 +28,8 @@ class CertState:
 
 
 class StateTable:
-    """CertState per Secret behind one lock (reconciler, order workers and ARI refresh share it)."""
+    """CertState per Secret behind one lock (reconciler, order workers and ARI refresh share it).
+    Read a state with `view` (a copy) and change it through the methods here, under the lock."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -42,6 +43,41 @@ class StateTable:
         """The state of `ref`, created empty when there is none."""
         with self.lock:
             return self._states.setdefault(ref, CertState())
+
+    def view(self, ref: SecretRef) -> CertState:
+        """A copy of `ref`'s state as it is now (read without racing the writers)."""
+        with self.lock:
+            state = self._states.get(ref)
+            return replace(state, written=dict(state.written)) if state else CertState()
+
+    def set_hold(self, ref: SecretRef, hold: ratelimit.Hold | None) -> None:
+        with self.lock:
+            self._states.setdefault(ref, CertState()).hold = hold
+
+    def refuse_foreign(self, ref: SecretRef, until: datetime) -> None:
+        """A Secret found not managed: `ref` is looked at again only after `until`."""
+        with self.lock:
+            self._states.setdefault(ref, CertState()).foreign_until = until
+
+    def note_reported(self, ref: SecretRef, message: str) -> bool:
+        """Remember `message` as the refusal reported for `ref`: False when it already was (no
+        second Event)."""
+        with self.lock:
+            state = self._states.setdefault(ref, CertState())
+            if state.reported == message:
+                return False
+            state.reported = message
+            return True
+
+    def note_written(self, ref: SecretRef, annotations: Mapping[str, str]) -> bool:
+        """Remember `annotations` as last set on `ref`: False when they already were (written
+        once, until the cache shows them)."""
+        with self.lock:
+            state = self._states.setdefault(ref, CertState())
+            if state.written == dict(annotations):
+                return False
+            state.written = dict(annotations)
+            return True
 
     def drop(self, ref: SecretRef) -> None:
         with self.lock:
@@ -60,7 +96,8 @@ def update_hold_gauges(states: StateTable, metrics: Metrics, now: datetime) -> N
     """`certbotk8s_rate_limit_holds{limit}`: Secrets whose order is held back right now."""
     holds: dict[str, int] = {}
     for _, state in states.items():
-        if state.hold is not None and state.hold.until > now:
-            holds[state.hold.limit] = holds.get(state.hold.limit, 0) + 1
+        hold = state.hold
+        if hold is not None and hold.until > now:
+            holds[hold.limit] = holds.get(hold.limit, 0) + 1
     for limit in ratelimit.ALL_LIMITS:
         metrics.set_rate_limit_holds(limit, holds.get(limit, 0))

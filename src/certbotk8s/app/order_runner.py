@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.cert_state import CertState, StateTable, update_hold_gauges
+from certbotk8s.app.cert_state import StateTable, update_hold_gauges
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.renewal_pass import (
@@ -25,20 +25,15 @@ from certbotk8s.app.renewal_pass import (
     announce,
     api_away,
     execute,
-    hold_message,
-    record_outcome,
+    record_follow_up,
     store,
     write_unwritten,
 )
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
-from certbotk8s.core import ratelimit, write_race
-from certbotk8s.core.errors import (
-    AcmeProblemError,
-    CertbotK8sError,
-    ChallengeFailed,
-    OrderAbandoned,
-)
+from certbotk8s.core import lifecycle, ratelimit, write_race
+from certbotk8s.core.after_order import Backoff, OrderResult, after_order
+from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.inflight import NamespaceState
 from certbotk8s.core.model import (
     CertificateSpec,
@@ -105,12 +100,14 @@ class OrderRunner:
             loaded = self.inflight.load()
         except CertbotK8sError as e:
             log.warning("cannot read in-flight orders: %s", e)
-            return len(self._resumable)
+            with self._lock:
+                return len(self._resumable)
         # Orders this process left when it lost the lead stay resumable even if their record
         # could not be written (the API server was away); a recorded one wins (it may be newer).
-        own = {ref: order for ref, order in self._resumable.items() if ref not in loaded}
-        self._resumable = {**loaded, **own}
-        return len(self._resumable)
+        with self._lock:
+            own = {ref: order for ref, order in self._resumable.items() if ref not in loaded}
+            self._resumable = {**loaded, **own}
+            return len(self._resumable)
 
     def busy(self) -> set[SecretRef]:
         """Secrets with an order running or queued here (their in-flight entries stay)."""
@@ -198,59 +195,72 @@ class OrderRunner:
         return with_record(observe(stored) if stored is not None else None,
                            self.deps.records.get(ref))
 
-    def _still_due(self, action: Action, observed: ObservedSecret | None,
-                   now: datetime) -> Action | None:
-        """`action` decided again on the Secret as read just now, or None when no order is due.
+    def _decided_again(self, action: Action, observed: ObservedSecret | None,
+                       now: datetime) -> Action:
+        """`action` planned again on the Secret as read just now.
 
         The reconcile pass decided on the informer cache; right after an order ends, the pass
         it wakes can run before the cache shows the certificate just written, and would order
         the same certificate again (seen: a Secret issued twice a second apart)."""
         ref = action.desired.secret
-        ari = self.states.of(ref).ari
-        fresh = plan([action.desired], {ref: observed}, now, {ref: ari} if ari else {})[0]
-        if fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW):
-            return fresh
-        log.info("%s: no order: the Secret changed since the pass looked (%s)", ref,
-                 fresh.reason)
-        return None
+        ari = self.states.view(ref).ari
+        return plan([action.desired], {ref: observed}, now, {ref: ari} if ari else {})[0]
 
     def _order(self, job: OrderJob) -> None:
         if self._stopping.is_set() or not self.elector.is_leader():
             return
         first = job.actions[0]
-        if self._namespace_deleted(first.desired.secret):
-            job.wake = False  # the source goes with its namespace: nothing to wake for
-            return
-        if any(gate.down_for(first) is not None for gate in self.gates):
-            return  # queued before its CA or DNS server went down; re-submitted when back
         ref = first.desired.secret
         now = datetime.now(UTC)
+        # The facts for core.lifecycle, as they are now (the reconcile pass decided on the
+        # informer cache, and the job may have been queued for a while).
+        deleting = self._namespace_deleted(ref)
         observed = self._read(ref)
-        if observed is not None and not observed.managed:
-            self._refuse_foreign(first, observed)
-            return
-        current = self._still_due(first, observed, now)
-        if current is None:
-            self._drop_unwritten(ref, "the Secret needs no certificate now")
-            job.wake = False
-            return
-        first = job.actions[0] = current
-        log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
-        held = self._take_unwritten(first, now)
-        if held is not None:
-            written = write_unwritten(self.deps, first, held, observed,
+        fresh = self._decided_again(first, observed, now)
+        due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
+        hold = self.book.check(fresh if due else first, observed, now)
+        wait = lifecycle.why_wait(lifecycle.OrderFacts(
+            ref, failure=self.book.failure_state(ref, observed, now), hold=hold,
+            down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
+            namespace_deleting=deleting,
+            foreign=observed is not None and not observed.managed, due=due,
+            unwritten=due and self._unwritten_usable(fresh, now)), now)
+        if due:
+            first = job.actions[0] = fresh
+        if wait is None:
+            self._place(job, observed, now)
+        elif wait.kind is lifecycle.WaitKind.UNWRITTEN_PENDING:
+            held = self._pop_unwritten(ref)
+            if held is None:  # dropped meanwhile: an order after all
+                self._place(job, observed, now)
+                return
+            log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
+            written = write_unwritten(self.deps, first, held[0], observed,
                                       lambda: self._current(ref))
             self._settle(job, written, observed, [], now)
-            return
-        if self.book.failure_state(ref, observed).waiting(now):
-            return  # a backoff written since the reconcile pass looked
-        hold = self.book.check(first, observed, now)
-        state = self.states.of(ref)
-        if hold is not None:
-            self._hold(first, observed, state, hold, now)
-            return
-        state.hold = None
-        resumable = self._resumable.pop(ref, None)
+        elif wait.kind is lifecycle.WaitKind.FOREIGN_SECRET:
+            assert observed is not None
+            self._refuse_foreign(first, observed)
+        elif wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+            assert hold is not None
+            self._hold(first, hold, wait, now)
+        elif wait.kind is lifecycle.WaitKind.NO_LONGER_DUE:
+            log.info("%s: no order: %s (%s)", ref, wait.message, fresh.reason)
+            self._drop_unwritten(ref, "the Secret needs no certificate now")
+            job.wake = False
+        elif wait.kind is lifecycle.WaitKind.NAMESPACE_DELETING:
+            job.wake = False  # the source goes with its namespace: nothing to wake for
+        # (backoff written since the pass looked; a service down since the job was queued:
+        # re-submitted when the probe sees it back)
+
+    def _place(self, job: OrderJob, observed: ObservedSecret | None, now: datetime) -> None:
+        """Order the certificate of `job` (resuming the order a previous leader left)."""
+        first = job.actions[0]
+        ref = first.desired.secret
+        log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
+        self.states.set_hold(ref, None)
+        with self._lock:
+            resumable = self._resumable.pop(ref, None)
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
         placed: list[str] = [resume_url] if resume_url is not None else []
@@ -278,54 +288,38 @@ class OrderRunner:
 
     def _settle(self, job: OrderJob, outcome: Outcome, observed: ObservedSecret | None,
                 placed: list[str], now: datetime) -> None:
-        """After one order (or one write of a certificate issued earlier) for `job`."""
+        """Carry out core.after_order's follow-up of one order (or one write of a certificate
+        issued earlier) for `job`."""
         first = job.actions[0]
         ref = first.desired.secret
-        if not outcome.ok and outcome.unwritten is not None:
-            # Issued but not written: no backoff, no resume (the order is finalized); kept
-            # for the next time this Secret comes up while this replica leads.
-            self._keep_unwritten(first, outcome.unwritten)
+        follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
+                                         outcome.unwritten is not None, bool(placed),
+                                         can_keep=True))
+        if follow.keep_unwritten:
+            assert outcome.unwritten is not None
+            self._keep_unwritten(first, outcome.unwritten)  # for when this Secret comes up
             job.wake = False  # no pass at once: it would only meet the same API server
             return
         if outcome.kept is not None:
             self.metrics.newer_certificate_kept.inc()
-        if outcome.ok:
+        if follow.clear_inflight:
             self._clear_inflight(ref)
+        if follow.resume:
+            with self._lock:
+                self._resumable[ref] = InflightOrder(ref, placed[-1], first.desired.spec.hosts)
+        if follow.retry_soon:  # the API server away: tried again soon, and at once when back
+            self.schedule.at(ref, now + API_RETRY)
+            job.wake = False
+        if outcome.ok:
             for gate in self.gates:
                 gate.succeeded(first)
             assert outcome.issued is not None
             for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
                 if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
                     self._copy_to(other, outcome.issued)
-        else:
-            if isinstance(outcome.error, OrderAbandoned):
-                # Leadership lost or lapsed: the in-flight record stays for the next leader,
-                # which may be this replica once its Lease renews again: it resumes the order.
-                if placed:
-                    self._resumable[ref] = InflightOrder(ref, placed[-1],
-                                                         first.desired.spec.hosts)
-                return
-            if outcome.outage:
-                # The CA or DNS server is down: no backoff, its gate holds the certificate until
-                # the probe sees it back; then the same order continues (no extra order) unless
-                # the CA already failed it. The API server away: the same, tried again soon
-                # and at once when the controller sees it back.
-                if outcome.error is not None and api_away(outcome.error):
-                    self.schedule.at(ref, now + API_RETRY)
-                    job.wake = False
-                if isinstance(outcome.error, ChallengeFailed):
-                    self.book.authz_failed([outcome.error.host], now)  # it did fail at the CA
-                if placed and not isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
-                    self._resumable[ref] = InflightOrder(ref, placed[-1],
-                                                         first.desired.spec.hosts)
-                else:
-                    self._clear_inflight(ref)
-                return
-            if isinstance(outcome.error, ChallengeFailed | AcmeProblemError):
-                self._clear_inflight(ref)  # that order is dead: do not resume it
         # Backoff for every Secret of the order (or cleared), failed authorizations counted.
-        record_outcome(self.deps, self.book, job.actions, observed, outcome, now)
-        if not outcome.ok:
+        record_follow_up(self.deps, self.book, job.actions, observed, outcome, follow, now)
+        if follow.backoff is Backoff.COUNT:
             for action in job.actions:
                 failure = self.book.failure_state(action.desired.secret, None)
                 # Ready False now for a certificate that never arrived, not at the next pass.
@@ -385,18 +379,20 @@ class OrderRunner:
                     "without a new order once this replica leads and reaches the API server",
                     ref, issued.info.serial)
 
-    def _take_unwritten(self, action: Action, now: datetime) -> IssuedCertificate | None:
-        """The certificate kept for this Secret, if it still serves what is desired now."""
+    def _unwritten_usable(self, action: Action, now: datetime) -> bool:
+        """Whether a certificate kept for this Secret still serves what is desired now (one that
+        no longer does is dropped)."""
         ref = action.desired.secret
-        held = self._pop_unwritten(ref)
+        with self._lock:
+            held = self._unwritten.get(ref)
         if held is None:
-            return None
+            return False
         issued, ordered_for = held
         why_not = write_race.unwritten_unusable(action.desired, ordered_for, issued.info, now)
         if why_not is not None:
-            self._log_dropped(ref, issued, why_not)
-            return None
-        return issued
+            self._drop_unwritten(ref, why_not)
+            return False
+        return True
 
     def _drop_unwritten(self, ref: SecretRef, why: str) -> None:
         held = self._pop_unwritten(ref)
@@ -414,16 +410,15 @@ class OrderRunner:
         log.info("%s: dropping certificate serial %s issued earlier and never written: %s",
                  ref, issued.info.serial, why)
 
-    def _hold(self, action: Action, observed: ObservedSecret | None, state: CertState,
-              hold: ratelimit.Hold, now: datetime) -> None:
+    def _hold(self, action: Action, hold: ratelimit.Hold, wait: lifecycle.Wait,
+              now: datetime) -> None:
         ref = action.desired.secret
-        state.hold = hold
+        self.states.set_hold(ref, hold)
         log.warning("%s: order held back: %s; possible at %s", ref, hold.message, hold.until)
         self.metrics.count_rate_limit_hold(hold.limit)
         update_hold_gauges(self.states, self.metrics, now)  # before the Event tells anyone
-        message = hold_message(hold)
-        self.deps.events.record(action.desired.source, "Warning", "RateLimitHold", message)
-        annotate_error(self.deps, ref, message, now)  # `certbotk8s status` shows it
+        self.deps.events.record(action.desired.source, "Warning", wait.kind.value, wait.message)
+        annotate_error(self.deps, ref, wait.message, now)  # `certbotk8s status` shows it
 
     def _copy_to(self, action: Action, issued: IssuedCertificate) -> None:
         ref = action.desired.secret
@@ -441,11 +436,10 @@ class OrderRunner:
 
     def _refuse_foreign(self, action: Action, observed: ObservedSecret) -> None:
         refusal = Action(ActionKind.REFUSE, action.desired, action.reason)
-        state = self.states.of(action.desired.secret)
-        state.foreign_until = datetime.now(UTC) + self._foreign_pause
-        message = f"Secret {action.desired.secret} exists and is not managed by certbotk8s"
-        if state.reported != message:
-            state.reported = message
+        ref = action.desired.secret
+        self.states.refuse_foreign(ref, datetime.now(UTC) + self._foreign_pause)
+        message = f"Secret {ref} exists and is not managed by certbotk8s"
+        if self.states.note_reported(ref, message):
             execute(self.deps, refusal, observed)
 
     def _clear_inflight(self, ref: SecretRef) -> None:

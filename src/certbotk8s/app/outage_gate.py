@@ -20,6 +20,7 @@ from datetime import datetime
 
 from certbotk8s.app.ca_health import CaHealth, Probe
 from certbotk8s.core.errors import CertbotK8sError, Outage
+from certbotk8s.core.lifecycle import ServiceDown
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.plan import Action
 from certbotk8s.core.ports import EventRecorder
@@ -47,6 +48,11 @@ class Service:
     error: type[Outage]
     key_of: Callable[[Action], str | None]
     confirm: Confirm | None = None
+
+    def describe(self, key: str, why: str) -> str:
+        """One line naming the service down and the error ("CA unreachable: ... (ACME CA of
+        issuer x)"): `renew --once` lines, `certbotk8s` wait reasons."""
+        return f"{self.unreachable}: {why} ({self.label} {key})"
 
     def outage(self, action: Action, error: CertbotK8sError | None) -> tuple[str, Outage] | None:
         """Whether the failed order of `action` met this service down: its key and the outage.
@@ -90,6 +96,14 @@ class OutageGate:
         """Why the service `action` needs is down, or None (up, or not needed)."""
         key = self.service.key_of(action)
         return self.health.down(key) if key is not None else None
+
+    def down(self, action: Action) -> ServiceDown | None:
+        """The service `action` needs, as a fact for core.lifecycle, when it is down."""
+        key = self.service.key_of(action)
+        why = self.health.down(key) if key is not None else None
+        if key is None or why is None:
+            return None
+        return ServiceDown(self.service.reason, self.service.describe(key, why))
 
     def admit(self, action: Action, not_after: datetime | None, now: datetime) -> bool:
         """True when the order may go; False while its service is down (recorded, reported)."""

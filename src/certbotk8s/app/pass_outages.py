@@ -51,8 +51,8 @@ class PassOutages:
             key = service.key_of(action)
             reason = self._down.get((service.label, key)) if key is not None else None
             if key is not None and reason is not None:
-                return service, (f"{service.unreachable}: {reason} ({service.label} {key}); "
-                                 f"no order placed, no backoff counted")
+                return service, (f"{service.describe(key, reason)}; no order placed, no backoff "
+                                 f"counted")
         return None
 
     def note(self, action: Action, error: CertbotK8sError | None) -> tuple[Service, str] | None:
@@ -63,6 +63,6 @@ class PassOutages:
             if found is not None:
                 key, outage = found
                 self._down[(service.label, key)] = str(outage)
-                return service, (f"{service.unreachable}: {outage} ({service.label} {key}); "
-                                 f"the order failed, no backoff counted")
+                return service, (f"{service.describe(key, str(outage))}; the order failed, no "
+                                 f"backoff counted")
         return None

@@ -15,6 +15,7 @@ from certbotk8s.app.order_runner import OrderRunner
 from certbotk8s.app.renewal_pass import PassDeps, execute, report_problems, tidy_records
 from certbotk8s.app.schedule import WakeSchedule
 from certbotk8s.app.watch import Watch
+from certbotk8s.core import lifecycle
 from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import LeaderElection
@@ -76,7 +77,6 @@ class Reconciler:
 
     def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
         ref = action.desired.secret
-        state = self.states.of(ref)
         info = observed.certificate if observed is not None else None
         leading = self._leading()
         if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
@@ -85,30 +85,34 @@ class Reconciler:
             # renew-before, lifetime fraction or floor), and the policy treats that moment,
             # not the window start, as due.
             self.schedule.at(ref, action.next_renewal)
-            if leading and action.annotations and state.written != dict(action.annotations):
-                state.written = dict(action.annotations)  # once, until the cache shows it
+            if leading and action.annotations and self.states.note_written(
+                    ref, action.annotations):  # once, until the cache shows it
                 self.runner.write_metadata(action, observed)  # the moment / repaired metadata
             return
         if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
-            if state.reported != action.reason.message and self.elector.is_leader():
-                state.reported = action.reason.message
+            if self.elector.is_leader() and self.states.note_reported(ref,
+                                                                     action.reason.message):
                 execute(self.deps, action, observed)  # posts the Warning Event
             return
         if action.kind not in (ActionKind.ISSUE, ActionKind.RENEW):
             return
-        failure = self.book.failure_state(ref, observed)
-        if failure.waiting(now):
-            assert failure.next_attempt is not None
-            self.schedule.at(ref, failure.next_attempt)
-            return
-        if state.hold is not None and state.hold.until > now:
-            self.schedule.at(ref, state.hold.until)
-            return
-        if state.foreign_until is not None and state.foreign_until > now:
-            return  # refused already; the periodic resync looks again
-        if not leading or self.runner.namespace_deleting(ref.namespace):
-            return  # (a namespace being deleted is asked about again after a pause)
-        not_after = info.not_after if info is not None else None
-        if not all(gate.admit(action, not_after, now) for gate in self.runner.gates):
-            return  # its CA or DNS server is down: the probe wakes the loop when it is back
-        self.runner.submit(action)
+        state = self.states.view(ref)
+        found = lifecycle.waits(lifecycle.OrderFacts(
+            ref, failure=self.book.failure_state(ref, observed, now), hold=state.hold,
+            down=tuple(d for gate in self.runner.gates if (d := gate.down(action)) is not None),
+            leading=leading, namespace_deleting=self.runner.namespace_deleting(ref.namespace),
+            foreign_until=state.foreign_until), now)
+        wake = lifecycle.wake_at(found)
+        if wake is not None:  # backoff or a rate-limit hold: look again when it ends
+            self.schedule.at(ref, wake)
+        if not found:
+            self.runner.submit(action)
+        elif found[0].kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+            # Its CA or DNS server is down: the gate records it waiting and tells its source
+            # once; the probe wakes the loop when the service is back.
+            not_after = info.not_after if info is not None else None
+            for gate in self.runner.gates:
+                if not gate.admit(action, not_after, now):
+                    break
+        # (others: a namespace being deleted is asked about again after a pause, a foreign
+        # Secret at the periodic resync, a non-leader orders nothing)

@@ -22,8 +22,9 @@ from certbotk8s.app.outage_gate import Service
 from certbotk8s.app.pass_outages import PassOutages
 from certbotk8s.app.records import Records
 from certbotk8s.app.solvers import SolverFactory
-from certbotk8s.core import ratelimit, secret_meta, waits
+from certbotk8s.core import lifecycle, secret_meta, waits
 from certbotk8s.core import records as rec
+from certbotk8s.core.after_order import Backoff, FollowUp, OrderResult, after_order
 from certbotk8s.core.ari_timing import worth_reading
 from certbotk8s.core.config import Config
 from certbotk8s.core.errors import (
@@ -31,12 +32,11 @@ from certbotk8s.core.errors import (
     AcmeProblemError,
     AcmeTransientError,
     CertbotK8sError,
-    ChallengeFailed,
     KubeConflict,
-    KubeServerError,
-    KubeUnreachable,
     OrderAbandoned,
     Outage,
+    RetryIntent,
+    retry_intent,
 )
 from certbotk8s.core.model import (
     CertificateInfo,
@@ -284,21 +284,15 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
 
 def unwritten_cause(e: CertbotK8sError) -> bool:
     """Whether a failed Secret write is worth trying again later with the same certificate: the
-    API server gave no answer or a 5xx (not a refusal such as 403, 409 or a foreign Secret)."""
-    return isinstance(e, OrderAbandoned) or api_away(e)
+    API server gave no answer or a 5xx, or the lead was lost (not a refusal such as 403, 409 or
+    a foreign Secret)."""
+    return retry_intent(e) in (RetryIntent.API_AWAY, RetryIntent.ABANDONED)
 
 
 def api_away(e: BaseException) -> bool:
-    """Whether `e` came from the API server giving no answer or a 5xx, directly or as the
-    cause of another error (e.g. HTTP-01 routing that could not be published)."""
-    seen: BaseException | None = e
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, KubeUnreachable | KubeServerError):
-            return True
-        seen = seen.__cause__
-    return False
+    """Whether `e` came from the API server giving no answer or a 5xx (core.errors classifies
+    it, also behind an error that wrapped it, e.g. HTTP-01 routing not published)."""
+    return retry_intent(e) is RetryIntent.API_AWAY
 
 
 def write_unwritten(deps: PassDeps, action: Action, issued: IssuedCertificate,
@@ -578,27 +572,23 @@ def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Ou
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             observed: ObservedSecret | None, outages: PassOutages | None = None) -> Outcome:
-    """One ISSUE/RENEW of `renew --once`: outages, backoff, budget, order, and the records of
-    each."""
+    """One ISSUE/RENEW of `renew --once`: the facts for core.lifecycle (backoff, budget,
+    outages), the order, and core.after_order's follow-up in the records."""
     ref = action.desired.secret
     now = deps.clock()
     blocked = outages.blocked(action) if outages is not None else None
-    if blocked is not None:  # its CA or DNS server is down: no order, no backoff
-        service, message = blocked
-        _event(deps, action.desired, "Warning", service.reason, message)
-        return Outcome(action, False, message)
-    state = book.failure_state(ref, observed, now)
-    if state.waiting(now):
-        assert state.next_attempt is not None
-        return Outcome(action, False, f"backing off after {state.failures} failed attempts; "
-                       f"next attempt at {secret_meta.format_time(state.next_attempt)} "
-                       f"(last error: {state.last_error or '-'})")
-    hold = book.check(action, observed, now)
-    if hold is not None:
-        message = hold_message(hold)
-        _event(deps, action.desired, "Warning", "RateLimitHold", message)
-        annotate_error(deps, ref, message, now)
-        return Outcome(action, False, message)
+    facts = lifecycle.OrderFacts(
+        ref, failure=book.failure_state(ref, observed, now),
+        hold=book.check(action, observed, now),
+        down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
+    wait = lifecycle.why_wait(facts, now)
+    if wait is not None:
+        if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+            _event(deps, action.desired, "Warning", wait.kind.value, wait.message)
+            annotate_error(deps, ref, wait.message, now)
+        elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+            _event(deps, action.desired, "Warning", wait.kind.value, wait.message)  # no backoff
+        return Outcome(action, False, wait.message)
 
     def on_order(url: str, sends_replaces: bool) -> None:
         book.order_placed(ref.namespace, deps.clock(), sends_replaces)
@@ -612,19 +602,14 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         return found is not None
 
     outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
+    follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
+                                     outcome.unwritten is not None))
+    record_follow_up(deps, book, [action], observed, outcome, follow, now)
     if noted:  # its service is down: held for the rest of the run, no backoff
         service, message = noted[0]
         _event(deps, action.desired, "Warning", service.reason, message)
-        if isinstance(outcome.error, ChallengeFailed):
-            book.authz_failed([outcome.error.host], now)  # it did fail at the CA
         return replace(outcome, message=message)
-    record_outcome(deps, book, [action], observed, outcome, now)
     return outcome
-
-
-def hold_message(hold: ratelimit.Hold) -> str:
-    return (f"rate-limit hold: {hold.message}; ordering possible at "
-            f"{secret_meta.format_time(hold.until)}")
 
 
 def annotate_error(deps: PassDeps, ref: SecretRef, message: str, now: datetime) -> None:
@@ -633,15 +618,19 @@ def annotate_error(deps: PassDeps, ref: SecretRef, message: str, now: datetime) 
                               LAST_ERROR_AT: secret_meta.format_time(now)})
 
 
-def record_outcome(deps: PassDeps, book: RenewalBook, actions: Sequence[Action],
-                   observed: ObservedSecret | None, outcome: Outcome, now: datetime) -> None:
-    """After one order for `actions` (Secrets sharing it; `observed` is the first one's):
-    failed authorizations into the budget, backoff for every Secret on failure, else cleared."""
-    if isinstance(outcome.error, ChallengeFailed):
-        book.authz_failed([outcome.error.host], now)  # only the authorization that failed
+def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action],
+                     observed: ObservedSecret | None, outcome: Outcome, follow: FollowUp,
+                     now: datetime) -> None:
+    """What core.after_order decided, in the budget and the records, for the Secrets that
+    shared one order (`observed` is the first one's): failed authorizations counted, backoff
+    counted for every Secret or cleared."""
+    if follow.failed_authz:
+        book.authz_failed(follow.failed_authz, now)  # only the authorization that failed
+    if follow.backoff is Backoff.KEEP:
+        return
     for index, action in enumerate(actions):
         ref = action.desired.secret
-        if outcome.ok:
+        if follow.backoff is Backoff.CLEAR:
             book.succeeded(ref)
             continue
         seen = observed if index == 0 else _read(deps, ref)

@@ -19,6 +19,7 @@ class WakeSchedule:
         self._resync = resync
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._stopped = False
+        self._lock = threading.Lock()  # `at` and `cancel` come from the reconciler and workers
         self._when: dict[SecretRef, datetime] = {}  # skip re-adding an unchanged job
 
     def start(self) -> None:
@@ -32,26 +33,30 @@ class WakeSchedule:
                                 next_run_time=first, misfire_grace_time=None, coalesce=True)
 
     def stop(self) -> None:
-        self._stopped = True
+        with self._lock:  # no job is added after this
+            self._stopped = True
         self._scheduler.shutdown(wait=False)
 
     def at(self, ref: SecretRef, when: datetime) -> None:
         """Wake at `when` for `ref` (replaces the Secret's earlier job)."""
-        if self._stopped or self._when.get(ref) == when:
-            return
-        self._when[ref] = when
-        self._scheduler.add_job(self._wake.set, "date", run_date=when, id=f"renew:{ref}",
-                                replace_existing=True, misfire_grace_time=None)
+        with self._lock:  # the job and `_when` change together
+            if self._stopped or self._when.get(ref) == when:
+                return
+            self._when[ref] = when
+            self._scheduler.add_job(self._wake.set, "date", run_date=when, id=f"renew:{ref}",
+                                    replace_existing=True, misfire_grace_time=None)
 
     def cancel(self, ref: SecretRef) -> None:
-        self._when.pop(ref, None)
-        job = self._scheduler.get_job(f"renew:{ref}")
-        if job is not None:
-            job.remove()
+        with self._lock:
+            self._when.pop(ref, None)
+            job = self._scheduler.get_job(f"renew:{ref}")
+            if job is not None:
+                job.remove()
 
     def scheduled(self) -> dict[SecretRef, datetime]:
         """When each Secret's renewal (or retry) is due, as last scheduled."""
-        return dict(self._when)
+        with self._lock:
+            return dict(self._when)
 
     def next_runs(self) -> dict[str, datetime]:
         """Scheduled renewal jobs (for tests and status)."""

@@ -12,7 +12,7 @@ from certbotk8s.adapters.kube_events import list_events
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.isolation import INTERNAL_ERROR, InternalError, contained
 from certbotk8s.app.renewal_pass import LAST_ERROR, Survey, survey
-from certbotk8s.core import secret_meta
+from certbotk8s.core import lifecycle, secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObjectRef, SecretRef, SourceKind
 from certbotk8s.core.plan import Action, ActionKind
@@ -31,6 +31,9 @@ class StatusRow:
     next_renewal: str
     why: str
     last_error: str
+    # Why a certificate that is due is not ordered now (core.lifecycle's WaitKind, e.g.
+    # `BackingOff`, `RateLimitHold`); "" when it is not due or nothing holds it.
+    wait: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -43,7 +46,9 @@ def _time(value: datetime | None) -> str:
 def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     current = survey(runtime.deps, namespaces)
     book = RenewalBook(runtime.deps.config, runtime.deps.records, runtime.deps.ledger)
+    book.load()  # the budget's orders and failed authorizations: a hold is a wait shown
     now = runtime.deps.clock()
+    book.set_issued(runtime.deps.records.snapshot().values(), now)
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
     for action in current.actions:
@@ -78,6 +83,7 @@ def _row(runtime: Runtime, book: RenewalBook, current: Survey, action: Action,
     observed = current.observed.get(d.secret)
     info = observed.certificate if observed is not None else None
     last_error = observed.recorded.get(LAST_ERROR, "") if observed is not None else ""
+    waiting = ""
     if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
         next_at = _time(action.next_renewal)
         why = (action.renewal.reason.message if action.renewal is not None
@@ -92,16 +98,18 @@ def _row(runtime: Runtime, book: RenewalBook, current: Survey, action: Action,
         if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
             last_error = _last_warning(runtime, d.source)
         failure = book.failure_state(d.secret, observed)
-        if failure.waiting(now):
-            next_at = _time(failure.next_attempt)
-            why = f"backing off after {failure.failures} failed attempts; {why}"
+        wait = lifecycle.why_wait(lifecycle.OrderFacts(
+            d.secret, failure=failure, hold=book.check(action, observed, now)), now)
+        if wait is not None:  # the same decision as both modes make before an order
+            next_at = _time(wait.until) if wait.until is not None else next_at
+            why, waiting = f"{wait.message}; {why}", wait.kind.value
             last_error = last_error or failure.last_error
     if d.secret in current.ari_problems:
         why = f"{why} ({current.ari_problems[d.secret]})"
     return StatusRow(
         source=str(d.source), hosts=",".join(d.spec.hosts), secret=str(d.secret),
         not_after=_time(info.not_after if info else None), next_renewal=next_at, why=why,
-        last_error=last_error,
+        last_error=last_error, wait=waiting,
     )
 
 
@@ -121,7 +129,8 @@ def _last_warning(runtime: Runtime, source: ObjectRef) -> str:
     return f"{warnings[-1].reason}: {warnings[-1].message}" if warnings else ""
 
 
-COLUMNS = ("SOURCE", "HOSTS", "SECRET", "NOT AFTER", "NEXT RENEWAL", "WHY", "LAST ERROR")
+COLUMNS = ("SOURCE", "HOSTS", "SECRET", "NOT AFTER", "NEXT RENEWAL", "WAIT", "WHY",
+           "LAST ERROR")
 
 
 def render_table(rows: Sequence[StatusRow], width: int = 60) -> str:
@@ -132,8 +141,8 @@ def render_table(rows: Sequence[StatusRow], width: int = 60) -> str:
         return text if len(text) <= width else text[: width - 1] + "…"
 
     cells: list[tuple[str, ...]] = [COLUMNS]
-    cells += [(r.source, r.hosts, r.secret, r.not_after, r.next_renewal, r.why, r.last_error)
-              for r in rows]
+    cells += [(r.source, r.hosts, r.secret, r.not_after, r.next_renewal, r.wait or "-", r.why,
+               r.last_error) for r in rows]
     cells = [tuple(clip(c) for c in row) for row in cells]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     return "\n".join(

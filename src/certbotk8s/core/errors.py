@@ -2,17 +2,63 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+class RetryIntent(enum.Enum):
+    """What a failure means for the next attempt (core.after_order decides from it)."""
+
+    FAILED = "failed"  # the certificate's failure: counted backoff
+    ORDER_DEAD = "order-dead"  # the CA failed or refused the order: counted, never resumed
+    SERVICE_DOWN = "service-down"  # a service gives no answer (`Outage`): its probe decides
+    API_AWAY = "api-away"  # the API server gave no answer or a 5xx: tried again soon
+    ABANDONED = "abandoned"  # this replica stopped leading: the next leader carries on
 
 
 class CertbotK8sError(Exception):
-    """Base of every error certbotk8s raises on purpose."""
+    """Base of every error certbotk8s raises on purpose.
+
+    Each class declares its `retry` intent; an adapter that wraps another error in its own
+    family passes the cause's intent on (`intent=retry_intent(e)`) so it is not lost."""
+
+    retry: ClassVar[RetryIntent] = RetryIntent.FAILED
+
+    def __init__(self, *args: object, intent: RetryIntent | None = None) -> None:
+        super().__init__(*args)
+        self._intent = intent
+
+    @property
+    def intent(self) -> RetryIntent:
+        return getattr(self, "_intent", None) or self.retry
+
+
+def retry_intent(error: BaseException) -> RetryIntent:
+    """The retry intent of `error`: declared by its class or when it was wrapped. A wrapper
+    that declared nothing still counts as the API server being away when its cause was (the
+    one place that looks at a cause: errors wrapped before intents were passed on)."""
+    if not isinstance(error, CertbotK8sError):
+        return RetryIntent.FAILED
+    if getattr(error, "_intent", None) is not None or error.retry is not RetryIntent.FAILED:
+        return error.intent
+    cause = error.__cause__
+    if cause is not None and retry_intent(cause) is RetryIntent.API_AWAY:
+        return RetryIntent.API_AWAY
+    return RetryIntent.FAILED
+
+
+def failed_identifier(error: BaseException | None) -> str | None:
+    """The identifier whose authorization the CA failed (it counts in the budget), if any."""
+    return error.host if isinstance(error, ChallengeFailed) else None
 
 
 class Outage(CertbotK8sError):
     """A service an order needs (the CA, a DNS server) does not answer at all: not the
     certificate's fault, so no counted backoff; one probe of the service decides when work
     resumes. Mixed into the boundary's own error class."""
+
+    retry = RetryIntent.SERVICE_DOWN
 
 
 # --- ACME ---------------------------------------------------------------------------------
@@ -66,6 +112,8 @@ class AcmeCaUnavailable(AcmeTransientError, Outage):
 class AcmeProblemError(AcmeError):
     """The CA refused a request with a problem document (`status`: the HTTP status, if known)."""
 
+    retry = RetryIntent.ORDER_DEAD
+
     def __init__(self, message: str, problem: Problem, status: int | None = None) -> None:
         super().__init__(f"{message}: {problem}")
         self.problem = problem
@@ -93,9 +141,13 @@ class AcmeOrderGone(AcmeError):
 class OrderAbandoned(AcmeError):
     """This replica stopped leading mid-order; the order is left to the next leader."""
 
+    retry = RetryIntent.ABANDONED
+
 
 class ChallengeFailed(AcmeError):
     """An authorization became invalid. Names the host and carries the CA's problem."""
+
+    retry = RetryIntent.ORDER_DEAD
 
     def __init__(self, host: str, challenge_type: str, problem: Problem) -> None:
         super().__init__(f"{challenge_type} challenge for {host} failed: {problem}")
@@ -155,10 +207,14 @@ class KubeForbidden(KubeError):
 class KubeServerError(KubeError):
     """The API server answered 5xx: it, or its storage (etcd), failed the request."""
 
+    retry = RetryIntent.API_AWAY
+
 
 class KubeUnreachable(KubeError):
     """The API server gave no answer (connection refused, reset, timed out). `cause` says which
     in plain words."""
+
+    retry = RetryIntent.API_AWAY
 
     def __init__(self, message: str, cause: str = "") -> None:
         super().__init__(message)
