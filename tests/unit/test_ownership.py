@@ -182,3 +182,61 @@ def test_orders_are_shared_only_inside_one_namespace() -> None:
     other_ns = desired("a.example.com", secret=SecretRef("team-b", "x"))
     assert order_share_key(one) == order_share_key(same_ns)
     assert order_share_key(one) != order_share_key(other_ns)
+
+
+_DNS01 = {"certbotk8s.io/enabled": "true", "certbotk8s.io/challenge": "dns-01",
+          "certbotk8s.io/dns-provider": "bind"}
+
+
+def _wild(namespace: str, secret: str, *hosts: str, name: str = "web") -> dict[str, object]:
+    return ingress(name, namespace, tls=[tls_entry(secret, *hosts)], annotations=_DNS01)
+
+
+def test_a_wildcard_and_a_name_it_covers_conflict_both_ways() -> None:
+    """Finding 7: claims compare what the certificates would be valid for, not the strings.
+    `*.example.com` is valid for `shop.example.com` (one label deep, as X.509 wildcards are);
+    with `shop.example.com` and `*.apps.example.com` held by team A, team B gets neither
+    `*.example.com` nor `pay.apps.example.com`."""
+    held = (Holding(SecretRef("team-a", "a"), ("*.apps.example.com", "shop.example.com"),
+                    "Ingress/team-a/web", T0),)
+    found = _run(_wild("team-a", "a", "shop.example.com", "*.apps.example.com"),
+                 _wild("team-b", "wild", "*.example.com", name="wild"),
+                 _ing("team-b", "pay", "pay.apps.example.com", name="pay"), holdings=held)
+    assert [d.secret.namespace for d in found.desired] == ["team-a"]
+    assert sorted((p.source.name, p.reason) for p in found.problems) == [
+        ("pay", "HostClaimed"), ("wild", "HostClaimed")]
+
+
+def test_wildcard_coverage_is_one_label_deep_and_never_the_apex() -> None:
+    """`*.example.com` is not valid for `example.com`, nor for `a.b.example.com`, nor does
+    it overlap `*.apps.example.com`: those stay free for another namespace."""
+    held = (Holding(SecretRef("team-a", "a"), ("*.example.com",), "Ingress/team-a/web", T0),)
+    found = _run(_wild("team-a", "a", "*.example.com"),
+                 _ing("team-b", "apex", "example.com", name="apex"),
+                 _ing("team-b", "deep", "a.b.example.com", name="deep"),
+                 _wild("team-b", "sub", "*.apps.example.com", name="sub"), holdings=held)
+    assert sorted(d.secret.name for d in found.desired) == ["a", "apex", "deep", "sub"]
+    assert found.problems == ()
+
+
+def test_a_new_wildcard_and_a_new_covered_name_go_to_the_older_source() -> None:
+    """Two new claimants whose names overlap only by coverage: exactly one, the older source."""
+    wild = _created(_wild("team-a", "a", "*.example.com"), "2025-01-01T00:00:01Z")
+    name = _created(_ing("team-b", "b", "shop.example.com"), "2025-01-01T00:00:00Z")
+    for listed in ((wild, name), (name, wild)):
+        found = _run(*listed)
+        assert [d.secret.namespace for d in found.desired] == ["team-b"]
+        assert _reasons(found) == [("team-a", "HostClaimed")]
+
+
+def test_of_two_holders_overlapping_by_coverage_the_older_claim_keeps_renewing() -> None:
+    held = (Holding(SecretRef("team-a", "a"), ("*.example.com",), "", T0 + DAY),
+            Holding(SecretRef("team-b", "b"), ("shop.example.com",), "", T0))
+    found = _run(_wild("team-a", "a", "*.example.com"), _ing("team-b", "b", "shop.example.com"),
+                 holdings=held)
+    assert [d.secret.namespace for d in found.desired] == ["team-b"]
+    assert _reasons(found) == [("team-a", "HostClaimed")]
+    # the same namespace may hold a wildcard and the names it covers
+    mine = _run(_wild("team-a", "a", "*.example.com"),
+                _ing("team-a", "b", "shop.example.com", name="other"))
+    assert len(mine.desired) == 2

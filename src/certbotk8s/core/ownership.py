@@ -15,7 +15,10 @@ certificate (never a part of it, which would silently change it):
    sources with their API-server-set creation time. Holders first, the oldest claim first; then
    new claimants, the oldest source first (ties by namespace and name): of two namespaces that
    ask for a free host at the same moment exactly one gets it, the same one on every pass and
-   in both modes. A labelled Secret or its annotations never claim anything.
+   in both modes. A labelled Secret or its annotations never claim anything. Names are
+   compared by what a certificate for them would be valid for: `*.example.com` and
+   `shop.example.com` conflict (one label deep, never the apex), `*.example.com` and
+   `a.b.example.com` or `*.b.example.com` do not.
 
 The config's own default certificate is the operator's and is exempt from 2 and 3.
 """
@@ -38,6 +41,7 @@ from certbotk8s.core.model import (
     SourceKind,
     SourceProblem,
 )
+from certbotk8s.core.names import is_wildcard
 
 
 class OwnershipReasons:
@@ -161,27 +165,58 @@ def _claim_rank(d: DesiredCertificate) -> tuple[bool, str, str, str]:
 _ANY = datetime(2000, 1, 1, tzinfo=UTC)  # stands in for an unknown time (sorted after others)
 
 
+def _parent(host: str) -> str:
+    """The name one label up (`shop.example.com` -> `example.com`; `*.a.b` -> `a.b`)."""
+    return host.split(".", 1)[1]
+
+
 class _Claims:
-    """First-claimant protection: the namespace that owns each host, holders first."""
+    """First-claimant protection: the namespace that owns each host, holders first.
+
+    Two names conflict when the sets of names their certificates would be valid for overlap:
+    equal names; a wildcard and a name exactly one label below its base (`*.example.com` and
+    `shop.example.com`, as X.509 wildcards match one label, never the apex). Indexed by parent
+    domain, so each check looks at one or two entries, never at every host.
+    """
 
     def __init__(self, holdings: Iterable[Holding]) -> None:
-        self.owner: dict[str, str] = {}  # host -> the namespace that holds it
+        self.owner: dict[str, str] = {}  # name (plain or wildcard) -> the namespace holding it
+        # parent domain -> namespace -> one plain name it holds directly below that parent
+        self.below: dict[str, dict[str, str]] = {}
         for holding in sorted(holdings, key=lambda h: (h.since is None, h.since or _ANY,
                                                        h.secret)):
+            mine = holding.secret.namespace
             for host in holding.hosts:
-                self.owner.setdefault(host, holding.secret.namespace)
+                if not self._rival(host, mine):
+                    self._own(host, mine)
+
+    def _rival(self, host: str, mine: str) -> bool:
+        """Another namespace holds `host`, a wildcard covering it, or a name it covers."""
+        if self.owner.get(host, mine) != mine:
+            return True
+        if is_wildcard(host):
+            return any(ns != mine for ns in self.below.get(host[2:], ()))
+        if "." not in host:
+            return False
+        return self.owner.get("*." + _parent(host), mine) != mine
+
+    def _own(self, host: str, mine: str) -> None:
+        self.owner.setdefault(host, mine)
+        if not is_wildcard(host) and "." in host:
+            self.below.setdefault(_parent(host), {}).setdefault(mine, host)
 
     def take(self, d: DesiredCertificate) -> SourceProblem | None:
         """Admit `d` (its namespace then owns its free hosts) or say why not."""
         if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
             return None
         mine = d.secret.namespace
-        held = [h for h in d.spec.hosts if self.owner.get(h, mine) != mine]
+        held = [h for h in d.spec.hosts if self._rival(h, mine)]
         if held:
             return SourceProblem(
                 d.source, OwnershipReasons.HOST_CLAIMED,
-                f"{_names(held)} already held by a certificate in another namespace; "
-                f"not issued into {d.secret} (tenants.shareHosts in the config)")
+                f"{_names(held)} already held (or covered by a wildcard held) by a certificate "
+                f"in another namespace; not issued into {d.secret} "
+                "(tenants.shareHosts in the config)")
         for host in d.spec.hosts:
-            self.owner.setdefault(host, mine)
+            self._own(host, mine)
         return None
