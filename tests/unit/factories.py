@@ -29,7 +29,8 @@ def make_config(**overrides: Any) -> Config:
     data: dict[str, Any] = {
         "defaultIssuer": "le",
         "issuers": {
-            "le": {"directory": "https://acme.example/dir", "profiles": ["custom"]},
+            "le": {"directory": "https://acme.example/dir",
+                   "profiles": ["classic", "tlsserver", "shortlived", "custom"]},
             "staging": {"directory": "https://staging.example/dir"},
         },
         "dnsProviders": {

@@ -401,8 +401,10 @@ def test_empty_file_needs_an_issuer() -> None:
 def test_profiles_allowed_by_issuer() -> None:
     config = load_config(FULL)
     le = config.issuers["letsencrypt"]
-    assert le.allows_profile("shortlived")  # well known
+    assert le.allows_profile("classic")
+    assert not le.allows_profile("shortlived")  # listed profiles: exactly those (finding 6)
     corp = config.issuers["corp"]
+    assert corp.allows_profile("shortlived")  # none listed: the well-known ones
     assert not corp.allows_profile("corp-special")
 
 
@@ -417,10 +419,10 @@ def test_issuer_default_profile_is_used_when_a_source_names_none() -> None:
     options, errors = parse_source_options({"certbotk8s.io/enabled": "true"}, config,
                                            SourceKind.INGRESS)
     assert not errors and options is not None and options.profile == "default"
-    named, _ = parse_source_options({"certbotk8s.io/enabled": "true",
-                                     "certbotk8s.io/profile": "shortlived"}, config,
-                                    SourceKind.INGRESS)
-    assert named is not None and named.profile == "shortlived"
+    named, errors = parse_source_options({"certbotk8s.io/enabled": "true",
+                                          "certbotk8s.io/profile": "shortlived"}, config,
+                                         SourceKind.INGRESS)
+    assert named is None and [e.reason for e in errors] == ["ProfileNotAllowed"]
     bad = {"issuers": {"ca": {"directory": "https://ca.example/dir", "defaultProfile": "nope"}}}
     with pytest.raises(ConfigError, match=r"issuers\.ca\.defaultProfile"):
         parse_config(bad)

@@ -31,6 +31,11 @@ RENEW_BEFORE = "certbotk8s.io/renew-before"
 GATEWAY_NAMESPACE = "certbotk8s.io/gateway-namespace"
 INGRESS_CLASS = "kubernetes.io/ingress.class"
 
+# Refusal reasons besides InvalidAnnotation: a valid value the source's namespace may not use
+INVALID_ANNOTATION = "InvalidAnnotation"
+ISSUER_NOT_ALLOWED = "IssuerNotAllowed"
+PROFILE_NOT_ALLOWED = "ProfileNotAllowed"
+
 SOURCE_ANNOTATIONS = frozenset(
     {ENABLED, ISSUER, CHALLENGE, DNS_PROVIDER, KEY_TYPE, PROFILE, RENEW_BEFORE, GATEWAY_NAMESPACE}
 )
@@ -38,11 +43,12 @@ SOURCE_ANNOTATIONS = frozenset(
 
 @dataclass(frozen=True)
 class AnnotationError:
-    """One bad annotation: its key, its value and what is wrong."""
+    """One bad annotation: its key, its value, what is wrong and the Event reason to report."""
 
     key: str
     value: str
     message: str
+    reason: str = INVALID_ANNOTATION
 
     def __str__(self) -> str:
         return f"annotation {self.key}={quote(self.value)}: {self.message}"
@@ -100,8 +106,8 @@ def parse_source_options(
     annotations = annotations or {}
     errors: list[AnnotationError] = []
 
-    def bad(key: str, message: str) -> None:
-        errors.append(AnnotationError(key, annotations.get(key, ""), message))
+    def bad(key: str, message: str, reason: str = INVALID_ANNOTATION) -> None:
+        errors.append(AnnotationError(key, annotations.get(key, ""), message, reason))
 
     for key in sorted(annotations):
         if key.startswith(PREFIX) and key not in SOURCE_ANNOTATIONS:
@@ -126,6 +132,13 @@ def parse_source_options(
         else:
             known = ", ".join(sorted(config.issuers))
             bad(ISSUER, f"no such issuer (configured: {known})")
+    scoped = config.issuers.get(issuer)
+    if scoped is not None and namespace is not None and not scoped.allows_namespace(namespace):
+        # the issuer's `namespaces` scope (an internal CA, EAB paid for by one team)
+        default = "" if ISSUER in annotations else "the default issuer; name another. "
+        errors.append(AnnotationError(
+            ISSUER, issuer, f"{default}issuer {issuer!r} may not be used from namespace "
+            f"{namespace!r} (issuers.{issuer}.namespaces in the config)", ISSUER_NOT_ALLOWED))
 
     explicit_challenge: ChallengeType | None = None
     if CHALLENGE in annotations:
@@ -182,7 +195,8 @@ def parse_source_options(
         if issuer_config is not None and issuer_config.allows_profile(value):
             profile = value
         else:
-            bad(PROFILE, f"issuer {issuer!r} offers no such profile")
+            bad(PROFILE, f"issuer {issuer!r} offers no such profile "
+                f"(issuers.{issuer}.profiles in the config)", PROFILE_NOT_ALLOWED)
 
     renew_before = config.renewal.renew_before
     if RENEW_BEFORE in annotations:

@@ -13,7 +13,8 @@ Example::
       letsencrypt:
         directory: https://acme-v02.api.letsencrypt.org/directory
         # email: you@your-domain    # optional account contact (not an example.* address)
-        profiles: [classic, tlsserver, shortlived]
+        profiles: [classic, tlsserver, shortlived]  # exactly these (absent: the same three)
+        # namespaces: [team-a]      # only these namespaces' sources may use it (absent: all)
         # defaultProfile: classic   # asked for when a source names no profile
         # eab: {secretRef: {name: eab, keyIdKey: kid, hmacKey: hmac}}
         # caBundle: /etc/certbotk8s/ca.pem
@@ -118,13 +119,18 @@ class IssuerConfig:
     eab: EabConfig | None = None
     ca_bundle: str | None = None
     preferred_chain: str | None = None
-    profiles: tuple[str, ...] = ()
+    profiles: tuple[str, ...] | None = None  # None: not configured (the well-known ones)
     rate_limits: Limits = field(default_factory=Limits)
     default_profile: str | None = None  # asked for when a source names none
+    namespaces: tuple[str, ...] | None = None  # None: sources of every namespace may use it
 
     def allows_profile(self, profile: str) -> bool:
-        """Profiles a source may ask for: the well-known ones and those listed here."""
-        return profile in KNOWN_PROFILES or profile in self.profiles
+        """Profiles a source may ask for: exactly those listed, else the well-known ones."""
+        return profile in (KNOWN_PROFILES if self.profiles is None else self.profiles)
+
+    def allows_namespace(self, namespace: str) -> bool:
+        """Whether sources in `namespace` may use this issuer (its `namespaces` scope)."""
+        return self.namespaces is None or namespace in self.namespaces
 
 
 @dataclass(frozen=True)
@@ -454,7 +460,7 @@ class _Parser:
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
         allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles",
-                             "rateLimits", "defaultProfile"})
+                             "rateLimits", "defaultProfile", "namespaces"})
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -477,12 +483,12 @@ class _Parser:
             ca_bundle = self.string(m, "caBundle", path)
             if ca_bundle is not None and not ca_bundle.startswith("/"):
                 self.error(f"{path}.caBundle", f"must be an absolute file path, got {ca_bundle!r}")
-            profiles = self.string_list(m, "profiles", path)
+            profiles = self.string_list(m, "profiles", path) if "profiles" in m else None
             default_profile = self.string(m, "defaultProfile", path)
-            if (default_profile is not None and default_profile not in KNOWN_PROFILES
-                    and default_profile not in profiles):
+            offered = KNOWN_PROFILES if profiles is None else profiles
+            if default_profile is not None and default_profile not in offered:
                 self.error(f"{path}.defaultProfile",
-                           f"{default_profile!r} is neither a known profile nor in profiles")
+                           f"{default_profile!r} is not among the issuer's profiles")
             result[name] = IssuerConfig(
                 name=name,
                 directory=directory or "",
@@ -493,6 +499,7 @@ class _Parser:
                 profiles=profiles,
                 rate_limits=self.rate_limits(m.get("rateLimits"), f"{path}.rateLimits"),
                 default_profile=default_profile,
+                namespaces=self.namespace_scope(m, "namespaces", path),
             )
         return result
 
@@ -581,6 +588,11 @@ class _Parser:
             if not is_dns1123_label(ns):
                 self.error(f"{path}.{key}[{index}]", f"{ns!r} is not a valid namespace name")
         return tuple(sorted(set(names)))
+
+    def namespace_scope(self, m: dict[str, object], key: str,
+                        path: str) -> tuple[str, ...] | None:
+        """A scope of namespace names; None when the key is absent (every namespace)."""
+        return self.namespaces(m, key, path) if key in m else None
 
     def networks(self, m: dict[str, object], key: str, path: str) -> tuple[str, ...]:
         """A list of CIDRs (`10.0.0.0/8`, `2001:db8::/32`), normalised."""

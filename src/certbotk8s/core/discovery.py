@@ -72,7 +72,9 @@ MAX_PROBLEMS_PER_SOURCE = 10  # Events per source and pass; the rest are summari
 class Reasons:
     """SourceProblem reasons (CamelCase, as Kubernetes Event reasons)."""
 
-    INVALID_ANNOTATION = "InvalidAnnotation"
+    INVALID_ANNOTATION = ann.INVALID_ANNOTATION
+    ISSUER_NOT_ALLOWED = ann.ISSUER_NOT_ALLOWED
+    PROFILE_NOT_ALLOWED = ann.PROFILE_NOT_ALLOWED
     INVALID_HOSTNAME = "InvalidHostname"
     WILDCARD_NEEDS_DNS01 = "WildcardNeedsDns01"
     OUTSIDE_DNS_ZONES = "OutsideDnsZones"
@@ -209,7 +211,7 @@ class _Collector:
         options, errors = ann.parse_source_options(annotations, self.config, kind,
                                                   namespace=ref.namespace)
         for error in errors:
-            self.problem(ref, Reasons.INVALID_ANNOTATION, str(error))
+            self.problem(ref, error.reason, str(error))
         return options
 
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
