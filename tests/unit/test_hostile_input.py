@@ -124,7 +124,9 @@ def test_no_tenant_object_raises_out_of_discovery_plan_or_status(
     assert {a.desired.secret for a in actions} == {d.secret for d in found.desired}
     for problem in found.problems:
         assert problem.source.namespace  # every refusal names its source
-        assert len(problem.message) < 2000  # tenant text is echoed bounded
+        # tenant text is echoed quoted and bounded: one line of at most 1 KiB (finding 5)
+        assert len(problem.message.encode()) <= 1024
+        assert "\n" not in problem.message and _safe_for_a_terminal(problem.message)
     rows = [StatusRow(str(a.desired.source), ",".join(a.desired.spec.hosts),
                       str(a.desired.secret), "-", "now", a.reason.message, "")
             for a in actions]

@@ -37,10 +37,10 @@ from certbotk8s.adapters.kube_client import (
 from certbotk8s.core.errors import KubeError
 from certbotk8s.core.model import ObjectRef
 from certbotk8s.core.secret_meta import parse_time
+from certbotk8s.core.text import MESSAGE_LIMIT, escape_controls
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 1024  # bytes, the API server's limit for Events with eventTime
 DEDUP_WINDOW = timedelta(minutes=30)  # below the API server's default Event TTL (1 h)
 DEDUP_ENTRIES = 1024
 EVENT_TYPES = ("Normal", "Warning")
@@ -66,12 +66,10 @@ class _Posted:
     last_seen: datetime
 
 
-def truncate_message(message: str, limit: int = MESSAGE_LIMIT) -> str:
-    """At most `limit` UTF-8 bytes, cut on a character boundary, marked with an ellipsis."""
-    raw = message.encode()
-    if len(raw) <= limit:
-        return message
-    return raw[: limit - 3].decode(errors="ignore") + "..."
+def event_message(message: str) -> str:
+    """What an Event may say: one line, control characters escaped, at most 1 KiB. The last
+    line of defence: tenant text in `message` was already quoted where it was put in."""
+    return escape_controls(message, MESSAGE_LIMIT)
 
 
 class SpamFilter:
@@ -122,7 +120,7 @@ class KubeEventRecorder:
             return
         try:
             self._record(obj, type if type in EVENT_TYPES else "Warning", reason,
-                         truncate_message(message))
+                         event_message(message))
         except KubeError as e:
             log.warning("could not post Event %s on %s: %s", reason, obj, e)
         except Exception:  # never raise from an Event

@@ -8,6 +8,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from certbotk8s.core.text import escape_controls
+
 # Belt and braces: nothing should log a PEM private key, but if a library ever does, the
 # record is rewritten before any handler sees it.
 _PRIVATE_KEY = re.compile(
@@ -22,6 +24,19 @@ class RedactKeys(logging.Filter):
             record.msg = _PRIVATE_KEY.sub("[redacted private key]", message)
             record.args = None
         return True
+
+
+class PlainFormatter(logging.Formatter):
+    """`time LEVEL logger: message`, the message one line of at most 1 KiB with control
+    characters escaped (a newline or terminal escape in tenant text cannot forge a line); a
+    traceback follows as it is."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +58,7 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

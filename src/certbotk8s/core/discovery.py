@@ -54,7 +54,7 @@ from certbotk8s.core.names import (
     is_wildcard,
     normalize_host,
 )
-from certbotk8s.core.text import quote
+from certbotk8s.core.text import escape_controls, quote
 
 KubeObject = Mapping[str, object]
 
@@ -372,7 +372,7 @@ def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountC
         c.problem(
             ref,
             Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {ref.api_version} (supported: {', '.join(sorted(ISTIO_APIS))})",
+            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(ISTIO_APIS))})",
         )
         return
     options = c.options(obj, ref, SourceKind.ISTIO_GATEWAY)
@@ -516,7 +516,7 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
         c.problem(
             ref,
             Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {ref.api_version} (supported: {GATEWAY_API})",
+            f"apiVersion {quote(ref.api_version)} (supported: {GATEWAY_API})",
         )
         return
     options = c.options(obj, ref, SourceKind.GATEWAY_API)
@@ -535,7 +535,7 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
             continue
         hostname = _str(listener.get("hostname"))
         label = f"spec.listeners[{index}]" + (
-            f" ({name})" if (name := _str(listener.get("name"))) else ""
+            f" ({quote(name)})" if (name := _str(listener.get("name"))) else ""
         )
         if hostname is None:
             c.problem(ref, Reasons.NO_HOSTS, f"{label} has no hostname")
@@ -546,11 +546,11 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
             kind = _str(cert_ref.get("kind")) or "Secret"
             name = _str(cert_ref.get("name"))
             if group_name != "" or kind != "Secret" or name is None:
+                named = f"{group_name or 'core'}/{kind}/{name}"
                 c.problem(
                     ref,
                     Reasons.UNSUPPORTED_CERTIFICATE_REF,
-                    f"{label}: certificateRef {group_name or 'core'}/{kind}/{name} "
-                    "is not a core Secret",
+                    f"{label}: certificateRef {quote(named)} is not a core Secret",
                 )
                 continue
             secret = SecretRef(_str(cert_ref.get("namespace")) or ref.namespace, name)
@@ -560,8 +560,8 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
                 c.problem(
                     ref,
                     Reasons.REF_NOT_PERMITTED,
-                    f"{label}: no ReferenceGrant in namespace {secret.namespace} lets Gateways "
-                    f"from {ref.namespace} use Secret {secret.name}",
+                    f"{label}: no ReferenceGrant in namespace {quote(secret.namespace)} lets "
+                    f"Gateways from {ref.namespace} use Secret {quote(secret.name)}",
                 )
                 continue
             groups.setdefault(secret, _Group()).hosts.update(hosts)
@@ -646,9 +646,11 @@ def _resolve(c: _Collector, holders: Mapping[SecretRef, str]) -> tuple[DesiredCe
 
 
 def _bounded(problems: Iterable[SourceProblem]) -> tuple[SourceProblem, ...]:
-    """Sorted, unique, at most MAX_PROBLEMS_PER_SOURCE per source plus one summary."""
+    """Sorted, unique, at most MAX_PROBLEMS_PER_SOURCE per source plus one summary; each
+    message one line of at most 1 KiB (tenant text was quoted where it was put in)."""
     by_source: dict[ObjectRef, list[SourceProblem]] = {}
-    for problem in sorted(set(problems), key=lambda p: (p.source, p.reason, p.message)):
+    safe = {SourceProblem(p.source, p.reason, escape_controls(p.message)) for p in problems}
+    for problem in sorted(safe, key=lambda p: (p.source, p.reason, p.message)):
         by_source.setdefault(problem.source, []).append(problem)
     result: list[SourceProblem] = []
     for source, found in by_source.items():

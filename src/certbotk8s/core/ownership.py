@@ -42,6 +42,7 @@ from certbotk8s.core.model import (
     SourceProblem,
 )
 from certbotk8s.core.names import is_wildcard
+from certbotk8s.core.text import escape_controls
 
 
 class OwnershipReasons:
@@ -130,8 +131,9 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
                 refused[id(d)] = problem
         kept = [d for d in admitted if id(d) not in refused]
         problems += refused.values()
-    problems.sort(key=lambda p: (p.source, p.reason, p.message))
-    return Discovery(desired=tuple(kept), problems=tuple(problems))
+    safe = [SourceProblem(p.source, p.reason, escape_controls(p.message)) for p in problems]
+    safe.sort(key=lambda p: (p.source, p.reason, p.message))
+    return Discovery(desired=tuple(kept), problems=tuple(safe))
 
 
 def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:

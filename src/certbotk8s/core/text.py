@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 
 ECHO_LIMIT = 80  # characters of a tenant value quoted back in a message
+MESSAGE_LIMIT = 1024  # bytes (UTF-8): the API server's limit for an Event message; logs too
 
 
 def _escape(char: str) -> str:
@@ -31,11 +32,28 @@ def printable(text: str) -> str:
     for char in text:
         if char == "\\":
             out.append("\\\\")
-        elif char == " " or unicodedata.category(char)[0] not in "CZ":
+        elif not _is_control(char):
             out.append(char)
         else:
             out.append(_escape(char))
     return "".join(out)
+
+
+def _is_control(char: str) -> bool:
+    return char != " " and unicodedata.category(char)[0] in "CZ"
+
+
+def escape_controls(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A whole message made one safe line: control, format and separator characters escaped
+    (a backslash is kept as it is: this is the last line of defence behind `quote`, not a
+    quoting of its own), at most `limit` UTF-8 bytes (then an ellipsis and the full length)."""
+    head = text[:limit]  # escaping only grows text: no need to look further
+    escaped = "".join(_escape(c) if _is_control(c) else c for c in head)
+    if len(text) <= limit and len(escaped.encode()) <= limit:
+        return escaped
+    marker = f"... ({len(text)} characters)"
+    kept = escaped.encode()[: max(0, limit - len(marker))].decode(errors="ignore")
+    return kept + marker
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
