@@ -100,3 +100,19 @@ def test_a_next_attempt_written_by_a_clock_past_expiry_is_capped_when_read() -> 
     state = kept.failure_state(d.secret, observed, now)
     assert state.next_attempt == now + timedelta(hours=1)
     assert not state.waiting(now + timedelta(hours=1))
+
+
+def test_issuances_carry_their_namespace_into_the_per_domain_share() -> None:
+    """Finding 3: the records' issuances are counted per namespace (the record's SecretRef),
+    so a namespace that used its share of a registered domain is held and another is not."""
+    records = {SecretRef("team-a", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(25)}
+    b = book(FakeLedger())
+    b.set_issued(records, NOW)
+    mine = desired("x.example.com", secret=SecretRef("team-a", "x"))
+    hold = b.check(Action(ActionKind.ISSUE, mine, REASON), None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
+    theirs = desired("y.example.com", secret=SecretRef("team-b", "y"))
+    assert b.check(Action(ActionKind.ISSUE, theirs, REASON), None, NOW) is None

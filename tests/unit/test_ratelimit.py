@@ -14,6 +14,7 @@ from certbotk8s.core.ratelimit import (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     LIMIT_FAILED_AUTHZ,
+    LIMIT_NAMESPACE_DOMAIN_SHARE,
     LIMIT_NAMESPACE_SHARE,
     LIMIT_ORDERS_PER_ACCOUNT,
     FailedAuthz,
@@ -336,3 +337,32 @@ def test_failed_authorizations_are_counted_per_identifier_only() -> None:
     assert check(["good.example.com", "other.example.com"], failures=failures) is None
     hold = check(["good.example.com", "bad.example.com"], failures=failures)
     assert hold is not None and (hold.limit, hold.key) == (LIMIT_FAILED_AUTHZ, "bad.example.com")
+
+
+def test_one_namespace_gets_at_most_its_share_of_a_registered_domains_certificates() -> None:
+    """Finding 3: 50 certificates per registered domain per week are shared by every namespace
+    under it; one namespace may use at most its share (default half), so another team under
+    the same domain still gets certificates."""
+    mine = [IssuanceRecord((f"h{i}.example.com",), NOW - timedelta(days=1, minutes=i),
+                           namespace="tenant-a") for i in range(25)]
+    hold = check_budget(["x.example.com"], NOW, mine, [], [], False, namespace="tenant-a")
+    assert hold is not None and hold.limit == LIMIT_NAMESPACE_DOMAIN_SHARE
+    assert hold.key == "tenant-a/example.com"
+    assert hold.until == NOW - timedelta(days=1, minutes=24) + timedelta(days=7)
+    assert "25" in hold.message and "example.com" in hold.message
+    # another namespace under the same domain, another domain, fewer records: room
+    assert check_budget(["y.example.com"], NOW, mine, [], [], False, namespace="b") is None
+    assert check_budget(["x.example.org"], NOW, mine, [], [], False,
+                        namespace="tenant-a") is None
+    assert check_budget(["x.example.com"], NOW, mine[:24], [], [], False,
+                        namespace="tenant-a") is None
+    # ARI renewals are exempt, as from the domain limit itself; 100 turns the share off
+    assert check_budget(["x.example.com"], NOW, mine, [], [], True, namespace="tenant-a") is None
+    assert check_budget(["x.example.com"], NOW, mine, [], [], False,
+                        Limits(namespace_domain_share_percent=100),
+                        namespace="tenant-a") is None
+    # the domain limit itself still counts every namespace
+    theirs = [IssuanceRecord((f"t{i}.example.com",), NOW - timedelta(hours=i), namespace="b")
+              for i in range(25)]
+    full = check_budget(["z.example.com"], NOW, mine + theirs, [], [], False, namespace="c")
+    assert full is not None and full.limit == LIMIT_CERTS_PER_DOMAIN

@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -69,9 +70,11 @@ class RenewalBook:
             self._ledger.failed_authz += [f for f in loaded.failed_authz
                                           if (f.at, f.identifier) not in seen]
 
-    def set_issued(self, records: Iterable[Mapping[str, str]], now: datetime) -> None:
-        """What this installation issued in the last 7 days, from the certificate records."""
-        issued = [r for record in records for r in secret_meta.issuance_records(record, now)]
+    def set_issued(self, records: Mapping[SecretRef, Mapping[str, str]], now: datetime) -> None:
+        """What this installation issued in the last 7 days, from the certificate records
+        (by Secret: each issuance counts towards its namespace's share of a domain)."""
+        issued = [replace(r, namespace=ref.namespace) for ref, record in records.items()
+                  for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
 

@@ -45,7 +45,7 @@ class Reconciler:
         observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
-        self.book.set_issued(self.deps.records.snapshot().values(), now)
+        self.book.set_issued(self.deps.records.snapshot(), now)
         ari = {ref: s.ari for ref, s in self.states.items() if s.ari is not None}
         actions = plan(found.desired, observed, now, ari)
         wanted = {a.desired.secret for a in actions}

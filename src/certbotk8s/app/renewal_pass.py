@@ -497,7 +497,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book.load()
     now = deps.clock()
     current = survey(deps, namespaces)
-    book.set_issued(deps.records.snapshot().values(), now)
+    book.set_issued(deps.records.snapshot(), now)
     if not only:  # which claims still have a source (a `renew NS/SECRET` run does not know)
         tidy_records(deps, (d.secret for d in current.discovery.desired), now, namespaces)
     if only:

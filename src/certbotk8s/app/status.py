@@ -48,7 +48,7 @@ def collect(runtime: Runtime, namespaces: Sequence[str]) -> list[StatusRow]:
     book = RenewalBook(runtime.deps.config, runtime.deps.records, runtime.deps.ledger)
     book.load()  # the budget's orders and failed authorizations: a hold is a wait shown
     now = runtime.deps.clock()
-    book.set_issued(runtime.deps.records.snapshot().values(), now)
+    book.set_issued(runtime.deps.records.snapshot(), now)
     rows: list[StatusRow] = []
     seen: set[SecretRef] = set()
     for action in current.actions:

@@ -20,7 +20,8 @@ Example::
         # caBundle: /etc/certbotk8s/ca.pem
         # preferredChain: ISRG Root X1
         # rateLimits: {certificatesPerDomain: 50, certificatesPerIdentifierSet: 5,
-        #              ordersPer3Hours: 300, failedAuthorizationsPerHour: 5}  # 0 = off
+        #              ordersPer3Hours: 300, failedAuthorizationsPerHour: 5,  # 0 = off
+        #              namespaceOrderShare: 50, namespaceDomainShare: 50}  # percent
     defaultDnsProvider: bind
     dnsProviders:
       bind:
@@ -509,15 +510,18 @@ class _Parser:
                   "certificatesPerIdentifierSet": "certs_per_set",
                   "ordersPer3Hours": "orders_per_account",
                   "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
-        m = self.mapping(value, path, frozenset({*fields, "namespaceOrderShare"}))
+        shares = {"namespaceOrderShare": "namespace_share_percent",
+                  "namespaceDomainShare": "namespace_domain_share_percent"}
+        m = self.mapping(value, path, frozenset({*fields, *shares}))
         numbers: dict[str, int] = {}
-        share = m.get("namespaceOrderShare")
-        if share is not None:
+        for key, attribute in shares.items():
+            share = m.get(key)
+            if share is None:
+                continue
             if isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100:
-                self.error(_join(path, "namespaceOrderShare"),
-                           f"must be a percentage 1..100, got {share!r}")
+                self.error(_join(path, key), f"must be a percentage 1..100, got {share!r}")
             else:
-                numbers["namespace_share_percent"] = share
+                numbers[attribute] = share
         for key, attribute in fields.items():
             raw = m.get(key)
             if raw is None:

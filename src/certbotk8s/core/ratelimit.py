@@ -13,8 +13,11 @@ are exempt from the new-order limits (orders per account, certificates per domai
 identifier set), as at Let's Encrypt, and do not use up those budgets either. Every other order
 counts.
 
-On top of the CA's limits: one namespace may use at most `namespace_share_percent` of the
-account's new orders (default half), so one tenant cannot starve the others.
+On top of the CA's limits, every account-wide limit one tenant could use up for everyone is
+shared: one namespace may use at most `namespace_share_percent` of the account's new orders
+(default half) and at most `namespace_domain_share_percent` of a registered domain's
+certificates (default half: 25 of Let's Encrypt's 50 per 7 days), so one team's certificates
+under a domain cannot hold every other team under it for a week.
 
 Each check is linear in the records passed (grouped once, never hosts x records).
 """
@@ -35,24 +38,28 @@ LIMIT_CERTS_PER_SET = "certificates-per-identifier-set"
 LIMIT_ORDERS_PER_ACCOUNT = "new-orders-per-account"
 LIMIT_FAILED_AUTHZ = "failed-authorizations-per-identifier"
 LIMIT_NAMESPACE_SHARE = "namespace-share-of-new-orders"
+LIMIT_NAMESPACE_DOMAIN_SHARE = "namespace-share-of-registered-domain"
 ALL_LIMITS = (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     LIMIT_ORDERS_PER_ACCOUNT,
     LIMIT_FAILED_AUTHZ,
     LIMIT_NAMESPACE_SHARE,
+    LIMIT_NAMESPACE_DOMAIN_SHARE,
 )
 
 
 @dataclass(frozen=True)
 class IssuanceRecord:
-    """A certificate issued for `hosts` at `at`; `renewal_with_ari` when its order sent
-    `replaces` (the CA exempts such a renewal from, and counts it towards none of, the
-    per-domain and exact-set limits: neither does the budget)."""
+    """A certificate issued for `hosts` at `at` into a Secret in `namespace` ("" unknown: it
+    counts towards no namespace's share); `renewal_with_ari` when its order sent `replaces`
+    (the CA exempts such a renewal from, and counts it towards none of, the per-domain and
+    exact-set limits: neither does the budget)."""
 
     hosts: tuple[str, ...]
     at: datetime
     renewal_with_ari: bool = False
+    namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class Limits:
     failed_authz_per_identifier: int = 5
     failed_authz_window: timedelta = timedelta(hours=1)
     namespace_share_percent: int = 50  # of orders_per_account one namespace may use
+    namespace_domain_share_percent: int = 50  # of certs_per_domain one namespace may use
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ def check_budget(
     `issued`, `orders` and `failures` are what we know was spent (records outside their window
     are ignored, so callers may pass more). `ari_renewal` says the order will send `replaces`:
     it is then exempt from the new-order limits. `namespace`: the Secret's namespace, for its
-    share of the account's orders (None: no share check).
+    shares of the account's orders and of each registered domain (None: no share check).
     """
     holds: list[Hold] = []
     wanted = identifier_set(hosts)
@@ -240,11 +248,15 @@ def check_budget(
 
         wanted_domains = {registered_domain(h) for h in wanted}
         per_domain: dict[str, list[datetime]] = {}
+        mine: dict[str, list[datetime]] = {}  # the same, for `namespace`'s issuances only
         for r in issued:
             if r.renewal_with_ari:
                 continue
             for domain in _domains_of(tuple(r.hosts)) & wanted_domains:
                 per_domain.setdefault(domain, []).append(r.at)
+                if namespace is not None and r.namespace == namespace:
+                    mine.setdefault(domain, []).append(r.at)
+        holds += _domain_share_holds(mine, namespace, limits, now)
         for domain in sorted(per_domain):
             until = _window_hold(
                 per_domain[domain], limits.certs_per_domain, limits.certs_per_domain_window, now
@@ -262,6 +274,29 @@ def check_budget(
                 )
 
     return max(holds, key=lambda h: h.until, default=None)
+
+
+def _domain_share_holds(mine: dict[str, list[datetime]], namespace: str | None,
+                        limits: Limits, now: datetime) -> list[Hold]:
+    """Holds for the registered domains of which `namespace` used its share (`mine`)."""
+    share = namespace_domain_share(limits)
+    if namespace is None or share >= limits.certs_per_domain:
+        return []
+    holds: list[Hold] = []
+    for domain in sorted(mine):
+        until = _window_hold(mine[domain], share, limits.certs_per_domain_window, now)
+        if until is not None:
+            holds.append(Hold(
+                LIMIT_NAMESPACE_DOMAIN_SHARE, f"{namespace}/{domain}", until,
+                f"namespace {namespace} used its share ({share}) of the "
+                f"{limits.certs_per_domain} certificates for registered domain {domain} per "
+                f"{_span(limits.certs_per_domain_window)}"))
+    return holds
+
+
+def namespace_domain_share(limits: Limits) -> int:
+    """How many of a registered domain's certificates one namespace may hold in the window."""
+    return max(1, limits.certs_per_domain * limits.namespace_domain_share_percent // 100)
 
 
 def namespace_share(limits: Limits) -> int:
