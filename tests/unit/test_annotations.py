@@ -144,6 +144,8 @@ def _errors(
         ("certbotk8s.io/profile", "custom-other", "no such profile"),
         ("certbotk8s.io/renew-before", "30", "not a duration"),
         ("certbotk8s.io/renew-before", "0h", "longer than zero"),
+        ("certbotk8s.io/renew-before", "0.0000001s", "at least 1 second"),  # was 0 (finding 8)
+        ("certbotk8s.io/renew-before", "0.5s", "at least 1 second"),
         ("certbotk8s.io/renew-before", "-5h", "not a duration"),
         ("certbotk8s.io/renew-before", "", "empty"),
         ("certbotk8s.io/issuers", "le", "unknown annotation"),

@@ -10,6 +10,9 @@ _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 # Longer than any certificate lifetime; far below timedelta's limit (999999999 days), so tenant
 # text like `99999999999d` is a ValueError, never an OverflowError.
 MAX_DURATION = timedelta(days=3650)
+# Shorter would round to nothing (`0.0000001s` is timedelta(0)) or below what any time kept in
+# the records (whole seconds) can express.
+MIN_DURATION = timedelta(seconds=1)
 MAX_TEXT = 64  # characters; a duration is a few parts, anything longer is refused unread
 
 
@@ -17,7 +20,8 @@ def parse_duration(text: str) -> timedelta:
     """Parse a positive duration: one or more `<number><unit>` parts, units d, h, m, s.
 
     Raises ValueError (message fit to follow "annotation X: ") when the text is not of that
-    form, is zero, or is longer than MAX_DURATION. Never raises anything else.
+    form, is zero, is shorter than MIN_DURATION (1 s) or longer than MAX_DURATION. Never raises
+    anything else.
     """
     value = text.strip()
     if not value:
@@ -35,6 +39,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration like '720h', '30m', '10d' or '1h30m'")
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds < MIN_DURATION.total_seconds():
+        raise ValueError(f"{text!r} must be at least 1 second")
     if not seconds <= MAX_DURATION.total_seconds():  # also catches inf from huge numbers
         raise ValueError(f"{text!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
