@@ -627,3 +627,25 @@ def test_output_is_deterministic() -> None:
     second = run(list(reversed(ings)))
     assert first == second
     assert [d.secret.name for d in first.desired] == [f"s{n}" for n in range(5)]
+
+
+def test_special_use_names_are_refused_unless_configured() -> None:
+    """Finding 8: `.svc.cluster.local`, `.cluster.local`, `.internal`, `.local`, `.localhost`
+    are names no public CA can validate, and inside the cluster they name its services: each
+    is reported and dropped (the rest of the source served), unless its suffix is allowed
+    in `tenants.allowedSpecialUseSuffixes`."""
+    special = ["api.default.svc.cluster.local", "x.cluster.local", "db.internal",
+               "printer.local", "app.localhost"]
+    obj = ingress(tls=[tls_entry("s", "www.example.com", *special)])
+    result = run([obj])
+    assert by_secret(result)[SecretRef("default", "s")].spec.hosts == ("www.example.com",)
+    assert [r for _, r in reasons(result)] == ["SpecialUseName"] * 5
+    assert "tenants.allowedSpecialUseSuffixes" in result.problems[0].message
+    tenants = {"allowedSpecialUseSuffixes": ["internal", "local"]}
+    allowed = run([obj], config=make_config(tenants=tenants))
+    assert by_secret(allowed)[SecretRef("default", "s")].spec.hosts == (
+        "api.default.svc.cluster.local", "db.internal", "printer.local", "www.example.com",
+        "x.cluster.local")
+    assert [r for _, r in reasons(allowed)] == ["SpecialUseName"]  # app.localhost
+    # a name merely ending in the same letters is not special
+    assert reasons(run([ingress(tls=[tls_entry("s", "mylocal.example", "notinternal.com")])])) == []

@@ -39,6 +39,7 @@ Example::
       shareHosts: false        # true: a host held in one namespace may be asked for by another
       maxHostsPerCertificate: 100
       claimGraceSeconds: 3600  # a claim outlives its source this long (re-created in time: kept)
+      allowedSpecialUseSuffixes: []  # .cluster.local, .internal, .local, .localhost: refused
     defaultCertificate:
       hosts: ["*.apps.example.com"]
       secret: {namespace: ingress-nginx, name: default-tls}
@@ -164,6 +165,7 @@ class TenantsConfig:
     share_hosts: bool = False
     max_hosts_per_certificate: int = MAX_HOSTS_PER_CERTIFICATE
     claim_grace: timedelta = timedelta(hours=1)
+    allowed_special_use_suffixes: tuple[str, ...] = ()  # e.g. ("internal",) for a private CA
 
 
 @dataclass(frozen=True)
@@ -611,7 +613,8 @@ class _Parser:
     def tenants(self, value: object) -> TenantsConfig:
         path = "tenants"
         m = self.mapping(value, path, frozenset(
-            {"hostPatterns", "shareHosts", "maxHostsPerCertificate", "claimGraceSeconds"}))
+            {"hostPatterns", "shareHosts", "maxHostsPerCertificate", "claimGraceSeconds",
+             "allowedSpecialUseSuffixes"}))
         patterns: dict[str, tuple[str, ...]] | None = None
         if "hostPatterns" in m:
             patterns = {}
@@ -639,7 +642,16 @@ class _Parser:
             share_hosts=self.boolean(m, "shareHosts", path, False),
             max_hosts_per_certificate=limit,
             claim_grace=self.seconds(m, "claimGraceSeconds", path, timedelta(hours=1)),
+            allowed_special_use_suffixes=self.suffixes(m, "allowedSpecialUseSuffixes", path),
         )
+
+    def suffixes(self, m: dict[str, object], key: str, path: str) -> tuple[str, ...]:
+        """DNS suffixes (`internal`, `svc.cluster.local`), lower-case, sorted and unique."""
+        names = [s.strip().lower().strip(".") for s in self.string_list(m, key, path)]
+        for index, name in enumerate(names):
+            if not is_dns1123_subdomain(name):
+                self.error(f"{path}.{key}[{index}]", f"{name!r} is not a DNS suffix")
+        return tuple(sorted(set(names)))
 
     def solver(self, value: object) -> SolverConfig:
         m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))

@@ -23,6 +23,9 @@ the contract; the choices below are where it is silent:
   that has certificateRefs is reported (NoHosts); refs other than core Secrets are reported
   (UnsupportedCertificateRef).
 - Secret names must be DNS-1123 subdomains (InvalidSecretName).
+- Special-use names (`.cluster.local`, `.internal`, `.local`, `.localhost`) are reported and
+  dropped like invalid ones (SpecialUseName) unless `tenants.allowedSpecialUseSuffixes` allows
+  them.
 - Tenant input is bounded: a source lists at most MAX_SOURCE_HOSTS host entries (TooManyHosts),
   and reports at most MAX_PROBLEMS_PER_SOURCE problems (the rest are counted in one more).
   Nothing a source holds can raise out of `discover`.
@@ -53,6 +56,7 @@ from certbotk8s.core.names import (
     is_dns1123_subdomain,
     is_wildcard,
     normalize_host,
+    special_use_suffix,
 )
 from certbotk8s.core.text import escape_controls, quote
 
@@ -88,6 +92,7 @@ class Reasons:
     UNSUPPORTED_CERTIFICATE_REF = "UnsupportedCertificateRef"
     TOO_MANY_HOSTS = "TooManyHosts"
     TOO_MANY_PROBLEMS = "TooManyProblems"
+    SPECIAL_USE_NAME = "SpecialUseName"
 
 
 def default_certificate_source(config: Config) -> ObjectRef:
@@ -220,11 +225,19 @@ class _Collector:
         self.host_entries[ref] = self.host_entries.get(ref, 0) + len(entries)
         if self.host_entries[ref] > MAX_SOURCE_HOSTS:
             return result  # the whole source is refused in `emit`
+        allowed = self.config.tenants.allowed_special_use_suffixes
         for raw in entries:
             try:
-                result.add(normalize_host(raw))
+                host = normalize_host(raw)
             except InvalidHostname as e:
                 self.problem(ref, Reasons.INVALID_HOSTNAME, str(e))
+                continue
+            if (suffix := special_use_suffix(host, allowed)) is not None:
+                self.problem(ref, Reasons.SPECIAL_USE_NAME,
+                             f"{host} is a special-use name (.{suffix}) no public CA issues "
+                             "for; dropped (tenants.allowedSpecialUseSuffixes in the config)")
+                continue
+            result.add(host)
         return result
 
     def secret_ok(self, ref: ObjectRef, secret: SecretRef) -> bool:

@@ -113,6 +113,25 @@ def is_wildcard(host: str) -> bool:
     return host.startswith("*.")
 
 
+# Names no public CA validates and that, inside a cluster, name its own services (RFC 6761,
+# RFC 6762, ICANN's `.internal`, the cluster DNS domain): refused unless the config allows one.
+SPECIAL_USE_SUFFIXES = ("cluster.local", "internal", "local", "localhost")
+
+
+def _ends_with(host: str, suffix: str) -> bool:
+    return host == suffix or host.endswith("." + suffix)
+
+
+def special_use_suffix(host: str, allowed: tuple[str, ...] = ()) -> str | None:
+    """The special-use suffix `host` (normalised) ends with, unless it also ends with one of
+    `allowed` (`local` allows every `.local` name, `svc.cluster.local` only those); else None."""
+    base = host.removeprefix("*.")
+    found = next((s for s in SPECIAL_USE_SUFFIXES if _ends_with(base, s)), None)
+    if found is None or any(_ends_with(base, a) for a in allowed):
+        return None
+    return found
+
+
 def normalize_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
     """Every host normalised, sorted and unique. Raises InvalidHostname on the first bad one."""
     return tuple(sorted({normalize_host(h) for h in hosts}))
