@@ -108,3 +108,19 @@ def test_plain_log_lines_cannot_be_forged_or_grown(
     except ValueError:
         logging.getLogger("certbotk8s.test").exception("failed")
     assert "Traceback (most recent call last):\n" in capsys.readouterr().err
+
+
+def test_a_secret_claimed_by_many_sources_names_a_few_and_counts_the_rest() -> None:
+    """Finding 8: one refusal message was 190 KB (every claimant named); now a few names and
+    a count, well under 1 KiB, on each of the claimants."""
+    from .factories import ingress, tls_entry
+
+    sources = [ingress(f"ing-{i:03}", "team-b", tls=[tls_entry("shared", f"h{i}.example.com")])
+               for i in range(300)]
+    found = discover(sources, [], [], [], make_config())
+    conflicts = [p for p in found.problems if p.reason == "SecretConflict"]
+    assert len(conflicts) == 300
+    for problem in conflicts:
+        assert len(problem.message.encode()) < 512, problem.message
+        assert "Ingress/team-b/ing-000" in problem.message and "295 more" in problem.message
+        assert "..." not in problem.message  # cut by listing, not by the last-resort cap

@@ -58,7 +58,7 @@ from certbotk8s.core.names import (
     normalize_host,
     special_use_suffix,
 )
-from certbotk8s.core.text import escape_controls, quote
+from certbotk8s.core.text import escape_controls, few, quote
 
 KubeObject = Mapping[str, object]
 
@@ -255,7 +255,7 @@ class _Collector:
             self.problem(
                 ref,
                 Reasons.WILDCARD_NEEDS_DNS01,
-                f"wildcard host(s) {', '.join(wildcards)} need certbotk8s.io/challenge: dns-01",
+                f"wildcard host(s) {few(wildcards)} need certbotk8s.io/challenge: dns-01",
             )
             return False
         return True
@@ -272,7 +272,7 @@ class _Collector:
                          if not provider.allows_name(f"_acme-challenge.{h.removeprefix('*.')}"))
         if outside:
             self.problem(ref, Reasons.OUTSIDE_DNS_ZONES,
-                         f"host(s) {', '.join(outside)} lie outside the zones DNS provider "
+                         f"host(s) {few(outside)} lie outside the zones DNS provider "
                          f"{provider.name!r} may write ({', '.join(provider.zones)})")
             return False
         return True
@@ -462,7 +462,7 @@ def _istio_file_mounts(c: _Collector, claims: list[_FileMountClaim]) -> None:
             continue
         specs = {claim.options.spec(()) for claim in usable}
         if len(specs) > 1:
-            names = ", ".join(str(claim.source) for claim in usable)
+            names = few([str(claim.source) for claim in usable])
             for claim in usable:
                 c.problem(
                     claim.source,
@@ -641,7 +641,7 @@ def _resolve(c: _Collector, holders: Mapping[SecretRef, str]) -> tuple[DesiredCe
         if len({claim.spec for claim in claims}) == 1:
             result.append(claims[0])
             continue
-        names = ", ".join(str(claim.source) for claim in claims)
+        names = few([str(claim.source) for claim in claims])
         first = next((claim for claim in claims if str(claim.source) == holders.get(secret)),
                      None)
         if first is not None:

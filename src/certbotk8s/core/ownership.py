@@ -42,7 +42,7 @@ from certbotk8s.core.model import (
     SourceProblem,
 )
 from certbotk8s.core.names import is_wildcard
-from certbotk8s.core.text import escape_controls
+from certbotk8s.core.text import escape_controls, few
 
 
 class OwnershipReasons:
@@ -105,10 +105,8 @@ def _outside(patterns: tuple[str, ...], hosts: Iterable[str]) -> list[str]:
     return [h for h in hosts if not any(pattern_matches(p, h) for p in patterns)]
 
 
-def _names(hosts: Iterable[str], limit: int = 5) -> str:
-    listed = sorted(hosts)
-    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
-    return ", ".join(listed[:limit]) + more
+def _names(hosts: Iterable[str]) -> str:
+    return few(sorted(hosts))
 
 
 def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding]) -> Discovery:

@@ -56,6 +56,12 @@ def escape_controls(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return kept + marker
 
 
+def few(names: list[str], limit: int = 5) -> str:
+    """The first `limit` of `names`, then how many more: a list cut to fit in one message."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
     """At most `limit` characters of `text` (then an ellipsis and the full length)."""
     if len(text) <= limit:
