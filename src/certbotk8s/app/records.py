@@ -149,11 +149,12 @@ class Records:
             log.warning("cannot check the certificate records: %s", e)
             return 0
         with self._lock:
-            lost = {ref for ref, record in self._table.items() if stored.get(ref) != record}
+            # Only what is gone: a record another writer changed meanwhile is theirs to keep.
+            lost = {ref for ref in self._table if ref not in stored}
             lost -= self._dirty  # written at the next flush anyway
             self._dirty |= lost
         if lost:
-            log.warning("%d certificate records were missing or changed in the store; "
+            log.warning("%d certificate records were missing from the store; "
                         "writing them again", len(lost))
             self.flush(force=True)
         return len(lost)

@@ -10,7 +10,7 @@ class WriteThrottle:
 
     def __init__(self, every: float) -> None:
         self.every = every
-        self._last = 0.0
+        self._last = float("-inf")  # the first write goes at once
 
     def allows(self, force: bool = False) -> bool:
         """Whether a write may go now (forced: always); a yes counts as the write."""
