@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import threading
+import time
 
 import pytest
 
@@ -37,9 +39,9 @@ def _get(port: int, host: str | None, source: str | None = None) -> tuple[int, b
         conn.close()
 
 
-def _slow_client(port: int) -> socket.socket:
+def _slow_client(port: int, source: str = "127.0.0.1") -> socket.socket:
     """A connection that sent half a request line and then nothing."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0))
     sock.sendall(b"GET /.well-known/acme-")
     return sock
 
@@ -52,6 +54,15 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return False
     except ConnectionResetError:
         return True
+
+
+def _wait_until_accepted(responder: Http01Responder, count: int) -> None:
+    """Until the responder has taken `count` connections off its backlog (at most 20 s)."""
+    settled = threading.Event()
+    give_up = time.monotonic() + 20
+    while not settled.wait(0.01) and time.monotonic() < give_up:
+        if responder.open_connections + sum(responder.closed_connections.values()) >= count:
+            settled.set()
 
 
 @pytest.fixture
@@ -115,18 +126,20 @@ def test_request_head_over_8_kib_is_refused_with_431(tokens: MemoryTokenStore) -
             sock.close()
 
 
-def test_a_newcomer_from_a_full_address_evicts_that_address_oldest_idle_connection(
+def test_a_connection_over_its_address_share_is_closed_at_accept(
         tokens: MemoryTokenStore) -> None:
     with Http01Responder(tokens, "127.0.0.1", 0, limits=ResponderLimits(
             read_timeout=30.0, head_deadline=30.0, request_deadline=30.0,
             max_per_address=4)) as responder:
         held = [_slow_client(responder.port) for _ in range(4)]
         try:
-            newcomer = _slow_client(responder.port)
-            assert _closed_by_server(held[0])  # the oldest made room
+            extra = _slow_client(responder.port)
+            assert _closed_by_server(extra)
+            _wait_until_accepted(responder, 5)
+            extra.close()
             assert responder.open_connections == 4
-            assert responder.closed_connections["evicted"] == 1
-            newcomer.close()
+            assert responder.closed_connections["refused"] == 1
+            assert _get(responder.port, "shop.example.com", source="127.0.0.2")[0] == 200
         finally:
             for sock in held:
                 sock.close()
@@ -134,17 +147,19 @@ def test_a_newcomer_from_a_full_address_evicts_that_address_oldest_idle_connecti
 
 def test_tokens_are_answered_while_one_address_holds_every_socket_it_can_open(
         tokens: MemoryTokenStore) -> None:
-    """300 idle connections from 127.0.0.1 (no deadline frees them): the CA at 127.0.0.2 and a
-    fetch from the attacker's own address are both answered at the first try."""
+    """300 idle connections from 127.0.0.1 (no deadline frees them) and a table full of other
+    addresses' idle readers: the CA at 127.0.0.2 is answered at the first try."""
     with Http01Responder(tokens, "127.0.0.1", 0, limits=ResponderLimits(
             read_timeout=30.0, head_deadline=30.0, request_deadline=30.0,
             max_connections=16, max_per_address=8)) as responder:
-        attackers = [_slow_client(responder.port) for _ in range(300)]
+        attackers = [_slow_client(responder.port, source=f"127.0.0.{3 + i % 3}")
+                     for i in range(300)]
         try:
+            _wait_until_accepted(responder, 300)
+            assert responder.open_connections == 16  # full: 3 addresses' idle readers
+            evicted = responder.closed_connections["evicted"]
             assert _get(responder.port, "shop.example.com", source="127.0.0.2")[0] == 200
-            assert _get(responder.port, "shop.example.com")[0] == 200
-            assert responder.open_connections <= 8 + 1
-            assert responder.closed_connections["refused"] == 0
+            assert responder.closed_connections["evicted"] == evicted + 1
         finally:
             for sock in attackers:
                 sock.close()
@@ -159,6 +174,9 @@ def test_connections_past_the_limit_are_refused_only_when_none_is_idle() -> None
     assert table.admit("b1", "10.0.0.2", 0.0) == Admission(False)
     table.release("a1")
     assert table.admit("b1", "10.0.0.2", 0.0) == Admission(True)
+    shares: ConnectionTable[str] = ConnectionTable(9, 2, head_deadline=1.0, request_deadline=5.0)
+    assert shares.admit("a1", "a", 0.0).admitted and shares.admit("a2", "a", 0.0).admitted
+    assert shares.admit("a3", "a", 0.0) == Admission(False)  # over a's share, though not full
 
 
 def test_a_full_table_evicts_the_oldest_idle_connection_of_the_busiest_address() -> None:
@@ -167,7 +185,7 @@ def test_a_full_table_evicts_the_oldest_idle_connection_of_the_busiest_address()
         assert table.admit(conn, address, 0.0).admitted
     table.answering("a1")  # answering: not idle, not evicted
     assert table.admit("d1", "d", 0.0) == Admission(True, ("a2",))
-    assert table.admit("a4", "a", 0.0) == Admission(True, ("a3",))  # a's own share is full
+    assert table.admit("a4", "a", 0.0) == Admission(True, ("a3",))
     assert table.overdue(1.0) == ["b1", "c1", "d1", "a4"]  # idle past the head deadline
     assert table.overdue(5.0) == ["a1"]  # answering past the whole-request deadline
     assert len(table) == 0

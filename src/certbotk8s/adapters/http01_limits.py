@@ -6,10 +6,14 @@ gateway pods) must still be answered. So the responder keeps a table of its conn
 - at most `max_per_address` from one source address and `max_connections` in all;
 - a connection still *reading* its request head must finish it within `head_deadline`; one that
   is *answering* (head read) within `request_deadline` of its accept;
-- a new connection is never refused while some connection is still reading: when its address is
-  at its limit, that address's oldest reading connection makes room; when the table is full, the
-  oldest reading connection of the address holding the most connections does. Only when every
-  connection is answering (none can be idling) is the new one refused.
+- a connection over its address's share is closed at accept, before a thread or a byte is spent
+  on it (cheap: the responder keeps accepting some 15,000 connections a second, so another
+  client's connection never waits long behind a reconnecting attacker's in the listen backlog;
+  evicting the address's own oldest instead cost a thread per reconnect and let 1,000
+  reconnecting sockets cut a second client to one answer a second: bench/responder.py);
+- when the whole table is full (many addresses), a newcomer is not refused while some connection
+  is still reading: the oldest reading connection of the address holding the most connections
+  makes room. Only when every connection is answering (none is idling) is the newcomer refused.
 
 The request head (request line and headers) is read through `CappedHead`: at most `HEAD_LIMIT`
 bytes per connection in all, in one buffer of that size, and no other read buffer.
@@ -69,10 +73,8 @@ class ConnectionTable(Generic[C]):
     def admit(self, conn: C, address: str, now: float) -> Admission[C]:
         victim: C | None = None
         if self._per_address[address] >= self.max_per_address:
-            victim = self._oldest_reading(address)
-            if victim is None:
-                return Admission(False)
-        elif len(self._slots) >= self.max_connections:
+            return Admission(False)
+        if len(self._slots) >= self.max_connections:
             victim = self._oldest_reading_of_busiest()
             if victim is None:
                 return Admission(False)
