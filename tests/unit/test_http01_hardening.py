@@ -1,7 +1,8 @@
-"""HTTP-01 responder on loopback under abuse: whole-request deadline, connection cap, Host check."""
+"""HTTP-01 responder on loopback under abuse: head deadline and cap, per-address share, eviction."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -13,17 +14,20 @@ from certbotk8s.adapters.http01 import (
     Http01Responder,
     Http01Solver,
     MemoryTokenStore,
+    ResponderLimits,
     SelfCheck,
     token_value,
 )
+from certbotk8s.adapters.http01_limits import Admission, ConnectionTable
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge
 
 TOKEN = "tok_1-A"
 
 
-def _get(port: int, host: str | None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def _get(port: int, host: str | None, source: str | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.putrequest("GET", f"/.well-known/acme-challenge/{TOKEN}", skip_host=True)
         if host is not None:
@@ -35,9 +39,9 @@ def _get(port: int, host: str | None) -> tuple[int, bytes]:
         conn.close()
 
 
-def _slow_client(port: int) -> socket.socket:
+def _slow_client(port: int, source: str = "127.0.0.1") -> socket.socket:
     """A connection that sent half a request line and then nothing."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0))
     sock.sendall(b"GET /.well-known/acme-")
     return sock
 
@@ -52,16 +56,13 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def _get_like_a_ca(port: int, within: float = 20.0) -> int:
-    """Retry a refused fetch every 50 ms, as a CA retries; the first answer's status."""
-    give_up = time.monotonic() + within
-    retry = threading.Event()
-    while time.monotonic() < give_up:
-        try:
-            return _get(port, "shop.example.com")[0]
-        except (http.client.RemoteDisconnected, ConnectionError):
-            retry.wait(0.05)
-    return 0
+def _wait_until_accepted(responder: Http01Responder, count: int) -> None:
+    """Until the responder has taken `count` connections off its backlog (at most 20 s)."""
+    settled = threading.Event()
+    give_up = time.monotonic() + 20
+    while not settled.wait(0.01) and time.monotonic() < give_up:
+        if responder.open_connections + sum(responder.closed_connections.values()) >= count:
+            settled.set()
 
 
 @pytest.fixture
@@ -86,49 +87,108 @@ def test_value_without_identifier_is_served_to_any_host() -> None:
         assert _get(responder.port, "anything.example.com")[0] == 200
 
 
-def test_whole_request_deadline_closes_a_slow_connection(tokens: MemoryTokenStore) -> None:
-    # The per-read timeout (30 s) is longer than the client waits (20 s): only the whole-request
+def test_head_deadline_closes_a_slow_connection(tokens: MemoryTokenStore) -> None:
+    # The per-read timeout (30 s) is longer than the client waits (20 s): only the request-head
     # deadline (0.5 s) can close this connection in time.
-    with Http01Responder(tokens, "127.0.0.1", 0, connection_timeout=30.0,
-                         request_deadline=0.5) as responder:
+    with Http01Responder(tokens, "127.0.0.1", 0, limits=ResponderLimits(
+            read_timeout=30.0, head_deadline=0.5, request_deadline=30.0)) as responder:
         slow = _slow_client(responder.port)
         try:
             assert _closed_by_server(slow)
         finally:
             slow.close()
+        assert responder.closed_connections["overdue"] == 1
 
 
-def test_connection_cap_refuses_extra_connections_and_recovers(
+def test_request_head_over_8_kib_is_refused_with_431(tokens: MemoryTokenStore) -> None:
+    with Http01Responder(tokens, "127.0.0.1", 0) as responder:
+        sock = socket.create_connection(("127.0.0.1", responder.port), timeout=20)
+        try:
+            sock.sendall(b"GET /.well-known/acme-challenge/" + TOKEN.encode() + b" HTTP/1.1\r\n"
+                         + b"Host: shop.example.com\r\n")
+            header = b"X-Pad: " + b"a" * 90 + b"\r\n"
+            sent = 0
+            with contextlib.suppress(OSError):  # the server may close while we still send
+                while sent < 64 * 1024:
+                    sock.sendall(header)
+                    sent += len(header)
+            answer = sock.recv(64)
+        finally:
+            sock.close()
+        assert answer.startswith(b"HTTP/1.0 431")
+        # a request line alone over the cap
+        sock = socket.create_connection(("127.0.0.1", responder.port), timeout=20)
+        try:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"GET /" + b"a" * 9000)
+            assert sock.recv(64).startswith(b"HTTP/1.0 431")
+        finally:
+            sock.close()
+
+
+def test_a_connection_over_its_address_share_is_closed_at_accept(
         tokens: MemoryTokenStore) -> None:
-    with Http01Responder(tokens, "127.0.0.1", 0, connection_timeout=30.0,
-                         request_deadline=30.0, max_connections=4) as responder:
+    with Http01Responder(tokens, "127.0.0.1", 0, limits=ResponderLimits(
+            read_timeout=30.0, head_deadline=30.0, request_deadline=30.0,
+            max_per_address=4)) as responder:
         held = [_slow_client(responder.port) for _ in range(4)]
         try:
             extra = _slow_client(responder.port)
-            assert _closed_by_server(extra)  # over the cap: closed at accept
+            assert _closed_by_server(extra)
+            _wait_until_accepted(responder, 5)
             extra.close()
             assert responder.open_connections == 4
+            assert responder.closed_connections["refused"] == 1
+            assert _get(responder.port, "shop.example.com", source="127.0.0.2")[0] == 200
         finally:
             for sock in held:
                 sock.close()
-        freed = threading.Event()
-        while not freed.wait(0.01):  # the handlers see EOF and give their slots back
-            if responder.open_connections == 0:
-                freed.set()
-        assert _get(responder.port, "shop.example.com")[0] == 200
 
 
-def test_many_slow_connections_do_not_starve_the_ca(tokens: MemoryTokenStore) -> None:
-    """200 slowloris connections: the cap holds, the deadline frees slots, the CA gets its token."""
-    with Http01Responder(tokens, "127.0.0.1", 0, connection_timeout=30.0,
-                         request_deadline=1.0, max_connections=16) as responder:
-        attackers = [_slow_client(responder.port) for _ in range(200)]
+def test_tokens_are_answered_while_one_address_holds_every_socket_it_can_open(
+        tokens: MemoryTokenStore) -> None:
+    """300 idle connections from 127.0.0.1 (no deadline frees them) and a table full of other
+    addresses' idle readers: the CA at 127.0.0.2 is answered at the first try."""
+    with Http01Responder(tokens, "127.0.0.1", 0, limits=ResponderLimits(
+            read_timeout=30.0, head_deadline=30.0, request_deadline=30.0,
+            max_connections=16, max_per_address=8)) as responder:
+        attackers = [_slow_client(responder.port, source=f"127.0.0.{3 + i % 3}")
+                     for i in range(300)]
         try:
-            assert responder.open_connections <= 16  # 184 were closed at accept
-            assert _get_like_a_ca(responder.port) == 200
+            _wait_until_accepted(responder, 300)
+            assert responder.open_connections == 16  # full: 3 addresses' idle readers
+            evicted = responder.closed_connections["evicted"]
+            assert _get(responder.port, "shop.example.com", source="127.0.0.2")[0] == 200
+            assert responder.closed_connections["evicted"] == evicted + 1
         finally:
             for sock in attackers:
                 sock.close()
+
+
+def test_connections_past_the_limit_are_refused_only_when_none_is_idle() -> None:
+    table: ConnectionTable[str] = ConnectionTable(2, 2, head_deadline=1.0, request_deadline=5.0)
+    assert table.admit("a1", "10.0.0.1", 0.0).admitted
+    assert table.admit("a2", "10.0.0.1", 0.0).admitted
+    table.answering("a1")
+    table.answering("a2")
+    assert table.admit("b1", "10.0.0.2", 0.0) == Admission(False)
+    table.release("a1")
+    assert table.admit("b1", "10.0.0.2", 0.0) == Admission(True)
+    shares: ConnectionTable[str] = ConnectionTable(9, 2, head_deadline=1.0, request_deadline=5.0)
+    assert shares.admit("a1", "a", 0.0).admitted and shares.admit("a2", "a", 0.0).admitted
+    assert shares.admit("a3", "a", 0.0) == Admission(False)  # over a's share, though not full
+
+
+def test_a_full_table_evicts_the_oldest_idle_connection_of_the_busiest_address() -> None:
+    table: ConnectionTable[str] = ConnectionTable(5, 3, head_deadline=1.0, request_deadline=5.0)
+    for conn, address in [("b1", "b"), ("a1", "a"), ("a2", "a"), ("a3", "a"), ("c1", "c")]:
+        assert table.admit(conn, address, 0.0).admitted
+    table.answering("a1")  # answering: not idle, not evicted
+    assert table.admit("d1", "d", 0.0) == Admission(True, ("a2",))
+    assert table.admit("a4", "a", 0.0) == Admission(True, ("a3",))
+    assert table.overdue(1.0) == ["b1", "c1", "d1", "a4"]  # idle past the head deadline
+    assert table.overdue(5.0) == ["a1"]  # answering past the whole-request deadline
+    assert len(table) == 0
 
 
 def _challenge(domain: str) -> PendingChallenge:

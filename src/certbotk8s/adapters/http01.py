@@ -1,10 +1,12 @@
 """HTTP-01: a token store, the responder that serves it, and the solver with its self-check.
 
 The responder answers only `GET|HEAD /.well-known/acme-challenge/<token>` (404 for anything
-else) and reads no request body. A slow or hostile client cannot hold it: every connection has a
-whole-request deadline (a reaper closes it when it passes, however slowly bytes trickle in), at
-most `max_connections` are served at once (more are closed at accept), and a token is served
-only when the request's Host header is the identifier it was issued for.
+else) and reads no request body. A slow or hostile client cannot hold it (http01_limits): the
+request head must arrive within a short deadline and 8 KiB, each source address has a share of
+the connections, and a newcomer takes the slot of the oldest idle reader (of the address holding
+the most) rather than being refused, so the CA's fetch gets in while one pod holds every socket it
+can open. A token is served only when the request's Host header is the identifier it was issued
+for.
 
 The token store holds `<key authorization>\n<identifier>` (see `token_value`); a value without
 an identifier (older writers) is served to any Host.
@@ -22,11 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import dns.exception
 import dns.resolver
 
+from certbotk8s.adapters.http01_limits import CappedHead, ConnectionTable, HeadTooLarge
 from certbotk8s.core.errors import (
     CertbotK8sError,
     Http01SolverError,
@@ -89,10 +92,26 @@ def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> typ
         sys_version = ""
 
         def setup(self) -> None:
-            super().setup()
+            # No buffered reader: the request head is read through one capped buffer.
+            self.connection = self.request
             self.connection.settimeout(timeout)
+            self.rfile = cast(Any, CappedHead(self.connection))  # http.server calls readline
+            self.wfile = self.connection.makefile("wb", 0)
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except HeadTooLarge:  # in the request line (in the headers http.server sends 431)
+                self.command, self.request_version = "", self.protocol_version
+                self.requestline = ""
+                with contextlib.suppress(OSError):
+                    self.send_error(431, "Request head too large")
+            except (TimeoutError, OSError):  # a timeout in the headers, a reset: just close
+                pass
 
         def _answer(self, head_only: bool) -> None:
+            server: Any = self.server
+            server.answering(self.connection)
             status, ctype, body = self._route(self.path)
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -130,29 +149,53 @@ def _make_handler(store: TokenStore, extra: Route | None, timeout: float) -> typ
     return Handler
 
 
+@dataclass(frozen=True)
+class ResponderLimits:
+    """How the responder shares itself between clients (see adapters.http01_limits).
+
+    `head_deadline`: from accept to the end of the request head; `request_deadline`: the whole
+    connection; `read_timeout`: one read; `max_per_address` / `max_connections`: open at once.
+    """
+
+    max_connections: int = 256
+    max_per_address: int = 32
+    head_deadline: float = 1.5
+    request_deadline: float = 10.0
+    read_timeout: float = 5.0
+
+
 class _BoundedServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a connection cap and a whole-request deadline per connection."""
+    """ThreadingHTTPServer over a ConnectionTable: per-address and total limits, evicting idle
+    readers for newcomers, and a reaper that closes connections past their deadlines."""
 
     daemon_threads = True
-    request_queue_size = 128  # accept bursts fast; the cap is applied right after accept
+    request_queue_size = 1024  # accept bursts fast; the limits are applied right after accept
 
-    def __init__(self, address: tuple[str, int], handler: type[Any], max_connections: int,
-                 deadline: float) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[Any],
+                 limits: ResponderLimits) -> None:
         super().__init__(address, handler)
-        self._deadline = deadline
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._open: dict[socket.socket, float] = {}  # connection -> when it must be done
-        self._open_lock = threading.Lock()
+        self._table: ConnectionTable[socket.socket] = ConnectionTable(
+            limits.max_connections, limits.max_per_address, limits.head_deadline,
+            limits.request_deadline)
+        self._lock = threading.Lock()
+        self._tick = min(0.1, limits.head_deadline / 4)
+        self.evicted = 0  # connections closed to make room for a newer one
+        self.refused = 0  # connections closed at accept: every slot was answering
+        self.overdue = 0  # connections closed at their deadline
         self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="http01-reaper", daemon=True)
         self._reaper.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # over the cap: closed at once, nothing read
+        with self._lock:
+            admission = self._table.admit(request, str(client_address[0]), time.monotonic())
+            self.evicted += len(admission.evicted)
+            self.refused += 0 if admission.admitted else 1
+        for victim in admission.evicted:
+            _cut(victim)
+        if not admission.admitted:
+            self.shutdown_request(request)  # nothing read
             return
-        with self._open_lock:
-            self._open[request] = time.monotonic() + self._deadline
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -165,38 +208,45 @@ class _BoundedServer(ThreadingHTTPServer):
         finally:
             self._release(request)
 
+    def answering(self, request: socket.socket) -> None:
+        with self._lock:
+            self._table.answering(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("http01 %s: connection failed", client_address, exc_info=True)
+
     def _release(self, request: socket.socket) -> None:
-        with self._open_lock:
-            if self._open.pop(request, None) is None:
-                return
-        self._slots.release()
+        with self._lock:
+            self._table.release(request)
 
     def _reap(self) -> None:
         # Unblocks a handler stuck in a read: shutting the socket down ends its recv at once.
-        while not self._closed.wait(min(0.25, self._deadline / 4)):
-            now = time.monotonic()
-            with self._open_lock:
-                late = [conn for conn, until in self._open.items() if until <= now]
+        while not self._closed.wait(self._tick):
+            with self._lock:
+                late = self._table.overdue(time.monotonic())
+                self.overdue += len(late)
             for conn in late:
-                with contextlib.suppress(OSError):  # already closed by its handler
-                    conn.shutdown(socket.SHUT_RDWR)
+                _cut(conn)
 
     @property
     def open_connections(self) -> int:
-        with self._open_lock:
-            return len(self._open)
+        with self._lock:
+            return len(self._table)
 
     def server_close(self) -> None:
         self._closed.set()
         super().server_close()
 
 
-class Http01Responder:
-    """A threaded HTTP server for tokens (and, for the controller, extra routes).
+def _cut(conn: socket.socket) -> None:
+    """End a connection another thread is serving: its read returns EOF, its write fails."""
+    with contextlib.suppress(OSError):  # already closed by its handler
+        conn.shutdown(socket.SHUT_RDWR)
 
-    `connection_timeout` bounds each read; `request_deadline` the whole connection;
-    `max_connections` how many are served at once.
-    """
+
+class Http01Responder:
+    """A threaded HTTP server for tokens (and, for the controller, extra routes), shared fairly
+    between client addresses (`ResponderLimits`)."""
 
     def __init__(
         self,
@@ -205,18 +255,23 @@ class Http01Responder:
         port: int = 8089,
         *,
         extra_routes: Route | None = None,
-        connection_timeout: float = 5.0,
-        request_deadline: float = 10.0,
-        max_connections: int = 64,
+        limits: ResponderLimits | None = None,
     ) -> None:
-        handler = _make_handler(store, extra_routes, connection_timeout)
-        self._server = _BoundedServer((host, port), handler, max_connections, request_deadline)
+        limits = limits or ResponderLimits()
+        handler = _make_handler(store, extra_routes, limits.read_timeout)
+        self._server = _BoundedServer((host, port), handler, limits)
         self._thread: threading.Thread | None = None
 
     @property
     def open_connections(self) -> int:
         """Connections being served now (for tests and metrics)."""
         return self._server.open_connections
+
+    @property
+    def closed_connections(self) -> dict[str, int]:
+        """Connections the responder closed, by why: evicted, refused, overdue."""
+        return {"evicted": self._server.evicted, "refused": self._server.refused,
+                "overdue": self._server.overdue}
 
     @property
     def port(self) -> int:

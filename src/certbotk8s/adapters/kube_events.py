@@ -46,6 +46,7 @@ DEDUP_ENTRIES = 1024
 EVENT_TYPES = ("Normal", "Warning")
 SPAM_BURST = 25
 SPAM_REFILL = 300.0  # seconds per further Event on one object, after the burst
+SPAM_OBJECTS = 4096  # objects the spam filter keeps a bucket for
 
 
 class EventRow(NamedTuple):
@@ -73,10 +74,19 @@ def event_message(message: str) -> str:
 
 
 class SpamFilter:
-    """A token bucket per involved object (bounded number of objects remembered)."""
+    """A token bucket per involved object, for at most `remember` objects (SPAM_OBJECTS: about
+    1.5 MiB at full size).
+
+    Forgetting never hands out Events: when the table is full, an object seen for the first
+    time takes over the bucket of the least recently used one, with the tokens that one has
+    (refilled to now), not a fresh burst. So a flood cycling through more objects than the
+    table holds shares `remember` buckets (at most `remember * burst` Events at once, then
+    `remember / refill` a second) instead of getting a new burst for every object it revisits.
+    """
 
     def __init__(self, burst: int = SPAM_BURST, refill: float = SPAM_REFILL,
-                 clock: Callable[[], float] = time.monotonic, remember: int = 4096) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 remember: int = SPAM_OBJECTS) -> None:
         self._burst, self._refill, self._clock, self._remember = burst, refill, clock, remember
         self._buckets: OrderedDict[ObjectRef, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -84,12 +94,13 @@ class SpamFilter:
     def allow(self, obj: ObjectRef) -> bool:
         now = self._clock()
         with self._lock:
-            tokens, at = self._buckets.pop(obj, (float(self._burst), now))
+            bucket = self._buckets.pop(obj, None)
+            if bucket is None and len(self._buckets) >= self._remember:
+                bucket = self._buckets.popitem(last=False)[1]  # the LRU one's, not a fresh one
+            tokens, at = bucket or (float(self._burst), now)
             tokens = min(float(self._burst), tokens + (now - at) / self._refill)
             allowed = tokens >= 1.0
             self._buckets[obj] = (tokens - 1.0 if allowed else tokens, now)
-            while len(self._buckets) > self._remember:
-                self._buckets.popitem(last=False)
         return allowed
 
 

@@ -16,6 +16,7 @@ from certbotk8s.adapters.kube_inflight import KubeInflightStore
 from certbotk8s.adapters.kube_tokens import KubeTokenStore
 from certbotk8s.adapters.lease import LeaseElector
 from certbotk8s.app.controller import Controller
+from certbotk8s.app.event_queue import QueuedEventRecorder
 from certbotk8s.app.http_server import ControllerHttpServer
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.runtime import build_runtime
@@ -50,8 +51,11 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     metrics = Metrics()
     api = load_api_client(args.kubeconfig)
     tokens = KubeTokenStore(api, config.controller_namespace)
-    runtime = build_runtime(config, api, tokens=tokens, observer=metrics.observe_acme,
-                            account_metric=metrics.account_recovery)
+    runtime = build_runtime(
+        config, api, tokens=tokens, observer=metrics.observe_acme,
+        account_metric=metrics.account_recovery,
+        queued_events=lambda events: QueuedEventRecorder(
+            events, on_drop=metrics.count_event_dropped))
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}
     elector = LeaseElector(
@@ -109,4 +113,6 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     solver.stop()
     probes.stop()
     tokens.stop()
+    if runtime.event_queue is not None:
+        runtime.event_queue.close(timeout=5.0)
     return 0

@@ -195,6 +195,11 @@ class Metrics:
             "certbotk8s_ari_renewals_held_total",
             "Times the CA's ARI asked to renew a certificate that the cap on ARI renewals "
             "per Secret or the minimum age held back", registry=r)
+        self.events_dropped = Counter(
+            "certbotk8s_events_dropped_total",
+            "Events not posted: over the per-object (`source`) or per-namespace (`namespace`) "
+            "budget, or the Event queue full (`queue`); a summary Event EventsDropped follows",
+            ["reason"], registry=r)
 
     # --- ACME -------------------------------------------------------------------------
 
@@ -313,6 +318,10 @@ class Metrics:
 
     def count_ari_renewal_held(self, count: int = 1) -> None:
         self.ari_renewals_held.inc(count)
+
+    def count_event_dropped(self, reason: str) -> None:
+        """reason: `source`, `namespace` (an Event budget) or `queue` (the queue is full)."""
+        self.events_dropped.labels(reason).inc()
 
     def observe_reconcile(self, seconds: float) -> None:
         self.reconcile_duration.observe(max(seconds, 0.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from certbotk8s.adapters.kube_ledger import KubeLedger
 from certbotk8s.adapters.kube_records import KubeRecordStore
 from certbotk8s.adapters.routing import KubeRoutingPublisher
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
+from certbotk8s.app.event_queue import QueuedEventRecorder
 from certbotk8s.app.issuers import IssuerRegistry
 from certbotk8s.app.records import Records
 from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config import Config, ConfigError, load_config
-from certbotk8s.core.ports import TokenStore
+from certbotk8s.core.ports import EventRecorder, TokenStore
 
 DEFAULT_CONFIG_PATH = "/etc/certbotk8s/config.yaml"
 
@@ -52,11 +54,16 @@ class Runtime:
     deps: PassDeps
     tokens: TokenStore
     routing: KubeRoutingPublisher
+    event_queue: QueuedEventRecorder | None = None  # started; `close` it when done
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
                   observer: RequestObserver | None = None,
-                  account_metric: AccountMetric | None = None) -> Runtime:
+                  account_metric: AccountMetric | None = None,
+                  queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None
+                  ) -> Runtime:
+    """`queued_events`: post Events off the order path through the queue it builds around the
+    recorder (the controller); None posts them synchronously (one-shot commands)."""
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
@@ -64,7 +71,10 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         api, config.controller_namespace, solver_service=http01.solver_service,
         solver_port=http01.solver_service_port, path_type=http01.path_type,
     )
-    events = KubeEventRecorder(api, instance=os.environ.get("POD_NAME", socket.gethostname()))
+    events: EventRecorder = KubeEventRecorder(
+        api, instance=os.environ.get("POD_NAME", socket.gethostname()))
+    queue = queued_events(events).start() if queued_events is not None else None
+    events = queue or events
     deps = PassDeps(
         config=config,
         sources=KubeSourceReader(api),
@@ -77,4 +87,4 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         ledger=KubeLedger(api, config.controller_namespace),
         records=Records(KubeRecordStore(api, config.controller_namespace)),
     )
-    return Runtime(config, api, deps, tokens, routing)
+    return Runtime(config, api, deps, tokens, routing, queue)
