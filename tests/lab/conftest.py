@@ -62,6 +62,11 @@ class Lab:
         """A fresh name in the lab zone (resolves to 127.0.0.1 through BIND's wildcard)."""
         return f"{prefix}-{uuid.uuid4().hex[:12]}.{self.env['DNS_ZONE']}"
 
+    def blocked_host(self) -> str:
+        """A fresh name the lab's Pebble refuses (under its domainBlocklist entry): each test
+        its own, so no other test's source already claims it."""
+        return f"b-{uuid.uuid4().hex[:12]}.blocked.{self.env['DNS_ZONE']}"
+
     def roots(self, mgmt_key: str = "PEBBLE_MGMT") -> list[x509.Certificate]:
         """Pebble's live root(s): new at every Pebble start, so always read them."""
         return self.roots_at(0, mgmt_key)

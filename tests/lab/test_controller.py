@@ -251,7 +251,7 @@ def test_failing_first_issuance_and_refused_source_have_ready_false(
     ctl = controllers("notready")
     ctl.wait_leading()
     # The lab's Pebble refuses this name (domainBlocklist): every attempt fails.
-    _ingress(admin_api, namespace, "blocked", ["blocked.certbotk8s.test"])
+    _ingress(admin_api, namespace, "blocked", [lab.blocked_host()])
     cert = {"namespace": namespace, "name": "blocked-tls", "issuer": "pebble"}
     wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="False",
                                **cert) == 1, 15, "Ready False after the failed attempt")

@@ -437,7 +437,7 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
 ) -> None:
     # The lab's Pebble refuses this name (domainBlocklist): a CA error, reported everywhere.
     _ingress(admin_api, namespace, "blocked", {
-        "tls": [{"hosts": ["blocked.certbotk8s.test"], "secretName": "blocked-tls"}]})
+        "tls": [{"hosts": [lab.blocked_host()], "secretName": "blocked-tls"}]})
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code != 0, run
     assert "rejectedIdentifier" in run.out
@@ -478,7 +478,7 @@ def test_failed_renewal_keeps_the_old_certificate(
     # The source now wants a name the CA refuses: the renewal fails, nothing is lost.
     networking: Any = k8s.NetworkingV1Api(admin_api)
     networking.patch_namespaced_ingress("keep", namespace, {"spec": {"tls": [
-        {"hosts": [host, "blocked.certbotk8s.test"], "secretName": "keep-tls"}]}})
+        {"hosts": [host, lab.blocked_host()], "secretName": "keep-tls"}]}})
     run = certbotk8s("renew", "--once", "-n", namespace)
     assert run.code != 0, run
     after = read_secret(admin_api, namespace, "keep-tls")
@@ -623,11 +623,12 @@ def test_renew_once_backs_off_per_secret_and_status_shows_it(
     # Two Secrets (one existing, one not yet issued) that fail: each gets its own backoff,
     # kept on the cluster, and the next run does not order again before it ends.
     host, _ = _issue_one(lab, admin_api, namespace, certbotk8s, "fails")
+    blocked = lab.blocked_host()
     networking: Any = k8s.NetworkingV1Api(admin_api)
     networking.patch_namespaced_ingress("fails", namespace, {"spec": {"tls": [
-        {"hosts": [host, "blocked.certbotk8s.test"], "secretName": "fails-tls"}]}})
+        {"hosts": [host, blocked], "secretName": "fails-tls"}]}})
     _ingress(admin_api, namespace, "never", {
-        "tls": [{"hosts": ["blocked.certbotk8s.test"], "secretName": "never-tls"}]})
+        "tls": [{"hosts": [blocked], "secretName": "never-tls"}]})
     first = certbotk8s("renew", "--once", "-n", namespace)
     assert first.code != 0 and first.out.count("rejectedIdentifier") >= 2, first
     annotations = record_of(admin_api, namespace, "fails-tls")

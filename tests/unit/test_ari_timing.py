@@ -32,6 +32,11 @@ def test_retry_after_is_clamped_to_one_minute_and_twelve_hours() -> None:
     assert next_read_in(info, None) == 12 * HOUR
     assert next_read_in(cert_info(lifetime=timedelta(days=4)), None) == timedelta(hours=9.6)
     assert next_read_in(cert_info(lifetime=timedelta(hours=1)), None) == timedelta(minutes=6)
+    # the CA's Retry-After never outlasts 1/10 of a short-lived certificate's life
+    four_minutes = cert_info(lifetime=timedelta(minutes=4))
+    assert next_read_in(four_minutes, 6 * 3600) == timedelta(seconds=24)
+    six_days = cert_info(lifetime=timedelta(days=6))
+    assert next_read_in(six_days, 6 * 3600) == 6 * HOUR
 
 
 def test_expired_certificates_are_not_asked() -> None:

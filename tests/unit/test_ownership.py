@@ -10,6 +10,7 @@ from certbotk8s.core.model import Discovery, SecretRef
 from certbotk8s.core.ownership import (
     Holding,
     discover_owned,
+    failing_claims,
     holdings,
     order_share_key,
     pattern_matches,
@@ -95,6 +96,20 @@ def test_a_new_host_asked_for_by_two_namespaces_at_once_goes_to_the_older_source
     found = _run(b, same)
     assert [d.secret.namespace for d in found.desired] == ["team-a"]
     assert _reasons(found) == [("team-b", "HostClaimed")]
+
+
+def test_a_source_that_cannot_get_its_certificate_does_not_squat_a_host() -> None:
+    """An old source whose first issuance keeps failing (it cannot pass the challenge) ranks
+    after a newer one: the host's real owner gets it, and holds it from then on."""
+    squatter = _created(_ing("team-b", "b", "shop.example.com"), "2020-01-01T00:00:00Z")
+    owner = _created(_ing("team-a", "a", "shop.example.com"), "2025-01-01T00:00:00Z")
+    record = {secret_meta.FAILURES: "3", secret_meta.NEXT_ATTEMPT: "2025-01-02T00:00:00Z"}
+    failing = failing_claims({SecretRef("team-b", "b"): record})
+    found = discover_owned([squatter, owner], [], [], [], make_config(), (), failing)
+    assert [d.secret.namespace for d in found.desired] == ["team-a"]
+    assert _reasons(found) == [("team-b", "HostClaimed")]
+    # a Secret that holds a certificate is a holder, failures or not
+    assert failing_claims({SecretRef("team-b", "b"): {**record, secret_meta.HOSTS: "x"}}) == set()
 
 
 def test_a_holder_keeps_its_host_against_an_older_source() -> None:

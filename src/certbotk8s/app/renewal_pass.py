@@ -49,7 +49,7 @@ from certbotk8s.core.model import (
     SourceKind,
 )
 from certbotk8s.core.observe import observe, with_record
-from certbotk8s.core.ownership import discover_owned, holdings
+from certbotk8s.core.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.plan import Action, ActionKind, plan
 from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
 from certbotk8s.core.reasons import Reason, ReasonCode
@@ -120,10 +120,11 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
            ari_reader: AriReader | None = None) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
     deps.records.load()
-    held = holdings(deps.records.snapshot(), deps.clock(), deps.config.tenants.claim_grace)
+    kept = deps.records.snapshot()
+    held = holdings(kept, deps.clock(), deps.config.tenants.claim_grace)
     found = discover_owned(snapshot.ingresses, snapshot.istio_gateways,
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
-                           deps.config, held)
+                           deps.config, held, failing_claims(kept))
     observed, broken = _observe_all(deps, found.desired)
     ari: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}

@@ -17,7 +17,7 @@ from certbotk8s.core.config import Config
 from certbotk8s.core.discovery import ROLE_LABEL, trim_source
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.observe import observe, with_record
-from certbotk8s.core.ownership import discover_owned, holdings
+from certbotk8s.core.ownership import discover_owned, failing_claims, holdings
 
 MANAGED_TLS = WatchedResource(
     "secrets (certbotk8s-managed)", "/api/v1/secrets", "v1", "Secret",
@@ -139,9 +139,11 @@ class Watch:
 
     def discovery(self, config: Config) -> Discovery:
         """Desired certificates, after host ownership against the controller's records."""
-        held = holdings(self.records.snapshot(), datetime.now(UTC), config.tenants.claim_grace)
+        kept = self.records.snapshot()
+        held = holdings(kept, datetime.now(UTC), config.tenants.claim_grace)
         return discover_owned(self.sources("ingresses"), self.sources("istio"),
-                              self.sources("gateway_api"), self.sources("grants"), config, held)
+                              self.sources("gateway_api"), self.sources("grants"), config, held,
+                              failing_claims(kept))
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         """The cached Secret with the controller's record of it joined in."""

@@ -1,6 +1,8 @@
 """When to read a certificate's ARI again (RFC 9773 section 4.3): the CA's `Retry-After`,
-clamped to [1 min, 12 h]; without one, every 12 h or 1/10 of the lifetime, whichever is
-shorter. A certificate that has expired is not asked at all (its renewal is due anyway)."""
+clamped to [1 min, 12 h]; without one, every 12 h. Never later than 1/10 of the certificate's
+lifetime (no wait may outlast the certificate it is for: Let's Encrypt's 6 h for a 6-day
+certificate is well inside it; a test CA's hours for a minutes-long one would not be). A
+certificate that has expired is not asked at all (its renewal is due anyway)."""
 
 from __future__ import annotations
 
@@ -28,9 +30,11 @@ class AriReading:
 def next_read_in(info: CertificateInfo, retry_after: float | None,
                  every: timedelta = DEFAULT_EVERY) -> timedelta:
     """How long until `info`'s ARI is read again after an answer with `retry_after`."""
+    cap = info.lifetime / LIFETIME_FRACTION
     if retry_after is None:
-        return min(every, info.lifetime / LIFETIME_FRACTION)
-    return min(max(timedelta(seconds=retry_after), RETRY_AFTER_MIN), RETRY_AFTER_MAX)
+        return min(every, cap)
+    asked = min(max(timedelta(seconds=retry_after), RETRY_AFTER_MIN), RETRY_AFTER_MAX)
+    return min(asked, cap)
 
 
 def worth_reading(info: CertificateInfo, now: datetime) -> bool:

@@ -13,7 +13,9 @@ certificate (never a part of it, which would silently change it):
    forge: the controller's own records (core.records: a certificate it wrote for that
    namespace, its claim kept `tenants.claimGraceSeconds` after its source went away) and the
    sources with their API-server-set creation time. Holders first, the oldest claim first; then
-   new claimants, the oldest source first (ties by namespace and name): of two namespaces that
+   new claimants, the oldest source first (ties by namespace and name), those whose first
+   issuance keeps failing last (no squatting with a source that cannot pass the challenge):
+   of two namespaces that
    ask for a free host at the same moment exactly one gets it, the same one on every pass and
    in both modes. A labelled Secret or its annotations never claim anything. Names are
    compared by what a certificate for them would be valid for: `*.example.com` and
@@ -25,7 +27,7 @@ The config's own default certificate is the operator's and is exempt from 2 and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -86,12 +88,14 @@ def discover_owned(
     reference_grants: Iterable[KubeObject],
     config: Config,
     holdings: Iterable[Holding],
+    failing: Collection[SecretRef] = (),
 ) -> Discovery:
-    """`discover`, then `enforce`: what may be issued, given the managed Secrets that exist."""
+    """`discover`, then `enforce`: what may be issued, given the claims the controller's records
+    make (`holdings`) and the Secrets whose first issuance keeps failing (`failing`)."""
     held = list(holdings)
     found = discover(ingresses, istio_gateways, gateway_api_gateways, reference_grants, config,
                      holders={h.secret: h.source for h in held})
-    return enforce(found, config.tenants, held)
+    return enforce(found, config.tenants, held, failing)
 
 
 def pattern_matches(pattern: str, host: str) -> bool:
@@ -109,7 +113,8 @@ def _names(hosts: Iterable[str]) -> str:
     return few(sorted(hosts))
 
 
-def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding]) -> Discovery:
+def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding],
+            failing: Collection[SecretRef] = ()) -> Discovery:
     """`found` with every desired certificate that fails a check moved to its problems."""
     problems = list(found.problems)
     admitted: list[DesiredCertificate] = []
@@ -123,7 +128,7 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
     if not tenants.share_hosts:
         claims = _Claims(holdings)
         refused: dict[int, SourceProblem] = {}
-        for d in sorted(admitted, key=_claim_rank):
+        for d in sorted(admitted, key=lambda d: _claim_rank(d, failing)):
             problem = claims.take(d)
             if problem is not None:
                 refused[id(d)] = problem
@@ -156,10 +161,20 @@ def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | 
         "(tenants.hostPatterns in the config)")
 
 
-def _claim_rank(d: DesiredCertificate) -> tuple[bool, str, str, str]:
-    """New claimants in order of their source's creation (unknown last), then by name."""
+def _claim_rank(d: DesiredCertificate, failing: Collection[SecretRef]
+                ) -> tuple[bool, bool, str, str, str]:
+    """New claimants in order of their source's creation (unknown last), then by name; those
+    whose first issuance keeps failing after all others (an old source that cannot pass the
+    challenge must not squat a host its real owner asks for later)."""
     created = d.source.created
-    return (not created, created, d.secret.namespace, d.secret.name)
+    return (d.secret in failing, not created, created, d.secret.namespace, d.secret.name)
+
+
+def failing_claims(records: Mapping[SecretRef, rec.Record]) -> set[SecretRef]:
+    """Secrets that never got a certificate (their record holds no hosts) and whose orders
+    failed: their claim ranks after every other new claimant's."""
+    return {ref for ref, record in records.items()
+            if secret_meta.HOSTS not in record and secret_meta.parse_failures(record).failures}
 
 
 _ANY = datetime(2000, 1, 1, tzinfo=UTC)  # stands in for an unknown time (sorted after others)
