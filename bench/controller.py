@@ -25,6 +25,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -35,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -497,6 +499,42 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
     }
 
 
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+_REQUEST_LINE = re.compile(r'^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+def api_requests(api: ApiClient) -> Counter[tuple[str, str]]:
+    """The API server's own count of requests served so far, by (verb, resource)."""
+    params = api.param_serialize(method="GET", resource_path="/metrics",
+                                 header_params={"Accept": "text/plain"},
+                                 auth_settings=["BearerToken"])
+    text = api.call_api(*params).response.data.decode()
+    counts: Counter[tuple[str, str]] = Counter()
+    for labels, value in _REQUEST_LINE.findall(text):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counts[(fields.get("verb", ""), fields.get("resource", ""))] += int(float(value))
+    return counts
+
+
+def per_certificate(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]],
+                    certificates: int) -> dict[str, Any]:
+    """The controller's API requests per certificate over a burst, by verb and resource, and
+    its writes (the bench's own Ingress creates and every replica's Lease renewals left out)."""
+    delta = {key: after[key] - before[key] for key in after if after[key] > before[key]}
+    delta.pop(("POST", "ingresses"), None)  # the bench creating the burst
+    leases = sum(n for (verb, resource), n in delta.items() if resource == "leases")
+    writes = sum(n for (verb, resource), n in delta.items()
+                 if verb in WRITE_VERBS and resource != "leases")
+    return {
+        "api_writes_per_certificate": round(writes / certificates, 2),
+        "api_requests_per_certificate": round(
+            (sum(delta.values()) - leases) / certificates, 2),
+        "by_verb_and_resource": {f"{verb} {resource}": round(n / certificates, 2)
+                                 for (verb, resource), n in sorted(delta.items())
+                                 if resource != "leases"},
+    }
+
+
 def wait_quiet(ctl: ControllerProcess, seconds: float = 3.0, limit: float = 15.0) -> None:
     """Wait until the reconcile counter stops moving for `seconds` (at most `limit`: a
     hot reconcile loop never settles)."""
@@ -551,8 +589,11 @@ def main() -> None:
                 ns = create_namespace(api, "bench-tp")
                 cleanup.append((ns, {"ingresses": True}))
                 log(f"throughput: {args.burst} Ingresses in {ns}")
+                served = api_requests(api)
                 results["throughput"] = measure_throughput(api, ns, args.burst, args.threads)
-                wait_quiet(ctl)
+                wait_quiet(ctl)  # the batched record and ledger writes land too
+                results["throughput"].update(per_certificate(served, api_requests(api),
+                                                             args.burst))
             results["after_issuing"] = ctl.memory()
             results["controller_exit_code_1"] = ctl.stop()
             for ns, kw in cleanup:  # controller stopped: nothing re-issues what we delete
