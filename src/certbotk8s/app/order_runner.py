@@ -8,9 +8,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
 from certbotk8s.app.budget import RenewalBook
@@ -71,7 +71,8 @@ class OrderRunner:
                  elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
                  book: RenewalBook, stopping: threading.Event, *, workers: int,
                  foreign_pause: timedelta, gates: tuple[OutageGate, ...],
-                 namespace_state: Callable[[str], NamespaceState] | None = None) -> None:
+                 namespace_state: Callable[[str], NamespaceState] | None = None,
+                 executor: Executor | None = None) -> None:
         self.deps, self.watch, self.states, self.book = deps, watch, states, book
         self.schedule, self.elector, self.metrics = schedule, elector, metrics
         self.inflight = inflight
@@ -87,10 +88,13 @@ class OrderRunner:
         # Issued by the CA, not written (API server unreachable, or the lead lost before the
         # write): written without a new order when this replica leads and reaches it again.
         self._unwritten: dict[SecretRef, tuple[IssuedCertificate, CertificateSpec]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="order")
+        # `executor` (tests): runs both orders and annotation writes instead of the pools.
+        self._pool = executor or ThreadPoolExecutor(max_workers=workers,
+                                                    thread_name_prefix="order")
         # Annotation writes (kept moments, repairs) have their own threads: a slow API server
         # must never leave orders queued behind them.
-        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="annotate")
+        self._writer = executor or ThreadPoolExecutor(max_workers=2,
+                                                      thread_name_prefix="annotate")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -211,7 +215,7 @@ class OrderRunner:
             return
         first = job.actions[0]
         ref = first.desired.secret
-        now = datetime.now(UTC)
+        now = self.deps.clock()
         # The facts for core.lifecycle, as they are now (the reconcile pass decided on the
         # informer cache, and the job may have been queued for a while).
         deleting = self._namespace_deleted(ref)
@@ -268,7 +272,7 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            self.book.order_placed(ref.namespace, datetime.now(UTC), sends_replaces)
+            self.book.order_placed(ref.namespace, self.deps.clock(), sends_replaces)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:
@@ -374,7 +378,7 @@ class OrderRunner:
         with self._lock:
             self._unwritten[ref] = (issued, action.desired.spec)
             self.metrics.unwritten_certificates.set(len(self._unwritten))
-        self.schedule.at(ref, datetime.now(UTC) + API_RETRY)
+        self.schedule.at(ref, self.deps.clock() + API_RETRY)
         log.warning("%s: certificate serial %s issued but not written; kept here and written "
                     "without a new order once this replica leads and reaches the API server",
                     ref, issued.info.serial)
@@ -437,7 +441,7 @@ class OrderRunner:
     def _refuse_foreign(self, action: Action, observed: ObservedSecret) -> None:
         refusal = Action(ActionKind.REFUSE, action.desired, action.reason)
         ref = action.desired.secret
-        self.states.refuse_foreign(ref, datetime.now(UTC) + self._foreign_pause)
+        self.states.refuse_foreign(ref, self.deps.clock() + self._foreign_pause)
         message = f"Secret {ref} exists and is not managed by certbotk8s"
         if self.states.note_reported(ref, message):
             execute(self.deps, refusal, observed)
