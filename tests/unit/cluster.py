@@ -1,0 +1,447 @@
+"""In-memory fakes of the controller's world for scenario tests: a cluster (Secrets with
+resourceVersion conflicts, sources, a watch view that wakes on change), an ACME CA that issues
+real certificates from a local CA, a clock, leadership, and a controller wired over them."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from certbotk8s.adapters.acme_engine import OrderRequest
+from certbotk8s.adapters.kube_inflight import InflightOrder
+from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.cert_state import StateTable
+from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.order_runner import OrderRunner
+from certbotk8s.app.reconciler import Reconciler
+from certbotk8s.app.records import Records
+from certbotk8s.app.renewal_pass import PassDeps
+from certbotk8s.core import certs, keys, secret_meta
+from certbotk8s.core.config import Config, IssuerConfig
+from certbotk8s.core.discovery import trim_source
+from certbotk8s.core.errors import AcmeCaUnavailable, AcmeError, KubeConflict, OrderAbandoned
+from certbotk8s.core.model import (
+    Discovery,
+    IssuedCertificate,
+    KeyType,
+    ObservedSecret,
+    SecretRef,
+)
+from certbotk8s.core.observe import TLS_CERT, TLS_KEY, observe, with_record
+from certbotk8s.core.ownership import discover_owned, failing_claims, holdings
+from certbotk8s.core.ports import SourceSnapshot, StoredSecret
+
+from .fakes import FakeLedger, FakeRecordStore
+from .hostile import Events, Schedule, Solvers
+
+P = ParamSpec("P")
+R = TypeVar("R")
+TLS_TYPE = "kubernetes.io/tls"
+LIFETIME = timedelta(days=90)
+
+
+class FakeClock:
+    """The time every part reads (deps.clock, the watch's claims, the CA): moves only when told."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        self.now += by
+        return self.now
+
+
+class FakeLeader:
+    """core.ports.LeaderElection whose lead a test flips (`leading`); start/stop never fail."""
+
+    def __init__(self, leading: bool = True) -> None:
+        self.leading = leading
+
+    def start(self) -> None:
+        pass
+
+    def is_leader(self) -> bool:
+        return self.leading
+
+    def stop(self, release: bool = True) -> None:
+        self.leading = False
+
+
+class InlineExecutor(Executor):
+    """Runs each submitted call at once on the caller's thread (orders run synchronously)."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        done: Future[R] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # as a pool would: kept in the future
+            done.set_exception(e)
+        return done
+
+
+class FakeInflight:
+    """adapters.kube_inflight.KubeInflightStore in memory: record/clear never fail."""
+
+    def __init__(self) -> None:
+        self.orders: dict[SecretRef, InflightOrder] = {}
+
+    def load(self) -> dict[SecretRef, InflightOrder]:
+        return dict(self.orders)
+
+    def record(self, order: InflightOrder) -> None:
+        self.orders[order.secret] = order
+
+    def clear(self, ref: SecretRef) -> None:
+        self.orders.pop(ref, None)
+
+    def remove_if_unchanged(self, order: InflightOrder) -> bool:
+        return self.orders.pop(order.secret, None) is not None
+
+
+# -- the cluster ------------------------------------------------------------------------------
+
+
+class FakeCluster:
+    """The API server for Secrets (core.ports.SecretStore) and sources (SourceReader).
+
+    Every object write bumps a cluster-wide resourceVersion and sets `wake` (the informers'
+    event). `write_tls` with a stale resourceVersion, or creating one that exists, raises
+    `KubeConflict`; reads of a missing Secret are None; `set_annotations` on a missing one is a
+    no-op. `before_write(ref)` runs just before a controller write is checked (another writer
+    can change the Secret there); `broken_reads` makes `read` of a Secret raise.
+    """
+
+    def __init__(self) -> None:
+        self.secrets: dict[SecretRef, StoredSecret] = {}
+        self.ingresses: dict[tuple[str, str], dict[str, Any]] = {}
+        self.wake = threading.Event()
+        self.writes: list[SecretRef] = []  # write_tls calls that succeeded
+        self.conflicts = 0
+        self.before_write: Callable[[SecretRef], None] | None = None
+        self.broken_reads: dict[SecretRef, Exception] = {}
+        self._versions = itertools.count(100)
+
+    def _bump(self) -> str:
+        self.wake.set()
+        return str(next(self._versions))
+
+    # -- what tenants do ---------------------------------------------------------------------
+
+    def add_ingress(self, obj: dict[str, Any], created: datetime) -> None:
+        """Create a source; the API server sets its creationTimestamp and uid."""
+        meta = obj["metadata"]
+        meta["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["uid"] = f"uid-{meta['namespace']}-{meta['name']}-{created.timestamp():.0f}"
+        meta["resourceVersion"] = self._bump()
+        self.ingresses[(meta["namespace"], meta["name"])] = obj
+
+    def delete_ingress(self, namespace: str, name: str) -> None:
+        self.ingresses.pop((namespace, name), None)
+        self._bump()
+
+    def put_secret(self, stored: StoredSecret) -> None:
+        """A tenant (or another writer) creates or replaces a Secret, no version check."""
+        ref = SecretRef(stored.namespace, stored.name)
+        self.secrets[ref] = replace(stored, resource_version=self._bump())
+
+    def edit_annotations(self, ref: SecretRef, changes: Mapping[str, str | None]) -> None:
+        """A tenant edits annotations of its Secret (as `kubectl annotate --overwrite`)."""
+        self.set_annotations(ref.namespace, ref.name, dict(changes))
+
+    # -- SourceReader -------------------------------------------------------------------------
+
+    def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot:
+        return SourceSnapshot(ingresses=tuple(self.sources(namespaces)))
+
+    def sources(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return [obj for (ns, _), obj in self.ingresses.items()
+                if not namespaces or ns in namespaces]
+
+    # -- SecretStore --------------------------------------------------------------------------
+
+    def read(self, namespace: str, name: str) -> StoredSecret | None:
+        ref = SecretRef(namespace, name)
+        if ref in self.broken_reads:
+            raise self.broken_reads[ref]
+        return self.secrets.get(ref)
+
+    def write_tls(self, namespace: str, name: str, key_pem: bytes, fullchain_pem: bytes,
+                  labels: dict[str, str], annotations: dict[str, str],
+                  resource_version: str | None) -> str:
+        ref = SecretRef(namespace, name)
+        if self.before_write is not None:
+            self.before_write(ref)
+        old = self.secrets.get(ref)
+        if (old is None) != (resource_version is None) or (
+                old is not None and old.resource_version != resource_version):
+            self.conflicts += 1
+            raise KubeConflict(f"Secret {ref}: the object has been modified")
+        version = self._bump()
+        # What others put there besides certbotk8s's part stays (as the adapter's update).
+        self.secrets[ref] = StoredSecret(
+            namespace, name, version, TLS_TYPE,
+            labels={**(old.labels if old else {}), **labels},
+            annotations={**(old.annotations if old else {}), **annotations},
+            data={**(old.data if old else {}), TLS_CERT: fullchain_pem, TLS_KEY: key_pem})
+        self.writes.append(ref)
+        return version
+
+    def set_annotations(self, namespace: str, name: str,
+                        annotations: dict[str, str | None]) -> None:
+        ref = SecretRef(namespace, name)
+        old = self.secrets.get(ref)
+        if old is None:
+            return
+        merged = {**old.annotations, **annotations}
+        self.secrets[ref] = replace(old, resource_version=self._bump(), annotations={
+            k: v for k, v in merged.items() if v is not None})
+
+    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
+        return [s for ref, s in self.secrets.items()
+                if _labelled_tls(s) and (not namespaces or ref.namespace in namespaces)]
+
+    # -- reading back -------------------------------------------------------------------------
+
+    def serial(self, ref: SecretRef) -> str | None:
+        """The serial of the certificate the Secret holds (None: no Secret or none)."""
+        stored = self.secrets.get(ref)
+        crt = stored.data.get(TLS_CERT) if stored is not None else None
+        return certs.certificate_info(crt).serial if crt else None
+
+
+def _labelled_tls(stored: StoredSecret) -> bool:
+    return stored.type == TLS_TYPE and secret_meta.is_managed(stored.labels)
+
+
+class _Cache:
+    def __init__(self, cache: dict[tuple[str, str], ObservedSecret]) -> None:
+        self.cache = cache
+
+
+class ClusterWatch:
+    """app.watch.Watch over a FakeCluster, always in sync (no informer lag): the sources, the
+    labelled TLS Secrets observed with the controller's records joined in, and `wake`, set by
+    every change in the cluster. Claims are judged at the fake clock's time."""
+
+    def __init__(self, cluster: FakeCluster, records: Records, clock: FakeClock,
+                 namespaces: Sequence[str] = ()) -> None:
+        self.cluster, self.records, self.clock = cluster, records, clock
+        self.wake = cluster.wake
+        self.namespaces = tuple(namespaces)
+
+    @property
+    def secrets(self) -> _Cache:
+        return _Cache({(ref.namespace, ref.name): observe(s)
+                       for ref, s in self.cluster.secrets.items() if _labelled_tls(s)})
+
+    def discovery(self, config: Config) -> Discovery:
+        kept = self.records.snapshot()
+        held = holdings(kept, self.clock(), config.tenants.claim_grace)
+        sources = [trim_source(obj) for obj in self.cluster.sources(self.namespaces)]
+        return discover_owned(sources, [], [], [], config, held, failing_claims(kept))
+
+    def observed(self, ref: SecretRef) -> ObservedSecret | None:
+        stored = self.cluster.secrets.get(ref)
+        seen = observe(stored) if stored is not None and _labelled_tls(stored) else None
+        return with_record(seen, self.records.get(ref))
+
+    def managed(self) -> list[tuple[tuple[str, str], ObservedSecret]]:
+        return [(key, joined) for key, seen in self.secrets.cache.items()
+                if (joined := with_record(seen, self.records.get(SecretRef(*key)))) is not None]
+
+
+# -- the CA -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certbotk8s fake CA")])
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(start).not_valid_after(start + timedelta(days=365 * 100))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+class FakeAcme:
+    """adapters.acme_engine.AcmeEngine of a local CA: each order is issued at once, a real
+    certificate (leaf + CA, a fresh key of the requested type, valid from the clock's now for
+    90 days).
+
+    `fail(host, error)`: every order naming `host` raises `error` (after the order was created)
+    until `heal()`; `down`: every order raises AcmeCaUnavailable before one is created;
+    `during_order` runs inside each order (e.g. to lose the lead); an order whose `keep_going`
+    says no raises OrderAbandoned. `resume` finishes the order it is given the same way.
+    """
+
+    order_deadline = 600.0
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.orders: list[tuple[str, ...]] = []  # hosts of every order created
+        self.resumed: list[str] = []
+        self.down = False
+        self.during_order: Callable[[], None] | None = None
+        self._failing: dict[str, Exception] = {}
+        self._serials = itertools.count(0x1000)
+
+    def fail(self, host: str, error: Exception) -> None:
+        self._failing[host] = error
+
+    def heal(self) -> None:
+        self._failing.clear()
+
+    def issue(self, request: OrderRequest, solvers: object,
+              on_order: Callable[[str], None] | None = None,
+              keep_going: Callable[[], bool] | None = None) -> IssuedCertificate:
+        if self.down:
+            raise AcmeCaUnavailable("the CA does not answer (fake: down)")
+        self.orders.append(request.hosts)
+        url = f"https://ca.test/order/{len(self.orders)}"
+        if on_order is not None:
+            on_order(url)
+        return self._finish(url, request, keep_going)
+
+    def resume(self, order_url: str, request: OrderRequest, solvers: object,
+               keep_going: Callable[[], bool] | None = None) -> IssuedCertificate:
+        if self.down:
+            raise AcmeCaUnavailable("the CA does not answer (fake: down)")
+        self.resumed.append(order_url)
+        return self._finish(order_url, request, keep_going)
+
+    def _finish(self, url: str, request: OrderRequest,
+                keep_going: Callable[[], bool] | None) -> IssuedCertificate:
+        for host in request.hosts:
+            if host in self._failing:
+                raise self._failing[host]
+        if self.during_order is not None:
+            self.during_order()
+        if keep_going is not None and not keep_going():
+            raise OrderAbandoned("no longer the leader")
+        return self.certificate(request.hosts, request, url)
+
+    def certificate(self, hosts: Sequence[str], request: OrderRequest | None = None,
+                    url: str = "https://ca.test/order/0") -> IssuedCertificate:
+        """A certificate for `hosts` from this CA, valid from now (also for other writers)."""
+        ca_key, ca_cert = _ca()
+        key = keys.generate_key(request.key_type if request else KeyType.ECDSA_P256)
+        now = self.clock()
+        leaf = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+                .issuer_name(ca_cert.subject).public_key(key.public_key())
+                .serial_number(next(self._serials))
+                .not_valid_before(now).not_valid_after(now + LIFETIME)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca_cert))
+        return IssuedCertificate(keys.key_to_pem(key), chain, certs.certificate_info(chain), url,
+                                 replaced=request.replaces if request else None)
+
+
+class FakeIssuers:
+    """app.issuers.IssuerRegistry over one FakeAcme: `issuer` is the config's (an unknown name
+    raises AcmeError), `engine` is the fake CA for every issuer."""
+
+    def __init__(self, config: Config, acme: FakeAcme) -> None:
+        self.config, self.acme = config, acme
+
+    def issuer(self, name: str) -> IssuerConfig:
+        try:
+            return self.config.issuers[name]
+        except KeyError as e:
+            raise AcmeError(f"issuer {name!r} is not configured") from e
+
+    def engine(self, name: str) -> FakeAcme:
+        self.issuer(name)
+        return self.acme
+
+
+# -- the controller over the fakes ----------------------------------------------------------
+
+
+class World:
+    """What outlives a controller process: the cluster, its records and ledger, the CA, the
+    clock, the Lease (`leader`), and the Events posted so far."""
+
+    def __init__(self, config: Config, start: datetime) -> None:
+        self.config = config
+        self.clock = FakeClock(start)
+        self.cluster = FakeCluster()
+        self.acme = FakeAcme(self.clock)
+        self.store = FakeRecordStore()
+        self.ledger = FakeLedger()
+        self.leader = FakeLeader()
+        self.events = Events()
+
+
+class FakeController:
+    """The real Reconciler, OrderRunner (orders run inline), RenewalBook and Records over a
+    World, wired as app.controller.Controller wires them; `restart()` is a new process."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.records = Records(world.store, save_every=0.0)
+        ports: Any = (FakeIssuers(world.config, world.acme), Solvers())
+        self.deps = PassDeps(world.config, world.cluster, world.cluster, world.events, ports[0],
+                             ports[1], clock=world.clock, ledger=world.ledger,
+                             records=self.records)
+        self.metrics = Metrics(process=False)
+        self.watch = ClusterWatch(world.cluster, self.records, world.clock)
+        self.states = StateTable()
+        self.schedule = Schedule()
+        self.book = RenewalBook(world.config, self.records, world.ledger, jitter=lambda: 1.0)
+        stopping = threading.Event()
+        loose: Any = (self.watch, self.schedule, FakeInflight())
+        self.runner = OrderRunner(self.deps, loose[0], self.states, loose[1], world.leader,
+                                  self.metrics, loose[2], self.book, stopping, workers=1,
+                                  foreign_pause=timedelta(minutes=5), gates=(),
+                                  executor=InlineExecutor())
+        self.reconciler = Reconciler(self.deps, loose[0], self.states, loose[1], self.runner,
+                                     self.book, world.leader, self.metrics, stopping)
+        self.book.load()
+        self.records.load()
+
+    def reconcile(self) -> None:
+        """One pass at the clock's time, as the loop runs it after a wake."""
+        self.world.cluster.wake.clear()
+        self.reconciler.reconcile(self.world.clock())
+
+    def settle(self, passes: int = 5) -> None:
+        """Passes until nothing wakes the loop any more (at most `passes`)."""
+        self.reconcile()
+        for _ in range(passes - 1):
+            if not self.world.cluster.wake.is_set():
+                return
+            self.reconcile()
+        assert not self.world.cluster.wake.is_set(), "the loop never went quiet"
+
+    def stop(self) -> None:
+        """What a graceful stop saves (Controller.stop): the ledger and the records."""
+        self.book.flush(force=True)
+        self.records.flush(force=True)
+
+    def restart(self) -> FakeController:
+        self.stop()
+        return FakeController(self.world)

@@ -1,0 +1,348 @@
+"""Controller scenarios over in-memory fakes (tests/unit/cluster.py): claims, races, backoff,
+write conflicts, isolation, restarts and leadership, through the real Reconciler and OrderRunner."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certbotk8s.app import force
+from certbotk8s.core import records as rec
+from certbotk8s.core import secret_meta
+from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed, KubeUnreachable, Problem
+from certbotk8s.core.model import SecretRef
+
+from . import hostile
+from .cluster import FakeController, World
+from .factories import ingress, make_config, tls_entry
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+SHOP = "shop.example.com"
+A, B = SecretRef("team-a", "shop-tls"), SecretRef("team-b", "shop-tls")
+
+
+def _world() -> World:
+    return World(make_config(), START)
+
+
+def _add(world: World, namespace: str, host: str, secret: str = "shop-tls",
+         name: str = "shop", age: timedelta = timedelta(0)) -> SecretRef:
+    world.cluster.add_ingress(ingress(name, namespace, tls=[tls_entry(secret, host)]),
+                              world.clock() - age)
+    return SecretRef(namespace, secret)
+
+
+def _reasons(world: World, namespace: str) -> list[str]:
+    return [reason for obj, _, reason, _ in world.events.posted if obj.namespace == namespace]
+
+
+def _force_renewal(world: World, ref: SecretRef) -> None:
+    world.clock.advance(timedelta(hours=2))
+    force.request_renewal(world.cluster, ref, world.clock())
+    world.clock.advance(timedelta(seconds=1))
+
+
+def _claimed(world: World) -> World:
+    """team-b's Ingress is a second older than team-a's; both appear before the first pass."""
+    _add(world, "team-a", SHOP)
+    _add(world, "team-b", SHOP, age=timedelta(seconds=1))
+    return world
+
+
+# -- (a) two namespaces claim one new host at the same moment ----------------------------------
+
+
+def test_simultaneous_claims_one_winner_which_keeps_renewing() -> None:
+    world = _claimed(_world())
+    controller = FakeController(world)
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [B]  # the older source
+    assert "HostClaimed" in _reasons(world, "team-a")
+    assert _reasons(world, "team-b") == ["Issued"]
+    first = world.cluster.serial(B)
+
+    _force_renewal(world, B)
+    controller.settle()
+    assert world.acme.orders == [(SHOP,), (SHOP,)]
+    assert world.cluster.writes == [B, B]
+    assert world.cluster.serial(B) != first
+    assert _reasons(world, "team-b") == ["Issued", "Renewed"]
+    assert world.cluster.serial(A) is None
+    assert A not in controller.records.snapshot()
+
+
+def test_simultaneous_claims_with_the_same_creation_time_are_decided_by_name() -> None:
+    world = _world()
+    _add(world, "team-b", SHOP)
+    _add(world, "team-a", SHOP)
+    FakeController(world).settle()
+    assert world.cluster.writes == [A]
+    assert "HostClaimed" in _reasons(world, "team-b")
+
+
+# -- (b) a failed order backs off, from the records only ----------------------------------------
+
+
+def _issued(world: World) -> tuple[FakeController, SecretRef]:
+    ref = _add(world, "team-a", SHOP)
+    controller = FakeController(world)
+    controller.settle()
+    assert world.cluster.writes == [ref]
+    return controller, ref
+
+
+@pytest.mark.parametrize("error", [
+    ChallengeFailed(SHOP, "http-01", Problem("urn:ietf:params:acme:error:unauthorized",
+                                             "404 for the token", SHOP)),
+    AcmeProblemError("order refused", Problem("urn:ietf:params:acme:error:rejectedIdentifier")),
+], ids=["challenge-failed", "problem"])
+def test_a_failed_order_backs_off_and_the_tenant_cannot_change_that(error: Exception) -> None:
+    world = _world()
+    controller, ref = _issued(world)
+    serial = world.cluster.serial(ref)
+    world.acme.fail(SHOP, error)
+    _force_renewal(world, ref)
+    controller.settle()
+    assert len(world.acme.orders) == 2
+    assert world.cluster.serial(ref) == serial  # the old certificate stays
+    assert "IssuanceFailed" in _reasons(world, "team-a")
+    record = controller.records.get(ref)
+    assert record[secret_meta.FAILURES] == "1"
+    next_attempt = secret_meta.parse_time(record[secret_meta.NEXT_ATTEMPT])
+    assert next_attempt is not None and next_attempt > world.clock()
+    assert controller.schedule.when[ref] == next_attempt
+    stored = world.cluster.read(ref.namespace, ref.name)
+    assert stored is not None and secret_meta.NEXT_ATTEMPT not in stored.annotations
+
+    # The tenant "clears" the backoff on its Secret: nothing changes.
+    world.cluster.edit_annotations(ref, {secret_meta.FAILURES: "0",
+                                         secret_meta.NEXT_ATTEMPT: "2000-01-01T00:00:00Z",
+                                         secret_meta.LAST_ERROR: None})
+    controller.settle()
+    assert len(world.acme.orders) == 2
+    assert controller.records.get(ref)[secret_meta.NEXT_ATTEMPT] == \
+        record[secret_meta.NEXT_ATTEMPT]
+
+    # ... or pushes it far out: the order still goes when the records say.
+    world.cluster.edit_annotations(ref, {secret_meta.FAILURES: "99",
+                                         secret_meta.NEXT_ATTEMPT: "9999-12-31T23:59:59-23:59"})
+    world.acme.heal()
+    world.clock.now = next_attempt + timedelta(seconds=1)
+    controller.settle()
+    assert len(world.acme.orders) == 3
+    assert world.cluster.serial(ref) != serial
+    assert secret_meta.FAILURES not in controller.records.get(ref)
+
+
+def test_a_first_issuance_that_fails_backs_off_without_a_secret() -> None:
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    world.acme.fail(SHOP, ChallengeFailed(SHOP, "http-01", Problem("urn:x:unauthorized")))
+    controller = FakeController(world)
+    controller.settle()
+    controller.settle()
+    assert len(world.acme.orders) == 1  # the second pass waits for the backoff
+    assert world.cluster.read(ref.namespace, ref.name) is None
+    assert controller.records.get(ref)[secret_meta.FAILURES] == "1"
+
+
+# -- (c) a 409 on the Secret write ---------------------------------------------------------------
+
+
+def test_a_conflicting_edit_is_met_by_writing_again_on_the_fresh_version() -> None:
+    world = _world()
+    controller, ref = _issued(world)
+    serial = world.cluster.serial(ref)
+
+    def tenant_edits(target: SecretRef) -> None:
+        world.cluster.before_write = None  # once
+        world.cluster.edit_annotations(target, {"team-a.example/owner": "web team"})
+
+    world.cluster.before_write = tenant_edits
+    _force_renewal(world, ref)
+    controller.settle()
+    assert world.cluster.conflicts == 1
+    assert len(world.acme.orders) == 2
+    stored = world.cluster.read(ref.namespace, ref.name)
+    assert stored is not None and stored.annotations["team-a.example/owner"] == "web team"
+    assert world.cluster.serial(ref) not in (None, serial)
+    assert controller.records.get(ref)[secret_meta.SERIAL] == world.cluster.serial(ref)
+    assert _reasons(world, "team-a")[-1] == "Renewed"
+
+
+def test_a_newer_certificate_from_another_writer_is_kept() -> None:
+    world = _world()
+    controller, ref = _issued(world)
+    theirs = world.acme.certificate([SHOP])
+
+    def cronjob_writes(target: SecretRef) -> None:
+        world.cluster.before_write = None
+        old = world.cluster.read(target.namespace, target.name)
+        assert old is not None
+        world.cluster.put_secret(hostile.stored_secret(
+            target.namespace, target.name, theirs.fullchain_pem, theirs.key_pem,
+            annotations={secret_meta.SERIAL: theirs.info.serial}))
+
+    world.cluster.before_write = cronjob_writes
+    _force_renewal(world, ref)
+    controller.settle()
+    assert world.cluster.conflicts == 1
+    assert world.cluster.serial(ref) == theirs.info.serial
+    assert controller.metrics.newer_certificate_kept._value.get() == 1
+    assert len(world.acme.orders) == 2  # and no further order for it
+
+
+def test_a_secret_taken_over_meanwhile_is_not_overwritten() -> None:
+    world = _world()
+    controller, ref = _issued(world)
+
+    def taken_over(target: SecretRef) -> None:
+        world.cluster.before_write = None
+        world.cluster.put_secret(hostile.stored_secret(
+            target.namespace, target.name, hostile.good_pem(SHOP), hostile.leaf_key_pem(),
+            managed=False))
+
+    world.cluster.before_write = taken_over
+    _force_renewal(world, ref)
+    controller.settle()
+    assert world.cluster.conflicts == 1
+    assert world.cluster.writes == [ref]  # only the first issuance
+    assert "IssuanceFailed" in _reasons(world, "team-a")
+
+
+# -- (d) isolation ---------------------------------------------------------------------------------
+
+
+def test_a_hostile_secret_does_not_stop_another_certificate_in_the_same_pass() -> None:
+    world = _world()
+    bad = _add(world, "team-bad", "bad.example.com", secret="bad-tls", name="bad")
+    world.cluster.put_secret(hostile.stored_secret(bad.namespace, bad.name,
+                                                   hostile.duplicate_san_pem(),
+                                                   hostile.leaf_key_pem()))
+    victim = _add(world, "victim", "victim.example.com", secret="victim-tls", name="web")
+    controller = FakeController(world)
+    controller.reconcile()
+    assert world.cluster.serial(victim) is not None
+    assert _reasons(world, "victim") == ["Issued"]
+
+
+@pytest.mark.parametrize("break_it", ["engine", "read"])
+def test_a_certificate_whose_order_raises_does_not_stop_another(break_it: str) -> None:
+    world = _world()
+    # "boom" sorts first: its order runs before the victim's in the same pass.
+    boom = _add(world, "aaa-boom", "boom.example.com", secret="boom-tls", name="boom")
+    victim = _add(world, "victim", "victim.example.com", secret="victim-tls", name="web")
+    if break_it == "engine":
+        world.acme.fail("boom.example.com", RuntimeError("a bug in the engine"))
+    else:
+        world.cluster.broken_reads[boom] = KeyError("a bug in the adapter")
+    controller = FakeController(world)
+    controller.reconcile()
+    assert world.cluster.serial(victim) is not None
+    assert world.cluster.serial(boom) is None
+    assert ("victim.example.com",) in world.acme.orders
+
+
+# -- (e) restart -----------------------------------------------------------------------------------
+
+
+def test_a_restarted_controller_orders_nothing_twice_and_keeps_the_claim() -> None:
+    world = _claimed(_world())
+    FakeController(world).settle()
+    assert world.cluster.writes == [B]
+    world.events.posted.clear()
+
+    again = FakeController(world).restart()
+    again.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [B]
+    assert "HostClaimed" in _reasons(world, "team-a")
+
+
+def test_the_holder_keeps_its_host_when_its_source_is_recreated_in_the_grace_period() -> None:
+    world = _claimed(_world())
+    first = FakeController(world)
+    first.settle()
+    world.clock.advance(timedelta(minutes=10))
+    world.cluster.delete_ingress("team-b", "shop")
+    first.settle()  # the claim starts its grace period
+    assert rec.RELEASED_AT in first.records.get(B)
+    world.clock.advance(timedelta(minutes=10))
+    _add(world, "team-b", SHOP)  # now the younger source
+    world.events.posted.clear()
+
+    restarted = first.restart()
+    restarted.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [B]
+    assert "HostClaimed" in _reasons(world, "team-a")
+    assert rec.RELEASED_AT not in restarted.records.get(B)
+
+
+def test_a_crash_before_the_records_were_saved_costs_no_second_order() -> None:
+    world = _world()
+    _controller, ref = _issued(world)  # killed: its records never flushed
+    world.store.records.clear()
+    restarted = FakeController(world)
+    restarted.settle()
+    assert len(world.acme.orders) == 1
+    assert restarted.records.get(ref).get(secret_meta.SERIAL) == world.cluster.serial(ref)
+
+
+# -- (f) leadership ----------------------------------------------------------------------------
+
+
+def test_no_orders_and_no_events_while_not_leading() -> None:
+    world = _claimed(_world())
+    world.leader.leading = False
+    controller = FakeController(world)
+    controller.settle()
+    assert world.acme.orders == []
+    assert world.cluster.writes == []
+    assert world.events.posted == []
+
+    world.leader.leading = True
+    controller.settle()
+    assert world.cluster.writes == [B]
+
+
+def test_the_lead_lost_during_an_order_leaves_the_certificate_for_later() -> None:
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    controller = FakeController(world)
+
+    def lose_lead() -> None:
+        world.acme.during_order = None
+        world.leader.leading = False
+
+    world.acme.during_order = lose_lead
+    controller.settle()
+    assert len(world.acme.orders) == 1
+    assert world.cluster.writes == []
+
+    world.leader.leading = True
+    controller.settle()
+    assert world.cluster.writes == [ref]
+    assert len(world.acme.orders) == 1  # the certificate issued earlier, not a new order
+
+
+def test_a_write_the_api_server_never_answered_is_retried_without_a_new_order() -> None:
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    controller = FakeController(world)
+
+    def api_away(target: SecretRef) -> None:
+        world.cluster.before_write = None
+        raise KubeUnreachable("connection refused")
+
+    world.cluster.before_write = api_away
+    controller.settle()
+    assert len(world.acme.orders) == 1
+    assert world.cluster.writes == []
+    retry = controller.schedule.when[ref]
+    world.clock.now = retry
+    controller.settle()
+    assert world.cluster.writes == [ref]
+    assert len(world.acme.orders) == 1
