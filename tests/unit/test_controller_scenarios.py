@@ -243,6 +243,13 @@ def test_a_certificate_whose_order_raises_does_not_stop_another(break_it: str) -
     assert world.cluster.serial(victim) is not None
     assert world.cluster.serial(boom) is None
     assert ("victim.example.com",) in world.acme.orders
+    # Reported at that certificate, and backed off: no new CA order at every pass.
+    assert _reasons(world, "aaa-boom") == ["InternalError"]
+    assert controller.metrics.certificate_errors._value.get() == 1
+    assert controller.records.get(boom)[secret_meta.FAILURES] == "1"
+    ordered = len(world.acme.orders)
+    controller.settle()
+    assert len(world.acme.orders) == ordered
 
 
 # -- (e) restart -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.cert_state import StateTable, update_hold_gauges
+from certbotk8s.app.isolation import InternalError, report_internal
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.outage_gate import OutageGate
 from certbotk8s.app.renewal_pass import (
@@ -163,9 +164,12 @@ class OrderRunner:
         crashed = False
         try:
             self._order(job)
-        except Exception:
+        except CertbotK8sError:
             crashed = True
             log.exception("order for %s crashed", job.actions[0].desired.secret)
+        except Exception as e:  # a bug, or input no check caught: stays with this certificate
+            crashed = True
+            self._internal_error(job, e)
         finally:
             with self._lock:
                 self._running.pop(job.key, None)
@@ -174,6 +178,24 @@ class OrderRunner:
             self.metrics.orders_in_flight.dec()
             if not crashed and job.wake:  # a crash (API server away) waits for the next
                 self.watch.wake.set()  # event or resync
+
+    def _internal_error(self, job: OrderJob, e: Exception) -> None:
+        """An order that raised unexpectedly: logged, counted, a Warning Event on its source
+        and backoff for its Secrets (else a new CA order at every pass), as app.isolation does
+        for the other steps."""
+        first = job.actions[0].desired
+        error = InternalError(f"internal error while ordering Secret {first.secret} "
+                              f"({type(e).__name__}); other certificates are not affected")
+        log.error("%s -> Secret %s: %s", first.source, first.secret, error, exc_info=e)
+        self.metrics.count_certificate_error()
+        if self.elector.is_leader():  # Events come from the leader only
+            report_internal(self.deps.events, first, error)
+        now = self.deps.clock()
+        for action in job.actions:
+            ref = action.desired.secret
+            state = self.book.failed(ref, self.watch.observed(ref), now, str(error))
+            if state.next_attempt is not None:
+                self.schedule.at(ref, state.next_attempt)
 
     def write_metadata(self, action: Action, observed: ObservedSecret | None) -> None:
         """Persist the chosen moment or repair annotations, off the reconcile thread (an API
