@@ -353,8 +353,8 @@ class Simulation:
             near = set().union(*(self.by_domain.get(d, set())
                                  for d in _domains(action.desired.spec.hosts)))
             snapshot = self.records.snapshot()
-            self.book.set_issued((snapshot[self.certs[i].desired.secret] for i in near
-                                  if self.certs[i].desired.secret in snapshot), now)
+            refs = (self.certs[i].desired.secret for i in near)
+            self.book.set_issued({ref: snapshot[ref] for ref in refs if ref in snapshot}, now)
         return self.book.check(action, observed, now)
 
     def count_hold(self, cert: Cert, action: Action, observed: ObservedSecret | None,
@@ -731,7 +731,7 @@ class CronJobSim(Simulation):
         actions = plan([cert.desired for cert in planned], observed, now,
                        {ref: ari[ref] for ref in observed if ref in ari})
         snapshot = self.records.snapshot()
-        self.book.set_issued(snapshot.values(), now)  # once per run, as run_pass does
+        self.book.set_issued(snapshot, now)  # once per run, as run_pass does
         checked = self.book.check
         left = False
         for action in by_urgency(actions, observed, now):
