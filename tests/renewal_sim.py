@@ -1,10 +1,37 @@
-"""A fake-clock simulation of the pure renewal decision, backoff and budget over a fleet.
+"""A year of a certificate fleet in a fake clock, driven through the code both modes run.
 
-No servers: a model CA issues certificates, answers ARI (with unavailable, malformed and moved
-windows), fails some orders, and enforces Let's Encrypt's production limits on its own records
-(independently of the client's budget). The client side is the real core: `renewal_time`,
-`after_failure`, `check_budget`. Used by bench/renewal_year.py (10,000 certificates, a year)
-and tests/unit/test_renewal_year.py (a smaller fleet, in CI).
+No servers. A model CA issues certificates, answers ARI, fails some challenges, goes down twice
+for hours, revokes thousands of certificates at once (its ARI says "renew now"), and enforces
+Let's Encrypt's production limits on its own books: `replaces` naming a certificate that shares
+a name and is not replaced already makes an order exempt, everything else counts.
+
+The client side is the real code, not a copy of it: `core.plan.plan` decides (the chain of
+checks, the renewal time, the ARI gate), the certificate records are `app.records.Records` over
+an in-memory store (the map `ObservedSecret.recorded` holds, joined by `core.observe.with_record`),
+each issuance is written into them the way `app.renewal_pass.store` writes it (the
+`issued-7d` history of `core.secret_meta`, entries flagged `/replaces`), `app.budget.RenewalBook`
+keeps backoff and the budget (ledger in memory), `core.lifecycle` says whether an order may go,
+`core.after_order` what follows it, `core.replaces` whether it sends `replaces`, and the
+CronJob takes its due work in `core.urgency` order.
+
+What the simulation stands in for (the adapters and threads): the informer (each certificate is
+planned at its own wake-up, as the WakeSchedule wakes the reconciler), the ARI refresher (one
+sequential reader: every certificate at once after a start, a new certificate at once, then
+after the CA's Retry-After; a moved window is noticed at that next read), the order runner (a
+pool of `workers`; an order is decided again when a worker takes it; running orders finish
+across a restart, queued ones are dropped), the CA gate (an order that meets the CA down holds
+the rest until the outage ends), and `renew --once` as `run_pass` does it today: ARI read for
+every certificate one after another, one budget snapshot per run, orders one at a time most
+urgent first, killed at the Job's deadline.
+
+One shortcut, equivalent by construction: the budget's view of issuances is built (with the
+real `RenewalBook.set_issued`) from the records of the certificates on the same registered
+domains only, and only for orders that count (an order sending `replaces` never looks at
+issuances); `check_budget` looks at nothing else. A CronJob run plans only certificates whose
+inputs changed or whose planned renewal has come (plan is pure per Secret).
+
+Used by bench/renewal_year.py (10,000 certificates, a year, JSON) and
+tests/unit/test_renewal_year.py (a smaller fleet, in CI).
 """
 
 from __future__ import annotations
@@ -13,339 +40,746 @@ import heapq
 import random
 import statistics
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from certbotk8s.core import ratelimit
-from certbotk8s.core.backoff import JITTER, FailureState, after_failure
-from certbotk8s.core.model import CertificateInfo, KeyType, RenewalWindow
-from certbotk8s.core.renewal import ChosenMoment, renewal_time
+from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.records import Records
+from certbotk8s.core import lifecycle, ratelimit, secret_meta
+from certbotk8s.core import records as rec
+from certbotk8s.core.after_order import Backoff, OrderResult, after_order
+from certbotk8s.core.config import Config, parse_config
+from certbotk8s.core.errors import AcmeCaUnavailable, AcmeRateLimited, ChallengeFailed, Problem
+from certbotk8s.core.model import (
+    CertificateInfo,
+    CertificateSpec,
+    DesiredCertificate,
+    KeyType,
+    ObjectRef,
+    ObservedSecret,
+    RenewalWindow,
+    SecretRef,
+    SourceKind,
+)
+from certbotk8s.core.observe import with_record
+from certbotk8s.core.plan import Action, ActionKind, plan
+from certbotk8s.core.reasons import ReasonCode
+from certbotk8s.core.replaces import replaced_cert_id
+from certbotk8s.core.urgency import by_urgency
+from tests.unit.fakes import FakeLedger, FakeRecordStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+ISSUER = "le"
+LIFETIMES: tuple[tuple[float, timedelta, str | None], ...] = (
+    (0.4, timedelta(days=90), None), (0.4, timedelta(days=45), "tlsserver"),
+    (0.2, timedelta(days=6), "shortlived"))
+# Renewal reasons that may come before 1/3 of the lifetime: the CA asked, or the spec changed.
+EARLY_OK = {ReasonCode.INSIDE_ARI_WINDOW, ReasonCode.HOSTS_CHANGED, ReasonCode.KEY_TYPE_CHANGED,
+            ReasonCode.ISSUER_CHANGED, ReasonCode.PROFILE_CHANGED}
+CONTROLLER, CRONJOB = "controller", "cronjob"
 
 
 @dataclass(frozen=True)
 class SimConfig:
     certificates: int = 10_000
     days: float = 365
-    domains: int = 400  # registered domains; hosts are spread over them
-    namespaces: int = 20
-    greedy_share: float = 0.3  # one namespace holds this share of all certificates
-    shortlived_share: float = 0.2  # 6-day certificates; the rest are 90-day
-    renew_before_share: float = 0.05  # sources with a renew-before close to the lifetime
-    order_failure: float = 0.02  # an order fails (challenge invalid) with this chance
-    ari_unavailable: float = 0.05  # an ARI read gets no answer
-    ari_malformed: float = 0.01  # an ARI answer lies outside the validity
-    incident_day: float = 200  # the CA moves the windows of some certificates to "now"
-    incident_share: float = 0.05
-    burst_share: float = 0.1  # sources that appear at once on day 0 (the rest: over `onboard_days`)
-    onboard_days: float = 30
+    mode: str = CONTROLLER
+    shared_domains: int = 20  # registered domains shared by `shared_share` of the certificates
+    shared_share: float = 0.6
+    namespaces: int = 40
+    host_changes_per_day: float = 5.0  # half add a name, half replace every name
+    restart_every: timedelta = timedelta(days=7)  # controller restarts (records kept)
+    outages: tuple[tuple[float, float], ...] = ((75.0, 6.0), (260.0, 6.0))  # (day, hours)
+    revocation_day: float = 150.0
+    revoked: int = 3000  # certificates whose ARI says "renew now" at once
+    order_seconds: tuple[float, float] = (15.0, 75.0)
+    order_failure: float = 0.02  # a challenge fails
+    workers: int = 16  # the controller's --workers default
+    retry_after: timedelta = timedelta(hours=6)  # the CA's ARI Retry-After (± 20 %)
+    ari_read_seconds: float = 0.15
+    cron_every: timedelta = timedelta(hours=12)
+    cron_deadline: timedelta = timedelta(seconds=3600)  # activeDeadlineSeconds
+    probe_after: timedelta = timedelta(seconds=30)  # the CA gate sees the CA back this late
     seed: int = 1
-    limits: ratelimit.Limits = field(default_factory=ratelimit.Limits)
 
 
 @dataclass
 class Cert:
     index: int
-    hosts: tuple[str, ...]
-    namespace: str
+    desired: DesiredCertificate
     lifetime: timedelta
-    renew_before: timedelta | None
-    info: CertificateInfo | None = None
-    window: RenewalWindow | None = None  # what the CA says for `info`
-    moment: ChosenMoment | None = None  # persisted on the Secret
-    failure: FailureState = field(default_factory=FailureState)
-    orders: int = 0
-    renewals: int = 0
-    version: int = 0  # bumps when a new event is scheduled (older heap entries are stale)
+    info: CertificateInfo
+    window: RenewalWindow  # what the CA's ARI says for `info` now
+    known: RenewalWindow | None = None  # the controller's last ARI answer (in memory)
+    hold: ratelimit.Hold | None = None  # the order runner's last hold (in memory)
+    busy: bool = False  # queued or running in the controller's pool
+    version: int = 0  # wake-ups: only the newest counts
+    changed_at: datetime | None = None  # hosts changed then, not yet served
+    revoked_at: datetime | None = None  # revoked then, not yet replaced
+    quiet_until: datetime | None = None  # CronJob: planned NOTHING until then, inputs unchanged
+    expired: bool = False
 
 
 @dataclass
 class SimResult:
+    mode: str
     certificates: int
     days: float
-    orders: int
-    orders_per_certificate: dict[str, float]
-    renewals: int
-    failed_orders: int
-    holds: int
-    expired: int
-    never_issued: int
-    limit_breaches: int
-    renewal_fraction_earliest: float
-    renewal_fraction_latest: float
-    renewal_fraction_deciles: list[float]
-    renewal_fraction_deciles_by_ari: list[float]  # renewals timed by an ARI moment only
-    renewals_by_reason: dict[str, int]
-    renewals_in_ari_window_quarters: list[int]
-    after_floor: int
+    orders: int = 0
+    counted_orders: int = 0
+    renewals: int = 0
+    failed_orders: int = 0
+    outage_failures: int = 0
+    expired: int = 0
+    early_renewals: int = 0  # before 1/3 of the life, not asked by ARI nor a spec change
+    renewals_by_reason: dict[str, int] = field(default_factory=dict)
+    peak_counted_orders_per_3h: int = 0
+    orders_per_3h_limit: int = 0
+    max_domain_counted_per_7d: int = 0
+    domain_limit: int = 0
+    ca_refusals: int = 0  # limit breaches: orders the CA refused
+    holds: int = 0
+    holds_ca_would_accept: int = 0
+    host_changes: int = 0
+    host_changes_never_served: int = 0
+    host_changes_served_within_a_day: int = 0
+    host_change_hours_max: float = 0.0
+    revoked: int = 0
+    revocation_not_replaced: int = 0
+    revocation_hours_median: float = 0.0
+    revocation_hours_max: float = 0.0
+    cron_runs: int = 0
+    cron_runs_with_due_work_left: int = 0
+    cron_run_seconds_max: float = 0.0
+    restarts: int = 0
+    seconds: float = 0.0
 
 
 class ModelCA:
-    """Let's Encrypt's production limits, enforced on the CA's own records."""
+    """Let's Encrypt's production limits on the CA's own books (independent of the client)."""
 
     def __init__(self, limits: ratelimit.Limits) -> None:
         self.limits = limits
-        self.orders: deque[datetime] = deque()  # non-exempt new orders
-        self.per_domain: dict[str, deque[datetime]] = {}
-        self.per_set: dict[tuple[str, ...], deque[datetime]] = {}
-        self.failed: dict[str, deque[datetime]] = {}
-        self.breaches = 0
+        self.counted_orders: list[datetime] = []
+        self.per_domain: dict[str, list[datetime]] = {}
+        self.per_set: dict[tuple[str, ...], list[datetime]] = {}
+        self.failed: dict[str, list[datetime]] = {}
+        self.replaced: set[str] = set()  # CertIDs named in a `replaces` that was issued
 
     @staticmethod
-    def _count(times: deque[datetime], window: timedelta, now: datetime) -> int:
-        while times and times[0] + window <= now:
-            times.popleft()
-        return len(times)
+    def _in(times: list[datetime], window: timedelta, now: datetime) -> int:
+        return sum(1 for t in reversed(times) if t + window > now)
 
-    def new_order(self, hosts: tuple[str, ...], now: datetime, exempt: bool) -> bool:
-        """False (and a breach counted) when the CA would refuse this order."""
+    def exempt(self, replaces: CertificateInfo | None, hosts: tuple[str, ...]) -> bool:
+        return (replaces is not None and replaces.ari_cert_id not in self.replaced
+                and bool(set(replaces.sans) & set(hosts)))
+
+    def refuses(self, hosts: tuple[str, ...], now: datetime, exempt: bool) -> bool:
         lim = self.limits
-        refused = any(self._count(self.failed.setdefault(h, deque()), lim.failed_authz_window,
-                                  now) >= lim.failed_authz_per_identifier for h in hosts)
-        if not exempt:
-            refused |= self._count(self.orders, lim.orders_per_account_window,
-                                   now) >= lim.orders_per_account
-            refused |= self._count(self.per_set.setdefault(hosts, deque()),
-                                   lim.certs_per_set_window, now) >= lim.certs_per_set
-            for domain in {ratelimit.registered_domain(h) for h in hosts}:
-                refused |= self._count(self.per_domain.setdefault(domain, deque()),
-                                       lim.certs_per_domain_window, now) >= lim.certs_per_domain
-        if refused:
-            self.breaches += 1
-            return False
-        if not exempt:
-            self.orders.append(now)
-        return True
-
-    def issued(self, hosts: tuple[str, ...], now: datetime, exempt: bool) -> None:
+        if any(self._in(self.failed.get(h, []), lim.failed_authz_window, now)
+               >= lim.failed_authz_per_identifier for h in hosts):
+            return True
         if exempt:
+            return False
+        if self._in(self.counted_orders, lim.orders_per_account_window, now) \
+                >= lim.orders_per_account:
+            return True
+        if self._in(self.per_set.get(hosts, []), lim.certs_per_set_window, now) \
+                >= lim.certs_per_set:
+            return True
+        return any(self._in(self.per_domain.get(d, []), lim.certs_per_domain_window, now)
+                   >= lim.certs_per_domain for d in _domains(hosts))
+
+    def issued(self, hosts: tuple[str, ...], now: datetime, exempt: bool,
+               replaces: CertificateInfo | None) -> None:
+        if exempt:
+            assert replaces is not None
+            self.replaced.add(replaces.ari_cert_id)
             return
-        self.per_set.setdefault(hosts, deque()).append(now)
-        for domain in {ratelimit.registered_domain(h) for h in hosts}:
-            self.per_domain.setdefault(domain, deque()).append(now)
-
-    def authz_failed(self, host: str, now: datetime) -> None:
-        self.failed.setdefault(host, deque()).append(now)
+        self.per_set.setdefault(hosts, []).append(now)
+        for domain in _domains(hosts):
+            self.per_domain.setdefault(domain, []).append(now)
 
 
-class Client:
-    """The client's records, indexed so each budget check passes only what can match."""
-
-    def __init__(self, limits: ratelimit.Limits) -> None:
-        self.limits = limits
-        self.orders: deque[ratelimit.OrderRecord] = deque()
-        self.failures: dict[str, deque[ratelimit.FailedAuthz]] = {}
-        self.issued: dict[str, deque[ratelimit.IssuanceRecord]] = {}  # by registered domain
-
-    def check(self, cert: Cert, now: datetime, replaces: bool) -> ratelimit.Hold | None:
-        while self.orders and self.orders[0].at + self.limits.orders_per_account_window <= now:
-            self.orders.popleft()
-        issued: list[ratelimit.IssuanceRecord] = []
-        for domain in {ratelimit.registered_domain(h) for h in cert.hosts}:
-            records = self.issued.setdefault(domain, deque())
-            while records and records[0].at + self.limits.certs_per_domain_window <= now:
-                records.popleft()
-            issued += records
-        failures = [f for h in cert.hosts for f in self.failures.get(h, ())]
-        return ratelimit.check_budget(cert.hosts, now, issued, list(self.orders), failures,
-                                      replaces, self.limits, namespace=cert.namespace)
-
-    def ordered(self, cert: Cert, now: datetime, exempt: bool) -> None:
-        self.orders.append(ratelimit.OrderRecord(now, cert.namespace, exempt))
-
-    def issued_for(self, cert: Cert, now: datetime, exempt: bool) -> None:
-        record = ratelimit.IssuanceRecord(cert.hosts, now, renewal_with_ari=exempt)
-        for domain in {ratelimit.registered_domain(h) for h in cert.hosts}:
-            self.issued.setdefault(domain, deque()).append(record)
-
-    def authz_failed(self, host: str, now: datetime) -> None:
-        records = self.failures.setdefault(host, deque())
-        while records and records[0].at + self.limits.failed_authz_window <= now:
-            records.popleft()
-        records.append(ratelimit.FailedAuthz(host, now))
-
-
-def _fleet(config: SimConfig, rng: random.Random) -> list[Cert]:
-    certs: list[Cert] = []
-    for i in range(config.certificates):
-        domain = f"d{i % config.domains}.example{(i % config.domains) % 7}.com"
-        hosts = (f"h{i}.{domain}",) if i % 5 else (f"h{i}.{domain}", f"www{i}.{domain}")
-        namespace = ("greedy" if rng.random() < config.greedy_share
-                     else f"ns{rng.randrange(config.namespaces - 1)}")
-        lifetime = timedelta(days=6) if rng.random() < config.shortlived_share \
-            else timedelta(days=90)
-        renew_before = lifetime - timedelta(hours=1) \
-            if rng.random() < config.renew_before_share else None
-        certs.append(Cert(i, tuple(sorted(hosts)), namespace, lifetime, renew_before))
-    return certs
-
-
-def _slot(limits: ratelimit.Limits, limit: str) -> timedelta:
-    """How often one more order fits under `limit` once it is exhausted."""
-    if limit in (ratelimit.LIMIT_ORDERS_PER_ACCOUNT, ratelimit.LIMIT_NAMESPACE_SHARE):
-        return limits.orders_per_account_window / limits.orders_per_account
-    if limit == ratelimit.LIMIT_CERTS_PER_DOMAIN:
-        return limits.certs_per_domain_window / limits.certs_per_domain
-    if limit == ratelimit.LIMIT_CERTS_PER_SET:
-        return limits.certs_per_set_window / limits.certs_per_set
-    return limits.failed_authz_window / limits.failed_authz_per_identifier
+def _domains(hosts: Iterable[str]) -> set[str]:
+    return {ratelimit.registered_domain(h) for h in hosts}
 
 
 def _ca_window(info: CertificateInfo) -> RenewalWindow:
-    """Let's Encrypt-like: centred a third of the lifetime before expiry, 1/15 wide."""
-    centre = info.not_after - info.lifetime / 3
+    """Let's Encrypt-like: around 2/3 of the life (1/2 under 10 days), 1/15 of it wide."""
+    short = info.lifetime < timedelta(days=10)
+    centre = info.not_before + (info.lifetime / 2 if short else info.lifetime * 2 / 3)
     half = info.lifetime / 30
     return RenewalWindow(centre - half, centre + half, info.ari_cert_id)
 
 
-def simulate(config: SimConfig) -> SimResult:
-    rng = random.Random(config.seed)
-    certs = _fleet(config, rng)
-    ca, client = ModelCA(config.limits), Client(config.limits)
-    end = START + timedelta(days=config.days)
-    incident = START + timedelta(days=config.incident_day)
-    events: list[tuple[datetime, int, int]] = []
-    serial = 0
-    orders = failed_orders = holds = expired = after_floor = 0
-    fractions: list[float] = []
-    by_ari: list[float] = []
-    reasons: dict[str, int] = {}
-    quarters = [0, 0, 0, 0]
-    waiting: dict[tuple[str, str, datetime], int] = {}
+def _peak(times: list[datetime], window: timedelta) -> int:
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] + window <= t:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
 
-    def schedule(cert: Cert, at: datetime) -> None:
+
+class Simulation:
+    def __init__(self, config: SimConfig) -> None:
+        self.c = config
+        self.rng = random.Random(config.seed)
+        self.config: Config = parse_config({"defaultIssuer": ISSUER, "issuers": {
+            ISSUER: {"directory": "https://acme.example/dir"}}})
+        self.limits = self.config.issuers[ISSUER].rate_limits
+        self.ca = ModelCA(self.limits)
+        self.store = FakeRecordStore()
+        self.ledger = FakeLedger()
+        self.records = Records(self.store, save_every=0.0)
+        self.book = self._book()
+        self.serial = 0
+        self.now = START
+        self.end = START + timedelta(days=config.days)
+        self.result = SimResult(config.mode, config.certificates, config.days,
+                                orders_per_3h_limit=self.limits.orders_per_account,
+                                domain_limit=self.limits.certs_per_domain)
+        self.certs: list[Cert] = []
+        self.by_domain: dict[str, set[int]] = {}
+        self.by_ref: dict[SecretRef, int] = {}
+        self.counted_orders: list[datetime] = []
+        self.host_hours: list[float] = []
+        self.revocation_hours: list[float] = []
+        self.plans: dict[int, dict[object, Action]] = {}
+        self._fleet()
+
+    def _book(self) -> RenewalBook:
+        book = RenewalBook(self.config, self.records, self.ledger, save_every=0.0,
+                           jitter=lambda: self.rng.uniform(0.9, 1.1))
+        book.load()
+        return book
+
+    # -- the fleet ------------------------------------------------------------------------------
+
+    def _issue_info(self, hosts: tuple[str, ...], lifetime: timedelta,
+                    at: datetime) -> CertificateInfo:
+        self.serial += 1
+        return CertificateInfo(hosts, at, at + lifetime, f"{self.serial:x}", KeyType.ECDSA_P256,
+                               f"aki.{self.serial:x}")
+
+    def _fleet(self) -> None:
+        c, rng = self.c, self.rng
+        for i in range(c.certificates):
+            if rng.random() < c.shared_share:
+                domain = f"shared{rng.randrange(c.shared_domains)}.com"
+            else:
+                domain = f"own{i}.org"
+            hosts = (f"h{i}.{domain}",) if i % 3 else (f"h{i}.{domain}", f"w{i}.{domain}")
+            draw = rng.random()
+            lifetime, profile = LIFETIMES[-1][1], LIFETIMES[-1][2]
+            for share, life, prof in LIFETIMES:
+                if draw < share:
+                    lifetime, profile = life, prof
+                    break
+                draw -= share
+            ref = SecretRef(f"ns{i % c.namespaces}", f"c{i}-tls")
+            desired = DesiredCertificate(
+                ref, CertificateSpec(tuple(sorted(hosts)), ISSUER, profile=profile),
+                ObjectRef("networking.k8s.io/v1", "Ingress", ref.namespace, f"c{i}"),
+                SourceKind.INGRESS)
+            # A fleet in its steady state: each certificate issued some time before the start,
+            # as an ARI renewal of its predecessor (flagged in its history, as the CA saw it).
+            short = lifetime < timedelta(days=10)
+            age = lifetime * rng.uniform(0, 0.5 if short else 2 / 3)
+            info = self._issue_info(desired.spec.hosts, lifetime, START - age)
+            cert = Cert(i, desired, lifetime, info, _ca_window(info))
+            self.certs.append(cert)
+            self.by_ref[ref] = i
+            for d in _domains(hosts):
+                self.by_domain.setdefault(d, set()).add(i)
+            self._write_record(cert, info, info.not_before, replaced=True)
+
+    def _write_record(self, cert: Cert, info: CertificateInfo, now: datetime,
+                      replaced: bool) -> None:
+        """What app.renewal_pass.store records for a written certificate."""
+        d = cert.desired
+        record = self.records.get(d.secret)
+        meta = secret_meta.build_secret_metadata(d, info, now)
+        values = dict(meta.annotations)
+        values[secret_meta.ISSUANCE_HISTORY] = secret_meta.append_history(
+            record.get(secret_meta.ISSUANCE_HISTORY), now, now, replaced)
+        if replaced:
+            values[secret_meta.LAST_ORDER_REPLACED] = "true"
+        self.records.replace(d.secret, {
+            **values, rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)})
+
+    def plan_one(self, cert: Cert, observed: ObservedSecret | None,
+                 window: RenewalWindow | None) -> Action:
+        """`core.plan.plan` for one Secret. Memoised: plan is pure, and a NOTHING whose next
+        renewal has not come is what the same inputs give at any earlier-than-that time."""
+        assert observed is not None
+        key = (cert.desired, observed.certificate, window,
+               frozenset(observed.recorded.items()))
+        known = self.plans.setdefault(cert.index, {})
+        cached = known.get(key)
+        if cached is not None and cached.next_renewal is not None \
+                and self.now < cached.next_renewal:
+            return cached
+        ref = cert.desired.secret
+        action = plan([cert.desired], {ref: observed}, self.now,
+                      {ref: window} if window is not None else {})[0]
+        if action.kind is ActionKind.NOTHING:
+            if len(known) >= 4:
+                known.clear()
+            known[key] = action
+        return action
+
+    def observed(self, cert: Cert) -> ObservedSecret | None:
+        seen = ObservedSecret(cert.desired.secret, True, str(cert.version), cert.info, True)
+        return with_record(seen, self.records.get(cert.desired.secret))
+
+    def ca_down(self, at: datetime) -> datetime | None:
+        """The end of the CA outage `at` falls in, or None when the CA is up."""
+        for day, hours in self.c.outages:
+            start = START + timedelta(days=day)
+            if start <= at < start + timedelta(hours=hours):
+                return start + timedelta(hours=hours)
+        return None
+
+    # -- the budget (app.budget, as both modes ask it) -----------------------------------------
+
+    def check(self, action: Action, observed: ObservedSecret | None,
+              now: datetime) -> ratelimit.Hold | None:
+        if not RenewalBook.sends_replaces(action, observed):
+            # check_budget only looks at issuances on the same registered domains
+            near = set().union(*(self.by_domain.get(d, set())
+                                 for d in _domains(action.desired.spec.hosts)))
+            snapshot = self.records.snapshot()
+            refs = (self.certs[i].desired.secret for i in near)
+            self.book.set_issued({ref: snapshot[ref] for ref in refs if ref in snapshot}, now)
+        return self.book.check(action, observed, now)
+
+    def count_hold(self, cert: Cert, action: Action, observed: ObservedSecret | None,
+                   now: datetime) -> None:
+        self.result.holds += 1
+        replaces = observed.certificate if (
+            observed is not None and RenewalBook.sends_replaces(action, observed)) else None
+        hosts = action.desired.spec.hosts
+        if not self.ca.refuses(hosts, now, self.ca.exempt(replaces, hosts)):
+            self.result.holds_ca_would_accept += 1
+
+    # -- one order (the CA side and what both modes record) ------------------------------------
+
+    def place(self, cert: Cert, action: Action, observed: ObservedSecret | None,
+              now: datetime) -> tuple[datetime, bool]:
+        """Place the order: (when it ends, whether it sends `replaces`)."""
+        d = action.desired
+        sends = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed) is not None
+        self.book.order_placed(d.secret.namespace, now, sends)
+        self.result.orders += 1
+        duration = timedelta(seconds=self.rng.uniform(*self.c.order_seconds))
+        return now + duration, sends
+
+    def finish(self, cert: Cert, action: Action, observed: ObservedSecret | None,
+               placed_at: datetime, now: datetime, sends: bool) -> OrderResult:
+        """The CA's side of an order placed at `placed_at` that ends at `now`, and the records
+        written (app.renewal_pass.store); returns the outcome for core.after_order."""
+        hosts = action.desired.spec.hosts
+        replaces = observed.certificate if sends and observed is not None else None
+        exempt = self.ca.exempt(replaces, hosts)
+        if sends and not exempt:  # alreadyReplaced: the code would order again without it
+            raise AssertionError(f"{cert.desired.secret}: replaces names a replaced certificate")
+        if self.ca_down(placed_at) or self.ca_down(now):
+            self.result.outage_failures += 1
+            return OrderResult(False, AcmeCaUnavailable("CA unavailable"), outage=True)
+        if self.ca.refuses(hosts, placed_at, exempt):
+            self.result.ca_refusals += 1
+            return OrderResult(False, AcmeRateLimited("rateLimited", None))
+        if not exempt:
+            self.ca.counted_orders.append(placed_at)
+            self.counted_orders.append(placed_at)
+            self.result.counted_orders += 1
+        if self.rng.random() < self.c.order_failure:
+            self.result.failed_orders += 1
+            host = hosts[self.rng.randrange(len(hosts))]
+            self.ca.failed.setdefault(host, []).append(now)
+            return OrderResult(False, ChallengeFailed(host, "http-01", Problem(
+                "urn:ietf:params:acme:error:unauthorized")))
+        old = cert.info
+        info = self._issue_info(hosts, cert.lifetime, now)
+        self.ca.issued(hosts, now, exempt, replaces)
+        self._write_record(cert, info, now, sends)
+        self.result.renewals += 1
+        code = action.reason.code
+        self.result.renewals_by_reason[str(code)] = \
+            self.result.renewals_by_reason.get(str(code), 0) + 1
+        if now >= old.not_after and not cert.expired:
+            cert.expired = True
+            self.result.expired += 1
+        if (now - old.not_before) < old.lifetime / 3 and code not in EARLY_OK:
+            self.result.early_renewals += 1
+        if cert.changed_at is not None and tuple(info.sans) == cert.desired.spec.hosts:
+            self.host_hours.append((now - cert.changed_at) / timedelta(hours=1))
+            cert.changed_at = None
+        if cert.revoked_at is not None:
+            self.revocation_hours.append((now - cert.revoked_at) / timedelta(hours=1))
+            cert.revoked_at = None
+        cert.info, cert.window, cert.known, cert.hold = info, _ca_window(info), None, None
+        return OrderResult(True)
+
+    def follow_up(self, cert: Cert, observed: ObservedSecret | None, result: OrderResult,
+                  now: datetime, can_keep: bool = False) -> None:
+        """core.after_order's decision carried out as app.renewal_pass.record_follow_up does."""
+        follow = after_order(replace(result, placed=True, can_keep=can_keep))
+        ref = cert.desired.secret
+        if follow.failed_authz:
+            self.book.authz_failed(follow.failed_authz, now)
+        if follow.backoff is Backoff.CLEAR:
+            self.book.succeeded(ref)
+        elif follow.backoff is Backoff.COUNT:
+            self.book.failed(ref, observed, now, str(result.error))
+        cert.quiet_until = None
+
+    # -- events of the world --------------------------------------------------------------------
+
+    def change_hosts(self, cert: Cert, now: datetime) -> None:
+        spec = cert.desired.spec
+        domain = ratelimit.registered_domain(spec.hosts[0])
+        fresh = f"n{self.rng.randrange(10**9)}.{domain}"
+        hosts = (*spec.hosts, fresh) if self.rng.random() < 0.5 else (fresh,)
+        cert.desired = replace(cert.desired, spec=replace(spec, hosts=tuple(sorted(hosts))))
+        if cert.changed_at is None:
+            cert.changed_at = now
+        cert.quiet_until = None
+        self.result.host_changes += 1
+
+    def revoke(self, now: datetime) -> list[Cert]:
+        chosen = self.rng.sample(self.certs, min(self.c.revoked, len(self.certs)))
+        for cert in chosen:
+            cert.window = RenewalWindow(now - timedelta(hours=1), now, cert.info.ari_cert_id)
+            cert.revoked_at = now
+            cert.quiet_until = None
+        self.result.revoked = len(chosen)
+        return chosen
+
+    def world_events(self) -> list[tuple[datetime, str]]:
+        c, rng = self.c, self.rng
+        events: list[tuple[datetime, str]] = []
+        t = START
+        while c.host_changes_per_day > 0:
+            t += timedelta(days=rng.expovariate(c.host_changes_per_day))
+            if t >= self.end:
+                break
+            events.append((t, "hosts"))
+        if c.revocation_day < c.days:
+            events.append((START + timedelta(days=c.revocation_day), "revoke"))
+        return events
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def report(self) -> SimResult:
+        r = self.result
+        for cert in self.certs:
+            if cert.info.not_after <= self.end and not cert.expired:
+                cert.expired = True
+                r.expired += 1
+        r.peak_counted_orders_per_3h = _peak(self.counted_orders,
+                                             self.limits.orders_per_account_window)
+        r.max_domain_counted_per_7d = max(
+            (_peak(times, self.limits.certs_per_domain_window)
+             for times in self.ca.per_domain.values()), default=0)
+        pending = [c for c in self.certs if c.changed_at is not None]
+        r.host_changes_never_served = len(pending)
+        r.host_changes_served_within_a_day = sum(1 for h in self.host_hours if h <= 24)
+        r.host_change_hours_max = round(max(
+            [*self.host_hours, *((self.end - c.changed_at) / timedelta(hours=1)
+                                 for c in pending if c.changed_at is not None)], default=0.0), 2)
+        r.revocation_not_replaced = sum(1 for c in self.certs if c.revoked_at is not None)
+        hours = self.revocation_hours
+        r.revocation_hours_median = round(statistics.median(hours), 2) if hours else 0.0
+        r.revocation_hours_max = round(max(hours, default=0.0), 2)
+        return r
+
+
+class ControllerSim(Simulation):
+    """`certbotk8s controller`: wake-ups, the ARI refresher, a bounded order pool."""
+
+    def __init__(self, config: SimConfig) -> None:
+        super().__init__(config)
+        self.heap: list[tuple[datetime, int, str, int, int]] = []
+        self.seq = 0
+        self.queue: deque[int] = deque()
+        self.free = config.workers
+        self.reader_free = START  # the ARI refresher reads one certificate after another
+        self.gate_until: datetime | None = None  # the CA gate: orders held until then
+        self.gate_waiters: set[int] = set()
+        self.running: dict[int, tuple[Action, ObservedSecret | None, datetime, bool]] = {}
+
+    def push(self, at: datetime, kind: str, index: int = -1, version: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (at, self.seq, kind, index, version))
+
+    def wake(self, cert: Cert, at: datetime) -> None:
         cert.version += 1
-        heapq.heappush(events, (at, cert.index, cert.version))
+        self.push(at, "wake", cert.index, cert.version)
 
-    def read_ari(cert: Cert, now: datetime) -> RenewalWindow | None:
-        assert cert.info is not None
-        if rng.random() < config.ari_unavailable:
-            return None  # unreachable: the persisted moment or the fallback decides
-        if rng.random() < config.ari_malformed:
-            return RenewalWindow(cert.info.not_before - timedelta(days=1),
-                                 cert.info.not_after + timedelta(days=1), cert.info.ari_cert_id)
-        return cert.window
+    def ari_read(self, cert: Cert, at: datetime) -> None:
+        """Ask for `cert`'s window at `at`: the refresher reads one after another."""
+        if at > self.now:
+            self.push(at, "ari-later", cert.index)
+            return
+        slot = max(self.now, self.reader_free)
+        self.reader_free = slot + timedelta(seconds=self.c.ari_read_seconds)
+        self.push(slot, "ari", cert.index)
 
-    def plan_next(cert: Cert, now: datetime) -> None:
-        assert cert.info is not None
-        decided = renewal_time(cert.info, cert.renew_before, read_ari(cert, now), cert.moment)
-        cert.moment = decided.moment or cert.moment  # persisted on the Secret
-        at = max(decided.at, now)
-        if cert.failure.waiting(now):
-            assert cert.failure.next_attempt is not None
-            at = max(at, cert.failure.next_attempt)
-        schedule(cert, at)
+    def start(self) -> None:
+        """Start or restart: memory gone, records and ledger read back, everything planned and
+        every ARI window asked again."""
+        self.records = Records(self.store, save_every=0.0)
+        self.records.load()
+        self.book = self._book()
+        self.queue.clear()
+        self.gate_until, self.gate_waiters = None, set()
+        for cert in self.certs:
+            cert.known, cert.hold = None, None
+            if cert.index not in self.running:
+                cert.busy = False
+            self.wake(cert, self.now)
+            self.ari_read(cert, self.now)
 
-    for cert in certs:  # a burst on day 0 (the budget must spread it), the rest over weeks
-        at = START + timedelta(seconds=cert.index) if rng.random() < config.burst_share \
-            else START + timedelta(days=config.onboard_days) * rng.random()
-        schedule(cert, at)
+    def run(self) -> SimResult:
+        c = self.c
+        for at, what in self.world_events():
+            self.push(at, what)
+        restart = START + c.restart_every
+        while restart < self.end:
+            self.push(restart, "restart")
+            restart += c.restart_every
+        for day, hours in c.outages:
+            self.push(START + timedelta(days=day, hours=hours) + c.probe_after, "ca-back")
+        self.start()
+        while self.heap:
+            at, _, kind, index, version = heapq.heappop(self.heap)
+            if at >= self.end:
+                break
+            self.now = at
+            if kind == "wake":
+                cert = self.certs[index]
+                if version == cert.version:
+                    self.reconcile(cert)
+            elif kind == "ari":
+                self.read_window(self.certs[index])
+            elif kind == "ari-later":
+                self.ari_read(self.certs[index], at)
+            elif kind == "done":
+                self.order_done(index)
+            elif kind == "hosts":
+                cert = self.rng.choice(self.certs)
+                self.change_hosts(cert, at)
+                self.wake(cert, at)  # the informer's event
+            elif kind == "revoke":
+                for cert in self.revoke(at):  # seen at each one's next read of its window
+                    self.ari_read(cert, at + self.c.retry_after * self.rng.uniform(0, 1.2))
+            elif kind == "restart":
+                self.result.restarts += 1
+                self.start()
+            elif kind == "ca-back":
+                self.gate_until = None
+                for i in sorted(self.gate_waiters):
+                    self.wake(self.certs[i], at)
+                self.gate_waiters = set()
+        return self.report()
 
-    incident_done = False
-    while events:
-        now, index, version = heapq.heappop(events)
-        if now >= end:
-            break
-        if not incident_done and now >= incident:
-            incident_done = True
-            for cert in certs:  # the CA asks some certificates to renew at once (revocation)
-                if cert.info is not None and rng.random() < config.incident_share:
-                    cert.window = RenewalWindow(incident - timedelta(hours=1),
-                                                incident, cert.info.ari_cert_id)
-                    plan_next(cert, incident)
-        cert = certs[index]
-        if version != cert.version:
-            continue  # superseded
-        info = cert.info
-        why = "issue"
-        if info is not None:
-            decided = renewal_time(info, cert.renew_before, read_ari(cert, now), cert.moment)
-            cert.moment = decided.moment or cert.moment
-            why = str(decided.reason.code)
-            if now < decided.at:  # the moment moved (window refreshed): wait for it
-                schedule(cert, decided.at)
+    def read_window(self, cert: Cert) -> None:
+        """The ARI refresher reads this certificate's window; during an outage it gets no
+        answer and asks again when the CA is back."""
+        if self.now >= cert.info.not_after:
+            return  # core.ari_timing.worth_reading
+        back = self.ca_down(self.now)
+        if back is not None:
+            self.ari_read(cert, back)
+            return
+        # Reads in between change nothing (a window stays until the CA moves it, which the
+        # refresher sees at the next read: within one Retry-After, see `run`).
+        changed = cert.known != cert.window
+        cert.known = cert.window
+        if changed:
+            self.wake(cert, self.now)
+
+    def reconcile(self, cert: Cert) -> None:
+        """app.reconciler.Reconciler._handle for one certificate."""
+        if cert.busy:
+            return
+        ref = cert.desired.secret
+        observed = self.observed(cert)
+        action = self.plan_one(cert, observed, cert.known)
+        if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR):
+            assert action.next_renewal is not None
+            if action.annotations:
+                self.records.update(ref, dict(action.annotations))
+            self.wake(cert, action.next_renewal)
+            return
+        down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
+            if self.gate_until is not None else ()
+        found = lifecycle.waits(lifecycle.OrderFacts(
+            ref, failure=self.book.failure_state(ref, observed, self.now), hold=cert.hold,
+            down=down), self.now)
+        wake = lifecycle.wake_at(found)
+        if wake is not None:
+            self.wake(cert, wake)
+        if not found:
+            self.submit(cert)
+        elif found[0].kind is lifecycle.WaitKind.CA_DOWN:
+            self.gate_waiters.add(cert.index)
+
+    def submit(self, cert: Cert) -> None:
+        cert.busy = True
+        if self.free > 0:
+            self.free -= 1
+            self.take(cert)
+        else:
+            self.queue.append(cert.index)
+
+    def take(self, cert: Cert) -> None:
+        """app.order_runner.OrderRunner._order: decided again on the Secret as it is now."""
+        ref = cert.desired.secret
+        observed = self.observed(cert)
+        fresh = self.plan_one(cert, observed, cert.known)
+        due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
+        hold = self.check(fresh, observed, self.now) if due else None
+        down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
+            if self.gate_until is not None else ()
+        wait = lifecycle.why_wait(lifecycle.OrderFacts(
+            ref, failure=self.book.failure_state(ref, observed, self.now), hold=hold,
+            down=down, due=due), self.now)
+        if wait is None:
+            cert.hold = None
+            ends, sends = self.place(cert, fresh, observed, self.now)
+            self.running[cert.index] = (fresh, observed, self.now, sends)
+            self.push(ends, "done", cert.index)
+            return
+        if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+            assert hold is not None
+            cert.hold = hold
+            self.count_hold(cert, fresh, observed, self.now)
+        self.release(cert)
+        self.wake(cert, self.now)  # the job's end wakes the loop
+
+    def release(self, cert: Cert) -> None:
+        cert.busy = False
+        while self.queue:
+            nxt = self.certs[self.queue.popleft()]
+            if nxt.busy:
+                self.take(nxt)
+                return
+        self.free += 1
+
+    def order_done(self, index: int) -> None:
+        cert = self.certs[index]
+        action, observed, placed_at, sends = self.running.pop(index)
+        result = self.finish(cert, action, observed, placed_at, self.now, sends)
+        if result.outage and self.gate_until is None:
+            self.gate_until = self.ca_down(self.now) or self.ca_down(placed_at)
+        if result.outage:
+            self.gate_waiters.add(index)
+        self.follow_up(cert, observed, result, self.now, can_keep=True)
+        if result.ok:
+            self.ari_read(cert, self.now)  # a new certificate: its window is asked at once
+        self.release(cert)
+        self.wake(cert, self.now)
+
+
+class CronJobSim(Simulation):
+    """`certbotk8s renew --once` as a CronJob: app.renewal_pass.run_pass every `cron_every`."""
+
+    def run(self) -> SimResult:
+        c = self.c
+        world = sorted(self.world_events())
+        at = START + timedelta(minutes=23)
+        while at < self.end:
+            while world and world[0][0] <= at:
+                when, what = world.pop(0)
+                if what == "hosts":
+                    self.change_hosts(self.rng.choice(self.certs), when)
+                else:
+                    self.revoke(when)
+            self.one_run(at)
+            at += c.cron_every
+        return self.report()
+
+    def one_run(self, started: datetime) -> None:
+        c, r = self.c, self.result
+        r.cron_runs += 1
+        deadline = started + c.cron_deadline
+        self.records = Records(self.store, save_every=0.0)
+        self.records.load()
+        self.book = self._book()
+        now = started
+        # survey: every managed certificate's ARI window, one after another
+        ari: dict[SecretRef, RenewalWindow] = {}
+        down = self.ca_down(now) is not None
+        for cert in self.certs:
+            if now < cert.info.not_after:
+                now += timedelta(seconds=c.ari_read_seconds)
+                if self.ca_down(now) is None:
+                    ari[cert.desired.secret] = cert.window
+        if now >= deadline:
+            r.cron_runs_with_due_work_left += 1
+            r.cron_run_seconds_max = c.cron_deadline.total_seconds()
+            return
+        planned = [cert for cert in self.certs
+                   if cert.quiet_until is None or cert.quiet_until <= now]
+        observed = {cert.desired.secret: self.observed(cert) for cert in planned}
+        actions = plan([cert.desired for cert in planned], observed, now,
+                       {ref: ari[ref] for ref in observed if ref in ari})
+        snapshot = self.records.snapshot()
+        self.book.set_issued(snapshot, now)  # once per run, as run_pass does
+        checked = self.book.check
+        left = False
+        for action in by_urgency(actions, observed, now):
+            cert = self.certs[self.by_ref[action.desired.secret]]
+            seen = observed[action.desired.secret]
+            if action.kind is ActionKind.NOTHING:
+                assert action.next_renewal is not None
+                if action.annotations:
+                    self.records.update(action.desired.secret, dict(action.annotations))
+                cert.quiet_until = action.next_renewal
                 continue
-        if cert.failure.waiting(now):
-            assert cert.failure.next_attempt is not None
-            schedule(cert, cert.failure.next_attempt)
-            continue
-        replaces = info is not None
-        hold = client.check(cert, now, replaces)
-        if hold is not None:
-            holds += 1
-            # Waiters on one exhausted limit wake one slot apart (the rate the limit refills
-            # at), not all at `until` (a herd that is held again, all but one).
-            queued = waiting.get((hold.limit, hold.key, hold.until), 0)
-            waiting[(hold.limit, hold.key, hold.until)] = queued + 1
-            schedule(cert, hold.until + _slot(config.limits, hold.limit) * queued)
-            continue
-        orders += 1
-        cert.orders += 1
-        client.ordered(cert, now, replaces)
-        if not ca.new_order(cert.hosts, now, replaces):
-            cert.failure = after_failure(cert.failure, now, "refused", 1.0,
-                                         info.not_after if info else None)
-            schedule(cert, cert.failure.next_attempt or now)
-            continue
-        if rng.random() < config.order_failure:
-            failed_orders += 1
-            host = cert.hosts[rng.randrange(len(cert.hosts))]
-            ca.authz_failed(host, now)
-            client.authz_failed(host, now)
-            cert.failure = after_failure(cert.failure, now, "challenge failed",
-                                         rng.uniform(*JITTER), info.not_after if info else None)
-            assert cert.failure.next_attempt is not None
-            schedule(cert, cert.failure.next_attempt)
-            continue
-        if info is not None:
-            cert.renewals += 1
-            if now >= info.not_after:
-                expired += 1
-            fraction = (now - info.not_before) / info.lifetime
-            fractions.append(fraction)
-            reasons[why] = reasons.get(why, 0) + 1
-            if why == "InsideAriWindow":
-                by_ari.append(fraction)
-            if fraction > 0.9 + 1e-9:
-                after_floor += 1
-            window = cert.window
-            if window is not None and window.start <= now <= window.end and window.end > \
-                    window.start:
-                q = min(3, int(4 * (now - window.start) / (window.end - window.start)))
-                quarters[q] += 1
-        ca.issued(cert.hosts, now, replaces)
-        client.issued_for(cert, now, replaces)
-        serial += 1
-        cert.info = CertificateInfo(cert.hosts, now, now + cert.lifetime, f"{serial:x}",
-                                    KeyType.ECDSA_P256, f"aki.{serial:x}")
-        cert.window = _ca_window(cert.info)
-        cert.moment = None  # the old window and moment are dropped with the old certificate
-        cert.failure = FailureState()
-        plan_next(cert, now)
+            if action.kind not in (ActionKind.ISSUE, ActionKind.RENEW):
+                continue
+            if now >= deadline:
+                left = True
+                break
+            ref = action.desired.secret
+            wait = lifecycle.why_wait(lifecycle.OrderFacts(
+                ref, failure=self.book.failure_state(ref, seen, now),
+                hold=checked(action, seen, now),
+                down=(lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),)
+                if down else ()), now)
+            if wait is not None:
+                if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+                    self.count_hold(cert, action, seen, now)
+                continue
+            ends, sends = self.place(cert, action, seen, now)
+            if ends > deadline:  # killed mid-order: placed, never finished
+                now, left = deadline, True
+                break
+            result = self.finish(cert, action, seen, now, ends, sends)
+            now = ends
+            if result.outage:
+                down = True  # app.pass_outages: held for the rest of the run
+            self.follow_up(cert, seen, result, now)
+        if left:
+            r.cron_runs_with_due_work_left += 1
+        r.cron_run_seconds_max = max(r.cron_run_seconds_max, (now - started).total_seconds())
 
-    expired += sum(1 for c in certs if c.info is not None and c.info.not_after <= end)
-    never_issued = sum(1 for c in certs if c.info is None)
-    per_cert = [c.orders for c in certs]
-    deciles = statistics.quantiles(fractions, n=10) if len(fractions) > 1 else []
-    return SimResult(
-        certificates=config.certificates, days=config.days, orders=orders,
-        orders_per_certificate={"mean": round(statistics.fmean(per_cert), 2),
-                                "min": min(per_cert), "max": max(per_cert)},
-        renewals=sum(c.renewals for c in certs), failed_orders=failed_orders, holds=holds,
-        expired=expired, never_issued=never_issued, limit_breaches=ca.breaches,
-        renewal_fraction_earliest=round(min(fractions, default=0.0), 4),
-        renewal_fraction_latest=round(max(fractions, default=0.0), 4),
-        renewal_fraction_deciles=[round(d, 3) for d in deciles],
-        renewal_fraction_deciles_by_ari=[round(d, 3) for d in statistics.quantiles(by_ari, n=10)]
-        if len(by_ari) > 1 else [],
-        renewals_by_reason=reasons,
-        renewals_in_ari_window_quarters=quarters, after_floor=after_floor,
-    )
+
+def simulate(config: SimConfig) -> SimResult:
+    sim: Simulation = CronJobSim(config) if config.mode == CRONJOB else ControllerSim(config)
+    assert isinstance(sim, (ControllerSim, CronJobSim))
+    return sim.run()
 
 
 def as_json(result: SimResult) -> dict[str, object]:
     return dict(vars(result))
 
 
-__all__ = ["SimConfig", "SimResult", "as_json", "simulate"]
+__all__ = ["CONTROLLER", "CRONJOB", "SimConfig", "SimResult", "as_json", "simulate"]

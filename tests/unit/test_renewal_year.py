@@ -1,21 +1,38 @@
-"""A smaller run of the fleet simulation (tests/renewal_sim.py): no expiry, no limit breach,
-renewals spread across the ARI windows, failures retried, a CA incident absorbed."""
+"""A smaller run of the fleet simulation (tests/renewal_sim.py) through the real plan, records,
+budget and lifecycle, in both modes: no expiry, no limit breach, no hold the CA would accept,
+host changes served within a day (the CronJob: within three runs), the mass revocation
+replaced."""
 
 from __future__ import annotations
 
-from tests.renewal_sim import SimConfig, simulate
+import pytest
+
+from tests.renewal_sim import CONTROLLER, CRONJOB, SimConfig, simulate
+
+QUARTER = SimConfig(certificates=500, days=91, revocation_day=45, revoked=100,
+                    outages=((20.0, 6.0), (65.0, 6.0)), host_changes_per_day=1.0)
 
 
-def test_a_fleet_for_ninety_days_never_expires_and_never_breaches_a_limit() -> None:
-    # 360 sources at once: more than the account's 300 new orders per 3 hours
-    result = simulate(SimConfig(certificates=400, days=90, domains=20, incident_day=45,
-                                order_failure=0.05, burst_share=0.9))
-    assert result.expired == 0 and result.never_issued == 0
-    assert result.limit_breaches == 0
-    assert result.failed_orders > 0 and result.renewals > result.certificates
-    assert result.after_floor == 0 and result.renewal_fraction_latest <= 0.9
-    # spread: every quarter of the windows gets a fair share of the renewals made in them
-    quarters = result.renewals_in_ari_window_quarters
-    assert min(quarters) > sum(quarters) / 4 * 0.7, quarters
-    # the day-0 burst and the greedy namespace met the budget, and it held them back
-    assert result.holds > 0
+@pytest.mark.parametrize("mode", [CONTROLLER, CRONJOB])
+def test_a_quarter_year_of_500_certificates_never_expires_nor_breaches(mode: str) -> None:
+    result = simulate(SimConfig(**{**vars(QUARTER), "mode": mode}))
+    assert result.expired == 0
+    assert result.ca_refusals == 0 and result.holds_ca_would_accept == 0
+    assert result.early_renewals == 0
+    assert result.max_domain_counted_per_7d <= result.domain_limit
+    assert result.peak_counted_orders_per_3h <= result.orders_per_3h_limit
+    assert result.host_changes > 0 and result.host_changes_never_served == 0
+    assert result.revoked == 100 and result.revocation_not_replaced == 0
+    # the world happened: failed challenges retried, a CA outage met, the 6-day certificates
+    # renewed many times over
+    assert result.failed_orders > 0 and result.renewals > 3 * result.certificates
+    if mode == CONTROLLER:
+        assert result.restarts == 12 and result.outage_failures > 0
+        assert result.revocation_hours_max <= 12
+        assert result.host_changes_served_within_a_day == result.host_changes
+    else:
+        assert result.cron_runs == 182
+        # a run orders each certificate once: a failed challenge waits for the next run
+        # (12 h), so a host change whose first two orders failed takes up to three runs
+        assert result.host_changes_served_within_a_day >= result.host_changes - 2
+        assert result.host_change_hours_max <= 3 * 12 + 1
