@@ -150,6 +150,9 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
                 order_id = orders[name].rstrip("/").rsplit("/", 1)[-1]
                 assert any(f"for order {order_id}" in line and serial.lstrip("0") in line
                            for line in pebble_log.splitlines()), name
+                # Events are posted from the controller's queue: wait for it, then exactly one
+                wait_for(functools.partial(_events, admin_api, namespace, "Issued", name), 20,
+                         f"Issued Event for {name}")
                 assert len(_events(admin_api, namespace, "Issued", name)) == 1
             # A gave up before B took over: A never answered a challenge, holds no order, and
             # logged the abandonment before B logged its leadership.
@@ -159,9 +162,11 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
             # The cause, while A is still cut off: on the Lease, B's Event names whom it took
             # over from and why; A's metrics and /readyz say it stepped down and cannot reach
             # the API server.
-            took = _events(admin_api, "certbotk8s", "LeaderElection", lease)
-            assert any(e.message == "successor became the leader: took over from cut-off, "
-                       "whose Lease was not renewed for 3s" for e in took), took
+            took = wait_for(lambda: [
+                e for e in _events(admin_api, "certbotk8s", "LeaderElection", lease)
+                if e.message == "successor became the leader: took over from cut-off, "
+                "whose Lease was not renewed for 3s"], 20, "B's LeaderElection Event")
+            assert took
             assert a.value("certbotk8s_leadership_lost_total") == 1
             assert a.value("certbotk8s_kube_api_reachable") == 0
             assert "API server: unreachable for" in a.get("/readyz")[1]

@@ -36,7 +36,7 @@ DROPPED_REASON = "EventsDropped"
 class EventBudget:
     window: float = 60.0
     per_namespace: int = 60
-    per_source: int = 10
+    per_source: int = 25  # the problems of one source and pass (10 and a summary) fit twice
     capacity: int = 1000
 
 

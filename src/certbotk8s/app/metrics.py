@@ -11,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from prometheus_client import (
@@ -245,16 +246,19 @@ class Metrics:
                 self._set(row)
             self._rows = fresh
 
-    def mark_failed(self, namespace: str, name: str, failures: int) -> None:
+    def mark_failed(self, namespace: str, name: str, failures: int,
+                    next_attempt: datetime | None = None) -> None:
         """An attempt for Secret namespace/name just failed: count it, and a certificate that
-        never arrived is now Ready False (without waiting for the next reconcile)."""
+        never arrived is now Ready False, its next attempt the renewal time (without waiting
+        for the next reconcile, which would say the same)."""
         with self._rows_lock:
             for key, row in list(self._rows.items()):
                 if (row.namespace, row.name) != (namespace, name) or not row.issuer:
                     continue
                 condition = readiness.FALSE if row.condition == readiness.UNKNOWN \
                     else row.condition
-                self._rows[key] = replace(row, condition=condition, failures=failures)
+                self._rows[key] = replace(row, condition=condition, failures=failures,
+                                          renewal=next_attempt or row.renewal)
                 self._set(self._rows[key])
 
     def _set(self, row: CertificateRow) -> None:

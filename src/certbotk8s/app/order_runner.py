@@ -350,7 +350,8 @@ class OrderRunner:
                 failure = self.book.failure_state(action.desired.secret, None)
                 # Ready False now for a certificate that never arrived, not at the next pass.
                 self.metrics.mark_failed(action.desired.secret.namespace,
-                                         action.desired.secret.name, failure.failures)
+                                         action.desired.secret.name, failure.failures,
+                                         failure.next_attempt)
                 if failure.next_attempt is not None:
                     self.schedule.at(action.desired.secret, failure.next_attempt)
 
