@@ -122,3 +122,15 @@ def test_stored_entries_that_are_not_records_are_skipped() -> None:
     assert records.ref_of("team-a.web-tls.v2") == SecretRef("team-a", "web-tls.v2")
     assert records.ref_of("no-dot") is None
     assert records.shard_of(A) == records.shard_of(SecretRef("team-a", "web-tls"))
+
+
+def test_written_behind_nothing_is_saved_on_the_changing_thread() -> None:
+    """The controller's records: an order worker never waits for a shard write; the owner's
+    periodic flush saves the burst at once."""
+    store = FakeRecordStore()
+    kept = Records(store, save_every=0, write_behind=True)
+    kept.update(A, {secret_meta.HOSTS: "a.example.com"})
+    kept.replace(B, {secret_meta.HOSTS: "b.example.com"})
+    assert store.saves == 0
+    kept.flush(force=True)
+    assert store.saves == 1 and set(store.records) == {A, B}

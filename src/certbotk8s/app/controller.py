@@ -113,6 +113,8 @@ class Controller:
         self.schedule.every("ari", self.ari.refresh, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=10))
         # ledger records a burst left unwritten (writes are throttled), off the reconcile thread
+        # The records and the ledger, written behind (a burst's changes coalesce: one write per
+        # shard touched in 5 s; a kill loses at most that much, rebuilt or re-counted later).
         self.schedule.every("ledger", self._flush_memory, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=5))
         self._loop = threading.Thread(target=self._reconcile_loop, daemon=True,

@@ -55,7 +55,8 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         config, api, tokens=tokens, observer=metrics.observe_acme,
         account_metric=metrics.account_recovery,
         queued_events=lambda events: QueuedEventRecorder(
-            events, on_drop=metrics.count_event_dropped))
+            events, on_drop=metrics.count_event_dropped),
+        write_behind=True)
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}
     elector = LeaseElector(

@@ -32,8 +32,14 @@ class RecordStore(Protocol):
 
 
 class Records:
-    def __init__(self, store: RecordStore | None = None, *, save_every: float = 1.0) -> None:
+    def __init__(self, store: RecordStore | None = None, *, save_every: float = 1.0,
+                 write_behind: bool = False) -> None:
+        """`write_behind`: changes are saved only by `flush` calls of the owner (the controller
+        flushes every second from its scheduler), never on the thread that made them (an order
+        worker must not wait for a shard write); otherwise each change flushes when the
+        throttle allows (a CronJob run)."""
         self._store = store
+        self._write_behind = write_behind
         self._throttle = WriteThrottle(save_every)
         self._lock = threading.RLock()
         self._table: dict[SecretRef, dict[str, str]] = {}
@@ -108,19 +114,23 @@ class Records:
             if record != before:
                 self._table[ref] = record
                 self._dirty.add(ref)
-        self.flush()
+        self._changed()
 
     def replace(self, ref: SecretRef, record: Mapping[str, str]) -> None:
         with self._lock:
             self._table[ref] = dict(record)
             self._dirty.add(ref)
-        self.flush()
+        self._changed()
 
     def remove(self, ref: SecretRef) -> None:
         with self._lock:
             if self._table.pop(ref, None) is not None:
                 self._dirty.add(ref)
-        self.flush()
+        self._changed()
+
+    def _changed(self) -> None:
+        if not self._write_behind:
+            self.flush()
 
     def flush(self, force: bool = False) -> None:
         if self._store is None:

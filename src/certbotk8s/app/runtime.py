@@ -60,10 +60,12 @@ class Runtime:
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
                   observer: RequestObserver | None = None,
                   account_metric: AccountMetric | None = None,
-                  queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None
-                  ) -> Runtime:
+                  queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None,
+                  write_behind: bool = False) -> Runtime:
     """`queued_events`: post Events off the order path through the queue it builds around the
-    recorder (the controller); None posts them synchronously (one-shot commands)."""
+    recorder (the controller); None posts them synchronously (one-shot commands).
+    `write_behind`: the certificate records are saved by the owner's periodic flush, never on
+    the thread that changed them (the controller)."""
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
@@ -85,6 +87,7 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
             AccountEvents(events, config.controller_namespace, account_metric)),
         solvers=SolverFactory(config, secrets, tokens, routing),
         ledger=KubeLedger(api, config.controller_namespace),
-        records=Records(KubeRecordStore(api, config.controller_namespace)),
+        records=Records(KubeRecordStore(api, config.controller_namespace),
+                        write_behind=write_behind),
     )
     return Runtime(config, api, deps, tokens, routing, queue)
