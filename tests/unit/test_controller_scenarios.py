@@ -353,3 +353,17 @@ def test_a_write_the_api_server_never_answered_is_retried_without_a_new_order() 
     controller.settle()
     assert world.cluster.writes == [ref]
     assert len(world.acme.orders) == 1
+
+
+def test_after_a_restart_every_wanted_certificate_has_its_ari_windows_read() -> None:
+    """The ARI refresher asks the CA about the Secrets that have a state: a restarted controller
+    must give one to a certificate it did not order itself (else no ARI window is ever read for
+    it and a moved window is missed; seen in the compressed-time lab run)."""
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    first = FakeController(world)
+    first.settle()
+    assert world.cluster.serial(ref) is not None
+    restarted = first.restart()
+    restarted.reconcile()
+    assert restarted.states.get(ref) is not None

@@ -44,6 +44,12 @@ class StateTable:
         with self.lock:
             return self._states.setdefault(ref, CertState())
 
+    def track(self, ref: SecretRef) -> None:
+        """`ref` is wanted by a source: it has a state from now on (the ARI refresher asks the
+        CA about the Secrets that have one; a Secret dropped by `drop` is asked no more)."""
+        with self.lock:
+            self._states.setdefault(ref, CertState())
+
     def view(self, ref: SecretRef) -> CertState:
         """A copy of `ref`'s state as it is now (read without racing the writers)."""
         with self.lock:

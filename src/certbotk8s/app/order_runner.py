@@ -253,6 +253,8 @@ class OrderRunner:
             unwritten=due and self._unwritten_usable(fresh, now)), now)
         if due:
             first = job.actions[0] = fresh
+        if wait is not None and wait.kind is not lifecycle.WaitKind.NO_LONGER_DUE:
+            log.info("%s: no order now: %s", ref, wait)  # why it waits (core.lifecycle)
         if wait is None:
             self._place(job, observed, now)
         elif wait.kind is lifecycle.WaitKind.UNWRITTEN_PENDING:

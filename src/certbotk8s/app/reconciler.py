@@ -77,6 +77,7 @@ class Reconciler:
 
     def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
         ref = action.desired.secret
+        self.states.track(ref)  # a wanted Secret: the ARI refresher reads its windows
         info = observed.certificate if observed is not None else None
         leading = self._leading()
         if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
