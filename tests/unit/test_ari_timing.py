@@ -114,7 +114,7 @@ def _refresher(info: CertificateInfo, retry_after: float | None,
     engine = Engine(AriReading(_window(info), retry_after))
     deps = cast(Any, type("Deps", (), {"issuers": Issuers(engine), "config": make_config()}))
     states = StateTable()
-    states.of(d.secret)
+    states.track(d.secret)
     refresher = AriRefresher(deps, cast(Any, Watch(observed_for(d, info))), states,
                              threading.Event())
     return refresher, engine, states

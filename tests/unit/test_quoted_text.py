@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -84,15 +83,6 @@ def test_event_recorder_escapes_and_caps_whatever_it_is_given() -> None:
                     FORGED + "y" * 5000)
     message = posted[0]["message"]
     assert _plain(message) and len(message.encode()) <= MESSAGE_LIMIT
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_plain_log_lines_cannot_be_forged_or_grown(

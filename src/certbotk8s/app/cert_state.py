@@ -39,11 +39,6 @@ class StateTable:
         with self.lock:
             return self._states.get(ref)
 
-    def of(self, ref: SecretRef) -> CertState:
-        """The state of `ref`, created empty when there is none."""
-        with self.lock:
-            return self._states.setdefault(ref, CertState())
-
     def track(self, ref: SecretRef) -> None:
         """`ref` is wanted by a source: it has a state from now on (the ARI refresher asks the
         CA about the Secrets that have one; a Secret dropped by `drop` is asked no more)."""
