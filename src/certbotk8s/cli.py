@@ -207,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
-                   run: Callable[[Runtime], PassReport]) -> PassReport | None:
+                   run: Callable[[Runtime], PassReport],
+                   namespaces: Sequence[str] = ()) -> PassReport | None:
     """Run `run` with this process answering HTTP-01 (tokens shared when asked); None when the
     HTTP-01 port cannot be bound (the error is printed)."""
     shared: KubeTokenStore | None = None
@@ -215,7 +216,7 @@ def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
         shared = KubeTokenStore(api, config.controller_namespace)
         shared.start()
     try:
-        runtime = build_runtime(config, api, tokens=shared)
+        runtime = build_runtime(config, api, tokens=shared, namespaces=namespaces)
         http01 = config.solver.http01
         try:
             responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
@@ -245,7 +246,7 @@ def _progress(line: str) -> None:
 def _renew(config: Config, args: argparse.Namespace) -> int:
     api = _api_client(args)
     report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
-        runtime.deps, args.namespace, progress=_progress))
+        runtime.deps, args.namespace, progress=_progress), args.namespace)
     if report is None:
         return EXIT_FAILED
     summary = pass_summary(report)

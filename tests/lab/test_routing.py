@@ -1,4 +1,5 @@
-"""HTTP-01 routing objects (Ingress, VirtualService, HTTPRoute) on the lab kube-apiserver."""
+"""HTTP-01 routing objects (Ingress, VirtualService, HTTPRoute) in the controller namespace
+(`routeNamespace: controller`) on the lab kube-apiserver."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from certbotk8s.core.errors import (
     ChallengeFailed,
     Http01SolverError,
     KubeError,
-    KubeForbidden,
 )
 from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
@@ -56,7 +56,8 @@ def admin(admin_api: client.ApiClient) -> client.ApiClient:
 
 @pytest.fixture
 def publisher(admin: client.ApiClient, own_ns: str) -> KubeRoutingPublisher:
-    return KubeRoutingPublisher(admin, own_ns, solver_service="solver", solver_port=8089)
+    return KubeRoutingPublisher(admin, own_ns, solver_service="solver", solver_port=8089,
+                                route_namespace="controller")
 
 
 def _read(admin: client.ApiClient, ref: ObjectRef) -> dict[str, Any] | None:
@@ -103,7 +104,7 @@ def _publish_read_remove(admin: client.ApiClient, publisher: KubeRoutingPublishe
 def test_ingress_has_class_hosts_path_and_backend(
     admin: client.ApiClient, own_ns: str, path_type: str
 ) -> None:
-    publisher = KubeRoutingPublisher(admin, own_ns, "solver", 8089, path_type)
+    publisher = KubeRoutingPublisher(admin, own_ns, "solver", 8089, path_type, "controller")
     obj = _publish_read_remove(admin, publisher, HttpRouting(SourceKind.INGRESS, "nginx"),
                                ["a.example.test", "b.example.test"])
     assert obj["apiVersion"] == "networking.k8s.io/v1"
@@ -124,7 +125,8 @@ def test_ingress_has_class_hosts_path_and_backend(
 def test_ingress_without_class_and_exact_path_type_becomes_prefix(
     admin: client.ApiClient, own_ns: str
 ) -> None:
-    publisher = KubeRoutingPublisher(admin, own_ns, path_type="Exact")
+    publisher = KubeRoutingPublisher(admin, own_ns, path_type="Exact",
+                                     route_namespace="controller")
     obj = _publish_read_remove(admin, publisher, HttpRouting(SourceKind.INGRESS),
                                ["c.example.test"])
     assert "ingressClassName" not in obj["spec"]
@@ -159,7 +161,7 @@ def test_istio_falls_back_to_v1beta1_when_v1_is_not_served(
     def not_served(group: str, version: str, **_: object) -> object:
         raise ApiException(status=404, reason="Not Found")
 
-    monkeypatch.setattr(publisher._api, "get_api_resources", not_served)
+    monkeypatch.setattr(publisher._api._custom, "get_api_resources", not_served)
     refs = publisher.publish(HttpRouting(SourceKind.ISTIO_GATEWAY, gateway=GATEWAY),
                              ["a.example.test"], ORDER)
     assert refs[0].api_version == VIRTUAL_SERVICE_V1BETA1.api_version
@@ -229,8 +231,9 @@ def test_refusals(publisher: KubeRoutingPublisher) -> None:
 def test_controller_identity_publishes_in_its_namespace_only(
     admin: client.ApiClient, controller_api: client.ApiClient, own_ns: str
 ) -> None:
-    """With manifests/base/rbac.yaml: allowed in namespace certbotk8s, 403 anywhere else."""
-    own = KubeRoutingPublisher(controller_api, "certbotk8s")
+    """With manifests/base/rbac.yaml and routeNamespace: controller: every kind is published
+    (and updated) in namespace certbotk8s; a ReferenceGrant elsewhere is 403."""
+    own = KubeRoutingPublisher(controller_api, "certbotk8s", route_namespace="controller")
     order = f"order-{uuid.uuid4().hex[:8]}"
     routings = [
         HttpRouting(SourceKind.INGRESS, "nginx"),
@@ -248,11 +251,16 @@ def test_controller_identity_publishes_in_its_namespace_only(
         own.remove(refs)
     assert all(_read(admin, r) is None for r in refs)
 
-    elsewhere = KubeRoutingPublisher(controller_api, own_ns)
-    with pytest.raises(KubeForbidden) as forbidden:
-        elsewhere.publish(HttpRouting(SourceKind.INGRESS), ["a.example.test"], ORDER)
-    assert isinstance(forbidden.value.__cause__, ApiException)
-    assert forbidden.value.__cause__.status == 403
+    # A ReferenceGrant is only ever created in the controller namespace: RBAC agrees.
+    grant = {"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+             "metadata": {"name": "certbotk8s-http01-x"},
+             "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                "namespace": "certbotk8s"}],
+                      "to": [{"group": "", "kind": "Service"}]}}
+    with pytest.raises(ApiException) as forbidden:
+        client.CustomObjectsApi(controller_api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1beta1", own_ns, "referencegrants", grant)
+    assert forbidden.value.status == 403
 
 
 # -- through a real ACME order ----------------------------------------------------------------

@@ -80,7 +80,9 @@ def test_ingress_tls_entries_become_secrets_in_the_ingress_namespace() -> None:
         "networking.k8s.io/v1", "Ingress", "shop", "web", "uid-shop-web"
     )
     assert shop.source_kind is SourceKind.INGRESS
-    assert shop.routing == HttpRouting(kind=SourceKind.INGRESS, ingress_class="nginx")
+    assert shop.routing == HttpRouting(kind=SourceKind.INGRESS, ingress_class="nginx",
+                                       namespace="shop")
+    assert shop.routing.source_namespace == "shop"
 
 
 def test_ingress_without_tls_uses_rule_hosts_and_name_tls_secret() -> None:
@@ -290,8 +292,10 @@ def test_istio_gateway_in_gateway_namespace() -> None:
     assert d.source_kind is SourceKind.ISTIO_GATEWAY
     assert d.source.kind == "Gateway" and d.source.api_version == "networking.istio.io/v1"
     assert d.routing == HttpRouting(
-        kind=SourceKind.ISTIO_GATEWAY, gateway=d.source, listener="http"
+        kind=SourceKind.ISTIO_GATEWAY, gateway=d.source, listener="http",
+        namespace=d.source.namespace,
     )
+    assert d.routing.source_namespace == d.source.namespace  # the Gateway's, not the Secret's
 
 
 def test_istio_v1beta1_accepted_other_versions_refused() -> None:
@@ -468,7 +472,7 @@ def test_gateway_api_https_and_tls_terminate_listeners() -> None:
     assert web.source_kind is SourceKind.GATEWAY_API
     assert web.source.api_version == "gateway.networking.k8s.io/v1"
     assert web.routing == HttpRouting(
-        kind=SourceKind.GATEWAY_API, gateway=web.source, listener="http"
+        kind=SourceKind.GATEWAY_API, gateway=web.source, listener="http", namespace="apps"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,17 +61,19 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
                   observer: RequestObserver | None = None,
                   account_metric: AccountMetric | None = None,
                   queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None,
-                  write_behind: bool = False) -> Runtime:
+                  write_behind: bool = False, namespaces: Sequence[str] = ()) -> Runtime:
     """`queued_events`: post Events off the order path through the queue it builds around the
     recorder (the controller); None posts them synchronously (one-shot commands).
     `write_behind`: the certificate records are saved by the owner's periodic flush, never on
-    the thread that changed them (the controller)."""
+    the thread that changed them (the controller). `namespaces`: the namespaces served (empty:
+    all); HTTP-01 routing is written nowhere else."""
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
     routing = KubeRoutingPublisher(
         api, config.controller_namespace, solver_service=http01.solver_service,
         solver_port=http01.solver_service_port, path_type=http01.path_type,
+        route_namespace=http01.route_namespace, namespaces=namespaces,
     )
     events: EventRecorder = KubeEventRecorder(
         api, instance=os.environ.get("POD_NAME", socket.gethostname()))

@@ -64,13 +64,20 @@ class HttpRouting:
 
     `ingress_class` for an Ingress source; `gateway` (namespace/name) for Istio and
     Gateway API; `listener` is the Gateway API listener (sectionName) or Istio port-80
-    server name when known.
+    server name when known; `namespace` is the source's own namespace.
     """
 
     kind: SourceKind
     ingress_class: str | None = None
     gateway: ObjectRef | None = None
     listener: str | None = None
+    namespace: str = ""
+
+    @property
+    def source_namespace(self) -> str:
+        """Where the proxy reads routes for this source: the Gateway's namespace (a `./host`
+        Istio server, an `allowedRoutes: Same` listener), else the source's own."""
+        return self.gateway.namespace if self.gateway is not None else self.namespace
 
 
 @dataclass(frozen=True)

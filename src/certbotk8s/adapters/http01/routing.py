@@ -1,24 +1,34 @@
 """HTTP-01 routing: temporary Ingress / Istio VirtualService / HTTPRoute to the solver Service.
 
-Everything is created in the controller's own namespace only, named from the order, labelled
-as certbotk8s's, and deleted after the order. What the cluster must allow for it to work:
+Where the routing object lives is `solver.http01.routeNamespace`:
 
-- Ingress: the ingress controller merges Ingresses of the same class across namespaces (all
-  common ones do). ingress-nginx additionally gets `ssl-redirect: "false"` and a source
-  allow-list open to all (as cert-manager does), so a site-wide redirect or allow-list on the
-  host's own Ingress does not block the CA.
-- Istio: a VirtualService binds to a Gateway (`<ns>/<name>`), not to one of its servers, so the
-  Gateway's port-80 server must admit hosts from the controller namespace (`hosts: ["*/host"]`
-  or `["certbotk8s/host"]`), and the mesh must not restrict VirtualService `exportTo` defaults
-  so that the gateway workload cannot see it.
-- Gateway API: the listener the route attaches to (`sectionName`, when known) must have
-  `allowedRoutes.namespaces` admitting the controller namespace (`All` or a selector). The
-  backend Service is in the route's own namespace, so no ReferenceGrant is needed.
+- `source` (default): in the namespace the proxy reads the source's routes from: the Ingress's
+  own namespace, the Istio or Gateway API Gateway's namespace. So `./host` Istio servers and
+  Gateway API listeners with `allowedRoutes: Same` work unchanged, as with cert-manager.
+  What the route points at, as a proxy would route it:
+  - Ingress: an ExternalName Service next to it, `externalName` = the solver Service's cluster
+    DNS name (ingress-nginx, HAProxy and Contour resolve it; Traefik needs
+    `allowExternalNameServices`; cloud L7 load balancers (GKE) do not: use `controller`).
+  - Istio: the VirtualService's destination is the solver Service's FQDN; nothing else needed.
+  - Gateway API: the HTTPRoute's backendRef names the solver Service in the controller's
+    namespace, allowed by a ReferenceGrant created there (from HTTPRoutes of the route's
+    namespace, to that one Service) for the order's duration.
+- `controller`: everything in the controller's own namespace (the cluster must then merge
+  routes across namespaces: same-class Ingresses, `*/host` Istio servers, listeners whose
+  `allowedRoutes` admit the controller namespace).
+
+Every object is named from the order, labelled as certbotk8s's, and deleted after the order;
+objects are only written in the controller namespace and the namespaces the controller serves,
+and an existing object without certbotk8s's labels is never replaced or deleted. ingress-nginx
+additionally gets `ssl-redirect: "false"` and a source allow-list open to all (as cert-manager
+does), so a site-wide redirect or allow-list on the host's own Ingress does not block the CA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -51,7 +61,7 @@ ORDER_ANNOTATION = "certbotk8s.io/order-id"  # the full order id (a label value 
 
 @dataclass(frozen=True)
 class _Resource:
-    """Where one kind of routing object lives in the API."""
+    """Where one kind of routing object lives in the API (group "" is the core API)."""
 
     group: str
     version: str
@@ -60,7 +70,7 @@ class _Resource:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
+        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 INGRESS = _Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
@@ -69,9 +79,17 @@ VIRTUAL_SERVICE_V1BETA1 = _Resource(
     "networking.istio.io", "v1beta1", "virtualservices", "VirtualService"
 )
 HTTP_ROUTE = _Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+SERVICE = _Resource("", "v1", "services", "Service")
+REFERENCE_GRANT = _Resource("gateway.networking.k8s.io", "v1", "referencegrants",
+                            "ReferenceGrant")
+REFERENCE_GRANT_V1BETA1 = _Resource("gateway.networking.k8s.io", "v1beta1", "referencegrants",
+                                    "ReferenceGrant")
 _KNOWN = {(r.api_version, r.kind): r
-          for r in (INGRESS, VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1, HTTP_ROUTE)}
+          for r in (INGRESS, VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1, HTTP_ROUTE, SERVICE,
+                    REFERENCE_GRANT, REFERENCE_GRANT_V1BETA1)}
 
+ROUTE_NAMESPACES = ("source", "controller")
+NAME_PREFIX = "certbotk8s-http01-"
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -94,12 +112,12 @@ def order_label_value(order_id: str) -> str:
 
 def route_name(order_id: str, kind: SourceKind) -> str:
     """Object name for an order's routing: stable, so publishing again finds the same object."""
-    return f"certbotk8s-http01-{_digest(order_id + chr(0) + kind.value, 12)}"
+    return f"{NAME_PREFIX}{_digest(order_id + chr(0) + kind.value, 12)}"
 
 
 def _kube_error(action: str, r: _Resource, name: str | None, namespace: str, e: Exception
                 ) -> KubeError:
-    op = Op(action, f"{r.plural}.{r.group}", namespace, name)
+    op = Op(action, f"{r.plural}.{r.group}" if r.group else r.plural, namespace, name)
     if isinstance(e, ApiException):
         return translate(e, op)
     cause = unreachable(e)  # no answer: the same error `kube_client.request` raises
@@ -110,16 +128,97 @@ def _status(e: ApiException) -> int:
     return int(e.status or 0)
 
 
-class KubeRoutingPublisher:
-    """RoutingPublisher over the Kubernetes API (one object per order and source kind).
+def _is_ours(obj: KubeObject) -> bool:
+    labels = cast(dict[str, Any], cast(dict[str, Any], obj.get("metadata") or {})
+                  .get("labels") or {})
+    return labels.get(MANAGED_BY) == "certbotk8s" and labels.get(ROLE_LABEL) == ROLE
 
-    - `publish` creates the object or, when one with its name exists (409: published before
-      for this order), replaces it with the wanted content. Returns `[ref]`, or `[]` for a
-      routing that needs nothing (default certificate).
-    - `remove` deletes each object; not-found is success. It refuses objects outside the
-      controller namespace or of kinds it never creates.
+
+class _Api:
+    """create / get / replace / delete / list of one resource as plain dicts: the core API
+    (Services) through CoreV1Api, everything else through CustomObjectsApi."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    @staticmethod
+    def _raw(response: object) -> KubeObject:
+        """The JSON of a core API call made with `_preload_content=False` (no model round trip)."""
+        data = json.loads(cast(Any, response).data or b"{}")
+        return cast(KubeObject, data) if isinstance(data, dict) else {}
+
+    def create(self, r: _Resource, ns: str, body: KubeObject) -> KubeObject:
+        t = REQUEST_TIMEOUT
+        if r is SERVICE:
+            return self._raw(self._core.create_namespaced_service(
+                ns, cast(Any, body), _preload_content=False, _request_timeout=t))
+        return cast(KubeObject, self._custom.create_namespaced_custom_object(
+            r.group, r.version, ns, r.plural, body, _request_timeout=t))
+
+    def get(self, r: _Resource, ns: str, name: str) -> KubeObject:
+        t = REQUEST_TIMEOUT
+        if r is SERVICE:
+            return self._raw(self._core.read_namespaced_service(
+                name, ns, _preload_content=False, _request_timeout=t))
+        return cast(KubeObject, self._custom.get_namespaced_custom_object(
+            r.group, r.version, ns, r.plural, name, _request_timeout=t))
+
+    def replace(self, r: _Resource, ns: str, name: str, body: KubeObject) -> KubeObject:
+        t = REQUEST_TIMEOUT
+        if r is SERVICE:
+            return self._raw(self._core.replace_namespaced_service(
+                name, ns, cast(Any, body), _preload_content=False, _request_timeout=t))
+        return cast(KubeObject, self._custom.replace_namespaced_custom_object(
+            r.group, r.version, ns, r.plural, name, body, _request_timeout=t))
+
+    def delete(self, r: _Resource, ns: str, name: str) -> None:
+        t = REQUEST_TIMEOUT
+        if r is SERVICE:
+            self._core.delete_namespaced_service(name, ns, _request_timeout=t)
+        else:
+            self._custom.delete_namespaced_custom_object(r.group, r.version, ns, r.plural, name,
+                                                         _request_timeout=t)
+
+    def list(self, r: _Resource, ns: str | None, selector: str) -> list[KubeObject]:
+        """Objects matching `selector` in `ns` (None: every namespace)."""
+        t = REQUEST_TIMEOUT
+        if r is SERVICE:
+            listed: object = self._raw(
+                self._core.list_service_for_all_namespaces(
+                    label_selector=selector, _preload_content=False, _request_timeout=t)
+                if ns is None else
+                self._core.list_namespaced_service(
+                    ns, label_selector=selector, _preload_content=False, _request_timeout=t))
+        elif ns is None:
+            listed = self._custom.list_cluster_custom_object(
+                r.group, r.version, r.plural, label_selector=selector, _request_timeout=t)
+        else:
+            listed = self._custom.list_namespaced_custom_object(
+                r.group, r.version, ns, r.plural, label_selector=selector, _request_timeout=t)
+        items = listed.get("items") if isinstance(listed, dict) else None
+        return [cast(KubeObject, i) for i in items] if isinstance(items, list) else []
+
+    def served(self, r: _Resource) -> None:
+        """Raises ApiException 404 when the group/version is not served."""
+        self._custom.get_api_resources(r.group, r.version, _request_timeout=REQUEST_TIMEOUT)
+
+
+class KubeRoutingPublisher:
+    """RoutingPublisher over the Kubernetes API (objects per order and source kind).
+
+    - `publish` creates the objects or, when one with its name exists (409: published before
+      for this order), replaces it with the wanted content, if it carries certbotk8s's labels
+      (else KubeError: never someone else's object). Returns the refs, route first, or `[]` for
+      a routing that needs nothing (default certificate). A failure part-way removes what
+      this call created.
+    - `remove` deletes each object; not-found is success. It refuses kinds it never creates,
+      names it never gives, and namespaces it may not write (`may_write`).
     - Errors are `KubeForbidden` (403), `KubeConflict` (lost races only after retries) or
       `KubeError`, chaining the cause.
+
+    `route_namespace`: "source" or "controller" (module docstring). `namespaces`: the
+    namespaces the controller serves (empty: all); a source namespace outside them is refused.
     """
 
     def __init__(
@@ -129,23 +228,44 @@ class KubeRoutingPublisher:
         solver_service: str = "certbotk8s-solver",
         solver_port: int = 80,
         path_type: str = "ImplementationSpecific",
+        route_namespace: str = "source",
+        namespaces: Sequence[str] = (),
     ) -> None:
-        self._api = client.CustomObjectsApi(api_client)
+        if route_namespace not in ROUTE_NAMESPACES:
+            raise ValueError(f"route_namespace must be one of {ROUTE_NAMESPACES}")
+        self._api = _Api(api_client)
         self._namespace = namespace
         self._service = solver_service
         self._port = solver_port
+        self._in_source = route_namespace == "source"
+        self._served = frozenset(namespaces)
         if path_type == "Exact":
             # One object routes every token of the order, so it needs a prefix match; an
             # Exact `/.well-known/acme-challenge/` would never match a token path.
             log.warning("http01 pathType Exact cannot route tokens; using Prefix")
             path_type = "Prefix"
         self._path_type = path_type
-        self._istio: _Resource | None = None
+        self._versions: dict[str, _Resource] = {}
         self._lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
         return self._namespace
+
+    @property
+    def solver_host(self) -> str:
+        return f"{self._service}.{self._namespace}.svc.cluster.local"
+
+    def may_write(self, namespace: str) -> bool:
+        """Whether routing objects may be written in `namespace`: the controller's own, and in
+        `source` mode the namespaces it serves (all when not limited)."""
+        if namespace == self._namespace:
+            return True
+        return self._in_source and (not self._served or namespace in self._served)
+
+    def target_namespace(self, routing: HttpRouting) -> str:
+        """The namespace `routing`'s route object goes to."""
+        return routing.source_namespace if self._in_source else self._namespace
 
     # -- publish -------------------------------------------------------------------------------
 
@@ -157,49 +277,81 @@ class KubeRoutingPublisher:
         if any(h.startswith("*.") for h in hosts):
             raise KubeError("HTTP-01 routing cannot serve wildcard hosts")
         kind = routing.kind
+        target = self.target_namespace(routing)
+        if not target or not self.may_write(target):
+            raise KubeError(f"HTTP-01 routing for {kind.value} in namespace {target!r}: not a "
+                            "namespace this controller serves")
         name = route_name(order_id, kind)
-        if kind is SourceKind.INGRESS:
-            resource = INGRESS
-            spec = self._ingress_spec(routing, hosts)
-        elif kind in (SourceKind.ISTIO_GATEWAY, SourceKind.ISTIO_FILE_MOUNT):
-            resource = self._istio_resource()
-            spec = self._virtual_service_spec(routing, hosts)
-        elif kind is SourceKind.GATEWAY_API:
-            resource = HTTP_ROUTE
-            spec = self._http_route_spec(routing, hosts)
-        else:  # pragma: no cover - every SourceKind is handled above
-            raise KubeError(f"no HTTP-01 routing for {kind.value}")
+        labels = {MANAGED_BY: "certbotk8s", ROLE_LABEL: ROLE,
+                  ORDER_LABEL: order_label_value(order_id)}
+        created: list[ObjectRef] = []
+        try:
+            backend: tuple[str, str] = (self._namespace, self._service)
+            if kind is SourceKind.INGRESS:
+                if target != self._namespace:  # a Service next to the Ingress (same namespace)
+                    created.append(self._create(SERVICE, target, name, labels, order_id,
+                                                self._external_name_spec()))
+                    backend = (target, name)
+                resource = INGRESS
+                spec = self._ingress_spec(routing, hosts, backend[1])
+            elif kind in (SourceKind.ISTIO_GATEWAY, SourceKind.ISTIO_FILE_MOUNT):
+                resource = self._version("istio", VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1)
+                spec = self._virtual_service_spec(routing, hosts)
+            elif kind is SourceKind.GATEWAY_API:
+                if target != self._namespace:  # the backendRef crosses into our namespace
+                    grant = self._version("grant", REFERENCE_GRANT, REFERENCE_GRANT_V1BETA1)
+                    created.append(self._create(grant, self._namespace, name, labels, order_id,
+                                                self._grant_spec(target)))
+                resource = HTTP_ROUTE
+                spec = self._http_route_spec(routing, hosts, target)
+            else:  # pragma: no cover - every SourceKind is handled above
+                raise KubeError(f"no HTTP-01 routing for {kind.value}")
+            route = self._create(resource, target, name, labels, order_id, spec,
+                                 nginx=kind is SourceKind.INGRESS)
+        except BaseException:
+            self._remove_quietly(created)
+            raise
+        return [route, *created]
+
+    def _create(self, r: _Resource, ns: str, name: str, labels: dict[str, str],
+                order_id: str, spec: dict[str, object], nginx: bool = False) -> ObjectRef:
         annotations = {ORDER_ANNOTATION: order_id}
-        if kind is SourceKind.INGRESS:
+        if nginx:
             annotations.update({
                 "nginx.ingress.kubernetes.io/ssl-redirect": "false",
                 "nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0,::/0",
             })
         body: KubeObject = {
-            "apiVersion": resource.api_version,
-            "kind": resource.kind,
-            "metadata": {
-                "name": name,
-                "namespace": self._namespace,
-                "labels": {
-                    MANAGED_BY: "certbotk8s",
-                    ROLE_LABEL: ROLE,
-                    ORDER_LABEL: order_label_value(order_id),
-                },
-                "annotations": annotations,
-            },
+            "apiVersion": r.api_version,
+            "kind": r.kind,
+            "metadata": {"name": name, "namespace": ns, "labels": dict(labels),
+                         "annotations": annotations},
             "spec": spec,
         }
-        created = self._apply(resource, name, body)
+        created = self._apply(r, ns, name, body)
         metadata = cast(dict[str, Any], created.get("metadata") or {})
-        return [ObjectRef(resource.api_version, resource.kind, self._namespace, name,
-                          str(metadata.get("uid") or ""))]
+        return ObjectRef(r.api_version, r.kind, ns, name, str(metadata.get("uid") or ""))
 
-    def _ingress_spec(self, routing: HttpRouting, hosts: Sequence[str]) -> dict[str, object]:
+    def _external_name_spec(self) -> dict[str, object]:
+        return {
+            "type": "ExternalName",
+            "externalName": self.solver_host,
+            "ports": [{"name": "http", "protocol": "TCP", "port": self._port}],
+        }
+
+    def _grant_spec(self, route_namespace: str) -> dict[str, object]:
+        return {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                      "namespace": route_namespace}],
+            "to": [{"group": "", "kind": "Service", "name": self._service}],
+        }
+
+    def _ingress_spec(self, routing: HttpRouting, hosts: Sequence[str], service: str
+                      ) -> dict[str, object]:
         path = {
             "path": CHALLENGE_PATH,
             "pathType": self._path_type,
-            "backend": {"service": {"name": self._service, "port": {"number": self._port}}},
+            "backend": {"service": {"name": service, "port": {"number": self._port}}},
         }
         spec: dict[str, object] = {
             "rules": [{"host": h, "http": {"paths": [path]}} for h in hosts],
@@ -225,13 +377,14 @@ class KubeRoutingPublisher:
                 "name": "acme-http01",
                 "match": [{"uri": {"prefix": CHALLENGE_PATH}}],
                 "route": [{"destination": {
-                    "host": f"{self._service}.{self._namespace}.svc.cluster.local",
+                    "host": self.solver_host,
                     "port": {"number": self._port},
                 }}],
             }],
         }
 
-    def _http_route_spec(self, routing: HttpRouting, hosts: Sequence[str]) -> dict[str, object]:
+    def _http_route_spec(self, routing: HttpRouting, hosts: Sequence[str], route_ns: str
+                         ) -> dict[str, object]:
         gateway = self._gateway(routing)
         parent: dict[str, object] = {
             "group": "gateway.networking.k8s.io",
@@ -241,62 +394,64 @@ class KubeRoutingPublisher:
         }
         if routing.listener:
             parent["sectionName"] = routing.listener
+        backend: dict[str, object] = {
+            "group": "", "kind": "Service", "name": self._service, "port": self._port,
+        }
+        if route_ns != self._namespace:
+            backend["namespace"] = self._namespace
         return {
             "parentRefs": [parent],
             "hostnames": list(hosts),
             "rules": [{
                 "matches": [{"path": {"type": "PathPrefix", "value": CHALLENGE_PATH}}],
-                "backendRefs": [{
-                    "group": "", "kind": "Service", "name": self._service, "port": self._port,
-                }],
+                "backendRefs": [backend],
             }],
         }
 
-    def _istio_resource(self) -> _Resource:
-        """networking.istio.io/v1 when served (Istio >= 1.22), else v1beta1."""
+    def _version(self, key: str, preferred: _Resource, fallback: _Resource) -> _Resource:
+        """`preferred` when its group/version is served (Istio >= 1.22's networking/v1,
+        Gateway API's ReferenceGrant v1), else `fallback`; asked once."""
         with self._lock:
-            if self._istio is None:
-                r = VIRTUAL_SERVICE
+            if key not in self._versions:
                 try:
-                    self._api.get_api_resources(r.group, r.version,
-                                                _request_timeout=REQUEST_TIMEOUT)
-                    self._istio = r
+                    self._api.served(preferred)
+                    self._versions[key] = preferred
                 except ApiException as e:
                     if _status(e) != 404:
-                        raise _kube_error("discover", r, None, "", e) from e
-                    self._istio = VIRTUAL_SERVICE_V1BETA1
+                        raise _kube_error("discover", preferred, None, "", e) from e
+                    self._versions[key] = fallback
                 except (urllib3.exceptions.HTTPError, OSError) as e:
-                    raise _kube_error("discover", r, None, "", e) from e
-            return self._istio
+                    raise _kube_error("discover", preferred, None, "", e) from e
+            return self._versions[key]
 
-    def _apply(self, r: _Resource, name: str, body: KubeObject) -> KubeObject:
+    def _apply(self, r: _Resource, ns: str, name: str, body: KubeObject) -> KubeObject:
         """Create, or replace the object of that name (ours, from an earlier publish).
 
         A replace that loses a race (409) or finds the object deleted meanwhile (404) starts
-        over; after three rounds the last error is raised.
+        over; after three rounds the last error is raised. An object of that name without our
+        labels is someone else's: KubeError, left alone.
         """
-        ns, api, timeout = self._namespace, self._api, REQUEST_TIMEOUT
+        api = self._api
         verb = "create"
         last: ApiException | None = None
         for _ in range(3):
             try:
                 verb = "create"
                 try:
-                    return cast(KubeObject, api.create_namespaced_custom_object(
-                        r.group, r.version, ns, r.plural, body, _request_timeout=timeout))
+                    return api.create(r, ns, body)
                 except ApiException as e:
                     if _status(e) != 409:
                         raise
                 verb = "read"
-                current = cast(KubeObject, api.get_namespaced_custom_object(
-                    r.group, r.version, ns, r.plural, name, _request_timeout=timeout))
+                current = api.get(r, ns, name)
+                if not _is_ours(current):
+                    raise KubeError(f"{r.kind} {ns}/{name} exists and is not certbotk8s's "
+                                    "HTTP-01 routing; left alone")
                 meta = cast(dict[str, Any], current.get("metadata") or {})
                 new_meta = {**cast(dict[str, Any], body["metadata"]),
                             "resourceVersion": meta.get("resourceVersion")}
                 verb = "replace"
-                return cast(KubeObject, api.replace_namespaced_custom_object(
-                    r.group, r.version, ns, r.plural, name, {**body, "metadata": new_meta},
-                    _request_timeout=timeout))
+                return api.replace(r, ns, name, {**body, "metadata": new_meta})
             except ApiException as e:
                 if verb == "create" or _status(e) not in (404, 409):
                     raise _kube_error(verb, r, name, ns, e) from e
@@ -319,38 +474,53 @@ class KubeRoutingPublisher:
         if first is not None:
             raise first
 
+    def _remove_quietly(self, objects: Sequence[ObjectRef]) -> None:
+        with contextlib.suppress(KubeError):  # logged by remove; the caller's error wins
+            self.remove(objects)
+
     def sweep(self) -> list[ObjectRef]:
-        """Delete every routing object of ours left in our namespace (a leader killed mid-order
-        leaves them). Call before ordering: a resumed order publishes its routing again.
+        """Delete every routing object of ours left behind (a leader killed mid-order leaves
+        them): in our namespace and, in `source` mode, in the namespaces we serve (all when
+        not limited). Call before ordering: a resumed order publishes its routing again.
         Kinds the cluster does not serve are skipped; returns what was deleted."""
         found: list[ObjectRef] = []
         selector = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
-        for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE):
-            try:
-                listed = self._api.list_namespaced_custom_object(
-                    r.group, r.version, self._namespace, r.plural, label_selector=selector,
-                    _request_timeout=REQUEST_TIMEOUT)
-            except ApiException as e:
-                if _status(e) == 404:
-                    continue
-                raise _kube_error("list", r, None, self._namespace, e) from e
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise _kube_error("list", r, None, self._namespace, e) from e
-            items = listed.get("items") if isinstance(listed, dict) else None
-            for item in items or []:
-                found.append(ObjectRef(r.api_version, r.kind, self._namespace,
-                                       str(item["metadata"]["name"])))
+        scopes: list[str | None] = [None]  # every namespace
+        if not self._in_source:
+            scopes = [self._namespace]
+        elif self._served:
+            scopes = [*sorted(self._served | {self._namespace})]
+        for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE, SERVICE, REFERENCE_GRANT_V1BETA1):
+            for scope in scopes:
+                try:
+                    items = self._api.list(r, scope, selector)
+                except ApiException as e:
+                    if _status(e) == 404:
+                        break  # the kind is not served
+                    raise _kube_error("list", r, None, scope or "", e) from e
+                except (urllib3.exceptions.HTTPError, OSError) as e:
+                    raise _kube_error("list", r, None, scope or "", e) from e
+                for item in items:
+                    meta = cast(dict[str, Any], item.get("metadata") or {})
+                    ref = ObjectRef(r.api_version, r.kind, str(meta.get("namespace") or scope),
+                                    str(meta.get("name")))
+                    if self._removable(ref):
+                        found.append(ref)
         self.remove(found)
         return found
 
+    def _removable(self, ref: ObjectRef) -> bool:
+        return ((ref.api_version, ref.kind) in _KNOWN and ref.name.startswith(NAME_PREFIX)
+                and self.may_write(ref.namespace)
+                # a ReferenceGrant is only ever created in our own namespace
+                and (ref.kind != "ReferenceGrant" or ref.namespace == self._namespace))
+
     def _remove_one(self, ref: ObjectRef) -> None:
         r = _KNOWN.get((ref.api_version, ref.kind))
-        if r is None or ref.namespace != self._namespace:
+        if r is None or not self._removable(ref):
             raise KubeError(f"refusing to delete {ref}: not an HTTP-01 routing object of ours")
         try:
-            self._api.delete_namespaced_custom_object(
-                r.group, r.version, ref.namespace, r.plural, ref.name,
-                _request_timeout=REQUEST_TIMEOUT)
+            self._api.delete(r, ref.namespace, ref.name)
         except ApiException as e:
             if _status(e) != 404:
                 raise _kube_error("delete", r, ref.name, ref.namespace, e) from e

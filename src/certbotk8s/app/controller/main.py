@@ -56,7 +56,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         account_metric=metrics.account_recovery,
         queued_events=lambda events: QueuedEventRecorder(
             events, on_drop=metrics.count_event_dropped),
-        write_behind=True)
+        write_behind=True, namespaces=args.namespace)
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}
     elector = LeaseElector(

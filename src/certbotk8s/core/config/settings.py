@@ -47,7 +47,8 @@ Example::
     solver:
       http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089,
                listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
-               selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
+               selfCheckPort: 80, routeNamespace: source}
+               # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
       dns01: {propagationTimeout: 300, pollInterval: 5}
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
 """
@@ -181,6 +182,9 @@ class DefaultCertificateConfig:
     profile: str | None = None
 
 
+ROUTE_NAMESPACES = ("source", "controller")
+
+
 @dataclass(frozen=True)
 class Http01Config:
     """HTTP-01 solving.
@@ -200,6 +204,9 @@ class Http01Config:
     self_check_port: int = 80
     self_check_resolver: str | None = None
     self_check_networks: tuple[str, ...] = ()  # CIDRs the self-check may connect to; (): any
+    # Where temporary routes go: "source" (the source's namespace) or "controller" (ours);
+    # adapters/http01/routing.py says what each needs from the proxy.
+    route_namespace: str = "source"
 
 
 @dataclass(frozen=True)
@@ -669,6 +676,7 @@ class _Parser:
                     "selfCheckPort",
                     "selfCheckResolver",
                     "selfCheckNetworks",
+                    "routeNamespace",
                 }
             ),
         )
@@ -680,6 +688,10 @@ class _Parser:
         if not is_dns1123_label(service):
             self.error("solver.http01.solverService", f"{service!r} is not a valid Service name")
         resolver_host, resolver_port = self.server(h, "selfCheckResolver", "solver.http01")
+        route_namespace = self.string(h, "routeNamespace", "solver.http01") or "source"
+        if route_namespace not in ROUTE_NAMESPACES:
+            self.error("solver.http01.routeNamespace",
+                       f"must be one of {', '.join(ROUTE_NAMESPACES)}, got {route_namespace!r}")
         http01 = Http01Config(
             path_type=path_type,
             self_check=self.boolean(h, "selfCheck", "solver.http01", True),
@@ -690,6 +702,7 @@ class _Parser:
             self_check_port=self.port(h, "selfCheckPort", "solver.http01") or 80,
             self_check_resolver=_hostport(resolver_host, resolver_port),
             self_check_networks=self.networks(h, "selfCheckNetworks", "solver.http01"),
+            route_namespace=route_namespace,
         )
         d = self.mapping(
             m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})

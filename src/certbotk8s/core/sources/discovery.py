@@ -320,7 +320,8 @@ def _ingress(c: _Collector, obj: KubeObject) -> None:
     ingress_class = _str(spec.get("ingressClassName")) or _str(
         _annotations(obj).get(ann.INGRESS_CLASS)
     )
-    routing = HttpRouting(kind=SourceKind.INGRESS, ingress_class=ingress_class)
+    routing = HttpRouting(kind=SourceKind.INGRESS, ingress_class=ingress_class,
+                          namespace=ref.namespace)
     groups: dict[SecretRef, _Group] = {}
     tls = _list(spec.get("tls"))
     if tls:
@@ -413,7 +414,8 @@ def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountC
         return
     servers = _list(_map(obj.get("spec")).get("servers"))
     routing = HttpRouting(
-        kind=SourceKind.ISTIO_GATEWAY, gateway=ref, listener=_istio_http_listener(servers)
+        kind=SourceKind.ISTIO_GATEWAY, gateway=ref, listener=_istio_http_listener(servers),
+        namespace=ref.namespace,
     )
     groups: dict[SecretRef, _Group] = {}
     mounted: set[str] = set()
@@ -590,7 +592,8 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
             None,
         )
         group.routing = HttpRouting(
-            kind=SourceKind.GATEWAY_API, gateway=ref, listener=http_listener
+            kind=SourceKind.GATEWAY_API, gateway=ref, listener=http_listener,
+            namespace=ref.namespace,
         )
     c.emit(ref, SourceKind.GATEWAY_API, options, groups)
 
