@@ -3,6 +3,7 @@ orders, as the controller's ServiceAccount with manifests/base/rbac.yaml."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -38,8 +39,9 @@ PLURALS = {"Ingress": "ingresses", "VirtualService": "virtualservices",
 def _read(admin: client.ApiClient, ref: ObjectRef) -> dict[str, Any] | None:
     try:
         if ref.kind == "Service":
-            return cast(dict[str, Any], client.ApiClient.sanitize_for_serialization(
-                admin, client.CoreV1Api(admin).read_namespaced_service(ref.name, ref.namespace)))
+            response = client.CoreV1Api(admin).read_namespaced_service(
+                ref.name, ref.namespace, _preload_content=False)
+            return cast(dict[str, Any], json.loads(cast(Any, response).data))
         group, version = ref.api_version.split("/")
         return cast(dict[str, Any], client.CustomObjectsApi(admin).get_namespaced_custom_object(
             group, version, ref.namespace, PLURALS[ref.kind], ref.name))
