@@ -91,7 +91,7 @@ def test_the_pass_skips_expired_certificates_and_shows_the_explanation() -> None
     expired = cert_info("b.example.com", not_before=now - timedelta(days=100))
     engine = Engine(AriReading(_window(live), None, "https://ca.example/why"))
     reader = AriReader(cast(Any, Issuers(engine)))
-    windows, notes = read_windows(reader, [fresh, old], {
+    windows, notes, _ = read_windows(reader, [fresh, old], {
         fresh.secret: observed_for(fresh, live), old.secret: observed_for(old, expired)}, now)
     assert engine.asked == [live.ari_cert_id]  # the expired one is not asked
     assert set(windows) == {fresh.secret}

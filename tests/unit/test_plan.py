@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
+from certbotk8s.core.model import CaVerdict, ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.renewal.plan import ActionKind, plan
 from certbotk8s.core.renewal.policy import ReasonCode
 from certbotk8s.core.state import secret_meta
@@ -106,11 +106,18 @@ def test_lost_or_wrong_annotations_are_repaired_without_an_order() -> None:
     for key in (secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.HOSTS):
         del observed.recorded[key]
     observed.recorded[secret_meta.NOT_AFTER] = "garbage"
-    (action,) = plan([d], {d.secret: observed}, NOW, {})
+    # the issuer is recorded again once the CA said it knows the certificate (ARI) ...
+    known = replace(observed, ca_verdict=CaVerdict.KNOWN)
+    (action,) = plan([d], {d.secret: known}, NOW, {})
     assert action.kind is ActionKind.REPAIR
     assert action.reason.code is ReasonCode.METADATA_REPAIR
     assert dict(action.annotations) == {k: right[k] for k in (
         secret_meta.ISSUER, secret_meta.PROFILE, secret_meta.HOSTS, secret_meta.NOT_AFTER)}
+    # ... and not before: the rest is repaired, the certificate is not taken as the issuer's
+    (unchecked,) = plan([d], {d.secret: observed}, NOW, {})
+    assert unchecked.kind is ActionKind.REPAIR
+    assert dict(unchecked.annotations) == {k: right[k] for k in (
+        secret_meta.PROFILE, secret_meta.HOSTS, secret_meta.NOT_AFTER)}
 
 
 def test_a_recorded_different_issuer_still_reissues() -> None:

@@ -35,6 +35,7 @@ def test_chain_order_is_fixed() -> None:
         "certificate_unparsable",
         "key_mismatch",
         "hosts_changed",
+        "foreign_certificate",
         "key_type_changed",
         "issuer_changed",
         "profile_changed",

@@ -9,8 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from certbotk8s.app.issuers import IssuerRegistry
-from certbotk8s.core.errors import AcmeError, AcmeTransientError, AriMalformed, CertbotK8sError
-from certbotk8s.core.model import DesiredCertificate, RenewalWindow, SourceKind
+from certbotk8s.core.errors import (
+    AcmeError,
+    AcmeTransientError,
+    AriMalformed,
+    AriUnknownCertificate,
+    CertbotK8sError,
+)
+from certbotk8s.core.model import CaVerdict, DesiredCertificate, RenewalWindow, SourceKind
 from certbotk8s.core.ports import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -23,6 +29,14 @@ class AriAnswer:
     unavailable: bool = False  # no answer at all (CA or account unreachable)
     retry_after: float | None = None  # the CA's Retry-After, seconds (core.renewal.ari_timing)
     explanation_url: str = ""  # the CA's explanationURL: why it moved the window
+    unknown: bool = False  # the CA answered 404: not a certificate it issued
+
+    @property
+    def verdict(self) -> CaVerdict:
+        """What the answer says about who issued the certificate (model.CaVerdict)."""
+        if self.unknown:
+            return CaVerdict.UNKNOWN
+        return CaVerdict.KNOWN if self.window is not None else CaVerdict.UNCHECKED
 
 
 class AriReader:
@@ -42,6 +56,9 @@ class AriReader:
                 self._explained(cert_id, reading.explanation_url)
             return AriAnswer(reading.window, retry_after=reading.retry_after,
                              explanation_url=reading.explanation_url)
+        except AriUnknownCertificate as e:
+            return AriAnswer(None, self._problem("unknown", cert_id,
+                                                 f"{e}; using the fallback timing"), unknown=True)
         except AriMalformed as e:
             return AriAnswer(None, self._problem("malformed", cert_id,
                                                  f"{e}; using the fallback timing"))

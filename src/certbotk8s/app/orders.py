@@ -34,6 +34,7 @@ from certbotk8s.core.errors import (
     retry_intent,
 )
 from certbotk8s.core.model import (
+    CaVerdict,
     CertificateInfo,
     DesiredCertificate,
     Discovery,
@@ -43,7 +44,7 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
-from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader
+from certbotk8s.core.ports import EventRecorder, SecretStore, SourceReader, StoredSecret
 from certbotk8s.core.renewal import waits
 from certbotk8s.core.renewal.after_order import Backoff, FollowUp
 from certbotk8s.core.renewal.ari_timing import worth_reading
@@ -53,7 +54,7 @@ from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
-from certbotk8s.core.state.observe import observe, with_record
+from certbotk8s.core.state.observe import observe, with_record, with_verdict
 from certbotk8s.core.state.write_race import AfterConflict, after_conflict
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,10 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
     ari: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
     if read_ari:
-        ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
-                                     observed, deps.clock())
+        ari, problems, verdicts = read_windows(ari_reader or AriReader(deps.issuers),
+                                               found.desired, observed, deps.clock())
+        observed = {ref: with_verdict(seen, verdicts.get(ref, CaVerdict.UNCHECKED))
+                    for ref, seen in observed.items()}
     actions = plan([d for d in found.desired if d.secret not in broken], observed, deps.clock(),
                    ari)
     actions = tuple(sorted((*actions, *broken.values()), key=lambda a: a.desired.secret))
@@ -150,7 +153,14 @@ def _observe_all(deps: PassDeps, desired: Sequence[DesiredCertificate],
 
 def _observe_one(deps: PassDeps, ref: SecretRef) -> ObservedSecret | InternalError | None:
     stored = deps.secrets.read(ref.namespace, ref.name)
-    return with_record(observe(stored) if stored is not None else None, deps.records.get(ref))
+    return with_record(observe_stored(deps, stored), deps.records.get(ref))
+
+
+def observe_stored(deps: PassDeps, stored: StoredSecret | None) -> ObservedSecret | None:
+    """`stored` observed, cert-manager's Secrets adoptable when the config migrates from it."""
+    if stored is None:
+        return None
+    return observe(stored, adopt_cert_manager=deps.config.migration.from_cert_manager)
 
 
 def _as_failure(error: InternalError) -> InternalError:
@@ -160,40 +170,47 @@ def _as_failure(error: InternalError) -> InternalError:
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
                  observed: Mapping[SecretRef, ObservedSecret | None], now: datetime,
-                 ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str]]:
-    """ARI windows for managed, parsable certificates not expired at `now`, and what went
-    wrong per Secret (an ARI failure only loses the window: the renewal falls back) or the
-    CA's explanationURL."""
+                 ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str],
+                            dict[SecretRef, CaVerdict]]:
+    """ARI windows for managed, parsable certificates not expired at `now`, what went wrong
+    per Secret (an ARI failure only loses the window: the renewal falls back) or the CA's
+    explanationURL, and for certificates with no recorded issuer whether the CA knows them
+    (model.CaVerdict)."""
     windows: dict[SecretRef, RenewalWindow] = {}
     problems: dict[SecretRef, str] = {}
+    verdicts: dict[SecretRef, CaVerdict] = {}
     for d in desired:
-        window, problem = contained(d, "reading the ARI window of",
-                                    partial(_window, reader, d, observed.get(d.secret), now),
-                                    _no_window)
+        seen = observed.get(d.secret)
+        window, problem, verdict = contained(d, "reading the ARI window of",
+                                             partial(_window, reader, d, seen, now), _no_window)
         if window is not None:
             windows[d.secret] = window
         if problem is not None:
             problems[d.secret] = problem
-    return windows, problems
+        if seen is not None and secret_meta.ISSUER not in seen.recorded:
+            verdicts[d.secret] = verdict
+    return windows, problems, verdicts
 
 
 def _window(reader: AriReader, d: DesiredCertificate, seen: ObservedSecret | None,
-            now: datetime) -> tuple[RenewalWindow | None, str | None]:
+            now: datetime) -> tuple[RenewalWindow | None, str | None, CaVerdict]:
+    unchecked = CaVerdict.UNCHECKED
     if seen is None or not seen.managed or seen.certificate is None:
-        return None, None
+        return None, None, unchecked
     if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
-        return None, None  # a different CA's certificate: its ARI is not ours to ask
+        return None, None, unchecked  # a different CA's certificate: not ours to ask
     cert_id = seen.certificate.ari_cert_id
     if not cert_id or not worth_reading(seen.certificate, now):
-        return None, None  # an expired certificate is due anyway: its ARI is not asked
+        return None, None, unchecked  # an expired certificate is due anyway: not asked
     answer = reader.read(d.spec.issuer, cert_id)
     if answer.problem is None and answer.explanation_url:
-        return answer.window, f"the CA explains its ARI window at {answer.explanation_url}"
-    return answer.window, answer.problem
+        return (answer.window, f"the CA explains its ARI window at {answer.explanation_url}",
+                answer.verdict)
+    return answer.window, answer.problem, answer.verdict
 
 
-def _no_window(error: InternalError) -> tuple[RenewalWindow | None, str | None]:
-    return None, str(error)  # the renewal falls back, as for any ARI failure
+def _no_window(error: InternalError) -> tuple[RenewalWindow | None, str | None, CaVerdict]:
+    return None, str(error), CaVerdict.UNCHECKED  # the renewal falls back
 
 
 def order_id_for(desired: DesiredCertificate) -> str:
@@ -242,6 +259,8 @@ def execute(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         deps.records.update(d.secret, repairs)
         log.info("%s: record rebuilt: %s", d.secret, action.reason.message)
         return Outcome(action, True, f"repaired: {action.reason.message}")
+    if action.reason.code is ReasonCode.FOREIGN_CERTIFICATE:  # reported, never adopted silently
+        post_event(deps, d, "Warning", str(ReasonCode.FOREIGN_CERTIFICATE), action.reason.message)
     issued: IssuedCertificate | None = None
     try:
         issued = _order(deps, action, observed, hooks)
@@ -429,7 +448,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
         stored = deps.secrets.read(d.secret.namespace, d.secret.name)
         deps.records.reload(d.secret)  # the other writer may have recorded an issuance
         record = deps.records.get(d.secret)
-        fresh = with_record(observe(stored) if stored is not None else None, record)
+        fresh = with_record(observe_stored(deps, stored), record)
         decision = after_conflict(d, observed, fresh, issued.info, deps.clock(),
                                   current() if current is not None else None)
         if decision.kind is AfterConflict.REFUSE:
@@ -482,6 +501,9 @@ def report_problems(deps: PassDeps, found: Discovery) -> None:
         log.warning("%s refused: %s: %s", problem.source, problem.reason, problem.message)
         # The config's default certificate gets its Event too (in the controller namespace).
         deps.events.record(problem.source, "Warning", problem.reason, problem.message)
+    for notice in found.notices:  # refuses nothing: a Normal Event
+        log.info("%s: %s: %s", notice.source, notice.reason, notice.message)
+        deps.events.record(notice.source, "Normal", notice.reason, notice.message)
 
 
 def tidy_records(deps: PassDeps, wanted: Iterable[SecretRef], now: datetime,
@@ -527,4 +549,4 @@ def _read(deps: PassDeps, ref: SecretRef) -> ObservedSecret | None:
         stored = deps.secrets.read(ref.namespace, ref.name)
     except CertbotK8sError:
         return None
-    return with_record(observe(stored) if stored is not None else None, deps.records.get(ref))
+    return with_record(observe_stored(deps, stored), deps.records.get(ref))

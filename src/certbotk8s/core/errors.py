@@ -164,6 +164,11 @@ class AriMalformed(AcmeError):
     """The CA's renewal info (ARI) could not be read as a window; callers fall back."""
 
 
+class AriUnknownCertificate(AcmeError):
+    """The CA answered 404 to renewal info for a certificate: it did not issue it (or no
+    longer knows it)."""
+
+
 # --- challenge solvers --------------------------------------------------------------------
 
 

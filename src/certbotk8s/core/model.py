@@ -117,6 +117,9 @@ class SourceProblem:
 class Discovery:
     desired: tuple[DesiredCertificate, ...] = ()
     problems: tuple[SourceProblem, ...] = ()
+    # Worth telling the source's owner, refusing nothing (Normal Events), e.g. ignored
+    # cert-manager annotations.
+    notices: tuple[SourceProblem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class CertificateInfo:
     serial: str  # hex
     key_type: KeyType | None
     ari_cert_id: str  # RFC 9773 base64url(AKI) "." base64url(serial)
+    issuer: str = field(default="", compare=False)  # the issuer DN, for people (capped)
 
     @property
     def lifetime(self) -> timedelta:
@@ -142,6 +146,17 @@ class RenewalWindow:
     start: datetime
     end: datetime
     cert_id: str = ""
+
+
+class CaVerdict(enum.Enum):
+    """Whether the CA of the issuer a certificate is wanted from knows the certificate a Secret
+    holds, when this installation never recorded issuing or adopting it (a Secret taken over
+    from cert-manager, kube-lego, or a lost record): asked through the CA's ARI endpoint,
+    which answers 404 for a certificate it did not issue."""
+
+    UNCHECKED = "unchecked"  # not asked, no answer yet, or the CA offers no ARI
+    KNOWN = "known"  # the CA answered with a renewal window: its own certificate
+    UNKNOWN = "unknown"  # the CA answered 404: another CA's certificate
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,11 @@ class ObservedSecret:
     # `certbotk8s renew NAMESPACE/SECRET` asked for a new certificate at this time (the
     # Secret's RENEW_REQUESTED_AT annotation: a request for this Secret only, never a fact).
     renew_requested: str = field(default="", compare=False)
+    # What the Secret's writer said issued it (cert-manager's `cert-manager.io/issuer-name`):
+    # tenant-writable, for messages only.
+    claimed_issuer: str = field(default="", compare=False)
+    # The CA's answer about this certificate (joined in by the caller, like `recorded`).
+    ca_verdict: CaVerdict = field(default=CaVerdict.UNCHECKED, compare=False)
 
 
 @dataclass(frozen=True)

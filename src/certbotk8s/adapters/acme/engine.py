@@ -52,6 +52,7 @@ from certbotk8s.core.errors import (
     AcmeProblemError,
     AcmeTransientError,
     AriMalformed,
+    AriUnknownCertificate,
     ChallengeFailed,
     OrderAbandoned,
     OrderTimeout,
@@ -685,11 +686,15 @@ class AcmeEngine:
         except KeyError:
             return AriReading(None)
         url = f"{base.rstrip('/')}/{cert_id}"
+        net = self._net()
         try:
             # No content_type: a 200 whose body is not JSON is malformed ARI (parsed below),
             # not a network error.
-            response = self._net().get(url, content_type=None)
+            response = net.get(url, content_type=None)
         except (acme_errors.Error, messages.Error, requests.RequestException) as e:
+            if net.last_status() == 404:
+                raise AriUnknownCertificate(
+                    f"the CA does not know certificate {cert_id} (renewal info: 404)") from e
             raise AcmeError(f"cannot read renewal info at {url}") from e
         try:
             window = messages.RenewalInfo.from_json(response.json()).suggested_window

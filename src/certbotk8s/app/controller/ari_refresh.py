@@ -51,6 +51,7 @@ class AriRefresher:
     def _refresh(self, budget: int) -> None:
         done = 0
         down: set[str] = set()  # issuers that gave no answer in this run: asked again next run
+        wanted: dict[SecretRef, str] | None = None  # Secret -> issuer its source wants
         for (namespace, name), observed in self.watch.managed():
             if done >= budget or self._stopping.is_set():
                 break
@@ -67,6 +68,12 @@ class AriRefresher:
             if state.ari_for == info.ari_cert_id and now < state.ari_next:
                 continue
             issuer = observed.recorded.get(secret_meta.ISSUER)
+            adopting = issuer is None  # not recorded as ours: also learn whether the CA knows it
+            if adopting:
+                if wanted is None:
+                    wanted = {d.secret: d.spec.issuer
+                              for d in self.watch.discovery(self.deps.config).desired}
+                issuer = wanted.get(ref)
             if not issuer or issuer not in self.deps.config.issuers or issuer in down:
                 continue
             answer = self._reader.read(issuer, info.ari_cert_id)
@@ -78,6 +85,8 @@ class AriRefresher:
                 continue
             window = answer.window
             changed = window != state.ari
+            if adopting and answer.verdict is not state.ca_verdict:
+                state.ca_verdict, changed = answer.verdict, True
             state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
             state.ari_next = now + next_read_in(info, answer.retry_after,
                                                 self._every).total_seconds()

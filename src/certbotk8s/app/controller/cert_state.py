@@ -9,7 +9,7 @@ from datetime import datetime
 
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.budget import ratelimit
-from certbotk8s.core.model import RenewalWindow, SecretRef
+from certbotk8s.core.model import CaVerdict, RenewalWindow, SecretRef
 
 
 @dataclass
@@ -25,6 +25,8 @@ class CertState:
     written: dict[str, str] = field(default_factory=dict)  # annotations last set (moment, repair)
     hold: ratelimit.Hold | None = None
     foreign_until: datetime | None = None  # a foreign Secret: look again only after this
+    # For a certificate with no recorded issuer: does the wanted issuer's CA know it (ARI)?
+    ca_verdict: CaVerdict = CaVerdict.UNCHECKED
 
 
 class StateTable:

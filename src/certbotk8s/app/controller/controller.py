@@ -78,7 +78,8 @@ class Controller:
                                     diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
         # namespaces: namespaced mode (Role-only RBAC)
-        self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records)
+        self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records,
+                           adopt_cert_manager=deps.config.migration.from_cert_manager)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)

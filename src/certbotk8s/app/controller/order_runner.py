@@ -28,6 +28,7 @@ from certbotk8s.app.orders import (
     announce,
     api_away,
     execute,
+    observe_stored,
     record_follow_up,
     store,
     write_unwritten,
@@ -48,7 +49,7 @@ from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.sources.ownership import order_share_key
 from certbotk8s.core.state import write_race
 from certbotk8s.core.state.inflight import NamespaceState
-from certbotk8s.core.state.observe import observe, with_record
+from certbotk8s.core.state.observe import with_record, with_verdict
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,8 @@ class OrderRunner:
         except CertbotK8sError as e:
             log.warning("%s: cannot read the Secret (%s); deciding on the cached copy", ref, e)
             return self.watch.observed(ref)
-        return with_record(observe(stored) if stored is not None else None,
-                           self.deps.records.get(ref))
+        seen = with_record(observe_stored(self.deps, stored), self.deps.records.get(ref))
+        return with_verdict(seen, self.states.view(ref).ca_verdict)
 
     def _decided_again(self, action: Action, observed: ObservedSecret | None,
                        now: datetime) -> Action:

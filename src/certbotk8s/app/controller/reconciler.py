@@ -20,6 +20,7 @@ from certbotk8s.core.ports import LeaderElection
 from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.readiness import certificate_rows
+from certbotk8s.core.state.observe import with_verdict
 
 
 class Reconciler:
@@ -38,11 +39,15 @@ class Reconciler:
         found = self.watch.discovery(self.deps.config)
         if self.elector.is_leader():  # Events come from the leader only, not every replica
             fresh = set(found.problems) - self._reported_problems
-            if fresh:
-                report_problems(self.deps, Discovery(problems=tuple(sorted(
-                    fresh, key=lambda p: (p.source, p.reason)))))
-            self._reported_problems = set(found.problems)
-        observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
+            fresh_notices = set(found.notices) - self._reported_problems
+            if fresh or fresh_notices:
+                report_problems(self.deps, Discovery(
+                    problems=tuple(sorted(fresh, key=lambda p: (p.source, p.reason))),
+                    notices=tuple(sorted(fresh_notices, key=lambda p: (p.source, p.reason)))))
+            self._reported_problems = set(found.problems) | set(found.notices)
+        observed = {d.secret: with_verdict(self.watch.observed(d.secret),
+                                           self.states.view(d.secret).ca_verdict)
+                    for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: built
         # once per pass (not per order: that is O(managed certificates)).
         self.book.set_issued(self.deps.records.snapshot(), now)

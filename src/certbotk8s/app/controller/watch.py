@@ -17,11 +17,19 @@ from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.sources.discovery import ROLE_LABEL, trim_source
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.state import secret_meta
-from certbotk8s.core.state.observe import observe, with_record
+from certbotk8s.core.state.observe import CERT_MANAGER_LABEL, observe, with_record
 
 MANAGED_TLS = WatchedResource(
     "secrets (certbotk8s-managed)", "/api/v1/secrets", "v1", "Secret",
     label_selector=f"{secret_meta.MANAGED_BY_LABEL}={secret_meta.MANAGED_BY_VALUE}",
+    field_selector="type=kubernetes.io/tls",
+)
+# cert-manager's Secrets, watched only under config `migration` (adopted: docs/migrating.md);
+# once certbotk8s wrote one it carries our label too and is watched as MANAGED_TLS only.
+CERT_MANAGER_TLS = WatchedResource(
+    "secrets (cert-manager's, to adopt)", "/api/v1/secrets", "v1", "Secret",
+    label_selector=f"{CERT_MANAGER_LABEL}=true,"
+                   f"{secret_meta.MANAGED_BY_LABEL}!={secret_meta.MANAGED_BY_VALUE}",
     field_selector="type=kubernetes.io/tls",
 )
 SOURCES = {
@@ -44,6 +52,11 @@ SOURCES = {
 def observe_json(obj: dict[str, Any]) -> ObservedSecret:
     """Informer transform: keep what policy needs, drop the Secret's data (memory)."""
     return observe(to_stored_secret(obj))
+
+
+def observe_adoptable(obj: dict[str, Any]) -> ObservedSecret:
+    """The same for cert-manager's Secrets under config `migration`: writable by certbotk8s."""
+    return observe(to_stored_secret(obj), adopt_cert_manager=True)
 
 
 class InformerGroup:
@@ -83,7 +96,8 @@ class Watch:
     """
 
     def __init__(self, api: Any, namespaces: Sequence[str] = (),
-                 health: ApiContact | None = None, records: Records | None = None) -> None:
+                 health: ApiContact | None = None, records: Records | None = None,
+                 adopt_cert_manager: bool = False) -> None:
         self.wake = threading.Event()
         self.records = records if records is not None else Records()
         self.namespaces = tuple(namespaces)
@@ -106,9 +120,14 @@ class Watch:
         self.secrets = InformerGroup([
             Informer(api, MANAGED_TLS.in_namespace(ns), lambda key, obj: self.wake.set(),
                      transform=observe_json, health=health) for ns in scopes])
+        self.adoptable = InformerGroup([
+            Informer(api, CERT_MANAGER_TLS.in_namespace(ns), lambda key, obj: self.wake.set(),
+                     transform=observe_adoptable, health=health)
+            for ns in (scopes if adopt_cert_manager else [])])
 
     def all(self) -> list[Informer]:
-        groups = [g for versions in self.informers.values() for g in versions] + [self.secrets]
+        groups = [g for versions in self.informers.values() for g in versions] + [
+            self.secrets, self.adoptable]
         return [i for group in groups for i in group.informers]
 
     def start(self) -> None:
@@ -147,10 +166,11 @@ class Watch:
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         """The cached Secret with the controller's record of it joined in."""
-        value: ObservedSecret | None = self.secrets.get((ref.namespace, ref.name))
+        key = (ref.namespace, ref.name)
+        value: ObservedSecret | None = self.secrets.get(key) or self.adoptable.get(key)
         return with_record(value, self.records.get(ref))
 
     def managed(self) -> list[tuple[Key, ObservedSecret]]:
         """A snapshot of every labelled Secret in the cache, records joined in."""
-        return [(key, joined) for key, seen in self.secrets.items()
+        return [(key, joined) for key, seen in self.secrets.items() + self.adoptable.items()
                 if (joined := with_record(seen, self.records.get(SecretRef(*key)))) is not None]

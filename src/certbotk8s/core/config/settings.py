@@ -51,6 +51,8 @@ Example::
                # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
       dns01: {propagationTimeout: 300, pollInterval: 5}
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
+    migration:  # read cert-manager's Ingress annotations and adopt its Secrets (docs/migrating.md)
+      certManagerIssuers: {letsencrypt-prod: letsencrypt}  # cert-manager issuer name -> ours
 """
 
 from __future__ import annotations
@@ -230,6 +232,19 @@ class RenewalConfig:
 
 
 @dataclass(frozen=True)
+class MigrationConfig:
+    """Moving from cert-manager: `cert_manager_issuers` maps the names in its
+    `cert-manager.io/issuer` / `cluster-issuer` annotations to configured issuers. Empty (the
+    default): no `cert-manager.io/*` annotation is read and no cert-manager Secret adopted."""
+
+    cert_manager_issuers: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def from_cert_manager(self) -> bool:
+        return bool(self.cert_manager_issuers)
+
+
+@dataclass(frozen=True)
 class Config:
     issuers: Mapping[str, IssuerConfig]
     default_issuer: str
@@ -241,6 +256,7 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     tenants: TenantsConfig = field(default_factory=TenantsConfig)
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
     warnings: tuple[str, ...] = ()  # `path: message` lines for things that work but look wrong
 
 
@@ -409,6 +425,7 @@ class _Parser:
                     "solver",
                     "renewal",
                     "tenants",
+                    "migration",
                 }
             ),
         )
@@ -437,6 +454,7 @@ class _Parser:
         solver = self.solver(top.get("solver"))
         renewal = self.renewal(top.get("renewal"))
         tenants = self.tenants(top.get("tenants"))
+        migration = self.migration(top.get("migration"), issuers)
         default_cert = self.default_certificate(
             top.get("defaultCertificate"),
             issuers,
@@ -458,6 +476,7 @@ class _Parser:
             solver=solver,
             renewal=renewal,
             tenants=tenants,
+            migration=migration,
             warnings=tuple(self.warnings),
         )
 
@@ -715,6 +734,20 @@ class _Parser:
             poll_interval=self.seconds(d, "pollInterval", "solver.dns01", defaults.poll_interval),
         )
         return SolverConfig(http01=http01, dns01=dns01)
+
+    def migration(self, value: object, issuers: Mapping[str, IssuerConfig]) -> MigrationConfig:
+        m = self.mapping(value, "migration", frozenset({"certManagerIssuers"}))
+        path = "migration.certManagerIssuers"
+        entries = self.mapping(m.get("certManagerIssuers"), path, None)
+        mapping: dict[str, str] = {}
+        for name, target in entries.items():
+            if not isinstance(target, str) or target not in issuers:
+                known = ", ".join(sorted(issuers))
+                self.error(f"{path}.{name}", f"names no configured issuer: {target!r} "
+                           f"(configured: {known})")
+                continue
+            mapping[str(name)] = target
+        return MigrationConfig(cert_manager_issuers=mapping)
 
     def renewal(self, value: object) -> RenewalConfig:
         m = self.mapping(value, "renewal", frozenset({"renewBefore", "keyType"}))

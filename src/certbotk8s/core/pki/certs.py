@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certbotk8s.core.model import CertificateInfo
 from certbotk8s.core.pki.keys import PrivateKey, key_type_of
+from certbotk8s.core.sources.text import escape_controls
 from certbotk8s.core.state.secret_meta import EARLIEST, LATEST
 
 
@@ -43,6 +44,9 @@ def ari_cert_id(cert: x509.Certificate) -> str:
     # ASN.1 INTEGER: big-endian two's complement, one extra bit for the sign.
     serial_bytes = serial.to_bytes(math.ceil((serial.bit_length() + 1) / 8), "big", signed=True)
     return f"{_b64url(aki.key_identifier)}.{_b64url(serial_bytes)}"
+
+
+ISSUER_MAX = 200  # characters of the issuer DN kept for messages (tenant-written bytes)
 
 
 def certificate_info(fullchain_pem: bytes) -> CertificateInfo:
@@ -80,6 +84,7 @@ def _leaf_info(leaf: x509.Certificate) -> CertificateInfo:
         serial=format(leaf.serial_number, "x"),
         key_type=key_type_of(leaf.public_key()),
         ari_cert_id=cert_id,
+        issuer=escape_controls(leaf.issuer.rfc4514_string(), ISSUER_MAX),
     )
 
 

@@ -6,7 +6,10 @@
 - RENEW: a check fired and the managed Secret holds a parsable certificate (the order can
   name it in ARI `replaces`); ISSUE: a check fired otherwise.
 - REPAIR: no check fired but certbotk8s annotations are missing or wrong: rewrite them (no
-  order). `annotations` holds the values to set.
+  order). `annotations` holds the values to set. A certificate not recorded as ours (adopted
+  from cert-manager or kube-lego) gets its issuer recorded only once the CA said it knows it
+  (model.CaVerdict.KNOWN): that is the adoption, after which its renewal names it in ARI
+  `replaces`.
 - NOTHING: no check fired; `next_renewal` says when one will, `renewal` how that was decided.
   `annotations` holds the chosen ARI moment when it is not yet persisted on the Secret.
 Identical desired certificates for one Secret collapse into one (the smallest source wins).
@@ -20,7 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from certbotk8s.core.model import DesiredCertificate, ObservedSecret, RenewalWindow, SecretRef
+from certbotk8s.core.model import (
+    CaVerdict,
+    DesiredCertificate,
+    ObservedSecret,
+    RenewalWindow,
+    SecretRef,
+)
 from certbotk8s.core.renewal.moment import RenewalTime
 from certbotk8s.core.renewal.policy import Reason, ReasonCode, evaluate, renewal_time_of
 from certbotk8s.core.state import secret_meta
@@ -94,6 +103,11 @@ def _one(
         decided = renewal_time_of(desired, info, ari, observed.recorded)
         at = max(decided.at, now)
         repairs = secret_meta.metadata_repairs(desired, info, observed.recorded)
+        if (secret_meta.ISSUER not in observed.recorded
+                and observed.ca_verdict is not CaVerdict.KNOWN):
+            # Adopted only once the CA said it knows the certificate (ARI): until then no
+            # issuer is recorded, so no renewal names it in `replaces`.
+            repairs.pop(secret_meta.ISSUER, None)
         if repairs:
             return Action(
                 ActionKind.REPAIR, desired,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from certbotk8s.core.model import (
+    CaVerdict,
     CertificateInfo,
     DesiredCertificate,
     ObservedSecret,
@@ -112,13 +113,47 @@ def hosts_changed(
     return None
 
 
+def issued_here(observed: ObservedSecret) -> bool:
+    """Whether this installation's record says it issued the certificate the Secret holds (an
+    adopted one, from cert-manager or kube-lego, or one whose record was lost, is not)."""
+    return (secret_meta.ISSUED_AT in observed.recorded and observed.certificate is not None
+            and observed.recorded.get(secret_meta.SERIAL) == observed.certificate.serial)
+
+
+def foreign_certificate(
+    desired: DesiredCertificate,
+    observed: ObservedSecret | None,
+    now: datetime,
+    ari: RenewalWindow | None,
+) -> Reason | None:
+    """A certificate not recorded as ours whose CA (the wanted issuer's) says it does not know
+    it: another CA's. Replaced now, so the source gets what it asks for; the order names
+    nothing in ARI `replaces` (core.renewal.replaces: no recorded issuer)."""
+    if observed is None or observed.certificate is None:
+        return None
+    if secret_meta.ISSUER in observed.recorded or observed.ca_verdict is not CaVerdict.UNKNOWN:
+        return None
+    info = observed.certificate
+    claimed = (f"; its Secret names issuer {observed.claimed_issuer!r} (not verified)"
+               if observed.claimed_issuer else "")
+    return Reason(
+        ReasonCode.FOREIGN_CERTIFICATE,
+        f"the certificate in the Secret (serial {info.serial}, issued by "
+        f"{info.issuer or 'an unnamed CA'}{claimed}) is unknown to the CA of issuer "
+        f"{desired.spec.issuer}: replaced now, not adopted",
+    )
+
+
 def key_type_changed(
     desired: DesiredCertificate,
     observed: ObservedSecret | None,
     now: datetime,
     ari: RenewalWindow | None,
 ) -> Reason | None:
-    if observed is None or observed.certificate is None:
+    """The key type wanted differs from the certificate's. Only for a certificate this
+    installation issued (the source's key type was changed); an adopted one keeps its key
+    until its normal renewal, which then uses the wanted type (no mass re-issue on day one)."""
+    if observed is None or observed.certificate is None or not issued_here(observed):
         return None
     have = observed.certificate.key_type or secret_meta.recorded_key_type(observed.recorded)
     if have is not desired.spec.key_type:
@@ -223,6 +258,7 @@ CHECKS: tuple[Check, ...] = (
     certificate_unparsable,
     key_mismatch,
     hosts_changed,
+    foreign_certificate,
     key_type_changed,
     issuer_changed,
     profile_changed,

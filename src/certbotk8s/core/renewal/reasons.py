@@ -12,6 +12,7 @@ class ReasonCode(enum.StrEnum):
     CERTIFICATE_UNPARSABLE = "CertificateUnparsable"
     KEY_MISMATCH = "KeyMismatch"
     HOSTS_CHANGED = "HostsChanged"
+    FOREIGN_CERTIFICATE = "ForeignCertificate"
     KEY_TYPE_CHANGED = "KeyTypeChanged"
     ISSUER_CHANGED = "IssuerChanged"
     PROFILE_CHANGED = "ProfileChanged"

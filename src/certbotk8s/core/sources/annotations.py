@@ -14,6 +14,7 @@ from datetime import timedelta
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import CertificateSpec, ChallengeType, KeyType, SourceKind
+from certbotk8s.core.sources import cert_manager
 from certbotk8s.core.sources.names import is_dns1123_label
 from certbotk8s.core.sources.text import ECHO_LIMIT, quote
 
@@ -65,6 +66,8 @@ class SourceOptions:
     profile: str | None
     renew_before: timedelta | None
     gateway_namespace: str | None = None
+    # Notices that refuse nothing (cert-manager annotations that are not honoured).
+    notices: tuple[str, ...] = ()
 
     def spec(self, hosts: tuple[str, ...]) -> CertificateSpec:
         return CertificateSpec(
@@ -82,12 +85,15 @@ def _is_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "true"
 
 
-def is_opted_in(annotations: Mapping[str, str] | None) -> bool:
-    """Whether the source asks for certificates (see the module docstring for the rule)."""
+def is_opted_in(annotations: Mapping[str, str] | None, config: Config | None = None) -> bool:
+    """Whether the source asks for certificates (see the module docstring for the rule; with
+    `config` given, cert-manager's issuer annotations too when `migration` maps them)."""
     annotations = annotations or {}
     enabled = annotations.get(ENABLED)
     if enabled is not None and enabled.strip().lower() == "false":
         return False
+    if config is not None and cert_manager.opts_in(annotations, config):
+        return True
     return _is_true(enabled) or _is_true(annotations.get(TLS_ACME))
 
 
@@ -124,7 +130,12 @@ def parse_source_options(
     if enabled is not None and enabled.strip().lower() not in ("true", "false"):
         bad(ENABLED, 'must be "true" or "false"')
 
-    issuer = config.default_issuer
+    # cert-manager's annotations (config `migration`); ours win wherever both are set
+    theirs = cert_manager.translate(annotations, config)
+    for problem in theirs.problems:
+        bad(problem.key, problem.message, problem.reason or INVALID_ANNOTATION)
+
+    issuer = theirs.issuer if theirs.issuer is not None else config.default_issuer
     if ISSUER in annotations:
         value = annotations[ISSUER].strip()
         if value in config.issuers:
@@ -135,7 +146,8 @@ def parse_source_options(
     scoped = config.issuers.get(issuer)
     if scoped is not None and namespace is not None and not scoped.allows_namespace(namespace):
         # the issuer's `namespaces` scope (an internal CA, EAB paid for by one team)
-        default = "" if ISSUER in annotations else "the default issuer; name another. "
+        named = ISSUER in annotations or theirs.issuer is not None
+        default = "" if named else "the default issuer; name another. "
         errors.append(AnnotationError(
             ISSUER, issuer, f"{default}issuer {issuer!r} may not be used from namespace "
             f"{namespace!r} (issuers.{issuer}.namespaces in the config)", ISSUER_NOT_ALLOWED))
@@ -179,7 +191,7 @@ def parse_source_options(
         bad(DNS_PROVIDER if DNS_PROVIDER in annotations else CHALLENGE,
             f"DNS provider {dns_provider!r} may not be used from namespace {namespace!r}")
 
-    key_type = config.renewal.key_type
+    key_type = theirs.key_type or config.renewal.key_type
     if KEY_TYPE in annotations:
         try:
             key_type = KeyType(annotations[KEY_TYPE].strip())
@@ -198,7 +210,7 @@ def parse_source_options(
             bad(PROFILE, f"issuer {issuer!r} offers no such profile "
                 f"(issuers.{issuer}.profiles in the config)", PROFILE_NOT_ALLOWED)
 
-    renew_before = config.renewal.renew_before
+    renew_before = theirs.renew_before or config.renewal.renew_before
     if RENEW_BEFORE in annotations:
         try:
             renew_before = parse_duration(annotations[RENEW_BEFORE])
@@ -226,6 +238,7 @@ def parse_source_options(
             profile=profile,
             renew_before=renew_before,
             gateway_namespace=gateway_namespace,
+            notices=(cert_manager.ignored_notice(theirs.ignored),) if theirs.ignored else (),
         ),
         (),
     )

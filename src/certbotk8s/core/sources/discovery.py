@@ -51,6 +51,7 @@ from certbotk8s.core.model import (
     SourceProblem,
 )
 from certbotk8s.core.sources import annotations as ann
+from certbotk8s.core.sources import cert_manager
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
@@ -94,6 +95,10 @@ class Reasons:
     TOO_MANY_HOSTS = "TooManyHosts"
     TOO_MANY_PROBLEMS = "TooManyProblems"
     SPECIAL_USE_NAME = "SpecialUseName"
+    ISSUER_NOT_MAPPED = cert_manager.ISSUER_NOT_MAPPED
+
+
+ANNOTATION_IGNORED = "AnnotationIgnored"  # a notice (Normal Event), not a refusal
 
 
 def default_certificate_source(config: Config) -> ObjectRef:
@@ -196,6 +201,7 @@ class _Collector:
     config: Config
     candidates: list[DesiredCertificate] = field(default_factory=list)
     problems: list[SourceProblem] = field(default_factory=list)
+    notices: list[SourceProblem] = field(default_factory=list)
     host_entries: dict[ObjectRef, int] = field(default_factory=dict)
 
     def problem(self, source: ObjectRef, reason: str, message: str) -> None:
@@ -205,7 +211,7 @@ class _Collector:
         self, obj: KubeObject, ref: ObjectRef, kind: SourceKind
     ) -> ann.SourceOptions | None:
         annotations = _annotations(obj)
-        if not ann.is_opted_in(annotations):
+        if not ann.is_opted_in(annotations, self.config):
             enabled = annotations.get(ann.ENABLED)
             if enabled is not None and enabled.strip().lower() not in ("true", "false"):
                 self.problem(
@@ -218,6 +224,8 @@ class _Collector:
                                                   namespace=ref.namespace)
         for error in errors:
             self.problem(ref, error.reason, str(error))
+        for notice in options.notices if options is not None else ():
+            self.notices.append(SourceProblem(ref, ANNOTATION_IGNORED, notice))
         return options
 
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
@@ -380,7 +388,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
     ref = _ref(obj, "networking.istio.io/v1", "Gateway")
-    if not ann.is_opted_in(_annotations(obj)):
+    if not ann.is_opted_in(_annotations(obj), c.config):
         c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
         return
     if ref.api_version not in ISTIO_APIS:
@@ -525,7 +533,7 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
     ref = _ref(obj, GATEWAY_API, "Gateway")
-    if not ann.is_opted_in(_annotations(obj)):
+    if not ann.is_opted_in(_annotations(obj), c.config):
         c.options(obj, ref, SourceKind.GATEWAY_API)
         return
     if ref.api_version != GATEWAY_API:
@@ -704,4 +712,5 @@ def discover(
         _gateway_api(c, obj, grants)
     _default_certificate(c)
     desired = _resolve(c, holders or {})
-    return Discovery(desired=desired, problems=_bounded(c.problems))
+    return Discovery(desired=desired, problems=_bounded(c.problems),
+                     notices=_bounded(c.notices))

@@ -136,7 +136,7 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
         problems += refused.values()
     safe = [SourceProblem(p.source, p.reason, escape_controls(p.message)) for p in problems]
     safe.sort(key=lambda p: (p.source, p.reason, p.message))
-    return Discovery(desired=tuple(kept), problems=tuple(safe))
+    return Discovery(desired=tuple(kept), problems=tuple(safe), notices=found.notices)
 
 
 def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from certbotk8s.core.model import CertificateInfo, ObservedSecret, SecretRef
+from certbotk8s.core.model import CaVerdict, CertificateInfo, ObservedSecret, SecretRef
 from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state import secret_meta
@@ -14,8 +14,21 @@ TLS_CERT = "tls.crt"
 TLS_KEY = "tls.key"
 
 
-def observe(stored: StoredSecret) -> ObservedSecret:
+CERT_MANAGER_LABEL = "controller.cert-manager.io/fao"
+"""cert-manager (1.12 and later) labels every Secret it writes with this, value "true"."""
+CERT_MANAGER_ISSUER = "cert-manager.io/issuer-name"
+CLAIMED_ISSUER_MAX = 64
+
+
+def is_cert_manager_secret(labels: Mapping[str, str]) -> bool:
+    return labels.get(CERT_MANAGER_LABEL) == "true"
+
+
+def observe(stored: StoredSecret, adopt_cert_manager: bool = False) -> ObservedSecret:
     """Parse the certificate and check the key matches; problems become `parse_error`.
+
+    `managed` (certbotk8s may write the Secret): labelled as certbotk8s's, or, with
+    `adopt_cert_manager` (config `migration`), labelled as cert-manager's (docs/migrating.md).
 
     Nothing of the Secret's annotations is taken as a fact (`recorded` stays empty: the caller
     joins the controller's record, `with_record`); only a renewal request is kept. Never raises
@@ -27,12 +40,14 @@ def observe(stored: StoredSecret) -> ObservedSecret:
                error: str | None = None) -> ObservedSecret:
         return ObservedSecret(
             ref=SecretRef(stored.namespace, stored.name),
-            managed=secret_meta.is_managed(stored.labels),
+            managed=secret_meta.is_managed(stored.labels) or (
+                adopt_cert_manager and is_cert_manager_secret(stored.labels)),
             resource_version=stored.resource_version,
             certificate=info,
             key_matches=key_matches,
             parse_error=error,
             renew_requested=stored.annotations.get(secret_meta.RENEW_REQUESTED_AT, "")[:64],
+            claimed_issuer=stored.annotations.get(CERT_MANAGER_ISSUER, "")[:CLAIMED_ISSUER_MAX],
         )
 
     crt = stored.data.get(TLS_CERT)
@@ -62,3 +77,10 @@ def with_record(observed: ObservedSecret | None,
     if observed is None:
         return None
     return replace(observed, recorded=dict(record))
+
+
+def with_verdict(observed: ObservedSecret | None, verdict: CaVerdict) -> ObservedSecret | None:
+    """`observed` with the CA's answer about its certificate joined in (model.CaVerdict)."""
+    if observed is None or verdict is observed.ca_verdict:
+        return observed
+    return replace(observed, ca_verdict=verdict)
