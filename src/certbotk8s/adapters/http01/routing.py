@@ -7,8 +7,8 @@ Where the routing object lives is `solver.http01.routeNamespace`:
   Gateway API listeners with `allowedRoutes: Same` work unchanged, as with cert-manager.
   What the route points at, as a proxy would route it:
   - Ingress: an ExternalName Service next to it, `externalName` = the solver Service's cluster
-    DNS name (ingress-nginx, HAProxy and Contour resolve it; Traefik needs
-    `allowExternalNameServices`; cloud L7 load balancers (GKE) do not: use `controller`).
+    DNS name (ingress-nginx and HAProxy follow it; Traefik and Contour once enabled; cloud L7
+    load balancers (GKE) do not: use `controller`).
   - Istio: the VirtualService's destination is the solver Service's FQDN; nothing else needed.
   - Gateway API: the HTTPRoute's backendRef names the solver Service in the controller's
     namespace, allowed by a ReferenceGrant created there (from HTTPRoutes of the route's
