@@ -327,7 +327,8 @@ def _plan(config: Config, args: argparse.Namespace) -> int:
             when = f" (next renewal {action.next_renewal.strftime('%Y-%m-%d %H:%M UTC')})"
         note = current.ari_problems.get(d.secret)
         print(printable(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
-                        f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}"
+                        f"[{', '.join(d.spec.hosts)}]: {action.reason.code}: "
+                        f"{action.reason.message}{when}"
                         + (f"; note: {note}" if note else "")))
     if current.missing_apis:
         print(f"note: the cluster does not serve {', '.join(current.missing_apis)}")
