@@ -296,3 +296,28 @@ def test_server_side_install_into_the_lab(lab: Lab, tmp_path: Path, admin_api: A
     with pytest.raises(k8s.ApiException) as gone:
         k8s.RbacAuthorizationV1Api(admin_api).read_cluster_role(f"{release}-certbotk8s")
     assert gone.value.status == 404
+
+
+def _writes(rules: list[Doc]) -> set[tuple[str, str]]:
+    """(apiGroup, resource) pairs a list of RBAC rules may create."""
+    return {(g, r) for rule in rules if "create" in rule["verbs"]
+            for g in rule["apiGroups"] for r in rule["resources"]}
+
+
+@pytest.mark.parametrize("route_namespace", ["source", "controller"])
+def test_routing_rbac_follows_route_namespace(lab: Lab, tmp_path: Path,
+                                              route_namespace: str) -> None:
+    """HTTP-01 routing in the source's namespace needs cluster-wide writes of the route kinds
+    and Services; in the controller's namespace, none: the chart grants only what is used."""
+    values = {"config": {"solver": {"http01": {"routeNamespace": route_namespace}}}}
+    docs = _template(lab, tmp_path, values)
+    routing = {("networking.k8s.io", "ingresses"), ("networking.istio.io", "virtualservices"),
+               ("gateway.networking.k8s.io", "httproutes"), ("", "services")}
+    cluster = _writes(_one(docs, "ClusterRole")["rules"])
+    assert (routing <= cluster) is (route_namespace == "source")
+    assert not routing & cluster or route_namespace == "source"
+    role = _writes(_one(docs, "Role")["rules"])
+    assert ("gateway.networking.k8s.io", "referencegrants") in role
+    assert ("gateway.networking.k8s.io", "referencegrants") not in cluster
+    config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    assert config.solver.http01.route_namespace == route_namespace

@@ -57,6 +57,9 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 ROLE_LABEL = "certbotk8s.io/role"
 ROLE = "http01-route"
 ORDER_LABEL = "certbotk8s.io/order"
+# The installation (its namespace) that made the object: a sweep removes only its own, even
+# where two installations route from the same source namespace.
+CONTROLLER_LABEL = "certbotk8s.io/controller-namespace"
 ORDER_ANNOTATION = "certbotk8s.io/order-id"  # the full order id (a label value is limited)
 
 @dataclass(frozen=True)
@@ -283,7 +286,7 @@ class KubeRoutingPublisher:
                             "namespace this controller serves")
         name = route_name(order_id, kind)
         labels = {MANAGED_BY: "certbotk8s", ROLE_LABEL: ROLE,
-                  ORDER_LABEL: order_label_value(order_id)}
+                  ORDER_LABEL: order_label_value(order_id), CONTROLLER_LABEL: self._namespace}
         created: list[ObjectRef] = []
         try:
             backend: tuple[str, str] = (self._namespace, self._service)
@@ -483,15 +486,17 @@ class KubeRoutingPublisher:
         them): in our namespace and, in `source` mode, in the namespaces we serve (all when
         not limited). Call before ordering: a resumed order publishes its routing again.
         Kinds the cluster does not serve are skipped; returns what was deleted."""
-        found: list[ObjectRef] = []
-        selector = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
-        scopes: list[str | None] = [None]  # every namespace
-        if not self._in_source:
-            scopes = [self._namespace]
-        elif self._served:
-            scopes = [*sorted(self._served | {self._namespace})]
+        found: dict[ObjectRef, None] = {}
+        ours = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
+        # Our namespace: everything of ours (also from before CONTROLLER_LABEL existed).
+        # Elsewhere: only what this installation made.
+        searches: list[tuple[str | None, str]] = [(self._namespace, ours)]
+        if self._in_source:
+            mine = f"{ours},{CONTROLLER_LABEL}={self._namespace}"
+            searches += ([(ns, mine) for ns in sorted(self._served - {self._namespace})]
+                         if self._served else [(None, mine)])
         for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE, SERVICE, REFERENCE_GRANT_V1BETA1):
-            for scope in scopes:
+            for scope, selector in searches:
                 try:
                     items = self._api.list(r, scope, selector)
                 except ApiException as e:
@@ -505,9 +510,9 @@ class KubeRoutingPublisher:
                     ref = ObjectRef(r.api_version, r.kind, str(meta.get("namespace") or scope),
                                     str(meta.get("name")))
                     if self._removable(ref):
-                        found.append(ref)
-        self.remove(found)
-        return found
+                        found[ref] = None
+        self.remove(list(found))
+        return list(found)
 
     def _removable(self, ref: ObjectRef) -> bool:
         return ((ref.api_version, ref.kind) in _KNOWN and ref.name.startswith(NAME_PREFIX)
