@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from certbotk8s.adapters.acme.engine import OrderRequest
 from certbotk8s.adapters.kube.inflight import InflightOrder
 from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.controller.ari_refresh import AriRefresher
 from certbotk8s.app.controller.cert_state import StateTable
 from certbotk8s.app.controller.order_runner import OrderRunner
 from certbotk8s.app.controller.reconciler import Reconciler
@@ -28,20 +29,35 @@ from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
 from certbotk8s.core.config.settings import Config, IssuerConfig
-from certbotk8s.core.errors import AcmeCaUnavailable, AcmeError, KubeConflict, OrderAbandoned
+from certbotk8s.core.errors import (
+    AcmeCaUnavailable,
+    AcmeError,
+    AriUnknownCertificate,
+    KubeConflict,
+    OrderAbandoned,
+)
 from certbotk8s.core.model import (
+    CertificateInfo,
     Discovery,
     IssuedCertificate,
     KeyType,
     ObservedSecret,
+    RenewalWindow,
     SecretRef,
 )
 from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import SourceSnapshot, StoredSecret
+from certbotk8s.core.renewal.ari_timing import AriReading
 from certbotk8s.core.sources.discovery import trim_source
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.state import secret_meta
-from certbotk8s.core.state.observe import TLS_CERT, TLS_KEY, observe, with_record
+from certbotk8s.core.state.observe import (
+    TLS_CERT,
+    TLS_KEY,
+    is_cert_manager_secret,
+    observe,
+    with_record,
+)
 
 from .fakes import FakeLedger, FakeRecordStore
 from .hostile import Events, Schedule, Solvers
@@ -224,8 +240,9 @@ class FakeCluster:
         return certs.certificate_info(crt).serial if crt else None
 
 
-def _labelled_tls(stored: StoredSecret) -> bool:
-    return stored.type == TLS_TYPE and secret_meta.is_managed(stored.labels)
+def _labelled_tls(stored: StoredSecret, adopt: bool = False) -> bool:
+    return stored.type == TLS_TYPE and (secret_meta.is_managed(stored.labels) or (
+        adopt and is_cert_manager_secret(stored.labels)))
 
 
 class _Cache:
@@ -240,15 +257,17 @@ class ClusterWatch:
     every change in the cluster. Claims are judged at the fake clock's time."""
 
     def __init__(self, cluster: FakeCluster, records: Records, clock: FakeClock,
-                 namespaces: Sequence[str] = ()) -> None:
+                 namespaces: Sequence[str] = (), adopt_cert_manager: bool = False) -> None:
         self.cluster, self.records, self.clock = cluster, records, clock
         self.wake = cluster.wake
         self.namespaces = tuple(namespaces)
+        self.adopt = adopt_cert_manager  # also watch cert-manager's Secrets (config migration)
 
     @property
     def secrets(self) -> _Cache:
-        return _Cache({(ref.namespace, ref.name): observe(s)
-                       for ref, s in self.cluster.secrets.items() if _labelled_tls(s)})
+        return _Cache({(ref.namespace, ref.name): observe(s, self.adopt)
+                       for ref, s in self.cluster.secrets.items()
+                       if _labelled_tls(s, self.adopt)})
 
     def discovery(self, config: Config) -> Discovery:
         kept = self.records.snapshot()
@@ -258,7 +277,8 @@ class ClusterWatch:
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         stored = self.cluster.secrets.get(ref)
-        seen = observe(stored) if stored is not None and _labelled_tls(stored) else None
+        seen = (observe(stored, self.adopt)
+                if stored is not None and _labelled_tls(stored, self.adopt) else None)
         return with_record(seen, self.records.get(ref))
 
     def managed(self) -> list[tuple[tuple[str, str], ObservedSecret]]:
@@ -305,6 +325,18 @@ class FakeAcme:
         self.during_order: Callable[[], None] | None = None
         self._failing: dict[str, Exception] = {}
         self._serials = itertools.count(0x1000)
+        self.issued: dict[str, CertificateInfo] = {}  # ARI CertID -> what this CA issued
+        self.replaces: list[str | None] = []  # `replaces` of every order created
+
+    def ari_reading(self, cert_id: str) -> AriReading:
+        """ARI as Let's Encrypt answers it: a two-day window around 2/3 of the lifetime for a
+        certificate of this CA, 404 (AriUnknownCertificate) for any other."""
+        info = self.issued.get(cert_id)
+        if info is None:
+            raise AriUnknownCertificate(f"the CA does not know certificate {cert_id}")
+        ideal = info.not_after - info.lifetime / 3
+        return AriReading(RenewalWindow(ideal - timedelta(days=1), ideal + timedelta(days=1),
+                                        cert_id))
 
     def fail(self, host: str, error: Exception) -> None:
         self._failing[host] = error
@@ -318,6 +350,7 @@ class FakeAcme:
         if self.down:
             raise AcmeCaUnavailable("the CA does not answer (fake: down)")
         self.orders.append(request.hosts)
+        self.replaces.append(request.replaces)
         url = f"https://ca.test/order/{len(self.orders)}"
         if on_order is not None:
             on_order(url)
@@ -358,7 +391,9 @@ class FakeAcme:
                     ca_key.public_key()), critical=False)
                 .sign(ca_key, hashes.SHA256()))
         chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca_cert))
-        return IssuedCertificate(keys.key_to_pem(key), chain, certs.certificate_info(chain), url,
+        info = certs.certificate_info(chain)
+        self.issued[info.ari_cert_id] = info
+        return IssuedCertificate(keys.key_to_pem(key), chain, info, url,
                                  replaced=request.replaces if request else None)
 
 
@@ -411,7 +446,8 @@ class FakeController:
                              ports[1], clock=world.clock, ledger=world.ledger,
                              records=self.records)
         self.metrics = Metrics(process=False)
-        self.watch = ClusterWatch(world.cluster, self.records, world.clock)
+        self.watch = ClusterWatch(world.cluster, self.records, world.clock,
+                                  adopt_cert_manager=world.config.migration.from_cert_manager)
         self.states = StateTable()
         self.schedule = Schedule()
         self.book = RenewalBook(world.config, self.records, world.ledger, jitter=lambda: 1.0)
@@ -423,6 +459,7 @@ class FakeController:
                                   executor=InlineExecutor())
         self.reconciler = Reconciler(self.deps, loose[0], self.states, loose[1], self.runner,
                                      self.book, world.leader, self.metrics, stopping)
+        self.ari = AriRefresher(self.deps, loose[0], self.states, stopping)
         self.book.load()
         self.records.load()
 

@@ -66,6 +66,12 @@ def _pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
+def pem_of(public_key: Any, *, hosts: Sequence[str], not_before: datetime,
+           not_after: datetime) -> bytes:
+    """A PEM leaf for `public_key` from the "hostile test CA" (not the fake ACME CA)."""
+    return _pem(_der(public_key, hosts=hosts, not_before=not_before, not_after=not_after))
+
+
 @functools.cache
 def leaf_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())

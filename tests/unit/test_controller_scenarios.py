@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from certbotk8s.adapters.acme.engine import OrderRequest
 from certbotk8s.app.commands import force
 from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed, KubeUnreachable, Problem
-from certbotk8s.core.model import SecretRef
+from certbotk8s.core.model import KeyType, SecretRef
+from certbotk8s.core.pki import certs
+from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 
@@ -367,3 +370,67 @@ def test_after_a_restart_every_wanted_certificate_has_its_ari_windows_read() -> 
     restarted = first.restart()
     restarted.reconcile()
     assert restarted.states.get(ref) is not None
+
+
+# -- (h) migrating from cert-manager: adopted, not re-issued; another CA's reported --------------
+
+
+CM_LABELS = {"controller.cert-manager.io/fao": "true"}
+CM_ANNOTATIONS = {"cert-manager.io/issuer-name": "letsencrypt-prod",
+                  "cert-manager.io/issuer-kind": "ClusterIssuer"}
+
+
+def _migrating_world() -> World:
+    # ARI refresh reads only certificates valid by the wall clock: the world starts now.
+    now = datetime.now(UTC).replace(microsecond=0)
+    return World(make_config(migration={"certManagerIssuers": {"letsencrypt-prod": "le"}}), now)
+
+
+def _cert_manager_secret(world: World, ref: SecretRef, fullchain: bytes, key: bytes) -> None:
+    world.cluster.put_secret(StoredSecret(
+        ref.namespace, ref.name, "1", "kubernetes.io/tls", labels=dict(CM_LABELS),
+        annotations=dict(CM_ANNOTATIONS), data={"tls.crt": fullchain, "tls.key": key}))
+    world.cluster.add_ingress(ingress("shop", ref.namespace, annotations={
+        "cert-manager.io/cluster-issuer": "letsencrypt-prod"},
+        tls=[tls_entry(ref.name, SHOP)]), world.clock())
+
+
+def test_controller_adopts_a_cert_manager_secret_and_renews_it_with_replaces() -> None:
+    world = _migrating_world()
+    theirs = world.acme.certificate([SHOP], OrderRequest(hosts=(SHOP,),
+                                                         key_type=KeyType.RSA_2048))
+    _cert_manager_secret(world, A, theirs.fullchain_pem, theirs.key_pem)
+    controller = FakeController(world)
+    controller.settle()
+    controller.ari.refresh()  # the CA knows the certificate: adopted
+    controller.settle()
+    assert world.acme.orders == []  # RSA kept: no KeyTypeChanged, no order at all
+    assert world.cluster.serial(A) == theirs.info.serial
+    assert controller.records.get(A)[secret_meta.ISSUER] == "le"
+    # the normal renewal, in the CA's window: names the adopted certificate in `replaces`
+    world.clock.advance(timedelta(days=61))
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.acme.replaces == [theirs.info.ari_cert_id]
+    renewed = world.cluster.read(A.namespace, A.name)
+    assert renewed is not None
+    assert certs.certificate_info(renewed.data["tls.crt"]).key_type is KeyType.ECDSA_P256
+
+
+def test_controller_reports_and_replaces_another_cas_certificate() -> None:
+    world = _migrating_world()
+    now = world.clock()
+    other_ca = hostile.pem_of(hostile.leaf_key().public_key(), hosts=(SHOP,),
+                              not_before=now - timedelta(days=1),
+                              not_after=now + timedelta(days=80))
+    _cert_manager_secret(world, A, other_ca, hostile.leaf_key_pem())
+    controller = FakeController(world)
+    controller.settle()
+    assert world.acme.orders == []  # not yet asked: kept meanwhile
+    controller.ari.refresh()  # the CA: 404
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)] and world.acme.replaces == [None]
+    warned = [m for obj, type_, reason, m in world.events.posted
+              if (type_, reason) == ("Warning", "ForeignCertificate")]
+    assert warned and "hostile test CA" in warned[0]
+    assert "'letsencrypt-prod' (not verified)" in warned[0]

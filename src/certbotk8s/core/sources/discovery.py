@@ -166,7 +166,8 @@ def trim_source(obj: KubeObject) -> dict[str, object]:
     annotations = {
         k: v[: ann.MAX_VALUE + 1]
         for k, v in _map(meta.get("annotations")).items()
-        if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX))
+        if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX)
+                                   or k.startswith(cert_manager.PREFIX))  # config `migration`
     }
     labels = _map(meta.get("labels"))
     kept_meta: dict[str, object] = {k: meta[k] for k in ("name", "namespace", "uid",
