@@ -89,6 +89,7 @@ def _publish_read_remove(admin: client.ApiClient, publisher: KubeRoutingPublishe
         "app.kubernetes.io/managed-by": "certbotk8s",
         "certbotk8s.io/role": "http01-route",
         "certbotk8s.io/order": order_label_value(ORDER),
+        "certbotk8s.io/controller-namespace": publisher.namespace,
     }
     assert meta["annotations"]["certbotk8s.io/order-id"] == ORDER
     publisher.remove(refs)

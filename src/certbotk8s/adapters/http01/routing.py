@@ -202,9 +202,17 @@ class _Api:
         items = listed.get("items") if isinstance(listed, dict) else None
         return [cast(KubeObject, i) for i in items] if isinstance(items, list) else []
 
-    def served(self, r: _Resource) -> None:
-        """Raises ApiException 404 when the group/version is not served."""
-        self._custom.get_api_resources(r.group, r.version, _request_timeout=REQUEST_TIMEOUT)
+    def served(self, r: _Resource) -> bool:
+        """Whether the group/version serves `r`'s kind (a version can be served without it:
+        gateway.networking.k8s.io/v1 has no ReferenceGrant in Gateway API 1.4)."""
+        listed: Any = self._custom.get_api_resources(r.group, r.version,
+                                                     _request_timeout=REQUEST_TIMEOUT)
+        resources = getattr(listed, "resources", None)
+        if resources is None and isinstance(listed, dict):
+            resources = listed.get("resources")
+        names = {getattr(x, "name", None) or (x.get("name") if isinstance(x, dict) else None)
+                 for x in resources or ()}
+        return r.plural in names
 
 
 class KubeRoutingPublisher:
@@ -417,8 +425,7 @@ class KubeRoutingPublisher:
         with self._lock:
             if key not in self._versions:
                 try:
-                    self._api.served(preferred)
-                    self._versions[key] = preferred
+                    self._versions[key] = preferred if self._api.served(preferred) else fallback
                 except ApiException as e:
                     if _status(e) != 404:
                         raise _kube_error("discover", preferred, None, "", e) from e
