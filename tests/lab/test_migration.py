@@ -8,6 +8,7 @@ import base64
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,13 +23,14 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.acme.engine import OrderRequest
+from certbotk8s.adapters.acme.engine import AcmeEngine, OrderRequest
 from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.kube.secrets import account_secret_name
 from certbotk8s.core.model import ChallengeType, KeyType
-from certbotk8s.core.pki import certs
+from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.state import secret_meta
 
-from .conftest import ROOT, EngineFactory, Lab, read_secret
+from .conftest import ROOT, Lab, read_secret
 from .records_view import record_of
 from .test_e2e_renew import Run, events_for, set_ari_window
 
@@ -39,13 +41,32 @@ CM_ISSUER = "letsencrypt-prod"  # the ClusterIssuer name the Ingresses and Secre
 
 
 @pytest.fixture
-def migrating_config(lab: Lab, tmp_path: Path) -> Path:
-    """Step 2 of docs/migrating.md: the lab's config plus the issuer mapping."""
+def issuer() -> str:
+    """The config's issuer for the lab's Pebble in this test (its own account Secret)."""
+    return f"cm-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def migrating_config(lab: Lab, tmp_path: Path, issuer: str) -> Path:
+    """Step 2 of docs/migrating.md: an issuer for the CA cert-manager used, and the mapping."""
     config = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
-    config["migration"] = {"certManagerIssuers": {CM_ISSUER: "pebble"}}
+    config["issuers"][issuer] = dict(config["issuers"]["pebble"])
+    config["migration"] = {"certManagerIssuers": {CM_ISSUER: issuer}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _take_over_account(api: ApiClient, issuer: str, account_key: bytes) -> None:
+    """Step 2b of docs/migrating.md: cert-manager's ACME account key (its ClusterIssuer's
+    `privateKeySecretRef`, key `tls.key`) as certbotk8s's account Secret for the issuer."""
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": account_secret_name(issuer), "namespace": "certbotk8s",
+                         "labels": {"app.kubernetes.io/managed-by": "certbotk8s",
+                                    "certbotk8s.io/role": "acme-account"}},
+            "data": {"account.key": base64.b64encode(account_key).decode()}}
+    core: Any = k8s.CoreV1Api(api)
+    core.create_namespaced_secret("certbotk8s", body)
 
 
 @pytest.fixture
@@ -125,11 +146,16 @@ def _tls(api: ApiClient, namespace: str, name: str) -> tuple[Any, bytes]:
 
 def test_cert_manager_secrets_are_adopted_without_a_new_order_then_renewed_with_replaces(
     lab: Lab, admin_api: ApiClient, namespace: str, cli: Callable[..., Run],
-    make_engine: EngineFactory, dns01_solver: DnsSolver,
+    dns01_solver: DnsSolver, issuer: str,
 ) -> None:
     host = lab.host("cm")
-    # What cert-manager left behind: an RSA certificate from the same CA (the lab's Pebble).
-    theirs = make_engine().issue(
+    # What cert-manager left behind: its ACME account, and an RSA certificate it ordered from
+    # the same CA (the lab's Pebble).
+    account_key = keys.generate_key(KeyType.RSA_2048)
+    cert_manager = AcmeEngine(lab["ACME_DIRECTORY"], account_key,
+                              ca_bundle=lab["ACME_CA_BUNDLE"], email="ops@certbotk8s.test")
+    _take_over_account(admin_api, issuer, _rsa_pkcs1(keys.key_to_pem(account_key)))
+    theirs = cert_manager.issue(
         OrderRequest(hosts=(host,), challenge=ChallengeType.DNS01, key_type=KeyType.RSA_2048,
                      profile="default"),
         {ChallengeType.DNS01: dns01_solver})
@@ -151,7 +177,7 @@ def test_cert_manager_secrets_are_adopted_without_a_new_order_then_renewed_with_
     assert crt == theirs.fullchain_pem
     assert certs.certificate_info(crt).key_type is KeyType.RSA_2048
     record = record_of(admin_api, namespace, "shop-tls")
-    assert record[secret_meta.ISSUER] == "pebble"
+    assert record[secret_meta.ISSUER] == issuer
     assert record[secret_meta.SERIAL] == theirs.info.serial
     events = events_for(admin_api, namespace, "shop")
     assert any(t == "Normal" and r == "AnnotationIgnored" and "duration" in m
@@ -208,3 +234,36 @@ def test_a_certificate_from_another_ca_is_reported_and_replaced(
     events = events_for(admin_api, namespace, "other")
     warned = [m for t, r, m in events if (t, r) == ("Warning", "ForeignCertificate")]
     assert warned and "CN=Some Other CA" in warned[0] and f"'{CM_ISSUER}'" in warned[0], events
+
+
+def test_without_cert_manager_s_account_the_renewal_goes_without_replaces(
+    lab: Lab, admin_api: ApiClient, namespace: str, cli: Callable[..., Run],
+    dns01_solver: DnsSolver, issuer: str,
+) -> None:
+    """Step 2b skipped: the CA refuses `replaces` of a certificate another account ordered
+    (`unauthorized`); the renewal is ordered again without it, and certbotk8s's own account
+    key is kept (the refusal is not about the account)."""
+    host = lab.host("cmnoacct")
+    cert_manager = AcmeEngine(lab["ACME_DIRECTORY"], keys.generate_key(KeyType.RSA_2048),
+                              ca_bundle=lab["ACME_CA_BUNDLE"], email="ops@certbotk8s.test")
+    theirs = cert_manager.issue(
+        OrderRequest(hosts=(host,), challenge=ChallengeType.DNS01, key_type=KeyType.RSA_2048,
+                     profile="default"),
+        {ChallengeType.DNS01: dns01_solver})
+    _cert_manager_secret(admin_api, namespace, "shop-tls", host, theirs.fullchain_pem,
+                         _rsa_pkcs1(theirs.key_pem))
+    _shim_ingress(admin_api, namespace, "shop", host, "shop-tls")
+    assert cli("renew", "--once", "-n", namespace).code == 0
+    account = read_secret(admin_api, "certbotk8s", account_secret_name(issuer))
+    assert account is not None  # registered on the first pass (ARI needs no account: later)
+    start = theirs.info.not_before
+    set_ari_window(lab, theirs.fullchain_pem, start, start + timedelta(seconds=1))
+    replaced = PEBBLE_LOG.read_text().count("is a replacement of")
+    renewal = cli("renew", "--once", "-n", namespace)
+    assert renewal.code == 0, renewal
+    assert "refused replaces" in renewal.out, renewal
+    _, crt = _tls(admin_api, namespace, "shop-tls")
+    assert certs.certificate_info(crt).serial != theirs.info.serial
+    assert PEBBLE_LOG.read_text().count("is a replacement of") == replaced
+    kept = read_secret(admin_api, "certbotk8s", account_secret_name(issuer))
+    assert kept.data["account.key"] == account.data["account.key"]

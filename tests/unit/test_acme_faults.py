@@ -19,6 +19,10 @@ ACME = "urn:ietf:params:acme:error:"
     ("unauthorized", "Invalid response from http://h/.well-known/acme-challenge/x", False, False),
     ("malformed", "No order found for account", False, False),
     ("rateLimited", "too many new accounts", False, False),
+    # ARI `replaces` of a certificate another account ordered (an adopted one): the account
+    # is fine (Boulder's and Pebble's wording); no new key, the order goes without `replaces`
+    ("unauthorized", "requester account did not request the certificate being replaced by "
+     "this order", False, False),
 ])
 def test_account_problems(type_: str, detail: str, gone: bool, key_refused: bool) -> None:
     problem = Problem(ACME + type_, detail)

@@ -385,10 +385,11 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
                             keep_going=hooks.keep_going)
     except AcmeProblemError as e:
         # The old certificate was already replaced (e.g. an earlier order completed but its
-        # Secret write was lost) or the CA cannot match it (Pebble: a 500 serverInternal after
-        # it forgot the certificate's order): order again without `replaces`.
+        # Secret write was lost), the CA cannot match it (Pebble: a 500 serverInternal after
+        # it forgot the certificate's order), or another account ordered it (`unauthorized`:
+        # an adopted certificate, docs/migrating.md): order again without `replaces`.
         if replaces is None or not e.problem.type.endswith(
-                (":alreadyReplaced", ":malformed", ":serverInternal")):
+                (":alreadyReplaced", ":malformed", ":serverInternal", ":unauthorized")):
             raise
         log.info("%s: CA refused replaces=%s (%s); ordering without it", d.secret, replaces,
                  e.problem)

@@ -115,11 +115,16 @@ KeepGoing = Callable[[], bool]
 
 
 def _account_problem(problem: Problem) -> bool:
-    """accountDoesNotExist, or an unauthorized/badPublicKey that is about the account itself."""
+    """accountDoesNotExist, or an unauthorized/badPublicKey that is about the account itself.
+
+    Not the CA refusing ARI `replaces` of a certificate another account ordered ("requester
+    account did not request the certificate being replaced by this order", Boulder and
+    Pebble): the account is fine, the order goes again without `replaces`."""
     if problem.type.endswith(":accountDoesNotExist"):
         return True
+    detail = problem.detail.lower()
     return (problem.type.endswith((":unauthorized", ":badPublicKey"))
-            and "account" in problem.detail.lower())
+            and "account" in detail and "replace" not in detail)
 
 
 def account_key_to_jwk(private_key: keys.PrivateKey) -> jose.JWK:
@@ -692,9 +697,15 @@ class AcmeEngine:
             # not a network error.
             response = net.get(url, content_type=None)
         except (acme_errors.Error, messages.Error, requests.RequestException) as e:
-            if net.last_status() == 404:
+            status = net.last_status()
+            # 404: not a certificate of this CA (Boulder, also for an unknown issuer key);
+            # Pebble answers 400 `malformed` for an Authority Key Identifier it does not know.
+            # The CertID is ours and well formed, so either means: another CA's certificate.
+            if status == 404 or (status == 400 and isinstance(e, messages.Error)
+                                 and e.code == "malformed"):
                 raise AriUnknownCertificate(
-                    f"the CA does not know certificate {cert_id} (renewal info: 404)") from e
+                    f"the CA does not know certificate {cert_id} (renewal info: HTTP "
+                    f"{status})") from e
             raise AcmeError(f"cannot read renewal info at {url}") from e
         try:
             window = messages.RenewalInfo.from_json(response.json()).suggested_window
