@@ -601,7 +601,7 @@ class _Parser:
         allow_any = m.get("allowAnyHost")
         if allow_any is not None and not isinstance(allow_any, bool):
             self.error(f"{path}.allowAnyHost", f"must be true or false, got {allow_any!r}")
-        elif allow_any and m.get("hostPatterns") is not None:
+        elif allow_any and m.get("hostPatterns"):  # an empty `{}` beside it is no conflict
             self.error(f"{path}.allowAnyHost",
                        "true allows every host: remove hostPatterns, or set this to false")
         elif allow_any is False and m.get("hostPatterns") is None:
