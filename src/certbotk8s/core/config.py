@@ -500,7 +500,7 @@ class _Parser:
                   "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
         shares = {"namespaceOrderShare": "namespace_share_percent",
                   "namespaceDomainShare": "namespace_domain_share_percent"}
-        m = self.mapping(value, path, shape.keys(_section(shape.ISSUER, "rateLimits")))
+        m = self.mapping(value, path, shape.keys(shape.section(shape.ISSUER, "rateLimits")))
         numbers: dict[str, int] = {}
         for key, attribute in shares.items():
             share = m.get(key)
@@ -524,13 +524,14 @@ class _Parser:
     def eab(self, value: object, path: str, namespace: str) -> EabConfig | None:
         if value is None:
             return None
-        eab_shape = _section(shape.ISSUER, "eab")
+        eab_shape = shape.section(shape.ISSUER, "eab")
         m = self.mapping(value, path, shape.keys(eab_shape))
         if "secretRef" not in m:
             self.error(f"{path}.secretRef", "is required (EAB keys are read from a Secret)")
             return None
         ref_path = f"{path}.secretRef"
-        ref = self.mapping(m["secretRef"], ref_path, shape.keys(_section(eab_shape, "secretRef")))
+        ref = self.mapping(m["secretRef"], ref_path,
+                           shape.keys(shape.section(eab_shape, "secretRef")))
         return EabConfig(
             namespace=self.secret_namespace(ref, ref_path, namespace),
             name=self.secret_name(ref, ref_path),
@@ -712,7 +713,7 @@ class _Parser:
             self.error(f"{path}.secret", "is required")
         secret_path = f"{path}.secret"
         s = self.mapping(m.get("secret"), secret_path,
-                         shape.keys(_section(shape.DEFAULT_CERTIFICATE, "secret")))
+                         shape.keys(shape.section(shape.DEFAULT_CERTIFICATE, "secret")))
         secret_ns = self.string(s, "namespace", secret_path, required="secret" in m) or ""
         if secret_ns and not is_dns1123_label(secret_ns):
             self.error(f"{secret_path}.namespace", f"{secret_ns!r} is not a valid namespace name")
@@ -748,13 +749,6 @@ class _Parser:
             key_type=self.key_type(m, "keyType", path),
             profile=profile,
         )
-
-
-def _section(parent: shape.Section, key: str) -> shape.Section:
-    """The sub-section `key` of `parent` in the shape."""
-    child = parent.fields[key]
-    assert isinstance(child, shape.Section), key
-    return child
 
 
 def _hostport(host: str, port: int) -> str | None:

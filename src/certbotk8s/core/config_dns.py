@@ -161,8 +161,7 @@ def parse_dns_providers(p: _Parser, value: object, namespace: str
 
 
 _TYPE_FIELDS = {kind: shape.keys(fields) for kind, fields in shape.DNS_PROVIDER.by_type.items()}
-_TSIG = shape.DNS_PROVIDER.by_type["rfc2136"]["tsig"]
-assert isinstance(_TSIG, shape.Section)
+_TSIG = shape.section(shape.DNS_PROVIDER.by_type["rfc2136"], "tsig")
 
 
 def _refs(settings: ProviderSettings | None) -> tuple[SecretKeyRef, ...]:

@@ -149,6 +149,13 @@ def keys(fields: Section | Mapping[str, Shape]) -> frozenset[str]:
     return frozenset(fields.fields if isinstance(fields, Section) else fields)
 
 
+def section(parent: Section | Mapping[str, Shape], key: str) -> Section:
+    """The sub-section `key` of `parent`."""
+    child = (parent.fields if isinstance(parent, Section) else parent)[key]
+    assert isinstance(child, Section), key
+    return child
+
+
 def json_schema(shape: Shape) -> dict[str, object]:
     """JSON Schema (draft 7) of `shape`: types and keys; unknown keys are refused."""
     if isinstance(shape, Leaf):
@@ -170,6 +177,7 @@ def json_schema(shape: Shape) -> dict[str, object]:
 
 def _closed(fields: Mapping[str, Shape],
             override: Mapping[str, object] | None = None) -> dict[str, object]:
-    properties = {key: json_schema(value) for key, value in sorted(fields.items())}
+    properties: dict[str, object] = {
+        key: json_schema(value) for key, value in sorted(fields.items())}
     properties.update(override or {})
     return {"type": "object", "additionalProperties": False, "properties": properties}
