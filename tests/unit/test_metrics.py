@@ -84,9 +84,10 @@ def _issuer(name: str) -> tuple[tuple[str, str], ...]:
 def test_certificate_series_published_marked_and_removed() -> None:
     m = Metrics()
     not_after = datetime(2026, 3, 1, tzinfo=UTC)
+    issued = datetime(2025, 12, 1, tzinfo=UTC)
     renew = datetime(2026, 2, 1, tzinfo=UTC)
     m.publish_certificates([
-        CertificateRow("web", "site-tls", "le", "True", not_after, renew),
+        CertificateRow("web", "site-tls", "le", "True", not_after, renew, not_before=issued),
         CertificateRow("web", "new-tls", "le", "Unknown"),
         CertificateRow("shop", "bad-ingress", "", "False"),
     ])
@@ -94,12 +95,14 @@ def test_certificate_series_published_marked_and_removed() -> None:
     key = (*_issuer("le"), ("name", "site-tls"), ("namespace", "web"))
     assert s[("certbotk8s_certificate_expiration_timestamp_seconds", key)] == not_after.timestamp()
     assert s[("certbotk8s_certificate_renewal_timestamp_seconds", key)] == renew.timestamp()
+    assert s[("certbotk8s_certificate_not_before_timestamp_seconds", key)] == issued.timestamp()
     for condition, value in (("True", 1), ("False", 0), ("Unknown", 0)):
         assert s[("certbotk8s_certificate_ready_status",
                   (("condition", condition), *key))] == value
     new = (*_issuer("le"), ("name", "new-tls"), ("namespace", "web"))
     assert s[("certbotk8s_certificate_ready_status", (("condition", "Unknown"), *new))] == 1
     assert ("certbotk8s_certificate_expiration_timestamp_seconds", new) not in s
+    assert ("certbotk8s_certificate_not_before_timestamp_seconds", new) not in s
     refused = (*_issuer(""), ("name", "bad-ingress"), ("namespace", "shop"))
     assert s[("certbotk8s_certificate_ready_status", (("condition", "False"), *refused))] == 1
 

@@ -106,6 +106,10 @@ class Metrics:
         self.expiration = Gauge(
             "certbotk8s_certificate_expiration_timestamp_seconds",
             "notAfter of the certificate in the Secret (Unix time)", cert, registry=r)
+        self.not_before = Gauge(
+            "certbotk8s_certificate_not_before_timestamp_seconds",
+            "notBefore of the certificate in the Secret (Unix time); with the expiration, its "
+            "lifetime", cert, registry=r)
         self.renewal = Gauge(
             "certbotk8s_certificate_renewal_timestamp_seconds",
             "When the certificate is renewed or its issuance tried again (Unix time)", cert,
@@ -274,7 +278,8 @@ class Metrics:
         for condition in readiness.CONDITIONS:
             self.ready_status.labels(*labels, condition).set(
                 1 if condition == row.condition else 0)
-        for gauge, when in ((self.expiration, row.not_after), (self.renewal, row.renewal)):
+        for gauge, when in ((self.expiration, row.not_after), (self.renewal, row.renewal),
+                            (self.not_before, row.not_before)):
             if when is None:
                 _remove(gauge, *labels)
             else:
@@ -285,7 +290,7 @@ class Metrics:
         labels = cert_label_values(key)
         for condition in readiness.CONDITIONS:
             _remove(self.ready_status, *labels, condition)
-        for gauge in (self.expiration, self.renewal, self.failed_attempts):
+        for gauge in (self.expiration, self.not_before, self.renewal, self.failed_attempts):
             _remove(gauge, *labels)
 
     def account_recovery(self, issuer: str, outcome: str) -> None:
