@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
-from certbotk8s.core import config as config_module
-from certbotk8s.core import config_shape as shape
-from certbotk8s.core.config import ConfigError, load_config, parse_config
+from certbotk8s.core.config import settings as config_module
+from certbotk8s.core.config import shape
+from certbotk8s.core.config.settings import ConfigError, load_config, parse_config
 
 ROOT = PathLib(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {"issuers": {"x": {"directory": "https://ca.test/dir"}}}

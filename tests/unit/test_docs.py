@@ -9,15 +9,15 @@ from pathlib import Path
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.adapters.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.lease import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.core import annotations as ann
-from certbotk8s.core import config as config_module
-from certbotk8s.core import config_shape
-from certbotk8s.core.config import load_config
-from certbotk8s.core.discovery import Reasons
+from certbotk8s.core.config import settings as config_module
+from certbotk8s.core.config import shape as config_shape
+from certbotk8s.core.config.settings import load_config
 from certbotk8s.core.model import KeyType
-from certbotk8s.core.ownership import OwnershipReasons
+from certbotk8s.core.sources import annotations as ann
+from certbotk8s.core.sources.discovery import Reasons
+from certbotk8s.core.sources.ownership import OwnershipReasons
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
