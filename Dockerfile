@@ -38,14 +38,14 @@ RUN python3 -m venv /opt/build \
        > /tmp/requirements.txt \
     && /opt/build/bin/pip wheel --wheel-dir /wheels -r /tmp/requirements.txt \
     && python3 -m venv --without-pip /opt/certbotk8s \
-    && /opt/build/bin/pip --python /opt/certbotk8s/bin/python install --no-index \
+    && /opt/build/bin/pip --python /opt/certbotk8s/bin/python install --no-index --no-compile \
        --find-links /wheels -r /tmp/requirements.txt \
     && python3 /usr/local/lib/image_rootfs.py prune /opt/certbotk8s "${BOTOCORE_SERVICES}" \
     && python3 /usr/local/lib/image_rootfs.py base /rootfs /opt/certbotk8s 65532
 # certbotk8s itself, in a layer of its own (small: a new version pushes only this layer).
 COPY src ./src
 RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/build/bin/pip --python /opt/certbotk8s/bin/python install --no-index --no-deps \
+    && /opt/build/bin/pip --python /opt/certbotk8s/bin/python install --no-index --no-deps --no-compile \
        --root /project /wheels/certbotk8s-*.whl \
     && python3 /usr/local/lib/image_rootfs.py compile /project /opt/certbotk8s
 

@@ -43,6 +43,13 @@ EXTENSION_SKIP = re.compile(
 # Loaded with dlopen, so ldd never lists it: glibc unwinds exiting threads through it.
 DLOPENED = ("libgcc_s.so.1",)
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Required by the kubernetes client only for its asyncio copy (kubernetes.aio, removed too):
+# the synchronous client certbotk8s uses never imports them.
+ASYNC_ONLY = ("aiohttp", "aiohttp-retry", "aiohappyeyeballs", "aiosignal", "frozenlist",
+              "multidict", "propcache", "yarl", "attrs")
+# Generated code as large as everything else together: shipped byte-compiled only (tracebacks
+# through it keep file names and line numbers, not the source lines).
+SOURCELESS = ("kubernetes/client/api", "kubernetes/client/models")
 
 
 def copy_path(path: str, out: Path) -> None:
@@ -157,11 +164,40 @@ def requirements(pyproject: Path, extras: str) -> str:
     return "\n".join(wanted)
 
 
+def remove_distribution(site: Path, name: str) -> None:
+    """Delete the files an installed distribution's RECORD lists, and its empty directories."""
+    normal = re.sub(r"[-_.]+", "_", name).lower()
+    for info in site.glob("*.dist-info"):
+        if re.sub(r"[-_.]+", "_", info.name.split("-", 1)[0]).lower() != normal:
+            continue
+        for row in (info / "RECORD").read_text().splitlines():
+            (site / row.split(",", 1)[0]).unlink(missing_ok=True)
+        shutil.rmtree(info, ignore_errors=True)
+    for directory in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def make_sourceless(package: Path) -> None:
+    """Replace each module under `package` by its byte-code beside it (module.pyc)."""
+    for source in package.rglob("*.py"):
+        py_compile.compile(str(source), cfile=str(source) + "c", doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        source.unlink()
+    for cache in list(package.rglob("__pycache__")):
+        shutil.rmtree(cache)
+
+
 def prune(venv: Path, botocore_services: set[str]) -> None:
-    """Remove the kubernetes client's asyncio copy (as large as the client itself) and the
-    botocore API models of services other than `botocore_services`."""
+    """Remove the kubernetes client's asyncio copy (as large as the client itself) with the
+    packages only it needs, the botocore API models of services other than
+    `botocore_services`, and the sources of the generated kubernetes client."""
     (site,) = venv.glob("lib/python3*/site-packages")
     shutil.rmtree(site / "kubernetes" / "aio", ignore_errors=True)
+    for name in ASYNC_ONLY:
+        remove_distribution(site, name)
+    for package in SOURCELESS:
+        make_sourceless(site / package)
     data = site / "botocore" / "data"
     if data.is_dir():
         for service in data.iterdir():
