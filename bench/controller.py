@@ -54,8 +54,7 @@ from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client import ApiClient  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from certbotk8s.adapters.kube import load_api_client  # noqa: E402
-from certbotk8s.core import certs, secret_meta  # noqa: E402
+from certbotk8s.adapters.kube.sources import load_api_client  # noqa: E402
 from certbotk8s.core.model import (  # noqa: E402
     CertificateSpec,
     ChallengeType,
@@ -65,6 +64,8 @@ from certbotk8s.core.model import (  # noqa: E402
     SecretRef,
     SourceKind,
 )
+from certbotk8s.core.pki import certs  # noqa: E402
+from certbotk8s.core.state import secret_meta  # noqa: E402
 from tests.lab.conftest import RBAC_MANIFEST, apply_manifest, read_lab_env  # noqa: E402
 
 TARGETS = {"latency_median_s": 0.25, "throughput_certs_per_s": 15.0,

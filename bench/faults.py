@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client import ApiClient  # noqa: E402
 
-from certbotk8s.adapters.kube import load_api_client  # noqa: E402
-from certbotk8s.adapters.kube_client import failing_readiness_checks  # noqa: E402
+from certbotk8s.adapters.kube.client import failing_readiness_checks  # noqa: E402
+from certbotk8s.adapters.kube.sources import load_api_client  # noqa: E402
 from tests.lab.conftest import RBAC_MANIFEST, Lab, apply_manifest, read_lab_env  # noqa: E402
 from tests.lab.controllers import (  # noqa: E402
     ControllerProcess,

@@ -35,8 +35,8 @@ def _property(examples: int) -> dict[str, object]:
 
 
 def _cluster(sources: int) -> dict[str, object]:
-    from certbotk8s.core.discovery import trim_source
-    from certbotk8s.core.ownership import discover_owned
+    from certbotk8s.core.sources.discovery import trim_source
+    from certbotk8s.core.sources.ownership import discover_owned
     from tests.unit.factories import ingress, make_config, tls_entry
 
     config = make_config(tenants={"hostPatterns": {

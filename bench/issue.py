@@ -16,18 +16,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from certbotk8s.adapters.acme_engine import AcmeEngine, OrderRequest  # noqa: E402
-from certbotk8s.adapters.acme_network import RequestRecord  # noqa: E402
-from certbotk8s.adapters.dns_lexicon import LexiconProvider  # noqa: E402
-from certbotk8s.adapters.dns_solver import DnsSolver  # noqa: E402
-from certbotk8s.adapters.http01 import (  # noqa: E402
+from certbotk8s.adapters.acme.engine import AcmeEngine, OrderRequest  # noqa: E402
+from certbotk8s.adapters.acme.network import RequestRecord  # noqa: E402
+from certbotk8s.adapters.dns.lexicon import LexiconProvider  # noqa: E402
+from certbotk8s.adapters.dns.solver import DnsSolver  # noqa: E402
+from certbotk8s.adapters.http01.responder import (  # noqa: E402
     Http01Responder,
     Http01Solver,
     MemoryTokenStore,
     SelfCheck,
 )
-from certbotk8s.core import keys  # noqa: E402
 from certbotk8s.core.model import ChallengeType, KeyType  # noqa: E402
+from certbotk8s.core.pki import keys  # noqa: E402
 from certbotk8s.core.ports import ChallengeSolver  # noqa: E402
 from tests.lab.conftest import Lab, read_lab_env  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Benchmark the certificate records (app/records.py over adapters/kube_records.py) at scale.
+"""Benchmark the certificate records (app/records.py over adapters/kube/records.py) at scale.
 
 Against the lab's kube-apiserver (lab/up), in a namespace of its own:
 - fill: N records (default 50,000) of realistic size (1-3 hosts, a week of issuance history,
@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from kubernetes import client as k8s  # noqa: E402
 
-from certbotk8s.adapters.kube import load_api_client  # noqa: E402
-from certbotk8s.adapters.kube_records import ROLE, ROLE_LABEL, KubeRecordStore  # noqa: E402
+from certbotk8s.adapters.kube.records import ROLE, ROLE_LABEL, KubeRecordStore  # noqa: E402
+from certbotk8s.adapters.kube.sources import load_api_client  # noqa: E402
 from certbotk8s.app.records import Records  # noqa: E402
-from certbotk8s.core import records as rec  # noqa: E402
-from certbotk8s.core import secret_meta  # noqa: E402
 from certbotk8s.core.model import SecretRef  # noqa: E402
-from certbotk8s.core.ownership import holdings  # noqa: E402
+from certbotk8s.core.sources.ownership import holdings  # noqa: E402
+from certbotk8s.core.state import records as rec  # noqa: E402
+from certbotk8s.core.state import secret_meta  # noqa: E402
 
 
 class CountingStore:

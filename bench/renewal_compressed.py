@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from certbotk8s.adapters.kube import load_api_client
+from certbotk8s.adapters.kube.sources import load_api_client
 from tests.lab.compressed import Plan, run
 from tests.lab.conftest import RBAC_MANIFEST, apply_manifest, read_lab_env
 

@@ -33,7 +33,7 @@ SPARE_FDS = 256  # for the victim client, the interpreter and the child's pipes
 CHILD = f"""
 import sys
 sys.path.insert(0, {str(ROOT / "src")!r})
-from certbotk8s.adapters.http01 import Http01Responder, MemoryTokenStore, token_value
+from certbotk8s.adapters.http01.responder import Http01Responder, MemoryTokenStore, token_value
 store = MemoryTokenStore()
 store.put({TOKEN!r}, token_value({TOKEN!r} + ".thumb", {HOST!r}))
 with Http01Responder(store, "127.0.0.1", 0) as responder:

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from certbotk8s.adapters.kube_client import load_api_client  # noqa: E402
+from certbotk8s.adapters.kube.client import load_api_client  # noqa: E402
 
 
 def main() -> None:

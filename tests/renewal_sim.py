@@ -5,14 +5,18 @@ for hours, revokes thousands of certificates at once (its ARI says "renew now"),
 Let's Encrypt's production limits on its own books: `replaces` naming a certificate that shares
 a name and is not replaced already makes an order exempt, everything else counts.
 
-The client side is the real code, not a copy of it: `core.plan.plan` decides (the chain of
+The client side is the real code, not a copy of it: `core.renewal.plan.plan` decides (the chain of
 checks, the renewal time, the ARI gate), the certificate records are `app.records.Records` over
-an in-memory store (the map `ObservedSecret.recorded` holds, joined by `core.observe.with_record`),
-each issuance is written into them the way `app.renewal_pass.store` writes it (the
-`issued-7d` history of `core.secret_meta`, entries flagged `/replaces`), `app.budget.RenewalBook`
-keeps backoff and the budget (ledger in memory), `core.lifecycle` says whether an order may go,
-`core.after_order` what follows it, `core.replaces` whether it sends `replaces`, and the
-CronJob takes its due work in `core.urgency` order.
+an in-memory store (the map `ObservedSecret.recorded` holds, joined by
+`core.state.observe.with_record`),
+each issuance is written into them the way `app.orders.store` writes it (the
+`issued-7d` history of `core.state.secret_meta`, entries flagged `/replaces`),
+`app.budget.RenewalBook`
+keeps backoff and the budget (ledger in memory), `core.renewal.lifecycle` says whether an order may
+go,
+`core.renewal.after_order` what follows it, `core.renewal.replaces` whether it sends `replaces`,
+and the
+CronJob takes its due work in `core.renewal.urgency` order.
 
 What the simulation stands in for (the adapters and threads): the informer (each certificate is
 planned at its own wake-up, as the WakeSchedule wakes the reconciler), the ARI refresher (one
@@ -46,10 +50,8 @@ from datetime import UTC, datetime, timedelta
 
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.records import Records
-from certbotk8s.core import lifecycle, ratelimit, secret_meta
-from certbotk8s.core import records as rec
-from certbotk8s.core.after_order import Backoff, OrderResult, after_order
-from certbotk8s.core.config import Config, parse_config
+from certbotk8s.core.budget import ratelimit
+from certbotk8s.core.config.settings import Config, parse_config
 from certbotk8s.core.errors import AcmeCaUnavailable, AcmeRateLimited, ChallengeFailed, Problem
 from certbotk8s.core.model import (
     CertificateInfo,
@@ -62,11 +64,15 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
-from certbotk8s.core.observe import with_record
-from certbotk8s.core.plan import Action, ActionKind, plan
-from certbotk8s.core.reasons import ReasonCode
-from certbotk8s.core.replaces import replaced_cert_id
-from certbotk8s.core.urgency import by_urgency
+from certbotk8s.core.renewal import lifecycle
+from certbotk8s.core.renewal.after_order import Backoff, OrderResult, after_order
+from certbotk8s.core.renewal.plan import Action, ActionKind, plan
+from certbotk8s.core.renewal.reasons import ReasonCode
+from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.renewal.urgency import by_urgency
+from certbotk8s.core.state import records as rec
+from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state.observe import with_record
 from tests.unit.fakes import FakeLedger, FakeRecordStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -299,7 +305,7 @@ class Simulation:
 
     def _write_record(self, cert: Cert, info: CertificateInfo, now: datetime,
                       replaced: bool) -> None:
-        """What app.renewal_pass.store records for a written certificate."""
+        """What app.orders.store records for a written certificate."""
         d = cert.desired
         record = self.records.get(d.secret)
         meta = secret_meta.build_secret_metadata(d, info, now)
@@ -313,7 +319,7 @@ class Simulation:
 
     def plan_one(self, cert: Cert, observed: ObservedSecret | None,
                  window: RenewalWindow | None) -> Action:
-        """`core.plan.plan` for one Secret. Memoised: plan is pure, and a NOTHING whose next
+        """`core.renewal.plan.plan` for one Secret. Memoised: plan is pure, and a NOTHING whose next
         renewal has not come is what the same inputs give at any earlier-than-that time."""
         assert observed is not None
         key = (cert.desired, observed.certificate, window,
@@ -381,7 +387,7 @@ class Simulation:
     def finish(self, cert: Cert, action: Action, observed: ObservedSecret | None,
                placed_at: datetime, now: datetime, sends: bool) -> OrderResult:
         """The CA's side of an order placed at `placed_at` that ends at `now`, and the records
-        written (app.renewal_pass.store); returns the outcome for core.after_order."""
+        written (app.orders.store); returns the outcome for core.renewal.after_order."""
         hosts = action.desired.spec.hosts
         replaces = observed.certificate if sends and observed is not None else None
         exempt = self.ca.exempt(replaces, hosts)
@@ -427,7 +433,7 @@ class Simulation:
 
     def follow_up(self, cert: Cert, observed: ObservedSecret | None, result: OrderResult,
                   now: datetime, can_keep: bool = False) -> None:
-        """core.after_order's decision carried out as app.renewal_pass.record_follow_up does."""
+        """core.renewal.after_order's decision carried out as app.orders.record_follow_up does."""
         follow = after_order(replace(result, placed=True, can_keep=can_keep))
         ref = cert.desired.secret
         if follow.failed_authz:
@@ -592,7 +598,7 @@ class ControllerSim(Simulation):
         """The ARI refresher reads this certificate's window; during an outage it gets no
         answer and asks again when the CA is back."""
         if self.now >= cert.info.not_after:
-            return  # core.ari_timing.worth_reading
+            return  # core.renewal.ari_timing.worth_reading
         back = self.ca_down(self.now)
         if back is not None:
             self.ari_read(cert, back)
@@ -605,7 +611,7 @@ class ControllerSim(Simulation):
             self.wake(cert, self.now)
 
     def reconcile(self, cert: Cert) -> None:
-        """app.reconciler.Reconciler._handle for one certificate."""
+        """app.controller.reconciler.Reconciler._handle for one certificate."""
         if cert.busy:
             return
         ref = cert.desired.secret
@@ -639,7 +645,8 @@ class ControllerSim(Simulation):
             self.queue.append(cert.index)
 
     def take(self, cert: Cert) -> None:
-        """app.order_runner.OrderRunner._order: decided again on the Secret as it is now."""
+        """app.controller.order_runner.OrderRunner._order: decided again on the Secret as it
+        is now."""
         ref = cert.desired.secret
         observed = self.observed(cert)
         fresh = self.plan_one(cert, observed, cert.known)
@@ -688,7 +695,7 @@ class ControllerSim(Simulation):
 
 
 class CronJobSim(Simulation):
-    """`certbotk8s renew --once` as a CronJob: app.renewal_pass.run_pass every `cron_every`."""
+    """`certbotk8s renew --once` as a CronJob: app.oneshot.run.run_pass every `cron_every`."""
 
     def run(self) -> SimResult:
         c = self.c
@@ -765,7 +772,7 @@ class CronJobSim(Simulation):
             result = self.finish(cert, action, seen, now, ends, sends)
             now = ends
             if result.outage:
-                down = True  # app.pass_outages: held for the rest of the run
+                down = True  # app.oneshot.pass_outages: held for the rest of the run
             self.follow_up(cert, seen, result, now)
         if left:
             r.cron_runs_with_due_work_left += 1

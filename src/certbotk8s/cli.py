@@ -13,21 +13,22 @@ from collections.abc import Callable, Sequence
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
-from certbotk8s.adapters.http01 import Http01Responder
-from certbotk8s.adapters.kube_client import check_storage, load_api_client
-from certbotk8s.adapters.kube_tokens import KubeTokenStore
-from certbotk8s.adapters.lease import active_holder
-from certbotk8s.app import completion, force
-from certbotk8s.app import status as status_view
+from certbotk8s.adapters.http01.responder import Http01Responder
+from certbotk8s.adapters.kube.client import check_storage, load_api_client
+from certbotk8s.adapters.kube.lease import active_holder
+from certbotk8s.adapters.kube.tokens import KubeTokenStore
+from certbotk8s.app.commands import completion, force
+from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
-from certbotk8s.app.pass_metrics import pass_summary, push_pass
-from certbotk8s.app.renewal_pass import PassReport, run_pass, survey
+from certbotk8s.app.oneshot.pass_metrics import pass_summary, push_pass
+from certbotk8s.app.oneshot.run import PassReport, run_pass
+from certbotk8s.app.orders import survey
 from certbotk8s.app.runtime import Runtime, build_runtime, read_config
-from certbotk8s.core import secret_meta
-from certbotk8s.core.config import Config, ConfigError
+from certbotk8s.core.config.settings import Config, ConfigError
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
-from certbotk8s.core.text import printable
+from certbotk8s.core.sources.text import printable
+from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger("certbotk8s")
 
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(config, args)
         if args.command == "controller":
-            from certbotk8s.app.controller_main import main as controller_main
+            from certbotk8s.app.controller.main import main as controller_main
 
             return controller_main(config, args)
     except CertbotK8sError as e:

@@ -6,7 +6,7 @@ What is checked (`Run.verdict`), per Secret and certificate:
 - never an expired certificate in a Secret (each replaced before its notAfter, the last one
   still valid at the end);
 - each replaced once due and promptly: due is its chosen moment (the one the controller kept in
-  its record, or the one core.renewal computes for the CA's window when it was never written)
+  its record, or the one core.renewal.moment computes for the CA's window when it was never written)
   or its floor (1/10 of the lifetime left) when the moment lies beyond it; "promptly" is
   `slack` seconds, plus the time no controller ran around the restart;
 - orders per source (from the controller's log) = renewals due, plus at most one per injected
@@ -47,12 +47,13 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube_records import ROLE as RECORDS_ROLE
-from certbotk8s.adapters.kube_records import ROLE_LABEL as RECORDS_ROLE_LABEL
-from certbotk8s.core import certs, records, secret_meta
-from certbotk8s.core.ari_gate import ari_gate
+from certbotk8s.adapters.kube.records import ROLE as RECORDS_ROLE
+from certbotk8s.adapters.kube.records import ROLE_LABEL as RECORDS_ROLE_LABEL
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
-from certbotk8s.core.renewal import AriGate, ChosenMoment, floor_time, renewal_time
+from certbotk8s.core.pki import certs
+from certbotk8s.core.renewal.ari_gate import ari_gate
+from certbotk8s.core.renewal.moment import AriGate, ChosenMoment, floor_time, renewal_time
+from certbotk8s.core.state import records, secret_meta
 
 from .conftest import Lab
 from .controllers import ControllerProcess, controller_config
@@ -69,7 +70,7 @@ class Seen:
     first_seen: float  # wall clock (time.time())
     moment: datetime | None = None  # the moment the controller kept in its record
     window: RenewalWindow | None = None
-    # What held ARI back for it (core.ari_gate over its record: the minimum age after an ARI
+    # What held ARI back for it (core.renewal.ari_gate over its record: the minimum age after an ARI
     # renewal, the weekly cap), as the controller decided it.
     gate: AriGate | None = None
 
@@ -231,7 +232,8 @@ class Run:
     def _due_at(self, seen: Seen) -> tuple[datetime, datetime | None, RenewalWindow]:
         """When `seen` is due (its kept moment, capped by the floor: the floor wins "whatever
         ARI says"), the moment drawn in its window (None when the controller kept none), and
-        that window. Without a kept moment: the one core.renewal draws in Pebble's window (the
+        that window. Without a kept moment: the one core.renewal.moment draws in Pebble's window
+        (the
         whole validity for the `fast` profile), capped by the floor as well."""
         moved = self.moved_window
         if moved is not None and seen.info.ari_cert_id == moved.cert_id and seen.window != moved:

@@ -19,15 +19,20 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.acme_engine import AcmeEngine
-from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.adapters.dns_propagation import DnsLookup, PropagationSettings
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider, Rfc2136Settings
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.http01 import Http01Responder, Http01Solver, MemoryTokenStore, SelfCheck
-from certbotk8s.adapters.kube import load_api_client
-from certbotk8s.core import keys
+from certbotk8s.adapters.acme.engine import AcmeEngine
+from certbotk8s.adapters.acme.network import RequestRecord
+from certbotk8s.adapters.dns.propagation import DnsLookup, PropagationSettings
+from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.http01.responder import (
+    Http01Responder,
+    Http01Solver,
+    MemoryTokenStore,
+    SelfCheck,
+)
+from certbotk8s.adapters.kube.sources import load_api_client
 from certbotk8s.core.model import KeyType
+from certbotk8s.core.pki import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -103,9 +103,10 @@ class ControllerProcess:
     def orders(self) -> dict[str, int]:
         """New orders this process placed, per Secret (`namespace/name`), from its log."""
         counts: dict[str, int] = {}
+        logger = "certbotk8s.app.controller.order_runner: "
         for line in self.log_path.read_text(errors="replace").splitlines():
-            if ": new order " in line and "certbotk8s.app.order_runner: " in line:
-                key = line.split("certbotk8s.app.order_runner: ", 1)[1].split(": new order")[0]
+            if ": new order " in line and logger in line:
+                key = line.split(logger, 1)[1].split(": new order")[0]
                 counts[key] = counts.get(key, 0) + 1
         return counts
 

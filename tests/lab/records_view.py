@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_records import KubeRecordStore
+from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.core.model import SecretRef
 
 CONTROLLER_NAMESPACE = "certbotk8s"  # the lab config's controllerNamespace

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.core import certs
+from certbotk8s.core.pki import certs
 
 
 class Expired(Exception):

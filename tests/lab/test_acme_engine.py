@@ -15,10 +15,10 @@ import pytest
 import requests
 from cryptography import x509
 
-from certbotk8s.adapters.acme_engine import AcmeEngine, ExternalAccountBinding, OrderRequest
-from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.http01 import Http01Solver
+from certbotk8s.adapters.acme.engine import AcmeEngine, ExternalAccountBinding, OrderRequest
+from certbotk8s.adapters.acme.network import RequestRecord
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.http01.responder import Http01Solver
 from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed, OrderAbandoned
 from certbotk8s.core.model import ChallengeType, KeyType
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
@@ -253,7 +253,7 @@ def test_external_account_binding(lab: Lab, make_engine: EngineFactory,
 
 
 def test_lost_account_url_is_recovered_for_the_same_key(lab: Lab) -> None:
-    from certbotk8s.core import keys
+    from certbotk8s.core.pki import keys
 
     key = keys.generate_key(KeyType.ECDSA_P256)
     first = AcmeEngine(lab["ACME_DIRECTORY"], key, ca_bundle=lab["ACME_CA_BUNDLE"])
@@ -285,7 +285,7 @@ def test_unreachable_http01_target_names_host_and_ca_detail(
 def test_self_check_catches_unreachable_target_before_the_ca(
     lab: Lab, make_engine: EngineFactory, http01_solver: Http01Solver
 ) -> None:
-    from certbotk8s.adapters.http01 import SelfCheck
+    from certbotk8s.adapters.http01.responder import SelfCheck
     from certbotk8s.core.errors import Http01SolverError
 
     host = lab.host("selfcheck")

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.core.config import load_config
+from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
 
 pytestmark = pytest.mark.lab

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.core import certs, keys, secret_meta
+from certbotk8s.core.pki import certs, keys
+from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
 from .test_e2e_renew import Run, _ingress, assert_certificate

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.core import certs
+from certbotk8s.core.pki import certs
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
 from .controllers import ControllerProcess, controller_config, free_port, wait_for

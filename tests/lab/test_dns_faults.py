@@ -16,8 +16,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
-from certbotk8s.adapters.dns_solver import DnsSolver
+from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider
+from certbotk8s.adapters.dns.solver import DnsSolver
 from certbotk8s.core.errors import DnsSolverError, OrderAbandoned
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TxtRecord

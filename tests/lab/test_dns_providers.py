@@ -20,12 +20,12 @@ import dns.rdatatype
 import pytest
 import requests
 
-from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.adapters.dns_exec import ExecProvider
-from certbotk8s.adapters.dns_lexicon import LexiconProvider
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.dns_webhook import WebhookProvider
+from certbotk8s.adapters.acme.engine import OrderRequest
+from certbotk8s.adapters.dns.command import ExecProvider
+from certbotk8s.adapters.dns.lexicon import LexiconProvider
+from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.dns.webhook import WebhookProvider
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TxtRecord

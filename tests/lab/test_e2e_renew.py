@@ -24,7 +24,8 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.core import certs, secret_meta
+from certbotk8s.core.pki import certs
+from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
 from .records_view import drop_record, record_of
@@ -123,7 +124,7 @@ def assert_certificate(lab: Lab, api: ApiClient, namespace: str, name: str,
     verify_chain(crt, lab.roots())
     info = certs.certificate_info(crt)
     assert info.sans == tuple(sorted(hosts))
-    from certbotk8s.core import keys
+    from certbotk8s.core.pki import keys
 
     assert certs.key_matches_certificate(keys.load_key_pem(key), crt)
     assert secret.metadata.labels[secret_meta.MANAGED_BY_LABEL] == "certbotk8s"

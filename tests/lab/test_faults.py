@@ -8,15 +8,14 @@ from collections.abc import Sequence
 import pytest
 from acme import messages
 
-from certbotk8s.adapters.acme_engine import (
+from certbotk8s.adapters.acme.engine import (
     AccountChange,
     AcmeEngine,
     ExternalAccountBinding,
     OrderRequest,
 )
-from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.adapters.http01 import Http01Solver
-from certbotk8s.core import keys
+from certbotk8s.adapters.acme.network import RequestRecord
+from certbotk8s.adapters.http01.responder import Http01Solver
 from certbotk8s.core.errors import (
     AcmeAccountGone,
     AcmeAccountRecoveryFailed,
@@ -24,6 +23,7 @@ from certbotk8s.core.errors import (
     Problem,
 )
 from certbotk8s.core.model import ChallengeType, KeyType
+from certbotk8s.core.pki import keys
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
 
 from .conftest import ROOT, EngineFactory, Lab, verify_chain

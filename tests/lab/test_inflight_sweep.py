@@ -12,10 +12,10 @@ import kubernetes.client as k8s
 import pytest
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_inflight import InflightOrder, KubeInflightStore
-from certbotk8s.adapters.kube_namespaces import KubeNamespaces
-from certbotk8s.core.inflight import NamespaceState
+from certbotk8s.adapters.kube.inflight import InflightOrder, KubeInflightStore
+from certbotk8s.adapters.kube.namespaces import KubeNamespaces
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state.inflight import NamespaceState
 
 from .conftest import Lab, read_secret
 from .controllers import wait_for

@@ -10,19 +10,19 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters import kube
-from certbotk8s.adapters.kube import (
+from certbotk8s.adapters.kube import sources as kube
+from certbotk8s.adapters.kube.client import Op, request
+from certbotk8s.adapters.kube.secrets import account_secret_name
+from certbotk8s.adapters.kube.sources import (
     KubeAccountStore,
     KubeEventRecorder,
     KubeSecretStore,
     KubeSourceReader,
     list_events,
 )
-from certbotk8s.adapters.kube_client import Op, request
-from certbotk8s.adapters.kube_secrets import account_secret_name
 from certbotk8s.core.errors import KubeConflict, KubeForbidden
 from certbotk8s.core.model import ObjectRef
-from certbotk8s.core.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 pytestmark = pytest.mark.lab
 

@@ -19,8 +19,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_client import failing_readiness_checks
-from certbotk8s.core import certs
+from certbotk8s.adapters.kube.client import failing_readiness_checks
+from certbotk8s.core.pki import certs
 
 from .conftest import ROOT, Lab, read_secret
 from .controllers import (

@@ -10,7 +10,7 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube_client import micro_time
+from certbotk8s.adapters.kube.client import micro_time
 
 pytestmark = pytest.mark.lab
 

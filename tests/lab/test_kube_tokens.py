@@ -14,10 +14,10 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.http01 import CHALLENGE_PREFIX, Http01Responder
-from certbotk8s.adapters.kube import load_api_client
-from certbotk8s.adapters.kube_tokens import ROLE_HTTP01_TOKENS, ROLE_LABEL, KubeTokenStore
-from certbotk8s.core.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from certbotk8s.adapters.http01.responder import CHALLENGE_PREFIX, Http01Responder
+from certbotk8s.adapters.kube.sources import load_api_client
+from certbotk8s.adapters.kube.tokens import ROLE_HTTP01_TOKENS, ROLE_LABEL, KubeTokenStore
+from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from tests.lab.conftest import Lab
 
 pytestmark = pytest.mark.lab

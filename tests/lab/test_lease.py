@@ -1,4 +1,4 @@
-"""Leader election over a coordination.k8s.io Lease (adapters/lease.py) on the lab apiserver."""
+"""Leader election over a coordination.k8s.io Lease (adapters/kube/lease.py), lab apiserver."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.lease import LeaseElector
+from certbotk8s.adapters.kube.lease import LeaseElector
 from certbotk8s.core.ports import LeaderElection
 
 pytestmark = pytest.mark.lab
@@ -208,7 +208,7 @@ def test_api_errors_are_retried_not_fatal(make_elector: ElectorFactory, namespac
                                           caplog: pytest.LogCaptureFixture) -> None:
     # The controller identity may not touch Leases outside its own namespace: 403 each round.
     a = make_elector("a", namespace=namespace)
-    with caplog.at_level("WARNING", logger="certbotk8s.adapters.lease"):
+    with caplog.at_level("WARNING", logger="certbotk8s.adapters.kube.lease"):
         a.start()
         assert not a.wait_for_leadership(4 * RETRY)
     assert a._thread is not None and a._thread.is_alive()

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.core.config import load_config
+from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
 
 pytestmark = pytest.mark.lab

@@ -125,7 +125,7 @@ def test_controller_runs_with_roles_only_in_its_namespaces(
     a, b, c = three_namespaces
     kubeconfig = _role_only_identity(admin_api, lab, tmp_path, {"team-a": a, "team-b": b})
     # The identity really is narrow: listing Secrets cluster-wide is forbidden.
-    from certbotk8s.adapters.kube import load_api_client
+    from certbotk8s.adapters.kube.sources import load_api_client
 
     narrow = load_api_client(str(kubeconfig))
     with pytest.raises(k8s.exceptions.ApiException) as info:

@@ -11,14 +11,14 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_inflight import KubeInflightStore
-from certbotk8s.app.controller import Controller
+from certbotk8s.adapters.kube.inflight import KubeInflightStore
+from certbotk8s.app.controller.controller import Controller
+from certbotk8s.app.controller.order_runner import OrderRunner
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.app.order_runner import OrderRunner
-from certbotk8s.app.renewal_pass import survey
+from certbotk8s.app.orders import survey
 from certbotk8s.app.runtime import Runtime, build_runtime
-from certbotk8s.core.config import load_config
-from certbotk8s.core.plan import Action, ActionKind
+from certbotk8s.core.config.settings import load_config
+from certbotk8s.core.renewal.plan import Action, ActionKind
 
 from .conftest import Lab, read_secret
 
@@ -76,7 +76,7 @@ def test_an_issue_decided_on_a_stale_cache_orders_nothing_once_the_secret_exists
     assert issued is not None and _serial(issued), "the first order wrote no certificate"
 
     caplog.clear()  # the first order's records (kept when another test set INFO already)
-    with caplog.at_level(logging.INFO, logger="certbotk8s.app.order_runner"):
+    with caplog.at_level(logging.INFO, logger="certbotk8s.app.controller.order_runner"):
         _run_once(runtime, controller_api, stale)  # the same ISSUE, decided before the write
     after = read_secret(admin_api, namespace, "web-tls")
     assert _serial(after) == _serial(issued), "a second certificate was ordered"

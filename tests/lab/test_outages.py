@@ -16,13 +16,13 @@ import kubernetes.client as k8s
 import pytest
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
-from certbotk8s.adapters.dns_webhook import WebhookProvider
-from certbotk8s.adapters.http01 import lookup_outage
-from certbotk8s.adapters.kube_records import KubeRecordStore
-from certbotk8s.core import secret_meta
+from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider
+from certbotk8s.adapters.dns.webhook import WebhookProvider
+from certbotk8s.adapters.http01.responder import lookup_outage
+from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError
 from certbotk8s.core.ports import TxtRecord
+from certbotk8s.core.state import secret_meta
 from tests.lab.webhook_stub import QuietHandler
 
 from .conftest import Lab, read_secret, verify_chain

@@ -10,9 +10,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.adapters.http01 import Http01Solver
-from certbotk8s.adapters.routing import (
+from certbotk8s.adapters.acme.engine import OrderRequest
+from certbotk8s.adapters.http01.responder import Http01Solver
+from certbotk8s.adapters.http01.routing import (
     CHALLENGE_PATH,
     HTTP_ROUTE,
     VIRTUAL_SERVICE,

@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_records import ROLE, ROLE_LABEL, KubeRecordStore
-from certbotk8s.core import ratelimit, secret_meta
+from certbotk8s.adapters.kube.records import ROLE, ROLE_LABEL, KubeRecordStore
+from certbotk8s.core.budget import ratelimit
+from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
 from .controllers import wait_for

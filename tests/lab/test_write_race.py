@@ -14,12 +14,13 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.kube_records import KubeRecordStore
-from certbotk8s.adapters.kube_secrets import KubeSecretStore
-from certbotk8s.core import certs, secret_meta
+from certbotk8s.adapters.acme.engine import OrderRequest
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.kube.records import KubeRecordStore
+from certbotk8s.adapters.kube.secrets import KubeSecretStore
 from certbotk8s.core.model import ChallengeType, IssuedCertificate, SecretRef
+from certbotk8s.core.pki import certs
+from certbotk8s.core.state import secret_meta
 
 from .conftest import EngineFactory, Lab, read_secret
 from .controllers import ControllerProcess, controller_config, free_port, wait_for

@@ -18,18 +18,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certbotk8s.adapters.acme_engine import OrderRequest
-from certbotk8s.adapters.kube_inflight import InflightOrder
+from certbotk8s.adapters.acme.engine import OrderRequest
+from certbotk8s.adapters.kube.inflight import InflightOrder
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.cert_state import StateTable
+from certbotk8s.app.controller.cert_state import StateTable
+from certbotk8s.app.controller.order_runner import OrderRunner
+from certbotk8s.app.controller.reconciler import Reconciler
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.app.order_runner import OrderRunner
-from certbotk8s.app.reconciler import Reconciler
+from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
-from certbotk8s.app.renewal_pass import PassDeps
-from certbotk8s.core import certs, keys, secret_meta
-from certbotk8s.core.config import Config, IssuerConfig
-from certbotk8s.core.discovery import trim_source
+from certbotk8s.core.config.settings import Config, IssuerConfig
 from certbotk8s.core.errors import AcmeCaUnavailable, AcmeError, KubeConflict, OrderAbandoned
 from certbotk8s.core.model import (
     Discovery,
@@ -38,9 +36,12 @@ from certbotk8s.core.model import (
     ObservedSecret,
     SecretRef,
 )
-from certbotk8s.core.observe import TLS_CERT, TLS_KEY, observe, with_record
-from certbotk8s.core.ownership import discover_owned, failing_claims, holdings
+from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import SourceSnapshot, StoredSecret
+from certbotk8s.core.sources.discovery import trim_source
+from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
+from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state.observe import TLS_CERT, TLS_KEY, observe, with_record
 
 from .fakes import FakeLedger, FakeRecordStore
 from .hostile import Events, Schedule, Solvers
@@ -94,7 +95,7 @@ class InlineExecutor(Executor):
 
 
 class FakeInflight:
-    """adapters.kube_inflight.KubeInflightStore in memory: record/clear never fail."""
+    """adapters.kube.inflight.KubeInflightStore in memory: record/clear never fail."""
 
     def __init__(self) -> None:
         self.orders: dict[SecretRef, InflightOrder] = {}
@@ -233,7 +234,8 @@ class _Cache:
 
 
 class ClusterWatch:
-    """app.watch.Watch over a FakeCluster, always in sync (no informer lag): the sources, the
+    """app.controller.watch.Watch over a FakeCluster, always in sync (no informer lag): the
+    sources, the
     labelled TLS Secrets observed with the controller's records joined in, and `wake`, set by
     every change in the cluster. Claims are judged at the fake clock's time."""
 
@@ -283,7 +285,7 @@ def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 
 class FakeAcme:
-    """adapters.acme_engine.AcmeEngine of a local CA: each order is issued at once, a real
+    """adapters.acme.engine.AcmeEngine of a local CA: each order is issued at once, a real
     certificate (leaf + CA, a fresh key of the requested type, valid from the clock's now for
     90 days).
 
@@ -398,7 +400,8 @@ class World:
 
 class FakeController:
     """The real Reconciler, OrderRunner (orders run inline), RenewalBook and Records over a
-    World, wired as app.controller.Controller wires them; `restart()` is a new process."""
+    World, wired as app.controller.controller.Controller wires them; `restart()` is a new
+    process."""
 
     def __init__(self, world: World) -> None:
         self.world = world

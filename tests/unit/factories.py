@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from certbotk8s.core import secret_meta
-from certbotk8s.core.config import Config, parse_config
+from certbotk8s.core.config.settings import Config, parse_config
 from certbotk8s.core.model import (
     CertificateInfo,
     CertificateSpec,
@@ -18,6 +17,7 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
+from certbotk8s.core.state import secret_meta
 
 Obj = dict[str, Any]
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

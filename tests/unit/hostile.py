@@ -16,13 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.cert_state import StateTable
+from certbotk8s.app.controller.cert_state import StateTable
+from certbotk8s.app.controller.reconciler import Reconciler
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.app.reconciler import Reconciler
+from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
-from certbotk8s.app.renewal_pass import PassDeps
-from certbotk8s.core import certs, keys, secret_meta
-from certbotk8s.core.config import Config
+from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import (
     DesiredCertificate,
     Discovery,
@@ -31,10 +30,12 @@ from certbotk8s.core.model import (
     ObservedSecret,
     SecretRef,
 )
-from certbotk8s.core.observe import TLS_CERT, TLS_KEY, observe, with_record
-from certbotk8s.core.ownership import discover_owned, holdings
-from certbotk8s.core.plan import Action
+from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import SourceSnapshot, StoredSecret
+from certbotk8s.core.renewal.plan import Action
+from certbotk8s.core.sources.ownership import discover_owned, holdings
+from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state.observe import TLS_CERT, TLS_KEY, observe, with_record
 
 from .factories import T0
 

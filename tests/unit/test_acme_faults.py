@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certbotk8s.adapters.acme_engine import _account_problem
+from certbotk8s.adapters.acme.engine import _account_problem
 from certbotk8s.core.errors import AcmeAccountGone, Problem
 
 ACME = "urn:ietf:params:acme:error:"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from certbotk8s.adapters.acme_network import parse_retry_after
+from certbotk8s.adapters.acme.network import parse_retry_after
 
 
 def test_delta_seconds() -> None:

@@ -1,4 +1,4 @@
-"""core.after_order: what follows each kind of order outcome (backoff, resume, keep the
+"""core.renewal.after_order: what follows each kind of order outcome (backoff, resume, keep the
 unwritten certificate, failed authorization, in-flight record), and core.errors' retry
 intents that it reads."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from certbotk8s.core.after_order import Backoff, FollowUp, OrderResult, after_order
 from certbotk8s.core.errors import (
     AcmeAccountGone,
     AcmeCaUnavailable,
@@ -24,6 +23,7 @@ from certbotk8s.core.errors import (
     RetryIntent,
     retry_intent,
 )
+from certbotk8s.core.renewal.after_order import Backoff, FollowUp, OrderResult, after_order
 
 PROBLEM = Problem("urn:ietf:params:acme:error:unauthorized", "no TXT record")
 FAILED_CHALLENGE = ChallengeFailed("a.example.com", "dns-01", PROBLEM)

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from certbotk8s.core.annotations import (
+from certbotk8s.core.config.durations import format_duration, parse_duration
+from certbotk8s.core.model import ChallengeType, KeyType, SourceKind
+from certbotk8s.core.sources.annotations import (
     AnnotationError,
     is_opted_in,
     parse_source_options,
 )
-from certbotk8s.core.durations import format_duration, parse_duration
-from certbotk8s.core.model import ChallengeType, KeyType, SourceKind
 from tests.unit.factories import make_config
 
 CONFIG = make_config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from certbotk8s.app.api_health import DIAGNOSE_EVERY, ApiHealth, Outage
+from certbotk8s.app.health.api_health import DIAGNOSE_EVERY, ApiHealth, ApiOutage
 
 
 class Clock:
@@ -16,7 +16,7 @@ class Clock:
 
 
 def test_outage_lasts_until_every_failed_watch_is_back_and_is_reported_once() -> None:
-    clock, outages, changes = Clock(), list[Outage](), list[bool]()
+    clock, outages, changes = Clock(), list[ApiOutage](), list[bool]()
     health = ApiHealth(on_back=outages.append, clock=clock, on_change=changes.append)
     assert health.reachable() and health.unreachable_seconds() == 0
     assert health.describe() == "API server: reachable"
@@ -38,7 +38,7 @@ def test_outage_lasts_until_every_failed_watch_is_back_and_is_reported_once() ->
 
 
 def test_a_watch_that_never_failed_ends_no_outage() -> None:
-    outages = list[Outage]()
+    outages = list[ApiOutage]()
     health = ApiHealth(on_back=outages.append)
     health.reached("secrets")
     assert outages == [] and health.reachable()
@@ -58,7 +58,7 @@ def _now(work: Callable[[], None]) -> None:
 
 
 def test_a_timeout_asks_the_api_server_why_and_shows_its_answer_until_the_outage_ends() -> None:
-    clock, outages, asked = Clock(), list[Outage](), list[int]()
+    clock, outages, asked = Clock(), list[ApiOutage](), list[int]()
 
     def diagnose() -> str | None:
         asked.append(1)

@@ -7,7 +7,7 @@ from http.client import RemoteDisconnected
 import pytest
 import urllib3
 
-from certbotk8s.adapters.kube_client import (
+from certbotk8s.adapters.kube.client import (
     NO_READ_RETRIES,
     NoRetryAfterTimeout,
     not_ready_cause,

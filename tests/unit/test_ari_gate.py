@@ -1,5 +1,6 @@
-"""The cap on ARI-driven renewals per Secret and the minimum age after one (core/ari_gate.py),
-through the renewal decision and plan(), and how a held-back renewal is reported."""
+"""The cap on ARI-driven renewals per Secret and the minimum age after one
+(core/renewal/ari_gate.py), through the renewal decision and plan(), and how a held-back renewal
+is reported."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from datetime import datetime, timedelta
 
 from certbotk8s.app.ari import ARI_RENEWAL_HELD, report_ari_held
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.core import secret_meta
-from certbotk8s.core.ari_gate import ARI_RENEWALS_PER_WEEK, MIN_AGE, ari_gate
 from certbotk8s.core.model import CertificateInfo, ObjectRef, RenewalWindow
-from certbotk8s.core.plan import ActionKind, plan
-from certbotk8s.core.reasons import ReasonCode
-from certbotk8s.core.renewal import renewal_time
+from certbotk8s.core.renewal.ari_gate import ARI_RENEWALS_PER_WEEK, MIN_AGE, ari_gate
+from certbotk8s.core.renewal.moment import renewal_time
+from certbotk8s.core.renewal.plan import ActionKind, plan
+from certbotk8s.core.renewal.reasons import ReasonCode
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
 DAY = timedelta(days=1)

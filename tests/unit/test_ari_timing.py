@@ -1,6 +1,6 @@
 """ARI per RFC 9773: the CA's Retry-After (clamped to [1 min, 12 h]) sets the next read, its
 explanationURL is logged and shown, and expired certificates are not asked
-(core/ari_timing.py, app/ari.py, app/ari_refresh.py, the pass's ARI reads)."""
+(core/renewal/ari_timing.py, app/ari.py, app/controller/ari_refresh.py, the pass's ARI reads)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 
 from certbotk8s.app.ari import AriReader
-from certbotk8s.app.ari_refresh import AriRefresher
-from certbotk8s.app.cert_state import StateTable
-from certbotk8s.app.renewal_pass import read_windows
-from certbotk8s.core.ari_timing import AriReading, next_read_in, worth_reading
+from certbotk8s.app.controller.ari_refresh import AriRefresher
+from certbotk8s.app.controller.cert_state import StateTable
+from certbotk8s.app.orders import read_windows
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
+from certbotk8s.core.renewal.ari_timing import AriReading, next_read_in, worth_reading
 from tests.unit.factories import cert_info, desired, make_config, observed_for
 
 HOUR = timedelta(hours=1)

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.records import Records
-from certbotk8s.core import ledger, ratelimit, secret_meta
-from certbotk8s.core.backoff import FailureState
+from certbotk8s.core.budget import ledger, ratelimit
 from certbotk8s.core.model import SecretRef
-from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.reasons import Reason, ReasonCode
+from certbotk8s.core.renewal.backoff import FailureState
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.reasons import Reason, ReasonCode
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, desired, make_config, observed_for
 from tests.unit.fakes import FakeLedger, FakeRecordStore
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from certbotk8s.core.config import (
+from certbotk8s.core.config.dns_providers import Rfc2136Config
+from certbotk8s.core.config.settings import (
     ConfigError,
     EabConfig,
     SecretKeyRef,
     load_config,
     parse_config,
 )
-from certbotk8s.core.config_dns import Rfc2136Config
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
 
 FULL = """
@@ -410,8 +410,8 @@ def test_profiles_allowed_by_issuer() -> None:
 
 def test_issuer_default_profile_is_used_when_a_source_names_none() -> None:
     """defaultProfile fills in for sources without certbotk8s.io/profile; it must be valid."""
-    from certbotk8s.core.annotations import parse_source_options
     from certbotk8s.core.model import SourceKind
+    from certbotk8s.core.sources.annotations import parse_source_options
 
     base = {"issuers": {"ca": {"directory": "https://ca.example/dir",
                                "profiles": ["default"], "defaultProfile": "default"}}}

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from certbotk8s.core.annotations import parse_source_options
-from certbotk8s.core.config import ConfigError, parse_config
-from certbotk8s.core.config_dns import (
+from certbotk8s.core.config.dns_providers import (
     ExecConfig,
     LexiconConfig,
     SecretKeyRef,
     WebhookConfig,
 )
+from certbotk8s.core.config.settings import ConfigError, parse_config
 from certbotk8s.core.model import ChallengeType, SourceKind
+from certbotk8s.core.sources.annotations import parse_source_options
 
 
 def _config(providers: dict[str, Any], **extra: Any) -> Any:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certbotk8s.app import force
-from certbotk8s.core import records as rec
-from certbotk8s.core import secret_meta
+from certbotk8s.app.commands import force
 from certbotk8s.core.errors import AcmeProblemError, ChallengeFailed, KubeUnreachable, Problem
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state import records as rec
+from certbotk8s.core.state import secret_meta
 
 from . import hostile
 from .cluster import FakeController, World

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from certbotk8s.core.config import Config
-from certbotk8s.core.discovery import default_certificate_source, discover
+from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import (
     ChallengeType,
     DesiredCertificate,
@@ -16,6 +15,7 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
+from certbotk8s.core.sources.discovery import default_certificate_source, discover
 from tests.unit.factories import (
     OPT_IN,
     gateway,

@@ -10,12 +10,12 @@ import yaml
 
 from certbotk8s import cli
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.core import annotations as ann
-from certbotk8s.core import config as config_module
-from certbotk8s.core.config import load_config
-from certbotk8s.core.discovery import Reasons
+from certbotk8s.core.config import settings as config_module
+from certbotk8s.core.config.settings import load_config
 from certbotk8s.core.model import KeyType
-from certbotk8s.core.ownership import OwnershipReasons
+from certbotk8s.core.sources import annotations as ann
+from certbotk8s.core.sources.discovery import Reasons
+from certbotk8s.core.sources.ownership import OwnershipReasons
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -69,7 +69,7 @@ def test_every_cli_flag_is_documented() -> None:
 def test_every_config_key_is_documented() -> None:
     text = _text("configuration.md")
     source = Path(config_module.__file__).read_text()
-    source += Path(config_module.__file__).with_name("config_dns.py").read_text()
+    source += Path(config_module.__file__).with_name("dns_providers.py").read_text()
     # The keys the parser accepts are the camelCase strings in its frozensets.
     keys = set(re.findall(r'"([a-z][a-zA-Z0-9]+)"', source)) - {"rfc2136"}
     keys = {k for k in keys if any(c.isupper() for c in k) or k in {

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.core.config import load_config
+from certbotk8s.core.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from certbotk8s.adapters.kube_events import SpamFilter
+from certbotk8s.adapters.kube.events import SpamFilter
 from certbotk8s.core.model import ObjectRef
 
 A = ObjectRef("networking.k8s.io/v1", "Ingress", "team-a", "flood")

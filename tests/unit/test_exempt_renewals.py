@@ -1,6 +1,6 @@
 """Renewals that send ARI `replaces` are exempt: the issuance history flags each one, only
-counted issuances spend the per-domain and exact-set budgets, and one rule (core/replaces.py)
-decides `replaces` for the order and the budget alike."""
+counted issuances spend the per-domain and exact-set budgets, and one rule
+(core/renewal/replaces.py) decides `replaces` for the order and the budget alike."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.renewal_pass import store
-from certbotk8s.core import secret_meta
-from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.ratelimit import (
+from certbotk8s.app.orders import store
+from certbotk8s.core.budget.ratelimit import (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     IssuanceRecord,
     check_budget,
 )
-from certbotk8s.core.reasons import Reason, ReasonCode
-from certbotk8s.core.replaces import replaced_cert_id, shares_a_name
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.reasons import Reason, ReasonCode
+from certbotk8s.core.renewal.replaces import replaced_cert_id, shares_a_name
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import cert_info, desired, observed_for
 from tests.unit.test_write_race import RacedSecrets, _deps, _issued, _pem, _stored
 

@@ -10,13 +10,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certbotk8s.app.status import StatusRow, render_table
-from certbotk8s.core import annotations as ann
-from certbotk8s.core.discovery import trim_source
-from certbotk8s.core.durations import parse_duration
+from certbotk8s.app.commands.status import StatusRow, render_table
+from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.model import SecretRef
-from certbotk8s.core.ownership import Holding, discover_owned
-from certbotk8s.core.plan import plan
+from certbotk8s.core.renewal.plan import plan
+from certbotk8s.core.sources import annotations as ann
+from certbotk8s.core.sources.discovery import trim_source
+from certbotk8s.core.sources.ownership import Holding, discover_owned
 
 from .factories import T0, make_config
 

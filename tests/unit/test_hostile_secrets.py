@@ -14,16 +14,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certbotk8s.app import force, renewal_pass
+from certbotk8s.app.commands import force
 from certbotk8s.app.isolation import INTERNAL_ERROR, InternalError
 from certbotk8s.app.metrics import Metrics
-from certbotk8s.app.pass_outages import PassOutages
-from certbotk8s.app.renewal_pass import run_pass, survey
-from certbotk8s.core import certs, keys, ledger, policy, secret_meta
+from certbotk8s.app.oneshot import run as oneshot_run
+from certbotk8s.app.oneshot.pass_outages import PassOutages
+from certbotk8s.app.oneshot.run import run_pass
+from certbotk8s.app.orders import survey
+from certbotk8s.core.budget import ledger
 from certbotk8s.core.model import SecretRef
-from certbotk8s.core.observe import observe
-from certbotk8s.core.plan import ActionKind, plan
+from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import StoredSecret
+from certbotk8s.core.renewal import policy
+from certbotk8s.core.renewal.plan import ActionKind, plan
+from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state.observe import observe
 
 from . import hostile
 from .factories import T0, desired, ingress, make_config, observed_for, tls_entry
@@ -155,7 +160,7 @@ def test_run_pass_contains_a_certificate_that_raises(caplog: pytest.LogCaptureFi
     ingresses, stored = _two_tenants()
     deps = hostile.pass_deps(CONFIG, ingresses, stored, NOW)
     deps.secrets = _Exploding(stored)
-    with mock.patch.object(renewal_pass, "PassOutages", _outages), \
+    with mock.patch.object(oneshot_run, "PassOutages", _outages), \
             caplog.at_level(logging.ERROR):
         report = run_pass(deps)
     by_ref = {o.action.desired.secret: o for o in report.outcomes}
@@ -171,15 +176,15 @@ def test_run_pass_contains_a_certificate_that_raises(caplog: pytest.LogCaptureFi
 def test_run_pass_contains_an_exception_while_ordering() -> None:
     ingresses, stored = _two_tenants()
     deps = hostile.pass_deps(CONFIG, ingresses, stored, NOW)
-    original = renewal_pass.ordered
+    original = oneshot_run.ordered
 
     def ordered(deps: Any, book: Any, action: Any, *rest: Any) -> Any:
         if action.desired.secret.name == "bad-tls":
             raise KeyError("boom")
         return original(deps, book, action, *rest)
 
-    with mock.patch.object(renewal_pass, "PassOutages", _outages), \
-            mock.patch.object(renewal_pass, "ordered", ordered):
+    with mock.patch.object(oneshot_run, "PassOutages", _outages), \
+            mock.patch.object(oneshot_run, "ordered", ordered):
         report = run_pass(deps)
     oks = {o.action.desired.secret: o.ok for o in report.outcomes}
     assert oks == {VICTIM: True, SecretRef("team-a", "bad-tls"): False}
@@ -286,7 +291,7 @@ METRICS = Metrics(process=False)  # one registry for every example: building one
 
 
 def test_no_tenant_secret_raises_out_of_either_mode() -> None:
-    with mock.patch.object(renewal_pass, "PassOutages", _outages):
+    with mock.patch.object(oneshot_run, "PassOutages", _outages):
         _both_modes()
 
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from certbotk8s.adapters.http01 import (
+from certbotk8s.adapters.http01.limits import Admission, ConnectionTable
+from certbotk8s.adapters.http01.responder import (
     Http01Responder,
     Http01Solver,
     MemoryTokenStore,
@@ -18,7 +19,6 @@ from certbotk8s.adapters.http01 import (
     SelfCheck,
     token_value,
 )
-from certbotk8s.adapters.http01_limits import Admission, ConnectionTable
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from certbotk8s.adapters.http01 import MemoryTokenStore
-from certbotk8s.app.http_server import ControllerHttpServer
+from certbotk8s.adapters.http01.responder import MemoryTokenStore
+from certbotk8s.app.controller.http_server import ControllerHttpServer
 from certbotk8s.app.metrics import Metrics
 
 

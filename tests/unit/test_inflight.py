@@ -1,9 +1,9 @@
-"""The pure choice of in-flight order records no order will resume (core.inflight)."""
+"""The pure choice of in-flight order records no order will resume (core.state.inflight)."""
 
 from __future__ import annotations
 
-from certbotk8s.core.inflight import NamespaceState, StaleOrder, stale_orders
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state.inflight import NamespaceState, StaleOrder, stale_orders
 
 ACTIVE, TERMINATING, GONE = NamespaceState.ACTIVE, NamespaceState.TERMINATING, NamespaceState.GONE
 A, B = ("a.example.com",), ("b.example.com",)

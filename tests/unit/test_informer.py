@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube_watch import Informer, WatchedResource
+from certbotk8s.adapters.kube.watch import Informer, WatchedResource
 
 SECRETS = WatchedResource("secrets", "/api/v1/secrets", "v1", "Secret")
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from certbotk8s.core import certs, keys
 from certbotk8s.core.model import KeyType
+from certbotk8s.core.pki import certs, keys
 
 
 @pytest.mark.parametrize("key_type", list(KeyType))

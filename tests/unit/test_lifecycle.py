@@ -1,4 +1,5 @@
-"""core.lifecycle: may a certificate be ordered now, or why it waits (each reason, their order,
+"""core.renewal.lifecycle: may a certificate be ordered now, or why it waits (each reason, their
+order,
 when to look again)."""
 
 from __future__ import annotations
@@ -7,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from certbotk8s.core import ratelimit
-from certbotk8s.core.backoff import FailureState
-from certbotk8s.core.lifecycle import (
+from certbotk8s.core.budget import ratelimit
+from certbotk8s.core.model import SecretRef
+from certbotk8s.core.renewal.backoff import FailureState
+from certbotk8s.core.renewal.lifecycle import (
     OrderFacts,
     ServiceDown,
     WaitKind,
@@ -18,7 +20,6 @@ from certbotk8s.core.lifecycle import (
     wake_at,
     why_wait,
 )
-from certbotk8s.core.model import SecretRef
 from tests.unit.factories import T0
 
 REF = SecretRef("shop", "web-tls")

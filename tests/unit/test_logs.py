@@ -14,7 +14,7 @@ def test_urllib3_retries_are_not_logged_but_our_warnings_are(
     configure_logging("INFO")
     logging.getLogger("urllib3.connectionpool").warning(
         "Retrying (Retry(total=2)) after connection broken by NewConnectionError")
-    logging.getLogger("certbotk8s.adapters.lease").warning("get leases failed: refused")
+    logging.getLogger("certbotk8s.adapters.kube.lease").warning("get leases failed: refused")
     err = capsys.readouterr().err
     assert "Retrying" not in err
     assert "get leases failed: refused" in err

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from certbotk8s.adapters.acme_network import RequestRecord
+from certbotk8s.adapters.acme.network import RequestRecord
 from certbotk8s.app.metrics import ENDPOINTS, Metrics, acme_endpoint
 from certbotk8s.core.model import ChallengeType
-from certbotk8s.core.readiness import CertificateRow
+from certbotk8s.core.renewal.readiness import CertificateRow
 
 PEBBLE = "https://127.0.0.1:14000"
 BOULDER = "https://acme-v02.api.letsencrypt.org"

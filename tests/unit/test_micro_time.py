@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube_client import micro_time
+from certbotk8s.adapters.kube.client import micro_time
 
 
 def _as_sent(event_time: str) -> str:

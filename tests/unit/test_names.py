@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certbotk8s.core.names import (
+from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
     is_dns1123_subdomain,
@@ -14,7 +14,7 @@ from certbotk8s.core.names import (
     normalize_host,
     normalize_hosts,
 )
-from certbotk8s.core.text import quote
+from certbotk8s.core.sources.text import quote
 
 
 @pytest.mark.parametrize(

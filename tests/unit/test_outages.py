@@ -10,15 +10,14 @@ from typing import cast
 
 import pytest
 
-from certbotk8s.app import resolver_gate
-from certbotk8s.app.ca_gate import CA
-from certbotk8s.app.dns_gate import DnsGate, dns_service
+from certbotk8s.app.health import resolver_gate
+from certbotk8s.app.health.ca_gate import CA
+from certbotk8s.app.health.dns_gate import DnsGate, dns_service
+from certbotk8s.app.health.outage_gate import OutageGate
+from certbotk8s.app.health.resolver_gate import ResolverGate
 from certbotk8s.app.metrics import Metrics as AppMetrics
-from certbotk8s.app.outage_gate import OutageGate
-from certbotk8s.app.pass_outages import PassOutages
-from certbotk8s.app.resolver_gate import ResolverGate
+from certbotk8s.app.oneshot.pass_outages import PassOutages
 from certbotk8s.app.solvers import SolverFactory
-from certbotk8s.core import waits
 from certbotk8s.core.errors import (
     AcmeCaUnavailable,
     CertbotK8sError,
@@ -28,8 +27,9 @@ from certbotk8s.core.errors import (
     Problem,
 )
 from certbotk8s.core.model import ChallengeType, ObjectRef
-from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.reasons import Reason, ReasonCode
+from certbotk8s.core.renewal import waits
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 
 from .factories import T0, desired, make_config
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from certbotk8s.core import records, secret_meta
 from certbotk8s.core.model import Discovery, SecretRef
-from certbotk8s.core.ownership import (
+from certbotk8s.core.sources.ownership import (
     Holding,
     discover_owned,
     failing_claims,
@@ -15,6 +14,7 @@ from certbotk8s.core.ownership import (
     order_share_key,
     pattern_matches,
 )
+from certbotk8s.core.state import records, secret_meta
 
 from .factories import T0, desired, ingress, make_config, tls_entry
 

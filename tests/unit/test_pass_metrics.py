@@ -10,10 +10,11 @@ from typing import ClassVar
 
 import pytest
 
-from certbotk8s.app.pass_metrics import PUSH_JOB, pass_summary, push_pass
-from certbotk8s.app.renewal_pass import Outcome, PassReport, Survey
+from certbotk8s.app.oneshot.pass_metrics import PUSH_JOB, pass_summary, push_pass
+from certbotk8s.app.oneshot.run import PassReport
+from certbotk8s.app.orders import Outcome, Survey
 from certbotk8s.core.model import Discovery, ObjectRef, SecretRef, SourceProblem
-from certbotk8s.core.plan import plan
+from certbotk8s.core.renewal.plan import plan
 from tests.unit.factories import T0, desired, observed_for
 
 NOW = T0 + timedelta(days=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from certbotk8s.core import secret_meta
 from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
-from certbotk8s.core.plan import ActionKind, plan
-from certbotk8s.core.policy import ReasonCode
+from certbotk8s.core.renewal.plan import ActionKind, plan
+from certbotk8s.core.renewal.policy import ReasonCode
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
 DAY = timedelta(days=1)

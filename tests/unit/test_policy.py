@@ -1,4 +1,4 @@
-"""The renewal check chain (each check, its order) and its agreement with core.renewal."""
+"""The renewal check chain (each check, its order) and its agreement with core.renewal.moment."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certbotk8s.core import secret_meta
 from certbotk8s.core.model import KeyType, ObservedSecret, RenewalWindow
-from certbotk8s.core.policy import (
+from certbotk8s.core.renewal.policy import (
     CHECKS,
     Reason,
     ReasonCode,
     evaluate,
     renewal_time_of,
 )
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
 DAY = timedelta(days=1)

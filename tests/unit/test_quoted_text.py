@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from certbotk8s.adapters.kube_events import KubeEventRecorder, event_message
+from certbotk8s.adapters.kube.events import KubeEventRecorder, event_message
 from certbotk8s.app.logs import configure_logging
-from certbotk8s.core.discovery import discover
 from certbotk8s.core.model import ObjectRef
-from certbotk8s.core.text import MESSAGE_LIMIT, escape_controls
+from certbotk8s.core.sources.discovery import discover
+from certbotk8s.core.sources.text import MESSAGE_LIMIT, escape_controls
 
 from .factories import make_config
 

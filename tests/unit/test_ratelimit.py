@@ -1,4 +1,4 @@
-"""Rate-limit budget (core/ratelimit.py) and the issuance history kept on Secrets."""
+"""Rate-limit budget (core/budget/ratelimit.py) and the issuance history kept on Secrets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certbotk8s.core import secret_meta
-from certbotk8s.core.ratelimit import (
+from certbotk8s.core.budget.ratelimit import (
     LIMIT_CERTS_PER_DOMAIN,
     LIMIT_CERTS_PER_SET,
     LIMIT_FAILED_AUTHZ,
@@ -26,6 +25,7 @@ from certbotk8s.core.ratelimit import (
     identifier_set,
     registered_domain,
 )
+from certbotk8s.core.state import secret_meta
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)

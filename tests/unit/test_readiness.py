@@ -11,8 +11,8 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceProblem,
 )
-from certbotk8s.core.plan import plan
-from certbotk8s.core.readiness import FALSE, TRUE, UNKNOWN, CertificateRow, certificate_rows
+from certbotk8s.core.renewal.plan import plan
+from certbotk8s.core.renewal.readiness import FALSE, TRUE, UNKNOWN, CertificateRow, certificate_rows
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
 NOW = T0 + timedelta(days=1)

@@ -1,4 +1,5 @@
-"""The controller's certificate records: their form (core.records) and the in-memory table both
+"""The controller's certificate records: their form (core.state.records) and the in-memory table
+both
 modes read and write through (app.records) over a fake store."""
 
 from __future__ import annotations
@@ -6,10 +7,10 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
-from certbotk8s.adapters.kube_records import _decode
+from certbotk8s.adapters.kube.records import _decode
 from certbotk8s.app.records import Records
-from certbotk8s.core import records, secret_meta
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state import records, secret_meta
 
 from .factories import T0
 from .fakes import FakeRecordStore

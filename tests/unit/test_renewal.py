@@ -1,4 +1,4 @@
-"""The one renewal decision (core/renewal.py), its persisted moment, and backoff steps."""
+"""The one renewal decision (core/renewal/moment.py), its persisted moment, and backoff steps."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certbotk8s.core import secret_meta
-from certbotk8s.core.backoff import STEPS, FailureState, after_failure, capped_on_read
 from certbotk8s.core.model import RenewalWindow
-from certbotk8s.core.reasons import ReasonCode
-from certbotk8s.core.renewal import ChosenMoment, floor_time, renewal_time
+from certbotk8s.core.renewal.backoff import STEPS, FailureState, after_failure, capped_on_read
+from certbotk8s.core.renewal.moment import ChosenMoment, floor_time, renewal_time
+from certbotk8s.core.renewal.reasons import ReasonCode
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, cert_info
 
 DAY = timedelta(days=1)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from certbotk8s.core.annotations import parse_source_options
-from certbotk8s.core.config import ConfigError, parse_config
-from certbotk8s.core.discovery import discover
+from certbotk8s.core.config.settings import ConfigError, parse_config
 from certbotk8s.core.model import SourceKind
+from certbotk8s.core.sources.annotations import parse_source_options
+from certbotk8s.core.sources.discovery import discover
 
 from .factories import ingress, make_config, tls_entry
 

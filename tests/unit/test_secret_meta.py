@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from certbotk8s.core import secret_meta
 from certbotk8s.core.model import KeyType
+from certbotk8s.core.state import secret_meta
 from tests.unit.factories import T0, cert_info, desired
 
 

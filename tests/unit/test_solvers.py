@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from certbotk8s.adapters.dns_rfc2136 import Rfc2136Provider
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.http01 import MemoryTokenStore
+from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType, DesiredCertificate

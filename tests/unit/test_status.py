@@ -1,4 +1,5 @@
-"""`certbotk8s status` over fakes: a due certificate that waits shows core.lifecycle's reason
+"""`certbotk8s status` over fakes: a due certificate that waits shows core.renewal.lifecycle's
+reason
 (WAIT column, `wait` in `-o json`) and when it may be ordered."""
 
 from __future__ import annotations
@@ -7,12 +8,12 @@ from datetime import timedelta
 from types import SimpleNamespace
 from unittest import mock
 
-from certbotk8s.app import status
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.renewal_pass import PassDeps
-from certbotk8s.core import secret_meta
-from certbotk8s.core.backoff import FailureState
+from certbotk8s.app.commands import status
+from certbotk8s.app.orders import PassDeps
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.renewal.backoff import FailureState
+from certbotk8s.core.state import secret_meta
 
 from . import hostile
 from .factories import ingress, make_config, tls_entry

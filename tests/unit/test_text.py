@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from certbotk8s.app.status import StatusRow, render_table
-from certbotk8s.core.text import clip, printable, quote
+from certbotk8s.app.commands.status import StatusRow, render_table
+from certbotk8s.core.sources.text import clip, printable, quote
 
 
 def test_control_and_format_characters_are_escaped() -> None:

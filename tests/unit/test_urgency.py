@@ -1,4 +1,4 @@
-"""The order of a `renew --once` pass (core/urgency.py): expired, past the floor, ARI renew
+"""The order of a `renew --once` pass (core/renewal/urgency.py): expired, past the floor, ARI renew
 now, other orders by expiry, then what orders nothing; not Secret-name order."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from certbotk8s.core.model import ObservedSecret, SecretRef
-from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.reasons import Reason, ReasonCode
-from certbotk8s.core.urgency import by_urgency
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.reasons import Reason, ReasonCode
+from certbotk8s.core.renewal.urgency import by_urgency
 from tests.unit.factories import T0, cert_info, desired, observed_for
 
 DAY = timedelta(days=1)

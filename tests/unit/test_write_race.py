@@ -1,5 +1,6 @@
-"""A Secret write answered 409: core.write_race decides (write ours again or keep another writer's
-newer certificate) and app.renewal_pass.store carries it out, against a fake SecretStore."""
+"""A Secret write answered 409: core.state.write_race decides (write ours again or keep another
+writer's
+newer certificate) and app.orders.store carries it out, against a fake SecretStore."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certbotk8s.app.orders import PassDeps, api_away, store, unwritten_cause
 from certbotk8s.app.records import Records
-from certbotk8s.app.renewal_pass import PassDeps, api_away, store, unwritten_cause
-from certbotk8s.core import certs, keys, secret_meta
 from certbotk8s.core.errors import (
     Http01SolverError,
     KubeConflict,
@@ -30,8 +30,10 @@ from certbotk8s.core.model import (
     IssuedCertificate,
     KeyType,
 )
+from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import StoredSecret
-from certbotk8s.core.write_race import AfterConflict, after_conflict, unwritten_unusable
+from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state.write_race import AfterConflict, after_conflict, unwritten_unusable
 from tests.unit.factories import T0, cert_info, desired, make_config, observed_for
 
 NOW = T0 + timedelta(days=10)
@@ -95,7 +97,7 @@ def test_a_newer_certificate_of_another_key_type_is_written_over() -> None:
 
 
 def test_a_different_certificate_that_is_itself_due_is_written_over() -> None:
-    # Issued 80 of 90 days ago: past the renewal time of the one core.renewal decision.
+    # Issued 80 of 90 days ago: past the renewal time of the one core.renewal.moment decision.
     theirs = _info("03", "a.example.com", not_before=NOW - timedelta(days=80))
     decision = _decide(theirs)
     assert decision.kind is AfterConflict.WRITE and "needs replacing too" in decision.message

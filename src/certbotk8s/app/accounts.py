@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from certbotk8s.adapters.acme_engine import AccountChange
-from certbotk8s.adapters.kube_secrets import account_secret_name
+from certbotk8s.adapters.acme.engine import AccountChange
+from certbotk8s.adapters.kube.secrets import account_secret_name
 from certbotk8s.core.errors import AcmeAccountRecoveryFailed
 from certbotk8s.core.model import ObjectRef
 from certbotk8s.core.ports import EventRecorder

@@ -21,7 +21,7 @@ class AriAnswer:
     window: RenewalWindow | None
     problem: str | None = None
     unavailable: bool = False  # no answer at all (CA or account unreachable)
-    retry_after: float | None = None  # the CA's Retry-After, seconds (core.ari_timing)
+    retry_after: float | None = None  # the CA's Retry-After, seconds (core.renewal.ari_timing)
     explanation_url: str = ""  # the CA's explanationURL: why it moved the window
 
 
@@ -79,7 +79,7 @@ ARI_RENEWAL_HELD = "AriRenewalCapped"
 
 
 def report_ari_held(events: EventRecorder, d: DesiredCertificate, why: str) -> None:
-    """The CA asked (ARI) to renew `d`'s certificate and core.ari_gate holds it back: a log
+    """The CA asked (ARI) to renew `d`'s certificate and core.renewal.ari_gate holds it back: a log
     line and a Warning Event on the source (the caller counts the metric)."""
     log.warning("%s: the CA's ARI asks for a renewal now; %s", d.secret, why)
     if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:

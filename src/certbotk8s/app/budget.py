@@ -3,7 +3,7 @@ kept on the cluster so a restart or the next CronJob run honours them. Only the 
 own memory counts (its namespace); nothing a tenant writes adds to or takes from a budget.
 
 - Issuances: each certificate record's `issued-7d` history (app.records, `set_issued`).
-- New orders and failed authorizations: the ledger Secret (adapters/kube_ledger.py).
+- New orders and failed authorizations: the ledger Secret (adapters/kube/ledger.py).
 - Failure state per Secret: its certificate record (whether the Secret exists or not).
 """
 
@@ -19,14 +19,15 @@ from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
 from certbotk8s.app.throttle import WriteThrottle
-from certbotk8s.core import ledger as ledger_codec
-from certbotk8s.core import ratelimit, secret_meta
-from certbotk8s.core.backoff import JITTER, FailureState, after_failure, capped_on_read
-from certbotk8s.core.config import Config
+from certbotk8s.core.budget import ledger as ledger_codec
+from certbotk8s.core.budget import ratelimit
+from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import ObservedSecret, SecretRef
-from certbotk8s.core.plan import Action, ActionKind
-from certbotk8s.core.replaces import replaced_cert_id
+from certbotk8s.core.renewal.backoff import JITTER, FailureState, after_failure, capped_on_read
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class RenewalBook:
     @staticmethod
     def sends_replaces(action: Action, observed: ObservedSecret | None) -> bool:
         """Whether the order for `action` will name the current certificate in `replaces`
-        (the one rule of core.replaces, which the order itself follows)."""
+        (the one rule of core.renewal.replaces, which the order itself follows)."""
         return replaced_cert_id(action.kind is ActionKind.RENEW, action.desired,
                                 observed) is not None
 
@@ -117,7 +118,7 @@ class RenewalBook:
     def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None,
                       now: datetime | None = None) -> FailureState:
         """`ref`'s failure state from its record, the next attempt capped by the life left
-        to the certificate `observed` holds at `now` (default: this clock), core.backoff."""
+        to the certificate `observed` holds at `now` (default: this clock), core.renewal.backoff."""
         record = self._records.get(ref)
         info = observed.certificate if observed is not None else None
         return capped_on_read(secret_meta.parse_failures(record), now or datetime.now(UTC),
@@ -127,7 +128,7 @@ class RenewalBook:
     def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
                message: str) -> FailureState:
         """Record one more failure of `ref`; returns the new state (next attempt included).
-        The backoff never outlasts the certificate `observed` holds (core.backoff)."""
+        The backoff never outlasts the certificate `observed` holds (core.renewal.backoff)."""
         previous = self.failure_state(ref)
         info = observed.certificate if observed is not None else None
         state = after_failure(previous, now, message, self._jitter(),

@@ -6,12 +6,12 @@ import logging
 import threading
 from typing import Protocol
 
-from certbotk8s.adapters.acme_engine import AccountChange, AcmeEngine, ExternalAccountBinding
-from certbotk8s.adapters.acme_network import RequestObserver
-from certbotk8s.core import keys
-from certbotk8s.core.config import Config, IssuerConfig
+from certbotk8s.adapters.acme.engine import AccountChange, AcmeEngine, ExternalAccountBinding
+from certbotk8s.adapters.acme.network import RequestObserver
+from certbotk8s.core.config.settings import Config, IssuerConfig
 from certbotk8s.core.errors import AcmeAccountRecoveryFailed, AcmeError, CertbotK8sError
 from certbotk8s.core.model import KeyType
+from certbotk8s.core.pki import keys
 from certbotk8s.core.ports import AccountStore, SecretStore
 
 log = logging.getLogger(__name__)

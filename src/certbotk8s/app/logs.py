@@ -8,7 +8,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from certbotk8s.core.text import escape_controls
+from certbotk8s.core.sources.text import escape_controls
 
 # Belt and braces: nothing should log a PEM private key, but if a library ever does, the
 # record is rewritten before any handler sees it.

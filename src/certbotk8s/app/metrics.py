@@ -24,10 +24,10 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
-from certbotk8s.adapters.acme_network import RequestRecord
-from certbotk8s.core import readiness
+from certbotk8s.adapters.acme.network import RequestRecord
 from certbotk8s.core.model import ChallengeType
-from certbotk8s.core.readiness import CertificateRow
+from certbotk8s.core.renewal import readiness
+from certbotk8s.core.renewal.readiness import CertificateRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -1,7 +1,7 @@
 """The controller's certificate records in memory, written through to its namespace.
 
 Both modes read every decision's memory from here (claims, issuance history, backoff, the
-chosen renewal moment; core.records says what a record holds), never from a tenant's Secret.
+chosen renewal moment; core.state.records says what a record holds), never from a tenant's Secret.
 Thread-safe. Writes are batched: `flush` saves what changed, at most every `save_every`
 seconds unless forced (a burst of orders costs one write per shard touched, not one per
 change); a kill loses at most that much. A failed save keeps the changes for the next flush.
@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from certbotk8s.app.throttle import WriteThrottle
-from certbotk8s.core import secret_meta
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
 
 
 class RecordStore(Protocol):
-    """Where records persist (adapters/kube_records.py): see its contract."""
+    """Where records persist (adapters/kube/records.py): see its contract."""
 
     def load(self) -> dict[SecretRef, dict[str, str]]: ...
     def load_one(self, ref: SecretRef) -> dict[str, str] | None: ...

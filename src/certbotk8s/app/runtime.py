@@ -10,24 +10,24 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.acme_network import RequestObserver
-from certbotk8s.adapters.http01 import MemoryTokenStore
-from certbotk8s.adapters.kube import (
+from certbotk8s.adapters.acme.network import RequestObserver
+from certbotk8s.adapters.http01.responder import MemoryTokenStore
+from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
+from certbotk8s.adapters.kube.ledger import KubeLedger
+from certbotk8s.adapters.kube.records import KubeRecordStore
+from certbotk8s.adapters.kube.sources import (
     KubeAccountStore,
     KubeEventRecorder,
     KubeSecretStore,
     KubeSourceReader,
 )
-from certbotk8s.adapters.kube_ledger import KubeLedger
-from certbotk8s.adapters.kube_records import KubeRecordStore
-from certbotk8s.adapters.routing import KubeRoutingPublisher
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.event_queue import QueuedEventRecorder
 from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
-from certbotk8s.app.renewal_pass import PassDeps
 from certbotk8s.app.solvers import SolverFactory
-from certbotk8s.core.config import Config, ConfigError, load_config
+from certbotk8s.core.config.settings import Config, ConfigError, load_config
 from certbotk8s.core.ports import EventRecorder, TokenStore
 
 DEFAULT_CONFIG_PATH = "/etc/certbotk8s/config.yaml"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from certbotk8s.adapters.dns_registry import build_solver
-from certbotk8s.adapters.dns_solver import DnsSolver
-from certbotk8s.adapters.http01 import Http01Solver, SelfCheck
-from certbotk8s.adapters.routing import RoutedHttp01Solver
-from certbotk8s.core.config import Config, SecretKeyRef
+from certbotk8s.adapters.dns.registry import build_solver
+from certbotk8s.adapters.dns.solver import DnsSolver
+from certbotk8s.adapters.http01.responder import Http01Solver, SelfCheck
+from certbotk8s.adapters.http01.routing import RoutedHttp01Solver
+from certbotk8s.core.config.settings import Config, SecretKeyRef
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType, DesiredCertificate, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, RoutingPublisher, SecretStore, TokenStore
-from certbotk8s.core.waits import CappedWait
+from certbotk8s.core.renewal.waits import CappedWait
 
 
 class SolverFactory:

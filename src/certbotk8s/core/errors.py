@@ -8,7 +8,7 @@ from typing import ClassVar
 
 
 class RetryIntent(enum.Enum):
-    """What a failure means for the next attempt (core.after_order decides from it)."""
+    """What a failure means for the next attempt (core.renewal.after_order decides from it)."""
 
     FAILED = "failed"  # the certificate's failure: counted backoff
     ORDER_DEAD = "order-dead"  # the CA failed or refused the order: counted, never resumed

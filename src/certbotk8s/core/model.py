@@ -42,7 +42,7 @@ class ObjectRef:
     name: str
     uid: str = ""
     # metadata.creationTimestamp as the API server set it (RFC 3339 UTC; "" when unknown):
-    # what tenants cannot forge, so it ranks simultaneous claims of a host (core.ownership).
+    # what tenants cannot forge, so it ranks simultaneous claims of a host (core.sources.ownership).
     created: str = field(default="", compare=False)
 
     def __str__(self) -> str:
@@ -114,7 +114,7 @@ class Discovery:
 
 @dataclass(frozen=True)
 class CertificateInfo:
-    """What a PEM certificate says about itself (parsed by core.certs)."""
+    """What a PEM certificate says about itself (parsed by core.pki.certs)."""
 
     sans: tuple[str, ...]
     not_before: datetime
@@ -146,7 +146,7 @@ class ObservedSecret:
     resource_version: str
     certificate: CertificateInfo | None = None
     key_matches: bool = False
-    # The controller's own record of this Secret (core.records), joined in by the caller from
+    # The controller's own record of this Secret (core.state.records), joined in by the caller from
     # the records store: never the Secret's annotations, which tenants can write.
     recorded: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     parse_error: str | None = None

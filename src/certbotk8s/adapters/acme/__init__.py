@@ -1,0 +1,1 @@
+"""Talking to ACME CAs: the engine (orders, ARI) and its network layer."""

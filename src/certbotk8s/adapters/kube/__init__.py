@@ -1,0 +1,1 @@
+"""Talking to Kubernetes: client, informers, sources, Secrets, Events, Lease, stores."""

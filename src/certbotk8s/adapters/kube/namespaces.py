@@ -1,0 +1,36 @@
+"""Whether a namespace still takes new content: one GET per namespace asked about.
+
+Contract: not found is `GONE`; a `deletionTimestamp` is `TERMINATING` (the API server refuses new
+objects there, and without a namespace controller it may stay so for ever); a 403 (namespaced
+mode: Roles only, no `get namespaces`) is `UNKNOWN`, so callers decide without it. Other
+failures raise `KubeError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, request
+from certbotk8s.core.errors import KubeForbidden
+from certbotk8s.core.state.inflight import NamespaceState
+
+
+class KubeNamespaces:
+    def __init__(self, api_client: ApiClient) -> None:
+        self._core: Any = client.CoreV1Api(api_client)
+
+    def state(self, name: str) -> NamespaceState:
+        try:
+            found = request(Op("get", "namespaces", None, name),
+                            lambda: self._core.read_namespace(
+                                name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        except KubeForbidden:
+            return NamespaceState.UNKNOWN
+        if found is None:
+            return NamespaceState.GONE
+        if (found.get("metadata") or {}).get("deletionTimestamp"):
+            return NamespaceState.TERMINATING
+        return NamespaceState.ACTIVE

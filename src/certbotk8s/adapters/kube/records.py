@@ -1,0 +1,121 @@
+"""The controller's certificate records (core.state.records), sharded over Secrets in its namespace.
+
+Shard `certbotk8s-records-NNN` holds the records whose `core.state.records.shard_of` is NNN, one
+data
+key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
+Role), so no tenant can make or change a record.
+Contract: `load` of no shards is `{}`; `load_one` of a missing record is None; `save` writes
+the given records (None removes one) with one merge patch per shard touched, creating a shard
+when it is missing; a key written by another process in the same shard is never lost (merge
+patches replace only their own keys).
+A damaged entry is skipped on load (it only costs that record).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from certbotk8s.adapters.kube.client import (
+    MERGE_PATCH,
+    PAGE_SIZE,
+    REQUEST_TIMEOUT,
+    Op,
+    list_all,
+    request,
+)
+from certbotk8s.core.errors import KubeConflict, KubeError
+from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state import records as rec
+from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+
+ROLE_LABEL = "certbotk8s.io/role"
+ROLE = "certificate-records"
+PREFIX = "certbotk8s-records-"
+
+
+def shard_name(index: int) -> str:
+    return f"{PREFIX}{index:03d}"
+
+
+class KubeRecordStore:
+    def __init__(self, api_client: ApiClient, namespace: str, shards: int = rec.SHARDS) -> None:
+        self._core: Any = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.shards = shards
+
+    def load(self) -> dict[SecretRef, dict[str, str]]:
+        op = Op("list", "secrets", self.namespace)
+        items = list_all(op, lambda token: self._core.list_namespaced_secret(
+            self.namespace, label_selector=f"{ROLE_LABEL}={ROLE}", limit=PAGE_SIZE,
+            _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
+            "v1", "Secret")
+        if items is None:
+            raise KubeError(f"{op} failed: HTTP 404")
+        found: dict[SecretRef, dict[str, str]] = {}
+        for item in items:
+            data = item.get("data")
+            for key, value in (data.items() if isinstance(data, dict) else []):
+                ref = rec.ref_of(str(key))
+                record = _decode(value) if ref is not None else None
+                if ref is not None and record is not None:
+                    found[ref] = record
+        return found
+
+    def load_one(self, ref: SecretRef) -> dict[str, str] | None:
+        """`ref`'s record as stored now (one read of its shard); None when there is none."""
+        name = shard_name(rec.shard_of(ref, self.shards))
+        shard = request(Op("get", "secrets", self.namespace, name),
+                        lambda: self._core.read_namespaced_secret(
+                            name, self.namespace, _preload_content=False,
+                            _request_timeout=REQUEST_TIMEOUT))
+        data = (shard or {}).get("data")
+        value = data.get(rec.entry_key(ref)) if isinstance(data, dict) else None
+        return _decode(value) if value is not None else None
+
+    def save(self, changes: Mapping[SecretRef, Mapping[str, str] | None]) -> None:
+        by_shard: dict[int, dict[str, str | None]] = {}
+        for ref, record in changes.items():
+            value = base64.b64encode(rec.encode(record)).decode() if record is not None else None
+            by_shard.setdefault(rec.shard_of(ref, self.shards), {})[rec.entry_key(ref)] = value
+        for index, data in sorted(by_shard.items()):
+            self._save_shard(shard_name(index), data)
+
+    def _patch(self, name: str, data: dict[str, str | None]) -> bool:
+        done = request(Op("patch", "secrets", self.namespace, name),
+                       lambda: self._core.patch_namespaced_secret(
+                           name, self.namespace, {"data": data}, _content_type=MERGE_PATCH,
+                           _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        return done is not None
+
+    def _save_shard(self, name: str, data: dict[str, str | None]) -> None:
+        if self._patch(name, data):
+            return
+        kept = {k: v for k, v in data.items() if v is not None}
+        if not kept:
+            return  # removals from a shard that is not there: nothing to do
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": self.namespace,
+                             "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, ROLE_LABEL: ROLE}},
+                "data": kept}
+        try:
+            request(Op("create", "secrets", self.namespace, name),
+                    lambda: self._core.create_namespaced_secret(
+                        self.namespace, body, _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT))
+        except KubeConflict:  # created meanwhile by another process
+            self._patch(name, data)
+
+
+def _decode(value: object) -> dict[str, str] | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return rec.decode(raw)

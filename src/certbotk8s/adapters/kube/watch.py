@@ -1,0 +1,289 @@
+"""Informers: list, then watch, one resource type, keeping a local cache of (transformed) objects.
+
+Raw JSON over the generated client's `_preload_content=False` (no model objects: memory stays
+proportional to what the transform keeps). Contract:
+- a resource type the cluster does not serve (404 on list) is reported once via `missing` and
+  re-checked every `missing_recheck` seconds; no tight retry loop;
+- 410 Gone (resourceVersion too old: an ERROR event, or the watch request's own status) -> a
+  fresh list, which replaces the cache (objects deleted meanwhile are reported as deleted);
+- other errors -> backoff (capped at `RECONNECT_CAP`) and a watch from the last resourceVersion
+  seen, even when the broken watch had advanced past the one it started from;
+- `health` (optional) hears of each contact: `reached` after a list or an opened watch,
+  `failed(cause)` with a plain-words cause, `expired` on every 410 re-list;
+- `synced` is set after the first successful list (or after finding the API missing);
+- `on_change(key, obj | None)` runs on the informer thread for every add/update/delete
+  (None = deleted) and `on_change(None, None)` after each full re-list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from certbotk8s.adapters.kube.client import PAGE_SIZE, ApiContact, JsonDict, failure_cause
+
+log = logging.getLogger(__name__)
+
+RECONNECT_CAP = 2.0  # seconds between reconnect attempts at most
+
+Key = tuple[str, str]  # (namespace, name)
+Transform = Callable[[JsonDict], Any]
+ChangeHandler = Callable[[Key | None, Any], None]
+
+
+@dataclass(frozen=True)
+class WatchedResource:
+    """One resource type, cluster-wide. `path` is the collection URL without the host."""
+
+    name: str  # for logs: "ingresses.networking.k8s.io"
+    path: str  # "/apis/networking.k8s.io/v1/ingresses"
+    api_version: str
+    kind: str
+    label_selector: str | None = None
+    field_selector: str | None = None
+    namespace: str | None = None  # None: cluster-wide
+
+    def in_namespace(self, namespace: str | None) -> WatchedResource:
+        """The same resource watched only in `namespace` (None: cluster-wide, unchanged)."""
+        if namespace is None:
+            return self
+        base, _, plural = self.path.rpartition("/")
+        return replace(self, name=f"{self.name}@{namespace}",
+                       path=f"{base}/namespaces/{namespace}/{plural}", namespace=namespace)
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old: list again."""
+
+
+class Informer:
+    def __init__(self, api_client: ApiClient, resource: WatchedResource, on_change: ChangeHandler,
+                 transform: Transform = lambda obj: obj, watch_timeout: int = 290,
+                 missing_recheck: float = 300.0, health: ApiContact | None = None) -> None:
+        self._api = api_client
+        self.resource = resource
+        self._on_change = on_change
+        self._transform = transform
+        self._watch_timeout = watch_timeout
+        self._missing_recheck = missing_recheck
+        self.namespace = resource.namespace
+        self.cache: dict[Key, Any] = {}
+        self.synced = threading.Event()
+        self.missing = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._response: urllib3.response.BaseHTTPResponse | None = None
+        self._health = health
+        self._version: str | None = None  # the last resourceVersion seen (None: list first)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Informer:
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"informer-{self.resource.name}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):  # already closed
+                response.shutdown()  # unblock a read in progress
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _get(self, query: list[tuple[str, str]], timeout: tuple[float, float]
+             ) -> urllib3.response.BaseHTTPResponse:
+        if self.resource.label_selector:
+            query.append(("labelSelector", self.resource.label_selector))
+        if self.resource.field_selector:
+            query.append(("fieldSelector", self.resource.field_selector))
+        params = self._api.param_serialize(
+            method="GET", resource_path=self.resource.path, query_params=query,
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*params, _request_timeout=timeout)
+        raw = response.response
+        if raw.status >= 400:
+            body = raw.data
+            raise ApiException(status=raw.status, reason=raw.reason,
+                               body=body.decode(errors="replace") if body else "")
+        return raw  # type: ignore[no-any-return]
+
+    def _apply(self, obj: JsonDict) -> Any:
+        """The transformed object; one that cannot be transformed is kept out, not fatal."""
+        try:
+            return self._transform(obj)
+        except Exception:
+            log.exception("%s: cannot read %s; ignoring it", self.resource.name, _key(obj))
+            return None
+
+    def _list(self) -> str | None:
+        """Replace the cache with a fresh list; the list's resourceVersion, None if missing."""
+        fresh: dict[Key, Any] = {}
+        token: str | None = None
+        version = ""
+        while True:
+            query = [("limit", str(PAGE_SIZE))]
+            if token:
+                query.append(("continue", token))
+            try:
+                raw = self._get(query, (10.0, 60.0))
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+            data = json.loads(raw.data)
+            for item in data.get("items") or []:
+                item.setdefault("apiVersion", self.resource.api_version)
+                item.setdefault("kind", self.resource.kind)
+                value = self._apply(item)
+                if value is not None:
+                    fresh[_key(item)] = value
+            meta = data.get("metadata") or {}
+            version = meta.get("resourceVersion", version)
+            token = meta.get("continue") or None
+            if not token:
+                break
+        old = self.cache
+        self.cache = fresh
+        for key in old.keys() - fresh.keys():
+            self._on_change(key, None)
+        self._on_change(None, None)
+        return str(version)
+
+    def _watch(self, version: str) -> None:
+        """Apply watch events until the server ends the watch; `_version` follows each one."""
+        query = [("watch", "true"), ("resourceVersion", version),
+                 ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(self._watch_timeout))]
+        try:
+            raw = self._get(query, (10.0, self._watch_timeout + 30.0))
+        except ApiException as e:
+            if e.status == 410:
+                raise _Gone() from e
+            raise
+        self._report_reached()
+        self._response = raw
+        try:
+            for line in _lines(raw):  # one JSON event per line
+                if self._stop.is_set():
+                    break
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Gone()
+                    raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
+                new_version = (obj.get("metadata") or {}).get("resourceVersion")
+                if new_version:
+                    self._version = str(new_version)  # a broken watch resumes from here
+                if kind == "BOOKMARK":
+                    continue
+                obj.setdefault("apiVersion", self.resource.api_version)
+                obj.setdefault("kind", self.resource.kind)
+                key = _key(obj)
+                if kind == "DELETED":
+                    self.cache.pop(key, None)
+                    self._on_change(key, None)
+                else:
+                    value = self._apply(obj)
+                    if value is None:
+                        self.cache.pop(key, None)
+                    else:
+                        self.cache[key] = value
+                    self._on_change(key, value)
+        finally:
+            self._response = None
+            # A watch cut short still has unread data: never hand that connection back.
+            raw.close()
+            raw.release_conn()
+
+    def _report_reached(self) -> None:
+        if self._health is not None:
+            self._health.reached(self.resource.name)
+
+    # -- loop -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                if self._version is None:
+                    listed = self._list()
+                    self._report_reached()
+                    if listed is None:
+                        if not self.missing:
+                            log.info("%s not served by this cluster; ignoring it (re-checked "
+                                     "every %.0fs)", self.resource.name, self._missing_recheck)
+                        self.missing = True
+                        self.synced.set()
+                        self._stop.wait(self._missing_recheck)
+                        continue
+                    self.missing = False
+                    self._version = listed
+                    self.synced.set()
+                self._watch(self._version)
+                delay = 0.2
+            except _Gone:
+                log.info("%s: watch too old (410, resourceVersion %s), listing again",
+                         self.resource.name, self._version)
+                self._version = None
+                if self._health is not None:
+                    self._health.expired(self.resource.name)
+            except Exception as e:  # the informer thread must outlive anything a watch hits
+                if self._stop.is_set():
+                    break
+                expected = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+                cause = failure_cause(e)
+                if self._health is not None:
+                    if _answered(e):  # e.g. 403: the API server is there, RBAC said no
+                        self._health.reached(self.resource.name)
+                    else:
+                        self._health.failed(self.resource.name, cause)
+                log.log(logging.WARNING if isinstance(e, expected) else logging.ERROR,
+                        "%s: watch failed (%s); retrying in %.1fs", self.resource.name,
+                        cause, delay, exc_info=not isinstance(e, expected))
+                self._stop.wait(delay * random.uniform(0.8, 1.2))
+                # Capped low: the watches must be back within seconds of the API server
+                # (one failed GET per informer every 2 s is cheap while it is down).
+                delay = min(delay * 2, RECONNECT_CAP)
+                # Re-watch from the last version seen: nothing is missed; 410 forces a list.
+
+
+def _answered(e: Exception) -> bool:
+    """An error answer from a working API server (4xx but 408/429), not an outage."""
+    return isinstance(e, ApiException) and 400 <= (e.status or 0) < 500 \
+        and e.status not in (408, 429)
+
+
+def _lines(raw: urllib3.response.BaseHTTPResponse) -> Iterator[bytes]:
+    """Lines as soon as their chunk arrives (iterating the response would wait for 64 KiB)."""
+    pending = b""
+    chunks = raw.read_chunked(decode_content=True) if raw.chunked else raw.stream(1024)
+    for chunk in chunks:
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+    if pending:
+        yield pending
+
+
+def _key(obj: JsonDict) -> Key:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))

@@ -1,0 +1,1 @@
+"""One-shot CLI commands: renew/revoke one certificate, status, shell completion."""

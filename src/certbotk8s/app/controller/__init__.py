@@ -1,0 +1,1 @@
+"""`certbotk8s controller`: informers, reconcile, the order runner, schedules, sweeps."""

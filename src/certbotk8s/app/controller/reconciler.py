@@ -1,0 +1,119 @@
+"""One reconcile pass of the controller: discover -> plan over the informer caches, then per
+Secret: schedule the next renewal, report a refusal, or hand a due order to the runner."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from functools import partial
+
+from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.controller.cert_state import StateTable, update_hold_gauges
+from certbotk8s.app.controller.order_runner import OrderRunner
+from certbotk8s.app.controller.schedule import WakeSchedule
+from certbotk8s.app.controller.watch import Watch
+from certbotk8s.app.isolation import InternalError, contained, report_internal
+from certbotk8s.app.metrics import Metrics
+from certbotk8s.app.orders import PassDeps, execute, report_problems, tidy_records
+from certbotk8s.core.model import Discovery, ObservedSecret, SourceProblem
+from certbotk8s.core.ports import LeaderElection
+from certbotk8s.core.renewal import lifecycle
+from certbotk8s.core.renewal.plan import Action, ActionKind, plan
+from certbotk8s.core.renewal.readiness import certificate_rows
+
+
+class Reconciler:
+    def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
+                 runner: OrderRunner, book: RenewalBook, elector: LeaderElection,
+                 metrics: Metrics, stopping: threading.Event,
+                 leading_ready: threading.Event | None = None) -> None:
+        self.deps, self.watch, self.states, self.book = deps, watch, states, book
+        self.schedule, self.runner = schedule, runner
+        self.elector, self.metrics = elector, metrics
+        self._stopping = stopping
+        self._ready = leading_ready  # None: leading needs no start-up steps
+        self._reported_problems: set[SourceProblem] = set()
+
+    def reconcile(self, now: datetime) -> None:
+        found = self.watch.discovery(self.deps.config)
+        if self.elector.is_leader():  # Events come from the leader only, not every replica
+            fresh = set(found.problems) - self._reported_problems
+            if fresh:
+                report_problems(self.deps, Discovery(problems=tuple(sorted(
+                    fresh, key=lambda p: (p.source, p.reason)))))
+            self._reported_problems = set(found.problems)
+        observed = {d.secret: self.watch.observed(d.secret) for d in found.desired}
+        # What this installation issued in the last 7 days, for the rate-limit budget: built
+        # once per pass (not per order: that is O(managed certificates)).
+        self.book.set_issued(self.deps.records.snapshot(), now)
+        ari = {ref: s.ari for ref, s in self.states.items() if s.ari is not None}
+        actions = plan(found.desired, observed, now, ari)
+        wanted = {a.desired.secret for a in actions}
+        if self._leading():  # claims whose source went away start their grace period
+            tidy_records(self.deps, wanted, now, self.watch.namespaces)
+        for ref in self.states.refs() - wanted:
+            # Source gone: the Secret stays (documented), its schedule goes.
+            self.schedule.cancel(ref)
+            self.states.drop(ref)
+        self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
+        update_hold_gauges(self.states, self.metrics, now)
+        for action in actions:  # one certificate's exception stays with it
+            contained(action.desired, "handling",
+                      partial(self._handle, action, observed.get(action.desired.secret), now),
+                      partial(self._failed, action))
+        failures = {a.desired.secret: self.book.failure_state(
+            a.desired.secret, observed.get(a.desired.secret)).failures for a in actions}
+        self.metrics.publish_certificates(certificate_rows(
+            actions, observed, found.problems, failures, now, self.schedule.scheduled()))
+
+    def _leading(self) -> bool:
+        """Leading and done with the start-up steps (records and in-flight orders read)."""
+        return (not self._stopping.is_set() and self.elector.is_leader()
+                and (self._ready is None or self._ready.is_set()))
+    def _failed(self, action: Action, error: InternalError) -> None:
+        self.metrics.count_certificate_error()
+        if self.elector.is_leader():  # Events come from the leader only
+            report_internal(self.deps.events, action.desired, error)
+
+    def _handle(self, action: Action, observed: ObservedSecret | None, now: datetime) -> None:
+        ref = action.desired.secret
+        self.states.track(ref)  # a wanted Secret: the ARI refresher reads its windows
+        info = observed.certificate if observed is not None else None
+        leading = self._leading()
+        if action.kind in (ActionKind.NOTHING, ActionKind.REPAIR) and info is not None:
+            assert action.next_renewal is not None
+            # The scheduler wakes the reconciler at the renewal moment itself (ARI moment,
+            # renew-before, lifetime fraction or floor), and the policy treats that moment,
+            # not the window start, as due.
+            self.schedule.at(ref, action.next_renewal)
+            if leading and action.annotations and self.states.note_written(
+                    ref, action.annotations):  # once, until the cache shows it
+                self.runner.write_metadata(action, observed)  # the moment / repaired metadata
+            return
+        if action.kind in (ActionKind.REFUSE, ActionKind.CONFLICT):
+            if self.elector.is_leader() and self.states.note_reported(ref,
+                                                                     action.reason.message):
+                execute(self.deps, action, observed)  # posts the Warning Event
+            return
+        if action.kind not in (ActionKind.ISSUE, ActionKind.RENEW):
+            return
+        state = self.states.view(ref)
+        found = lifecycle.waits(lifecycle.OrderFacts(
+            ref, failure=self.book.failure_state(ref, observed, now), hold=state.hold,
+            down=tuple(d for gate in self.runner.gates if (d := gate.down(action)) is not None),
+            leading=leading, namespace_deleting=self.runner.namespace_deleting(ref.namespace),
+            foreign_until=state.foreign_until), now)
+        wake = lifecycle.wake_at(found)
+        if wake is not None:  # backoff or a rate-limit hold: look again when it ends
+            self.schedule.at(ref, wake)
+        if not found:
+            self.runner.submit(action)
+        elif found[0].kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+            # Its CA or DNS server is down: the gate records it waiting and tells its source
+            # once; the probe wakes the loop when the service is back.
+            not_after = info.not_after if info is not None else None
+            for gate in self.runner.gates:
+                if not gate.admit(action, not_after, now):
+                    break
+        # (others: a namespace being deleted is asked about again after a pause, a foreign
+        # Secret at the periodic resync, a non-leader orders nothing)

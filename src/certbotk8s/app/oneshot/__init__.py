@@ -1,0 +1,1 @@
+"""`renew --once`: what one pass reports and how it meets outages."""

@@ -1,0 +1,163 @@
+"""`renew --once`: one pass over everything due, the most urgent first, and its report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+
+from certbotk8s.app.ari import report_ari_held
+from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.health.outage_gate import Service
+from certbotk8s.app.isolation import contained
+from certbotk8s.app.oneshot.pass_outages import PassOutages
+from certbotk8s.app.orders import (
+    OrderHooks,
+    Outcome,
+    PassDeps,
+    Progress,
+    Survey,
+    annotate_error,
+    execute,
+    internal_outcome,
+    post_event,
+    record_follow_up,
+    report_problems,
+    survey,
+    tidy_records,
+)
+from certbotk8s.core.errors import (
+    CertbotK8sError,
+)
+from certbotk8s.core.model import (
+    ObservedSecret,
+    SecretRef,
+)
+from certbotk8s.core.renewal import lifecycle
+from certbotk8s.core.renewal.after_order import OrderResult, after_order
+from certbotk8s.core.renewal.plan import Action, ActionKind
+from certbotk8s.core.renewal.urgency import by_urgency
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PassReport:
+    survey: Survey
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.survey.discovery.problems) or any(not o.ok for o in self.outcomes)
+
+
+def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
+             progress: Progress = lambda line: None,
+             only: Collection[SecretRef] = ()) -> PassReport:
+    """Issue or renew everything due, one certificate after another, the most urgent first
+    (core.renewal.urgency), and report. The same budget and backoff as the controller (kept on the
+    cluster) decide whether an order may go.
+    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
+    book = RenewalBook(deps.config, deps.records, deps.ledger)
+    book.load()
+    now = deps.clock()
+    current = survey(deps, namespaces)
+    book.set_issued(deps.records.snapshot(), now)
+    if not only:  # which claims still have a source (a `renew NS/SECRET` run does not know)
+        tidy_records(deps, (d.secret for d in current.discovery.desired), now, namespaces)
+    if only:
+        current = replace(current, actions=tuple(a for a in current.actions
+                                                 if a.desired.secret in only))
+    report_problems(deps, current.discovery)
+    for action in ari_held(current, now):
+        assert action.renewal is not None and action.renewal.ari_capped is not None
+        report_ari_held(deps.events, action.desired, action.renewal.ari_capped)
+    for problem in current.discovery.problems:
+        progress(f"REFUSED  {problem.source}: {problem.reason}: {problem.message}")
+    outages = PassOutages(deps.config, deps.solvers)
+    outages.probe_cas(a for a in current.actions
+                      if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
+    outcomes: list[Outcome] = []
+    total = len(current.actions)
+    # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent behind.
+    for index, action in enumerate(by_urgency(current.actions, current.observed, now), 1):
+        d = action.desired
+        label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
+        outcome = contained(d, "handling",
+                            partial(_pass_one, deps, book, current, outages, action,
+                                    partial(_labelled, progress, label)),
+                            partial(internal_outcome, deps, action))
+        outcomes.append(outcome)
+        status = "ok" if outcome.ok else "FAILED"
+        progress(f"{label}: {status}: {outcome.message}")
+    book.flush(force=True)
+    deps.records.flush(force=True)
+    return PassReport(current, tuple(outcomes))
+
+
+def ari_held(current: Survey, now: datetime) -> list[Action]:
+    """The actions whose ARI moment has come but core.renewal.ari_gate holds it back."""
+    return [a for a in current.actions if a.renewal is not None and a.renewal.ari_held(now)]
+
+
+def _labelled(progress: Progress, label: str, line: str) -> None:
+    progress(f"{label}: {line}")
+
+
+def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
+              action: Action, progress: Progress) -> Outcome:
+    """One certificate of `run_pass`."""
+    d = action.desired
+    observed = current.observed.get(d.secret)
+    if d.secret in current.ari_problems:
+        progress(f"note: {current.ari_problems[d.secret]}")
+    if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
+        progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
+        return ordered(deps, book, action, observed, outages)
+    return execute(deps, action, observed)
+
+
+def ordered(deps: PassDeps, book: RenewalBook, action: Action,
+            observed: ObservedSecret | None, outages: PassOutages | None = None) -> Outcome:
+    """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
+    outages), the order, and core.renewal.after_order's follow-up in the records."""
+    ref = action.desired.secret
+    now = deps.clock()
+    blocked = outages.blocked(action) if outages is not None else None
+    facts = lifecycle.OrderFacts(
+        ref, failure=book.failure_state(ref, observed, now),
+        hold=book.check(action, observed, now),
+        down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
+    wait = lifecycle.why_wait(facts, now)
+    if wait is not None:
+        if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+            post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)
+            annotate_error(deps, ref, wait.message, now)
+        elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+            post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)  # no backoff
+        return Outcome(action, False, wait.message)
+
+    def on_order(url: str, sends_replaces: bool) -> None:
+        book.order_placed(ref.namespace, deps.clock(), sends_replaces)
+
+    noted: list[tuple[Service, str]] = []
+
+    def outage(error: CertbotK8sError) -> bool:
+        found = outages.note(action, error) if outages is not None else None
+        if found is not None:
+            noted.append(found)
+        return found is not None
+
+    outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
+    follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
+                                     outcome.unwritten is not None))
+    record_follow_up(deps, book, [action], observed, outcome, follow, now)
+    if noted:  # its service is down: held for the rest of the run, no backoff
+        service, message = noted[0]
+        post_event(deps, action.desired, "Warning", service.reason, message)
+        return replace(outcome, message=message)
+    return outcome
+
+

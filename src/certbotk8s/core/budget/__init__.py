@@ -1,0 +1,1 @@
+"""The CA's rate limits as a budget, and the ledger that keeps it."""

@@ -1,0 +1,1 @@
+"""The configuration: the file's model and parsing, DNS providers, durations."""

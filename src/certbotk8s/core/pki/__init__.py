@@ -1,0 +1,1 @@
+"""Keys, CSRs and certificates read defensively."""

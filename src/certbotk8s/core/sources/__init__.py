@@ -1,0 +1,1 @@
+"""Sources -> desired certificates: discovery, annotations, host names, ownership."""

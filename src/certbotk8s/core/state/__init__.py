@@ -1,0 +1,1 @@
+"""What is known about each certificate: records, Secret metadata, in-flight orders."""
