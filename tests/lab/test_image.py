@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from kubernetes import watch
 from kubernetes.client import ApiClient
 
-from certbotk8s.core import certs
+from certbotk8s.core.pki import certs
 
 from .conftest import ROOT, Lab, verify_chain
 from .controllers import free_port
@@ -95,9 +95,9 @@ def container(image: str, mounted: Path, controller_api: ApiClient) -> Iterator[
 def wait_for_tls_secret(api: ApiClient, namespace: str, name: str, timeout: int) -> Any:
     """The Secret `name` once it holds a certificate, from a watch on the namespace."""
     core: Any = k8s.CoreV1Api(api)
-    stream = watch.Watch().stream(core.list_namespaced_secret, namespace,
-                                  field_selector=f"metadata.name={name}",
-                                  timeout_seconds=timeout)
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    stream = watcher.stream(core.list_namespaced_secret, namespace,
+                            field_selector=f"metadata.name={name}", timeout_seconds=timeout)
     for event in stream:
         secret = event["object"]
         if event["type"] in ("ADDED", "MODIFIED") and (secret.data or {}).get("tls.crt"):
