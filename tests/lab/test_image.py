@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import tomllib
 import uuid
@@ -128,21 +129,15 @@ def test_controller_from_the_image_issues_a_certificate(
 
 
 def test_image_has_no_shell_and_no_pip_and_says_what_it_is(image: str) -> None:
-    labels = podman("image", "inspect", "--format",
-                    "{{json .Labels}} {{.Config.User}}", image)
-    assert labels.returncode == 0, labels.stderr
-    assert '"org.opencontainers.image.version":"' + VERSION + '"' in labels.stdout
-    assert labels.stdout.split()[-1] == "65532:65532"
-
-    version = podman("run", "--rm", "--read-only", *ULIMITS, image, "--version")
-    assert version.stdout.strip() == f"certbotk8s {VERSION}", version.stderr
+    # scripts/check-image-install runs --version, every --help and every import in the image.
+    inspected = podman("image", "inspect", "--format", "{{json .Labels}} {{.Config.User}}", image)
+    assert inspected.returncode == 0, inspected.stderr
+    labels, user = inspected.stdout.rsplit(" ", 1)
+    assert json.loads(labels)["org.opencontainers.image.version"] == VERSION
+    assert user.strip() == "65532:65532"
 
     shell = podman("run", "--rm", *ULIMITS, "--entrypoint", "/bin/sh", image, "-c", "true")
     assert shell.returncode != 0 and "/bin/sh" in shell.stderr
     pip = podman("run", "--rm", *ULIMITS, "--entrypoint", "/opt/certbotk8s/bin/python", image,
                  "-c", "import pip")
     assert pip.returncode != 0 and "No module named 'pip'" in pip.stderr
-    route53 = podman("run", "--rm", *ULIMITS, "--entrypoint", "/opt/certbotk8s/bin/python",
-                     image, "-c", "import boto3; boto3.client('route53', region_name='us-east-1');"
-                     "boto3.client('sts', region_name='us-east-1')")
-    assert route53.returncode == 0, route53.stderr
