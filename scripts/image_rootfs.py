@@ -113,11 +113,9 @@ def write_etc(out: Path, uid: int) -> None:
         f"certbotk8s:x:{uid}:{uid}:certbotk8s:/nonexistent:/sbin/nologin\n")
     (etc / "group").write_text(f"root:x:0:\ncertbotk8s:x:{uid}:\n")
     (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
-    copy_path(os.path.realpath(CA_BUNDLE), out)
     bundle = out / CA_BUNDLE.lstrip("/")
-    if not bundle.exists():
-        bundle.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(CA_BUNDLE, bundle)
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CA_BUNDLE, bundle)  # the file, wherever a symlink points
     tmp = out / "tmp"
     tmp.mkdir(exist_ok=True)
     tmp.chmod(0o1777)
