@@ -46,7 +46,7 @@ RUN python3 -m venv /opt/build \
 COPY src ./src
 RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/build/bin/pip --python /opt/certbotk8s/bin/python install --no-index --no-deps --no-compile \
-       --root /project /wheels/certbotk8s-*.whl \
+       --no-warn-script-location --root /project /wheels/certbotk8s-*.whl \
     && python3 /usr/local/lib/image_rootfs.py compile /project /opt/certbotk8s
 
 FROM scratch
