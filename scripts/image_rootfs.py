@@ -30,15 +30,16 @@ import tomllib
 from pathlib import Path
 
 # Standard-library parts a controller never imports; their extension modules and the shared
-# libraries only they need (ncurses, readline, gdbm, sqlite, tk) go with them.
+# libraries only they need (ncurses, readline, gdbm, sqlite, tk, NIS with Kerberos, crypt) go
+# with them.
 STDLIB_SKIP = frozenset({
     "test", "idlelib", "tkinter", "turtledemo", "turtle.py", "ensurepip", "lib2to3",
     "pydoc_data", "__phello__", "curses", "dbm", "sqlite3", "site-packages", "dist-packages",
-    "__pycache__",
+    "__pycache__", "crypt.py",
 })
 EXTENSION_SKIP = re.compile(
     r"^(readline|_curses|_curses_panel|_dbm|_gdbm|_tkinter|_sqlite3|_test\w*|xxlimited\w*"
-    r"|_xxtestfuzz|_ctypes_test)\."
+    r"|_xxtestfuzz|_ctypes_test|nis|_crypt|spwd|ossaudiodev)\."
 )
 # Loaded with dlopen, so ldd never lists it: glibc unwinds exiting threads through it.
 DLOPENED = ("libgcc_s.so.1",)
