@@ -2,8 +2,7 @@
 
 The CronJob mode has no /metrics endpoint; the push carries the same per-certificate series as
 the controller (`certbotk8s_certificate_*`, from core.renewal.readiness) plus the pass's counts,
-under
-job `certbotk8s-renew`, so the same alerts cover both modes.
+under job `certbotk8s-renew`.
 """
 
 from __future__ import annotations
