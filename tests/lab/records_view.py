@@ -6,6 +6,7 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.state import ari_memory
 
 CONTROLLER_NAMESPACE = "certbotk8s"  # the lab config's controllerNamespace
 
@@ -17,3 +18,12 @@ def record_of(api: ApiClient, namespace: str, name: str) -> dict[str, str]:
 
 def drop_record(api: ApiClient, namespace: str, name: str) -> None:
     KubeRecordStore(api, CONTROLLER_NAMESPACE).save({SecretRef(namespace, name): None})
+
+
+def forget_ari_window(api: ApiClient, namespace: str, name: str) -> None:
+    """As if the CA's Retry-After had passed: the ARI window `renew --once` remembered for the
+    Secret is dropped from its record, so the next run asks the CA again."""
+    store = KubeRecordStore(api, CONTROLLER_NAMESPACE)
+    ref = SecretRef(namespace, name)
+    record = store.load().get(ref, {})
+    store.save({ref: {k: v for k, v in record.items() if k not in ari_memory.KEYS}})

@@ -31,7 +31,7 @@ from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
-from .records_view import record_of
+from .records_view import forget_ari_window, record_of
 from .test_e2e_renew import Run, events_for, set_ari_window
 
 pytestmark = pytest.mark.lab
@@ -185,11 +185,13 @@ def test_cert_manager_secrets_are_adopted_without_a_new_order_then_renewed_with_
     second = cli("renew", "--once", "-n", namespace)
     assert second.code == 0 and _issued_count() == orders, second  # still nothing to do
 
-    # The normal renewal: the CA's ARI window opens (here: at once), the renewal names the
-    # adopted certificate in `replaces` and takes the wanted key type.
+    # The normal renewal: the CA's ARI window opens (here: at once; read when the CA's
+    # Retry-After has passed), the renewal names the adopted certificate in `replaces` and
+    # takes the wanted key type.
     replaced = PEBBLE_LOG.read_text().count("is a replacement of")
     start = theirs.info.not_before
     set_ari_window(lab, theirs.fullchain_pem, start, start + timedelta(seconds=1))
+    forget_ari_window(admin_api, namespace, "shop-tls")  # its Retry-After passed
     renewal = cli("renew", "--once", "-n", namespace)
     assert renewal.code == 0, renewal
     secret, crt = _tls(admin_api, namespace, "shop-tls")
@@ -258,6 +260,7 @@ def test_without_cert_manager_s_account_the_renewal_goes_without_replaces(
     assert account is not None  # registered on the first pass (ARI needs no account: later)
     start = theirs.info.not_before
     set_ari_window(lab, theirs.fullchain_pem, start, start + timedelta(seconds=1))
+    forget_ari_window(admin_api, namespace, "shop-tls")  # its Retry-After passed
     replaced = PEBBLE_LOG.read_text().count("is a replacement of")
     renewal = cli("renew", "--once", "-n", namespace)
     assert renewal.code == 0, renewal
