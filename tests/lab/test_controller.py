@@ -173,8 +173,9 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     networking: Any = k8s.NetworkingV1Api(admin_api)
 
     def routes() -> list[str]:
+        # routeNamespace: source (the default): next to the Ingress
         listed = networking.list_namespaced_ingress(
-            "certbotk8s", label_selector="certbotk8s.io/role=http01-route")
+            namespace, label_selector="certbotk8s.io/role=http01-route")
         return [i.metadata.name for i in listed.items
                 if host in [r.host for r in (i.spec.rules or [])]]
 
