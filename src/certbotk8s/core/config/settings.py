@@ -1,4 +1,4 @@
-"""The controller's configuration file: issuers, DNS providers, Istio, default certificate.
+"""The controller's configuration file: issuers, DNS providers, Istio, own certificates.
 
 `load_config(text)` parses YAML, `parse_config(data)` validates the parsed document. Every error
 names the path of the bad field (`issuers.pebble.directory: must be an https URL`); all errors of
@@ -40,10 +40,12 @@ Example::
       maxHostsPerCertificate: 100
       claimGraceSeconds: 3600  # a claim outlives its source this long (re-created in time: kept)
       allowedSpecialUseSuffixes: []  # .cluster.local, .internal, .local, .localhost: refused
-    defaultCertificate:
-      hosts: ["*.apps.example.com"]
-      secret: {namespace: ingress-nginx, name: default-tls}
-      challenge: dns-01
+    certificates:              # standalone certificates (core.config.certificates)
+      - name: apps-wildcard
+        hosts: ["*.apps.example.com"]
+        secret: {namespace: ingress-nginx, name: default-tls}
+        challenge: dns-01      # also: issuer, dnsProvider, keyType, profile, renewBefore
+    # defaultCertificate: {hosts: [...], secret: {...}}  # an alias for one entry
     solver:
       http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089,
                listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
@@ -64,6 +66,11 @@ import yaml
 
 from certbotk8s.core.budget.ratelimit import Limits
 from certbotk8s.core.config import dns_providers as config_dns
+from certbotk8s.core.config.certificates import (
+    DEFAULT_CERTIFICATE_NAME,
+    CertificateConfig,
+    parse_certificates,
+)
 from certbotk8s.core.config.dns_providers import DnsProviderConfig, parse_dns_providers
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
@@ -169,19 +176,6 @@ class TenantsConfig:
 
 
 @dataclass(frozen=True)
-class DefaultCertificateConfig:
-    """The certificate the config asks for itself. Fields left out take the config defaults."""
-
-    hosts: tuple[str, ...]
-    secret: SecretRef
-    issuer: str
-    challenge: ChallengeType
-    dns_provider: str | None = None
-    key_type: KeyType | None = None
-    profile: str | None = None
-
-
-@dataclass(frozen=True)
 class Http01Config:
     """HTTP-01 solving.
 
@@ -230,11 +224,16 @@ class Config:
     default_dns_provider: str | None = None
     controller_namespace: str = DEFAULT_CONTROLLER_NAMESPACE
     istio: IstioConfig = field(default_factory=IstioConfig)
-    default_certificate: DefaultCertificateConfig | None = None
+    certificates: tuple[CertificateConfig, ...] = ()  # `certificates` + `defaultCertificate`
     solver: SolverConfig = field(default_factory=SolverConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     tenants: TenantsConfig = field(default_factory=TenantsConfig)
     warnings: tuple[str, ...] = ()  # `path: message` lines for things that work but look wrong
+
+    @property
+    def default_certificate(self) -> CertificateConfig | None:
+        """The `defaultCertificate` entry (an alias for one entry of `certificates`)."""
+        return next((c for c in self.certificates if c.name == DEFAULT_CERTIFICATE_NAME), None)
 
 
 def load_config(text: str, default_namespace: str | None = None) -> Config:
@@ -399,6 +398,7 @@ class _Parser:
                     "controllerNamespace",
                     "istio",
                     "defaultCertificate",
+                    "certificates",
                     "solver",
                     "renewal",
                     "tenants",
@@ -430,13 +430,9 @@ class _Parser:
         solver = self.solver(top.get("solver"))
         renewal = self.renewal(top.get("renewal"))
         tenants = self.tenants(top.get("tenants"))
-        default_cert = self.default_certificate(
-            top.get("defaultCertificate"),
-            issuers,
-            default_issuer or "",
-            providers,
-            default_provider,
-        )
+        certificates = parse_certificates(
+            self, top.get("certificates"), top.get("defaultCertificate"), issuers,
+            default_issuer or "", providers, default_provider)
         if self.errors:
             raise ConfigError(self.errors)
         assert default_issuer is not None  # issuers non-empty was checked above
@@ -447,7 +443,7 @@ class _Parser:
             default_dns_provider=default_provider,
             controller_namespace=namespace,
             istio=istio,
-            default_certificate=default_cert,
+            certificates=certificates,
             solver=solver,
             renewal=renewal,
             tenants=tenants,
@@ -714,73 +710,6 @@ class _Parser:
                 self.error("renewal.renewBefore", str(e))
         key_type = self.key_type(m, "keyType", "renewal") or KeyType.ECDSA_P256
         return RenewalConfig(renew_before=renew_before, key_type=key_type)
-
-    def default_certificate(
-        self,
-        value: object,
-        issuers: Mapping[str, IssuerConfig],
-        default_issuer: str,
-        providers: Mapping[str, DnsProviderConfig],
-        default_provider: str | None,
-    ) -> DefaultCertificateConfig | None:
-        if value is None:
-            return None
-        path = "defaultCertificate"
-        m = self.mapping(
-            value,
-            path,
-            frozenset(
-                {"hosts", "secret", "issuer", "challenge", "dnsProvider", "keyType", "profile"}
-            ),
-        )
-        raw_hosts = self.string_list(m, "hosts", path)
-        if not raw_hosts and isinstance(m.get("hosts"), list | None):
-            self.error(f"{path}.hosts", "at least one host is required")
-        hosts: set[str] = set()
-        for index, raw in enumerate(raw_hosts):
-            try:
-                hosts.add(normalize_host(raw))
-            except InvalidHostname as e:
-                self.error(f"{path}.hosts[{index}]", str(e))
-        if "secret" not in m:
-            self.error(f"{path}.secret", "is required")
-        secret_path = f"{path}.secret"
-        s = self.mapping(m.get("secret"), secret_path, frozenset({"namespace", "name"}))
-        secret_ns = self.string(s, "namespace", secret_path, required="secret" in m) or ""
-        if secret_ns and not is_dns1123_label(secret_ns):
-            self.error(f"{secret_path}.namespace", f"{secret_ns!r} is not a valid namespace name")
-        secret_name = self.secret_name(s, secret_path) if "secret" in m else ""
-
-        issuer = self.string(m, "issuer", path) or default_issuer
-        if "issuer" in m and issuer not in issuers:
-            self.error(f"{path}.issuer", f"names no configured issuer: {issuer!r}")
-        dns_provider = self.string(m, "dnsProvider", path)
-        if dns_provider is not None and dns_provider not in providers:
-            self.error(f"{path}.dnsProvider", f"names no configured DNS provider: {dns_provider!r}")
-        challenge = self.challenge(m, "challenge", path)
-        if challenge is None:
-            challenge = ChallengeType.DNS01 if dns_provider else ChallengeType.HTTP01
-        if challenge is ChallengeType.DNS01:
-            dns_provider = dns_provider or default_provider
-            if dns_provider is None:
-                self.error(f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider")
-        elif dns_provider is not None:
-            self.error(f"{path}.dnsProvider", "is only used with challenge dns-01")
-        if challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in hosts):
-            self.error(f"{path}.challenge", "wildcard hosts need challenge dns-01")
-        profile = self.string(m, "profile", path)
-        issuer_config = issuers.get(issuer)
-        if profile is not None and issuer_config and not issuer_config.allows_profile(profile):
-            self.error(f"{path}.profile", f"issuer {issuer!r} has no profile {profile!r}")
-        return DefaultCertificateConfig(
-            hosts=tuple(sorted(hosts)),
-            secret=SecretRef(secret_ns, secret_name),
-            issuer=issuer,
-            challenge=challenge,
-            dns_provider=dns_provider,
-            key_type=self.key_type(m, "keyType", path),
-            profile=profile,
-        )
 
 
 def _hostport(host: str, port: int) -> str | None:
