@@ -295,8 +295,6 @@ class FakeAcme:
     says no raises OrderAbandoned. `resume` finishes the order it is given the same way.
     """
 
-    order_deadline = 600.0
-
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.orders: list[tuple[str, ...]] = []  # hosts of every order created

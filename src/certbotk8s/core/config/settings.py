@@ -51,11 +51,14 @@ Example::
                listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
                selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
       dns01: {propagationTimeout: 300, pollInterval: 5}
+      #        propagation: {mode: recursive, nameservers: ["10.0.0.10:53"]}
+      orderTimeout: 120  # besides the propagation wait (core.renewal.waits)
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -74,12 +77,11 @@ from certbotk8s.core.config.certificates import (
 from certbotk8s.core.config.dns_providers import DnsProviderConfig, parse_dns_providers
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
+from certbotk8s.core.model import ChallengeType, KeyType
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
     is_dns1123_subdomain,
-    is_wildcard,
     normalize_host,
 )
 
@@ -196,16 +198,36 @@ class Http01Config:
     self_check_networks: tuple[str, ...] = ()  # CIDRs the self-check may connect to; (): any
 
 
+class PropagationMode(enum.Enum):
+    """Whom the DNS-01 propagation check asks: every authoritative nameserver of the zone
+    (port `nameserverPort`, no recursion), or only the configured recursive resolvers."""
+
+    AUTHORITATIVE = "authoritative"
+    RECURSIVE = "recursive"
+
+
 @dataclass(frozen=True)
 class Dns01Config:
+    """`recursive_nameservers` (`host:port`) are asked in RECURSIVE mode; () there: the
+    system resolver's nameservers."""
+
     propagation_timeout: timedelta = timedelta(seconds=300)
     poll_interval: timedelta = timedelta(seconds=5)
+    propagation_mode: PropagationMode = PropagationMode.AUTHORITATIVE
+    recursive_nameservers: tuple[str, ...] = ()
+
+
+MAX_ORDER_TIMEOUT = timedelta(minutes=10)  # the HTTP-01 token sweep (every 10 min) outlasts it
 
 
 @dataclass(frozen=True)
 class SolverConfig:
+    """`order_timeout`: what an order may take besides the DNS propagation wait (the CA
+    validating and finalizing); see core.renewal.waits."""
+
     http01: Http01Config = field(default_factory=Http01Config)
     dns01: Dns01Config = field(default_factory=Dns01Config)
+    order_timeout: timedelta = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -559,15 +581,19 @@ class _Parser:
         server = self.string(m, key, path, required=required)
         if server is None:
             return "", port
+        return self.hostport(server, f"{path}.{key}", port)
+
+    def hostport(self, server: str, path: str, port: int = 53) -> tuple[str, int]:
+        """`server` (`host`, `host:port`, `[v6]:port`) split; ("", port) when malformed."""
         match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", server) or re.match(
             r"^([^:\s\[\]]+)(?::(\d+))?$", server
         )
         if match is None:
-            self.error(f"{path}.{key}", f"must be host or host:port, got {server!r}")
+            self.error(path, f"must be host or host:port, got {server!r}")
             return "", port
         port = int(match.group(2)) if match.group(2) else port
         if not 1 <= port <= 65535:
-            self.error(f"{path}.{key}", f"port out of range in {server!r}")
+            self.error(path, f"port out of range in {server!r}")
         return match.group(1), port
 
     def istio(self, value: object) -> IstioConfig:
@@ -650,7 +676,7 @@ class _Parser:
         return tuple(sorted(set(names)))
 
     def solver(self, value: object) -> SolverConfig:
-        m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))
+        m = self.mapping(value, "solver", frozenset({"http01", "dns01", "orderTimeout"}))
         h = self.mapping(
             m.get("http01"),
             "solver.http01",
@@ -687,17 +713,42 @@ class _Parser:
             self_check_resolver=_hostport(resolver_host, resolver_port),
             self_check_networks=self.networks(h, "selfCheckNetworks", "solver.http01"),
         )
-        d = self.mapping(
-            m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
-        )
+        order_timeout = self.seconds(m, "orderTimeout", "solver", SolverConfig().order_timeout)
+        if order_timeout > MAX_ORDER_TIMEOUT:
+            self.error("solver.orderTimeout",
+                       f"must be at most {MAX_ORDER_TIMEOUT.total_seconds():g} seconds")
+        return SolverConfig(http01=http01, dns01=self.dns01(m.get("dns01")),
+                            order_timeout=order_timeout)
+
+    def dns01(self, value: object) -> Dns01Config:
+        path = "solver.dns01"
+        d = self.mapping(value, path,
+                         frozenset({"propagationTimeout", "pollInterval", "propagation"}))
         defaults = Dns01Config()
-        dns01 = Dns01Config(
+        p_path = f"{path}.propagation"
+        p = self.mapping(d.get("propagation"), p_path, frozenset({"mode", "nameservers"}))
+        mode_text = self.string(p, "mode", p_path) or defaults.propagation_mode.value
+        try:
+            mode = PropagationMode(mode_text)
+        except ValueError:
+            known = ", ".join(m.value for m in PropagationMode)
+            self.error(f"{p_path}.mode", f"must be one of {known}, got {mode_text!r}")
+            mode = defaults.propagation_mode
+        nameservers: list[str] = []
+        for index, raw in enumerate(self.string_list(p, "nameservers", p_path)):
+            host, port = self.hostport(raw.strip(), f"{p_path}.nameservers[{index}]")
+            if host:
+                nameservers.append(_hostport(host, port) or "")
+        if nameservers and mode is not PropagationMode.RECURSIVE:
+            self.error(f"{p_path}.nameservers", "is only used with mode: recursive")
+        return Dns01Config(
             propagation_timeout=self.seconds(
-                d, "propagationTimeout", "solver.dns01", defaults.propagation_timeout
-            ),
-            poll_interval=self.seconds(d, "pollInterval", "solver.dns01", defaults.poll_interval),
+                d, "propagationTimeout", path, defaults.propagation_timeout),
+            poll_interval=self.seconds(d, "pollInterval", path, defaults.poll_interval),
+            propagation_mode=mode,
+            recursive_nameservers=tuple(nameservers),
         )
-        return SolverConfig(http01=http01, dns01=dns01)
+
 
     def renewal(self, value: object) -> RenewalConfig:
         m = self.mapping(value, "renewal", frozenset({"renewBefore", "keyType"}))

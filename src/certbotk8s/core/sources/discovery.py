@@ -596,7 +596,7 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
     c.emit(ref, SourceKind.GATEWAY_API, options, groups)
 
 
-# -- the config's own certificates (`certificates`, `defaultCertificate`) -------------------------------------------------------------------
+# -- the config's own certificates (`certificates`, `defaultCertificate`) ------------------
 
 
 def _issuer_default_profile(config: Config, issuer: str) -> str | None:
