@@ -16,7 +16,8 @@ from certbotk8s.core.config.settings import load_config
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 CONFIG_KEYS = {"controllerNamespace", "defaultIssuer", "issuers", "dnsProviders",
-               "defaultDnsProvider", "istio", "defaultCertificate", "solver", "renewal"}
+               "defaultDnsProvider", "istio", "defaultCertificate", "certificates", "solver",
+               "renewal"}
 # A config fragment without issuers is checked with this one added.
 MINIMAL_ISSUERS = {"issuers": {"letsencrypt": {
     "directory": "https://acme-staging-v02.api.letsencrypt.org/directory"}}}
