@@ -72,7 +72,10 @@ def system_nameservers() -> tuple[str, ...]:
     except dns.exception.DNSException as e:
         raise DnsSolverError(f"cannot read the system resolver's nameservers: "
                              f"{type(e).__name__}") from e
-    return tuple(_where((str(address), resolver.port)) for address in resolver.nameservers)
+    found = tuple(_where((str(address), resolver.port)) for address in resolver.nameservers)
+    if not found:
+        raise DnsSolverError("the system resolver has no nameservers to ask (recursive mode)")
+    return found
 
 
 def _text(name: dns.name.Name) -> str:
@@ -150,19 +153,21 @@ class DnsLookup:
         return sorted(set(addresses))
 
     def probe(self) -> str | None:
-        """None when the resolver answers a query (whatever it says), else why not."""
-        if self.settings.resolver is None:
-            return None  # the system resolver: not ours to watch
-        host, port = split_hostport(self.settings.resolver, 53)
-        try:
-            dns.query.udp(dns.message.make_query(".", dns.rdatatype.SOA), host, port=port,
-                          timeout=_QUERY_TIMEOUT)
-        except dns.exception.Timeout:
-            return f"resolver {self.where}: no answer (timeout)"
-        except OSError as e:
-            return f"resolver {self.where}: {type(e).__name__}: {e}"
-        except dns.exception.DNSException:
-            return None
+        """None when the resolver, and in recursive mode each resolver the check asks, answers
+        a query (whatever it says), else why not."""
+        watched = [self.settings.resolver] if self.settings.resolver is not None else []
+        watched += self.settings.recursive_nameservers  # the system resolver: not ours to watch
+        for server in watched:
+            host, port = split_hostport(server, 53)
+            try:
+                dns.query.udp(dns.message.make_query(".", dns.rdatatype.SOA), host, port=port,
+                              timeout=_QUERY_TIMEOUT)
+            except dns.exception.Timeout:
+                return f"resolver {server}: no answer (timeout)"
+            except OSError as e:
+                return f"resolver {server}: {type(e).__name__}: {e}"
+            except dns.exception.DNSException:
+                continue  # an answer we cannot read is still an answer
         return None
 
     # -- asking the servers of the check -----------------------------------------------------
