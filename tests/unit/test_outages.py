@@ -78,6 +78,7 @@ def test_waits_near_or_past_expiry_keep_a_floor_but_never_exceed_the_setting() -
     expired = waits.order_waits(PROPAGATION, ORDER, True, T0 - timedelta(hours=1), T0)
     assert expired.deadline == waits.MIN_DEADLINE
     assert expired.propagation.limit == waits.MIN_DEADLINE * waits.PROPAGATION_SHARE
+    assert expired.why.endswith("the 0s the current certificate has left (at least 30s)")
     tiny = waits.order_waits(timedelta(seconds=2), timedelta(seconds=8), True,
                              T0 + timedelta(seconds=10), T0)
     assert tiny.deadline == timedelta(seconds=10)

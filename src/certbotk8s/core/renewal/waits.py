@@ -53,9 +53,11 @@ def order_waits(propagation_timeout: timedelta, order_timeout: timedelta, dns01:
     if cap >= deadline:
         return OrderWaits(deadline, CappedWait(propagation))
     capped = min(propagation, max(cap * PROPAGATION_SHARE, min(MIN_WAIT, propagation)))
+    floor = (f" (at least {MIN_DEADLINE.total_seconds():g}s)"
+             if cap > left / REMAINING_FRACTION else "")
     why = (f"order deadline {deadline.total_seconds():g}s capped to "
            f"{cap.total_seconds():g}s, 1/{REMAINING_FRACTION} of the "
-           f"{left.total_seconds():.0f}s the current certificate has left")
+           f"{left.total_seconds():.0f}s the current certificate has left{floor}")
     if capped == propagation:
         return OrderWaits(cap, CappedWait(propagation), why)
     return OrderWaits(cap, CappedWait(capped, (
