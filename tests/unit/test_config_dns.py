@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 
+from certbotk8s.core.config import shape
 from certbotk8s.core.config.dns_providers import (
     ExecConfig,
     LexiconConfig,
@@ -149,6 +151,13 @@ def test_ambient_credentials_are_a_choice_for_route53_only() -> None:
         {"d": {"type": "lexicon", "provider": "cloudflare", "credentials": "ambient"}})
     assert "dnsProviders.d.credentials: must be a mapping" in _error(
         {"d": {"type": "lexicon", "provider": "route53", "credentials": "environment"}})
+    # The chart's schema (generated from the same shape) takes it too, and only that word.
+    schema = jsonschema.Draft7Validator(shape.json_schema(shape.CONFIG))
+    doc = {"issuers": {"le": {"directory": "https://acme.example/dir"}}, "dnsProviders": {
+        "r53": {"type": "lexicon", "provider": "route53", "credentials": "ambient"}}}
+    assert schema.is_valid(doc)
+    doc["dnsProviders"]["r53"]["credentials"] = "environment"
+    assert not schema.is_valid(doc)
 
 
 def test_route53_without_credentials_is_refused_instead_of_reading_the_environment() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from certbotk8s.core.config import shape
 from certbotk8s.core.config.dns_providers import DnsProviderConfig
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from certbotk8s.core.config.settings import IssuerConfig, _Parser
 
 DEFAULT_CERTIFICATE_NAME = "defaultCertificate"  # the alias's entry; not a DNS-1123 label
-FIELDS = frozenset({"hosts", "secret", "issuer", "challenge", "dnsProvider", "keyType",
-                    "profile", "renewBefore"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,8 @@ def parse_certificates(p: _Parser, listed: object, alias: object,
 
 def _entry(p: _Parser, value: object, path: str, name: str, d: _Defaults,
            named: bool = False) -> CertificateConfig:
-    m = p.mapping(value, path, (FIELDS | {"name"}) if named else FIELDS)
+    m = p.mapping(value, path,
+                  shape.keys(shape.CERTIFICATE if named else shape.DEFAULT_CERTIFICATE))
     hosts = _hosts(p, m, path)
     secret = _secret(p, m, path)
     issuer = p.string(m, "issuer", path) or d.issuer
@@ -152,7 +152,8 @@ def _secret(p: _Parser, m: dict[str, object], path: str) -> SecretRef:
         p.error(f"{path}.secret", "is required")
         return SecretRef("", "")
     secret_path = f"{path}.secret"
-    s = p.mapping(m.get("secret"), secret_path, frozenset({"namespace", "name"}))
+    s = p.mapping(m.get("secret"), secret_path,
+                  shape.keys(shape.section(shape.DEFAULT_CERTIFICATE, "secret")))
     namespace = p.string(s, "namespace", secret_path, required=True) or ""
     if namespace and not is_dns1123_label(namespace):
         p.error(f"{secret_path}.namespace", f"{namespace!r} is not a valid namespace name")
