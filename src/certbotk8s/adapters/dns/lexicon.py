@@ -80,9 +80,12 @@ class LexiconProvider:
             "provider_name": self.name, "domain": zone, "ttl": self._ttl,
             self.name: provider_options,
         })
+        # Ours first: without keys or `ambient` it refuses before lexicon's constructor builds
+        # its own client (which, keyless, would consult boto3's default chain).
+        r53_client = self._route53_client() if self.name == "route53" else None
         provider = self._module.Provider(config)
-        if self.name == "route53":
-            provider.r53_client = self._route53_client()
+        if r53_client is not None:
+            provider.r53_client = r53_client
         provider.authenticate()
         return provider
 
