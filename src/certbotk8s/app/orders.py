@@ -520,7 +520,7 @@ def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
 def report_problems(deps: PassDeps, found: Discovery) -> None:
     for problem in found.problems:
         log.warning("%s refused: %s: %s", problem.source, problem.reason, problem.message)
-        # The config's default certificate gets its Event too (in the controller namespace).
+        # The config's own certificates get theirs too (in the controller namespace).
         deps.events.record(problem.source, "Warning", problem.reason, problem.message)
 
 
