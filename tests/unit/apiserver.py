@@ -1,0 +1,129 @@
+"""A fake `ApiClient` answering raw GETs as a Kubernetes API server does: API discovery, paged
+lists and watches of the objects it holds, for the adapters that read through `get_raw`."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Stream:
+    """A watch response: event lines pushed by the test; ends on `shutdown()` (the informer's
+    stop) or `end()`."""
+
+    chunked = False
+    status = 200
+
+    def __init__(self) -> None:
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+
+    def push(self, event: dict[str, Any]) -> None:
+        self._lines.put(json.dumps(event).encode() + b"\n")
+
+    def end(self) -> None:
+        self._lines.put(None)
+
+    def stream(self, size: int) -> Iterator[bytes]:
+        while (line := self._lines.get()) is not None:
+            yield line
+
+    def shutdown(self) -> None:
+        self.end()
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+@dataclass
+class Answer:
+    status: int
+    data: bytes
+    reason: str = ""
+    chunked: bool = False
+
+
+@dataclass
+class FakeApiServer:
+    """`groups`: group -> served versions; `objects`: resource name (`gateways.<group>`,
+    `secrets`) -> objects, served at every version of the group (their apiVersion set to the
+    one asked for), per namespace or cluster-wide. Records every GET; watches stay open."""
+
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    watches: list[Stream] = field(default_factory=list)
+    watching: threading.Condition = field(default_factory=threading.Condition)
+
+    # -- the two ApiClient methods `get_raw` uses ------------------------------------------
+
+    def param_serialize(self, *, method: str, resource_path: str,
+                        query_params: list[tuple[str, str]], **_: Any) -> tuple[Any, ...]:
+        return (method, resource_path, dict(query_params))
+
+    def call_api(self, method: str, path: str, query: dict[str, str], **_: Any) -> Any:
+        self.requests.append((path, query))
+        return _Response(self._answer(path, query))
+
+    # -- helpers for tests -----------------------------------------------------------------
+
+    def discovery_requests(self, group: str) -> int:
+        return sum(1 for path, _ in self.requests if path == f"/apis/{group}")
+
+    def wait_watches(self, count: int, timeout: float = 10) -> bool:
+        with self.watching:
+            return self.watching.wait_for(lambda: len(self.watches) >= count, timeout)
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def _answer(self, path: str, query: dict[str, str]) -> Any:
+        parts = path.strip("/").split("/")
+        if parts[0] == "apis" and len(parts) == 2:
+            return self._group(parts[1])
+        if parts[0] == "api":  # the core group: v1, always served
+            parts = ["apis", "", *parts[1:]]
+        if parts[0] != "apis" or len(parts) < 4:
+            return _status(404, "not found")
+        group, version, plural = parts[1], parts[2], parts[-1]
+        if group and version not in self.groups.get(group, ()):
+            return _status(404, "the server could not find the requested resource")
+        namespace = parts[4] if len(parts) == 6 and parts[3] == "namespaces" else None
+        name = f"{plural}.{group}" if group else plural
+        items = [dict(o, apiVersion=f"{group}/{version}") if group else dict(o)
+                 for o in self.objects.get(name, [])
+                 if namespace is None or o["metadata"]["namespace"] == namespace]
+        if query.get("watch") == "true":
+            stream = Stream()
+            with self.watching:
+                self.watches.append(stream)
+                self.watching.notify_all()
+            return stream
+        return Answer(200, json.dumps({"metadata": {"resourceVersion": "10"},
+                                       "items": items}).encode())
+
+    def _group(self, group: str) -> Answer:
+        versions = self.groups.get(group)
+        if not versions:
+            return _status(404, "the server could not find the requested resource")
+        return Answer(200, json.dumps({
+            "kind": "APIGroup", "name": group,
+            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+            "preferredVersion": {"groupVersion": f"{group}/{versions[0]}",
+                                 "version": versions[0]},
+        }).encode())
+
+
+class _Response:
+    def __init__(self, raw: Any) -> None:
+        self.response = raw
+
+
+def _status(code: int, message: str) -> Answer:
+    return Answer(code, json.dumps({"kind": "Status", "code": code,
+                                    "message": message}).encode(), reason="Not Found")
