@@ -1,4 +1,5 @@
-"""Kubernetes API plumbing: client loading, one request with error translation, paged lists.
+"""Kubernetes API plumbing: client loading, one request with error translation, one raw GET
+(lists and watches are in `adapters.kube.watch`).
 
 Every call goes through `request`, which asks the generated client for the raw response
 (`_preload_content=False`) and parses the JSON itself, so callers get the objects exactly as the
@@ -9,7 +10,6 @@ API server sent them (camelCase keys, unknown fields kept). Errors become the `K
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -320,26 +320,3 @@ def check_storage(api: ApiClient) -> None:
                         "Secrets and sources can be neither read nor written until it is back")
     if checks:
         log.warning("API server %s: %s", api.configuration.host, not_ready_cause(checks))
-
-
-def list_all(op: Op, page: Callable[[str | None], Any], api_version: str, kind: str
-             ) -> list[JsonDict] | None:
-    """Every item of a paged list (`page(continue_token)` makes one call), or None on 404.
-
-    Items of built-in lists come without `apiVersion`/`kind`; they are filled in.
-    """
-    items: list[JsonDict] = []
-    token: str | None = None
-    while True:
-        data = request(op, functools.partial(page, token))
-        if data is None:
-            return None
-        for item in data.get("items") or []:
-            if isinstance(item, dict):
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                items.append(item)
-        token = (data.get("metadata") or {}).get("continue") or None
-        if not token:
-            return items
-

@@ -43,6 +43,7 @@ from certbotk8s.adapters.kube.client import (
     get_raw,
     translated,
 )
+from certbotk8s.core.errors import KubeError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,23 @@ def list_objects(api: ApiClient, resource: WatchedResource) -> list[JsonDict] | 
         listed = list_pages(lambda query, timeout: get_raw(api, resource.path, query, timeout),
                             resource, items.append)
     return None if listed is None else items
+
+
+SECRETS = WatchedResource("secrets", "/api/v1/secrets", "v1", "Secret")
+EVENTS = WatchedResource("events", "/api/v1/events", "v1", "Event")
+
+
+def list_core(resource: WatchedResource, api: ApiClient, namespace: str | None, *,
+              label_selector: str | None = None, field_selector: str | None = None
+              ) -> list[JsonDict]:
+    """Every object of a built-in type that always exists (`SECRETS`, `EVENTS`) matching the
+    selectors; failures (a 404 included) raise the `KubeError` family."""
+    selected = replace(resource, label_selector=label_selector or None,
+                       field_selector=field_selector or None).in_namespace(namespace)
+    items = list_objects(api, selected)
+    if items is None:
+        raise KubeError(f"{Op('list', resource.name, namespace)} failed: HTTP 404")
+    return items
 
 
 class _Gone(Exception):
