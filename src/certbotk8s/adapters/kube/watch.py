@@ -310,7 +310,7 @@ class Informer:
                     listed = self._list()
                     self._report_reached()
                     if listed is None:
-                        if not self.missing:
+                        if not self.missing and self._locate is None:  # else `locate` told
                             log.info("%s not served by this cluster; ignoring it (re-checked "
                                      "every %.0fs)", self.resource.name, self._missing_recheck)
                         self.missing = True
