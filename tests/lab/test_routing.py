@@ -159,9 +159,10 @@ def test_istio_falls_back_to_v1beta1_when_v1_is_not_served(
     class IstioBeforeV1(ServedVersions):
         """The real discovery, except that Istio's group serves v1beta1 only."""
 
-        def _served(self, group: str, fresh: bool) -> tuple[str, ...]:
-            return ("v1beta1",) if group == "networking.istio.io" else super()._served(
-                group, fresh)
+        def _served(self, group_version: str, fresh: bool) -> frozenset[str]:
+            if group_version == "networking.istio.io/v1":
+                return frozenset()
+            return super()._served(group_version, fresh)
 
     publisher = KubeRoutingPublisher(admin, own_ns, solver_service="solver", solver_port=8089,
                                      served=IstioBeforeV1(admin))

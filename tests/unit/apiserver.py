@@ -51,11 +51,12 @@ class Answer:
 
 @dataclass
 class FakeApiServer:
-    """`groups`: group -> served versions; `objects`: resource name (`gateways.<group>`,
-    `secrets`) -> objects, served at every version of the group (their apiVersion set to the
-    one asked for), per namespace or cluster-wide. Records every GET; watches stay open."""
+    """`served`: resource name (`gateways.gateway.networking.k8s.io`) -> the versions it is
+    served at (core types are always served); `objects`: resource name (or `secrets`) ->
+    objects, at every served version (apiVersion set to the one asked for), per namespace or
+    cluster-wide. Records every GET; watches stay open until the informer stops."""
 
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    served: dict[str, tuple[str, ...]] = field(default_factory=dict)
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     watches: list[Stream] = field(default_factory=list)
@@ -73,28 +74,26 @@ class FakeApiServer:
 
     # -- helpers for tests -----------------------------------------------------------------
 
-    def discovery_requests(self, group: str) -> int:
-        return sum(1 for path, _ in self.requests if path == f"/apis/{group}")
-
-    def wait_watches(self, count: int, timeout: float = 10) -> bool:
-        with self.watching:
-            return self.watching.wait_for(lambda: len(self.watches) >= count, timeout)
+    def discovery_requests(self) -> list[str]:
+        """The group versions asked for (`/apis/<group>/<version>`), in order."""
+        return [path for path, _ in self.requests if path.count("/") == 3]
 
     # -- answers ---------------------------------------------------------------------------
 
     def _answer(self, path: str, query: dict[str, str]) -> Any:
         parts = path.strip("/").split("/")
-        if parts[0] == "apis" and len(parts) == 2:
-            return self._group(parts[1])
         if parts[0] == "api":  # the core group: v1, always served
             parts = ["apis", "", *parts[1:]]
-        if parts[0] != "apis" or len(parts) < 4:
+        if parts[0] != "apis" or len(parts) < 3:
             return _status(404, "not found")
-        group, version, plural = parts[1], parts[2], parts[-1]
-        if group and version not in self.groups.get(group, ()):
+        group, version = parts[1], parts[2]
+        if len(parts) == 3:
+            return self._resources(group, version)
+        plural = parts[-1]
+        name = f"{plural}.{group}" if group else plural
+        if group and version not in self.served.get(name, ()):
             return _status(404, "the server could not find the requested resource")
         namespace = parts[4] if len(parts) == 6 and parts[3] == "namespaces" else None
-        name = f"{plural}.{group}" if group else plural
         items = [dict(o, apiVersion=f"{group}/{version}") if group else dict(o)
                  for o in self.objects.get(name, [])
                  if namespace is None or o["metadata"]["namespace"] == namespace]
@@ -107,16 +106,19 @@ class FakeApiServer:
         return Answer(200, json.dumps({"metadata": {"resourceVersion": "10"},
                                        "items": items}).encode())
 
-    def _group(self, group: str) -> Answer:
-        versions = self.groups.get(group)
-        if not versions:
+    def _resources(self, group: str, version: str) -> Answer:
+        """APIResourceList of one group version, 404 when it serves nothing."""
+        plurals = [name.split(".", 1)[0] for name, versions in self.served.items()
+                   if name.split(".", 1)[1:] == [group] and version in versions]
+        if not plurals:
             return _status(404, "the server could not find the requested resource")
-        return Answer(200, json.dumps({
-            "kind": "APIGroup", "name": group,
-            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-            "preferredVersion": {"groupVersion": f"{group}/{versions[0]}",
-                                 "version": versions[0]},
-        }).encode())
+        resources = [{"name": p, "namespaced": True, "kind": p.title(), "verbs": ["list"]}
+                     for p in plurals] + [{"name": f"{p}/status", "namespaced": True,
+                                           "kind": p.title(), "verbs": ["get"]}
+                                          for p in plurals]
+        return Answer(200, json.dumps({"kind": "APIResourceList",
+                                       "groupVersion": f"{group}/{version}",
+                                       "resources": resources}).encode())
 
 
 class _Response:

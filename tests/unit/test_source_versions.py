@@ -1,5 +1,5 @@
 """One source table for both modes: `renew --once`'s lister and the controller's informers read
-each type at the version the cluster serves (API discovery, asked once per group), a
+each type at the version the cluster serves (API discovery, asked once per group version), a
 v1beta1-only Gateway API included, and report a type with no known version in the same words."""
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ EDGE = gateway(name="edge", namespace="apps",
                listeners=[listener("web", "a.example.com", secret_ref("edge-tls"))])
 
 
-def cluster(gateway_versions: tuple[str, ...]) -> FakeApiServer:
-    """Ingresses served; no Istio; the Gateway API group at `gateway_versions`, one Gateway."""
-    return FakeApiServer(groups={"networking.k8s.io": ("v1",), GATEWAY_GROUP: gateway_versions},
+def cluster(gateway_versions: tuple[str, ...], *, routes: tuple[str, ...] = ("v1", "v1beta1")
+            ) -> FakeApiServer:
+    """Ingresses served; no Istio; Gateways at `gateway_versions` (HTTPRoutes at `routes`: the
+    group may serve a version for its other types only), ReferenceGrants at v1beta1."""
+    return FakeApiServer(served={"ingresses.networking.k8s.io": ("v1",),
+                                 GATEWAY_API_GATEWAYS.name: gateway_versions,
+                                 f"httproutes.{GATEWAY_GROUP}": routes,
+                                 f"referencegrants.{GATEWAY_GROUP}": ("v1beta1",)},
                          objects={GATEWAY_API_GATEWAYS.name: [EDGE]})
 
 
@@ -53,15 +58,18 @@ def found(gateways: list[dict[str, Any]]) -> Discovery:
 
 
 @pytest.mark.parametrize("mode", [one_shot, controller])
-def test_a_v1beta1_only_gateway_api_is_read_at_v1beta1_and_its_gateway_served(mode: Any) -> None:
-    api = cluster(("v1beta1",))
+@pytest.mark.parametrize("routes", [("v1beta1",), ("v1", "v1beta1")])
+def test_gateways_served_at_v1beta1_only_are_read_at_v1beta1_and_served(
+        mode: Any, routes: tuple[str, ...]) -> None:
+    """Also when the group serves v1 for HTTPRoutes: versions are per type, not per group."""
+    api = cluster(("v1beta1",), routes=routes)
     gateways = mode(api)
     assert [(g["metadata"]["name"], g["apiVersion"]) for g in gateways] == [
         ("edge", "gateway.networking.k8s.io/v1beta1")]
     result = found(gateways)
     assert [d.secret.name for d in result.desired] == ["edge-tls"]
     assert result.problems == ()  # no UnsupportedApiVersion
-    assert not any("/v1/" in path for path, _ in api.requests if GATEWAY_GROUP in path)
+    assert not any(path.startswith(f"/apis/{GATEWAY_GROUP}/v1/") for path, _ in api.requests)
 
 
 @pytest.mark.parametrize("served", [("v1",), ("v1", "v1beta1"), ("v1beta1", "v1"),
@@ -85,21 +93,22 @@ def test_a_type_with_no_known_version_is_reported_in_the_same_words_by_both_mode
         said.append(sorted(r.getMessage() for r in caplog.records
                            if r.getMessage().startswith("gateways.gateway.networking.k8s.io")))
     assert said[0] == said[1] == [
-        "gateways.gateway.networking.k8s.io: not served by this cluster (it serves v1alpha2; "
-        "known: v1, v1beta1); treated as empty"]
+        "gateways.gateway.networking.k8s.io: not served by this cluster at any known version "
+        "(v1, v1beta1); treated as empty"]
     reader = KubeSourceReader(cast(ApiClient, cluster(("v1alpha2",))))
     assert reader.list_sources().missing_apis == (
-        "gateways.networking.istio.io", "gateways.gateway.networking.k8s.io",
-        "referencegrants.gateway.networking.k8s.io")
+        "gateways.networking.istio.io", "gateways.gateway.networking.k8s.io")
 
 
-def test_discovery_is_asked_once_per_group_however_many_informers_read_it() -> None:
+def test_discovery_is_asked_once_per_group_version_however_many_informers_read_it() -> None:
     api = cluster(("v1beta1",))
     controller(api, namespaces=("apps", "web", "ops"))  # 2 Gateway API types x 3 namespaces
-    assert api.discovery_requests(GATEWAY_GROUP) == 1
+    asked = api.discovery_requests()
+    assert sorted(asked) == sorted(set(asked))
+    assert {f"/apis/{GATEWAY_GROUP}/v1", f"/apis/{GATEWAY_GROUP}/v1beta1"} <= set(asked)
     api = cluster(("v1beta1",))
     one_shot(api)
-    assert api.discovery_requests(GATEWAY_GROUP) == 1
+    assert sorted(api.discovery_requests()) == sorted(asked)
 
 
 def test_an_informer_finds_a_type_installed_after_it_started() -> None:
@@ -117,7 +126,7 @@ def test_an_informer_finds_a_type_installed_after_it_started() -> None:
     try:
         assert informer.synced.wait(10) and informer.missing
         api.objects[GATEWAY_API_GATEWAYS.name] = [EDGE]
-        api.groups[GATEWAY_GROUP] = ("v1beta1",)  # the CRD is installed
+        api.served[GATEWAY_API_GATEWAYS.name] = ("v1beta1",)  # the CRD is installed
         assert listed.wait(10)
         assert not informer.missing
         assert informer.resource.api_version == "gateway.networking.k8s.io/v1beta1"

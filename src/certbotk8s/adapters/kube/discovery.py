@@ -1,10 +1,13 @@
 """Which version of each resource type of `core.sources.resources` the cluster serves.
 
-API discovery (`/apis/<group>`, readable by every authenticated client through the default
-`system:discovery` role) is asked once per group; the first of the table's versions the group
-serves is used, by the one-shot listing, the controller's informers and the HTTP-01 routing
-alike. `fresh=True` asks again (an informer re-checking a type it found missing). The choice,
-and a type with no known version served, are logged once, in the same words in every mode.
+API discovery (`/apis/<group>/<version>`, the resources one group version serves, readable by
+every authenticated client through the default `system:discovery` role) is asked once per group
+version: a group may serve a version for some of its types only (Gateway API 1.4 serves
+ReferenceGrant at v1beta1 only, Gateways at v1 and v1beta1, and a CRD can stop serving one
+version). The first of the table's versions that serves the type is used, by the one-shot
+listing, the controller's informers and the HTTP-01 routing alike. `fresh=True` asks again (an
+informer re-checking a type it found missing). The choice, and a type with no known version
+served, are logged once, in the same words in every mode.
 """
 
 from __future__ import annotations
@@ -31,20 +34,21 @@ def watched(resource: ApiResource, version: str, namespace: str | None = None
 
 
 class ServedVersions:
-    """The cluster's versions per API group, asked once (see the module docstring)."""
+    """The cluster's resources per group version, asked once (see the module docstring)."""
 
     def __init__(self, api: ApiClient) -> None:
         self._api = api
         self._lock = threading.Lock()
-        self._groups: dict[str, tuple[str, ...]] = {}  # group -> served versions
+        self._resources: dict[str, frozenset[str]] = {}  # "group/version" -> plurals served
         self._told: dict[str, str | None] = {}  # resource name -> version last logged
 
     def version(self, resource: ApiResource, fresh: bool = False) -> str | None:
         """The version of `resource` to use, None when the cluster serves none it knows.
         Failures to ask raise the `KubeError` family."""
-        served = self._served(resource.group, fresh)
-        chosen = resource.preferred(served)
-        self._tell(resource, served, chosen)
+        chosen = next((v for v in resource.versions
+                       if resource.plural in self._served(resource.api_version(v), fresh)),
+                      None)
+        self._tell(resource, chosen)
         return chosen
 
     def locate(self, resource: ApiResource, namespace: str | None = None) -> Locate:
@@ -54,32 +58,28 @@ class ServedVersions:
             return None if version is None else watched(resource, version, namespace)
         return find
 
-    def _served(self, group: str, fresh: bool) -> tuple[str, ...]:
-        with self._lock:  # informers start together: one request per group, not one each
-            if fresh or group not in self._groups:
-                self._groups[group] = self._ask(group)
-            return self._groups[group]
+    def _served(self, group_version: str, fresh: bool) -> frozenset[str]:
+        with self._lock:  # informers start together: one request per group version in all
+            if fresh or group_version not in self._resources:
+                self._resources[group_version] = self._ask(group_version)
+            return self._resources[group_version]
 
-    def _ask(self, group: str) -> tuple[str, ...]:
-        path = f"/apis/{group}" if group else "/api"
-        found = request(Op("get", "API discovery", name=path), lambda: get_raw(self._api, path, [],
-                                                               REQUEST_TIMEOUT))
-        if found is None:  # the group is not served at all
-            return ()
-        if not group:  # APIVersions: {"versions": ["v1"]}
-            return tuple(str(v) for v in found.get("versions") or [])
-        return tuple(str(v.get("version")) for v in found.get("versions") or []
-                     if isinstance(v, dict))
+    def _ask(self, group_version: str) -> frozenset[str]:
+        path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+        found = request(Op("get", "API discovery", name=path),
+                        lambda: get_raw(self._api, path, [], REQUEST_TIMEOUT))
+        if found is None:  # the group version is not served at all
+            return frozenset()
+        return frozenset(str(r.get("name")) for r in found.get("resources") or []
+                         if isinstance(r, dict))  # subresources are "gateways/status"
 
-    def _tell(self, resource: ApiResource, served: tuple[str, ...], chosen: str | None) -> None:
+    def _tell(self, resource: ApiResource, chosen: str | None) -> None:
         with self._lock:
             if resource.name in self._told and self._told[resource.name] == chosen:
                 return
             self._told[resource.name] = chosen
         if chosen is not None:
-            log.info("%s: reading %s (the cluster serves %s)", resource.name,
-                     resource.api_version(chosen), ", ".join(served))
+            log.info("%s: reading %s", resource.name, resource.api_version(chosen))
         else:
-            log.info("%s: not served by this cluster (it serves %s; known: %s); treated as "
-                     "empty", resource.name, ", ".join(served) or "no version of the group",
-                     ", ".join(resource.versions))
+            log.info("%s: not served by this cluster at any known version (%s); treated as "
+                     "empty", resource.name, ", ".join(resource.versions))
