@@ -56,6 +56,7 @@ class Runtime:
     tokens: TokenStore
     routing: KubeRoutingPublisher
     event_queue: QueuedEventRecorder | None = None  # started; `close` it when done
+    served: ServedVersions | None = None  # the source table's versions, as this cluster serves
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
@@ -92,4 +93,4 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         records=Records(KubeRecordStore(api, config.controller_namespace),
                         write_behind=write_behind),
     )
-    return Runtime(config, api, deps, tokens, routing, queue)
+    return Runtime(config, api, deps, tokens, routing, queue, served)
