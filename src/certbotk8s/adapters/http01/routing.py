@@ -265,7 +265,8 @@ class KubeRoutingPublisher:
 
     def _resource(self, resource: ApiResource) -> _Resource:
         """`resource` at the version the cluster serves (Istio < 1.22: VirtualService v1beta1)."""
-        version = self._served.version(resource)
+        # not served when first asked: ask again (a CRD installed since), once per order
+        version = self._served.version(resource) or self._served.version(resource, fresh=True)
         if version is None:
             raise KubeError(f"the cluster serves no known version of {resource.name} "
                             f"({', '.join(resource.versions)}): no HTTP-01 routing possible")
