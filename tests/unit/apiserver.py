@@ -13,22 +13,42 @@ from typing import Any
 
 class Stream:
     """A watch response: event lines pushed by the test; ends on `shutdown()` (the informer's
-    stop) or `end()`."""
+    stop) or `end()`. `push` returns once the reader asked for what follows the event, that is
+    once the informer has applied it."""
 
     chunked = False
     status = 200
 
     def __init__(self) -> None:
         self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._asked = 0  # read attempts begun
+        self._pushed = 0  # lines pushed
+        self._reading = threading.Condition()
 
-    def push(self, event: dict[str, Any]) -> None:
+    def push(self, event: dict[str, Any], timeout: float = 10) -> bool:
+        """Send `event`; True once the informer has applied it (False: it never read on)."""
+        with self._reading:
+            self._pushed += 1
+            line = self._pushed  # read attempt N takes line N; N + 1 begins once it is applied
         self._lines.put(json.dumps(event).encode() + b"\n")
+        with self._reading:
+            return self._reading.wait_for(lambda: self._asked > line, timeout)
 
     def end(self) -> None:
         self._lines.put(None)
 
+    def fail(self, event: dict[str, Any]) -> None:
+        """Send an event after which the informer reads no further (an ERROR)."""
+        self._lines.put(json.dumps(event).encode() + b"\n")
+
     def stream(self, size: int) -> Iterator[bytes]:
-        while (line := self._lines.get()) is not None:
+        while True:
+            with self._reading:
+                self._asked += 1
+                self._reading.notify_all()
+            line = self._lines.get()
+            if line is None:
+                return
             yield line
 
     def shutdown(self) -> None:
@@ -73,6 +93,11 @@ class FakeApiServer:
         return _Response(self._answer(path, query))
 
     # -- helpers for tests -----------------------------------------------------------------
+
+    def wait_watches(self, count: int, timeout: float = 10) -> bool:
+        """Until `count` watch requests were made (a new one follows a re-list)."""
+        with self.watching:
+            return self.watching.wait_for(lambda: len(self.watches) >= count, timeout)
 
     def discovery_requests(self) -> list[str]:
         """The group versions asked for (`/apis/<group>/<version>`), in order."""
