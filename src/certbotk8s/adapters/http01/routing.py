@@ -41,6 +41,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, translate, unreachable
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.core.errors import (
     Http01SolverError,
     KubeError,
@@ -49,6 +50,14 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
+from certbotk8s.core.sources.resources import (
+    HTTP_ROUTES,
+    INGRESSES,
+    REFERENCE_GRANTS,
+    SERVICES,
+    VIRTUAL_SERVICES,
+    ApiResource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +85,21 @@ class _Resource:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
-INGRESS = _Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
-VIRTUAL_SERVICE = _Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
-VIRTUAL_SERVICE_V1BETA1 = _Resource(
-    "networking.istio.io", "v1beta1", "virtualservices", "VirtualService"
-)
-HTTP_ROUTE = _Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
-SERVICE = _Resource("", "v1", "services", "Service")
-REFERENCE_GRANT = _Resource("gateway.networking.k8s.io", "v1", "referencegrants",
-                            "ReferenceGrant")
-REFERENCE_GRANT_V1BETA1 = _Resource("gateway.networking.k8s.io", "v1beta1", "referencegrants",
-                                    "ReferenceGrant")
-_KNOWN = {(r.api_version, r.kind): r
-          for r in (INGRESS, VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1, HTTP_ROUTE, SERVICE,
-                    REFERENCE_GRANT, REFERENCE_GRANT_V1BETA1)}
+def _at(resource: ApiResource, version: str) -> _Resource:
+    return _Resource(resource.group, version, resource.plural, resource.kind)
+
+
+INGRESS = _at(INGRESSES, "v1")
+VIRTUAL_SERVICE = _at(VIRTUAL_SERVICES, "v1")
+VIRTUAL_SERVICE_V1BETA1 = _at(VIRTUAL_SERVICES, "v1beta1")
+HTTP_ROUTE = _at(HTTP_ROUTES, "v1")
+SERVICE = _at(SERVICES, "v1")
+# every version of the routing types of the one table: what `remove` may delete
+_TABLES = (INGRESSES, VIRTUAL_SERVICES, HTTP_ROUTES, SERVICES, REFERENCE_GRANTS)
+_KNOWN = {(r.api_version, r.kind): r for r in (
+    _at(t, v) for t in _TABLES for v in t.versions)}
+_ROUTED_BY = {SourceKind.INGRESS: INGRESSES, SourceKind.ISTIO_GATEWAY: VIRTUAL_SERVICES,
+              SourceKind.ISTIO_FILE_MOUNT: VIRTUAL_SERVICES, SourceKind.GATEWAY_API: HTTP_ROUTES}
 
 ROUTE_NAMESPACES = ("source", "controller")
 NAME_PREFIX = "certbotk8s-http01-"
@@ -153,7 +163,7 @@ class _Api:
 
     def create(self, r: _Resource, ns: str, body: KubeObject) -> KubeObject:
         t = REQUEST_TIMEOUT
-        if r is SERVICE:
+        if r.kind == "Service":
             return self._raw(self._core.create_namespaced_service(
                 ns, cast(Any, body), _preload_content=False, _request_timeout=t))
         return cast(KubeObject, self._custom.create_namespaced_custom_object(
@@ -161,7 +171,7 @@ class _Api:
 
     def get(self, r: _Resource, ns: str, name: str) -> KubeObject:
         t = REQUEST_TIMEOUT
-        if r is SERVICE:
+        if r.kind == "Service":
             return self._raw(self._core.read_namespaced_service(
                 name, ns, _preload_content=False, _request_timeout=t))
         return cast(KubeObject, self._custom.get_namespaced_custom_object(
@@ -169,7 +179,7 @@ class _Api:
 
     def replace(self, r: _Resource, ns: str, name: str, body: KubeObject) -> KubeObject:
         t = REQUEST_TIMEOUT
-        if r is SERVICE:
+        if r.kind == "Service":
             return self._raw(self._core.replace_namespaced_service(
                 name, ns, cast(Any, body), _preload_content=False, _request_timeout=t))
         return cast(KubeObject, self._custom.replace_namespaced_custom_object(
@@ -177,7 +187,7 @@ class _Api:
 
     def delete(self, r: _Resource, ns: str, name: str) -> None:
         t = REQUEST_TIMEOUT
-        if r is SERVICE:
+        if r.kind == "Service":
             self._core.delete_namespaced_service(name, ns, _request_timeout=t)
         else:
             self._custom.delete_namespaced_custom_object(r.group, r.version, ns, r.plural, name,
@@ -186,7 +196,7 @@ class _Api:
     def list(self, r: _Resource, ns: str | None, selector: str) -> list[KubeObject]:
         """Objects matching `selector` in `ns` (None: every namespace)."""
         t = REQUEST_TIMEOUT
-        if r is SERVICE:
+        if r.kind == "Service":
             listed: object = self._raw(
                 self._core.list_service_for_all_namespaces(
                     label_selector=selector, _preload_content=False, _request_timeout=t)
@@ -201,18 +211,6 @@ class _Api:
                 r.group, r.version, ns, r.plural, label_selector=selector, _request_timeout=t)
         items = listed.get("items") if isinstance(listed, dict) else None
         return [cast(KubeObject, i) for i in items] if isinstance(items, list) else []
-
-    def served(self, r: _Resource) -> bool:
-        """Whether the group/version serves `r`'s kind (a version can be served without it:
-        gateway.networking.k8s.io/v1 has no ReferenceGrant in Gateway API 1.4)."""
-        listed: Any = self._custom.get_api_resources(r.group, r.version,
-                                                     _request_timeout=REQUEST_TIMEOUT)
-        resources = getattr(listed, "resources", None)
-        if resources is None and isinstance(listed, dict):
-            resources = listed.get("resources")
-        names = {getattr(x, "name", None) or (x.get("name") if isinstance(x, dict) else None)
-                 for x in resources or ()}
-        return r.plural in names
 
 
 class KubeRoutingPublisher:
@@ -241,23 +239,24 @@ class KubeRoutingPublisher:
         path_type: str = "ImplementationSpecific",
         route_namespace: str = "source",
         namespaces: Sequence[str] = (),
+        served: ServedVersions | None = None,
     ) -> None:
         if route_namespace not in ROUTE_NAMESPACES:
             raise ValueError(f"route_namespace must be one of {ROUTE_NAMESPACES}")
         self._api = _Api(api_client)
+        # each routing type at the version the cluster serves (the table the sources use)
+        self._served = served or ServedVersions(api_client)
         self._namespace = namespace
         self._service = solver_service
         self._port = solver_port
         self._in_source = route_namespace == "source"
-        self._served = frozenset(namespaces)
+        self._serving = frozenset(namespaces)
         if path_type == "Exact":
             # One object routes every token of the order, so it needs a prefix match; an
             # Exact `/.well-known/acme-challenge/` would never match a token path.
             log.warning("http01 pathType Exact cannot route tokens; using Prefix")
             path_type = "Prefix"
         self._path_type = path_type
-        self._versions: dict[str, _Resource] = {}
-        self._lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
@@ -272,7 +271,7 @@ class KubeRoutingPublisher:
         `source` mode the namespaces it serves (all when not limited)."""
         if namespace == self._namespace:
             return True
-        return self._in_source and (not self._served or namespace in self._served)
+        return self._in_source and (not self._serving or namespace in self._serving)
 
     def target_namespace(self, routing: HttpRouting) -> str:
         """The namespace `routing`'s route object goes to."""
@@ -303,21 +302,19 @@ class KubeRoutingPublisher:
                     created.append(self._create(SERVICE, target, name, labels, order_id,
                                                 self._external_name_spec()))
                     backend = (target, name)
-                resource = INGRESS
                 spec = self._ingress_spec(routing, hosts, backend[1])
             elif kind in (SourceKind.ISTIO_GATEWAY, SourceKind.ISTIO_FILE_MOUNT):
-                resource = self._version("istio", VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1)
                 spec = self._virtual_service_spec(routing, hosts)
             elif kind is SourceKind.GATEWAY_API:
                 if target != self._namespace:  # the backendRef crosses into our namespace
-                    grant = self._version("grant", REFERENCE_GRANT, REFERENCE_GRANT_V1BETA1)
+                    grant = self._resource(REFERENCE_GRANTS)
                     created.append(self._create(grant, self._namespace, name, labels, order_id,
                                                 self._grant_spec(target)))
-                resource = HTTP_ROUTE
                 spec = self._http_route_spec(routing, hosts, target)
             else:  # pragma: no cover - every SourceKind is handled above
                 raise KubeError(f"no HTTP-01 routing for {kind.value}")
-            route = self._create(resource, target, name, labels, order_id, spec,
+            route = self._create(self._resource(_ROUTED_BY[kind]), target, name, labels, order_id,
+                                 spec,
                                  nginx=kind is SourceKind.INGRESS)
         except BaseException:
             self._remove_quietly(created)
@@ -419,20 +416,15 @@ class KubeRoutingPublisher:
             }],
         }
 
-    def _version(self, key: str, preferred: _Resource, fallback: _Resource) -> _Resource:
-        """`preferred` when its group/version is served (Istio >= 1.22's networking/v1,
-        Gateway API's ReferenceGrant v1), else `fallback`; asked once."""
-        with self._lock:
-            if key not in self._versions:
-                try:
-                    self._versions[key] = preferred if self._api.served(preferred) else fallback
-                except ApiException as e:
-                    if _status(e) != 404:
-                        raise _kube_error("discover", preferred, None, "", e) from e
-                    self._versions[key] = fallback
-                except (urllib3.exceptions.HTTPError, OSError) as e:
-                    raise _kube_error("discover", preferred, None, "", e) from e
-            return self._versions[key]
+    def _resource(self, resource: ApiResource) -> _Resource:
+        """`resource` at the version the cluster serves (Istio < 1.22: VirtualService v1beta1;
+        Gateway API 1.4: ReferenceGrant v1beta1)."""
+        # not served when first asked: ask again (a CRD installed since), once per order
+        version = self._served.version(resource) or self._served.version(resource, fresh=True)
+        if version is None:
+            raise KubeError(f"the cluster serves no known version of {resource.name} "
+                            f"({', '.join(resource.versions)}): no HTTP-01 routing possible")
+        return _at(resource, version)
 
     def _apply(self, r: _Resource, ns: str, name: str, body: KubeObject) -> KubeObject:
         """Create, or replace the object of that name (ours, from an earlier publish).
@@ -500,9 +492,13 @@ class KubeRoutingPublisher:
         searches: list[tuple[str | None, str]] = [(self._namespace, ours)]
         if self._in_source:
             mine = f"{ours},{CONTROLLER_LABEL}={self._namespace}"
-            searches += ([(ns, mine) for ns in sorted(self._served - {self._namespace})]
-                         if self._served else [(None, mine)])
-        for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE, SERVICE, REFERENCE_GRANT_V1BETA1):
+            searches += ([(ns, mine) for ns in sorted(self._serving - {self._namespace})]
+                         if self._serving else [(None, mine)])
+        for table in _TABLES:
+            version = self._served.version(table)
+            if version is None:
+                continue  # the kind is not served
+            r = _at(table, version)
             for scope, selector in searches:
                 try:
                     items = self._api.list(r, scope, selector)
