@@ -98,7 +98,7 @@ def _row(runtime: Runtime, book: RenewalBook, current: Survey, action: Action,
         next_at, why = "now", action.reason.message
         if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
             last_error = _last_warning(runtime, d.source)
-        failure = book.failure_state(d.secret, observed)
+        failure = book.failure_state(d.secret, observed, now, spec=d.spec)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
             d.secret, failure=failure, hold=book.check(action, observed, now)), now)
         if wait is not None:  # the same decision as both modes make before an order

@@ -55,11 +55,14 @@ class PassReport:
 
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None,
-             only: Collection[SecretRef] = ()) -> PassReport:
+             only: Collection[SecretRef] = (),
+             requested: datetime | None = None) -> PassReport:
     """Issue or renew everything due, one certificate after another, the most urgent first
     (core.renewal.urgency), and report. The same budget and backoff as the controller (kept on the
     cluster) decide whether an order may go.
-    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
+    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`);
+    `requested`: when they were asked for, so a backoff does not hold them (one attempt each,
+    core.renewal.backoff.for_attempt), a Secret that does not exist yet included."""
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
@@ -87,7 +90,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
         label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
         outcome = contained(d, "handling",
                             partial(_pass_one, deps, book, current, outages, action,
-                                    partial(_labelled, progress, label)),
+                                    partial(_labelled, progress, label), requested),
                             partial(internal_outcome, deps, action))
         outcomes.append(outcome)
         status = "ok" if outcome.ok else "FAILED"
@@ -107,7 +110,7 @@ def _labelled(progress: Progress, label: str, line: str) -> None:
 
 
 def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
-              action: Action, progress: Progress) -> Outcome:
+              action: Action, progress: Progress, requested: datetime | None = None) -> Outcome:
     """One certificate of `run_pass`."""
     d = action.desired
     observed = current.observed.get(d.secret)
@@ -115,19 +118,21 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages)
+        return ordered(deps, book, action, observed, outages, requested)
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
-            observed: ObservedSecret | None, outages: PassOutages | None = None) -> Outcome:
+            observed: ObservedSecret | None, outages: PassOutages | None = None,
+            requested: datetime | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
     outages), the order, and core.renewal.after_order's follow-up in the records."""
     ref = action.desired.secret
     now = deps.clock()
     blocked = outages.blocked(action) if outages is not None else None
     facts = lifecycle.OrderFacts(
-        ref, failure=book.failure_state(ref, observed, now),
+        ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
+                                        requested=requested),
         hold=book.check(action, observed, now),
         down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
     wait = lifecycle.why_wait(facts, now)
