@@ -17,7 +17,7 @@ from certbotk8s.adapters.http01.responder import Http01Responder
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
 from certbotk8s.adapters.kube.lease import active_holder
 from certbotk8s.adapters.kube.tokens import KubeTokenStore
-from certbotk8s.app.commands import completion, detail, force, output
+from certbotk8s.app.commands import completion, detail, force, output, plan_view
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
 from certbotk8s.app.oneshot.pass_metrics import pass_summary, push_pass
@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="how long to wait for the controller's new certificate")
     revoke.add_argument("--lease-name", default="certbotk8s-leader",
                         help="the controller's Lease (default certbotk8s-leader)")
-    command("plan", "show what a pass would do, changing nothing")
+    plan_cmd = command("plan", "show what a pass would do, changing nothing")
+    plan_cmd.add_argument("-o", "--output", choices=("table", *output.FORMATS), default="table",
+                          help="lines (default), or json/yaml for machines")
     st = command("status", "table of managed certificates; status NAMESPACE/SECRET: one in "
                            "detail")
     st.add_argument("target", nargs="?", type=_target, metavar="NAMESPACE/SECRET",
@@ -392,19 +394,11 @@ def _revoke(config: Config, args: argparse.Namespace) -> int:
 def _plan(config: Config, args: argparse.Namespace) -> int:
     runtime = build_runtime(config, _api_client(args))
     current = survey(runtime.deps, args.namespace)
-    for problem in current.discovery.problems:
-        print(printable(f"refuse   {problem.source}: {problem.reason}: {problem.message}"))
-    for action in current.actions:
-        d = action.desired
-        when = ""
-        if action.next_renewal is not None:
-            when = f" (next renewal {action.next_renewal.strftime('%Y-%m-%d %H:%M UTC')})"
-        note = current.ari_problems.get(d.secret)
-        print(printable(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
-                        f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}"
-                        + (f"; note: {note}" if note else "")))
-    if current.missing_apis:
-        print(f"note: the cluster does not serve {', '.join(current.missing_apis)}")
+    if args.output == "table":
+        for line in plan_view.lines(current):
+            print(line)
+    else:
+        print(output.render(plan_view.machine(current), args.output))
     return EXIT_OK
 
 

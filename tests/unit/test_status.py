@@ -1,6 +1,5 @@
-"""`certbotk8s status` over fakes: a due certificate that waits shows core.renewal.lifecycle's
-reason
-(WAIT column, `wait` in `-o json`) and when it may be ordered."""
+"""`certbotk8s status` and `plan -o` over fakes: a due certificate that waits shows
+core.renewal.lifecycle's reason and when it may be ordered; machine output and the detail view."""
 
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ import yaml
 
 from certbotk8s.adapters.kube.events import EventRow
 from certbotk8s.app.budget import RenewalBook
-from certbotk8s.app.commands import detail, output, status
-from certbotk8s.app.orders import PassDeps
+from certbotk8s.app.commands import detail, output, plan_view, status
+from certbotk8s.app.orders import PassDeps, survey
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.renewal.backoff import FailureState
 from certbotk8s.core.state import secret_meta
@@ -118,3 +117,16 @@ def test_the_detail_view_says_wanted_held_failure_and_events() -> None:
         output.render(found, "yaml"))
     text = detail.render_text(found)
     assert "wanted:\n  source: Ingress/shop/web" in text and "IssuanceFailed" in text
+
+
+def test_plan_for_machines_names_the_action_and_its_reason_code() -> None:
+    deps = _deps()
+    doc = plan_view.machine(survey(deps))
+    actions: Any = doc["actions"]
+    (action,) = actions
+    assert action == {"action": "issue", "secret": "shop/web-tls", "source": "Ingress/shop/web",
+                      "hosts": ["shop.example.com"], "reason": "SecretMissing",
+                      "why": "Secret shop/web-tls does not exist", "next_renewal": None,
+                      "ari_note": None}
+    assert doc["refused"] == [] and doc["missing_apis"] == []
+    assert plan_view.lines(survey(deps))[0].startswith("issue    shop/web-tls <- Ingress/shop/web")
