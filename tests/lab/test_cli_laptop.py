@@ -1,12 +1,12 @@
 """The CLI as a user runs it from a laptop, against the lab's API server and Pebble: only a
 kubeconfig and `--context` (the config read from the controller's ConfigMap), `-o json` parsed,
-the detail view, and `renew` of a Secret whose first issuance failed and is backing off."""
+the detail view, `renew` of a Secret whose first issuance failed and is backing off, and `renew`
+beside a running controller that holds the HTTP-01 port (as inside its pod)."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,8 +22,10 @@ from kubernetes.client.exceptions import ApiException
 from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
+from .controllers import free_port
 from .records_view import record_of
 from .test_e2e_renew import _ingress, assert_certificate
+from .test_namespaced import NamespacedController
 
 pytestmark = pytest.mark.lab
 
@@ -112,12 +114,6 @@ def test_the_cli_works_with_only_a_kubeconfig_and_a_context(
     assert missing.returncode == 1 and "no source wants Secret" in missing.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_renew_orders_a_secret_never_issued_while_it_backs_off(
     lab: Lab, admin_api: ApiClient, namespace: str, laptop: dict[str, str], tmp_path: Path
 ) -> None:
@@ -126,7 +122,7 @@ def test_renew_orders_a_secret_never_issued_while_it_backs_off(
              {"tls": [{"hosts": [host], "secretName": "retry-tls"}]})
     # A first issuance that fails at the CA: tokens served where Pebble does not look.
     config = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
-    config["solver"]["http01"].update(port=_free_port(), selfCheck=False)
+    config["solver"]["http01"].update(port=free_port(), selfCheck=False)
     deaf = tmp_path / "deaf.yaml"
     deaf.write_text(yaml.safe_dump(config))
     env = dict(laptop, KUBECONFIG=lab["KUBECONFIG"])
@@ -145,3 +141,31 @@ def test_renew_orders_a_secret_never_issued_while_it_backs_off(
     assert f"{namespace}/retry-tls: renewed" in run.stdout
     assert_certificate(lab, admin_api, namespace, "retry-tls", [host])
     assert secret_meta.FAILURES not in record_of(admin_api, namespace, "retry-tls")
+
+
+def test_renew_beside_a_controller_that_holds_the_http01_port(
+    lab: Lab, admin_api: ApiClient, controller_api: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """Inside the controller's pod the command cannot bind the HTTP-01 port (it crashed with an
+    AttributeError there): it orders through the shared token store, which the controller's
+    responder answers. The controller watches another namespace, so it never orders this
+    Secret itself."""
+    host = lab.host("inpod")
+    _ingress(admin_api, namespace, "inpod",
+             {"tls": [{"hosts": [host], "secretName": "inpod-tls"}]})
+    config = Path(lab["CERTBOTK8S_CONFIG"])
+    ctl = NamespacedController(Path(lab["CONTROLLER_KUBECONFIG"]), ["somewhere-else"], lab,
+                               config, free_port(), f"test-{uuid.uuid4().hex[:8]}", "inpod",
+                               tmp_path).start()
+    try:
+        ctl.wait_leading()
+        env = dict(os.environ, KUBECONFIG=lab["CONTROLLER_KUBECONFIG"],
+                   CERTBOTK8S_CONFIG=str(config))
+        run = _cli("renew", f"{namespace}/inpod-tls", "--lease-name", ctl.lease, env=env)
+    finally:
+        ctl.stop()
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.stderr
+    assert "is taken" in run.stderr and "the controller's replicas answer" in run.stderr
+    assert f"{namespace}/inpod-tls: renewed" in run.stdout
+    assert_certificate(lab, admin_api, namespace, "inpod-tls", [host])
