@@ -108,8 +108,8 @@ def test_the_detail_view_says_wanted_held_failure_and_events() -> None:
         "profile": None, "renew_before_seconds": None}
     assert found["held"] == {"exists": False}
     assert found["last_failure"] == {"failures": 1, "at": "2025-02-01T00:00:00Z",
-                                     "message": "challenge failed",
-                                     "next_attempt": "2025-02-01T00:01:00Z"}
+                                     "message": "challenge failed"}
+    assert found["next_attempt"] == "2025-02-01T00:01:00Z" and found["state"] == "waiting"
     assert found["events"] == [{"type": "Warning", "reason": "IssuanceFailed",
                                 "message": "challenge failed", "time": "2025-02-01T00:00:00Z"}]
     assert seen == ["Ingress/shop/web"]

@@ -114,8 +114,10 @@ def _failure(record: Mapping[str, str]) -> Detail | None:
     state = secret_meta.parse_failures(record)
     if state.failures == 0:
         return None
+    # (the next attempt that applies is the top-level `next_attempt`: a changed spec or a
+    # renewal request lifts this backoff, core.renewal.backoff.for_attempt)
     return {"failures": state.failures, "at": _t(state.failed_at),
-            "message": state.last_error or None, "next_attempt": _t(state.next_attempt)}
+            "message": state.last_error or None}
 
 
 def _events(lister: EventLister, source: ObjectRef) -> list[Detail]:
