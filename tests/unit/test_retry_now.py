@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 
+from certbotk8s.app.commands import force
 from certbotk8s.app.oneshot import run as oneshot_run
 from certbotk8s.app.oneshot.pass_outages import PassOutages
 from certbotk8s.app.oneshot.run import run_pass
@@ -104,3 +105,21 @@ def test_a_requested_attempt_that_fails_again_backs_off_again() -> None:
     again = run_pass(controller.deps, ["team-a"], only=[REF], requested=asked)
     assert len(world.acme.orders) == 4  # that request was answered; the backoff holds again
     assert "backing off" in again.outcomes[0].message
+
+
+def test_the_controller_answers_a_renewal_request_during_a_backoff_once() -> None:
+    world, controller = _failing_world(0)
+    controller.settle()
+    assert world.cluster.serial(REF) is not None  # issued at the second try (healed)
+    world.acme.fail(HOST, ChallengeFailed(HOST, "http-01", Problem("urn:x:unauthorized")))
+    orders = len(world.acme.orders)
+    for _ in range(2):  # each request: one attempt at once, then the backoff holds again
+        world.clock.advance(timedelta(seconds=5))
+        force.request_renewal(world.cluster, REF, world.clock())
+        world.clock.advance(timedelta(seconds=1))
+        controller.settle()
+        orders += 1
+        assert len(world.acme.orders) == orders
+        controller.settle()
+        assert len(world.acme.orders) == orders
+    assert controller.records.get(REF)[secret_meta.FAILURES] == "2"
