@@ -130,3 +130,14 @@ def test_plan_for_machines_names_the_action_and_its_reason_code() -> None:
                       "ari_note": None}
     assert doc["refused"] == [] and doc["missing_apis"] == []
     assert plan_view.lines(survey(deps))[0].startswith("issue    shop/web-tls <- Ingress/shop/web")
+
+
+def test_a_host_not_allowed_row_names_the_config_key_that_fixes_it() -> None:
+    web = ingress("web", "shop", tls=[tls_entry("web-tls", "shop.example.com")])
+    deps = hostile.pass_deps(make_config(tenants={"hostPatterns": {}}), [web], [], NOW)
+    deps.ledger = FakeLedger()
+    with mock.patch.object(status, "_last_warning", lambda runtime, source: ""):
+        rows = status.collect(SimpleNamespace(deps=deps), [])  # type: ignore[arg-type]
+    (row,) = [r for r in rows if r.why == "HostNotAllowed"]
+    assert "tenants.hostPatterns.shop" in row.last_error
+    assert "tenants.allowAnyHost: true" in row.last_error

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.acme.network import RequestObserver
 from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
 from certbotk8s.adapters.kube.configmaps import ConfigMapText, read_config_map
@@ -24,7 +23,7 @@ from certbotk8s.adapters.kube.sources import (
 )
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.event_queue import QueuedEventRecorder
-from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.issuers import IssuerObserver, IssuerRegistry
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
 from certbotk8s.app.solvers import SolverFactory
@@ -83,7 +82,7 @@ class Runtime:
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
-                  observer: RequestObserver | None = None,
+                  observer: IssuerObserver | None = None,
                   account_metric: AccountMetric | None = None,
                   queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None,
                   write_behind: bool = False) -> Runtime:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from certbotk8s.core.config import shape
 from certbotk8s.core.sources.names import is_dns1123_label, is_dns1123_subdomain
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
 TSIG_ALGORITHMS = frozenset(
     {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
 )
-DNS_PROVIDER_TYPES = frozenset({"rfc2136", "lexicon", "webhook", "exec"})
-_COMMON_FIELDS = frozenset({"type", "zones", "namespaces", "followCname", "resolver",
-                            "nameserverPort", "ttl"})
+DNS_PROVIDER_TYPES = frozenset(shape.DNS_PROVIDER.by_type)
+_COMMON_FIELDS = shape.keys(shape.DNS_PROVIDER.common)
 _LEXICON_PROVIDER = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _LEXICON_OPTION = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
@@ -160,12 +160,8 @@ def parse_dns_providers(p: _Parser, value: object, namespace: str
     return result
 
 
-_TYPE_FIELDS = {
-    "rfc2136": frozenset({"server", "tsig", "timeout"}),
-    "lexicon": frozenset({"provider", "options", "credentials"}),
-    "webhook": frozenset({"url", "tokenSecretRef", "timeout", "retries"}),
-    "exec": frozenset({"command", "timeout"}),
-}
+_TYPE_FIELDS = {kind: shape.keys(fields) for kind, fields in shape.DNS_PROVIDER.by_type.items()}
+_TSIG = shape.section(shape.DNS_PROVIDER.by_type["rfc2136"], "tsig")
 
 
 def _refs(settings: ProviderSettings | None) -> tuple[SecretKeyRef, ...]:
@@ -199,7 +195,7 @@ def _namespaces(p: _Parser, m: dict[str, object], path: str) -> tuple[str, ...] 
 
 
 def _secret_ref(p: _Parser, value: object, path: str, namespace: str) -> SecretKeyRef:
-    ref = p.mapping(value, path, frozenset({"namespace", "name", "key"}))
+    ref = p.mapping(value, path, shape.keys(shape.SECRET_KEY_REF))
     if not ref:
         p.error(path, "must name a Secret: {name: ..., key: ...}")
     return SecretKeyRef(
@@ -221,7 +217,7 @@ def _rfc2136(p: _Parser, m: dict[str, object], path: str, namespace: str) -> Rfc
     tsig_path = f"{path}.tsig"
     if "tsig" not in m:
         p.error(tsig_path, "is required")
-    tsig = p.mapping(m.get("tsig"), tsig_path, frozenset({"keyName", "algorithm", "secretRef"}))
+    tsig = p.mapping(m.get("tsig"), tsig_path, shape.keys(_TSIG))
     key_name = p.string(tsig, "keyName", tsig_path, required=True) or ""
     algorithm = (p.string(tsig, "algorithm", tsig_path) or "hmac-sha256").lower()
     if algorithm not in TSIG_ALGORITHMS:

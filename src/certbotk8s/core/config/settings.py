@@ -34,8 +34,9 @@ Example::
     istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: [],
             gatewayNamespaces: []}  # further namespaces certbotk8s.io/gateway-namespace may name
     tenants:
-      hostPatterns:            # namespace -> the hosts it may ask for; absent: no pattern check
+      hostPatterns:            # namespace -> the hosts it may ask for
         team-a: ["*.a.example.com", "a.example.org"]
+      # allowAnyHost: true     # instead of hostPatterns: any namespace may ask for any host
       shareHosts: false        # true: a host held in one namespace may be asked for by another
       maxHostsPerCertificate: 100
       claimGraceSeconds: 3600  # a claim outlives its source this long (re-created in time: kept)
@@ -64,6 +65,7 @@ import yaml
 
 from certbotk8s.core.budget.ratelimit import Limits
 from certbotk8s.core.config import dns_providers as config_dns
+from certbotk8s.core.config import shape
 from certbotk8s.core.config.dns_providers import DnsProviderConfig, parse_dns_providers
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
@@ -84,7 +86,7 @@ KNOWN_PROFILES = frozenset({"classic", "tlsserver", "shortlived"})
 TSIG_ALGORITHMS = config_dns.TSIG_ALGORITHMS
 DNS_PROVIDER_TYPES = config_dns.DNS_PROVIDER_TYPES
 SecretKeyRef = config_dns.SecretKeyRef
-PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
+PATH_TYPES = shape.PATH_TYPES
 UNLIMITED = 10**9  # a rate limit set to 0 in the file
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 # RFC 2606 example domains: Let's Encrypt refuses them as account contacts at the first order.
@@ -154,8 +156,10 @@ MAX_HOSTS_PER_CERTIFICATE = 100  # Let's Encrypt's limit on identifiers per orde
 class TenantsConfig:
     """Who may ask for which host (see core.sources.ownership).
 
-    `host_patterns` None: any namespace may ask for any host (no pattern check); a mapping:
-    a namespace may ask only for hosts matching its patterns (a namespace not listed: none).
+    `host_patterns` None: any namespace may ask for any host (no pattern check; the file says
+    `allowAnyHost: true`, or leaves out both keys as before that key existed); a mapping: a
+    namespace may ask only for hosts matching its patterns (a namespace not listed: none).
+    First-claimant protection applies either way.
     `share_hosts` False: a host held by a certificate in one namespace is refused for others.
     `claim_grace`: how long a claim outlives its source (a source re-created within it keeps
     its hosts; after it, another namespace may have them).
@@ -387,24 +391,7 @@ class _Parser:
     # -- sections ---------------------------------------------------------------------------
 
     def config(self, data: object) -> Config:
-        top = self.mapping(
-            data,
-            "<root>",
-            frozenset(
-                {
-                    "issuers",
-                    "defaultIssuer",
-                    "dnsProviders",
-                    "defaultDnsProvider",
-                    "controllerNamespace",
-                    "istio",
-                    "defaultCertificate",
-                    "solver",
-                    "renewal",
-                    "tenants",
-                }
-            ),
-        )
+        top = self.mapping(data, "<root>", shape.keys(shape.CONFIG))
         namespace = self.string(top, "controllerNamespace", "") or self.default_namespace
         if not is_dns1123_label(namespace):
             self.error("controllerNamespace", f"{namespace!r} is not a valid namespace name")
@@ -462,8 +449,7 @@ class _Parser:
         if not entries and isinstance(value, dict):
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
-        allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles",
-                             "rateLimits", "defaultProfile", "namespaces"})
+        allowed = shape.keys(shape.ISSUER)
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -514,7 +500,7 @@ class _Parser:
                   "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
         shares = {"namespaceOrderShare": "namespace_share_percent",
                   "namespaceDomainShare": "namespace_domain_share_percent"}
-        m = self.mapping(value, path, frozenset({*fields, *shares}))
+        m = self.mapping(value, path, shape.keys(shape.section(shape.ISSUER, "rateLimits")))
         numbers: dict[str, int] = {}
         for key, attribute in shares.items():
             share = m.get(key)
@@ -538,14 +524,14 @@ class _Parser:
     def eab(self, value: object, path: str, namespace: str) -> EabConfig | None:
         if value is None:
             return None
-        m = self.mapping(value, path, frozenset({"secretRef"}))
+        eab_shape = shape.section(shape.ISSUER, "eab")
+        m = self.mapping(value, path, shape.keys(eab_shape))
         if "secretRef" not in m:
             self.error(f"{path}.secretRef", "is required (EAB keys are read from a Secret)")
             return None
         ref_path = f"{path}.secretRef"
-        ref = self.mapping(
-            m["secretRef"], ref_path, frozenset({"namespace", "name", "keyIdKey", "hmacKey"})
-        )
+        ref = self.mapping(m["secretRef"], ref_path,
+                           shape.keys(shape.section(eab_shape, "secretRef")))
         return EabConfig(
             namespace=self.secret_namespace(ref, ref_path, namespace),
             name=self.secret_name(ref, ref_path),
@@ -576,8 +562,7 @@ class _Parser:
 
     def istio(self, value: object) -> IstioConfig:
         path = "istio"
-        m = self.mapping(value, path, frozenset(
-            {"gatewayNamespace", "allowedSourceNamespaces", "gatewayNamespaces"}))
+        m = self.mapping(value, path, shape.keys(shape.ISTIO))
         gateway_ns = self.string(m, "gatewayNamespace", path) or DEFAULT_ISTIO_GATEWAY_NAMESPACE
         if not is_dns1123_label(gateway_ns):
             self.error(f"{path}.gatewayNamespace", f"{gateway_ns!r} is not a valid namespace name")
@@ -612,11 +597,17 @@ class _Parser:
 
     def tenants(self, value: object) -> TenantsConfig:
         path = "tenants"
-        m = self.mapping(value, path, frozenset(
-            {"hostPatterns", "shareHosts", "maxHostsPerCertificate", "claimGraceSeconds",
-             "allowedSpecialUseSuffixes"}))
+        m = self.mapping(value, path, shape.keys(shape.TENANTS))
         patterns: dict[str, tuple[str, ...]] | None = None
-        if "hostPatterns" in m:
+        allow_any = m.get("allowAnyHost")
+        if allow_any is not None and not isinstance(allow_any, bool):
+            self.error(f"{path}.allowAnyHost", f"must be true or false, got {allow_any!r}")
+        elif allow_any and m.get("hostPatterns"):  # an empty `{}` beside it is no conflict
+            self.error(f"{path}.allowAnyHost",
+                       "true allows every host: remove hostPatterns, or set this to false")
+        elif allow_any is False and m.get("hostPatterns") is None:
+            patterns = {}  # said no to any host and listed none: nobody may ask for a host
+        if "hostPatterns" in m and not allow_any:
             patterns = {}
             table = self.mapping(m["hostPatterns"], f"{path}.hostPatterns", None)
             for namespace in table:
@@ -654,24 +645,8 @@ class _Parser:
         return tuple(sorted(set(names)))
 
     def solver(self, value: object) -> SolverConfig:
-        m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))
-        h = self.mapping(
-            m.get("http01"),
-            "solver.http01",
-            frozenset(
-                {
-                    "pathType",
-                    "selfCheck",
-                    "port",
-                    "listenAddress",
-                    "solverService",
-                    "solverServicePort",
-                    "selfCheckPort",
-                    "selfCheckResolver",
-                    "selfCheckNetworks",
-                }
-            ),
-        )
+        m = self.mapping(value, "solver", shape.keys(shape.SOLVER))
+        h = self.mapping(m.get("http01"), "solver.http01", shape.keys(shape.HTTP01))
         path_type = self.string(h, "pathType", "solver.http01") or "ImplementationSpecific"
         if path_type not in PATH_TYPES:
             known = ", ".join(sorted(PATH_TYPES))
@@ -691,9 +666,7 @@ class _Parser:
             self_check_resolver=_hostport(resolver_host, resolver_port),
             self_check_networks=self.networks(h, "selfCheckNetworks", "solver.http01"),
         )
-        d = self.mapping(
-            m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
-        )
+        d = self.mapping(m.get("dns01"), "solver.dns01", shape.keys(shape.DNS01))
         defaults = Dns01Config()
         dns01 = Dns01Config(
             propagation_timeout=self.seconds(
@@ -704,7 +677,7 @@ class _Parser:
         return SolverConfig(http01=http01, dns01=dns01)
 
     def renewal(self, value: object) -> RenewalConfig:
-        m = self.mapping(value, "renewal", frozenset({"renewBefore", "keyType"}))
+        m = self.mapping(value, "renewal", shape.keys(shape.RENEWAL))
         renew_before: timedelta | None = None
         text = self.string(m, "renewBefore", "renewal")
         if text is not None:
@@ -726,13 +699,7 @@ class _Parser:
         if value is None:
             return None
         path = "defaultCertificate"
-        m = self.mapping(
-            value,
-            path,
-            frozenset(
-                {"hosts", "secret", "issuer", "challenge", "dnsProvider", "keyType", "profile"}
-            ),
-        )
+        m = self.mapping(value, path, shape.keys(shape.DEFAULT_CERTIFICATE))
         raw_hosts = self.string_list(m, "hosts", path)
         if not raw_hosts and isinstance(m.get("hosts"), list | None):
             self.error(f"{path}.hosts", "at least one host is required")
@@ -745,7 +712,8 @@ class _Parser:
         if "secret" not in m:
             self.error(f"{path}.secret", "is required")
         secret_path = f"{path}.secret"
-        s = self.mapping(m.get("secret"), secret_path, frozenset({"namespace", "name"}))
+        s = self.mapping(m.get("secret"), secret_path,
+                         shape.keys(shape.section(shape.DEFAULT_CERTIFICATE, "secret")))
         secret_ns = self.string(s, "namespace", secret_path, required="secret" in m) or ""
         if secret_ns and not is_dns1123_label(secret_ns):
             self.error(f"{secret_path}.namespace", f"{secret_ns!r} is not a valid namespace name")
