@@ -1,10 +1,12 @@
 """The controller's configuration as installed: its ConfigMap, for the CLI run from a laptop.
 
-The kustomize manifests generate `certbotk8s-config-<hash>`, the chart `<release>-certbotk8s-config`
-(or `certbotk8s-config`); both carry the label `app.kubernetes.io/name: certbotk8s` and the key
-`config.yaml`. Contract: a named ConfigMap that is not found is `None`; unnamed, the newest
-labelled one holding `config.yaml` (kustomize leaves older generations behind), `None` when there
-is none. Other failures (403, unreachable) raise `KubeError`.
+The kustomize manifests generate `certbotk8s-config-<hash>`, the chart
+`<release>-certbotk8s-config` (`<release>-config` when the release name contains `certbotk8s`);
+both carry the label `app.kubernetes.io/name: certbotk8s` and the key `config.yaml`.
+
+Contract: a named ConfigMap that is not found is `None`; unnamed, the newest labelled one holding
+`config.yaml` (kustomize leaves older generations behind), `None` when there is none. Other
+failures (403, unreachable) raise `KubeError`.
 """
 
 from __future__ import annotations
