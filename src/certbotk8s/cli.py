@@ -14,19 +14,16 @@ from datetime import timedelta
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
-from certbotk8s.adapters.http01.responder import Http01Responder
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
-from certbotk8s.adapters.kube.lease import LEADER_LEASE, active_holder
-from certbotk8s.adapters.kube.tokens import KubeTokenStore
-from certbotk8s.app.commands import completion, detail, force, output, plan_view
+from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.app.commands import completion, detail, force, output, plan_view, renew_now
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
 from certbotk8s.app.oneshot.pass_metrics import pass_summary, push_pass
-from certbotk8s.app.oneshot.run import PassReport, run_pass
+from certbotk8s.app.oneshot.run import run_pass
 from certbotk8s.app.orders import survey
 from certbotk8s.app.runtime import (
     DEFAULT_CONTROLLER_NAMESPACE,
-    Runtime,
     build_runtime,
     config_from_cluster,
     config_in_cluster,
@@ -275,38 +272,6 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
-def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
-                   run: Callable[[Runtime], PassReport],
-                   controller_answers: bool = False) -> PassReport | None:
-    """Run `run` with this process answering HTTP-01 (tokens shared when asked); None when the
-    HTTP-01 port cannot be bound (the error is printed). `controller_answers`: a controller
-    holds the Lease and its replicas answer from the shared tokens, so a taken port (this
-    command run inside the controller's pod) is no obstacle."""
-    shared: KubeTokenStore | None = None
-    if shared_tokens:
-        shared = KubeTokenStore(api, config.controller_namespace)
-        shared.start()
-    try:
-        runtime = build_runtime(config, api, tokens=shared)
-        http01 = config.solver.http01
-        try:
-            responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
-        except OSError as e:
-            where = f"{http01.listen_address}:{http01.port}"
-            if shared is not None and controller_answers:
-                print(f"certbotk8s: HTTP-01 port {where} is taken ({e.strerror}; inside the "
-                      "controller's pod?): the controller's replicas answer the challenges "
-                      "from the shared token store", file=sys.stderr, flush=True)
-                return run(runtime)
-            print(f"certbotk8s: cannot serve HTTP-01 on {where}: {e.strerror}", file=sys.stderr)
-            return None
-        with responder:
-            return run(runtime)
-    finally:
-        if shared is not None:
-            shared.stop()
-
-
 def _api_client(args: argparse.Namespace) -> ApiClient:
     """The API client of a one-shot command (one per run); refused at once (one line, exit 1)
     when the API server cannot reach etcd, instead of every request waiting out its timeout."""
@@ -318,14 +283,10 @@ def _api_client(args: argparse.Namespace) -> ApiClient:
     return api
 
 
-def _progress(line: str) -> None:
-    print(printable(line), flush=True)  # lines carry tenant-chosen names: no terminal escapes
-
-
 def _renew(config: Config, args: argparse.Namespace) -> int:
     api = _api_client(args)
-    report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
-        runtime.deps, args.namespace, progress=_progress, workers=args.workers,
+    report = renew_now.serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
+        runtime.deps, args.namespace, progress=renew_now.progress, workers=args.workers,
         stop_after=timedelta(seconds=args.stop_after)))
     if report is None:
         return EXIT_FAILED
@@ -341,42 +302,9 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
 
 
 def _renew_targets(config: Config, args: argparse.Namespace, targets: list[SecretRef]) -> int:
-    api = _api_client(args)
-    runtime = build_runtime(config, api)
-    failed = 0
-    now = force.now_utc()
-    # A Secret never issued (missing: nothing to annotate) is ordered here, whatever its backoff.
-    existing = [ref for ref in targets if force.existing_secret(runtime.deps.secrets, ref)]
-    never = [ref for ref in targets if ref not in existing]
-    asked = {ref: force.request_renewal(runtime.deps.secrets, ref, now) for ref in existing}
-    holder = active_holder(api, config.controller_namespace, args.lease_name, force.now_utc())
-    pending = list(targets)
-    for ref in never:
-        print(f"{ref}: no such Secret yet (never issued); ordering it here", flush=True)
-    if holder is not None and existing:
-        print(f"asked the controller ({holder} holds Lease {args.lease_name}) to renew "
-              f"{', '.join(map(str, existing))}", flush=True)
-        pending = list(never)
-        for ref in existing:
-            if force.wait_for_renewal(runtime.deps.secrets, ref, asked[ref], args.timeout):
-                print(f"{ref}: renewed by the controller", flush=True)
-            else:
-                print(f"{ref}: the controller did not renew it within {args.timeout:g} s; "
-                      "renewing here", flush=True)
-                pending.append(ref)
-    if pending:
-        namespaces = sorted({r.namespace for r in pending})
-        report = _serve_and_run(config, api, args.shared_tokens or holder is not None,
-                                lambda rt: run_pass(rt.deps, namespaces, progress=_progress,
-                                                    only=pending, requested=now),
-                                controller_answers=holder is not None)
-        if report is None:
-            return EXIT_FAILED
-        for ref in pending:
-            ok, message = force.describe(report, ref)
-            print(printable(f"{ref}: {'renewed' if ok else 'FAILED'}: {message}"), flush=True)
-            failed += 0 if ok else 1
-    return EXIT_FAILED if failed else EXIT_OK
+    done = renew_now.renew_targets(config, _api_client(args), targets, lease_name=args.lease_name,
+                                   timeout=args.timeout, shared_tokens=args.shared_tokens)
+    return EXIT_OK if done else EXIT_FAILED
 
 
 def _revoke(config: Config, args: argparse.Namespace) -> int:

@@ -8,14 +8,16 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from kubernetes.client import ApiClient
 
 from certbotk8s import cli
 from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.adapters.kube.configmaps import ConfigMapText
 from certbotk8s.app import runtime
+from certbotk8s.app.commands import renew_now
 from certbotk8s.core.config.settings import ConfigError
 
 CONFIG_TEXT = "issuers:\n  le:\n    directory: https://acme.example/dir\n"
@@ -114,9 +116,9 @@ def taken_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        monkeypatch.setattr(cli, "KubeTokenStore", _SharedTokens)
-        monkeypatch.setattr(cli, "build_runtime", lambda config, api, tokens=None: SimpleNamespace(
-            tokens=tokens or MemoryTokenStore()))
+        monkeypatch.setattr(renew_now, "KubeTokenStore", _SharedTokens)
+        monkeypatch.setattr(renew_now, "build_runtime", lambda config, api, tokens=None:
+                            SimpleNamespace(tokens=tokens or MemoryTokenStore()))
         yield SimpleNamespace(solver=SimpleNamespace(http01=SimpleNamespace(
             listen_address="127.0.0.1", port=port)), controller_namespace="certbotk8s")
 
@@ -125,8 +127,9 @@ def test_renew_inside_the_controller_pod_orders_with_the_controllers_responder(
     taken_port: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ran: list[object] = []
-    report = cli._serve_and_run(taken_port, object(), True, ran.append,  # type: ignore[arg-type]
-                                controller_answers=True)
+    run: Any = ran.append
+    report = renew_now.serve_and_run(taken_port, cast(ApiClient, object()), True, run,
+                                     controller_answers=True)
     assert len(ran) == 1 and report is None  # `run` ran (it returns what ran.append returns)
     assert "the controller's replicas answer the challenges" in capsys.readouterr().err
 
@@ -135,7 +138,8 @@ def test_renew_with_the_port_taken_and_no_controller_is_one_line(
     taken_port: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ran: list[object] = []
-    assert cli._serve_and_run(taken_port, object(), False, ran.append) is None  # type: ignore[arg-type]
+    run: Any = ran.append
+    assert renew_now.serve_and_run(taken_port, cast(ApiClient, object()), False, run) is None
     assert not ran
     err = capsys.readouterr().err
     assert err.startswith("certbotk8s: cannot serve HTTP-01 on 127.0.0.1:") and err.count("\n") == 1

@@ -13,6 +13,7 @@ from kubernetes.client import ApiClient
 from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
 from certbotk8s.adapters.kube.configmaps import ConfigMapText, read_config_map
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.adapters.kube.ledger import KubeLedger
 from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.adapters.kube.sources import (
@@ -79,6 +80,7 @@ class Runtime:
     tokens: TokenStore
     routing: KubeRoutingPublisher
     event_queue: QueuedEventRecorder | None = None  # started; `close` it when done
+    served: ServedVersions | None = None  # the source table's versions, as this cluster serves
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
@@ -93,9 +95,10 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
+    served = ServedVersions(api)  # which version of each type: asked once, for both below
     routing = KubeRoutingPublisher(
         api, config.controller_namespace, solver_service=http01.solver_service,
-        solver_port=http01.solver_service_port, path_type=http01.path_type,
+        solver_port=http01.solver_service_port, path_type=http01.path_type, served=served,
     )
     events: EventRecorder = KubeEventRecorder(
         api, instance=os.environ.get("POD_NAME", socket.gethostname()))
@@ -103,7 +106,7 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
     events = queue or events
     deps = PassDeps(
         config=config,
-        sources=KubeSourceReader(api),
+        sources=KubeSourceReader(api, served),
         secrets=secrets,
         events=events,
         issuers=IssuerRegistry(
@@ -114,4 +117,4 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         records=Records(KubeRecordStore(api, config.controller_namespace),
                         write_behind=write_behind),
     )
-    return Runtime(config, api, deps, tokens, routing, queue)
+    return Runtime(config, api, deps, tokens, routing, queue, served)

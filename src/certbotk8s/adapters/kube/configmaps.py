@@ -17,10 +17,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, JsonDict, Op, list_all, request
+from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, JsonDict, Op, request
+from certbotk8s.adapters.kube.watch import WatchedResource, list_core
 
 CONFIG_KEY = "config.yaml"
 NAME_LABEL = "app.kubernetes.io/name=certbotk8s"
+CONFIG_MAPS = WatchedResource("configmaps", "/api/v1/configmaps", "v1", "ConfigMap")
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,7 @@ def read_config_map(api_client: ApiClient, namespace: str, name: str | None
                             _request_timeout=REQUEST_TIMEOUT))
         items = [found] if found is not None else []
     else:
-        items = list_all(Op("list", "configmaps", namespace),
-                         lambda token: core.list_namespaced_config_map(
-                             namespace, label_selector=NAME_LABEL, _continue=token,
-                             _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-                         "v1", "ConfigMap") or []
+        items = list_core(CONFIG_MAPS, api_client, namespace, label_selector=NAME_LABEL)
     usable = [i for i in items if isinstance(_text(i), str)]
     if not usable:
         return None

@@ -21,13 +21,12 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    PAGE_SIZE,
     REQUEST_TIMEOUT,
     JsonDict,
     Op,
-    list_all,
     request,
 )
+from certbotk8s.adapters.kube.watch import SECRETS, list_core
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -94,6 +93,7 @@ class _SecretApi:
     """Raw Secret operations shared by the TLS store and the account store."""
 
     def __init__(self, api_client: ApiClient, field_manager: str) -> None:
+        self._api = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self._field_manager = field_manager
 
@@ -176,25 +176,8 @@ class _SecretApi:
 
     def list(self, label_selector: str, field_selector: str,
              namespace: str | None = None) -> list[JsonDict]:
-        op = Op("list", "secrets", namespace)
-        core = self._core
-        items = list_all(
-            op,
-            lambda token: (core.list_namespaced_secret(namespace, label_selector=label_selector,
-                                                       field_selector=field_selector,
-                                                       limit=PAGE_SIZE, _continue=token,
-                                                       _preload_content=False,
-                                                       _request_timeout=REQUEST_TIMEOUT)
-                           if namespace is not None else
-                           core.list_secret_for_all_namespaces(
-                               label_selector=label_selector, field_selector=field_selector,
-                               limit=PAGE_SIZE, _continue=token,
-                               _preload_content=False, _request_timeout=REQUEST_TIMEOUT)),
-            "v1", "Secret",
-        )
-        if items is None:
-            raise KubeError(f"{op} failed: HTTP 404")
-        return items
+        return list_core(SECRETS, self._api, namespace, label_selector=label_selector,
+                         field_selector=field_selector)
 
 
 class KubeSecretStore:

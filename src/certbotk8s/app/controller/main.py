@@ -77,6 +77,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
                             KubeInflightStore(api, config.controller_namespace),
                             on_leading=sweep, workers=args.workers,
                             namespaces=args.namespace, identity=identity,
+                            served=runtime.served,
                             lease=ObjectRef("coordination.k8s.io/v1", "Lease",
                                             config.controller_namespace, args.lease_name))
     holder["c"] = controller

@@ -18,7 +18,9 @@ is the contract; the choices below are where it is silent:
   is one claim; its Gateways must agree on issuer, challenge, key type, profile and
   renew-before, else each gets SecretConflict.
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
-  OPTIONAL_MUTUAL (default SIMPLE); apiVersion v1 or v1beta1 (others: UnsupportedApiVersion).
+  OPTIONAL_MUTUAL (default SIMPLE).
+- Istio and Gateway API Gateways: the apiVersions of `core.sources.resources` (v1 or v1beta1;
+  others: UnsupportedApiVersion), the table both modes list and watch from.
 - Gateway API: `tls.mode` defaults to Terminate (as in the API); a listener without hostname
   that has certificateRefs is reported (NoHosts); refs other than core Secrets are reported
   (UnsupportedCertificateRef).
@@ -58,14 +60,15 @@ from certbotk8s.core.sources.names import (
     normalize_host,
     special_use_suffix,
 )
+from certbotk8s.core.sources.resources import GATEWAY_API_GATEWAYS, INGRESSES, ISTIO_GATEWAYS
 from certbotk8s.core.sources.text import escape_controls, few, quote
 
 KubeObject = Mapping[str, object]
 
-INGRESS_API = "networking.k8s.io/v1"
-ISTIO_APIS = frozenset({"networking.istio.io/v1", "networking.istio.io/v1beta1"})
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+INGRESS_API = INGRESSES.first_api_version
+ISTIO_APIS = ISTIO_GATEWAYS.api_versions
+GATEWAY_APIS = GATEWAY_API_GATEWAYS.api_versions
+GATEWAY_API_GROUP = GATEWAY_API_GATEWAYS.group
 ISTIO_LEGACY_CERT_DIR = "/etc/istio/ingressgateway-certs/"
 ISTIO_LEGACY_SECRET = "istio-ingressgateway-certs"
 ISTIO_TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
@@ -377,7 +380,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
-    ref = _ref(obj, "networking.istio.io/v1", "Gateway")
+    ref = _ref(obj, ISTIO_GATEWAYS.first_api_version, "Gateway")
     if not ann.is_opted_in(_annotations(obj)):
         c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
         return
@@ -521,15 +524,15 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
-    ref = _ref(obj, GATEWAY_API, "Gateway")
+    ref = _ref(obj, GATEWAY_API_GATEWAYS.first_api_version, "Gateway")
     if not ann.is_opted_in(_annotations(obj)):
         c.options(obj, ref, SourceKind.GATEWAY_API)
         return
-    if ref.api_version != GATEWAY_API:
+    if ref.api_version not in GATEWAY_APIS:
         c.problem(
             ref,
             Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {GATEWAY_API})",
+            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(GATEWAY_APIS))})",
         )
         return
     options = c.options(obj, ref, SourceKind.GATEWAY_API)
