@@ -15,7 +15,7 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
-from certbotk8s.core.sources.discovery import default_certificate_source, discover
+from certbotk8s.core.sources.discovery import config_certificate_source, discover
 from tests.unit.factories import (
     OPT_IN,
     gateway,
@@ -573,7 +573,7 @@ def test_default_certificate_always_desired() -> None:
     assert d.spec.challenge is ChallengeType.DNS01
     assert d.spec.key_type is KeyType.RSA_2048
     assert d.source_kind is SourceKind.DEFAULT_CERTIFICATE
-    assert d.source == default_certificate_source(config)
+    assert d.source == config_certificate_source(config)
     assert d.routing is None
 
 

@@ -99,6 +99,8 @@ def _shape_keys(node: config_shape.Shape) -> set[str]:
         return _shape_keys(node.value)
     if isinstance(node, config_shape.ListOf):
         return _shape_keys(node.item)
+    if isinstance(node, config_shape.AnyOf):
+        return set().union(*(_shape_keys(option) for option in node.options))
     return set()
 
 

@@ -11,7 +11,9 @@ same scope and propagation settings:
 - `resolver` (`host:port`) for the CNAME/SOA/NS lookups, `nameserverPort` of the
   authoritative servers asked by the propagation check.
 
-Credentials are never in the file: each is a `secretRef` to one key of a Kubernetes Secret.
+Credentials are never in the file: each is a `secretRef` to one key of a Kubernetes Secret,
+or, for a lexicon provider whose SDK has one (route53), `credentials: ambient`: the process's
+own cloud identity. Without `ambient` nothing is read from the process environment.
 Parsing is done with the collecting parser of `config.py`; errors name the path.
 """
 
@@ -59,13 +61,22 @@ class Rfc2136Config:
     timeout: timedelta = timedelta(seconds=10)
 
 
+AMBIENT = "ambient"
+# lexicon providers whose SDK has an ambient credential chain certbotk8s can hand them to:
+# route53 (boto3: web identity / IRSA, EKS Pod Identity, ECS and EC2 roles). lexicon's azure
+# and googleclouddns providers take explicit keys only.
+AMBIENT_PROVIDERS = frozenset({"route53"})
+
+
 @dataclass(frozen=True)
 class LexiconConfig:
-    """A dns-lexicon provider by name; `options` are plain, `credentials` come from Secrets."""
+    """A dns-lexicon provider by name; `options` are plain, `credentials` come from Secrets,
+    or `ambient`: the process's own cloud identity (`credentials: ambient`), and only then."""
 
     provider: str
     options: tuple[tuple[str, str], ...] = ()
     credentials: tuple[tuple[str, SecretKeyRef], ...] = ()
+    ambient: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,15 +259,25 @@ def _lexicon(p: _Parser, m: dict[str, object], path: str, namespace: str) -> Lex
             p.error(option_path, f"must be a string or number, got {raw!r}")
         else:
             options.append((key, str(raw)))
+    ambient = m.get("credentials") == AMBIENT
+    if ambient and provider not in AMBIENT_PROVIDERS:
+        p.error(f"{path}.credentials", f"ambient credentials are supported for lexicon "
+                                       f"providers {', '.join(sorted(AMBIENT_PROVIDERS))} only")
     credentials: list[tuple[str, SecretKeyRef]] = []
-    for key, raw in p.mapping(m.get("credentials"), f"{path}.credentials", None).items():
+    raw_credentials = None if ambient else m.get("credentials")
+    for key, raw in p.mapping(raw_credentials, f"{path}.credentials", None).items():
         if not _LEXICON_OPTION.match(key):
             p.error(f"{path}.credentials.{key}",
                     "option names are lower-case letters, digits, '_', '-'")
             continue
         credentials.append((key, _secret_ref(p, raw, f"{path}.credentials.{key}", namespace)))
+    if provider == "route53" and not ambient and not credentials:
+        p.error(f"{path}.credentials", "route53 needs auth_access_key and auth_access_secret "
+                                       "from Secrets, or `credentials: ambient` (the pod's "
+                                       "own AWS identity, e.g. IRSA)")
     return LexiconConfig(provider=provider, options=tuple(sorted(options)),
-                         credentials=tuple(sorted(credentials, key=lambda c: c[0])))
+                         credentials=tuple(sorted(credentials, key=lambda c: c[0])),
+                         ambient=ambient)
 
 
 def _webhook(p: _Parser, m: dict[str, object], path: str, namespace: str) -> WebhookConfig:

@@ -45,6 +45,13 @@ class MapOf:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    """A value of any one of these shapes (lexicon credentials: Secret keys, or `ambient`)."""
+
+    options: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
 class Tagged:
     """A Section whose further keys depend on its `type` key (the DNS providers)."""
 
@@ -52,7 +59,7 @@ class Tagged:
     by_type: Mapping[str, Mapping[str, Shape]]
 
 
-Shape = Leaf | ListOf | Section | MapOf | Tagged
+Shape = Leaf | ListOf | Section | MapOf | Tagged | AnyOf
 
 STRING = Leaf(("string",))
 BOOLEAN = Leaf(("boolean",))
@@ -85,7 +92,8 @@ DNS_PROVIDER = Tagged(
         "rfc2136": {"server": STRING, "timeout": SECONDS, "tsig": Section(
             {"keyName": STRING, "algorithm": STRING, "secretRef": SECRET_KEY_REF})},
         "lexicon": {"provider": STRING, "options": MapOf(Leaf(("string", "integer"))),
-                    "credentials": MapOf(SECRET_KEY_REF)},
+                    "credentials": AnyOf((MapOf(SECRET_KEY_REF),
+                                          Leaf(("string",), ("ambient",))))},
         "webhook": {"url": STRING, "tokenSecretRef": SECRET_KEY_REF, "timeout": SECONDS,
                     "retries": INTEGER},
         "exec": {"command": STRINGS, "timeout": SECONDS},
@@ -103,7 +111,9 @@ DEFAULT_CERTIFICATE = Section({
     "dnsProvider": STRING,
     "keyType": KEY_TYPE,
     "profile": STRING,
+    "renewBefore": STRING,
 })
+CERTIFICATE = Section({"name": STRING, **DEFAULT_CERTIFICATE.fields})  # one of `certificates`
 
 HTTP01 = Section({
     "pathType": Leaf(("string",), tuple(sorted(PATH_TYPES))),
@@ -116,8 +126,13 @@ HTTP01 = Section({
     "selfCheckResolver": STRING,
     "selfCheckNetworks": STRINGS,
 })
-DNS01 = Section({"propagationTimeout": SECONDS, "pollInterval": SECONDS})
-SOLVER = Section({"http01": HTTP01, "dns01": DNS01})
+DNS01 = Section({
+    "propagationTimeout": SECONDS,
+    "pollInterval": SECONDS,
+    "propagation": Section({"mode": Leaf(("string",), ("authoritative", "recursive")),
+                            "nameservers": STRINGS}),
+})
+SOLVER = Section({"http01": HTTP01, "dns01": DNS01, "orderTimeout": SECONDS})
 
 RENEWAL = Section({"renewBefore": STRING, "keyType": KEY_TYPE})
 
@@ -138,6 +153,7 @@ CONFIG = Section({
     "controllerNamespace": STRING,
     "istio": ISTIO,
     "defaultCertificate": DEFAULT_CERTIFICATE,
+    "certificates": ListOf(CERTIFICATE),
     "solver": SOLVER,
     "renewal": RENEWAL,
     "tenants": TENANTS,
@@ -170,6 +186,8 @@ def json_schema(shape: Shape) -> dict[str, object]:
         return {"type": "object", "additionalProperties": json_schema(shape.value)}
     if isinstance(shape, Section):
         return _closed(shape.fields)
+    if isinstance(shape, AnyOf):
+        return {"anyOf": [json_schema(option) for option in shape.options]}
     return {"type": "object", "required": ["type"], "oneOf": [
         _closed({**shape.common, **fields}, {"type": {"const": kind}})
         for kind, fields in sorted(shape.by_type.items())]}
