@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.core.pki import certs
-from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state import ari_memory, secret_meta
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
-from .records_view import drop_record, record_of
+from .records_view import drop_record, record_of, set_record
 
 pytestmark = pytest.mark.lab
 
@@ -582,6 +582,11 @@ def test_chosen_moment_is_kept_in_the_record_and_a_moved_window_picks_again(
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
     new_start, new_end = info.not_before + timedelta(days=4), info.not_before + timedelta(days=5)
     set_ari_window(lab, base64.b64decode(secret.data["tls.crt"]), new_start, new_end)
+    # the CA is asked again only after its Retry-After (the window is remembered in the record)
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    assert record_of(admin_api, namespace, "moment-tls")[secret_meta.RENEWAL_MOMENT] == value
+    set_record(admin_api, namespace, "moment-tls", {  # the Retry-After has passed
+        ari_memory.ARI_NEXT_READ: secret_meta.format_time(datetime.now(UTC))})
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
     moved = record_of(admin_api, namespace, "moment-tls")
     at, _, start, end = moved[secret_meta.RENEWAL_MOMENT].split()
