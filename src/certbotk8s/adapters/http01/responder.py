@@ -173,6 +173,8 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[Any],
                  limits: ResponderLimits) -> None:
+        # Set before binding: when the bind fails, socketserver calls server_close (below).
+        self._closed = threading.Event()
         super().__init__(address, handler)
         self._table: ConnectionTable[socket.socket] = ConnectionTable(
             limits.max_connections, limits.max_per_address, limits.head_deadline,
@@ -182,7 +184,6 @@ class _BoundedServer(ThreadingHTTPServer):
         self.evicted = 0  # connections closed to make room for a newer one
         self.refused = 0  # connections closed at accept: every slot was answering
         self.overdue = 0  # connections closed at their deadline
-        self._closed = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="http01-reaper", daemon=True)
         self._reaper.start()
 

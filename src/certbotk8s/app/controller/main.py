@@ -50,7 +50,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
     metrics = Metrics()
-    api = load_api_client(args.kubeconfig)
+    api = load_api_client(args.kubeconfig, args.context)
     tokens = KubeTokenStore(api, config.controller_namespace)
     runtime = build_runtime(
         config, api, tokens=tokens, observer=metrics.observe_acme,
