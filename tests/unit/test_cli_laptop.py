@@ -117,7 +117,8 @@ def taken_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         holder.listen()
         port = holder.getsockname()[1]
         monkeypatch.setattr(renew_now, "KubeTokenStore", _SharedTokens)
-        monkeypatch.setattr(renew_now, "build_runtime", lambda config, api, tokens=None:
+        monkeypatch.setattr(renew_now, "build_runtime",
+                            lambda config, api, tokens=None, namespaces=():
                             SimpleNamespace(tokens=tokens or MemoryTokenStore()))
         yield SimpleNamespace(solver=SimpleNamespace(http01=SimpleNamespace(
             listen_address="127.0.0.1", port=port)), controller_namespace="certbotk8s")
