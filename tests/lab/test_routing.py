@@ -156,10 +156,14 @@ def test_istio_falls_back_to_v1beta1_when_v1_is_not_served(
     admin: client.ApiClient, own_ns: str, publisher: KubeRoutingPublisher,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def not_served(group: str, version: str, **_: object) -> object:
-        raise ApiException(status=404, reason="Not Found")
+    served = publisher._rest.get
 
-    monkeypatch.setattr(publisher._api, "get_api_resources", not_served)
+    def not_served(path: str, *args: Any, **kwargs: Any) -> Any:
+        if path == "/apis/networking.istio.io/v1":
+            raise ApiException(status=404, reason="Not Found")
+        return served(path, *args, **kwargs)
+
+    monkeypatch.setattr(publisher._rest, "get", not_served)
     refs = publisher.publish(HttpRouting(SourceKind.ISTIO_GATEWAY, gateway=GATEWAY),
                              ["a.example.test"], ORDER)
     assert refs[0].api_version == VIRTUAL_SERVICE_V1BETA1.api_version

@@ -9,20 +9,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     PAGE_SIZE,
-    REQUEST_TIMEOUT,
     JsonDict,
     Op,
     list_all,
     load_api_client,
 )
 from certbotk8s.adapters.kube.events import EventRow, KubeEventRecorder, list_events
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.adapters.kube.secrets import KubeAccountStore, KubeSecretStore
 from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.ports import KubeObject, SourceSnapshot
@@ -77,8 +76,7 @@ class KubeSourceReader:
     """SourceReader: Ingresses, Istio Gateways, Gateway API Gateways and ReferenceGrants."""
 
     def __init__(self, api_client: ApiClient) -> None:
-        self._networking: Any = client.NetworkingV1Api(api_client)
-        self._custom: Any = client.CustomObjectsApi(api_client)
+        self._rest = KubeRest(api_client)
         self._served: dict[str, str] = {}  # resource name -> version that answered last
 
     def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot:
@@ -122,22 +120,10 @@ class KubeSourceReader:
             return collect(REFERENCE_GRANTS.name, lister, tuple(namespaces))
 
     def _ingresses(self, namespace: str | None) -> list[JsonDict] | None:
-        api = self._networking
-        if namespace is None:
-            return list_all(
-                Op("list", INGRESSES),
-                lambda token: api.list_ingress_for_all_namespaces(
-                    limit=PAGE_SIZE, _continue=token,
-                    _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-                "networking.k8s.io/v1", "Ingress",
-            )
-        return list_all(
-            Op("list", INGRESSES, namespace),
-            lambda token: api.list_namespaced_ingress(
-                namespace, limit=PAGE_SIZE, _continue=token,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-            "networking.k8s.io/v1", "Ingress",
-        )
+        where = rest.path("networking.k8s.io/v1", "ingresses", namespace)
+        return list_all(Op("list", INGRESSES, namespace),
+                        lambda token: self._rest.get(where, rest.paged((), PAGE_SIZE, token)),
+                        "networking.k8s.io/v1", "Ingress")
 
     def _custom_list(self, resource: CustomResource, namespace: str | None
                      ) -> list[JsonDict] | None:
@@ -153,20 +139,8 @@ class KubeSourceReader:
 
     def _custom_list_version(self, resource: CustomResource, version: str,
                              namespace: str | None) -> list[JsonDict] | None:
-        api = self._custom
         api_version = f"{resource.group}/{version}"
-        if namespace is None:
-            return list_all(
-                Op("list", resource.name),
-                lambda token: api.list_cluster_custom_object(
-                    resource.group, version, resource.plural, limit=PAGE_SIZE,
-                    _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-                api_version, resource.kind,
-            )
-        return list_all(
-            Op("list", resource.name, namespace),
-            lambda token: api.list_namespaced_custom_object(
-                resource.group, version, namespace, resource.plural, limit=PAGE_SIZE,
-                _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-            api_version, resource.kind,
-        )
+        where = rest.path(api_version, resource.plural, namespace)
+        return list_all(Op("list", resource.name, namespace),
+                        lambda token: self._rest.get(where, rest.paged((), PAGE_SIZE, token)),
+                        api_version, resource.kind)

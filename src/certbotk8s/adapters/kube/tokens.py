@@ -35,10 +35,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import urllib3
-from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
     REQUEST_TIMEOUT,
@@ -47,6 +47,7 @@ from certbotk8s.adapters.kube.client import (
     request,
     translate,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
@@ -134,7 +135,8 @@ class KubeTokenStore:
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
+        self._only = ("fieldSelector", f"metadata.name={name}")
         self._lock = threading.Lock()
         self._cache: dict[str, str] = {}
         self._cache_rv: str | None = None
@@ -270,9 +272,8 @@ class KubeTokenStore:
         that follows starts at once instead of waiting for the cache to catch up.
         """
         op = Op("list", "secrets", self.namespace)
-        data = request(op, lambda: self._core.list_namespaced_secret(
-            self.namespace, field_selector=f"metadata.name={self.name}", resource_version="0",
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        data = request(op, lambda: self._rest.get(
+            rest.secrets(self.namespace), (self._only, ("resourceVersion", "0"))))
         if data is None:
             raise KubeError(f"{op} failed: namespace {self.namespace} not found")
         rv = str((data.get("metadata") or {}).get("resourceVersion") or "")
@@ -284,11 +285,11 @@ class KubeTokenStore:
         """One watch request from `rv`; returns the last resourceVersion seen."""
         seconds = int(_WATCH_SECONDS * random.uniform(0.9, 1.1))
         try:
-            response = self._core.list_namespaced_secret(
-                self.namespace, field_selector=f"metadata.name={self.name}",
-                watch=True, allow_watch_bookmarks=True, resource_version=rv,
-                timeout_seconds=seconds, _preload_content=False,
-                _request_timeout=(REQUEST_TIMEOUT[0], seconds + 30.0))
+            response = self._rest.get(
+                rest.secrets(self.namespace),
+                (self._only, ("watch", "true"), ("allowWatchBookmarks", "true"),
+                 ("resourceVersion", rv), ("timeoutSeconds", str(seconds))),
+                timeout=(REQUEST_TIMEOUT[0], seconds + 30.0))
         except ApiException as e:
             if e.status == 410:
                 raise _Gone() from e
@@ -361,17 +362,13 @@ class KubeTokenStore:
 
     def _read(self) -> JsonDict | None:
         return request(Op("get", "secrets", self.namespace, self.name),
-                       lambda: self._core.read_namespaced_secret(
-                           self.name, self.namespace, _preload_content=False,
-                           _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.get(rest.secrets(self.namespace, self.name)))
 
     def _patch(self, data: dict[str, str | None]) -> JsonDict | None:
         body = {"data": data}
         return request(Op("patch", "secrets", self.namespace, self.name),
-                       lambda: self._core.patch_namespaced_secret(
-                           self.name, self.namespace, body, field_manager=FIELD_MANAGER,
-                           _content_type=MERGE_PATCH, _preload_content=False,
-                           _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.patch(rest.secrets(self.namespace, self.name), body,
+                                                MERGE_PATCH, (("fieldManager", FIELD_MANAGER),)))
 
     def _create(self, data: dict[str, str]) -> JsonDict:
         body: JsonDict = {
@@ -387,9 +384,8 @@ class KubeTokenStore:
         }
         op = Op("create", "secrets", self.namespace, self.name)
         try:
-            created = request(op, lambda: self._core.create_namespaced_secret(
-                self.namespace, body, field_manager=FIELD_MANAGER,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            created = request(op, lambda: self._rest.post(
+                rest.secrets(self.namespace), body, (("fieldManager", FIELD_MANAGER),)))
         except KubeConflict:
             # another replica created it first: add our keys to theirs
             patched = self._patch(dict(data))

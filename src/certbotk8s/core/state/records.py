@@ -28,6 +28,10 @@ CLAIMED_SINCE = "certbotk8s.io/claimed-since"
 """When this Secret first held its hosts (the claim's seniority among namespaces)."""
 RELEASED_AT = "certbotk8s.io/released-at"
 """When no source wanted this Secret any more; its claim lapses `claimGrace` later."""
+ORDER_URL = "certbotk8s.io/order-url"
+"""The ACME order in flight for this Secret (resumed by the next leader after a crash)."""
+ORDER_HOSTS = "certbotk8s.io/order-hosts"
+"""The hosts of that order, comma-separated (it is resumed only for the very same hosts)."""
 
 SHARDS = 128  # 50,000 records of ~0.7 KB: ~0.4 MB per shard, well under a Secret's 1 MiB
 MAX_KEYS = 40  # a record has about 20 keys; more is not ours
