@@ -6,7 +6,11 @@ role `http01-tokens`), one data key per token, so any replica can answer any tok
 - `put` merge-patches `data[token]` (the API server applies merge patches atomically, so
   concurrent puts of different tokens from different replicas never lose one); it creates the
   Secret when it is missing and patches again when another replica created it first.
-- `delete` merge-patches `data[token]` to null; a missing Secret or token is success.
+- `delete` merge-patches `data[token]` to null; a missing Secret or token is success. With
+  `delete_delay` (the controller) the removal waits up to that long and rides on the next
+  `put`'s patch when one comes first (one write per token instead of two; a token of an
+  ended order is harmless for those seconds: its challenge is over). `flush_deletes` (and
+  `stop`) send what is waiting; a failed one is kept for the next `put` or flush.
 - `remove_stale` deletes the tokens already there at its previous call: called by the leader at
   an interval longer than any order may take, it clears what orders nobody finishes left (a
   leader killed mid-order whose successor ordered anew, a CronJob run that was killed).
@@ -132,8 +136,12 @@ class KubeTokenStore:
         name: str = DEFAULT_SECRET_NAME,
         *,
         fallback_per_second: float = 20.0,
+        delete_delay: float = 0.0,
     ) -> None:
         self.namespace = namespace
+        self._delete_delay = delete_delay
+        self._doomed: set[str] = set()  # deletions waiting for the next put or flush
+        self._flush_timer: threading.Timer | None = None
         self.name = name
         self._rest = KubeRest(api_client)
         self._only = ("fieldSelector", f"metadata.name={name}")
@@ -150,17 +158,53 @@ class KubeTokenStore:
     def put(self, token: str, key_authorization: str) -> None:
         _check(token)
         value = base64.b64encode(key_authorization.encode()).decode("ascii")
-        patched = self._patch({token: value})
-        if patched is None:
-            patched = self._create({token: value})
+        with self._lock:
+            doomed, self._doomed = self._doomed - {token}, set()
+        try:
+            patched = self._patch({**dict.fromkeys(doomed), token: value})
+            if patched is None:
+                patched = self._create({token: value})  # a new Secret: nothing to delete
+        except Exception:
+            self._keep_doomed(doomed)
+            raise
         self._apply(patched)
 
     def delete(self, token: str) -> None:
         _check(token)
-        patched = self._patch({token: None})
+        if self._delete_delay > 0:
+            with self._lock:
+                self._doomed.add(token)
+                if self._flush_timer is None:
+                    self._flush_timer = threading.Timer(self._delete_delay, self.flush_deletes)
+                    self._flush_timer.daemon = True
+                    self._flush_timer.start()
+            return
+        self._remove({token})
+
+    def flush_deletes(self) -> None:
+        """Send the deletions still waiting (`delete_delay`); a failure keeps them."""
+        with self._lock:
+            doomed, self._doomed = self._doomed, set()
+            self._flush_timer = None
+        if not doomed:
+            return
+        try:
+            self._remove(doomed)
+        except KubeError as e:
+            log.warning("token store: removing %d tokens failed (%s); trying again later",
+                        len(doomed), e)
+            self._keep_doomed(doomed)
+
+    def _keep_doomed(self, doomed: set[str]) -> None:
+        with self._lock:
+            self._doomed |= doomed
+
+    def _remove(self, tokens: set[str]) -> None:
+        patched = self._patch(dict.fromkeys(tokens))
         if patched is None:  # no Secret, so no token
             with self._lock:
-                self._cache.pop(token, None)
+                for token in tokens:
+                    self._cache.pop(token, None)
             return
         self._apply(patched)
 
@@ -222,7 +266,9 @@ class KubeTokenStore:
 
         A watch request still waiting for the API server's first answer cannot be interrupted;
         its daemon thread ends by itself when that answer comes and changes nothing here.
+        Deletions still waiting are sent first.
         """
+        self.flush_deletes()
         run, self._run = self._run, None
         if run is None:
             return

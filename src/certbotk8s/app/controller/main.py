@@ -51,7 +51,8 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
 
     metrics = Metrics()
     api = load_api_client(args.kubeconfig)
-    tokens = KubeTokenStore(api, config.controller_namespace)
+    # A finished order's token goes with the next order's token write (or within 2 s).
+    tokens = KubeTokenStore(api, config.controller_namespace, delete_delay=2.0)
     runtime = build_runtime(
         config, api, tokens=tokens, observer=metrics.observe_acme,
         account_metric=metrics.account_recovery,
