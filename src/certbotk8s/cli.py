@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from kubernetes.client import ApiClient
 
@@ -128,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
                             "controller replicas behind the same solver Service answer them too")
     renew.add_argument("--pushgateway", metavar="URL",
                        help="push the pass's metrics to this Prometheus Pushgateway")
+    renew.add_argument("--workers", type=_positive(int), default=4,
+                       help="--once: orders in parallel, the most urgent first (default 4)")
+    renew.add_argument("--stop-after", type=_positive(float), default=3000.0, metavar="SECONDS",
+                       help="--once: start no new order after this long (running ones finish); "
+                            "keep it below the Job's activeDeadlineSeconds (default 3000)")
     renew.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
                        help="NAMESPACE/SECRET: how long to wait for the controller (default 300)")
     renew.add_argument("--lease-name", default="certbotk8s-leader",
@@ -245,7 +251,8 @@ def _progress(line: str) -> None:
 def _renew(config: Config, args: argparse.Namespace) -> int:
     api = _api_client(args)
     report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
-        runtime.deps, args.namespace, progress=_progress))
+        runtime.deps, args.namespace, progress=_progress, workers=args.workers,
+        stop_after=timedelta(seconds=args.stop_after)))
     if report is None:
         return EXIT_FAILED
     summary = pass_summary(report)

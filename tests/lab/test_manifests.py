@@ -223,7 +223,11 @@ def test_cronjob(rendered: dict[str, list[Doc]]) -> None:
     minute = cron["spec"]["schedule"].split()[0]
     assert minute.isdigit() and int(minute) % 15 != 0, "Let's Encrypt: avoid round minutes"
     (container,) = _pod_spec(rendered["cronjob"], "cronjob")["containers"]
-    assert container["args"] == ["renew", "--once", "--shared-tokens"]
+    args = container["args"]
+    assert args[:3] == ["renew", "--once", "--shared-tokens"]
+    stop_after = float(args[args.index("--stop-after") + 1])
+    deadline = cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert stop_after < deadline, "the run stops starting orders before the Job is killed"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

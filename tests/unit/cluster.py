@@ -216,9 +216,8 @@ class _Cache:
 
 class ClusterWatch:
     """app.controller.watch.Watch over a FakeCluster, always in sync (no informer lag): the
-    sources, the
-    labelled TLS Secrets observed with the controller's records joined in, and `wake`, set by
-    every change in the cluster. Claims are judged at the fake clock's time."""
+    sources, the labelled TLS Secrets observed with the controller's records joined in, and
+    `wake`, set by every change in the cluster. Claims are judged at the fake clock's time."""
 
     def __init__(self, cluster: FakeCluster, records: Records, clock: FakeClock,
                  namespaces: Sequence[str] = ()) -> None:

@@ -1,6 +1,5 @@
 """`certbotk8s status` over fakes: a due certificate that waits shows core.renewal.lifecycle's
-reason
-(WAIT column, `wait` in `-o json`) and when it may be ordered."""
+reason (WAIT column, `wait` in `-o json`) and when it may be ordered."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The controller's certificate records (core.state.records), sharded over Secrets in its namespace.
 
 Shard `certbotk8s-records-NNN` holds the records whose `core.state.records.shard_of` is NNN, one
-data
-key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
+data key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
 Role), so no tenant can make or change a record.
 Contract: `load` of no shards is `{}`; `load_one` of a missing record is None; `save` writes
 the given records (None removes one) with one merge patch per shard touched, creating a shard

@@ -2,8 +2,7 @@
 
 Objects come as the API returns them in JSON form (camelCase keys). Only opted-in sources are
 read (see core.sources.annotations); the config's default certificate always is. DESIGN.md's table
-is
-the contract; the choices below are where it is silent:
+is the contract; the choices below are where it is silent:
 
 - An invalid annotation refuses the whole source (one InvalidAnnotation problem per annotation).
 - An invalid host name is reported (InvalidHostname) and dropped; the rest of the source is still
