@@ -93,11 +93,15 @@ def load(path: Path, key: str) -> dict[str, dict[str, float]]:
 
 
 def save(path: Path, key: str, figures: Mapping[str, Figure], note: str) -> None:
-    """Accept `figures` as the new baseline of `key` (the other variants are kept)."""
+    """Accept `figures` as the new baseline of `key`; the other variants, and figures of `key`
+    this run did not measure, are kept."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         data = {}
-    data[key] = {"note": note, **{name: {"value": f.value, "noise": round(f.noise, 4)}
-                                  for name, f in sorted(figures.items())}}
+    kept = data.get(key) if isinstance(data.get(key), dict) else {}
+    # A figure this run did not measure (a part skipped) keeps its accepted value.
+    data[key] = {**kept, "note": note,
+                 **{name: {"value": f.value, "noise": round(f.noise, 4)}
+                    for name, f in sorted(figures.items())}}
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

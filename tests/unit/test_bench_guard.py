@@ -58,3 +58,6 @@ def test_accepted_figures_are_kept_per_variant(tmp_path: Path) -> None:
     assert guard.load(path, "controller/dns-01") == {"rss_idle_mb": {"value": 80.0,
                                                                     "noise": 0.01}}
     assert guard.load(path, "controller/http-01")["rss_idle_mb"]["value"] == 81.0
+    # A later run that skipped a part keeps that part's accepted figure.
+    guard.save(path, "controller/dns-01", {"latency_median_s": Figure(0.2, 0.1)}, "third")
+    assert set(guard.load(path, "controller/dns-01")) == {"rss_idle_mb", "latency_median_s"}
