@@ -16,7 +16,7 @@ Latency and throughput are measured `--repeat` times (default 3) in one controll
 each figure is the median of the repeats, and its noise the spread of the repeats. `guard`
 compares every figure with the last accepted one in bench/baseline.json (key
 `controller/<challenge>`; bench/guard.py): the ratio to it, and `regressed` when it is worse by
-more than the noise of either measurement (at least 2 %). `--accept` stores this run's figures
+more than the noise of either measurement (at least 5 %). `--accept` stores this run's figures
 as the new baseline.
 
 The controller serves HTTP-01 on the lab's port (5002), so only one may run on the machine:

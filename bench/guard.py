@@ -4,7 +4,7 @@ Pure functions (no timing, no I/O but `load`/`save`), so the comparison logic is
 (tests/unit/test_bench_guard.py). A bench measures each figure in several runs; `summarize`
 gives the median and the run-to-run noise (the spread of the runs relative to their median);
 `compare` gives each figure's ratio to its baseline and flags it when it is worse by more than
-the noise of both measurements (never less than `floor`).
+the noise of both measurements (never less than `floor`, 5 %).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 # Whether a larger value of a figure is better; figures not named here are "lower is better"
 # (seconds, bytes, requests per certificate).
 HIGHER_IS_BETTER = frozenset({"throughput_certs_per_s"})
-FLOOR = 0.02  # a deterministic figure (requests per certificate) still varies by a few %
+# Even the figures that hardly vary move by a few % between runs: requests per certificate
+# with how a burst's record writes fall into the 5 s flushes, RSS with what the lab holds.
+FLOOR = 0.05
 
 
 @dataclass(frozen=True)
