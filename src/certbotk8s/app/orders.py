@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 
 from certbotk8s.adapters.acme.engine import OrderRequest
@@ -36,6 +36,7 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import (
     CertificateInfo,
+    ChallengeType,
     DesiredCertificate,
     Discovery,
     IssuedCertificate,
@@ -370,15 +371,21 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     # ARI `replaces` for a renewal from the same CA that keeps at least one name (the budget
     # decides exemption by the same rule).
     replaces = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed)
+    # The order's deadline and propagation wait: as configured, capped only by the serving
+    # certificate's life (core.renewal.waits).
+    serving = observed.certificate if observed is not None else None
+    solver_config = deps.config.solver
+    waited = waits.order_waits(
+        solver_config.dns01.propagation_timeout, solver_config.order_timeout,
+        d.spec.challenge is ChallengeType.DNS01,
+        serving.not_after if serving is not None else None, deps.clock())
+    if waited.why:
+        log.info("%s: %s", d.secret, waited.why)
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
-                           replaces=replaces, preferred_chain=issuer.preferred_chain)
-    # The propagation wait fits in the order deadline and in the serving certificate's life.
-    serving = observed.certificate if observed is not None else None
-    dns_wait = waits.propagation_wait(
-        deps.config.solver.dns01.propagation_timeout, timedelta(seconds=engine.order_deadline),
-        serving.not_after if serving is not None else None, deps.clock())
-    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going, dns_wait)
+                           replaces=replaces, preferred_chain=issuer.preferred_chain,
+                           deadline=waited.deadline.total_seconds())
+    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going, waited.propagation)
 
     def on_order(sends_replaces: bool) -> Callable[[str], None]:
         def record(url: str) -> None:
@@ -409,7 +416,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         return engine.issue(
             OrderRequest(hosts=request.hosts, challenge=request.challenge,
                          key_type=request.key_type, profile=request.profile,
-                         preferred_chain=request.preferred_chain),
+                         preferred_chain=request.preferred_chain, deadline=request.deadline),
             solvers, on_order=on_order(False), keep_going=hooks.keep_going,
         )
 
@@ -505,7 +512,7 @@ def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Ou
 def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
                message: str) -> None:
     if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
-        log.info("default certificate %s: %s: %s", d.secret, reason, message)
+        log.info("%s -> Secret %s: %s: %s", d.source, d.secret, reason, message)
         return
     deps.events.record(d.source, type_, reason, message)
 
@@ -513,7 +520,7 @@ def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
 def report_problems(deps: PassDeps, found: Discovery) -> None:
     for problem in found.problems:
         log.warning("%s refused: %s: %s", problem.source, problem.reason, problem.message)
-        # The config's default certificate gets its Event too (in the controller namespace).
+        # The config's own certificates get theirs too (in the controller namespace).
         deps.events.record(problem.source, "Warning", problem.reason, problem.message)
 
 
@@ -550,7 +557,7 @@ def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action
             book.succeeded(ref)
             continue
         seen = observed if index == 0 else _read(deps, ref)
-        state = book.failed(ref, seen, now, outcome.message)
+        state = book.failed(ref, seen, now, outcome.message, action.desired.spec)
         log.warning("%s: attempt %d failed, next attempt at %s", ref, state.failures,
                     state.next_attempt)
 

@@ -170,7 +170,7 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type[Any],
                  limits: ResponderLimits) -> None:
-        # Before the bind: a port in use makes the base class call `server_close` at once.
+        # Set before binding: when the bind fails, socketserver calls server_close (below).
         self._closed = threading.Event()
         super().__init__(address, handler)
         self._table: ConnectionTable[socket.socket] = ConnectionTable(

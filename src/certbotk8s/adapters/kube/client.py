@@ -1,4 +1,5 @@
-"""Kubernetes API plumbing: client loading, one request with error translation, paged lists.
+"""Kubernetes API plumbing: client loading, one request with error translation, one raw GET
+(lists and watches are in `adapters.kube.watch`).
 
 Every call goes through `request`, which asks the generated client for the raw response
 (`_preload_content=False`) and parses the JSON itself, so callers get the objects exactly as the
@@ -9,14 +10,13 @@ API server sent them (camelCase keys, unknown fields kept). Errors become the `K
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -82,9 +82,11 @@ def micro_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def load_api_client(kubeconfig: str | None) -> ApiClient:
-    """An ApiClient from `kubeconfig` (or $KUBECONFIG), else from the in-cluster service account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG")
+def load_api_client(kubeconfig: str | None, context: str | None = None) -> ApiClient:
+    """An ApiClient from `kubeconfig` (or $KUBECONFIG; its `context`, default the current one),
+    else from the in-cluster service account, else (outside a pod, like kubectl) from
+    ~/.kube/config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG") or _home_kubeconfig(context)
     try:
         configuration = client.Configuration()
         # Workers, informers, the token store and the Lease share one client: a pool of 10
@@ -93,7 +95,8 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
         configuration.retries = NO_READ_RETRIES
         if path:
             config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration, persist_config=False)
+                config_file=path, context=context or None,
+                client_configuration=configuration, persist_config=False)
         else:
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration)
@@ -101,7 +104,16 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
         return ApiClient(configuration=configuration)
     except (ConfigException, OSError, ValueError) as e:
         where = path or "in-cluster service account"
+        where += f" (context {context})" if context else ""
         raise KubeError(f"cannot load Kubernetes client configuration from {where}: {e}") from e
+
+
+def _home_kubeconfig(context: str | None) -> str | None:
+    """~/.kube/config when there is no in-cluster service account (a laptop) or a context is
+    asked for (only a kubeconfig has contexts)."""
+    home = os.path.expanduser(config.KUBE_CONFIG_DEFAULT_LOCATION)
+    outside = not os.environ.get("KUBERNETES_SERVICE_HOST")
+    return home if (context or outside) and os.path.exists(home) else None
 
 
 def _throttle_credential_refresh(configuration: client.Configuration, every: float = 30.0
@@ -221,11 +233,28 @@ def translate(e: ApiException, op: Op) -> KubeError:
 
 def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
     """Run one API call made with `_preload_content=False`; parsed JSON, or None on 404."""
+    with translated(op):
+        try:
+            response = call()
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
     try:
-        response = call()
+        data = json.loads(response.data)
+    except (TypeError, ValueError) as e:
+        raise KubeError(f"{op}: the API server answered with something that is not JSON") from e
+    if not isinstance(data, dict):
+        raise KubeError(f"{op}: expected a JSON object from the API server")
+    return data
+
+
+@contextlib.contextmanager
+def translated(op: Op) -> Iterator[None]:
+    """Failures of the requests made inside become the `KubeError` family (404 included)."""
+    try:
+        yield
     except ApiException as e:
-        if e.status == 404:
-            return None
         raise translate(e, op) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         pool = getattr(e, "pool", None)  # MaxRetryError names the server it gave up on
@@ -239,13 +268,23 @@ def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
         # field paths are kept.
         where = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
         raise KubeError(f"{op}: the client refused the request body ({where})") from None
-    try:
-        data = json.loads(response.data)
-    except (TypeError, ValueError) as e:
-        raise KubeError(f"{op}: the API server answered with something that is not JSON") from e
-    if not isinstance(data, dict):
-        raise KubeError(f"{op}: expected a JSON object from the API server")
-    return data
+
+
+def get_raw(api: ApiClient, path: str, query: list[tuple[str, str]],
+            timeout: tuple[float, float]) -> BaseHTTPResponse:
+    """One GET of `path` (no host) with the client's credentials; the raw urllib3 response,
+    unread (lists are parsed, watches streamed by the caller). An error answer raises
+    `ApiException` with its status and body."""
+    params = api.param_serialize(
+        method="GET", resource_path=path, query_params=query,
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+    )
+    raw = api.call_api(*params, _request_timeout=timeout).response
+    if raw.status >= 400:
+        body = raw.data
+        raise ApiException(status=raw.status, reason=raw.reason,
+                           body=body.decode(errors="replace") if body else "")
+    return raw  # type: ignore[no-any-return]
 
 
 def failing_readiness_checks(api: ApiClient) -> list[str] | None:
@@ -293,26 +332,3 @@ def check_storage(api: ApiClient) -> None:
                         "Secrets and sources can be neither read nor written until it is back")
     if checks:
         log.warning("API server %s: %s", api.configuration.host, not_ready_cause(checks))
-
-
-def list_all(op: Op, page: Callable[[str | None], Any], api_version: str, kind: str
-             ) -> list[JsonDict] | None:
-    """Every item of a paged list (`page(continue_token)` makes one call), or None on 404.
-
-    Items of built-in lists come without `apiVersion`/`kind`; they are filled in.
-    """
-    items: list[JsonDict] = []
-    token: str | None = None
-    while True:
-        data = request(op, functools.partial(page, token))
-        if data is None:
-            return None
-        for item in data.get("items") or []:
-            if isinstance(item, dict):
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                items.append(item)
-        token = (data.get("metadata") or {}).get("continue") or None
-        if not token:
-            return items
-

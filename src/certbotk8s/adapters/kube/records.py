@@ -18,9 +18,14 @@ from collections.abc import Mapping
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube import rest
-from certbotk8s.adapters.kube.client import MERGE_PATCH, PAGE_SIZE, Op, list_all, request
+from certbotk8s.adapters.kube.client import (
+    MERGE_PATCH,
+    Op,
+    request,
+)
 from certbotk8s.adapters.kube.rest import KubeRest
-from certbotk8s.core.errors import KubeConflict, KubeError
+from certbotk8s.adapters.kube.watch import SECRETS, list_core
+from certbotk8s.core.errors import KubeConflict
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -36,17 +41,14 @@ def shard_name(index: int) -> str:
 
 class KubeRecordStore:
     def __init__(self, api_client: ApiClient, namespace: str, shards: int = rec.SHARDS) -> None:
+        self._api = api_client
         self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.shards = shards
 
     def load(self) -> dict[SecretRef, dict[str, str]]:
-        op = Op("list", "secrets", self.namespace)
-        query = (("labelSelector", f"{ROLE_LABEL}={ROLE}"),)
-        items = list_all(op, lambda token: self._rest.get(
-            rest.secrets(self.namespace), rest.paged(query, PAGE_SIZE, token)), "v1", "Secret")
-        if items is None:
-            raise KubeError(f"{op} failed: HTTP 404")
+        items = list_core(SECRETS, self._api, self.namespace,
+                          label_selector=f"{ROLE_LABEL}={ROLE}")
         found: dict[SecretRef, dict[str, str]] = {}
         for item in items:
             data = item.get("data")

@@ -20,13 +20,12 @@ from kubernetes.client import ApiClient
 from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    PAGE_SIZE,
     JsonDict,
     Op,
-    list_all,
     request,
 )
 from certbotk8s.adapters.kube.rest import KubeRest
+from certbotk8s.adapters.kube.watch import SECRETS, list_core
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -93,12 +92,15 @@ class _SecretApi:
     """Raw Secret operations shared by the TLS store and the account store."""
 
     def __init__(self, api_client: ApiClient, field_manager: str) -> None:
+        self._api = api_client
         self._rest = KubeRest(api_client)
         self._manager = (("fieldManager", field_manager),)
 
     def get(self, namespace: str, name: str) -> JsonDict | None:
-        return request(Op("get", "secrets", namespace, name),
-                       lambda: self._rest.get(rest.secrets(namespace, name)))
+        return request(
+            Op("get", "secrets", namespace, name),
+            lambda: self._rest.get(rest.secrets(namespace, name)),
+        )
 
     def put(self, namespace: str, name: str, secret_type: str, data: dict[str, bytes],
             labels: dict[str, str], annotations: dict[str, str],
@@ -159,20 +161,16 @@ class _SecretApi:
     def patch_annotations(self, namespace: str, name: str,
                           annotations: dict[str, str | None]) -> None:
         body = {"metadata": {"annotations": dict(annotations)}}
-        request(Op("patch", "secrets", namespace, name),
-                lambda: self._rest.patch(rest.secrets(namespace, name), body, MERGE_PATCH,
-                                         self._manager))
+        request(
+            Op("patch", "secrets", namespace, name),
+            lambda: self._rest.patch(rest.secrets(namespace, name), body, MERGE_PATCH,
+                                     self._manager),
+        )
 
     def list(self, label_selector: str, field_selector: str,
              namespace: str | None = None) -> list[JsonDict]:
-        op = Op("list", "secrets", namespace)
-        where = rest.path("v1", "secrets", namespace)
-        query = (("labelSelector", label_selector), ("fieldSelector", field_selector))
-        items = list_all(op, lambda token: self._rest.get(
-            where, rest.paged(query, PAGE_SIZE, token)), "v1", "Secret")
-        if items is None:
-            raise KubeError(f"{op} failed: HTTP 404")
-        return items
+        return list_core(SECRETS, self._api, namespace, label_selector=label_selector,
+                         field_selector=field_selector)
 
 
 class KubeSecretStore:

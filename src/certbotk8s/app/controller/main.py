@@ -28,7 +28,8 @@ from certbotk8s.core.model import ObjectRef
 log = logging.getLogger(__name__)
 
 # A token still in the shared Secret this long after the leader last looked belongs to no order
-# anyone will finish: orders end within the engine's deadline (120 s), resumed ones too.
+# anyone will finish: HTTP-01 orders end within solver.orderTimeout (at most 10 min), resumed
+# ones too.
 STALE_TOKEN_SWEEP = timedelta(minutes=10)
 
 
@@ -50,7 +51,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
     metrics = Metrics()
-    api = load_api_client(args.kubeconfig)
+    api = load_api_client(args.kubeconfig, args.context)
     # A finished order's token goes with the next order's token write (or within 2 s).
     tokens = KubeTokenStore(api, config.controller_namespace, delete_delay=2.0)
     runtime = build_runtime(
@@ -82,6 +83,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     controller = Controller(runtime.deps, api, elector, metrics, inflight,
                             on_leading=sweep, workers=args.workers,
                             namespaces=args.namespace, identity=identity,
+                            served=runtime.served,
                             lease=ObjectRef("coordination.k8s.io/v1", "Lease",
                                             config.controller_namespace, args.lease_name))
     holder["c"] = controller
@@ -100,7 +102,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     solver.start()
     probes.start()
     controller.start()
-    # Longer than any order may take (the engine's deadline): what is still there is stale.
+    # Longer than any HTTP-01 order may take (solver.orderTimeout): what is still there is stale.
     # The same sweep drops in-flight order records no order will resume (gone namespaces...)
     # and writes again any certificate record someone deleted from the controller's namespace.
     def housekeeping() -> None:

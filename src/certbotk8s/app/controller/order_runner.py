@@ -201,7 +201,8 @@ class OrderRunner:
         now = self.deps.clock()
         for action in job.actions:
             ref = action.desired.secret
-            state = self.book.failed(ref, self.watch.observed(ref), now, str(error))
+            state = self.book.failed(ref, self.watch.observed(ref), now, str(error),
+                                     action.desired.spec)
             if state.next_attempt is not None:
                 self.schedule.at(ref, state.next_attempt)
 
@@ -254,7 +255,8 @@ class OrderRunner:
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
         hold = self.book.check(fresh if due else first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now), hold=hold,
+            ref, failure=self.book.failure_state(ref, observed, now, spec=first.desired.spec),
+            hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
             foreign=observed is not None and not observed.managed, due=due,
@@ -357,7 +359,7 @@ class OrderRunner:
         record_follow_up(self.deps, self.book, job.actions, observed, outcome, follow, now)
         if follow.backoff is Backoff.COUNT:
             for action in job.actions:
-                failure = self.book.failure_state(action.desired.secret, None)
+                failure = self.book.failure_state(action.desired.secret, None, spec=None)
                 # Ready False now for a certificate that never arrived, not at the next pass.
                 self.metrics.mark_failed(action.desired.secret.namespace,
                                          action.desired.secret.name, failure.failures,

@@ -2,7 +2,8 @@
 
 The CronJob mode has no /metrics endpoint; the push carries the same per-certificate series as
 the controller (`certbotk8s_certificate_*`, from core.renewal.readiness) plus the pass's counts,
-under job `certbotk8s-renew`.
+under job `certbotk8s-renew`, so the certificate alerts cover both modes, and
+`certbotk8s_pass_last_run_timestamp_seconds` feeds the CronJob's own freshness alerts.
 """
 
 from __future__ import annotations
