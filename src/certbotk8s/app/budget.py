@@ -45,11 +45,15 @@ class LedgerStore(Protocol):
 
 
 class RenewalBook:
-    """Thread-safe; `flush` writes the ledger (throttled unless forced)."""
+    """Thread-safe; `flush` writes the ledger (throttled unless forced). `write_behind`: only
+    the owner's `flush` calls write it (the controller's 5 s flush, never an order's thread);
+    otherwise each change flushes when the throttle allows (a CronJob run)."""
 
     def __init__(self, config: Config, records: Records, ledger: LedgerStore | None, *,
                  save_every: float = 1.0,
-                 jitter: Callable[[], float] = lambda: random.uniform(*JITTER)) -> None:
+                 jitter: Callable[[], float] = lambda: random.uniform(*JITTER),
+                 write_behind: bool = False) -> None:
+        self._write_behind = write_behind
         self._config = config
         self._records = records
         self._store = ledger
@@ -112,13 +116,15 @@ class RenewalBook:
         with self._lock:
             self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
             self._dirty = True
-        self.flush()
+        if not self._write_behind:
+            self.flush()
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:
             self._ledger.failed_authz += [ratelimit.FailedAuthz(i, at) for i in identifiers]
             self._dirty = True
-        self.flush()
+        if not self._write_behind:
+            self.flush()
 
     # -- failure state --------------------------------------------------------------------------
 

@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import urllib3.exceptions
-from kubernetes import client
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, translate, unreachable
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import Op, translate, unreachable
 from certbotk8s.adapters.kube.discovery import ServedVersions
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import (
     Http01SolverError,
     KubeError,
@@ -137,6 +139,15 @@ def _kube_error(action: str, r: _Resource, name: str | None, namespace: str, e: 
     return KubeUnreachable(f"{op} failed: API server unreachable ({cause})", cause)
 
 
+def _json(response: Any) -> KubeObject:
+    """The JSON object of an answer (an empty one when the body is not an object)."""
+    try:
+        value = json.loads(response.data)
+    except (TypeError, ValueError):
+        return {}
+    return cast(KubeObject, value) if isinstance(value, dict) else {}
+
+
 def _status(e: ApiException) -> int:
     return int(e.status or 0)
 
@@ -148,68 +159,29 @@ def _is_ours(obj: KubeObject) -> bool:
 
 
 class _Api:
-    """create / get / replace / delete / list of one resource as plain dicts: the core API
-    (Services) through CoreV1Api, everything else through CustomObjectsApi."""
+    """create / get / replace / delete / list of one resource as plain JSON (the core group's
+    Services and every other group alike, adapters.kube.rest)."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._custom = client.CustomObjectsApi(api_client)
-        self._core = client.CoreV1Api(api_client)
-
-    @staticmethod
-    def _raw(response: object) -> KubeObject:
-        """The JSON of a core API call made with `_preload_content=False` (no model round trip)."""
-        data = json.loads(cast(Any, response).data or b"{}")
-        return cast(KubeObject, data) if isinstance(data, dict) else {}
+    def __init__(self, api_client: ApiClient) -> None:
+        self._rest = KubeRest(api_client)
 
     def create(self, r: _Resource, ns: str, body: KubeObject) -> KubeObject:
-        t = REQUEST_TIMEOUT
-        if r.kind == "Service":
-            return self._raw(self._core.create_namespaced_service(
-                ns, cast(Any, body), _preload_content=False, _request_timeout=t))
-        return cast(KubeObject, self._custom.create_namespaced_custom_object(
-            r.group, r.version, ns, r.plural, body, _request_timeout=t))
+        return _json(self._rest.post(rest.path(r.api_version, r.plural, ns), body))
 
     def get(self, r: _Resource, ns: str, name: str) -> KubeObject:
-        t = REQUEST_TIMEOUT
-        if r.kind == "Service":
-            return self._raw(self._core.read_namespaced_service(
-                name, ns, _preload_content=False, _request_timeout=t))
-        return cast(KubeObject, self._custom.get_namespaced_custom_object(
-            r.group, r.version, ns, r.plural, name, _request_timeout=t))
+        return _json(self._rest.get(rest.path(r.api_version, r.plural, ns, name)))
 
     def replace(self, r: _Resource, ns: str, name: str, body: KubeObject) -> KubeObject:
-        t = REQUEST_TIMEOUT
-        if r.kind == "Service":
-            return self._raw(self._core.replace_namespaced_service(
-                name, ns, cast(Any, body), _preload_content=False, _request_timeout=t))
-        return cast(KubeObject, self._custom.replace_namespaced_custom_object(
-            r.group, r.version, ns, r.plural, name, body, _request_timeout=t))
+        return _json(self._rest.put(rest.path(r.api_version, r.plural, ns, name), body))
 
     def delete(self, r: _Resource, ns: str, name: str) -> None:
-        t = REQUEST_TIMEOUT
-        if r.kind == "Service":
-            self._core.delete_namespaced_service(name, ns, _request_timeout=t)
-        else:
-            self._custom.delete_namespaced_custom_object(r.group, r.version, ns, r.plural, name,
-                                                         _request_timeout=t)
+        self._rest.delete(rest.path(r.api_version, r.plural, ns, name))
 
     def list(self, r: _Resource, ns: str | None, selector: str) -> list[KubeObject]:
         """Objects matching `selector` in `ns` (None: every namespace)."""
-        t = REQUEST_TIMEOUT
-        if r.kind == "Service":
-            listed: object = self._raw(
-                self._core.list_service_for_all_namespaces(
-                    label_selector=selector, _preload_content=False, _request_timeout=t)
-                if ns is None else
-                self._core.list_namespaced_service(
-                    ns, label_selector=selector, _preload_content=False, _request_timeout=t))
-        elif ns is None:
-            listed = self._custom.list_cluster_custom_object(
-                r.group, r.version, r.plural, label_selector=selector, _request_timeout=t)
-        else:
-            listed = self._custom.list_namespaced_custom_object(
-                r.group, r.version, ns, r.plural, label_selector=selector, _request_timeout=t)
-        items = listed.get("items") if isinstance(listed, dict) else None
+        listed = _json(self._rest.get(rest.path(r.api_version, r.plural, ns),
+                                      (("labelSelector", selector),)))
+        items = listed.get("items")
         return [cast(KubeObject, i) for i in items] if isinstance(items, list) else []
 
 
@@ -232,7 +204,7 @@ class KubeRoutingPublisher:
 
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api_client: ApiClient,
         namespace: str,
         solver_service: str = "certbotk8s-solver",
         solver_port: int = 80,

@@ -12,12 +12,12 @@ failures (403, unreachable) raise `KubeError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, JsonDict, Op, request
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import JsonDict, Op, request
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.adapters.kube.watch import WatchedResource, list_core
 
 CONFIG_KEY = "config.yaml"
@@ -34,12 +34,10 @@ class ConfigMapText:
 
 def read_config_map(api_client: ApiClient, namespace: str, name: str | None
                     ) -> ConfigMapText | None:
-    core: Any = client.CoreV1Api(api_client)
     if name:
         found = request(Op("get", "configmaps", namespace, name),
-                        lambda: core.read_namespaced_config_map(
-                            name, namespace, _preload_content=False,
-                            _request_timeout=REQUEST_TIMEOUT))
+                        lambda: KubeRest(api_client).get(
+                            rest.path("v1", "configmaps", namespace, name)))
         items = [found] if found is not None else []
     else:
         items = list_core(CONFIG_MAPS, api_client, namespace, label_selector=NAME_LABEL)
