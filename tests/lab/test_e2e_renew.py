@@ -425,7 +425,7 @@ def test_status_and_plan_show_every_certificate(
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
     status = certbotk8s("status", "-n", namespace, "-o", "json")
     assert status.code == 0, status
-    rows = yaml.safe_load(status.out[status.out.index("["):])
+    rows = _rows(status)
     row = next(r for r in rows if r["secret"] == f"{namespace}/site-tls")
     assert row["hosts"] == [host] and row["state"] == "scheduled"
     not_after, renews = (secret_meta.parse_time(row[k]) for k in ("not_after", "next_renewal"))
@@ -447,7 +447,7 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
     assert any(r == "IssuanceFailed" and "rejectedIdentifier" in m
                for _, r, m in events_for(admin_api, namespace, "blocked"))
     status = certbotk8s("status", "-n", namespace, "-o", "json")
-    rows = yaml.safe_load(status.out[status.out.index("["):])
+    rows = _rows(status)
     row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
     # the next attempt, after the first backoff step
     assert (row["state"], row["wait"], row["failures"]) == ("waiting", "BackingOff", 1)
