@@ -211,10 +211,6 @@ class FakeCluster:
         self.secrets[ref] = replace(old, resource_version=self._bump(), annotations={
             k: v for k, v in merged.items() if v is not None})
 
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        return [s for ref, s in self.secrets.items()
-                if _labelled_tls(s) and (not namespaces or ref.namespace in namespaces)]
-
     # -- reading back -------------------------------------------------------------------------
 
     def serial(self, ref: SecretRef) -> str | None:

@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client
@@ -21,11 +20,9 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    PAGE_SIZE,
     REQUEST_TIMEOUT,
     JsonDict,
     Op,
-    list_all,
     request,
 )
 from certbotk8s.core.errors import KubeConflict, KubeError
@@ -174,28 +171,6 @@ class _SecretApi:
                 _request_timeout=REQUEST_TIMEOUT),
         )
 
-    def list(self, label_selector: str, field_selector: str,
-             namespace: str | None = None) -> list[JsonDict]:
-        op = Op("list", "secrets", namespace)
-        core = self._core
-        items = list_all(
-            op,
-            lambda token: (core.list_namespaced_secret(namespace, label_selector=label_selector,
-                                                       field_selector=field_selector,
-                                                       limit=PAGE_SIZE, _continue=token,
-                                                       _preload_content=False,
-                                                       _request_timeout=REQUEST_TIMEOUT)
-                           if namespace is not None else
-                           core.list_secret_for_all_namespaces(
-                               label_selector=label_selector, field_selector=field_selector,
-                               limit=PAGE_SIZE, _continue=token,
-                               _preload_content=False, _request_timeout=REQUEST_TIMEOUT)),
-            "v1", "Secret",
-        )
-        if items is None:
-            raise KubeError(f"{op} failed: HTTP 404")
-        return items
-
 
 class KubeSecretStore:
     """SecretStore on the Kubernetes API (see `core.ports.SecretStore` for the contract)."""
@@ -224,14 +199,6 @@ class KubeSecretStore:
     def set_annotations(self, namespace: str, name: str,
                         annotations: dict[str, str | None]) -> None:
         self._secrets.patch_annotations(namespace, name, annotations)
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        selectors = (f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"type={TLS_TYPE}")
-        if namespaces:
-            items = [item for ns in namespaces for item in self._secrets.list(*selectors, ns)]
-        else:
-            items = self._secrets.list(*selectors)
-        return [to_stored_secret(item) for item in items if item.get("type") == TLS_TYPE]
 
 
 _NAME_UNSAFE = re.compile(r"[^a-z0-9-]+")
