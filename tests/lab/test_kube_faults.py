@@ -1,5 +1,6 @@
-"""API server faults under a running controller: watches answered 410 Gone, Secret writes
-answered 409 Conflict, and the cause in metrics, /readyz, Events and `status` while it lasts."""
+"""API server faults under a running controller: watches answered 410 Gone after an API server
+restart (the one restart of the lab suite), Secret writes answered 409 Conflict, and the cause in
+metrics, /readyz, Events and `status` while it lasts."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from .controllers import (
     through_proxy,
     wait_for,
 )
-from .replay import certificates_written
+from .replay import CertificateWrites, Expired, certificates_written
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
 from .test_faults import fault
@@ -79,6 +80,9 @@ def test_watches_answered_410_list_again_and_miss_nothing(
                           "before-tls")
         core: Any = k8s.CoreV1Api(admin_api)
         seen = core.list_namespaced_secret(namespace).metadata.resource_version
+        # The replay of certificates written (tests/lab/replay.py, bench/faults.py) is to follow
+        # the namespace from here across the same restart.
+        writes = CertificateWrites(admin_api, namespace, seen)
         proxy.close()  # the controller's watches break; it keeps the versions it had seen
         wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 0, 20,
                  "the controller to notice")
@@ -95,6 +99,8 @@ def test_watches_answered_410_list_again_and_miss_nothing(
                                           timeout_seconds=5, _preload_content=False)
         first = json.loads(raw.data.splitlines()[0])
         assert (first["type"], first["object"]["code"]) == ("ERROR", 410)  # the fault is real
+        with pytest.raises(Expired):
+            certificates_written(admin_api, namespace, seen)
         restarted = core.list_namespaced_secret(namespace).metadata.resource_version
         proxy.open()
         gap = wait_for(lambda: read_secret(admin_api, namespace, "gap-tls"), 60,
@@ -114,6 +120,10 @@ def test_watches_answered_410_list_again_and_miss_nothing(
             [], [_serial(before)])  # (annotation writes replay the same certificate)
         assert _serial(read_secret(admin_api, namespace, "before-tls")) == _serial(before)
         assert _orders_for(ctl, namespace, "before-tls") == 1
+        # The replay's version is gone: a list fills the gap, and says so.
+        writes.follow()
+        assert writes.written == {"before-tls": [_serial(before)], "gap-tls": [_serial(gap)]}
+        assert writes.relists == 1
         # After the outage, an Event on the Lease says what happened and for how long.
         events = wait_for(lambda: [e for e in _events(admin_api, "certbotk8s",
                                                       "ApiServerUnreachable", ctl.lease)
