@@ -1,8 +1,11 @@
 # BIND (named) for the lab: authoritative for certbotk8s.test. and delegated.test. on
 # 127.0.0.1:10053 (UDP+TCP), RFC 2136 updates signed with a TSIG key made fresh at every start.
+# A second named on 127.0.0.1:10055 is a forwarding resolver in front of it (forward only,
+# caching): the recursive-only DNS-01 propagation check asks it, as pods ask the cluster DNS.
 # Sourced by lab/up; defines bind_build and bind_start. Needs lib.sh.
 
 BIND_PORT="${BIND_PORT:-$(lab_port 10053)}"
+BIND_FORWARDER_PORT="${BIND_FORWARDER_PORT:-$(lab_port 10055)}"
 BIND_ZONE="certbotk8s.test"
 BIND_ZONE_DELEGATED="delegated.test"
 # For the DNS fault tests: a zone the key may not update (REFUSED), and a zone with a second
@@ -166,6 +169,8 @@ EOF
   done
   [ -n "$ok" ] || lab_die "named answers no A record for lab-check.$BIND_ZONE (see $LAB_DIR/logs/named.log)"
 
+  _bind_forwarder_start "$named"
+
   env_add DNS_SERVER "127.0.0.1:$BIND_PORT"
   env_add DNS_ZONE "$BIND_ZONE"
   env_add DNS_ZONE_DELEGATED "$BIND_ZONE_DELEGATED"
@@ -175,4 +180,47 @@ EOF
   env_add DNS_TSIG_SECRET "$secret"
   env_add DNS_TSIG_ALGORITHM hmac-sha256
   lab_log "named ready on 127.0.0.1:$BIND_PORT (zones $BIND_ZONE, $BIND_ZONE_DELEGATED)"
+}
+
+# _bind_forwarder_start NAMED: a caching resolver that only forwards, to the lab's named; no zone
+# of its own, so every answer it gives went through its cache (negative answers kept for the
+# zones' 5 s negative TTL, as a real resolver keeps them).
+_bind_forwarder_start() {
+  local named="$1" dir="$LAB_DIR/bind-forwarder" i
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  cat >"$dir/named.conf" <<EOF
+options {
+    directory "$dir";
+    pid-file "$dir/named.pid";
+    session-keyfile "$dir/session.key";
+    managed-keys-directory "$dir";
+    listen-on port $BIND_FORWARDER_PORT { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion yes;
+    allow-recursion { 127.0.0.1; };
+    forward only;
+    forwarders { 127.0.0.1 port $BIND_PORT; };
+    dnssec-validation no;
+    notify no;
+};
+controls { };
+logging {
+    channel stderr_log { stderr; severity info; print-time yes; };
+    category default { stderr_log; };
+    category lame-servers { null; };
+};
+EOF
+  start_bg named-forwarder "$named" -g -4 -c "$dir/named.conf"
+  wait_tcp "$BIND_FORWARDER_PORT" 30 named-forwarder
+  for i in $(seq 1 50); do
+    if [ "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$BIND_FORWARDER_PORT" "lab-check.$BIND_ZONE" A)" = 127.0.0.1 ]; then
+      env_add DNS_FORWARDER "127.0.0.1:$BIND_FORWARDER_PORT"
+      lab_log "forwarding resolver ready on 127.0.0.1:$BIND_FORWARDER_PORT"
+      return 0
+    fi
+    sleep 0.1
+  done
+  lab_die "the forwarding named answers no A record for lab-check.$BIND_ZONE (see $LAB_DIR/logs/named-forwarder.log)"
 }

@@ -5,18 +5,15 @@ for hours, revokes thousands of certificates at once (its ARI says "renew now"),
 Let's Encrypt's production limits on its own books: `replaces` naming a certificate that shares
 a name and is not replaced already makes an order exempt, everything else counts.
 
-The client side is the real code, not a copy of it: `core.renewal.plan.plan` decides (the chain of
-checks, the renewal time, the ARI gate), the certificate records are `app.records.Records` over
-an in-memory store (the map `ObservedSecret.recorded` holds, joined by
-`core.state.observe.with_record`),
-each issuance is written into them the way `app.orders.store` writes it (the
-`issued-7d` history of `core.state.secret_meta`, entries flagged `/replaces`),
-`app.budget.RenewalBook`
-keeps backoff and the budget (ledger in memory), `core.renewal.lifecycle` says whether an order may
-go,
-`core.renewal.after_order` what follows it, `core.renewal.replaces` whether it sends `replaces`,
-and the
-CronJob takes its due work in `core.renewal.urgency` order.
+The client side is the real code, not a copy of it: `core.renewal.plan.plan` decides (the
+chain of checks, the renewal time, the ARI gate), the certificate records are
+`app.records.Records` over an in-memory store (the map `ObservedSecret.recorded` holds, joined
+by `core.state.observe.with_record`), each issuance is written into them the way
+`app.orders.store` writes it (the `issued-7d` history of `core.state.secret_meta`, entries
+flagged `/replaces`), `app.budget.RenewalBook` keeps backoff and the budget (ledger in memory),
+`core.renewal.lifecycle` says whether an order may go, `core.renewal.after_order` what follows
+it, `core.renewal.replaces` whether it sends `replaces`, and the CronJob takes its due work in
+`core.renewal.urgency` order.
 
 What the simulation stands in for (the adapters and threads): the informer (each certificate is
 planned at its own wake-up, as the WakeSchedule wakes the reconciler), the ARI refresher (one
@@ -24,9 +21,9 @@ sequential reader: every certificate at once after a start, a new certificate at
 after the CA's Retry-After; a moved window is noticed at that next read), the order runner (a
 pool of `workers`; an order is decided again when a worker takes it; running orders finish
 across a restart, queued ones are dropped), the CA gate (an order that meets the CA down holds
-the rest until the outage ends), and `renew --once` as `run_pass` does it today: ARI read for
-every certificate one after another, one budget snapshot per run, orders one at a time most
-urgent first, killed at the Job's deadline.
+the rest until the outage ends), and `renew --once` as `run_pass` does it: ARI read only where
+the record's Retry-After has passed, `cron_workers` reads and orders at a time, one budget
+snapshot per run, the most urgent first, no new order after `--stop-after`.
 
 One shortcut, equivalent by construction: the budget's view of issuances is built (with the
 real `RenewalBook.set_issued`) from the records of the certificates on the same registered
@@ -41,6 +38,7 @@ tests/unit/test_renewal_year.py (a smaller fleet, in CI).
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import statistics
 from collections import deque
@@ -66,6 +64,7 @@ from certbotk8s.core.model import (
 )
 from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.after_order import Backoff, OrderResult, after_order
+from certbotk8s.core.renewal.ari_timing import next_read_in
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
@@ -106,6 +105,8 @@ class SimConfig:
     ari_read_seconds: float = 0.15
     cron_every: timedelta = timedelta(hours=12)
     cron_deadline: timedelta = timedelta(seconds=3600)  # activeDeadlineSeconds
+    cron_stop_after: timedelta = timedelta(seconds=3000)  # renew --once --stop-after
+    cron_workers: int = 4  # renew --once --workers
     probe_after: timedelta = timedelta(seconds=30)  # the CA gate sees the CA back this late
     seed: int = 1
 
@@ -124,6 +125,8 @@ class Cert:
     changed_at: datetime | None = None  # hosts changed then, not yet served
     revoked_at: datetime | None = None  # revoked then, not yet replaced
     quiet_until: datetime | None = None  # CronJob: planned NOTHING until then, inputs unchanged
+    ari_next: datetime | None = None  # CronJob: the record's next ARI read (core.state.ari_memory)
+    known_for: str = ""  # CronJob: the certificate `known` was read for
     expired: bool = False
 
 
@@ -713,34 +716,57 @@ class CronJobSim(Simulation):
         return self.report()
 
     def one_run(self, started: datetime) -> None:
+        """One `renew --once` run as app.oneshot.run.run_pass does it: the survey reads the ARI
+        windows whose record says the CA's Retry-After has passed (core.state.ari_memory),
+        `cron_workers` at a time; then the due work most urgent first, `cron_workers` orders at
+        a time, no new order after `cron_stop_after` (the rest is deferred to the next run)."""
         c, r = self.c, self.result
         r.cron_runs += 1
-        deadline = started + c.cron_deadline
+        stop_at = started + c.cron_stop_after
         self.records = Records(self.store, save_every=0.0)
         self.records.load()
         self.book = self._book()
         now = started
-        # survey: every managed certificate's ARI window, one after another
-        ari: dict[SecretRef, RenewalWindow] = {}
         down = self.ca_down(now) is not None
+        ari: dict[SecretRef, RenewalWindow] = {}
+        reads = 0
         for cert in self.certs:
-            if now < cert.info.not_after:
-                now += timedelta(seconds=c.ari_read_seconds)
-                if self.ca_down(now) is None:
-                    ari[cert.desired.secret] = cert.window
-        if now >= deadline:
-            r.cron_runs_with_due_work_left += 1
-            r.cron_run_seconds_max = c.cron_deadline.total_seconds()
-            return
+            if now >= cert.info.not_after:
+                continue  # expired: due anyway, not asked
+            ref = cert.desired.secret
+            if (cert.known is not None and cert.known_for == cert.info.ari_cert_id
+                    and cert.ari_next is not None and now < cert.ari_next):
+                ari[ref] = cert.known
+                continue
+            reads += 1
+            if not down:
+                retry_after = c.retry_after.total_seconds() * self.rng.uniform(0.8, 1.2)
+                cert.known, cert.known_for = cert.window, cert.info.ari_cert_id
+                cert.ari_next = now + next_read_in(cert.info, retry_after)
+                ari[ref] = cert.window
+        now += timedelta(seconds=c.ari_read_seconds * math.ceil(reads / c.cron_workers))
         planned = [cert for cert in self.certs
                    if cert.quiet_until is None or cert.quiet_until <= now]
         observed = {cert.desired.secret: self.observed(cert) for cert in planned}
         actions = plan([cert.desired for cert in planned], observed, now,
                        {ref: ari[ref] for ref in observed if ref in ari})
-        snapshot = self.records.snapshot()
-        self.book.set_issued(snapshot, now)  # once per run, as run_pass does
-        checked = self.book.check
+        self.book.set_issued(self.records.snapshot(), now)  # once per run, as run_pass does
+        free = [now] * c.cron_workers  # when each worker can take the next certificate
+        running: list[tuple[datetime, int, Cert, Action, ObservedSecret | None, datetime,
+                            bool]] = []
         left = False
+        last = now
+
+        def finish_until(t: datetime) -> None:
+            nonlocal down, last
+            while running and running[0][0] <= t:
+                ends, _, cert, action, seen, placed_at, sends = heapq.heappop(running)
+                result = self.finish(cert, action, seen, placed_at, ends, sends)
+                if result.outage:
+                    down = True  # app.oneshot.pass_outages: held for the rest of the run
+                self.follow_up(cert, seen, result, ends)
+                last = max(last, ends)
+
         for action in by_urgency(actions, observed, now):
             cert = self.certs[self.by_ref[action.desired.secret]]
             seen = observed[action.desired.secret]
@@ -752,31 +778,31 @@ class CronJobSim(Simulation):
                 continue
             if action.kind not in (ActionKind.ISSUE, ActionKind.RENEW):
                 continue
-            if now >= deadline:
+            at = heapq.heappop(free)
+            finish_until(at)
+            if at >= stop_at:  # --stop-after: deferred to the next run
                 left = True
+                heapq.heappush(free, at)
                 break
             ref = action.desired.secret
             wait = lifecycle.why_wait(lifecycle.OrderFacts(
-                ref, failure=self.book.failure_state(ref, seen, now),
-                hold=checked(action, seen, now),
+                ref, failure=self.book.failure_state(ref, seen, at),
+                hold=self.book.check(action, seen, at),
                 down=(lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),)
-                if down else ()), now)
+                if down else ()), at)
             if wait is not None:
                 if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
-                    self.count_hold(cert, action, seen, now)
+                    self.count_hold(cert, action, seen, at)
+                heapq.heappush(free, at)  # no time spent
                 continue
-            ends, sends = self.place(cert, action, seen, now)
-            if ends > deadline:  # killed mid-order: placed, never finished
-                now, left = deadline, True
-                break
-            result = self.finish(cert, action, seen, now, ends, sends)
-            now = ends
-            if result.outage:
-                down = True  # app.oneshot.pass_outages: held for the rest of the run
-            self.follow_up(cert, seen, result, now)
+            ends, sends = self.place(cert, action, seen, at)
+            assert ends <= started + c.cron_deadline, "an order outlived the Job's deadline"
+            heapq.heappush(running, (ends, cert.index, cert, action, seen, at, sends))
+            heapq.heappush(free, ends)
+        finish_until(datetime.max.replace(tzinfo=UTC))
         if left:
             r.cron_runs_with_due_work_left += 1
-        r.cron_run_seconds_max = max(r.cron_run_seconds_max, (now - started).total_seconds())
+        r.cron_run_seconds_max = max(r.cron_run_seconds_max, (last - started).total_seconds())
 
 
 def simulate(config: SimConfig) -> SimResult:

@@ -9,13 +9,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
 from certbotk8s.adapters.http01.responder import Http01Responder
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
-from certbotk8s.adapters.kube.lease import active_holder
+from certbotk8s.adapters.kube.lease import LEADER_LEASE, active_holder
 from certbotk8s.adapters.kube.tokens import KubeTokenStore
 from certbotk8s.app.commands import completion, force
 from certbotk8s.app.commands import status as status_view
@@ -128,10 +129,15 @@ def _parser() -> argparse.ArgumentParser:
                             "controller replicas behind the same solver Service answer them too")
     renew.add_argument("--pushgateway", metavar="URL",
                        help="push the pass's metrics to this Prometheus Pushgateway")
+    renew.add_argument("--workers", type=_positive(int), default=4,
+                       help="--once: orders in parallel, the most urgent first (default 4)")
+    renew.add_argument("--stop-after", type=_positive(float), default=3000.0, metavar="SECONDS",
+                       help="--once: start no new order after this long (running ones finish); "
+                            "keep it below the Job's activeDeadlineSeconds (default 3000)")
     renew.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
                        help="NAMESPACE/SECRET: how long to wait for the controller (default 300)")
-    renew.add_argument("--lease-name", default="certbotk8s-leader",
-                       help="the controller's Lease (default certbotk8s-leader)")
+    renew.add_argument("--lease-name", default=LEADER_LEASE,
+                       help=f"the controller's Lease (default {LEADER_LEASE})")
     revoke = command("revoke", "revoke a certificate at its CA, then issue a new one with a new "
                                "key", scoped=False)
     revoke.add_argument("targets", nargs=1, type=_target, metavar="NAMESPACE/SECRET")
@@ -144,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--shared-tokens", action="store_true", help=argparse.SUPPRESS)
     revoke.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
                         help="how long to wait for the controller's new certificate")
-    revoke.add_argument("--lease-name", default="certbotk8s-leader",
-                        help="the controller's Lease (default certbotk8s-leader)")
+    revoke.add_argument("--lease-name", default=LEADER_LEASE,
+                        help=f"the controller's Lease (default {LEADER_LEASE})")
     command("plan", "show what a pass would do, changing nothing")
     st = command("status", "table of managed certificates")
     st.add_argument("-o", "--output", choices=("table", "json"), default="table")
@@ -156,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--workers", type=_positive(int), default=16, help="orders in parallel")
     ctl.add_argument("--identity", default=os.environ.get("POD_NAME"),
                      help="leader-election identity (default $POD_NAME, else hostname-pid)")
-    ctl.add_argument("--lease-name", default="certbotk8s-leader")
+    ctl.add_argument("--lease-name", default=LEADER_LEASE,
+                     help=f"the Lease the replicas elect a leader with (default {LEADER_LEASE})")
     ctl.add_argument("--lease-duration", type=_positive(float), default=15.0)
     ctl.add_argument("-n", "--namespace", action="append", default=[],
                      help="watch and write only in this namespace (repeatable; default all). "
@@ -245,7 +252,8 @@ def _progress(line: str) -> None:
 def _renew(config: Config, args: argparse.Namespace) -> int:
     api = _api_client(args)
     report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
-        runtime.deps, args.namespace, progress=_progress))
+        runtime.deps, args.namespace, progress=_progress, workers=args.workers,
+        stop_after=timedelta(seconds=args.stop_after)))
     if report is None:
         return EXIT_FAILED
     summary = pass_summary(report)

@@ -238,8 +238,7 @@ class Run:
         """When `seen` is due (its kept moment, capped by the floor: the floor wins "whatever
         ARI says"), the moment drawn in its window (None when the controller kept none), and
         that window. Without a kept moment: the one core.renewal.moment draws in Pebble's window
-        (the
-        whole validity for the `fast` profile), capped by the floor as well."""
+        (the whole validity for the `fast` profile), capped by the floor as well."""
         moved = self.moved_window
         if moved is not None and seen.info.ari_cert_id == moved.cert_id and seen.window != moved:
             # the kept moment was drawn in the window before the move: the one drawn in the

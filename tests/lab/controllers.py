@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from certbotk8s.app.metrics import CERT_LABELS, cert_label_values
+
 from .conftest import ROOT, Lab
 from .tcpproxy import TcpProxy
 
@@ -82,6 +84,7 @@ class ControllerProcess:
                 for family in text_string_to_metric_families(text) for s in family.samples}
 
     def value(self, name: str, /, **labels: str) -> float | None:
+        """The sample with exactly these labels (`cert_labels` gives a certificate's)."""
         return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def acme(self, endpoint: str, status: str | None = None) -> float:
@@ -153,6 +156,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cert_labels(namespace: str, name: str, issuer: str) -> dict[str, str]:
+    """Every label of one certificate's certbotk8s_certificate_* series (for `value`)."""
+    return dict(zip(CERT_LABELS, cert_label_values((namespace, name, issuer)), strict=True))
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:

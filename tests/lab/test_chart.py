@@ -4,6 +4,7 @@ manifests, and installs server-side into the lab's API server."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 import subprocess
@@ -16,6 +17,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.cli import _parser
 from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
 
@@ -24,6 +27,9 @@ pytestmark = pytest.mark.lab
 CHART = ROOT / "charts" / "certbotk8s"
 MANIFESTS = ROOT / "manifests"
 Doc = dict[str, Any]
+
+# A host policy: without one the chart refuses to render (test_no_host_policy_is_refused).
+POLICY: Doc = {"config": {"tenants": {"allowAnyHost": True}}}
 
 OTHER_VALUES: Doc = {
     "mode": "both",
@@ -50,6 +56,7 @@ OTHER_VALUES: Doc = {
                                   "tsig": {"keyName": "certbotk8s.", "algorithm": "hmac-sha256",
                                            "secretRef": {"name": "tsig", "key": "secret"}}}},
         "istio": {"gatewayNamespace": "istio-ingress", "allowedSourceNamespaces": ["shop"]},
+        "tenants": {"hostPatterns": {"shop": ["*.shop.example.com"]}},
     },
 }
 
@@ -61,15 +68,43 @@ def _tool(lab: Lab, key: str) -> str:
     return path
 
 
-def _run(lab: Lab, tool: str, *args: str, stdin: str | None = None) -> str:
+def _call(lab: Lab, tool: str, *args: str,
+          stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": lab["KUBECONFIG"],
            "HELM_CACHE_HOME": str(ROOT / ".lab" / "helm" / "cache"),
            "HELM_CONFIG_HOME": str(ROOT / ".lab" / "helm" / "config"),
            "HELM_DATA_HOME": str(ROOT / ".lab" / "helm" / "data")}
-    result = subprocess.run([_tool(lab, tool), *args], input=stdin, capture_output=True,
-                            text=True, env=env, timeout=180, check=False)
+    return subprocess.run([_tool(lab, tool), *args], input=stdin, capture_output=True,
+                          text=True, env=env, timeout=180, check=False)
+
+
+def _run(lab: Lab, tool: str, *args: str, stdin: str | None = None) -> str:
+    result = _call(lab, tool, *args, stdin=stdin)
     assert result.returncode == 0, f"{tool} {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def _merged(base: Doc, extra: Doc) -> Doc:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _values_file(tmp_path: Path, values: Doc) -> str:
+    path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def _refusal(lab: Lab, tmp_path: Path, values: Doc) -> str:
+    """helm template's error output for values it must refuse."""
+    result = _call(lab, "HELM", "template", "x", str(CHART), "-f", _values_file(tmp_path, values))
+    assert result.returncode != 0, result.stdout
+    return result.stderr
 
 
 def _docs(text: str) -> list[Doc]:
@@ -78,11 +113,12 @@ def _docs(text: str) -> list[Doc]:
 
 def _template(lab: Lab, tmp_path: Path, values: Doc | None = None, *,
               release: str = "certbotk8s", namespace: str = "certbotk8s") -> list[Doc]:
-    args = ["template", release, str(CHART), "--namespace", namespace]
-    if values is not None:
-        path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
-        path.write_text(yaml.safe_dump(values))
-        args += ["--values", str(path)]
+    """helm template with `values` over POLICY (a values' own host policy wins)."""
+    merged = _merged(POLICY, values or {})
+    if "hostPatterns" in (values or {}).get("config", {}).get("tenants", {}):
+        merged["config"]["tenants"].pop("allowAnyHost")
+    args = ["template", release, str(CHART), "--namespace", namespace,
+            "--values", _values_file(tmp_path, merged)]
     return _docs(_run(lab, "HELM", *args))
 
 
@@ -102,16 +138,51 @@ def _pod(doc: Doc) -> Doc:
 
 
 def test_helm_lint_passes(lab: Lab, tmp_path: Path) -> None:
-    out = _run(lab, "HELM", "lint", "--strict", str(CHART))
+    out = _run(lab, "HELM", "lint", "--strict", str(CHART), "-f", _values_file(tmp_path, POLICY))
     assert "0 chart(s) failed" in out
-    path = tmp_path / "other.yaml"
-    path.write_text(yaml.safe_dump(OTHER_VALUES))
     assert "0 chart(s) failed" in _run(lab, "HELM", "lint", "--strict", str(CHART),
-                                       "--values", str(path))
+                                       "--values", _values_file(tmp_path, OTHER_VALUES))
+
+
+def test_no_host_policy_is_refused(lab: Lab, tmp_path: Path) -> None:
+    """A default install would issue nothing (every source HostNotAllowed): it fails instead,
+    in one line naming both choices."""
+    result = _call(lab, "HELM", "template", "x", str(CHART))
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if "no host policy" in line]
+    assert "config.tenants.hostPatterns" in line and "config.tenants.allowAnyHost=true" in line
+    both = {"config": {"tenants": {"allowAnyHost": True, "hostPatterns": {"a": ["a.test"]}}}}
+    assert "set hostPatterns or allowAnyHost=true, not both" in _refusal(lab, tmp_path, both)
+    for choice in (POLICY, {"config": {"tenants": {"hostPatterns": {"a": ["*.a.test"]}}}}):
+        result = _call(lab, "HELM", "template", "x", str(CHART), "-f",
+                       _values_file(tmp_path, choice))
+        assert result.returncode == 0, result.stderr
+
+
+def test_notes_say_what_next(lab: Lab, tmp_path: Path) -> None:
+    patterns = {"config": {"tenants": {"hostPatterns": {"team-a": ["*.a.example.com"]}}}}
+    out = _run(lab, "HELM", "install", "edge", str(CHART), "--dry-run=client",
+               "--namespace", "tls", "-f", _values_file(tmp_path, patterns))
+    notes = out.split("NOTES:", 1)[1]
+    assert "team-a: *.a.example.com" in notes
+    assert "certbotk8s.io/enabled" in notes
+    assert "kubectl -n tls exec deploy/edge-certbotk8s -- certbotk8s status" in notes
+    assert "HostNotAllowed" in notes and "describe" in notes
+
+
+def test_schema_refuses_unknown_keys_and_wrong_types(lab: Lab, tmp_path: Path) -> None:
+    for values, where in (({"controller": {"replica": 3}}, "replica"),
+                          ({"config": {"tenants": {"allowAnyHosts": True}}}, "allowAnyHosts"),
+                          ({"controller": {"replicas": "two"}}, "replicas"),
+                          ({"config": {"solver": {"http01": {"selfCheck": "no"}}}}, "selfCheck"),
+                          ({"mode": "sometimes"}, "mode")):
+        error = _refusal(lab, tmp_path, _merged(POLICY, values))
+        assert "values don't meet the specifications of the schema" in error, error
+        assert where in error, error
 
 
 def test_default_render(lab: Lab, tmp_path: Path) -> None:
-    docs = _template(lab, tmp_path, release="edge", namespace="tls-system")
+    docs = _template(lab, tmp_path, POLICY, release="edge", namespace="tls-system")
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(["ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding",
                             "Role", "RoleBinding", "Service", "Service", "Deployment",
@@ -127,7 +198,11 @@ def test_default_render(lab: Lab, tmp_path: Path) -> None:
     (container,) = _pod(deployment)["spec"]["containers"]
     assert container["image"] == "ghcr.io/certbotk8s/certbotk8s:0.1.0"
     assert container["args"][:1] == ["controller"]
-    assert "--lease-name" in container["args"]
+    assert "--lease-name" not in container["args"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert _pod(deployment)["spec"]["securityContext"]["runAsUser"] == 65532
+    (spread,) = _pod(deployment)["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
     assert deployment["spec"]["replicas"] == 2
     binding = _one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "edge-certbotk8s",
@@ -177,19 +252,91 @@ def test_other_values_render(lab: Lab, tmp_path: Path) -> None:
     assert "secretRef" in _one(docs, "ConfigMap")["data"]["config.yaml"]
 
 
-def test_bad_mode_is_refused(lab: Lab, tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text("mode: sometimes\n")
-    result = subprocess.run([_tool(lab, "HELM"), "template", "x", str(CHART), "-f", str(path)],
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode != 0
-    assert "mode must be deployment, cronjob or both" in result.stderr
+def test_prometheus_rule_follows_the_mode(lab: Lab, tmp_path: Path) -> None:
+    """The leader alert only where a controller runs, the pass's freshness only where the
+    CronJob pushes; the same rules as the kustomize files for the same mode."""
+    def groups(values: Doc) -> list[str]:
+        docs = _template(lab, tmp_path, _merged({"metrics": {"prometheusRule": {
+            "enabled": True}}}, values))
+        return [g["name"] for g in _one(docs, "PrometheusRule")["spec"]["groups"]]
+
+    push = {"cronjob": {"pushgateway": "http://pushgateway.monitoring:9091"}}
+    assert groups({}) == ["certbotk8s", "certbotk8s-controller"]
+    assert groups({"mode": "cronjob"}) == ["certbotk8s"]
+    assert groups({"mode": "cronjob", **push}) == ["certbotk8s", "certbotk8s-cronjob"]
+    assert groups({"mode": "both", **push}) == ["certbotk8s", "certbotk8s-controller",
+                                                "certbotk8s-cronjob"]
+    for values, shipped in (({}, MANIFESTS / "optional" / "prometheusrule.yaml"),
+                            ({"mode": "cronjob", **push},
+                             MANIFESTS / "optional" / "cronjob" / "prometheusrule.yaml")):
+        docs = _template(lab, tmp_path, _merged(
+            {"metrics": {"prometheusRule": {"enabled": True}}}, values))
+        assert _one(docs, "PrometheusRule")["spec"] == yaml.safe_load(shipped.read_text())["spec"]
 
 
-def test_prometheus_rule_matches_the_kustomize_one(lab: Lab, tmp_path: Path) -> None:
-    docs = _template(lab, tmp_path, {"metrics": {"prometheusRule": {"enabled": True}}})
-    shipped = yaml.safe_load((MANIFESTS / "optional" / "prometheusrule.yaml").read_text())
-    assert _one(docs, "PrometheusRule")["spec"] == shipped["spec"]
+def test_pdb_only_with_a_replica_to_spare(lab: Lab, tmp_path: Path) -> None:
+    def pdbs(replicas: int) -> list[Doc]:
+        docs = _template(lab, tmp_path, {"controller": {"replicas": replicas}})
+        return [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+
+    assert pdbs(1) == []  # it would block every node drain
+    assert len(pdbs(2)) == 1
+
+
+def test_service_account_options(lab: Lab, tmp_path: Path) -> None:
+    irsa = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/dns"}
+    docs = _template(lab, tmp_path, {"serviceAccount": {"name": "dns-writer",
+                                                        "annotations": irsa}})
+    account = _one(docs, "ServiceAccount")
+    assert account["metadata"]["name"] == "dns-writer"
+    assert account["metadata"]["annotations"] == irsa
+    assert _pod(_one(docs, "Deployment"))["spec"]["serviceAccountName"] == "dns-writer"
+    for binding in (_one(docs, "ClusterRoleBinding"), _one(docs, "RoleBinding")):
+        assert binding["subjects"][0]["name"] == "dns-writer"
+    existing = _template(lab, tmp_path, {"mode": "both", "serviceAccount": {
+        "create": False, "name": "platform-certs"}})
+    assert not [d for d in existing if d["kind"] == "ServiceAccount"]
+    for workload in (_one(existing, "Deployment"), _one(existing, "CronJob")):
+        assert _pod(workload)["spec"]["serviceAccountName"] == "platform-certs"
+    assert "serviceAccount.name is required" in _refusal(
+        lab, tmp_path, _merged(POLICY, {"serviceAccount": {"create": False}}))
+
+
+def test_extra_volumes_and_security_contexts(lab: Lab, tmp_path: Path) -> None:
+    values = {"mode": "both",
+              "extraVolumes": [{"name": "corp-ca", "secret": {"secretName": "corp-ca"}}],
+              "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/corp-ca",
+                                     "readOnly": True}],
+              "podSecurityContext": {"runAsUser": 10001},
+              "securityContext": {"readOnlyRootFilesystem": True},
+              "controller": {"topologySpreadConstraints": []}}
+    docs = _template(lab, tmp_path, values)
+    for workload in (_one(docs, "Deployment"), _one(docs, "CronJob")):
+        spec = _pod(workload)["spec"]
+        assert {"name": "corp-ca", "secret": {"secretName": "corp-ca"}} in spec["volumes"]
+        assert [v["name"] for v in spec["volumes"]][:2] == ["config", "tmp"]
+        (container,) = spec["containers"]
+        assert {"name": "corp-ca", "mountPath": "/etc/corp-ca",
+                "readOnly": True} in container["volumeMounts"]
+        # Helm merges a map value over the default: the keys given change, the others stay.
+        assert spec["securityContext"]["runAsUser"] == 10001
+        assert spec["securityContext"]["fsGroup"] == 65532
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "topologySpreadConstraints" not in _pod(_one(docs, "Deployment"))["spec"]
+
+
+def test_lease_name_is_the_one_the_cli_looks_for(lab: Lab, tmp_path: Path) -> None:
+    """Whatever the release is called, the controller elects on the Lease `renew` and `revoke`
+    look for (the CLI's default), the one the kustomize Deployment uses too."""
+    docs = _template(lab, tmp_path, release="edge")
+    (container,) = _pod(_one(docs, "Deployment"))["spec"]["containers"]
+    parsed = _parser().parse_args(container["args"])
+    assert parsed.lease_name == LEADER_LEASE
+    for command in (["renew", "default/web-tls"], ["revoke", "default/web-tls"]):
+        assert _parser().parse_args(command).lease_name == LEADER_LEASE
+    kustomize = _docs(_run(lab, "KUBECTL", "kustomize", str(MANIFESTS / "overlays" / "controller")))
+    (k_container,) = _pod(_one(kustomize, "Deployment"))["spec"]["containers"]
+    assert _parser().parse_args(k_container["args"]).lease_name == LEADER_LEASE
 
 
 # --- chart and kustomize describe the same installation ---------------------------------------
@@ -227,7 +374,10 @@ def _normalise(doc: Doc) -> Doc:
         doc["spec"].pop("podSelector")
     if doc["kind"] == "ConfigMap":
         doc["metadata"]["name"] = _HASH.sub("", doc["metadata"]["name"])
-        doc["data"] = {"config": load_config(doc["data"]["config.yaml"], "certbotk8s")}
+        config = load_config(doc["data"]["config.yaml"], "certbotk8s")
+        # The host policy differs on purpose: the chart needs one chosen, kustomize ships `{}`.
+        tenants = dataclasses.replace(config.tenants, host_patterns=None)
+        doc["data"] = {"config": dataclasses.replace(config, tenants=tenants)}
     return doc
 
 
@@ -261,7 +411,7 @@ def test_server_side_install_into_the_lab(lab: Lab, tmp_path: Path, admin_api: A
     namespace = f"t-{release}"
     values = tmp_path / "install.yaml"
     values.write_text(yaml.safe_dump({"mode": "both", "istioEgress": {"enabled": True},
-                                      "networkPolicy": {"enabled": True}}))
+                                      "networkPolicy": {"enabled": True}, **POLICY}))
     out = _run(lab, "HELM", "install", release, str(CHART), "--namespace", namespace,
                "--create-namespace", "--server-side=true", "--values", str(values))
     assert "STATUS: deployed" in out

@@ -21,7 +21,13 @@ from kubernetes.client import ApiClient
 from certbotk8s.core.pki import certs
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
-from .controllers import ControllerProcess, controller_config, free_port, wait_for
+from .controllers import (
+    ControllerProcess,
+    cert_labels,
+    controller_config,
+    free_port,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -106,13 +112,13 @@ def test_sources_created_changed_and_deleted_while_running(
 
     # scheduled: the metrics know when it renews
     wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
-                               namespace=namespace, name="live-tls", issuer="pebble"), 5,
+                               **cert_labels(namespace, "live-tls", "pebble")), 5,
              "renewal metric")
 
     # deleted: the Secret stays, its schedule and metrics go
     networking.delete_namespaced_ingress("live", namespace)
     wait_for(lambda: ctl.value("certbotk8s_certificate_renewal_timestamp_seconds",
-                               namespace=namespace, name="live-tls", issuer="pebble") is None,
+                               **cert_labels(namespace, "live-tls", "pebble")) is None,
              10, "schedule removed")
     kept = read_secret(admin_api, namespace, "live-tls")
     assert kept is not None and _sans(kept) == _sans(renewed)
@@ -125,7 +131,7 @@ def test_metrics_report_certificates_and_acme_traffic(
     _ingress(admin_api, namespace, "seen", [lab.host("seen")])
     secret = wait_for(lambda: read_secret(admin_api, namespace, "seen-tls"), 15, "Secret")
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
-    cert = {"namespace": namespace, "name": "seen-tls", "issuer": "pebble"}
+    cert = cert_labels(namespace, "seen-tls", "pebble")
     expiry = wait_for(lambda: ctl.value("certbotk8s_certificate_expiration_timestamp_seconds",
                                         **cert), 5, "expiry")
     assert expiry == info.not_after.timestamp()
@@ -140,7 +146,7 @@ def test_metrics_report_certificates_and_acme_traffic(
     assert metrics[("certbotk8s_managed_certificates", ())] >= 1
     assert metrics[("certbotk8s_orders_in_flight", ())] == 0
     assert any(name == "certbotk8s_acme_requests_total" and ("endpoint", "finalize") in labels
-               for name, labels in metrics)
+               and ("issuer", "pebble") in labels for name, labels in metrics)
     assert any(name == "certbotk8s_challenges_total" and ("outcome", "success") in labels
                for name, labels in metrics)
     assert ctl.get("/healthz")[0] == 200
@@ -153,7 +159,7 @@ def test_failing_first_issuance_and_refused_source_have_ready_false(
     ctl = solo
     # The lab's Pebble refuses this name (domainBlocklist): every attempt fails.
     _ingress(admin_api, namespace, "blocked", [lab.blocked_host()])
-    cert = {"namespace": namespace, "name": "blocked-tls", "issuer": "pebble"}
+    cert = cert_labels(namespace, "blocked-tls", "pebble")
     wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="False",
                                **cert) == 1, 15, "Ready False after the failed attempt")
     # Shown after the first failure, not after the retries (next one in about a minute).
@@ -170,7 +176,7 @@ def test_failing_first_issuance_and_refused_source_have_ready_false(
         "spec": {"tls": [{"hosts": [lab.host("refused")], "secretName": "refused-tls"}],
                  "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
     wait_for(lambda: ctl.value("certbotk8s_certificate_ready_status", condition="False",
-                               namespace=namespace, name="refused", issuer="") == 1, 15,
+                               **cert_labels(namespace, "refused", "")) == 1, 15,
              "refused source series")
     assert read_secret(admin_api, namespace, "blocked-tls") is None
 

@@ -1,5 +1,6 @@
 """DNS faults against the lab's BIND: REFUSED, NOTAUTH, bad TSIG, timeout, a lagging or refusing
-second nameserver, and clean-up that outlasts an outage (no TXT left behind)."""
+second nameserver, clean-up that outlasts an outage (no TXT left behind), and recursive-only
+resolvers that never answer or do not recurse."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider
 from certbotk8s.adapters.dns.solver import DnsSolver
-from certbotk8s.core.errors import DnsSolverError, OrderAbandoned
+from certbotk8s.core.errors import DnsServerUnreachable, DnsSolverError, OrderAbandoned
 from certbotk8s.core.model import ChallengeType
 from certbotk8s.core.ports import PendingChallenge, TxtRecord
 
@@ -293,3 +294,45 @@ def test_leader_that_loses_its_lease_stops_waiting_for_propagation(lab: Lab) -> 
         second.close()
     assert asked == [1]  # asked once, after one query to the lagging server, then stopped
     assert txt_at(lab["DNS_SERVER"], f"_acme-challenge.{ch.domain}") == set()
+
+
+# --- recursive-only mode: resolvers that fail -------------------------------------------------
+
+
+def _closed_udp_port() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_recursive_resolver_that_never_answers_is_an_outage_its_probe_watches(lab: Lab) -> None:
+    dead = _closed_udp_port()
+    resolvers = (lab["DNS_FORWARDER"], dead)
+    solver = lab.dns01_solver(recursive_nameservers=resolvers, timeout=1.0)
+    ch = challenge(_name(lab, "DNS_ZONE"), "recursive-value")
+    solver.present(ch)
+    try:
+        with pytest.raises(DnsServerUnreachable) as info:
+            solver.wait_until_ready([ch])
+    finally:
+        solver.clean_up(ch)
+    message = str(info.value)
+    assert "not visible on every configured recursive resolver" in message
+    assert dead in message and lab["DNS_FORWARDER"] not in message  # the live one had it
+    assert solver.probe() == f"resolver {dead}: no answer (timeout)"
+    assert lab.dns01_solver(recursive_nameservers=(lab["DNS_FORWARDER"],)).probe() is None
+
+
+def test_recursive_mode_refuses_a_server_that_does_not_recurse(lab: Lab) -> None:
+    """The lab's PowerDNS is authoritative only: asked about a zone it does not serve it
+    refuses, which can never change; the check fails at once instead of waiting."""
+    solver = lab.dns01_solver(recursive_nameservers=(lab["PDNS_SERVER"],), timeout=20.0)
+    ch = challenge(_name(lab, "DNS_ZONE"), "v")
+    solver.present(ch)
+    try:
+        with pytest.raises(DnsSolverError) as info:
+            solver.wait_until_ready([ch])
+    finally:
+        solver.clean_up(ch)
+    assert f"configured recursive resolver {lab['PDNS_SERVER']} cannot serve TXT" in str(
+        info.value)

@@ -190,6 +190,75 @@ def test_route53_missing_zone_and_names_outside_the_zones_are_refused(
     assert MOTO_SECRET not in str(info.value) and MOTO_SECRET not in caplog.text
 
 
+# --- where Route53 credentials come from: Secrets, or the pod's identity when asked (ambient) --
+
+AWS_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                   "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
+                   "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A process environment with no AWS identity at all (no files, no instance metadata);
+    each test adds what it is about."""
+    for name in AWS_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+def _web_identity(env: pytest.MonkeyPatch, lab: Lab, tmp_path: Path) -> None:
+    """What EKS's IRSA webhook puts in a pod: a role and a projected token file; STS is moto's."""
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln")
+    env.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/certbotk8s-dns")
+    env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    env.setenv("AWS_ENDPOINT_URL_STS", lab["MOTO_ENDPOINT"])
+
+
+def test_route53_ambient_credentials_come_from_web_identity_through_sts(
+    lab: Lab, route53: Any, hosted_zone: tuple[str, str], aws_environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    zone, zone_id = hosted_zone
+    ambient = LexiconProvider("route53", {"endpoint_url": lab["MOTO_ENDPOINT"]}, {},
+                              ambient=True)
+    solver = DnsSolver(ambient, lab.lookup(), name="route53", zones=(zone,), cleanup_timeout=1)
+    ours = challenge(f"www.{zone}", "ambient-value")
+    with pytest.raises(DnsSolverError, match="Unable to locate credentials"):
+        solver.present(ours)  # no identity in the environment: nothing to fall back on
+    _web_identity(aws_environment, lab, tmp_path)
+    solver.present(ours)  # AssumeRoleWithWebIdentity at moto's STS gave the keys
+    assert _txt_in_route53(route53, zone_id, f"_acme-challenge.www.{zone}") == {"ambient-value"}
+    solver.clean_up(ours)
+    assert _txt_in_route53(route53, zone_id, f"_acme-challenge.www.{zone}") == set()
+    # The same web identity is what boto3's chain assumed: moto's STS names the role.
+    sts = boto3.session.Session().client("sts", region_name="us-east-1")
+    assert ":assumed-role/certbotk8s-dns/" in sts.get_caller_identity()["Arn"]
+
+
+def test_route53_without_ambient_never_reads_the_environment(
+    lab: Lab, hosted_zone: tuple[str, str], aws_environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Keys and a web identity in the process environment, no credentials configured and no
+    `ambient`: refused, not signed with what the environment holds (lexicon's own client
+    falls back to boto3's default chain)."""
+    zone, _ = hosted_zone
+    aws_environment.setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENTKEY01")
+    aws_environment.setenv("AWS_SECRET_ACCESS_KEY", "environment-secret-never-used")
+    _web_identity(aws_environment, lab, tmp_path)
+    provider = LexiconProvider("route53", {"endpoint_url": lab["MOTO_ENDPOINT"]}, {})
+    solver = DnsSolver(provider, lab.lookup(), name="route53", zones=(zone,), cleanup_timeout=1)
+    with pytest.raises(DnsSolverError) as info:
+        solver.present(challenge(f"www.{zone}", "v"))
+    assert "no AWS credentials" in str(info.value)
+    assert "credentials: ambient" in str(info.value)
+
+
 # --- webhook, writing through to BIND ----------------------------------------------------------
 
 TOKEN = "webhook-bearer-token-never-printed"

@@ -22,6 +22,7 @@ from certbotk8s.adapters.kube.sources import (
 )
 from certbotk8s.core.errors import KubeConflict, KubeForbidden
 from certbotk8s.core.model import ObjectRef
+from certbotk8s.core.sources.resources import ApiResource
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 pytestmark = pytest.mark.lab
@@ -283,8 +284,8 @@ def spec(obj: dict[str, object]) -> Any:
 
 def test_source_reader_reports_missing_apis(admin_api: ApiClient, namespace: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Admin identity: RBAC is checked before existence, so the controller would get 403 here."""
-    absent = kube.CustomResource("mesh.example.com", "gateways", "Gateway", ("v1", "v1beta1"))
+    """A group the cluster does not serve: API discovery says so, and nothing is listed."""
+    absent = ApiResource("mesh.example.com", "Gateway", "gateways", ("v1", "v1beta1"))
     monkeypatch.setattr(kube, "ISTIO_GATEWAYS", absent)
     snapshot = KubeSourceReader(admin_api).list_sources([namespace])
     assert snapshot.istio_gateways == ()

@@ -23,6 +23,7 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.client import failing_readiness_checks
 from certbotk8s.core.pki import certs
+from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
 from .controllers import (
@@ -33,6 +34,7 @@ from .controllers import (
     through_proxy,
     wait_for,
 )
+from .records_view import record_of
 from .replay import CertificateWrites, Expired, certificates_written
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
@@ -266,8 +268,12 @@ def test_certificate_issued_while_the_api_server_is_away_is_written_later_withou
         wait_for(lambda: ctl.value("certbotk8s_unwritten_certificates") == 1, 60,
                  "the issued certificate kept unwritten")
         assert read_secret(admin_api, namespace, "held-tls") is None
-        assert ctl.value("certbotk8s_certificate_failed_attempts", namespace=namespace,
-                         name="held-tls") in (None, 0)  # not a failure: no backoff
+        # not a failure: no backoff counted
+        assert not any(v for (metric, labels), v in ctl.metrics().items()
+                       if metric == "certbotk8s_certificate_failed_attempts"
+                       and ("name", "held-tls") in labels and ("namespace", namespace) in labels)
+        record = record_of(admin_api, namespace, "held-tls")
+        assert secret_meta.FAILURES not in record and secret_meta.NEXT_ATTEMPT not in record
         proxy.open()
         secret = wait_for(lambda: read_secret(admin_api, namespace, "held-tls"), 60,
                           "held-tls written once the API server answers")

@@ -114,7 +114,8 @@ def test_optional_monitoring_renders(lab: Lab) -> None:
     assert 'certbotk8s_certificate_ready_status{condition="False"}' in \
         rules["CertbotK8sCertificateNotReady"]["expr"]
     assert rules["CertbotK8sCertificateNotReady"]["for"] == "1h"
-    assert "7 * 86400" in rules["CertbotK8sCertificateExpiresSoon"]["expr"]
+    assert "0.05 *" in rules["CertbotK8sCertificateExpiresSoon"]["expr"]
+    assert "CertbotK8sNoLeader" in rules and "CertbotK8sRenewPassStale" not in rules
     assert "certbotk8s_certificate_failed_attempts" in rules["CertbotK8sRenewalFailing"]["expr"]
     # Every metric an alert uses is one the controller exports.
     exported = {m.name for m in Metrics().registry.collect()}
@@ -129,6 +130,16 @@ def test_optional_monitoring_renders(lab: Lab) -> None:
             for name in re.findall(r"certbotk8s_[a-z_]+", target["expr"]):
                 base = re.sub(r"_(bucket|total)$", "", name)
                 assert name in exported or base in exported, name
+
+
+def test_optional_cronjob_monitoring_renders(lab: Lab) -> None:
+    """CronJob mode: the certificate alerts and the pass's freshness, no leader alert."""
+    docs = _docs(_render(lab, MANIFESTS / "optional" / "cronjob"))
+    assert [d["kind"] for d in docs] == ["PrometheusRule"]
+    rules = {r["alert"] for g in docs[0]["spec"]["groups"] for r in g["rules"]}
+    assert {"CertbotK8sCertificateExpiresSoon", "CertbotK8sRenewPassStale",
+            "CertbotK8sRenewPassMissing"} <= rules
+    assert "CertbotK8sNoLeader" not in rules
 
 
 def test_both_overlays_in_one_kustomization_render_once(lab: Lab) -> None:
@@ -223,7 +234,11 @@ def test_cronjob(rendered: dict[str, list[Doc]]) -> None:
     minute = cron["spec"]["schedule"].split()[0]
     assert minute.isdigit() and int(minute) % 15 != 0, "Let's Encrypt: avoid round minutes"
     (container,) = _pod_spec(rendered["cronjob"], "cronjob")["containers"]
-    assert container["args"] == ["renew", "--once", "--shared-tokens"]
+    args = container["args"]
+    assert args[:3] == ["renew", "--once", "--shared-tokens"]
+    stop_after = float(args[args.index("--stop-after") + 1])
+    deadline = cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert stop_after < deadline, "the run stops starting orders before the Job is killed"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -15,7 +15,7 @@ from kubernetes.client import ApiClient
 from certbotk8s.core.pki import certs
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
-from .controllers import ControllerProcess, wait_for
+from .controllers import ControllerProcess, cert_labels, wait_for
 from .test_controller import Starter, _core, _ingress, _sans, controllers
 
 __all__ = ["controllers"]
@@ -56,7 +56,7 @@ def test_two_controllers_exactly_one_orders_and_tokens_are_shared(
                  "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
     def saw_refusal(ctl: ControllerProcess) -> bool:
         return ctl.value("certbotk8s_certificate_ready_status", condition="False",
-                         namespace=namespace, name="refused-pair", issuer="") == 1
+                         **cert_labels(namespace, "refused-pair", "")) == 1
 
     for ctl in (leaders[0], follower):
         wait_for(functools.partial(saw_refusal, ctl), 15, f"{ctl.identity} saw the refusal")

@@ -22,6 +22,7 @@ from certbotk8s.adapters.http01.routing import (
     order_label_value,
     route_name,
 )
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.core.errors import (
     ChallengeFailed,
     Http01SolverError,
@@ -153,13 +154,18 @@ def test_istio_virtual_service_binds_to_the_gateway(
 
 
 def test_istio_falls_back_to_v1beta1_when_v1_is_not_served(
-    admin: client.ApiClient, own_ns: str, publisher: KubeRoutingPublisher,
-    monkeypatch: pytest.MonkeyPatch
+    admin: client.ApiClient, own_ns: str
 ) -> None:
-    def not_served(group: str, version: str, **_: object) -> object:
-        raise ApiException(status=404, reason="Not Found")
+    class IstioBeforeV1(ServedVersions):
+        """The real discovery, except that Istio's group serves v1beta1 only."""
 
-    monkeypatch.setattr(publisher._api, "get_api_resources", not_served)
+        def _served(self, group_version: str, fresh: bool) -> frozenset[str]:
+            if group_version == "networking.istio.io/v1":
+                return frozenset()
+            return super()._served(group_version, fresh)
+
+    publisher = KubeRoutingPublisher(admin, own_ns, solver_service="solver", solver_port=8089,
+                                     served=IstioBeforeV1(admin))
     refs = publisher.publish(HttpRouting(SourceKind.ISTIO_GATEWAY, gateway=GATEWAY),
                              ["a.example.test"], ORDER)
     assert refs[0].api_version == VIRTUAL_SERVICE_V1BETA1.api_version

@@ -23,7 +23,13 @@ from certbotk8s.core.pki import certs
 from certbotk8s.core.state import secret_meta
 
 from .conftest import EngineFactory, Lab, read_secret
-from .controllers import ControllerProcess, controller_config, free_port, wait_for
+from .controllers import (
+    ControllerProcess,
+    cert_labels,
+    controller_config,
+    free_port,
+    wait_for,
+)
 from .records_view import CONTROLLER_NAMESPACE, record_of
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
@@ -197,8 +203,8 @@ def test_a_newer_certificate_stored_by_another_writer_is_kept_not_overwritten(
 
 
 def _ready(ctl: ControllerProcess, namespace: str) -> float | None:
-    return ctl.value("certbotk8s_certificate_ready_status", name="web-tls",
-                     namespace=namespace, issuer="pebble", condition="True")
+    return ctl.value("certbotk8s_certificate_ready_status", condition="True",
+                     **cert_labels(namespace, "web-tls", "pebble"))
 
 
 def test_a_certificate_for_the_source_s_new_hosts_stored_meanwhile_is_kept(

@@ -255,9 +255,8 @@ class _Cache:
 
 class ClusterWatch:
     """app.controller.watch.Watch over a FakeCluster, always in sync (no informer lag): the
-    sources, the
-    labelled TLS Secrets observed with the controller's records joined in, and `wake`, set by
-    every change in the cluster. Claims are judged at the fake clock's time."""
+    sources, the labelled TLS Secrets observed with the controller's records joined in, and
+    `wake`, set by every change in the cluster. Claims are judged at the fake clock's time."""
 
     def __init__(self, cluster: FakeCluster, records: Records, clock: FakeClock,
                  namespaces: Sequence[str] = ()) -> None:
@@ -315,11 +314,10 @@ class FakeAcme:
     says no raises OrderAbandoned. `resume` finishes the order it is given the same way.
     """
 
-    order_deadline = 600.0
-
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.orders: list[tuple[str, ...]] = []  # hosts of every order created
+        self.requests: list[OrderRequest] = []  # every order's request, deadline included
         self.resumed: list[str] = []
         self.down = False
         self.during_order: Callable[[], None] | None = None
@@ -338,6 +336,7 @@ class FakeAcme:
         if self.down:
             raise AcmeCaUnavailable("the CA does not answer (fake: down)")
         self.orders.append(request.hosts)
+        self.requests.append(request)
         url = f"https://ca.test/order/{len(self.orders)}"
         if on_order is not None:
             on_order(url)

@@ -18,6 +18,7 @@ from certbotk8s.app.controller.cert_state import StateTable
 from certbotk8s.app.orders import read_windows
 from certbotk8s.core.model import CertificateInfo, RenewalWindow
 from certbotk8s.core.renewal.ari_timing import AriReading, next_read_in, worth_reading
+from certbotk8s.core.state import ari_memory, secret_meta
 from tests.unit.factories import cert_info, desired, make_config, observed_for
 
 HOUR = timedelta(hours=1)
@@ -91,11 +92,50 @@ def test_the_pass_skips_expired_certificates_and_shows_the_explanation() -> None
     expired = cert_info("b.example.com", not_before=now - timedelta(days=100))
     engine = Engine(AriReading(_window(live), None, "https://ca.example/why"))
     reader = AriReader(cast(Any, Issuers(engine)))
-    windows, notes = read_windows(reader, [fresh, old], {
+    readings = read_windows(reader, [fresh, old], {
         fresh.secret: observed_for(fresh, live), old.secret: observed_for(old, expired)}, now)
     assert engine.asked == [live.ari_cert_id]  # the expired one is not asked
-    assert set(windows) == {fresh.secret}
-    assert notes == {fresh.secret: "the CA explains its ARI window at https://ca.example/why"}
+    assert set(readings.windows) == {fresh.secret}
+    assert readings.problems == {
+        fresh.secret: "the CA explains its ARI window at https://ca.example/why"}
+
+
+def test_a_run_asks_the_ca_again_only_after_its_retry_after() -> None:
+    """renew --once remembers each window with the CA's Retry-After (clamped): the next run
+    within it uses the record, the first run after it asks again."""
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    d = desired("a.example.com")
+    live = cert_info("a.example.com", not_before=now - timedelta(days=10))
+    engine = Engine(AriReading(_window(live), 6 * 3600.0))
+    reader = AriReader(cast(Any, Issuers(engine)))
+    first = read_windows(reader, [d], {d.secret: observed_for(d, live)}, now)
+    memory = first.memory[d.secret]
+    assert engine.asked == [live.ari_cert_id]
+    assert memory[ari_memory.ARI_NEXT_READ] == secret_meta.format_time(now + timedelta(hours=6))
+    remembered = dataclasses.replace(observed_for(d, live), recorded=dict(
+        (k, v) for k, v in memory.items() if v is not None))
+    later = read_windows(reader, [d], {d.secret: remembered}, now + timedelta(hours=5))
+    assert engine.asked == [live.ari_cert_id]  # not asked again inside Retry-After
+    assert later.windows[d.secret] == first.windows[d.secret] and not later.memory
+    after = read_windows(reader, [d], {d.secret: remembered}, now + timedelta(hours=6))
+    assert engine.asked == [live.ari_cert_id] * 2
+    assert d.secret in after.memory
+
+
+def test_a_remembered_window_is_only_for_its_own_certificate_and_bounded() -> None:
+    now = datetime(2025, 6, 1, tzinfo=UTC)
+    live = cert_info("a.example.com", not_before=now - timedelta(days=10))
+    window = _window(live)
+    record = {k: v for k, v in ari_memory.to_remember(live, window, 3600.0, now).items()
+              if v is not None}
+    assert ari_memory.remembered(record, live, now + timedelta(minutes=59)) == window
+    other = dataclasses.replace(live, ari_cert_id="other.cert-id")
+    assert ari_memory.remembered(record, other, now) is None  # a new certificate: ask
+    far = dict(record, **{ari_memory.ARI_NEXT_READ: secret_meta.format_time(
+        now + timedelta(days=30))})
+    assert ari_memory.remembered(far, live, now) is None  # beyond any Retry-After we allow
+    broken = dict(record, **{ari_memory.ARI_START: "not a time"})
+    assert ari_memory.remembered(broken, live, now) is None
 
 
 class Watch:

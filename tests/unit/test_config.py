@@ -448,3 +448,17 @@ def test_controller_namespace_defaults_to_the_given_namespace() -> None:
     assert load_config(text).controller_namespace == "certbotk8s"
     assert load_config(text, "tls-system").controller_namespace == "tls-system"
     assert load_config("controllerNamespace: x\n" + text, "tls-system").controller_namespace == "x"
+
+
+def test_allow_any_host_is_the_explicit_form_of_no_pattern_check() -> None:
+    assert parse_config(_base(tenants={"allowAnyHost": True})).tenants.host_patterns is None
+    assert parse_config(_base(tenants={"allowAnyHost": False})).tenants.host_patterns == {}
+    # The chart's default `hostPatterns: {}` beside `allowAnyHost: true` is no conflict.
+    assert parse_config(_base(tenants={"allowAnyHost": True, "hostPatterns": {}})
+                        ).tenants.host_patterns is None
+    # Left out, both keys keep the behaviour from before allowAnyHost existed: no pattern check.
+    assert parse_config(_base()).tenants.host_patterns is None
+    assert "tenants.allowAnyHost: must be true or false" in _error(
+        _base(tenants={"allowAnyHost": "yes"}))
+    assert "tenants.allowAnyHost: true allows every host" in _error(
+        _base(tenants={"allowAnyHost": True, "hostPatterns": {"a": ["a.example.com"]}}))

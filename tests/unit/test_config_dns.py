@@ -1,18 +1,22 @@
-"""The dnsProviders section: every provider type parsed, scope fields, errors naming the path."""
+"""The dnsProviders section (every provider type parsed, scope fields, ambient credentials) and
+the solver.dns01 propagation settings and solver.orderTimeout; errors naming the path."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import jsonschema
 import pytest
 
+from certbotk8s.core.config import shape
 from certbotk8s.core.config.dns_providers import (
     ExecConfig,
     LexiconConfig,
     SecretKeyRef,
     WebhookConfig,
 )
-from certbotk8s.core.config.settings import ConfigError, parse_config
+from certbotk8s.core.config.settings import ConfigError, PropagationMode, parse_config
 from certbotk8s.core.model import ChallengeType, SourceKind
 from certbotk8s.core.sources.annotations import parse_source_options
 
@@ -128,3 +132,71 @@ def test_namespace_scope_refuses_sources_elsewhere() -> None:
                                                namespace="team-b")
         assert options is None
         assert "may not be used from namespace 'team-b'" in str(errors[0])
+
+
+def test_ambient_credentials_are_a_choice_for_route53_only() -> None:
+    config = _config({"r53": {"type": "lexicon", "provider": "route53",
+                              "credentials": "ambient", "options": {"zone_id": "Z1"}}})
+    settings = config.dns_providers["r53"].settings
+    assert settings == LexiconConfig(provider="route53", options=(("zone_id", "Z1"),),
+                                     ambient=True)
+    assert config.dns_providers["r53"].secret_refs == ()
+    keyed = _config({"r53": {"type": "lexicon", "provider": "route53", "credentials": {
+        "auth_access_key": {"name": "aws", "key": "id"},
+        "auth_access_secret": {"name": "aws", "key": "secret"}}}})
+    keyed_settings = keyed.dns_providers["r53"].settings
+    assert isinstance(keyed_settings, LexiconConfig) and not keyed_settings.ambient
+    assert ("dnsProviders.d.credentials: ambient credentials are supported for lexicon "
+            "providers route53 only") in _error(
+        {"d": {"type": "lexicon", "provider": "cloudflare", "credentials": "ambient"}})
+    assert "dnsProviders.d.credentials: must be a mapping" in _error(
+        {"d": {"type": "lexicon", "provider": "route53", "credentials": "environment"}})
+    # The chart's schema (generated from the same shape) takes it too, and only that word.
+    schema = jsonschema.Draft7Validator(shape.json_schema(shape.CONFIG))
+    doc = {"issuers": {"le": {"directory": "https://acme.example/dir"}}, "dnsProviders": {
+        "r53": {"type": "lexicon", "provider": "route53", "credentials": "ambient"}}}
+    assert schema.is_valid(doc)
+    doc["dnsProviders"]["r53"]["credentials"] = "environment"
+    assert not schema.is_valid(doc)
+
+
+def test_route53_without_credentials_is_refused_instead_of_reading_the_environment() -> None:
+    assert ("dnsProviders.d.credentials: route53 needs auth_access_key and auth_access_secret "
+            "from Secrets, or `credentials: ambient`") in _error(
+        {"d": {"type": "lexicon", "provider": "route53"}})
+
+
+def test_propagation_mode_and_recursive_nameservers() -> None:
+    default = _config({}).solver
+    assert default.dns01.propagation_mode is PropagationMode.AUTHORITATIVE
+    assert default.dns01.recursive_nameservers == ()
+    assert default.order_timeout == timedelta(seconds=120)
+    solver = _config({}, solver={"orderTimeout": 300, "dns01": {
+        "propagationTimeout": 900, "propagation": {
+            "mode": "recursive", "nameservers": ["10.0.0.10", "10.0.0.11:5353", "[fd00::a]"]}},
+    }).solver
+    assert solver.order_timeout == timedelta(seconds=300)
+    assert solver.dns01.propagation_timeout == timedelta(seconds=900)  # no cap in the config
+    assert solver.dns01.propagation_mode is PropagationMode.RECURSIVE
+    assert solver.dns01.recursive_nameservers == ("10.0.0.10:53", "10.0.0.11:5353",
+                                                  "[fd00::a]:53")
+
+
+@pytest.mark.parametrize(("solver", "message"), [
+    ({"dns01": {"propagation": {"mode": "stub"}}},
+     "solver.dns01.propagation.mode: must be one of authoritative, recursive, got 'stub'"),
+    ({"dns01": {"propagation": {"nameservers": ["10.0.0.10"]}}},
+     "solver.dns01.propagation.nameservers: is only used with mode: recursive"),
+    ({"dns01": {"propagation": {"mode": "recursive", "nameservers": ["a b:53"]}}},
+     "solver.dns01.propagation.nameservers[0]: must be host or host:port"),
+    ({"dns01": {"propagation": {"mode": "recursive", "nameservers": ["10.0.0.1:99999"]}}},
+     "solver.dns01.propagation.nameservers[0]: port out of range"),
+    ({"dns01": {"propagation": {"resolvers": []}}},
+     "solver.dns01.propagation.resolvers: unknown field"),
+    ({"orderTimeout": 3600}, "solver.orderTimeout: must be at most 600 seconds"),
+    ({"orderTimeout": 0}, "solver.orderTimeout: must be a positive number of seconds"),
+])
+def test_solver_errors_name_the_path(solver: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config({}, solver=solver)
+    assert message in str(info.value)

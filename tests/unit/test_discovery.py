@@ -15,7 +15,7 @@ from certbotk8s.core.model import (
     SecretRef,
     SourceKind,
 )
-from certbotk8s.core.sources.discovery import default_certificate_source, discover
+from certbotk8s.core.sources.discovery import config_certificate_source, discover
 from tests.unit.factories import (
     OPT_IN,
     gateway,
@@ -508,12 +508,15 @@ def test_gateway_api_non_secret_ref() -> None:
     assert reasons(result) == [("gw", "UnsupportedCertificateRef")]
 
 
-def test_gateway_api_other_version_refused() -> None:
-    gw = gateway(
-        listeners=[listener("web", "a.example.com", secret_ref("c"))],
-        api_version="gateway.networking.k8s.io/v1beta1",
-    )
-    assert reasons(run(gateways=[gw])) == [("gw", "UnsupportedApiVersion")]
+def test_gateway_api_v1beta1_accepted_other_versions_refused() -> None:
+    """The versions of the one source table (core.sources.resources), as the listers use."""
+    web = [listener("web", "a.example.com", secret_ref("c"))]
+    beta = gateway(name="beta", listeners=web, api_version="gateway.networking.k8s.io/v1beta1")
+    old = gateway(name="alpha", listeners=web, api_version="gateway.networking.k8s.io/v1alpha2")
+    result = run(gateways=[beta, old])
+    assert [d.source.name for d in result.desired] == ["beta"]
+    assert result.desired[0].source.api_version == "gateway.networking.k8s.io/v1beta1"
+    assert reasons(result) == [("alpha", "UnsupportedApiVersion")]
 
 
 def _cross_ns_gateway() -> Obj:
@@ -570,7 +573,7 @@ def test_default_certificate_always_desired() -> None:
     assert d.spec.challenge is ChallengeType.DNS01
     assert d.spec.key_type is KeyType.RSA_2048
     assert d.source_kind is SourceKind.DEFAULT_CERTIFICATE
-    assert d.source == default_certificate_source(config)
+    assert d.source == config_certificate_source(config)
     assert d.routing is None
 
 

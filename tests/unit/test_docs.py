@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 
 from certbotk8s import cli
+from certbotk8s.adapters.kube.lease import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import settings as config_module
+from certbotk8s.core.config import shape as config_shape
 from certbotk8s.core.config.settings import load_config
 from certbotk8s.core.model import KeyType
 from certbotk8s.core.sources import annotations as ann
@@ -66,15 +68,27 @@ def test_every_cli_flag_is_documented() -> None:
         assert f"`{flag}" in text or f"{flag}" in text, flag
 
 
+def _shape_keys(node: config_shape.Shape) -> set[str]:
+    """Every key the parser accepts (it takes them from core.config_shape)."""
+    if isinstance(node, config_shape.Section):
+        return set(node.fields).union(*(_shape_keys(v) for v in node.fields.values()))
+    if isinstance(node, config_shape.Tagged):
+        fields = [node.common, *node.by_type.values()]
+        return {k for f in fields for k in f}.union(
+            *(_shape_keys(v) for f in fields for v in f.values()))
+    if isinstance(node, config_shape.MapOf):
+        return _shape_keys(node.value)
+    if isinstance(node, config_shape.ListOf):
+        return _shape_keys(node.item)
+    if isinstance(node, config_shape.AnyOf):
+        return set().union(*(_shape_keys(option) for option in node.options))
+    return set()
+
+
 def test_every_config_key_is_documented() -> None:
     text = _text("configuration.md")
-    source = Path(config_module.__file__).read_text()
-    source += Path(config_module.__file__).with_name("dns_providers.py").read_text()
-    # The keys the parser accepts are the camelCase strings in its frozensets.
-    keys = set(re.findall(r'"([a-z][a-zA-Z0-9]+)"', source)) - {"rfc2136"}
-    keys = {k for k in keys if any(c.isupper() for c in k) or k in {
-        "issuers", "istio", "solver", "renewal", "directory", "email", "eab", "profiles",
-        "hosts", "secret", "issuer", "challenge", "profile", "port", "http01", "dns01"}}
+    keys = _shape_keys(config_shape.CONFIG)
+    assert {"allowAnyHost", "hostPatterns", "tsig", "selfCheckResolver"} <= keys
     missing = sorted(k for k in keys if f"`{k}`" not in text and f"{k}:" not in text)
     assert not missing, missing
 
@@ -101,3 +115,91 @@ def test_mkdocs_nav_lists_existing_pages() -> None:
 
     for page in pages(nav):
         assert (DOCS / page).is_file(), page
+
+
+# --- metric names and labels, Lease names: what the pages say against the code ----------------
+
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+# What `renew --once --pushgateway` pushes besides the controller's metrics (app/pass_metrics.py).
+PASS_LABELS = {"certbotk8s_pass_certificates": {"result"},
+               "certbotk8s_pass_last_run_timestamp_seconds": set()}
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+# Names that are gone, mentioned in upgrading.md as such.
+REMOVED = {"certbotk8s_certificate_ready", "<release>-certbotk8s-leader"}
+
+
+def _removed(page: Path, name: str) -> bool:
+    return page.name == "upgrading.md" and name in REMOVED
+
+
+def _metric_labels() -> dict[str, set[str]]:
+    """Every exported metric with its label names (counters also under their _total name)."""
+    out = {name: set(labels) for name, labels in PASS_LABELS.items()}
+    for metric in vars(Metrics(process=False)).values():
+        name = getattr(metric, "_name", None)
+        if isinstance(name, str) and name.startswith("certbotk8s_"):
+            labels = set(metric._labelnames)
+            out[name] = labels
+            if getattr(metric, "_type", "") == "counter":
+                out[f"{name}_total"] = labels
+    return out
+
+
+def _known(name: str, metrics: dict[str, set[str]]) -> str | None:
+    for candidate in (name, *(name.removesuffix(s) for s in _SUFFIXES if name.endswith(s))):
+        if candidate in metrics:
+            return candidate
+    return None
+
+
+def test_metric_names_in_the_docs_exist() -> None:
+    metrics = _metric_labels()
+    for page in PAGES:
+        for name in re.findall(r"\b(certbotk8s_[a-z0-9_]*[a-z0-9])\b", page.read_text()):
+            if name == "certbotk8s_certificate" or _removed(page, name):  # a prefix
+                continue
+            assert _known(name, metrics), (page.name, name)
+
+
+def test_metric_labels_in_the_docs_are_the_exported_ones() -> None:
+    """`metric{label,...}` and `metric{label="v"}` in any page, and the labels column of the
+    metrics table in operations.md, name exactly the labels the code exports."""
+    metrics = _metric_labels()
+    for page in PAGES:
+        for name, inside in re.findall(r"(certbotk8s_[a-z0-9_]+)\{([^}]*)\}", page.read_text()):
+            if _removed(page, name):
+                continue
+            base = _known(name, metrics)
+            assert base, (page.name, name)
+            used = {part.split("=")[0].strip() for part in inside.split(",") if part.strip()}
+            assert used <= metrics[base] | {"le"}, (page.name, name, used - metrics[base])
+    rows = re.findall(r"^\| `(certbotk8s_[a-z0-9_]+)` \| [a-z]+ \|([^|]*)\|",
+                      _text("operations.md"), re.M)
+    assert len(rows) > 20
+    for name, column in rows:
+        documented = {label.strip() for label in column.split(",") if label.strip()}
+        assert documented == metrics[_known(name, metrics) or name], (name, documented)
+    for page in PAGES:  # PromQL groupings of the certificate series
+        for grouping in re.findall(r"by \(([^)]*)\) \(?certbotk8s_certificate_",
+                                   page.read_text()):
+            used = {label.strip() for label in grouping.split(",")}
+            assert used <= metrics["certbotk8s_certificate_ready_status"], (page.name, used)
+
+
+def test_lease_names_everywhere_are_the_one_the_code_uses() -> None:
+    """Pages, chart, manifests and alerts name the Lease the CLI and controller default to,
+    and nothing passes another name."""
+    texts = {p: p.read_text() for p in PAGES}
+    for folder in (ROOT / "charts", ROOT / "manifests"):
+        texts |= {p: p.read_text() for p in folder.rglob("*") if p.suffix in (".yaml", ".tpl",
+                                                                              ".txt")}
+    mentioned = set()
+    for path, text in texts.items():
+        for name in re.findall(r"([A-Za-z0-9_{}<>.$%\"-]*-leader)\b", text):
+            assert name.strip('"') == LEADER_LEASE or _removed(path, name), (path.name, name)
+            mentioned.add(path.parent.name if path.suffix != ".md" else path.name)
+        assert "--lease-name" not in text or path.suffix == ".md", path
+    assert {"operations.md", "cli.md", "troubleshooting.md"} <= mentioned
+    parser = cli._parser()
+    for command in (["renew", "ns/s"], ["revoke", "ns/s"], ["controller"]):
+        assert parser.parse_args(command).lease_name == LEADER_LEASE

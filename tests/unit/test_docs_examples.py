@@ -7,16 +7,18 @@ import re
 import shlex
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
 from certbotk8s import cli
+from certbotk8s.core.config import shape as config_shape
 from certbotk8s.core.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
-CONFIG_KEYS = {"controllerNamespace", "defaultIssuer", "issuers", "dnsProviders",
-               "defaultDnsProvider", "istio", "defaultCertificate", "solver", "renewal"}
+CONFIG_KEYS = config_shape.keys(config_shape.CONFIG)
+CONFIG_SCHEMA = jsonschema.Draft7Validator(config_shape.json_schema(config_shape.CONFIG))
 # A config fragment without issuers is checked with this one added.
 MINIMAL_ISSUERS = {"issuers": {"letsencrypt": {
     "directory": "https://acme-staging-v02.api.letsencrypt.org/directory"}}}
@@ -78,6 +80,7 @@ def test_config_example_passes_the_validator(page: str, data: dict[str, object])
     document = data if "issuers" in data else {**MINIMAL_ISSUERS, **data}
     config = load_config(yaml.safe_dump(document))
     assert not config.warnings, (page, config.warnings)
+    CONFIG_SCHEMA.validate(document)  # the chart's schema takes what the validator takes
 
 
 @pytest.mark.parametrize("page, argv", _cli_examples(),

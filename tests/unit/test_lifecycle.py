@@ -1,6 +1,5 @@
 """core.renewal.lifecycle: may a certificate be ordered now, or why it waits (each reason, their
-order,
-when to look again)."""
+order, when to look again)."""
 
 from __future__ import annotations
 

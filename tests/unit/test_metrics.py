@@ -60,41 +60,50 @@ def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def test_acme_requests_counted_with_bounded_labels() -> None:
     m = Metrics()
-    m.observe_acme(RequestRecord("POST", f"{PEBBLE}/my-order/abc", 200, 0.004))
-    m.observe_acme(RequestRecord("post", f"{PEBBLE}/my-order/def", 200, 0.02))
-    m.observe_acme(RequestRecord("PATCH", f"{BOULDER}/acme/new-order", 0, 3.0))
+    m.observe_acme("pebble", RequestRecord("POST", f"{PEBBLE}/my-order/abc", 200, 0.004))
+    m.observe_acme("pebble", RequestRecord("post", f"{PEBBLE}/my-order/def", 200, 0.02))
+    m.observe_acme("le", RequestRecord("PATCH", f"{BOULDER}/acme/new-order", 0, 3.0))
     s = _samples(m)
-    assert s[("certbotk8s_acme_requests_total",
-              (("endpoint", "order"), ("method", "POST"), ("status", "200")))] == 2
-    assert s[("certbotk8s_acme_requests_total",
-              (("endpoint", "newOrder"), ("method", "other"), ("status", "0")))] == 1
-    assert s[("certbotk8s_acme_request_duration_seconds_count", (("endpoint", "order"),))] == 2
+    assert s[("certbotk8s_acme_requests_total", (("endpoint", "order"), ("issuer", "pebble"),
+                                                 ("method", "POST"), ("status", "200")))] == 2
+    assert s[("certbotk8s_acme_requests_total", (("endpoint", "newOrder"), ("issuer", "le"),
+                                                 ("method", "other"), ("status", "0")))] == 1
+    order = (("endpoint", "order"), ("issuer", "pebble"))
+    assert s[("certbotk8s_acme_request_duration_seconds_count", order)] == 2
+    assert s[("certbotk8s_acme_request_duration_seconds_bucket", (*order, ("le", "0.005")))] == 1
     assert s[("certbotk8s_acme_request_duration_seconds_bucket",
-              (("endpoint", "order"), ("le", "0.005")))] == 1
-    assert s[("certbotk8s_acme_request_duration_seconds_bucket",
-              (("endpoint", "newOrder"), ("le", "10.0")))] == 1
+              (("endpoint", "newOrder"), ("issuer", "le"), ("le", "10.0")))] == 1
+
+
+def _issuer(name: str) -> tuple[tuple[str, str], ...]:
+    """cert-manager's issuer labels; a refused source (no issuer) has all three empty."""
+    kind, group = ("ClusterIssuer", "certbotk8s.io") if name else ("", "")
+    return (("issuer_group", group), ("issuer_kind", kind), ("issuer_name", name))
 
 
 def test_certificate_series_published_marked_and_removed() -> None:
     m = Metrics()
     not_after = datetime(2026, 3, 1, tzinfo=UTC)
+    issued = datetime(2025, 12, 1, tzinfo=UTC)
     renew = datetime(2026, 2, 1, tzinfo=UTC)
     m.publish_certificates([
-        CertificateRow("web", "site-tls", "le", "True", not_after, renew),
+        CertificateRow("web", "site-tls", "le", "True", not_after, renew, not_before=issued),
         CertificateRow("web", "new-tls", "le", "Unknown"),
         CertificateRow("shop", "bad-ingress", "", "False"),
     ])
     s = _samples(m)
-    key = (("issuer", "le"), ("name", "site-tls"), ("namespace", "web"))
+    key = (*_issuer("le"), ("name", "site-tls"), ("namespace", "web"))
     assert s[("certbotk8s_certificate_expiration_timestamp_seconds", key)] == not_after.timestamp()
     assert s[("certbotk8s_certificate_renewal_timestamp_seconds", key)] == renew.timestamp()
+    assert s[("certbotk8s_certificate_not_before_timestamp_seconds", key)] == issued.timestamp()
     for condition, value in (("True", 1), ("False", 0), ("Unknown", 0)):
         assert s[("certbotk8s_certificate_ready_status",
                   (("condition", condition), *key))] == value
-    new = (("issuer", "le"), ("name", "new-tls"), ("namespace", "web"))
+    new = (*_issuer("le"), ("name", "new-tls"), ("namespace", "web"))
     assert s[("certbotk8s_certificate_ready_status", (("condition", "Unknown"), *new))] == 1
     assert ("certbotk8s_certificate_expiration_timestamp_seconds", new) not in s
-    refused = (("issuer", ""), ("name", "bad-ingress"), ("namespace", "shop"))
+    assert ("certbotk8s_certificate_not_before_timestamp_seconds", new) not in s
+    refused = (*_issuer(""), ("name", "bad-ingress"), ("namespace", "shop"))
     assert s[("certbotk8s_certificate_ready_status", (("condition", "False"), *refused))] == 1
 
     m.mark_failed("web", "new-tls", 1)

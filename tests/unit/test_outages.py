@@ -1,4 +1,4 @@
-"""Outages: the DNS propagation wait cap (pure core), the DNS gate and `renew --once`'s
+"""Outages: an order's deadline and propagation wait (pure core), the DNS gate and `renew --once`'s
 per-run outage record, with fake probes and events."""
 
 from __future__ import annotations
@@ -33,34 +33,56 @@ from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 
 from .factories import T0, desired, make_config
 
-# --- the propagation wait cap ---------------------------------------------------------------
+# --- an order's waits (core.renewal.waits) ----------------------------------------------------
 
-DEADLINE = timedelta(seconds=120)
-
-
-def test_default_propagation_wait_fits_in_the_order_deadline() -> None:
-    wait = waits.propagation_wait(timedelta(seconds=300), DEADLINE, None, T0)
-    assert wait.limit == timedelta(seconds=90)
-    assert "300s capped to 75% of the 120s order deadline" in wait.why
+PROPAGATION = timedelta(seconds=300)
+ORDER = timedelta(seconds=120)
 
 
-def test_short_configured_wait_is_kept_as_is() -> None:
-    wait = waits.propagation_wait(timedelta(seconds=30), DEADLINE, T0 + timedelta(days=60), T0)
-    assert wait == waits.CappedWait(timedelta(seconds=30), "")
+def test_dns01_waits_are_taken_as_configured_the_deadline_after_the_propagation_wait() -> None:
+    """No fixed cap: a 300 s propagationTimeout is waited in full (it used to be 90 s)."""
+    for not_after in (None, T0 + timedelta(days=60)):
+        waited = waits.order_waits(PROPAGATION, ORDER, True, not_after, T0)
+        assert waited == waits.OrderWaits(timedelta(seconds=420),
+                                          waits.CappedWait(PROPAGATION, ""))
+    long = waits.order_waits(timedelta(hours=1), ORDER, True, T0 + timedelta(days=60), T0)
+    assert long.propagation.limit == timedelta(hours=1)
+    assert long.deadline == timedelta(hours=1, seconds=120)
 
 
-def test_wait_is_capped_by_a_tenth_of_the_serving_certificates_life() -> None:
-    wait = waits.propagation_wait(timedelta(seconds=300), DEADLINE,
-                                  T0 + timedelta(minutes=4), T0)
-    assert wait.limit == timedelta(seconds=24)
-    assert "1/10 of the 240s the current certificate has left" in wait.why
+def test_http01_orders_have_no_propagation_wait() -> None:
+    waited = waits.order_waits(PROPAGATION, timedelta(seconds=200), False, None, T0)
+    assert waited == waits.OrderWaits(timedelta(seconds=200), waits.CappedWait(timedelta(0)))
 
 
-def test_wait_near_or_past_expiry_keeps_a_floor_but_never_exceeds_the_setting() -> None:
-    expired = waits.propagation_wait(timedelta(seconds=300), DEADLINE, T0 - timedelta(hours=1), T0)
-    assert expired.limit == waits.MIN_WAIT
-    tiny = waits.propagation_wait(timedelta(seconds=2), DEADLINE, T0 + timedelta(seconds=10), T0)
-    assert tiny.limit == timedelta(seconds=2)
+def test_waits_are_capped_by_a_tenth_of_the_serving_certificates_life() -> None:
+    waited = waits.order_waits(PROPAGATION, ORDER, True, T0 + timedelta(minutes=40), T0)
+    assert waited.deadline == timedelta(seconds=240)
+    assert waited.propagation.limit == timedelta(seconds=180)  # 3/4: the rest for the CA
+    assert "propagationTimeout 300s capped to 180s" in waited.propagation.why
+    assert "1/10 of the 2400s the current certificate has left" in waited.propagation.why
+    http = waits.order_waits(PROPAGATION, ORDER, False, T0 + timedelta(minutes=10), T0)
+    assert http.deadline == timedelta(seconds=60)
+
+
+def test_a_short_propagation_wait_is_kept_when_only_the_deadline_is_capped() -> None:
+    waited = waits.order_waits(timedelta(seconds=10), ORDER, True, T0 + timedelta(minutes=10),
+                               T0)
+    assert waited.deadline == timedelta(seconds=60)
+    assert waited.propagation == waits.CappedWait(timedelta(seconds=10), "")
+    assert waited.why == ("order deadline 130s capped to 60s, 1/10 of the 600s the current "
+                          "certificate has left")
+
+
+def test_waits_near_or_past_expiry_keep_a_floor_but_never_exceed_the_setting() -> None:
+    expired = waits.order_waits(PROPAGATION, ORDER, True, T0 - timedelta(hours=1), T0)
+    assert expired.deadline == waits.MIN_DEADLINE
+    assert expired.propagation.limit == waits.MIN_DEADLINE * waits.PROPAGATION_SHARE
+    assert expired.why.endswith("the 0s the current certificate has left (at least 30s)")
+    tiny = waits.order_waits(timedelta(seconds=2), timedelta(seconds=8), True,
+                             T0 + timedelta(seconds=10), T0)
+    assert tiny.deadline == timedelta(seconds=10)
+    assert tiny.propagation == waits.CappedWait(timedelta(seconds=2), "")
 
 
 # --- the gate, with a fake probe --------------------------------------------------------------

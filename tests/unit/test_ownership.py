@@ -55,6 +55,28 @@ def test_host_patterns_limit_each_namespace_to_its_own_domains() -> None:
                for p in found.problems)
 
 
+def test_host_not_allowed_names_the_config_keys_that_fix_it() -> None:
+    found = _run(_ing("team-c", "c", "www.c.example.com"), tenants={"hostPatterns": {}})
+    (problem,) = found.problems
+    assert "tenants.hostPatterns.team-c" in problem.message
+    assert "tenants.allowAnyHost: true" in problem.message
+
+
+def test_allow_any_host_lets_every_namespace_ask_but_keeps_first_claimant_protection() -> None:
+    held = (Holding(SecretRef("team-b", "b-tls"), ("shop.example.com",), "Ingress/team-b/web"),)
+    found = _run(_ing("team-a", "new", "new.example.com"),
+                 _ing("team-a", "stolen", "shop.example.com", name="grab"),
+                 holdings=held, tenants={"allowAnyHost": True})
+    assert [d.secret for d in found.desired] == [SecretRef("team-a", "new")]
+    assert _reasons(found) == [("team-a", "HostClaimed")]
+
+
+def test_allow_any_host_false_without_patterns_allows_no_host() -> None:
+    found = _run(_ing("team-a", "s", "new.example.com"), tenants={"allowAnyHost": False})
+    assert found.desired == ()
+    assert _reasons(found) == [("team-a", "HostNotAllowed")]
+
+
 def test_without_host_patterns_any_namespace_may_ask_for_a_new_host() -> None:
     found = _run(_ing("team-a", "s", "new.example.com"))
     assert [d.secret for d in found.desired] == [SecretRef("team-a", "s")]

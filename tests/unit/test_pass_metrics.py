@@ -71,12 +71,13 @@ def test_push_replaces_the_jobs_group_with_pass_and_certificate_series(gateway: 
     text = body.decode()
     assert 'certbotk8s_pass_certificates{result="failed"} 1.0' in text
     assert "certbotk8s_pass_last_run_timestamp_seconds 1.735776e+09" in text
-    assert ('certbotk8s_certificate_ready_status{condition="True",issuer="le",'
-            'name="fresh-tls",namespace="web"} 1.0') in text
-    assert ('certbotk8s_certificate_ready_status{condition="False",issuer="le",'
-            'name="broken-tls",namespace="web"} 1.0') in text
-    assert ('certbotk8s_certificate_ready_status{condition="False",issuer="",'
-            'name="bad",namespace="shop"} 1.0') in text
+    le = 'issuer_group="certbotk8s.io",issuer_kind="ClusterIssuer",issuer_name="le"'
+    assert ('certbotk8s_certificate_ready_status{condition="True",' + le +
+            ',name="fresh-tls",namespace="web"} 1.0') in text
+    assert ('certbotk8s_certificate_ready_status{condition="False",' + le +
+            ',name="broken-tls",namespace="web"} 1.0') in text
+    assert ('certbotk8s_certificate_ready_status{condition="False",issuer_group="",'
+            'issuer_kind="",issuer_name="",name="bad",namespace="shop"} 1.0') in text
     assert "process_" not in text
 
 

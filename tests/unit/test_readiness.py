@@ -31,6 +31,7 @@ def test_issued_certificate_is_ready_with_expiry_and_renewal() -> None:
     row = _rows([d], {d.secret: observed_for(d)})[("default", "web-tls", "le")]
     assert row.condition == TRUE
     assert row.not_after == T0 + timedelta(days=90)
+    assert row.not_before == T0  # with not_after, the lifetime the expiry alerts measure by
     assert row.renewal is not None and row.renewal > NOW
     assert row.failures == 0
 

@@ -1,6 +1,5 @@
 """The controller's certificate records: their form (core.state.records) and the in-memory table
-both
-modes read and write through (app.records) over a fake store."""
+both modes read and write through (app.records) over a fake store."""
 
 from __future__ import annotations
 

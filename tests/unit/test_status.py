@@ -1,6 +1,5 @@
 """`certbotk8s status` over fakes: a due certificate that waits shows core.renewal.lifecycle's
-reason
-(WAIT column, `wait` in `-o json`) and when it may be ordered."""
+reason (WAIT column, `wait` in `-o json`) and when it may be ordered."""
 
 from __future__ import annotations
 
@@ -65,3 +64,14 @@ def test_a_certificate_held_by_the_rate_limit_budget_shows_the_hold() -> None:
     row = _row(deps)
     assert row.wait == "RateLimitHold", row
     assert row.why.startswith("rate-limit hold: ") and row.next_renewal not in ("now", "never")
+
+
+def test_a_host_not_allowed_row_names_the_config_key_that_fixes_it() -> None:
+    web = ingress("web", "shop", tls=[tls_entry("web-tls", "shop.example.com")])
+    deps = hostile.pass_deps(make_config(tenants={"hostPatterns": {}}), [web], [], NOW)
+    deps.ledger = FakeLedger()
+    with mock.patch.object(status, "_last_warning", lambda runtime, source: ""):
+        rows = status.collect(SimpleNamespace(deps=deps), [])  # type: ignore[arg-type]
+    (row,) = [r for r in rows if r.why == "HostNotAllowed"]
+    assert "tenants.hostPatterns.shop" in row.last_error
+    assert "tenants.allowAnyHost: true" in row.last_error

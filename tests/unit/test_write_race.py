@@ -1,6 +1,5 @@
 """A Secret write answered 409: core.state.write_race decides (write ours again or keep another
-writer's
-newer certificate) and app.orders.store carries it out, against a fake SecretStore."""
+writer's newer certificate) and app.orders.store carries it out, against a fake SecretStore."""
 
 from __future__ import annotations
 

@@ -44,6 +44,25 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The ServiceAccount the pods run as (created by the chart unless serviceAccount.create is false). */}}
+{{- define "certbotk8s.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "certbotk8s.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The host policy is a choice: without one every source would be refused HostNotAllowed. */}}
+{{- define "certbotk8s.requireHostPolicy" -}}
+{{- $tenants := default (dict) .Values.config.tenants -}}
+{{- if not (or $tenants.hostPatterns $tenants.allowAnyHost) -}}
+{{- fail "no host policy: set config.tenants.hostPatterns (namespace: [host patterns it may request]) or config.tenants.allowAnyHost=true (any namespace may request any host; the first to ask keeps it)" -}}
+{{- else if and $tenants.hostPatterns $tenants.allowAnyHost -}}
+{{- fail "config.tenants: set hostPatterns or allowAnyHost=true, not both" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "certbotk8s.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
@@ -73,7 +92,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Pod spec shared by the Deployment and the CronJob; .args and .resources differ. */}}
 {{- define "certbotk8s.podSpec" -}}
 {{- $root := .root -}}
-serviceAccountName: {{ include "certbotk8s.fullname" $root }}
+serviceAccountName: {{ include "certbotk8s.serviceAccountName" $root }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -93,13 +112,10 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $root.Values.podSecurityContext }}
 securityContext:
-  runAsNonRoot: true
-  runAsUser: 65532
-  runAsGroup: 65532
-  fsGroup: 65532
-  seccompProfile:
-    type: RuntimeDefault
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 containers:
   - name: certbotk8s
     image: {{ include "certbotk8s.image" $root }}
@@ -152,20 +168,19 @@ containers:
     {{- end }}
     resources:
       {{- toYaml .resources | nindent 6 }}
+    {{- with $root.Values.securityContext }}
     securityContext:
-      runAsNonRoot: true
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities:
-        drop: ["ALL"]
-      seccompProfile:
-        type: RuntimeDefault
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     volumeMounts:
       - name: config
         mountPath: /etc/certbotk8s
         readOnly: true
       - name: tmp
         mountPath: /tmp
+      {{- with $root.Values.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
 volumes:
   - name: config
     configMap:
@@ -173,6 +188,9 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- with $root.Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 
 {{/* Pod template labels and annotations of one component. */}}

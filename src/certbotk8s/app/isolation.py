@@ -43,7 +43,7 @@ def contained(d: DesiredCertificate, step: str, work: Callable[[], T],
 
 
 def report_internal(events: EventRecorder, d: DesiredCertificate, error: InternalError) -> None:
-    """The Warning Event for `error` on the certificate's source (the default certificate has no
+    """The Warning Event for `error` on the certificate's source (a config certificate has no
     source to post on: its log line stands). Never raises."""
     if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
         return

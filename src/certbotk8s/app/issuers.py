@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from certbotk8s.adapters.acme.engine import AccountChange, AcmeEngine, ExternalAccountBinding
-from certbotk8s.adapters.acme.network import RequestObserver
+from certbotk8s.adapters.acme.network import RequestRecord
 from certbotk8s.core.config.settings import Config, IssuerConfig
 from certbotk8s.core.errors import AcmeAccountRecoveryFailed, AcmeError, CertbotK8sError
 from certbotk8s.core.model import KeyType
@@ -24,6 +26,10 @@ class AccountReporter(Protocol):
     def recovery_failed(self, issuer: str, error: AcmeAccountRecoveryFailed) -> None: ...
 
 
+# Sees each HTTP request to the CA of the named issuer (the metrics count them per issuer).
+IssuerObserver = Callable[[str, RequestRecord], None]
+
+
 class IssuerRegistry:
     """Engines by issuer name, created on first use; the account is registered once and reused.
 
@@ -34,7 +40,7 @@ class IssuerRegistry:
     """
 
     def __init__(self, config: Config, accounts: AccountStore, secrets: SecretStore,
-                 observer: RequestObserver | None = None,
+                 observer: IssuerObserver | None = None,
                  reporter: AccountReporter | None = None) -> None:
         self._reporter = reporter
         self._config = config
@@ -87,7 +93,8 @@ class IssuerRegistry:
             email=issuer.email,
             eab=self._eab(issuer),
             ca_bundle=issuer.ca_bundle,
-            observer=self._observer,
+            observer=(None if self._observer is None
+                      else functools.partial(self._observer, issuer.name)),
             on_account_change=lambda change: self._account_changed(issuer.name, change),
             on_account_failure=lambda error: self._account_failed(issuer.name, error),
         )

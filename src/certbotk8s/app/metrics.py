@@ -31,6 +31,13 @@ from certbotk8s.core.renewal.readiness import CertificateRow
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Labels of the certbotk8s_certificate_* series, named as cert-manager names its
+# certmanager_certificate_* ones. certbotk8s's issuers are entries of its config that serve the
+# whole cluster, like an external issuer's ClusterIssuer: kind and group say so.
+CERT_LABELS = ("name", "namespace", "issuer_name", "issuer_kind", "issuer_group")
+ISSUER_KIND = "ClusterIssuer"
+ISSUER_GROUP = "certbotk8s.io"
+
 ENDPOINTS = ("directory", "newNonce", "newAccount", "newOrder", "order", "authz", "challenge",
              "finalize", "certificate", "renewalInfo", "other")
 
@@ -88,8 +95,9 @@ class Metrics:
         r = self.registry
         if process:
             ProcessCollector(registry=r)
-        # Shaped like cert-manager's certmanager_certificate_* series: a rename ports dashboards.
-        cert = ["name", "namespace", "issuer"]
+        # Shaped like cert-manager's certmanager_certificate_* series, label names included
+        # (CERT_LABELS): a rename of the metric ports dashboards and alerts.
+        cert = list(CERT_LABELS)
         self.ready_status = Gauge(
             "certbotk8s_certificate_ready_status",
             "1 for the certificate's current Ready condition (True, False, Unknown), else 0; "
@@ -98,6 +106,10 @@ class Metrics:
         self.expiration = Gauge(
             "certbotk8s_certificate_expiration_timestamp_seconds",
             "notAfter of the certificate in the Secret (Unix time)", cert, registry=r)
+        self.not_before = Gauge(
+            "certbotk8s_certificate_not_before_timestamp_seconds",
+            "notBefore of the certificate in the Secret (Unix time); with the expiration, its "
+            "lifetime", cert, registry=r)
         self.renewal = Gauge(
             "certbotk8s_certificate_renewal_timestamp_seconds",
             "When the certificate is renewed or its issuance tried again (Unix time)", cert,
@@ -109,11 +121,11 @@ class Metrics:
         self._rows: dict[tuple[str, str, str], CertificateRow] = {}
         self._rows_lock = threading.Lock()
         self.acme_requests = Counter(
-            "certbotk8s_acme_requests_total", "HTTP requests to the ACME CA",
-            ["endpoint", "method", "status"], registry=r)
+            "certbotk8s_acme_requests_total", "HTTP requests to the ACME CA of an issuer",
+            ["issuer", "endpoint", "method", "status"], registry=r)
         self.acme_duration = Histogram(
             "certbotk8s_acme_request_duration_seconds", "Duration of ACME HTTP requests",
-            ["endpoint"], buckets=_ACME_BUCKETS, registry=r)
+            ["issuer", "endpoint"], buckets=_ACME_BUCKETS, registry=r)
         self.challenges = Counter(
             "certbotk8s_challenges_total", "Challenges by type and outcome",
             ["type", "outcome"], registry=r)
@@ -204,15 +216,15 @@ class Metrics:
 
     # --- ACME -------------------------------------------------------------------------
 
-    def observe_acme(self, record: RequestRecord) -> None:
-        """A RequestObserver for the ACME network layer."""
+    def observe_acme(self, issuer: str, record: RequestRecord) -> None:
+        """An IssuerObserver: one request to the CA of a configured issuer."""
         endpoint = acme_endpoint(record.url)
         method = record.method.upper()
         self.acme_requests.labels(
-            endpoint, method if method in _METHODS else "other",
+            issuer, endpoint, method if method in _METHODS else "other",
             str(record.status) if 0 <= record.status < 1000 else "0",
         ).inc()
-        self.acme_duration.labels(endpoint).observe(max(record.seconds, 0.0))
+        self.acme_duration.labels(issuer, endpoint).observe(max(record.seconds, 0.0))
 
     def challenge(self, type: ChallengeType | str, outcome: str) -> None:
         """Count one challenge outcome (callers use a small fixed set, e.g. valid/invalid)."""
@@ -262,11 +274,12 @@ class Metrics:
                 self._set(self._rows[key])
 
     def _set(self, row: CertificateRow) -> None:
-        labels = _cert_labels(row.key)  # in the gauges' label order
+        labels = cert_label_values(row.key)  # in the gauges' label order
         for condition in readiness.CONDITIONS:
             self.ready_status.labels(*labels, condition).set(
                 1 if condition == row.condition else 0)
-        for gauge, when in ((self.expiration, row.not_after), (self.renewal, row.renewal)):
+        for gauge, when in ((self.expiration, row.not_after), (self.renewal, row.renewal),
+                            (self.not_before, row.not_before)):
             if when is None:
                 _remove(gauge, *labels)
             else:
@@ -274,10 +287,10 @@ class Metrics:
         self.failed_attempts.labels(*labels).set(row.failures)
 
     def _drop(self, key: tuple[str, str, str]) -> None:
-        labels = _cert_labels(key)
+        labels = cert_label_values(key)
         for condition in readiness.CONDITIONS:
             _remove(self.ready_status, *labels, condition)
-        for gauge in (self.expiration, self.renewal, self.failed_attempts):
+        for gauge in (self.expiration, self.not_before, self.renewal, self.failed_attempts):
             _remove(gauge, *labels)
 
     def account_recovery(self, issuer: str, outcome: str) -> None:
@@ -335,10 +348,13 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _cert_labels(key: tuple[str, str, str]) -> tuple[str, str, str]:
-    """A row key (namespace, name, issuer) as the gauges' (name, namespace, issuer)."""
+def cert_label_values(key: tuple[str, str, str]) -> tuple[str, str, str, str, str]:
+    """A row key (namespace, name, issuer) as the gauges' CERT_LABELS values. A refused source
+    has no issuer: then kind and group are empty too."""
     namespace, name, issuer = key
-    return (name, namespace, issuer)
+    if not issuer:
+        return (name, namespace, "", "", "")
+    return (name, namespace, issuer, ISSUER_KIND, ISSUER_GROUP)
 
 
 def _remove(gauge: Gauge, *labels: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 
 from certbotk8s.adapters.acme.engine import OrderRequest
@@ -35,6 +36,7 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import (
     CertificateInfo,
+    ChallengeType,
     DesiredCertificate,
     Discovery,
     IssuedCertificate,
@@ -51,8 +53,8 @@ from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
+from certbotk8s.core.state import ari_memory, secret_meta
 from certbotk8s.core.state import records as rec
-from certbotk8s.core.state import secret_meta
 from certbotk8s.core.state.observe import observe, with_record
 from certbotk8s.core.state.write_race import AfterConflict, after_conflict
 
@@ -88,6 +90,9 @@ class Survey:
     actions: tuple[Action, ...]
     missing_apis: tuple[str, ...] = ()
     ari_problems: dict[SecretRef, str] = field(default_factory=dict)
+    ari_memory: dict[SecretRef, dict[str, str | None]] = field(default_factory=dict)
+    """ARI windows read anew, for the records (only `renew --once` writes them: `plan` and
+    `status` change nothing)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class Outcome:
     issued: IssuedCertificate | None = field(default=None, repr=False)
     error: CertbotK8sError | None = None
     outage: bool = False  # the order met a service down (`OrderHooks.outage`): no backoff
+    deferred: bool = False  # due, but the run stopped starting orders (app.oneshot.run)
     # Set when `issued` was not written: another writer's newer certificate, kept in the Secret.
     kept: CertificateInfo | None = None
     # A certificate the CA issued that could not be written: the API server gave no answer or
@@ -106,7 +112,7 @@ class Outcome:
 
 
 def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True,
-           ari_reader: AriReader | None = None) -> Survey:
+           ari_reader: AriReader | None = None, workers: int = 1) -> Survey:
     snapshot = deps.sources.list_sources(namespaces)
     deps.records.load()
     kept = deps.records.snapshot()
@@ -115,11 +121,11 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
                            snapshot.gateway_api_gateways, snapshot.reference_grants,
                            deps.config, held, failing_claims(kept))
     observed, broken = _observe_all(deps, found.desired)
-    ari: dict[SecretRef, RenewalWindow] = {}
-    problems: dict[SecretRef, str] = {}
+    readings = AriReadings()
     if read_ari:
-        ari, problems = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
-                                     observed, deps.clock())
+        readings = read_windows(ari_reader or AriReader(deps.issuers), found.desired,
+                                observed, deps.clock(), workers)
+    ari, problems = readings.windows, readings.problems
     actions = plan([d for d in found.desired if d.secret not in broken], observed, deps.clock(),
                    ari)
     actions = tuple(sorted((*actions, *broken.values()), key=lambda a: a.desired.secret))
@@ -129,7 +135,8 @@ def survey(deps: PassDeps, namespaces: Sequence[str] = (), read_ari: bool = True
                                 f"ARI window ignored: {action.renewal.ignored_window}")
         if action.renewal is not None and action.renewal.ari_held(deps.clock()):
             problems.setdefault(action.desired.secret, str(action.renewal.ari_capped))
-    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems)
+    return Survey(found, observed, ari, actions, snapshot.missing_apis, problems,
+                  readings.memory)
 
 
 def _observe_all(deps: PassDeps, desired: Sequence[DesiredCertificate],
@@ -160,40 +167,67 @@ def _as_failure(error: InternalError) -> InternalError:
 
 def read_windows(reader: AriReader, desired: Sequence[DesiredCertificate],
                  observed: Mapping[SecretRef, ObservedSecret | None], now: datetime,
-                 ) -> tuple[dict[SecretRef, RenewalWindow], dict[SecretRef, str]]:
+                 workers: int = 1) -> AriReadings:
     """ARI windows for managed, parsable certificates not expired at `now`, and what went
     wrong per Secret (an ARI failure only loses the window: the renewal falls back) or the
-    CA's explanationURL."""
-    windows: dict[SecretRef, RenewalWindow] = {}
-    problems: dict[SecretRef, str] = {}
-    for d in desired:
-        window, problem = contained(d, "reading the ARI window of",
-                                    partial(_window, reader, d, observed.get(d.secret), now),
-                                    _no_window)
+    CA's explanationURL. A window remembered in the record (core.state.ari_memory) is used
+    until the CA's Retry-After has passed; what was read anew is returned to remember."""
+    readings = AriReadings()
+
+    def one(d: DesiredCertificate) -> WindowRead:
+        return contained(d, "reading the ARI window of",
+                         partial(_window, reader, d, observed.get(d.secret), now), _no_window)
+
+    if workers > 1:  # one certificate's read is one worker's; the pool bounds how many at once
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certbotk8s-ari") as pool:
+            answers = list(pool.map(one, desired))
+    else:
+        answers = [one(d) for d in desired]
+    for d, (window, problem, memory) in zip(desired, answers, strict=True):
         if window is not None:
-            windows[d.secret] = window
+            readings.windows[d.secret] = window
         if problem is not None:
-            problems[d.secret] = problem
-    return windows, problems
+            readings.problems[d.secret] = problem
+        if memory is not None:
+            readings.memory[d.secret] = memory
+    return readings
+
+
+@dataclass
+class AriReadings:
+    windows: dict[SecretRef, RenewalWindow] = field(default_factory=dict)
+    problems: dict[SecretRef, str] = field(default_factory=dict)
+    memory: dict[SecretRef, dict[str, str | None]] = field(default_factory=dict)
+    """Record changes: windows read anew (to remember), or remembered ones to forget."""
+
+
+WindowRead = tuple[RenewalWindow | None, str | None, dict[str, str | None] | None]
 
 
 def _window(reader: AriReader, d: DesiredCertificate, seen: ObservedSecret | None,
-            now: datetime) -> tuple[RenewalWindow | None, str | None]:
+            now: datetime) -> WindowRead:
     if seen is None or not seen.managed or seen.certificate is None:
-        return None, None
+        return None, None, None
     if seen.recorded.get(secret_meta.ISSUER, d.spec.issuer) != d.spec.issuer:
-        return None, None  # a different CA's certificate: its ARI is not ours to ask
-    cert_id = seen.certificate.ari_cert_id
-    if not cert_id or not worth_reading(seen.certificate, now):
-        return None, None  # an expired certificate is due anyway: its ARI is not asked
-    answer = reader.read(d.spec.issuer, cert_id)
+        return None, None, None  # a different CA's certificate: its ARI is not ours to ask
+    info = seen.certificate
+    if not info.ari_cert_id or not worth_reading(info, now):
+        return None, None, None  # an expired certificate is due anyway: its ARI is not asked
+    kept = ari_memory.remembered(seen.recorded, info, now)
+    if kept is not None:
+        return kept, None, None
+    answer = reader.read(d.spec.issuer, info.ari_cert_id)
+    memory = (ari_memory.to_remember(info, answer.window, answer.retry_after, now)
+              if answer.window is not None else
+              ari_memory.forgotten() if seen.recorded.get(ari_memory.ARI_FOR) else None)
     if answer.problem is None and answer.explanation_url:
-        return answer.window, f"the CA explains its ARI window at {answer.explanation_url}"
-    return answer.window, answer.problem
+        return (answer.window, f"the CA explains its ARI window at {answer.explanation_url}",
+                memory)
+    return answer.window, answer.problem, memory
 
 
-def _no_window(error: InternalError) -> tuple[RenewalWindow | None, str | None]:
-    return None, str(error)  # the renewal falls back, as for any ARI failure
+def _no_window(error: InternalError) -> WindowRead:
+    return None, str(error), None  # the renewal falls back, as for any ARI failure
 
 
 def order_id_for(desired: DesiredCertificate) -> str:
@@ -337,15 +371,21 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
     # ARI `replaces` for a renewal from the same CA that keeps at least one name (the budget
     # decides exemption by the same rule).
     replaces = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed)
+    # The order's deadline and propagation wait: as configured, capped only by the serving
+    # certificate's life (core.renewal.waits).
+    serving = observed.certificate if observed is not None else None
+    solver_config = deps.config.solver
+    waited = waits.order_waits(
+        solver_config.dns01.propagation_timeout, solver_config.order_timeout,
+        d.spec.challenge is ChallengeType.DNS01,
+        serving.not_after if serving is not None else None, deps.clock())
+    if waited.why:
+        log.info("%s: %s", d.secret, waited.why)
     request = OrderRequest(hosts=d.spec.hosts, challenge=d.spec.challenge,
                            key_type=d.spec.key_type, profile=d.spec.profile,
-                           replaces=replaces, preferred_chain=issuer.preferred_chain)
-    # The propagation wait fits in the order deadline and in the serving certificate's life.
-    serving = observed.certificate if observed is not None else None
-    dns_wait = waits.propagation_wait(
-        deps.config.solver.dns01.propagation_timeout, timedelta(seconds=engine.order_deadline),
-        serving.not_after if serving is not None else None, deps.clock())
-    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going, dns_wait)
+                           replaces=replaces, preferred_chain=issuer.preferred_chain,
+                           deadline=waited.deadline.total_seconds())
+    solvers = deps.solvers.for_order(d, order_id_for(d), hooks.keep_going, waited.propagation)
 
     def on_order(sends_replaces: bool) -> Callable[[str], None]:
         def record(url: str) -> None:
@@ -376,7 +416,7 @@ def _order(deps: PassDeps, action: Action, observed: ObservedSecret | None,
         return engine.issue(
             OrderRequest(hosts=request.hosts, challenge=request.challenge,
                          key_type=request.key_type, profile=request.profile,
-                         preferred_chain=request.preferred_chain),
+                         preferred_chain=request.preferred_chain, deadline=request.deadline),
             solvers, on_order=on_order(False), keep_going=hooks.keep_going,
         )
 
@@ -472,7 +512,7 @@ def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Ou
 def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
                message: str) -> None:
     if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
-        log.info("default certificate %s: %s: %s", d.secret, reason, message)
+        log.info("%s -> Secret %s: %s: %s", d.source, d.secret, reason, message)
         return
     deps.events.record(d.source, type_, reason, message)
 
@@ -480,7 +520,7 @@ def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
 def report_problems(deps: PassDeps, found: Discovery) -> None:
     for problem in found.problems:
         log.warning("%s refused: %s: %s", problem.source, problem.reason, problem.message)
-        # The config's default certificate gets its Event too (in the controller namespace).
+        # The config's own certificates get theirs too (in the controller namespace).
         deps.events.record(problem.source, "Warning", problem.reason, problem.message)
 
 

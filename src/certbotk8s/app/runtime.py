@@ -10,9 +10,9 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.acme.network import RequestObserver
 from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.adapters.kube.ledger import KubeLedger
 from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.adapters.kube.sources import (
@@ -23,7 +23,7 @@ from certbotk8s.adapters.kube.sources import (
 )
 from certbotk8s.app.accounts import AccountEvents, AccountMetric
 from certbotk8s.app.event_queue import QueuedEventRecorder
-from certbotk8s.app.issuers import IssuerRegistry
+from certbotk8s.app.issuers import IssuerObserver, IssuerRegistry
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
 from certbotk8s.app.solvers import SolverFactory
@@ -55,10 +55,11 @@ class Runtime:
     tokens: TokenStore
     routing: KubeRoutingPublisher
     event_queue: QueuedEventRecorder | None = None  # started; `close` it when done
+    served: ServedVersions | None = None  # the source table's versions, as this cluster serves
 
 
 def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = None,
-                  observer: RequestObserver | None = None,
+                  observer: IssuerObserver | None = None,
                   account_metric: AccountMetric | None = None,
                   queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None,
                   write_behind: bool = False) -> Runtime:
@@ -69,9 +70,10 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
+    served = ServedVersions(api)  # which version of each type: asked once, for both below
     routing = KubeRoutingPublisher(
         api, config.controller_namespace, solver_service=http01.solver_service,
-        solver_port=http01.solver_service_port, path_type=http01.path_type,
+        solver_port=http01.solver_service_port, path_type=http01.path_type, served=served,
     )
     events: EventRecorder = KubeEventRecorder(
         api, instance=os.environ.get("POD_NAME", socket.gethostname()))
@@ -79,7 +81,7 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
     events = queue or events
     deps = PassDeps(
         config=config,
-        sources=KubeSourceReader(api),
+        sources=KubeSourceReader(api, served),
         secrets=secrets,
         events=events,
         issuers=IssuerRegistry(
@@ -90,4 +92,4 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         records=Records(KubeRecordStore(api, config.controller_namespace),
                         write_behind=write_behind),
     )
-    return Runtime(config, api, deps, tokens, routing, queue)
+    return Runtime(config, api, deps, tokens, routing, queue, served)

@@ -29,6 +29,8 @@ class SourceKind(enum.Enum):
     ISTIO_GATEWAY = "IstioGateway"
     ISTIO_FILE_MOUNT = "IstioGatewayFileMount"
     GATEWAY_API = "Gateway"
+    # The config's own certificates: every entry of `certificates` (the `defaultCertificate`
+    # alias is one); the operator's, so exempt from tenant host and provider scopes.
     DEFAULT_CERTIFICATE = "DefaultCertificate"
 
 

@@ -87,6 +87,9 @@ class OrderRequest:
     profile: str | None = None
     replaces: str | None = None  # ARI CertID of the certificate this one renews
     preferred_chain: str | None = None  # issuer CN of the chain's top certificate
+    # Seconds from the first challenge to the certificate (core.renewal.waits.order_waits);
+    # None: the engine's PollSchedule.deadline.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -390,11 +393,6 @@ class AcmeEngine:
 
     # -- orders ------------------------------------------------------------------------------
 
-    @property
-    def order_deadline(self) -> float:
-        """Seconds one order may take from its first challenge to its certificate."""
-        return self._poll.deadline
-
     def issue(
         self,
         request: OrderRequest,
@@ -503,7 +501,7 @@ class AcmeEngine:
         key: keys.PrivateKey,
         csr_pem: bytes,
     ) -> IssuedCertificate:
-        deadline = time.monotonic() + self._poll.deadline
+        deadline = time.monotonic() + (request.deadline or self._poll.deadline)
         if order.status == messages.STATUS_PENDING:
             pending = self._pending_challenges(order, request.challenge)
             solver = solvers.get(request.challenge)

@@ -3,8 +3,14 @@
 The lexicon provider class is used directly with the zone given explicitly (configured zone or
 the one found by SOA), so lexicon's own zone guessing (tldextract, which downloads the public
 suffix list) never runs. Credentials come from Secrets as provider options (`auth_token`,
-`auth_access_key`, ...) and are scrubbed from every message. For `route53`, the option
-`endpoint_url` (not a lexicon option) points boto3 at another endpoint (a test server).
+`auth_access_key`, ...) and are scrubbed from every message.
+
+Route53: the boto3 client is always built here, never by lexicon (whose client falls back to
+boto3's default chain: AWS_* variables, ~/.aws files, instance metadata). With Secret keys it
+signs with exactly those and ignores endpoints configured in the environment; with `ambient`
+it is boto3's default chain, the process's own AWS identity (IRSA: AWS_ROLE_ARN +
+AWS_WEB_IDENTITY_TOKEN_FILE -> STS AssumeRoleWithWebIdentity). The option `endpoint_url` (not a
+lexicon option) points boto3 at another endpoint (a test server).
 """
 
 from __future__ import annotations
@@ -35,12 +41,13 @@ class LexiconProvider:
     """DnsRecordProvider through dns-lexicon's provider `name`."""
 
     def __init__(self, name: str, options: Mapping[str, str], credentials: Mapping[str, str],
-                 ttl: int = 60) -> None:
+                 ttl: int = 60, *, ambient: bool = False) -> None:
         self.name = name
         self._module = load_provider_module(name)
         self._options = dict(options)
         self._credentials = dict(credentials)
         self._ttl = ttl
+        self._ambient = ambient
 
     def describe(self) -> str:
         where = self._options.get("endpoint_url") or self._options.get("pdns_server")
@@ -73,17 +80,36 @@ class LexiconProvider:
             "provider_name": self.name, "domain": zone, "ttl": self._ttl,
             self.name: provider_options,
         })
+        # Ours first: without keys or `ambient` it refuses before lexicon's constructor builds
+        # its own client (which, keyless, would consult boto3's default chain).
+        r53_client = self._route53_client() if self.name == "route53" else None
         provider = self._module.Provider(config)
-        endpoint = self._options.get("endpoint_url")
-        if self.name == "route53" and endpoint:
-            import boto3
-
-            provider.r53_client = boto3.client(
-                "route53", endpoint_url=endpoint, region_name="us-east-1",
-                aws_access_key_id=self._credentials.get("auth_access_key"),
-                aws_secret_access_key=self._credentials.get("auth_access_secret"))
+        if r53_client is not None:
+            provider.r53_client = r53_client
         provider.authenticate()
         return provider
+
+    def _route53_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        endpoint = self._options.get("endpoint_url")
+        if self._ambient:  # boto3's default chain: the pod's own identity
+            return boto3.session.Session().client(
+                "route53", endpoint_url=endpoint, region_name="us-east-1")
+        key = (self._credentials.get("auth_access_key")
+               or self._credentials.get("auth_username"))
+        secret = (self._credentials.get("auth_access_secret")
+                  or self._credentials.get("auth_token"))
+        if not key or not secret:
+            raise DnsSolverError(
+                "no AWS credentials: give auth_access_key and "
+                "auth_access_secret from Secrets, or `credentials: ambient` to use the pod's "
+                "own AWS identity (the environment is not read otherwise)")
+        return boto3.client(
+            "route53", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id=key, aws_secret_access_key=secret,
+            config=Config(ignore_configured_endpoint_urls=True))
 
     def _has_value(self, provider: Any, record: TxtRecord) -> bool:
         listed = provider.list_records("TXT", record.fqdn, None)

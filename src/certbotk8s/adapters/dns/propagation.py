@@ -1,12 +1,22 @@
 """The one DNS-01 propagation check every provider shares.
 
 `DnsLookup` follows the CNAME at `_acme-challenge.<domain>` (when the provider allows it), finds
-the zone by SOA, and waits until every authoritative nameserver of the zone answers each TXT
-value, polling all pending (record, server) pairs together with a doubling interval: no fixed
-sleep. A server that says it is not authoritative (REFUSED, NOTAUTH, or an answer without the
-AA flag) can never show the value, so the check fails at once, naming the server; a server that
-answers without the value yet is waited for until the deadline, and the error then names it
-with what it last said. A resolver or server that gives no answer at all is
+the zone by SOA, and waits until every server it asks answers each TXT value, polling all
+pending (record, server) pairs together with a doubling interval: no fixed sleep. Whom it asks:
+
+- authoritative mode (the default): every authoritative nameserver of the zone (its NS records,
+  on `nameserver_port`), without recursion. A server that says it is not authoritative
+  (REFUSED, NOTAUTH, or an answer without the AA flag) can never show the value, so the check
+  fails at once, naming the server.
+- recursive mode (`recursive_nameservers`, for networks where port 53 to the world is closed,
+  like cert-manager's `--dns01-recursive-nameservers-only`): only those resolvers, with the RD
+  bit. A resolver that refuses us, or answers without recursion (no RA flag) and without
+  authority, can never show the value: the check fails at once. A resolver's cache may hold
+  an older answer (no TXT yet) until its negative TTL runs out: that is waited for like a
+  lagging secondary.
+
+A server that answers without the value yet is waited for until the deadline, and the error
+then names it with what it last said. A resolver or server that gives no answer at all is
 `DnsServerUnreachable` (an outage, watched by `probe`), not a failed attempt.
 """
 
@@ -35,10 +45,12 @@ _QUERY_TIMEOUT = 2.0
 @dataclass(frozen=True)
 class PropagationSettings:
     """`resolver` (`host:port`) answers CNAME/SOA/NS lookups (None: the system resolver);
-    `nameserver_port` is where the zone's authoritative servers answer (53 in the world)."""
+    `nameserver_port` is where the zone's authoritative servers answer (53 in the world).
+    `recursive_nameservers` (`host:port`) set: recursive mode, only they are asked."""
 
     resolver: str | None = None
     nameserver_port: int = 53
+    recursive_nameservers: tuple[str, ...] = ()
     timeout: float = 120.0
     timeout_note: str = ""  # why `timeout` is shorter than configured, for the error
     poll_first: float = 0.02
@@ -50,6 +62,20 @@ def split_hostport(value: str, default_port: int) -> tuple[str, int]:
     if not sep:
         return value, default_port
     return host.strip("[]"), int(port)
+
+
+def system_nameservers() -> tuple[str, ...]:
+    """`host:port` of the system resolver's nameservers (/etc/resolv.conf): whom recursive
+    mode asks when none are configured (as cert-manager does)."""
+    try:
+        resolver = dns.resolver.Resolver(configure=True)
+    except dns.exception.DNSException as e:
+        raise DnsSolverError(f"cannot read the system resolver's nameservers: "
+                             f"{type(e).__name__}") from e
+    found = tuple(_where((str(address), resolver.port)) for address in resolver.nameservers)
+    if not found:
+        raise DnsSolverError("the system resolver has no nameservers to ask (recursive mode)")
+    return found
 
 
 def _text(name: dns.name.Name) -> str:
@@ -127,34 +153,55 @@ class DnsLookup:
         return sorted(set(addresses))
 
     def probe(self) -> str | None:
-        """None when the resolver answers a query (whatever it says), else why not."""
-        if self.settings.resolver is None:
-            return None  # the system resolver: not ours to watch
-        host, port = split_hostport(self.settings.resolver, 53)
-        try:
-            dns.query.udp(dns.message.make_query(".", dns.rdatatype.SOA), host, port=port,
-                          timeout=_QUERY_TIMEOUT)
-        except dns.exception.Timeout:
-            return f"resolver {self.where}: no answer (timeout)"
-        except OSError as e:
-            return f"resolver {self.where}: {type(e).__name__}: {e}"
-        except dns.exception.DNSException:
-            return None
+        """None when the resolver, and in recursive mode each resolver the check asks, answers
+        a query (whatever it says), else why not."""
+        watched = [self.settings.resolver] if self.settings.resolver is not None else []
+        watched += self.settings.recursive_nameservers  # the system resolver: not ours to watch
+        for server in watched:
+            host, port = split_hostport(server, 53)
+            try:
+                dns.query.udp(dns.message.make_query(".", dns.rdatatype.SOA), host, port=port,
+                              timeout=_QUERY_TIMEOUT)
+            except dns.exception.Timeout:
+                return f"resolver {server}: no answer (timeout)"
+            except OSError as e:
+                return f"resolver {server}: {type(e).__name__}: {e}"
+            except dns.exception.DNSException:
+                continue  # an answer we cannot read is still an answer
         return None
 
-    # -- asking one authoritative server -----------------------------------------------------
+    # -- asking the servers of the check -----------------------------------------------------
 
-    def ask(self, address: str, fqdn: str) -> tuple[frozenset[str] | None, str]:
-        """TXT values `address` serves at `fqdn` with authority, and a word on what it said.
+    @property
+    def recursive(self) -> bool:
+        return bool(self.settings.recursive_nameservers)
 
-        Values None: the server cannot become right (not authoritative / refused); the word
-        says why. An empty set with "timeout" or "NXDOMAIN" etc.: not (yet) there.
+    @property
+    def asked(self) -> str:
+        """Who the check asks, for messages."""
+        return ("configured recursive resolver" if self.recursive
+                else "authoritative server")
+
+    def targets(self, zone: str) -> list[tuple[str, int]]:
+        """(address, port) of every server the check asks about a record in `zone`."""
+        if self.recursive:
+            return [split_hostport(r, 53) for r in self.settings.recursive_nameservers]
+        return [(a, self.settings.nameserver_port) for a in self.nameservers(zone)]
+
+    def ask(self, target: tuple[str, int], fqdn: str) -> tuple[frozenset[str] | None, str]:
+        """TXT values `target` answers at `fqdn` as the mode wants them (with authority, or
+        by recursion), and a word on what it said.
+
+        Values None: the server cannot become right (refused, not authoritative, no
+        recursion); the word says why. An empty set with "timeout" or "NXDOMAIN" etc.: not
+        (yet) there.
         """
+        address, port = target
         query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
-        query.flags &= ~dns.flags.RD
+        if not self.recursive:
+            query.flags &= ~dns.flags.RD
         try:
-            response = dns.query.udp(query, address, port=self.settings.nameserver_port,
-                                     timeout=_QUERY_TIMEOUT)
+            response = dns.query.udp(query, address, port=port, timeout=_QUERY_TIMEOUT)
         except dns.exception.Timeout:
             return frozenset(), "timeout"
         except (dns.exception.DNSException, OSError) as e:
@@ -164,7 +211,10 @@ class DnsLookup:
             return None, dns.rcode.to_text(rcode)
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return frozenset(), dns.rcode.to_text(rcode)  # SERVFAIL: maybe still loading
-        if not response.flags & dns.flags.AA:
+        if self.recursive:
+            if not response.flags & (dns.flags.RA | dns.flags.AA):
+                return None, "answer without recursion (not a recursive resolver)"
+        elif not response.flags & dns.flags.AA:
             return None, "answer without authority (not authoritative for the zone)"
         values = {
             b"".join(rdata.strings).decode(errors="replace")
@@ -175,42 +225,42 @@ class DnsLookup:
 
     def wait_until_visible(self, records: Sequence[TxtRecord], timeout: float | None = None,
                            keep_going: Callable[[], bool] | None = None) -> None:
-        """Return once every authoritative server of every zone answers every value.
+        """Return once every server the check asks answers every value.
 
         `keep_going` is asked before each pause; False (leadership lost) raises OrderAbandoned.
         """
-        servers = {r.zone: self.nameservers(r.zone) for r in records}
-        pending = {(r, a) for r in records for a in servers[r.zone]}
-        last: dict[tuple[TxtRecord, str], str] = {}
+        servers = {r.zone: self.targets(r.zone) for r in records}
+        pending = {(r, t) for r in records for t in servers[r.zone]}
+        last: dict[tuple[TxtRecord, tuple[str, int]], str] = {}
         limit = self.settings.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         delay = self.settings.poll_first
         while pending:
-            still: set[tuple[TxtRecord, str]] = set()
-            for record, address in pending:
-                values, said = self.ask(address, record.fqdn)
+            still: set[tuple[TxtRecord, tuple[str, int]]] = set()
+            for record, target in pending:
+                values, said = self.ask(target, record.fqdn)
                 if values is None:
+                    of_zone = "" if self.recursive else f" of zone {record.zone}"
                     raise DnsSolverError(
-                        f"authoritative server {address}:{self.settings.nameserver_port} of "
-                        f"zone {record.zone} cannot serve TXT {record.fqdn}: {said}")
+                        f"{self.asked} {_where(target)}{of_zone} cannot serve TXT "
+                        f"{record.fqdn}: {said}")
                 if record.value not in values:
-                    still.add((record, address))
-                    last[(record, address)] = ("other values only" if values else
-                                               "no TXT yet" if said == "NOERROR" else said)
+                    still.add((record, target))
+                    last[(record, target)] = ("other values only" if values else
+                                              "no TXT yet" if said == "NOERROR" else said)
             pending = still
             if not pending:
                 return
             if time.monotonic() + delay > deadline:
                 missing = ", ".join(sorted(
-                    f"{r.fqdn}@{a}:{self.settings.nameserver_port} ({last[(r, a)]})"
-                    for r, a in pending))
+                    f"{r.fqdn}@{_where(t)} ({last[(r, t)]})" for r, t in pending))
                 note = (f" ({self.settings.timeout_note})"
                         if self.settings.timeout_note and timeout is None else "")
-                message = (f"TXT records not visible on every authoritative server within "
+                message = (f"TXT records not visible on every {self.asked} within "
                            f"{limit:.0f}s{note}: {missing}")
                 if all(last[p] in _SILENT for p in pending):  # not one of them answered
                     raise DnsServerUnreachable(message, ", ".join(sorted(
-                        {f"{a}:{self.settings.nameserver_port}" for _, a in pending})))
+                        {_where(t) for _, t in pending})))
                 raise DnsSolverError(message)
             if keep_going is not None and not keep_going():
                 raise OrderAbandoned("no longer the leader: DNS propagation wait stopped")
@@ -218,13 +268,19 @@ class DnsLookup:
             delay = min(delay * 2, self.settings.poll_cap)
 
     def gone_everywhere(self, record: TxtRecord) -> bool:
-        """True when every authoritative server answers, with authority, without the value."""
+        """True when every server the check asks answers (with authority, or by recursion)
+        without the value. A resolver's cache may still hold it: then False, as when unsure."""
         try:
-            addresses = self.nameservers(record.zone)
+            targets = self.targets(record.zone)
         except DnsSolverError:
             return False
-        for address in addresses:
-            values, said = self.ask(address, record.fqdn)
+        for target in targets:
+            values, said = self.ask(target, record.fqdn)
             if values is None or record.value in values or said not in ("NOERROR", "NXDOMAIN"):
                 return False
-        return bool(addresses)
+        return bool(targets)
+
+
+def _where(target: tuple[str, int]) -> str:
+    address, port = target
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

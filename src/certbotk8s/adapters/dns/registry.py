@@ -1,7 +1,9 @@
 """The DNS-01 provider registry: one builder per `type`, and the solver built around it.
 
 Every builder gets the provider's config and a `read_secret` callable (Secret key -> text); it
-never reads the process environment. Every solver shares `DnsLookup` (propagation check).
+never reads the process environment (a lexicon provider configured `credentials: ambient` hands
+its SDK the process's own cloud identity: that choice is the provider's, see lexicon.py).
+Every solver shares `DnsLookup` (propagation check).
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from collections.abc import Callable
 
 from certbotk8s.adapters.dns.command import ExecProvider
 from certbotk8s.adapters.dns.lexicon import LexiconProvider
-from certbotk8s.adapters.dns.propagation import DnsLookup, PropagationSettings
+from certbotk8s.adapters.dns.propagation import (
+    DnsLookup,
+    PropagationSettings,
+    system_nameservers,
+)
 from certbotk8s.adapters.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from certbotk8s.adapters.dns.solver import DnsSolver
 from certbotk8s.adapters.dns.webhook import WebhookProvider
@@ -22,7 +28,7 @@ from certbotk8s.core.config.dns_providers import (
     SecretKeyRef,
     WebhookConfig,
 )
-from certbotk8s.core.config.settings import Dns01Config
+from certbotk8s.core.config.settings import Dns01Config, PropagationMode
 from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.ports import DnsRecordProvider
 from certbotk8s.core.renewal.waits import CappedWait
@@ -44,7 +50,8 @@ def _lexicon(config: DnsProviderConfig, read: SecretReader) -> DnsRecordProvider
     s = config.settings
     assert isinstance(s, LexiconConfig)
     return LexiconProvider(s.provider, dict(s.options),
-                           {option: read(ref) for option, ref in s.credentials}, config.ttl)
+                           {option: read(ref) for option, ref in s.credentials}, config.ttl,
+                           ambient=s.ambient)
 
 
 def _webhook(config: DnsProviderConfig, read: SecretReader) -> DnsRecordProvider:
@@ -76,9 +83,13 @@ def build_solver(config: DnsProviderConfig, read: SecretReader, dns01: Dns01Conf
     builder = REGISTRY.get(config.type)
     if builder is None or config.settings is None:
         raise DnsSolverError(f"DNS provider {config.name}: unknown type {config.type!r}")
+    recursive: tuple[str, ...] = ()
+    if dns01.propagation_mode is PropagationMode.RECURSIVE:
+        recursive = dns01.recursive_nameservers or system_nameservers()
     lookup = DnsLookup(PropagationSettings(
         resolver=config.resolver,
         nameserver_port=config.nameserver_port or 53,
+        recursive_nameservers=recursive,
         timeout=(wait.limit if wait is not None else dns01.propagation_timeout).total_seconds(),
         timeout_note=wait.why if wait is not None else "",
         poll_cap=max(dns01.poll_interval.total_seconds(), 0.05),

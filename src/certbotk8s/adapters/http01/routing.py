@@ -31,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, translate, unreachable
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.core.errors import (
     Http01SolverError,
     KubeError,
@@ -39,6 +40,12 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
+from certbotk8s.core.sources.resources import (
+    HTTP_ROUTES,
+    INGRESSES,
+    VIRTUAL_SERVICES,
+    ApiResource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +70,19 @@ class _Resource:
         return f"{self.group}/{self.version}"
 
 
-INGRESS = _Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
-VIRTUAL_SERVICE = _Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
-VIRTUAL_SERVICE_V1BETA1 = _Resource(
-    "networking.istio.io", "v1beta1", "virtualservices", "VirtualService"
-)
-HTTP_ROUTE = _Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
-_KNOWN = {(r.api_version, r.kind): r
-          for r in (INGRESS, VIRTUAL_SERVICE, VIRTUAL_SERVICE_V1BETA1, HTTP_ROUTE)}
+def _at(resource: ApiResource, version: str) -> _Resource:
+    return _Resource(resource.group, version, resource.plural, resource.kind)
+
+
+INGRESS = _at(INGRESSES, "v1")
+VIRTUAL_SERVICE = _at(VIRTUAL_SERVICES, "v1")
+VIRTUAL_SERVICE_V1BETA1 = _at(VIRTUAL_SERVICES, "v1beta1")
+HTTP_ROUTE = _at(HTTP_ROUTES, "v1")
+# every version of the routing types of the one table: what `remove` may delete
+_KNOWN = {(r.api_version, r.kind): r for r in (
+    _at(t, v) for t in (INGRESSES, VIRTUAL_SERVICES, HTTP_ROUTES) for v in t.versions)}
+_ROUTED_BY = {SourceKind.INGRESS: INGRESSES, SourceKind.ISTIO_GATEWAY: VIRTUAL_SERVICES,
+              SourceKind.ISTIO_FILE_MOUNT: VIRTUAL_SERVICES, SourceKind.GATEWAY_API: HTTP_ROUTES}
 
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -129,8 +141,11 @@ class KubeRoutingPublisher:
         solver_service: str = "certbotk8s-solver",
         solver_port: int = 80,
         path_type: str = "ImplementationSpecific",
+        served: ServedVersions | None = None,
     ) -> None:
         self._api = client.CustomObjectsApi(api_client)
+        # each routing type at the version the cluster serves (the table the sources use)
+        self._served = served or ServedVersions(api_client)
         self._namespace = namespace
         self._service = solver_service
         self._port = solver_port
@@ -140,8 +155,6 @@ class KubeRoutingPublisher:
             log.warning("http01 pathType Exact cannot route tokens; using Prefix")
             path_type = "Prefix"
         self._path_type = path_type
-        self._istio: _Resource | None = None
-        self._lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
@@ -159,16 +172,14 @@ class KubeRoutingPublisher:
         kind = routing.kind
         name = route_name(order_id, kind)
         if kind is SourceKind.INGRESS:
-            resource = INGRESS
             spec = self._ingress_spec(routing, hosts)
         elif kind in (SourceKind.ISTIO_GATEWAY, SourceKind.ISTIO_FILE_MOUNT):
-            resource = self._istio_resource()
             spec = self._virtual_service_spec(routing, hosts)
         elif kind is SourceKind.GATEWAY_API:
-            resource = HTTP_ROUTE
             spec = self._http_route_spec(routing, hosts)
         else:  # pragma: no cover - every SourceKind is handled above
             raise KubeError(f"no HTTP-01 routing for {kind.value}")
+        resource = self._resource(_ROUTED_BY[kind])
         annotations = {ORDER_ANNOTATION: order_id}
         if kind is SourceKind.INGRESS:
             annotations.update({
@@ -252,22 +263,14 @@ class KubeRoutingPublisher:
             }],
         }
 
-    def _istio_resource(self) -> _Resource:
-        """networking.istio.io/v1 when served (Istio >= 1.22), else v1beta1."""
-        with self._lock:
-            if self._istio is None:
-                r = VIRTUAL_SERVICE
-                try:
-                    self._api.get_api_resources(r.group, r.version,
-                                                _request_timeout=REQUEST_TIMEOUT)
-                    self._istio = r
-                except ApiException as e:
-                    if _status(e) != 404:
-                        raise _kube_error("discover", r, None, "", e) from e
-                    self._istio = VIRTUAL_SERVICE_V1BETA1
-                except (urllib3.exceptions.HTTPError, OSError) as e:
-                    raise _kube_error("discover", r, None, "", e) from e
-            return self._istio
+    def _resource(self, resource: ApiResource) -> _Resource:
+        """`resource` at the version the cluster serves (Istio < 1.22: VirtualService v1beta1)."""
+        # not served when first asked: ask again (a CRD installed since), once per order
+        version = self._served.version(resource) or self._served.version(resource, fresh=True)
+        if version is None:
+            raise KubeError(f"the cluster serves no known version of {resource.name} "
+                            f"({', '.join(resource.versions)}): no HTTP-01 routing possible")
+        return _at(resource, version)
 
     def _apply(self, r: _Resource, name: str, body: KubeObject) -> KubeObject:
         """Create, or replace the object of that name (ours, from an earlier publish).
@@ -325,7 +328,11 @@ class KubeRoutingPublisher:
         Kinds the cluster does not serve are skipped; returns what was deleted."""
         found: list[ObjectRef] = []
         selector = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
-        for r in (INGRESS, VIRTUAL_SERVICE, HTTP_ROUTE):
+        for table in (INGRESSES, VIRTUAL_SERVICES, HTTP_ROUTES):
+            version = self._served.version(table)
+            if version is None:
+                continue
+            r = _at(table, version)
             try:
                 listed = self._api.list_namespaced_custom_object(
                     r.group, r.version, self._namespace, r.plural, label_selector=selector,

@@ -1,4 +1,5 @@
-"""Kubernetes API plumbing: client loading, one request with error translation, paged lists.
+"""Kubernetes API plumbing: client loading, one request with error translation, one raw GET
+(lists and watches are in `adapters.kube.watch`).
 
 Every call goes through `request`, which asks the generated client for the raw response
 (`_preload_content=False`) and parses the JSON itself, so callers get the objects exactly as the
@@ -9,14 +10,13 @@ API server sent them (camelCase keys, unknown fields kept). Errors become the `K
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -221,11 +221,28 @@ def translate(e: ApiException, op: Op) -> KubeError:
 
 def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
     """Run one API call made with `_preload_content=False`; parsed JSON, or None on 404."""
+    with translated(op):
+        try:
+            response = call()
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
     try:
-        response = call()
+        data = json.loads(response.data)
+    except (TypeError, ValueError) as e:
+        raise KubeError(f"{op}: the API server answered with something that is not JSON") from e
+    if not isinstance(data, dict):
+        raise KubeError(f"{op}: expected a JSON object from the API server")
+    return data
+
+
+@contextlib.contextmanager
+def translated(op: Op) -> Iterator[None]:
+    """Failures of the requests made inside become the `KubeError` family (404 included)."""
+    try:
+        yield
     except ApiException as e:
-        if e.status == 404:
-            return None
         raise translate(e, op) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         pool = getattr(e, "pool", None)  # MaxRetryError names the server it gave up on
@@ -239,13 +256,23 @@ def request(op: Op, call: Callable[[], Any]) -> JsonDict | None:
         # field paths are kept.
         where = ", ".join(".".join(str(p) for p in err["loc"]) for err in e.errors())
         raise KubeError(f"{op}: the client refused the request body ({where})") from None
-    try:
-        data = json.loads(response.data)
-    except (TypeError, ValueError) as e:
-        raise KubeError(f"{op}: the API server answered with something that is not JSON") from e
-    if not isinstance(data, dict):
-        raise KubeError(f"{op}: expected a JSON object from the API server")
-    return data
+
+
+def get_raw(api: ApiClient, path: str, query: list[tuple[str, str]],
+            timeout: tuple[float, float]) -> BaseHTTPResponse:
+    """One GET of `path` (no host) with the client's credentials; the raw urllib3 response,
+    unread (lists are parsed, watches streamed by the caller). An error answer raises
+    `ApiException` with its status and body."""
+    params = api.param_serialize(
+        method="GET", resource_path=path, query_params=query,
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+    )
+    raw = api.call_api(*params, _request_timeout=timeout).response
+    if raw.status >= 400:
+        body = raw.data
+        raise ApiException(status=raw.status, reason=raw.reason,
+                           body=body.decode(errors="replace") if body else "")
+    return raw  # type: ignore[no-any-return]
 
 
 def failing_readiness_checks(api: ApiClient) -> list[str] | None:
@@ -293,26 +320,3 @@ def check_storage(api: ApiClient) -> None:
                         "Secrets and sources can be neither read nor written until it is back")
     if checks:
         log.warning("API server %s: %s", api.configuration.host, not_ready_cause(checks))
-
-
-def list_all(op: Op, page: Callable[[str | None], Any], api_version: str, kind: str
-             ) -> list[JsonDict] | None:
-    """Every item of a paged list (`page(continue_token)` makes one call), or None on 404.
-
-    Items of built-in lists come without `apiVersion`/`kind`; they are filled in.
-    """
-    items: list[JsonDict] = []
-    token: str | None = None
-    while True:
-        data = request(op, functools.partial(page, token))
-        if data is None:
-            return None
-        for item in data.get("items") or []:
-            if isinstance(item, dict):
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                items.append(item)
-        token = (data.get("metadata") or {}).get("continue") or None
-        if not token:
-            return items
-

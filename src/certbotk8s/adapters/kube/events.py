@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -26,14 +26,13 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    PAGE_SIZE,
     REQUEST_TIMEOUT,
     JsonDict,
     Op,
-    list_all,
     micro_time,
     request,
 )
+from certbotk8s.adapters.kube.watch import EVENTS, list_objects
 from certbotk8s.core.errors import KubeError
 from certbotk8s.core.model import ObjectRef
 from certbotk8s.core.sources.text import MESSAGE_LIMIT, escape_controls
@@ -223,14 +222,8 @@ def list_events(api_client: ApiClient, obj: ObjectRef) -> list[EventRow]:
     selector = f"involvedObject.kind={obj.kind},involvedObject.name={obj.name}"
     if obj.uid:
         selector += f",involvedObject.uid={obj.uid}"
-    core: Any = client.CoreV1Api(api_client)
-    items = list_all(
-        Op("list", "events", obj.namespace),
-        lambda token: core.list_namespaced_event(
-            obj.namespace, field_selector=selector, limit=PAGE_SIZE, _continue=token,
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-        "v1", "Event",
-    ) or []
+    events = replace(EVENTS, field_selector=selector).in_namespace(obj.namespace)
+    items = list_objects(api_client, events) or []
     rows = [
         EventRow(str(e.get("type") or ""), str(e.get("reason") or ""),
                  str(e.get("message") or ""), _event_time(e))

@@ -43,6 +43,10 @@ _RECORD_FIELDS = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "rene
                   "leaseTransitions")
 _ACQUIRE_JITTER = 0.2  # candidates spread their polls by up to 20 % of retry_period
 
+# The controller's Lease in controllerNamespace: the manifests, the chart and the CLI all use this
+# name (one installation per namespace; the records and account Secrets are per namespace too).
+LEADER_LEASE = "certbotk8s-leader"
+
 
 
 def _record(obj: JsonDict | None) -> dict[str, object]:

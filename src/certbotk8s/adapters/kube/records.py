@@ -1,8 +1,7 @@
 """The controller's certificate records (core.state.records), sharded over Secrets in its namespace.
 
 Shard `certbotk8s-records-NNN` holds the records whose `core.state.records.shard_of` is NNN, one
-data
-key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
+data key per managed Secret. Only the controller's ServiceAccount may write there (its namespace's
 Role), so no tenant can make or change a record.
 Contract: `load` of no shards is `{}`; `load_one` of a missing record is None; `save` writes
 the given records (None removes one) with one merge patch per shard touched, creating a shard
@@ -22,13 +21,12 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    PAGE_SIZE,
     REQUEST_TIMEOUT,
     Op,
-    list_all,
     request,
 )
-from certbotk8s.core.errors import KubeConflict, KubeError
+from certbotk8s.adapters.kube.watch import SECRETS, list_core
+from certbotk8s.core.errors import KubeConflict
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -44,18 +42,14 @@ def shard_name(index: int) -> str:
 
 class KubeRecordStore:
     def __init__(self, api_client: ApiClient, namespace: str, shards: int = rec.SHARDS) -> None:
+        self._api = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self.namespace = namespace
         self.shards = shards
 
     def load(self) -> dict[SecretRef, dict[str, str]]:
-        op = Op("list", "secrets", self.namespace)
-        items = list_all(op, lambda token: self._core.list_namespaced_secret(
-            self.namespace, label_selector=f"{ROLE_LABEL}={ROLE}", limit=PAGE_SIZE,
-            _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-            "v1", "Secret")
-        if items is None:
-            raise KubeError(f"{op} failed: HTTP 404")
+        items = list_core(SECRETS, self._api, self.namespace,
+                          label_selector=f"{ROLE_LABEL}={ROLE}")
         found: dict[SecretRef, dict[str, str]] = {}
         for item in items:
             data = item.get("data")

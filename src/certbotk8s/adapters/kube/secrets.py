@@ -91,6 +91,7 @@ class _SecretApi:
     """Raw Secret operations shared by the TLS store and the account store."""
 
     def __init__(self, api_client: ApiClient, field_manager: str) -> None:
+        self._api = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self._field_manager = field_manager
 

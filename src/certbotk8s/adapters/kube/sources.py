@@ -5,27 +5,24 @@ Only this package imports `kubernetes`. Objects come back as the API server's JS
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.client import (
-    PAGE_SIZE,
-    REQUEST_TIMEOUT,
-    JsonDict,
-    Op,
-    list_all,
-    load_api_client,
-)
+from certbotk8s.adapters.kube.client import load_api_client
+from certbotk8s.adapters.kube.discovery import ServedVersions, watched
 from certbotk8s.adapters.kube.events import EventRow, KubeEventRecorder, list_events
 from certbotk8s.adapters.kube.secrets import KubeAccountStore, KubeSecretStore
+from certbotk8s.adapters.kube.watch import list_objects
 from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.ports import KubeObject, SourceSnapshot
+from certbotk8s.core.sources.resources import (
+    GATEWAY_API_GATEWAYS,
+    INGRESSES,
+    ISTIO_GATEWAYS,
+    REFERENCE_GRANTS,
+    ApiResource,
+)
 
 __all__ = [
     "EventRow",
@@ -37,136 +34,48 @@ __all__ = [
     "load_api_client",
 ]
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CustomResource:
-    """A custom resource type, with the versions to try in order of preference."""
-
-    group: str
-    plural: str
-    kind: str
-    versions: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.plural}.{self.group}"
-
-
-ISTIO_GATEWAYS = CustomResource("networking.istio.io", "gateways", "Gateway", ("v1", "v1beta1"))
-GATEWAY_API_GATEWAYS = CustomResource("gateway.networking.k8s.io", "gateways", "Gateway",
-                                      ("v1", "v1beta1"))
-REFERENCE_GRANTS = CustomResource("gateway.networking.k8s.io", "referencegrants",
-                                  "ReferenceGrant", ("v1", "v1beta1"))
-INGRESSES = "ingresses.networking.k8s.io"
-
-_logged_missing: set[str] = set()
-_logged_lock = threading.Lock()
-
-
-def _note_missing(name: str) -> None:
-    with _logged_lock:
-        if name in _logged_missing:
-            return
-        _logged_missing.add(name)
-    log.info("the cluster does not serve %s; treating it as empty", name)
-
-
 class KubeSourceReader:
-    """SourceReader: Ingresses, Istio Gateways, Gateway API Gateways and ReferenceGrants."""
+    """SourceReader: Ingresses, Istio Gateways, Gateway API Gateways and ReferenceGrants, each at
+    the version the cluster serves (`ServedVersions`: the same table and choice as the
+    controller's informers), through the one list code (`adapters.kube.watch`)."""
 
-    def __init__(self, api_client: ApiClient) -> None:
-        self._networking: Any = client.NetworkingV1Api(api_client)
-        self._custom: Any = client.CustomObjectsApi(api_client)
-        self._served: dict[str, str] = {}  # resource name -> version that answered last
+    def __init__(self, api_client: ApiClient, served: ServedVersions | None = None) -> None:
+        self._api = api_client
+        self._served = served or ServedVersions(api_client)
 
     def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot:
         missing: list[str] = []
         scopes: Sequence[str | None] = tuple(namespaces) or (None,)
 
-        def collect(name: str, lister: Callable[[str | None], list[JsonDict] | None],
-                    in_scopes: Sequence[str | None] = scopes) -> tuple[KubeObject, ...]:
+        def collect(resource: ApiResource, in_scopes: Sequence[str | None] = scopes
+                    ) -> tuple[KubeObject, ...]:
+            version = self._served.version(resource)
             found: list[KubeObject] = []
             for namespace in in_scopes:
-                items = lister(namespace)
+                items = None if version is None else list_objects(
+                    self._api, watched(resource, version, namespace))
                 if items is None:
-                    _note_missing(name)
-                    missing.append(name)
+                    missing.append(resource.name)
                     return ()
                 found.extend(items)
             return tuple(found)
 
         return SourceSnapshot(
-            ingresses=collect(INGRESSES, self._ingresses),
-            istio_gateways=collect(ISTIO_GATEWAYS.name,
-                                   lambda ns: self._custom_list(ISTIO_GATEWAYS, ns)),
-            gateway_api_gateways=collect(GATEWAY_API_GATEWAYS.name,
-                                         lambda ns: self._custom_list(GATEWAY_API_GATEWAYS, ns)),
+            ingresses=collect(INGRESSES),
+            istio_gateways=collect(ISTIO_GATEWAYS),
+            gateway_api_gateways=collect(GATEWAY_API_GATEWAYS),
             reference_grants=self._grants(collect, namespaces),
             missing_apis=tuple(missing),
         )
 
-    def _grants(self, collect: Callable[..., tuple[KubeObject, ...]],
+    @staticmethod
+    def _grants(collect: Callable[..., tuple[KubeObject, ...]],
                 namespaces: Sequence[str]) -> tuple[KubeObject, ...]:
         """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or,
         where RBAC forbids that (namespaced mode, Role-only), in the listed namespaces."""
-        def lister(ns: str | None) -> list[JsonDict] | None:
-            return self._custom_list(REFERENCE_GRANTS, ns)
-
         try:
-            return collect(REFERENCE_GRANTS.name, lister, (None,))
+            return collect(REFERENCE_GRANTS, (None,))
         except KubeForbidden:
             if not namespaces:
                 raise
-            return collect(REFERENCE_GRANTS.name, lister, tuple(namespaces))
-
-    def _ingresses(self, namespace: str | None) -> list[JsonDict] | None:
-        api = self._networking
-        if namespace is None:
-            return list_all(
-                Op("list", INGRESSES),
-                lambda token: api.list_ingress_for_all_namespaces(
-                    limit=PAGE_SIZE, _continue=token,
-                    _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-                "networking.k8s.io/v1", "Ingress",
-            )
-        return list_all(
-            Op("list", INGRESSES, namespace),
-            lambda token: api.list_namespaced_ingress(
-                namespace, limit=PAGE_SIZE, _continue=token,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-            "networking.k8s.io/v1", "Ingress",
-        )
-
-    def _custom_list(self, resource: CustomResource, namespace: str | None
-                     ) -> list[JsonDict] | None:
-        """Items of the first served version (the last one that answered is tried first)."""
-        preferred = self._served.get(resource.name)
-        versions = sorted(resource.versions, key=lambda v: v != preferred)
-        for version in versions:
-            items = self._custom_list_version(resource, version, namespace)
-            if items is not None:
-                self._served[resource.name] = version
-                return items
-        return None
-
-    def _custom_list_version(self, resource: CustomResource, version: str,
-                             namespace: str | None) -> list[JsonDict] | None:
-        api = self._custom
-        api_version = f"{resource.group}/{version}"
-        if namespace is None:
-            return list_all(
-                Op("list", resource.name),
-                lambda token: api.list_cluster_custom_object(
-                    resource.group, version, resource.plural, limit=PAGE_SIZE,
-                    _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-                api_version, resource.kind,
-            )
-        return list_all(
-            Op("list", resource.name, namespace),
-            lambda token: api.list_namespaced_custom_object(
-                resource.group, version, namespace, resource.plural, limit=PAGE_SIZE,
-                _continue=token, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
-            api_version, resource.kind,
-        )
+            return collect(REFERENCE_GRANTS, tuple(namespaces))

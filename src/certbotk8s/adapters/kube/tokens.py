@@ -10,10 +10,12 @@ role `http01-tokens`), one data key per token, so any replica can answer any tok
 - `remove_stale` deletes the tokens already there at its previous call: called by the leader at
   an interval longer than any order may take, it clears what orders nobody finishes left (a
   leader killed mid-order whose successor ordered anew, a CronJob run that was killed).
-- `get` answers from a local cache that a watch on that single Secret keeps current (re-list on
-  410 Gone, reconnect with backoff on errors). A cache miss falls back to one direct GET, rate
-  limited, so a token another replica has just put is served even if the watch lags, and a
-  scanner cannot turn 404s into API load. `get` never raises: a failed read is a miss.
+- `get` answers from a local cache that an informer on that single Secret keeps current (the one
+  list/watch code of `adapters.kube.watch`: re-list on 410 Gone, bookmarks, resume from the last
+  resourceVersion, reconnect with backoff on errors; events are applied as their chunk arrives).
+  A cache miss falls back to one direct GET, rate limited, so a token another replica has just
+  put is served even if the watch lags, and a scanner cannot turn 404s into API load. `get`
+  never raises: a failed read is a miss.
 
 Token values are key authorizations (public), but they are never logged anyway. Tokens must be
 base64url strings (they become Secret data keys); `put`/`delete` refuse others (`ValueError`),
@@ -24,20 +26,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import json
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import urllib3
 from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
@@ -45,8 +42,8 @@ from certbotk8s.adapters.kube.client import (
     JsonDict,
     Op,
     request,
-    translate,
 )
+from certbotk8s.adapters.kube.watch import Informer, Key, WatchedResource
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
@@ -61,12 +58,6 @@ FIELD_MANAGER = "certbotk8s"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,253}")
 
 _WATCH_SECONDS = 240  # server-side end of one watch request (jittered), then re-watch
-_BACKOFF_FIRST = 0.5
-_BACKOFF_CAP = 30.0
-
-
-class _Gone(Exception):
-    """The watch's resourceVersion is too old (410): list again."""
 
 
 def valid_token(token: str) -> bool:
@@ -107,15 +98,6 @@ class _RateLimit:
             return False
 
 
-class _WatchRun:
-    """One start()..stop() of the watch: its stop flag, thread and open response."""
-
-    def __init__(self) -> None:
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.response: Any = None
-
-
 class KubeTokenStore:
     """TokenStore on one Secret, shared between replicas (see the module docstring).
 
@@ -134,13 +116,13 @@ class KubeTokenStore:
     ) -> None:
         self.namespace = namespace
         self.name = name
+        self._api = api_client
         self._core: Any = client.CoreV1Api(api_client)
         self._lock = threading.Lock()
         self._cache: dict[str, str] = {}
         self._cache_rv: str | None = None
         self._fallback = _RateLimit(fallback_per_second, fallback_per_second)
-        self._synced = threading.Event()
-        self._run: _WatchRun | None = None
+        self._informer: Informer | None = None
         self._seen_at_last_sweep: set[str] = set()
 
     # --- TokenStore -------------------------------------------------------------------
@@ -200,19 +182,26 @@ class KubeTokenStore:
     @property
     def synced(self) -> bool:
         """Whether the watch has listed the Secret at least once since `start()`."""
-        return self._synced.is_set()
+        informer = self._informer
+        return informer is not None and informer.synced.is_set()
 
     def wait_synced(self, timeout: float) -> bool:
-        return self._synced.wait(timeout)
+        informer = self._informer
+        return informer is not None and informer.synced.wait(timeout)
 
     def start(self) -> KubeTokenStore:
-        if self._run is not None:
+        if self._informer is not None:
             return self
-        run = _WatchRun()
-        self._run = run
-        run.thread = threading.Thread(target=self._watch_loop, args=(run,),
-                                      name="http01-token-watch", daemon=True)
-        run.thread.start()
+        secret = WatchedResource(
+            f"secret {self.namespace}/{self.name}", f"/api/v1/namespaces/{self.namespace}/secrets",
+            "v1", "Secret", field_selector=f"metadata.name={self.name}",
+            namespace=self.namespace, list_version="0")
+        informer = Informer(self._api, secret, lambda key, value: self._changed(informer),
+                            transform=_TokenView.of,
+                            watch_timeout=int(_WATCH_SECONDS * random.uniform(0.9, 1.1)),
+                            missing_recheck=5.0, thread_name="http01-token-watch")
+        self._informer = informer
+        informer.start()
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -221,20 +210,13 @@ class KubeTokenStore:
         A watch request still waiting for the API server's first answer cannot be interrupted;
         its daemon thread ends by itself when that answer comes and changes nothing here.
         """
-        run, self._run = self._run, None
-        if run is None:
+        informer, self._informer = self._informer, None
+        if informer is None:
             return
-        run.stopping.set()
-        response = run.response
-        if response is not None:
-            with contextlib.suppress(OSError, AttributeError, ValueError, RuntimeError):
-                response.shutdown()  # unblocks the read in the watch thread
+        informer.stop(timeout)
         with self._lock:
-            self._synced.clear()
             self._cache = {}
             self._cache_rv = None
-        if run.thread is not None:
-            run.thread.join(timeout)
 
     def __enter__(self) -> KubeTokenStore:
         return self.start()
@@ -242,103 +224,21 @@ class KubeTokenStore:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _watch_loop(self, run: _WatchRun) -> None:
-        backoff = _BACKOFF_FIRST
-        while not run.stopping.is_set():
-            try:
-                rv = self._list(run)
-                backoff = _BACKOFF_FIRST
-                while not run.stopping.is_set():
-                    rv = self._watch(run, rv)
-            except _Gone:
-                log.debug("token store: watch expired (410), listing again")
-                continue
-            except (KubeError, ApiException, urllib3.exceptions.HTTPError, OSError,
-                    ValueError) as e:
-                if run.stopping.is_set():
-                    break
-                log.warning("token store: watch of Secret %s/%s failed (%s: %s); "
-                            "retrying in %.1fs", self.namespace, self.name,
-                            type(e).__name__, e, backoff)
-                run.stopping.wait(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, _BACKOFF_CAP)
-
-    def _list(self, run: _WatchRun) -> str:
-        """List the one Secret, replace the cache, return the list's resourceVersion.
-
-        resourceVersion "0" lets the API server answer from its watch cache, so the watch
-        that follows starts at once instead of waiting for the cache to catch up.
-        """
-        op = Op("list", "secrets", self.namespace)
-        data = request(op, lambda: self._core.list_namespaced_secret(
-            self.namespace, field_selector=f"metadata.name={self.name}", resource_version="0",
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
-        if data is None:
-            raise KubeError(f"{op} failed: namespace {self.namespace} not found")
-        rv = str((data.get("metadata") or {}).get("resourceVersion") or "")
-        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
-        self._replace(run, _decode(items[0]) if items else {}, rv, synced=True)
-        return rv
-
-    def _watch(self, run: _WatchRun, rv: str) -> str:
-        """One watch request from `rv`; returns the last resourceVersion seen."""
-        seconds = int(_WATCH_SECONDS * random.uniform(0.9, 1.1))
-        try:
-            response = self._core.list_namespaced_secret(
-                self.namespace, field_selector=f"metadata.name={self.name}",
-                watch=True, allow_watch_bookmarks=True, resource_version=rv,
-                timeout_seconds=seconds, _preload_content=False,
-                _request_timeout=(REQUEST_TIMEOUT[0], seconds + 30.0))
-        except ApiException as e:
-            if e.status == 410:
-                raise _Gone() from e
-            raise translate(e, Op("watch", "secrets", self.namespace, self.name)) from e
-        run.response = response
-        try:
-            if run.stopping.is_set():  # stop() may have missed this response
-                return rv
-            for line in _lines(response):
-                if run.stopping.is_set():
-                    break
-                rv = self._event(run, line, rv)
-        finally:
-            run.response = None
-            # A watch left early still streams on its connection: close it rather than
-            # hand it back to the pool, where the next request would wait behind the watch.
-            response.close()
-            response.release_conn()
-        return rv
-
-    def _event(self, run: _WatchRun, line: str, rv: str) -> str:
-        event = json.loads(line)
-        if not isinstance(event, dict):
-            raise ValueError("watch event is not a JSON object")
-        kind = event.get("type")
-        obj = event.get("object")
-        if not isinstance(obj, dict):
-            raise ValueError("watch event without an object")
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise _Gone()
-            raise KubeError(f"watch secrets {self.namespace}/{self.name}: "
-                            f"HTTP {obj.get('code')}: {str(obj.get('message', ''))[:400]}")
-        new_rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-        if kind in ("ADDED", "MODIFIED"):
-            self._replace(run, _decode(obj), new_rv)
-        elif kind == "DELETED":
-            self._replace(run, {}, new_rv)
-        return new_rv
-
-    def _replace(self, run: _WatchRun, tokens: dict[str, str], rv: str, *,
-                 synced: bool = False) -> None:
-        """The watch's view replaces the cache, unless that watch has been stopped."""
+    def _changed(self, informer: Informer) -> None:
+        """The informer's view (after an event or a re-list) replaces the cache, unless that
+        informer has been stopped. A deleted Secret keeps the last resourceVersion seen, so a
+        direct read that started before the deletion cannot bring its tokens back."""
+        view: _TokenView | None = informer.cache.get(self._key)
         with self._lock:
-            if run.stopping.is_set():
+            if informer.stopping or informer is not self._informer:
                 return
-            self._cache = tokens
-            self._cache_rv = rv
-            if synced:
-                self._synced.set()
+            self._cache = dict(view.tokens) if view is not None else {}
+            if view is not None:
+                self._cache_rv = view.version
+
+    @property
+    def _key(self) -> Key:
+        return (self.namespace, self.name)
 
     # --- cache and API ----------------------------------------------------------------
 
@@ -352,7 +252,7 @@ class KubeTokenStore:
         rv = str((secret.get("metadata") or {}).get("resourceVersion") or "")
         tokens = _decode(secret)
         with self._lock:
-            if not self._synced.is_set():
+            if not self.synced:
                 return
             mine, theirs = _rv_int(self._cache_rv), _rv_int(rv)
             if theirs is not None and (mine is None or theirs > mine):
@@ -402,6 +302,20 @@ class KubeTokenStore:
         return created
 
 
+class _TokenView:
+    """What the informer keeps of the tokens Secret: its tokens and its resourceVersion."""
+
+    __slots__ = ("tokens", "version")
+
+    def __init__(self, tokens: dict[str, str], version: str | None) -> None:
+        self.tokens, self.version = tokens, version
+
+    @classmethod
+    def of(cls, secret: JsonDict) -> _TokenView:
+        version = (secret.get("metadata") or {}).get("resourceVersion")
+        return cls(_decode(secret), str(version) if version else None)
+
+
 def _decode(secret: JsonDict) -> dict[str, str]:
     """The token → key authorization map of the tokens Secret (bad entries skipped)."""
     out: dict[str, str] = {}
@@ -415,18 +329,3 @@ def _decode(secret: JsonDict) -> dict[str, str]:
             log.warning("token store: data key of Secret %s is not valid base64 text; skipped",
                         (secret.get("metadata") or {}).get("name"))
     return out
-
-
-def _lines(response: Any) -> Iterator[str]:
-    """Non-empty lines of a streamed (chunked) response."""
-    buffer = bytearray()
-    for chunk in response.stream(amt=None, decode_content=False):
-        buffer.extend(chunk)
-        while (cut := buffer.find(b"\n")) != -1:
-            line = buffer[:cut].decode("utf-8", errors="replace").strip()
-            del buffer[:cut + 1]
-            if line:
-                yield line
-    rest = buffer.decode("utf-8", errors="replace").strip()
-    if rest:
-        yield rest

@@ -1,9 +1,12 @@
-"""Informers: list, then watch, one resource type, keeping a local cache of (transformed) objects.
+"""The one list and watch code: paged lists (`list_pages`, `list_objects`) and informers (list,
+then watch, one resource type, keeping a local cache of (transformed) objects).
 
-Raw JSON over the generated client's `_preload_content=False` (no model objects: memory stays
-proportional to what the transform keeps). Contract:
-- a resource type the cluster does not serve (404 on list) is reported once via `missing` and
-  re-checked every `missing_recheck` seconds; no tight retry loop;
+Every list of sources, certbotk8s's Secrets and the HTTP-01 tokens Secret goes through here, in
+both modes. Raw JSON over the client's `_preload_content=False` (no model objects: memory stays
+proportional to what the transform keeps). Informer contract:
+- a resource type the cluster does not serve (404 on list, or `locate` finds no served version)
+  is reported once via `missing` and re-checked every `missing_recheck` seconds (asking
+  `locate` afresh); no tight retry loop;
 - 410 Gone (resourceVersion too old: an ERROR event, or the watch request's own status) -> a
   fresh list, which replaces the cache (objects deleted meanwhile are reported as deleted);
 - other errors -> backoff (capped at `RECONNECT_CAP`) and a watch from the last resourceVersion
@@ -12,7 +15,8 @@ proportional to what the transform keeps). Contract:
   `failed(cause)` with a plain-words cause, `expired` on every 410 re-list;
 - `synced` is set after the first successful list (or after finding the API missing);
 - `on_change(key, obj | None)` runs on the informer thread for every add/update/delete
-  (None = deleted) and `on_change(None, None)` after each full re-list.
+  (None = deleted) and `on_change(None, None)` after each full re-list;
+- `stop()` ends the thread; `stopping` is set from then on (late callbacks can tell).
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube.client import PAGE_SIZE, ApiContact, JsonDict, failure_cause
+from certbotk8s.adapters.kube.client import (
+    PAGE_SIZE,
+    ApiContact,
+    JsonDict,
+    Op,
+    failure_cause,
+    get_raw,
+    translated,
+)
+from certbotk8s.core.errors import KubeError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +52,11 @@ RECONNECT_CAP = 2.0  # seconds between reconnect attempts at most
 Key = tuple[str, str]  # (namespace, name)
 Transform = Callable[[JsonDict], Any]
 ChangeHandler = Callable[[Key | None, Any], None]
+Get = Callable[[list[tuple[str, str]], tuple[float, float]], urllib3.response.BaseHTTPResponse]
+# The resource to list now, None when the cluster serves no known version of it; the flag asks
+# the cluster afresh (the informer found it missing before).
+Locate = Callable[[bool], "WatchedResource | None"]
+LIST_TIMEOUT = (10.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,18 @@ class WatchedResource:
     label_selector: str | None = None
     field_selector: str | None = None
     namespace: str | None = None  # None: cluster-wide
+    # "0": the first list may come from the API server's watch cache (one small object whose
+    # watch must start at once, e.g. the tokens Secret); None: a consistent, paged list.
+    list_version: str | None = None
+
+    def query(self) -> list[tuple[str, str]]:
+        """The selectors, as query parameters of every list and watch."""
+        query = []
+        if self.label_selector:
+            query.append(("labelSelector", self.label_selector))
+        if self.field_selector:
+            query.append(("fieldSelector", self.field_selector))
+        return query
 
     def in_namespace(self, namespace: str | None) -> WatchedResource:
         """The same resource watched only in `namespace` (None: cluster-wide, unchanged)."""
@@ -62,6 +92,66 @@ class WatchedResource:
                        path=f"{base}/namespaces/{namespace}/{plural}", namespace=namespace)
 
 
+def list_pages(get: Get, resource: WatchedResource, each: Callable[[JsonDict], None]
+               ) -> str | None:
+    """Page through a list of `resource` (`get(query, timeout)` makes one request): each item,
+    its apiVersion and kind filled in, goes to `each` as its page arrives. The list's
+    resourceVersion; None when the type is not served (404). Other errors raise `ApiException`
+    or transport errors."""
+    token: str | None = None
+    version = ""
+    while True:
+        query = [("limit", str(PAGE_SIZE))]
+        if resource.list_version is not None:
+            query.append(("resourceVersion", resource.list_version))
+        if token:
+            query.append(("continue", token))
+        try:
+            raw = get(query + resource.query(), LIST_TIMEOUT)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        data = json.loads(raw.data)
+        for item in data.get("items") or []:
+            if isinstance(item, dict):
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                each(item)
+        meta = data.get("metadata") or {}
+        version = meta.get("resourceVersion", version)
+        token = meta.get("continue") or None
+        if not token:
+            return str(version)
+
+
+def list_objects(api: ApiClient, resource: WatchedResource) -> list[JsonDict] | None:
+    """Every object of `resource` (one-shot reads), None when the type is not served; failures
+    raise the `KubeError` family."""
+    items: list[JsonDict] = []
+    with translated(Op("list", resource.name.partition("@")[0], resource.namespace)):
+        listed = list_pages(lambda query, timeout: get_raw(api, resource.path, query, timeout),
+                            resource, items.append)
+    return None if listed is None else items
+
+
+SECRETS = WatchedResource("secrets", "/api/v1/secrets", "v1", "Secret")
+EVENTS = WatchedResource("events", "/api/v1/events", "v1", "Event")
+
+
+def list_core(resource: WatchedResource, api: ApiClient, namespace: str | None, *,
+              label_selector: str | None = None, field_selector: str | None = None
+              ) -> list[JsonDict]:
+    """Every object of a built-in type that always exists (`SECRETS`, `EVENTS`) matching the
+    selectors; failures (a 404 included) raise the `KubeError` family."""
+    selected = replace(resource, label_selector=label_selector or None,
+                       field_selector=field_selector or None).in_namespace(namespace)
+    items = list_objects(api, selected)
+    if items is None:
+        raise KubeError(f"{Op('list', resource.name, namespace)} failed: HTTP 404")
+    return items
+
+
 class _Gone(Exception):
     """The watch's resourceVersion is too old: list again."""
 
@@ -69,9 +159,12 @@ class _Gone(Exception):
 class Informer:
     def __init__(self, api_client: ApiClient, resource: WatchedResource, on_change: ChangeHandler,
                  transform: Transform = lambda obj: obj, watch_timeout: int = 290,
-                 missing_recheck: float = 300.0, health: ApiContact | None = None) -> None:
+                 missing_recheck: float = 300.0, health: ApiContact | None = None,
+                 locate: Locate | None = None, thread_name: str | None = None) -> None:
         self._api = api_client
-        self.resource = resource
+        self.resource = resource  # the version in use, once `locate` found it
+        self._locate = locate
+        self._thread_name = thread_name or f"informer-{resource.name}"
         self._on_change = on_change
         self._transform = transform
         self._watch_timeout = watch_timeout
@@ -89,39 +182,30 @@ class Informer:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Informer:
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"informer-{self.resource.name}")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=self._thread_name)
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread. A watch request still waiting for the API server's first answer
+        cannot be interrupted: its daemon thread ends when that answer comes (`stopping`)."""
         self._stop.set()
         response = self._response
         if response is not None:
             with contextlib.suppress(Exception):  # already closed
                 response.shutdown()  # unblock a read in progress
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     # -- HTTP -----------------------------------------------------------------------------------
 
     def _get(self, query: list[tuple[str, str]], timeout: tuple[float, float]
              ) -> urllib3.response.BaseHTTPResponse:
-        if self.resource.label_selector:
-            query.append(("labelSelector", self.resource.label_selector))
-        if self.resource.field_selector:
-            query.append(("fieldSelector", self.resource.field_selector))
-        params = self._api.param_serialize(
-            method="GET", resource_path=self.resource.path, query_params=query,
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-        )
-        response = self._api.call_api(*params, _request_timeout=timeout)
-        raw = response.response
-        if raw.status >= 400:
-            body = raw.data
-            raise ApiException(status=raw.status, reason=raw.reason,
-                               body=body.decode(errors="replace") if body else "")
-        return raw  # type: ignore[no-any-return]
+        return get_raw(self._api, self.resource.path, query, timeout)
 
     def _apply(self, obj: JsonDict) -> Any:
         """The transformed object; one that cannot be transformed is kept out, not fatal."""
@@ -131,46 +215,43 @@ class Informer:
             log.exception("%s: cannot read %s; ignoring it", self.resource.name, _key(obj))
             return None
 
+    def _located(self) -> bool:
+        """Whether the resource is served; with `locate`, the version to use is found first."""
+        if self._locate is None:
+            return True
+        found = self._locate(self.missing)
+        if found is None:
+            return False
+        self.resource = found
+        return True
+
     def _list(self) -> str | None:
         """Replace the cache with a fresh list; the list's resourceVersion, None if missing."""
+        if not self._located():
+            return None
         fresh: dict[Key, Any] = {}
-        token: str | None = None
-        version = ""
-        while True:
-            query = [("limit", str(PAGE_SIZE))]
-            if token:
-                query.append(("continue", token))
-            try:
-                raw = self._get(query, (10.0, 60.0))
-            except ApiException as e:
-                if e.status == 404:
-                    return None
-                raise
-            data = json.loads(raw.data)
-            for item in data.get("items") or []:
-                item.setdefault("apiVersion", self.resource.api_version)
-                item.setdefault("kind", self.resource.kind)
-                value = self._apply(item)
-                if value is not None:
-                    fresh[_key(item)] = value
-            meta = data.get("metadata") or {}
-            version = meta.get("resourceVersion", version)
-            token = meta.get("continue") or None
-            if not token:
-                break
+
+        def keep(item: JsonDict) -> None:
+            value = self._apply(item)
+            if value is not None:
+                fresh[_key(item)] = value
+
+        version = list_pages(self._get, self.resource, keep)
+        if version is None:
+            return None
         old = self.cache
         self.cache = fresh
         for key in old.keys() - fresh.keys():
             self._on_change(key, None)
         self._on_change(None, None)
-        return str(version)
+        return version
 
     def _watch(self, version: str) -> None:
         """Apply watch events until the server ends the watch; `_version` follows each one."""
         query = [("watch", "true"), ("resourceVersion", version),
                  ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(self._watch_timeout))]
         try:
-            raw = self._get(query, (10.0, self._watch_timeout + 30.0))
+            raw = self._get(query + self.resource.query(), (10.0, self._watch_timeout + 30.0))
         except ApiException as e:
             if e.status == 410:
                 raise _Gone() from e
@@ -178,6 +259,8 @@ class Informer:
         self._report_reached()
         self._response = raw
         try:
+            if self._stop.is_set():  # stop() may have come before the response was known
+                return
             for line in _lines(raw):  # one JSON event per line
                 if self._stop.is_set():
                     break
@@ -227,7 +310,7 @@ class Informer:
                     listed = self._list()
                     self._report_reached()
                     if listed is None:
-                        if not self.missing:
+                        if not self.missing and self._locate is None:  # else `locate` told
                             log.info("%s not served by this cluster; ignoring it (re-checked "
                                      "every %.0fs)", self.resource.name, self._missing_recheck)
                         self.missing = True

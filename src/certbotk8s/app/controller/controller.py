@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from certbotk8s.adapters.kube.client import failing_readiness_checks, not_ready_cause
+from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.adapters.kube.inflight import KubeInflightStore
 from certbotk8s.adapters.kube.namespaces import KubeNamespaces
 from certbotk8s.app.budget import RenewalBook
@@ -61,6 +62,7 @@ class Controller:
         namespaces: Sequence[str] = (),
         lease: ObjectRef | None = None,
         identity: str = "",
+        served: ServedVersions | None = None,
     ) -> None:
         self.deps = deps
         self.elector = elector
@@ -78,7 +80,8 @@ class Controller:
                                     diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
         # namespaces: namespaced mode (Role-only RBAC)
-        self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records)
+        self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records,
+                           served=served)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)

@@ -3,9 +3,8 @@
 A recorded order outlives its reason when the order's Secret can no longer be written (its
 namespace is gone or being deleted) or is no longer wanted (source deleted, hosts changed):
 nothing clears those, since only a finished order clears its own entry. `core.state.inflight`
-decides;
-this reads the record and the namespaces, and removes an entry only while it still holds the
-value read (an order that records again meanwhile keeps its entry).
+decides; this reads the record and the namespaces, and removes an entry only while it still
+holds the value read (an order that records again meanwhile keeps its entry).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from certbotk8s.core.model import ObjectRef
 log = logging.getLogger(__name__)
 
 # A token still in the shared Secret this long after the leader last looked belongs to no order
-# anyone will finish: orders end within the engine's deadline (120 s), resumed ones too.
+# anyone will finish: HTTP-01 orders end within solver.orderTimeout (at most 10 min), resumed
+# ones too.
 STALE_TOKEN_SWEEP = timedelta(minutes=10)
 
 
@@ -77,6 +78,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
                             KubeInflightStore(api, config.controller_namespace),
                             on_leading=sweep, workers=args.workers,
                             namespaces=args.namespace, identity=identity,
+                            served=runtime.served,
                             lease=ObjectRef("coordination.k8s.io/v1", "Lease",
                                             config.controller_namespace, args.lease_name))
     holder["c"] = controller
@@ -95,7 +97,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     solver.start()
     probes.start()
     controller.start()
-    # Longer than any order may take (the engine's deadline): what is still there is stale.
+    # Longer than any HTTP-01 order may take (solver.orderTimeout): what is still there is stale.
     # The same sweep drops in-flight order records no order will resume (gone namespaces...)
     # and writes again any certificate record someone deleted from the controller's namespace.
     def housekeeping() -> None:

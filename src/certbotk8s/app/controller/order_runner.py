@@ -319,8 +319,7 @@ class OrderRunner:
     def _settle(self, job: OrderJob, outcome: Outcome, observed: ObservedSecret | None,
                 placed: list[str], now: datetime) -> None:
         """Carry out core.renewal.after_order's follow-up of one order (or one write of a
-        certificate
-        issued earlier) for `job`."""
+        certificate issued earlier) for `job`."""
         first = job.actions[0]
         ref = first.desired.secret
         follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certbotk8s.adapters.kube.client import ApiContact
+from certbotk8s.adapters.kube.discovery import ServedVersions, watched
 from certbotk8s.adapters.kube.secrets import to_stored_secret
 from certbotk8s.adapters.kube.watch import Informer, Key, WatchedResource
 from certbotk8s.app.records import Records
@@ -16,6 +17,7 @@ from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.sources.discovery import ROLE_LABEL, trim_source
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
+from certbotk8s.core.sources.resources import SOURCES
 from certbotk8s.core.state import secret_meta
 from certbotk8s.core.state.observe import observe, with_record
 
@@ -24,23 +26,6 @@ MANAGED_TLS = WatchedResource(
     label_selector=f"{secret_meta.MANAGED_BY_LABEL}={secret_meta.MANAGED_BY_VALUE}",
     field_selector="type=kubernetes.io/tls",
 )
-SOURCES = {
-    "ingresses": [WatchedResource("ingresses.networking.k8s.io",
-                                  "/apis/networking.k8s.io/v1/ingresses",
-                                  "networking.k8s.io/v1", "Ingress")],
-    "istio": [WatchedResource(f"gateways.networking.istio.io/{v}",
-                              f"/apis/networking.istio.io/{v}/gateways",
-                              f"networking.istio.io/{v}", "Gateway") for v in ("v1", "v1beta1")],
-    "gateway_api": [WatchedResource("gateways.gateway.networking.k8s.io",
-                                    "/apis/gateway.networking.k8s.io/v1/gateways",
-                                    "gateway.networking.k8s.io/v1", "Gateway")],
-    "grants": [WatchedResource(f"referencegrants.gateway.networking.k8s.io/{v}",
-                               f"/apis/gateway.networking.k8s.io/{v}/referencegrants",
-                               f"gateway.networking.k8s.io/{v}", "ReferenceGrant")
-               for v in ("v1", "v1beta1")],
-}
-
-
 def observe_json(obj: dict[str, Any]) -> ObservedSecret:
     """Informer transform: keep what policy needs, drop the Secret's data (memory)."""
     return observe(to_stored_secret(obj))
@@ -83,11 +68,15 @@ class Watch:
     """
 
     def __init__(self, api: Any, namespaces: Sequence[str] = (),
-                 health: ApiContact | None = None, records: Records | None = None) -> None:
+                 health: ApiContact | None = None, records: Records | None = None,
+                 served: ServedVersions | None = None) -> None:
         self.wake = threading.Event()
         self.records = records if records is not None else Records()
         self.namespaces = tuple(namespaces)
         scopes: list[str | None] = list(namespaces) or [None]
+        # The one source table; each type at the version the cluster serves, found once
+        # (as `renew --once` does), found again only while a type is missing.
+        served = served or ServedVersions(api)
 
         def on_source(key: Key | None, obj: Any) -> None:
             # Our own temporary HTTP-01 routing objects never change what is wanted.
@@ -95,20 +84,19 @@ class Watch:
             if labels.get(ROLE_LABEL) != "http01-route":
                 self.wake.set()
 
-        # group -> one InformerGroup per API version (the first served one is read)
-        self.informers: dict[str, list[InformerGroup]] = {
-            name: [InformerGroup([Informer(api, r.in_namespace(ns), on_source,
-                                           transform=trim_source, health=health)
-                                  for ns in scopes])
-                   for r in resources]
-            for name, resources in SOURCES.items()
+        self.informers: dict[str, InformerGroup] = {
+            key: InformerGroup([Informer(api, watched(r, r.versions[0], ns), on_source,
+                                         transform=trim_source, health=health,
+                                         locate=served.locate(r, ns))
+                                for ns in scopes])
+            for key, r in SOURCES.items()
         }
         self.secrets = InformerGroup([
             Informer(api, MANAGED_TLS.in_namespace(ns), lambda key, obj: self.wake.set(),
                      transform=observe_json, health=health) for ns in scopes])
 
     def all(self) -> list[Informer]:
-        groups = [g for versions in self.informers.values() for g in versions] + [self.secrets]
+        groups = [*self.informers.values(), self.secrets]
         return [i for group in groups for i in group.informers]
 
     def start(self) -> None:
@@ -131,11 +119,10 @@ class Watch:
                 return False
         return True
 
-    def sources(self, group: str) -> list[Any]:
-        for versions in self.informers[group]:
-            if not versions.missing:
-                return versions.values()
-        return []
+    def sources(self, key: str) -> list[Any]:
+        """The cached objects of one source type (`core.sources.resources.SOURCES` key)."""
+        group = self.informers[key]
+        return [] if group.missing else group.values()
 
     def discovery(self, config: Config) -> Discovery:
         """Desired certificates, after host ownership against the controller's records."""

@@ -2,8 +2,8 @@
 
 The CronJob mode has no /metrics endpoint; the push carries the same per-certificate series as
 the controller (`certbotk8s_certificate_*`, from core.renewal.readiness) plus the pass's counts,
-under
-job `certbotk8s-renew`, so the same alerts cover both modes.
+under job `certbotk8s-renew`, so the certificate alerts cover both modes, and
+`certbotk8s_pass_last_run_timestamp_seconds` feeds the CronJob's own freshness alerts.
 """
 
 from __future__ import annotations
@@ -29,18 +29,23 @@ class PassSummary:
     failed: int
     refused: int
     up_to_date: int
+    deferred: int = 0
 
     def line(self) -> str:
+        left = (f", {self.deferred} due but deferred to the next run (--stop-after)"
+                if self.deferred else "")
         return (f"{self.issued} issued or renewed, {self.failed} failed, {self.refused} sources "
-                f"refused, {self.up_to_date} up to date")
+                f"refused, {self.up_to_date} up to date{left}")
 
 
 def pass_summary(report: PassReport) -> PassSummary:
     issued = sum(1 for o in report.outcomes
                  if o.ok and o.action.kind in (ActionKind.ISSUE, ActionKind.RENEW))
-    failed = sum(1 for o in report.outcomes if not o.ok)
+    deferred = len(report.deferred)
+    failed = sum(1 for o in report.outcomes if not o.ok) - deferred
     refused = len(report.survey.discovery.problems)
-    return PassSummary(issued, failed, refused, len(report.outcomes) - issued - failed)
+    return PassSummary(issued, failed, refused,
+                       len(report.outcomes) - issued - failed - deferred, deferred)
 
 
 def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> CollectorRegistry:
@@ -55,7 +60,7 @@ def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> 
             held = outcome.kept or outcome.issued.info  # what the Secret holds now
             observed[ref] = ObservedSecret(ref, managed=True, resource_version="",
                                            certificate=held, key_matches=True)
-        elif not outcome.ok:
+        elif not outcome.ok and not outcome.deferred:
             failures[ref] = 1
     metrics.count_certificate_error(
         sum(1 for o in report.outcomes if isinstance(o.error, InternalError)))
@@ -66,7 +71,8 @@ def pass_registry(report: PassReport, summary: PassSummary, finished: float) -> 
     counts = Gauge("certbotk8s_pass_certificates", "Certificates by what the last pass did",
                    ["result"], registry=metrics.registry)
     for result, value in (("issued", summary.issued), ("failed", summary.failed),
-                          ("refused", summary.refused), ("up_to_date", summary.up_to_date)):
+                          ("refused", summary.refused), ("up_to_date", summary.up_to_date),
+                          ("deferred", summary.deferred)):
         counts.labels(result).set(value)
     Gauge("certbotk8s_pass_last_run_timestamp_seconds", "When the last pass finished",
           registry=metrics.registry).set(finished)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from certbotk8s.app.ari import report_ari_held
@@ -43,6 +45,10 @@ from certbotk8s.core.renewal.urgency import by_urgency
 log = logging.getLogger(__name__)
 
 
+RENEWAL_DEFERRED = "RenewalDeferred"
+"""Warning Event reason: the run stopped starting orders (`--stop-after`) before this one."""
+
+
 @dataclass(frozen=True)
 class PassReport:
     survey: Survey
@@ -50,20 +56,31 @@ class PassReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.survey.discovery.problems) or any(not o.ok for o in self.outcomes)
+        return bool(self.survey.discovery.problems) or any(
+            not o.ok and not o.deferred for o in self.outcomes)
+
+    @property
+    def deferred(self) -> tuple[Outcome, ...]:
+        """Due certificates this run did not start on: the next run takes them, most urgent
+        first. Not a failure (exit 0), but a warning, a metric and an Event each."""
+        return tuple(o for o in self.outcomes if o.deferred)
 
 
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None,
-             only: Collection[SecretRef] = ()) -> PassReport:
-    """Issue or renew everything due, one certificate after another, the most urgent first
-    (core.renewal.urgency), and report. The same budget and backoff as the controller (kept on the
-    cluster) decide whether an order may go.
+             only: Collection[SecretRef] = (), *, workers: int = 1,
+             stop_after: timedelta | None = None) -> PassReport:
+    """Issue or renew everything due, the most urgent first (core.renewal.urgency), up to
+    `workers` orders at a time, and report. The same budget and backoff as the controller
+    (kept on the cluster) decide whether an order may go. After `stop_after` no new order
+    starts (running ones finish): what is left is reported as deferred.
     `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
-    current = survey(deps, namespaces)
+    current = survey(deps, namespaces, workers=workers)
+    for ref, values in current.ari_memory.items():  # asked again after the CA's Retry-After
+        deps.records.update(ref, values)
     book.set_issued(deps.records.snapshot(), now)
     if not only:  # which claims still have a source (a `renew NS/SECRET` run does not know)
         tidy_records(deps, (d.secret for d in current.discovery.desired), now, namespaces)
@@ -79,22 +96,60 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     outages = PassOutages(deps.config, deps.solvers)
     outages.probe_cas(a for a in current.actions
                       if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
-    outcomes: list[Outcome] = []
-    total = len(current.actions)
-    # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent behind.
-    for index, action in enumerate(by_urgency(current.actions, current.observed, now), 1):
-        d = action.desired
-        label = f"[{index}/{total}] {d.source} -> Secret {d.secret} ({', '.join(d.spec.hosts)})"
-        outcome = contained(d, "handling",
-                            partial(_pass_one, deps, book, current, outages, action,
-                                    partial(_labelled, progress, label)),
-                            partial(internal_outcome, deps, action))
-        outcomes.append(outcome)
-        status = "ok" if outcome.ok else "FAILED"
-        progress(f"{label}: {status}: {outcome.message}")
+    run = _Run(deps, book, current, outages, progress, len(current.actions),
+               now + stop_after if stop_after is not None else None)
+    # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent
+    # behind. Each certificate is one worker's; the pool only bounds how many go at once.
+    urgent = list(enumerate(by_urgency(current.actions, current.observed, now), 1))
+    with ThreadPoolExecutor(max_workers=max(1, workers),
+                            thread_name_prefix="certbotk8s-order") as pool:
+        outcomes = list(pool.map(run.one, urgent))
     book.flush(force=True)
     deps.records.flush(force=True)
-    return PassReport(current, tuple(outcomes))
+    report = PassReport(current, tuple(outcomes))
+    if report.deferred:
+        log.warning("renew --once: stopped starting orders after %s; %d due certificates "
+                    "left for the next run", stop_after, len(report.deferred))
+    return report
+
+
+class _Run:
+    """One pass's shared parts, handed to each worker."""
+
+    def __init__(self, deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
+                 progress: Progress, total: int, stop_at: datetime | None) -> None:
+        self.deps, self.book, self.current, self.outages = deps, book, current, outages
+        self.progress, self.total, self.stop_at = progress, total, stop_at
+        self.placing = threading.Lock()  # budget check + new order: one step across workers
+
+    def one(self, numbered: tuple[int, Action]) -> Outcome:
+        index, action = numbered
+        d = action.desired
+        label = (f"[{index}/{self.total}] {d.source} -> Secret {d.secret} "
+                 f"({', '.join(d.spec.hosts)})")
+        if self._stopped(action):
+            outcome = _deferred(self.deps, action, self.stop_at)
+        else:
+            outcome = contained(d, "handling",
+                                partial(_pass_one, self.deps, self.book, self.current,
+                                        self.outages, action, partial(_labelled, self.progress,
+                                                                      label), self.placing),
+                                partial(internal_outcome, self.deps, action))
+        status = "ok" if outcome.ok else "DEFERRED" if outcome.deferred else "FAILED"
+        self.progress(f"{label}: {status}: {outcome.message}")
+        return outcome
+
+    def _stopped(self, action: Action) -> bool:
+        return (action.kind in (ActionKind.ISSUE, ActionKind.RENEW) and self.stop_at is not None
+                and self.deps.clock() >= self.stop_at)
+
+
+def _deferred(deps: PassDeps, action: Action, stop_at: datetime | None) -> Outcome:
+    message = (f"due ({action.reason.message}), not started: this run stopped starting orders "
+               f"at {stop_at:%Y-%m-%dT%H:%M:%SZ} (--stop-after); the next run takes the most "
+               f"urgent first")
+    post_event(deps, action.desired, "Warning", RENEWAL_DEFERRED, message)
+    return Outcome(action, False, message, deferred=True)
 
 
 def ari_held(current: Survey, now: datetime) -> list[Action]:
@@ -107,7 +162,7 @@ def _labelled(progress: Progress, label: str, line: str) -> None:
 
 
 def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
-              action: Action, progress: Progress) -> Outcome:
+              action: Action, progress: Progress, placing: threading.Lock) -> Outcome:
     """One certificate of `run_pass`."""
     d = action.desired
     observed = current.observed.get(d.secret)
@@ -115,42 +170,49 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages)
+        return ordered(deps, book, action, observed, outages, placing)
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
-            observed: ObservedSecret | None, outages: PassOutages | None = None) -> Outcome:
+            observed: ObservedSecret | None, outages: PassOutages | None = None,
+            placing: threading.Lock | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
-    outages), the order, and core.renewal.after_order's follow-up in the records."""
+    outages), the order, and core.renewal.after_order's follow-up in the records.
+    `placing` makes the budget check and the new order one step across the pass's workers:
+    otherwise two workers could both see the budget's last slot free."""
     ref = action.desired.secret
-    now = deps.clock()
-    blocked = outages.blocked(action) if outages is not None else None
-    facts = lifecycle.OrderFacts(
-        ref, failure=book.failure_state(ref, observed, now),
-        hold=book.check(action, observed, now),
-        down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
-    wait = lifecycle.why_wait(facts, now)
-    if wait is not None:
-        if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
-            post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)
-            annotate_error(deps, ref, wait.message, now)
-        elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
-            post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)  # no backoff
-        return Outcome(action, False, wait.message)
+    placement = _Placement(placing or threading.Lock())
+    with placement:
+        now = deps.clock()
+        blocked = outages.blocked(action) if outages is not None else None
+        facts = lifecycle.OrderFacts(
+            ref, failure=book.failure_state(ref, observed, now),
+            hold=book.check(action, observed, now),
+            down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
+        wait = lifecycle.why_wait(facts, now)
+        if wait is not None:
+            if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+                post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)
+                annotate_error(deps, ref, wait.message, now)
+            elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+                post_event(deps, action.desired, "Warning", wait.kind.value,
+                           wait.message)  # no backoff
+            return Outcome(action, False, wait.message)
 
-    def on_order(url: str, sends_replaces: bool) -> None:
-        book.order_placed(ref.namespace, deps.clock(), sends_replaces)
+        def on_order(url: str, sends_replaces: bool) -> None:
+            book.order_placed(ref.namespace, deps.clock(), sends_replaces)
+            placement.release()  # counted: the next worker's check sees it
 
-    noted: list[tuple[Service, str]] = []
+        noted: list[tuple[Service, str]] = []
 
-    def outage(error: CertbotK8sError) -> bool:
-        found = outages.note(action, error) if outages is not None else None
-        if found is not None:
-            noted.append(found)
-        return found is not None
+        def outage(error: CertbotK8sError) -> bool:
+            found = outages.note(action, error) if outages is not None else None
+            if found is not None:
+                noted.append(found)
+            return found is not None
 
-    outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
+        outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
     follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
                                      outcome.unwritten is not None))
     record_follow_up(deps, book, [action], observed, outcome, follow, now)
@@ -159,5 +221,28 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         post_event(deps, action.desired, "Warning", service.reason, message)
         return replace(outcome, message=message)
     return outcome
+
+
+class _Placement:
+    """Holds `lock` from the budget check until the order is placed (or was not)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._held = False
+        self._guard = threading.Lock()
+
+    def __enter__(self) -> _Placement:
+        self._lock.acquire()
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        with self._guard:
+            if self._held:
+                self._held = False
+                self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 

@@ -9,10 +9,9 @@ Let's Encrypt refills its buckets gradually (token bucket); here every limit is 
 over what we recorded, which is stricter: a window never holds more than the limit, so an order
 this module allows is one the CA allows too (as far as our records are complete). Only orders
 that send ARI's `replaces` (a renewal from the same CA sharing at least one name,
-core.renewal.replaces)
-are exempt from the new-order limits (orders per account, certificates per domain and per
-identifier set), as at Let's Encrypt, and do not use up those budgets either. Every other order
-counts.
+core.renewal.replaces) are exempt from the new-order limits (orders per account, certificates
+per domain and per identifier set), as at Let's Encrypt, and do not use up those budgets
+either. Every other order counts.
 
 On top of the CA's limits, every account-wide limit one tenant could use up for everyone is
 shared: one namespace may use at most `namespace_share_percent` of the account's new orders

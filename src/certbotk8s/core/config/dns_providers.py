@@ -11,7 +11,9 @@ same scope and propagation settings:
 - `resolver` (`host:port`) for the CNAME/SOA/NS lookups, `nameserverPort` of the
   authoritative servers asked by the propagation check.
 
-Credentials are never in the file: each is a `secretRef` to one key of a Kubernetes Secret.
+Credentials are never in the file: each is a `secretRef` to one key of a Kubernetes Secret,
+or, for a lexicon provider whose SDK has one (route53), `credentials: ambient`: the process's
+own cloud identity. Without `ambient` nothing is read from the process environment.
 Parsing is done with the collecting parser of `config.py`; errors name the path.
 """
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from certbotk8s.core.config import shape
 from certbotk8s.core.sources.names import is_dns1123_label, is_dns1123_subdomain
 
 if TYPE_CHECKING:
@@ -30,9 +33,8 @@ if TYPE_CHECKING:
 TSIG_ALGORITHMS = frozenset(
     {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
 )
-DNS_PROVIDER_TYPES = frozenset({"rfc2136", "lexicon", "webhook", "exec"})
-_COMMON_FIELDS = frozenset({"type", "zones", "namespaces", "followCname", "resolver",
-                            "nameserverPort", "ttl"})
+DNS_PROVIDER_TYPES = frozenset(shape.DNS_PROVIDER.by_type)
+_COMMON_FIELDS = shape.keys(shape.DNS_PROVIDER.common)
 _LEXICON_PROVIDER = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _LEXICON_OPTION = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?::\d+)?(?:/[^\s#]*)?$")
@@ -59,13 +61,22 @@ class Rfc2136Config:
     timeout: timedelta = timedelta(seconds=10)
 
 
+AMBIENT = "ambient"
+# lexicon providers whose SDK has an ambient credential chain certbotk8s can hand them to:
+# route53 (boto3: web identity / IRSA, EKS Pod Identity, ECS and EC2 roles). lexicon's azure
+# and googleclouddns providers take explicit keys only.
+AMBIENT_PROVIDERS = frozenset({"route53"})
+
+
 @dataclass(frozen=True)
 class LexiconConfig:
-    """A dns-lexicon provider by name; `options` are plain, `credentials` come from Secrets."""
+    """A dns-lexicon provider by name; `options` are plain, `credentials` come from Secrets,
+    or `ambient`: the process's own cloud identity (`credentials: ambient`), and only then."""
 
     provider: str
     options: tuple[tuple[str, str], ...] = ()
     credentials: tuple[tuple[str, SecretKeyRef], ...] = ()
+    ambient: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,12 +171,8 @@ def parse_dns_providers(p: _Parser, value: object, namespace: str
     return result
 
 
-_TYPE_FIELDS = {
-    "rfc2136": frozenset({"server", "tsig", "timeout"}),
-    "lexicon": frozenset({"provider", "options", "credentials"}),
-    "webhook": frozenset({"url", "tokenSecretRef", "timeout", "retries"}),
-    "exec": frozenset({"command", "timeout"}),
-}
+_TYPE_FIELDS = {kind: shape.keys(fields) for kind, fields in shape.DNS_PROVIDER.by_type.items()}
+_TSIG = shape.section(shape.DNS_PROVIDER.by_type["rfc2136"], "tsig")
 
 
 def _refs(settings: ProviderSettings | None) -> tuple[SecretKeyRef, ...]:
@@ -199,7 +206,7 @@ def _namespaces(p: _Parser, m: dict[str, object], path: str) -> tuple[str, ...] 
 
 
 def _secret_ref(p: _Parser, value: object, path: str, namespace: str) -> SecretKeyRef:
-    ref = p.mapping(value, path, frozenset({"namespace", "name", "key"}))
+    ref = p.mapping(value, path, shape.keys(shape.SECRET_KEY_REF))
     if not ref:
         p.error(path, "must name a Secret: {name: ..., key: ...}")
     return SecretKeyRef(
@@ -221,7 +228,7 @@ def _rfc2136(p: _Parser, m: dict[str, object], path: str, namespace: str) -> Rfc
     tsig_path = f"{path}.tsig"
     if "tsig" not in m:
         p.error(tsig_path, "is required")
-    tsig = p.mapping(m.get("tsig"), tsig_path, frozenset({"keyName", "algorithm", "secretRef"}))
+    tsig = p.mapping(m.get("tsig"), tsig_path, shape.keys(_TSIG))
     key_name = p.string(tsig, "keyName", tsig_path, required=True) or ""
     algorithm = (p.string(tsig, "algorithm", tsig_path) or "hmac-sha256").lower()
     if algorithm not in TSIG_ALGORITHMS:
@@ -252,15 +259,25 @@ def _lexicon(p: _Parser, m: dict[str, object], path: str, namespace: str) -> Lex
             p.error(option_path, f"must be a string or number, got {raw!r}")
         else:
             options.append((key, str(raw)))
+    ambient = m.get("credentials") == AMBIENT
+    if ambient and provider not in AMBIENT_PROVIDERS:
+        p.error(f"{path}.credentials", f"ambient credentials are supported for lexicon "
+                                       f"providers {', '.join(sorted(AMBIENT_PROVIDERS))} only")
     credentials: list[tuple[str, SecretKeyRef]] = []
-    for key, raw in p.mapping(m.get("credentials"), f"{path}.credentials", None).items():
+    raw_credentials = None if ambient else m.get("credentials")
+    for key, raw in p.mapping(raw_credentials, f"{path}.credentials", None).items():
         if not _LEXICON_OPTION.match(key):
             p.error(f"{path}.credentials.{key}",
                     "option names are lower-case letters, digits, '_', '-'")
             continue
         credentials.append((key, _secret_ref(p, raw, f"{path}.credentials.{key}", namespace)))
+    if provider == "route53" and not ambient and not credentials:
+        p.error(f"{path}.credentials", "route53 needs auth_access_key and auth_access_secret "
+                                       "from Secrets, or `credentials: ambient` (the pod's "
+                                       "own AWS identity, e.g. IRSA)")
     return LexiconConfig(provider=provider, options=tuple(sorted(options)),
-                         credentials=tuple(sorted(credentials, key=lambda c: c[0])))
+                         credentials=tuple(sorted(credentials, key=lambda c: c[0])),
+                         ambient=ambient)
 
 
 def _webhook(p: _Parser, m: dict[str, object], path: str, namespace: str) -> WebhookConfig:

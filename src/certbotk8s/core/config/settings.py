@@ -1,4 +1,4 @@
-"""The controller's configuration file: issuers, DNS providers, Istio, default certificate.
+"""The controller's configuration file: issuers, DNS providers, Istio, own certificates.
 
 `load_config(text)` parses YAML, `parse_config(data)` validates the parsed document. Every error
 names the path of the bad field (`issuers.pebble.directory: must be an https URL`); all errors of
@@ -34,26 +34,32 @@ Example::
     istio: {gatewayNamespace: istio-system, allowedSourceNamespaces: [],
             gatewayNamespaces: []}  # further namespaces certbotk8s.io/gateway-namespace may name
     tenants:
-      hostPatterns:            # namespace -> the hosts it may ask for; absent: no pattern check
+      hostPatterns:            # namespace -> the hosts it may ask for
         team-a: ["*.a.example.com", "a.example.org"]
+      # allowAnyHost: true     # instead of hostPatterns: any namespace may ask for any host
       shareHosts: false        # true: a host held in one namespace may be asked for by another
       maxHostsPerCertificate: 100
       claimGraceSeconds: 3600  # a claim outlives its source this long (re-created in time: kept)
       allowedSpecialUseSuffixes: []  # .cluster.local, .internal, .local, .localhost: refused
-    defaultCertificate:
-      hosts: ["*.apps.example.com"]
-      secret: {namespace: ingress-nginx, name: default-tls}
-      challenge: dns-01
+    certificates:              # standalone certificates (core.config.certificates)
+      - name: apps-wildcard
+        hosts: ["*.apps.example.com"]
+        secret: {namespace: ingress-nginx, name: default-tls}
+        challenge: dns-01      # also: issuer, dnsProvider, keyType, profile, renewBefore
+    # defaultCertificate: {hosts: [...], secret: {...}}  # an alias for one entry
     solver:
       http01: {pathType: ImplementationSpecific, selfCheck: true, port: 8089,
                listenAddress: 0.0.0.0, solverService: certbotk8s-solver, solverServicePort: 80,
                selfCheckPort: 80}  # selfCheckResolver: 127.0.0.1:5353, selfCheckNetworks: []
       dns01: {propagationTimeout: 300, pollInterval: 5}
+      #        propagation: {mode: recursive, nameservers: ["10.0.0.10:53"]}
+      orderTimeout: 120  # besides the propagation wait (core.renewal.waits)
     renewal: {renewBefore: 720h, keyType: ecdsa-p256}
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -64,15 +70,20 @@ import yaml
 
 from certbotk8s.core.budget.ratelimit import Limits
 from certbotk8s.core.config import dns_providers as config_dns
+from certbotk8s.core.config import shape
+from certbotk8s.core.config.certificates import (
+    DEFAULT_CERTIFICATE_NAME,
+    CertificateConfig,
+    parse_certificates,
+)
 from certbotk8s.core.config.dns_providers import DnsProviderConfig, parse_dns_providers
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
+from certbotk8s.core.model import ChallengeType, KeyType
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
     is_dns1123_subdomain,
-    is_wildcard,
     normalize_host,
 )
 
@@ -84,7 +95,7 @@ KNOWN_PROFILES = frozenset({"classic", "tlsserver", "shortlived"})
 TSIG_ALGORITHMS = config_dns.TSIG_ALGORITHMS
 DNS_PROVIDER_TYPES = config_dns.DNS_PROVIDER_TYPES
 SecretKeyRef = config_dns.SecretKeyRef
-PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
+PATH_TYPES = shape.PATH_TYPES
 UNLIMITED = 10**9  # a rate limit set to 0 in the file
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 # RFC 2606 example domains: Let's Encrypt refuses them as account contacts at the first order.
@@ -154,8 +165,10 @@ MAX_HOSTS_PER_CERTIFICATE = 100  # Let's Encrypt's limit on identifiers per orde
 class TenantsConfig:
     """Who may ask for which host (see core.sources.ownership).
 
-    `host_patterns` None: any namespace may ask for any host (no pattern check); a mapping:
-    a namespace may ask only for hosts matching its patterns (a namespace not listed: none).
+    `host_patterns` None: any namespace may ask for any host (no pattern check; the file says
+    `allowAnyHost: true`, or leaves out both keys as before that key existed); a mapping: a
+    namespace may ask only for hosts matching its patterns (a namespace not listed: none).
+    First-claimant protection applies either way.
     `share_hosts` False: a host held by a certificate in one namespace is refused for others.
     `claim_grace`: how long a claim outlives its source (a source re-created within it keeps
     its hosts; after it, another namespace may have them).
@@ -166,19 +179,6 @@ class TenantsConfig:
     max_hosts_per_certificate: int = MAX_HOSTS_PER_CERTIFICATE
     claim_grace: timedelta = timedelta(hours=1)
     allowed_special_use_suffixes: tuple[str, ...] = ()  # e.g. ("internal",) for a private CA
-
-
-@dataclass(frozen=True)
-class DefaultCertificateConfig:
-    """The certificate the config asks for itself. Fields left out take the config defaults."""
-
-    hosts: tuple[str, ...]
-    secret: SecretRef
-    issuer: str
-    challenge: ChallengeType
-    dns_provider: str | None = None
-    key_type: KeyType | None = None
-    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,16 +202,36 @@ class Http01Config:
     self_check_networks: tuple[str, ...] = ()  # CIDRs the self-check may connect to; (): any
 
 
+class PropagationMode(enum.Enum):
+    """Whom the DNS-01 propagation check asks: every authoritative nameserver of the zone
+    (port `nameserverPort`, no recursion), or only the configured recursive resolvers."""
+
+    AUTHORITATIVE = "authoritative"
+    RECURSIVE = "recursive"
+
+
 @dataclass(frozen=True)
 class Dns01Config:
+    """`recursive_nameservers` (`host:port`) are asked in RECURSIVE mode; () there: the
+    system resolver's nameservers."""
+
     propagation_timeout: timedelta = timedelta(seconds=300)
     poll_interval: timedelta = timedelta(seconds=5)
+    propagation_mode: PropagationMode = PropagationMode.AUTHORITATIVE
+    recursive_nameservers: tuple[str, ...] = ()
+
+
+MAX_ORDER_TIMEOUT = timedelta(minutes=10)  # the HTTP-01 token sweep (every 10 min) outlasts it
 
 
 @dataclass(frozen=True)
 class SolverConfig:
+    """`order_timeout`: what an order may take besides the DNS propagation wait (the CA
+    validating and finalizing); see core.renewal.waits."""
+
     http01: Http01Config = field(default_factory=Http01Config)
     dns01: Dns01Config = field(default_factory=Dns01Config)
+    order_timeout: timedelta = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -230,11 +250,16 @@ class Config:
     default_dns_provider: str | None = None
     controller_namespace: str = DEFAULT_CONTROLLER_NAMESPACE
     istio: IstioConfig = field(default_factory=IstioConfig)
-    default_certificate: DefaultCertificateConfig | None = None
+    certificates: tuple[CertificateConfig, ...] = ()  # `certificates` + `defaultCertificate`
     solver: SolverConfig = field(default_factory=SolverConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     tenants: TenantsConfig = field(default_factory=TenantsConfig)
     warnings: tuple[str, ...] = ()  # `path: message` lines for things that work but look wrong
+
+    @property
+    def default_certificate(self) -> CertificateConfig | None:
+        """The `defaultCertificate` entry (an alias for one entry of `certificates`)."""
+        return next((c for c in self.certificates if c.name == DEFAULT_CERTIFICATE_NAME), None)
 
 
 def load_config(text: str, default_namespace: str | None = None) -> Config:
@@ -387,24 +412,7 @@ class _Parser:
     # -- sections ---------------------------------------------------------------------------
 
     def config(self, data: object) -> Config:
-        top = self.mapping(
-            data,
-            "<root>",
-            frozenset(
-                {
-                    "issuers",
-                    "defaultIssuer",
-                    "dnsProviders",
-                    "defaultDnsProvider",
-                    "controllerNamespace",
-                    "istio",
-                    "defaultCertificate",
-                    "solver",
-                    "renewal",
-                    "tenants",
-                }
-            ),
-        )
+        top = self.mapping(data, "<root>", shape.keys(shape.CONFIG))
         namespace = self.string(top, "controllerNamespace", "") or self.default_namespace
         if not is_dns1123_label(namespace):
             self.error("controllerNamespace", f"{namespace!r} is not a valid namespace name")
@@ -430,13 +438,9 @@ class _Parser:
         solver = self.solver(top.get("solver"))
         renewal = self.renewal(top.get("renewal"))
         tenants = self.tenants(top.get("tenants"))
-        default_cert = self.default_certificate(
-            top.get("defaultCertificate"),
-            issuers,
-            default_issuer or "",
-            providers,
-            default_provider,
-        )
+        certificates = parse_certificates(
+            self, top.get("certificates"), top.get("defaultCertificate"), issuers,
+            default_issuer or "", providers, default_provider)
         if self.errors:
             raise ConfigError(self.errors)
         assert default_issuer is not None  # issuers non-empty was checked above
@@ -447,7 +451,7 @@ class _Parser:
             default_dns_provider=default_provider,
             controller_namespace=namespace,
             istio=istio,
-            default_certificate=default_cert,
+            certificates=certificates,
             solver=solver,
             renewal=renewal,
             tenants=tenants,
@@ -462,8 +466,7 @@ class _Parser:
         if not entries and isinstance(value, dict):
             self.error("issuers", "at least one issuer is required")
         result: dict[str, IssuerConfig] = {}
-        allowed = frozenset({"directory", "email", "eab", "caBundle", "preferredChain", "profiles",
-                             "rateLimits", "defaultProfile", "namespaces"})
+        allowed = shape.keys(shape.ISSUER)
         for name, raw in entries.items():
             path = f"issuers.{name}"
             if not _NAME.match(name):
@@ -514,7 +517,7 @@ class _Parser:
                   "failedAuthorizationsPerHour": "failed_authz_per_identifier"}
         shares = {"namespaceOrderShare": "namespace_share_percent",
                   "namespaceDomainShare": "namespace_domain_share_percent"}
-        m = self.mapping(value, path, frozenset({*fields, *shares}))
+        m = self.mapping(value, path, shape.keys(shape.section(shape.ISSUER, "rateLimits")))
         numbers: dict[str, int] = {}
         for key, attribute in shares.items():
             share = m.get(key)
@@ -538,14 +541,14 @@ class _Parser:
     def eab(self, value: object, path: str, namespace: str) -> EabConfig | None:
         if value is None:
             return None
-        m = self.mapping(value, path, frozenset({"secretRef"}))
+        eab_shape = shape.section(shape.ISSUER, "eab")
+        m = self.mapping(value, path, shape.keys(eab_shape))
         if "secretRef" not in m:
             self.error(f"{path}.secretRef", "is required (EAB keys are read from a Secret)")
             return None
         ref_path = f"{path}.secretRef"
-        ref = self.mapping(
-            m["secretRef"], ref_path, frozenset({"namespace", "name", "keyIdKey", "hmacKey"})
-        )
+        ref = self.mapping(m["secretRef"], ref_path,
+                           shape.keys(shape.section(eab_shape, "secretRef")))
         return EabConfig(
             namespace=self.secret_namespace(ref, ref_path, namespace),
             name=self.secret_name(ref, ref_path),
@@ -563,21 +566,24 @@ class _Parser:
         server = self.string(m, key, path, required=required)
         if server is None:
             return "", port
+        return self.hostport(server, f"{path}.{key}", port)
+
+    def hostport(self, server: str, path: str, port: int = 53) -> tuple[str, int]:
+        """`server` (`host`, `host:port`, `[v6]:port`) split; ("", port) when malformed."""
         match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", server) or re.match(
             r"^([^:\s\[\]]+)(?::(\d+))?$", server
         )
         if match is None:
-            self.error(f"{path}.{key}", f"must be host or host:port, got {server!r}")
+            self.error(path, f"must be host or host:port, got {server!r}")
             return "", port
         port = int(match.group(2)) if match.group(2) else port
         if not 1 <= port <= 65535:
-            self.error(f"{path}.{key}", f"port out of range in {server!r}")
+            self.error(path, f"port out of range in {server!r}")
         return match.group(1), port
 
     def istio(self, value: object) -> IstioConfig:
         path = "istio"
-        m = self.mapping(value, path, frozenset(
-            {"gatewayNamespace", "allowedSourceNamespaces", "gatewayNamespaces"}))
+        m = self.mapping(value, path, shape.keys(shape.ISTIO))
         gateway_ns = self.string(m, "gatewayNamespace", path) or DEFAULT_ISTIO_GATEWAY_NAMESPACE
         if not is_dns1123_label(gateway_ns):
             self.error(f"{path}.gatewayNamespace", f"{gateway_ns!r} is not a valid namespace name")
@@ -612,11 +618,17 @@ class _Parser:
 
     def tenants(self, value: object) -> TenantsConfig:
         path = "tenants"
-        m = self.mapping(value, path, frozenset(
-            {"hostPatterns", "shareHosts", "maxHostsPerCertificate", "claimGraceSeconds",
-             "allowedSpecialUseSuffixes"}))
+        m = self.mapping(value, path, shape.keys(shape.TENANTS))
         patterns: dict[str, tuple[str, ...]] | None = None
-        if "hostPatterns" in m:
+        allow_any = m.get("allowAnyHost")
+        if allow_any is not None and not isinstance(allow_any, bool):
+            self.error(f"{path}.allowAnyHost", f"must be true or false, got {allow_any!r}")
+        elif allow_any and m.get("hostPatterns"):  # an empty `{}` beside it is no conflict
+            self.error(f"{path}.allowAnyHost",
+                       "true allows every host: remove hostPatterns, or set this to false")
+        elif allow_any is False and m.get("hostPatterns") is None:
+            patterns = {}  # said no to any host and listed none: nobody may ask for a host
+        if "hostPatterns" in m and not allow_any:
             patterns = {}
             table = self.mapping(m["hostPatterns"], f"{path}.hostPatterns", None)
             for namespace in table:
@@ -654,24 +666,8 @@ class _Parser:
         return tuple(sorted(set(names)))
 
     def solver(self, value: object) -> SolverConfig:
-        m = self.mapping(value, "solver", frozenset({"http01", "dns01"}))
-        h = self.mapping(
-            m.get("http01"),
-            "solver.http01",
-            frozenset(
-                {
-                    "pathType",
-                    "selfCheck",
-                    "port",
-                    "listenAddress",
-                    "solverService",
-                    "solverServicePort",
-                    "selfCheckPort",
-                    "selfCheckResolver",
-                    "selfCheckNetworks",
-                }
-            ),
-        )
+        m = self.mapping(value, "solver", shape.keys(shape.SOLVER))
+        h = self.mapping(m.get("http01"), "solver.http01", shape.keys(shape.HTTP01))
         path_type = self.string(h, "pathType", "solver.http01") or "ImplementationSpecific"
         if path_type not in PATH_TYPES:
             known = ", ".join(sorted(PATH_TYPES))
@@ -691,20 +687,44 @@ class _Parser:
             self_check_resolver=_hostport(resolver_host, resolver_port),
             self_check_networks=self.networks(h, "selfCheckNetworks", "solver.http01"),
         )
-        d = self.mapping(
-            m.get("dns01"), "solver.dns01", frozenset({"propagationTimeout", "pollInterval"})
-        )
+        order_timeout = self.seconds(m, "orderTimeout", "solver", SolverConfig().order_timeout)
+        if order_timeout > MAX_ORDER_TIMEOUT:
+            self.error("solver.orderTimeout",
+                       f"must be at most {MAX_ORDER_TIMEOUT.total_seconds():g} seconds")
+        return SolverConfig(http01=http01, dns01=self.dns01(m.get("dns01")),
+                            order_timeout=order_timeout)
+
+    def dns01(self, value: object) -> Dns01Config:
+        path = "solver.dns01"
+        d = self.mapping(value, path, shape.keys(shape.DNS01))
         defaults = Dns01Config()
-        dns01 = Dns01Config(
+        p_path = f"{path}.propagation"
+        p = self.mapping(d.get("propagation"), p_path,
+                         shape.keys(shape.section(shape.DNS01, "propagation")))
+        mode_text = self.string(p, "mode", p_path) or defaults.propagation_mode.value
+        try:
+            mode = PropagationMode(mode_text)
+        except ValueError:
+            known = ", ".join(m.value for m in PropagationMode)
+            self.error(f"{p_path}.mode", f"must be one of {known}, got {mode_text!r}")
+            mode = defaults.propagation_mode
+        nameservers: list[str] = []
+        for index, raw in enumerate(self.string_list(p, "nameservers", p_path)):
+            host, port = self.hostport(raw.strip(), f"{p_path}.nameservers[{index}]")
+            if host:
+                nameservers.append(_hostport(host, port) or "")
+        if nameservers and mode is not PropagationMode.RECURSIVE:
+            self.error(f"{p_path}.nameservers", "is only used with mode: recursive")
+        return Dns01Config(
             propagation_timeout=self.seconds(
-                d, "propagationTimeout", "solver.dns01", defaults.propagation_timeout
-            ),
-            poll_interval=self.seconds(d, "pollInterval", "solver.dns01", defaults.poll_interval),
+                d, "propagationTimeout", path, defaults.propagation_timeout),
+            poll_interval=self.seconds(d, "pollInterval", path, defaults.poll_interval),
+            propagation_mode=mode,
+            recursive_nameservers=tuple(nameservers),
         )
-        return SolverConfig(http01=http01, dns01=dns01)
 
     def renewal(self, value: object) -> RenewalConfig:
-        m = self.mapping(value, "renewal", frozenset({"renewBefore", "keyType"}))
+        m = self.mapping(value, "renewal", shape.keys(shape.RENEWAL))
         renew_before: timedelta | None = None
         text = self.string(m, "renewBefore", "renewal")
         if text is not None:
@@ -714,73 +734,6 @@ class _Parser:
                 self.error("renewal.renewBefore", str(e))
         key_type = self.key_type(m, "keyType", "renewal") or KeyType.ECDSA_P256
         return RenewalConfig(renew_before=renew_before, key_type=key_type)
-
-    def default_certificate(
-        self,
-        value: object,
-        issuers: Mapping[str, IssuerConfig],
-        default_issuer: str,
-        providers: Mapping[str, DnsProviderConfig],
-        default_provider: str | None,
-    ) -> DefaultCertificateConfig | None:
-        if value is None:
-            return None
-        path = "defaultCertificate"
-        m = self.mapping(
-            value,
-            path,
-            frozenset(
-                {"hosts", "secret", "issuer", "challenge", "dnsProvider", "keyType", "profile"}
-            ),
-        )
-        raw_hosts = self.string_list(m, "hosts", path)
-        if not raw_hosts and isinstance(m.get("hosts"), list | None):
-            self.error(f"{path}.hosts", "at least one host is required")
-        hosts: set[str] = set()
-        for index, raw in enumerate(raw_hosts):
-            try:
-                hosts.add(normalize_host(raw))
-            except InvalidHostname as e:
-                self.error(f"{path}.hosts[{index}]", str(e))
-        if "secret" not in m:
-            self.error(f"{path}.secret", "is required")
-        secret_path = f"{path}.secret"
-        s = self.mapping(m.get("secret"), secret_path, frozenset({"namespace", "name"}))
-        secret_ns = self.string(s, "namespace", secret_path, required="secret" in m) or ""
-        if secret_ns and not is_dns1123_label(secret_ns):
-            self.error(f"{secret_path}.namespace", f"{secret_ns!r} is not a valid namespace name")
-        secret_name = self.secret_name(s, secret_path) if "secret" in m else ""
-
-        issuer = self.string(m, "issuer", path) or default_issuer
-        if "issuer" in m and issuer not in issuers:
-            self.error(f"{path}.issuer", f"names no configured issuer: {issuer!r}")
-        dns_provider = self.string(m, "dnsProvider", path)
-        if dns_provider is not None and dns_provider not in providers:
-            self.error(f"{path}.dnsProvider", f"names no configured DNS provider: {dns_provider!r}")
-        challenge = self.challenge(m, "challenge", path)
-        if challenge is None:
-            challenge = ChallengeType.DNS01 if dns_provider else ChallengeType.HTTP01
-        if challenge is ChallengeType.DNS01:
-            dns_provider = dns_provider or default_provider
-            if dns_provider is None:
-                self.error(f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider")
-        elif dns_provider is not None:
-            self.error(f"{path}.dnsProvider", "is only used with challenge dns-01")
-        if challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in hosts):
-            self.error(f"{path}.challenge", "wildcard hosts need challenge dns-01")
-        profile = self.string(m, "profile", path)
-        issuer_config = issuers.get(issuer)
-        if profile is not None and issuer_config and not issuer_config.allows_profile(profile):
-            self.error(f"{path}.profile", f"issuer {issuer!r} has no profile {profile!r}")
-        return DefaultCertificateConfig(
-            hosts=tuple(sorted(hosts)),
-            secret=SecretRef(secret_ns, secret_name),
-            issuer=issuer,
-            challenge=challenge,
-            dns_provider=dns_provider,
-            key_type=self.key_type(m, "keyType", path),
-            profile=profile,
-        )
 
 
 def _hostport(host: str, port: int) -> str | None:

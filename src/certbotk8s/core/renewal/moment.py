@@ -12,9 +12,8 @@ CertID it was fetched for), the moment chosen earlier and persisted on the Secre
    certificate, inside its own window, also stands when no window is at hand (CA unreachable,
    or not yet asked).
 3. Otherwise the lifetime fraction: 2/3 elapsed (1/2 for lifetimes under 10 days).
-4. A gate (core.renewal.ari_gate: at most 5 ARI renewals per Secret in 7 days, a minimum age after
-an
-   ARI renewal) holds the ARI moment back; the lifetime fraction still applies.
+4. A gate (core.renewal.ari_gate: at most 5 ARI renewals per Secret in 7 days, a minimum age
+   after an ARI renewal) holds the ARI moment back; the lifetime fraction still applies.
 5. `renew-before` moves the time earlier, never later; it is ignored when not shorter than the
    lifetime, and never renews a certificate before 1/10 of its lifetime has elapsed (one source
    cannot re-order in a loop).

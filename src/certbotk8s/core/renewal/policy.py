@@ -3,8 +3,7 @@
 Each check looks at (desired, observed, now, ari) and returns a Reason when the Secret needs a
 new certificate, else None. `evaluate` runs the chain and returns the first Reason. The last
 check, `renewal_due`, is the one timing decision of core.renewal.moment, so a certificate is due
-exactly
-when `now >= renewal_time_of(...).at`.
+exactly when `now >= renewal_time_of(...).at`.
 """
 
 from __future__ import annotations

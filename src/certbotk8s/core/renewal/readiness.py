@@ -31,6 +31,7 @@ class CertificateRow:
     not_after: datetime | None = None
     renewal: datetime | None = None
     failures: int = 0  # failed attempts in a row
+    not_before: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -83,7 +84,8 @@ def certificate_rows(
             renewal = now
         row = CertificateRow(ref.namespace, ref.name, action.desired.spec.issuer, condition,
                              info.not_after if info is not None else None, renewal,
-                             failures.get(ref, 0))
+                             failures.get(ref, 0),
+                             info.not_before if info is not None else None)
         previous = rows.get(row.key)
         # Several sources may want one Secret; the worst condition wins.
         if previous is None or _rank(row.condition) > _rank(previous.condition):

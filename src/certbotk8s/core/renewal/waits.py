@@ -1,10 +1,13 @@
-"""Caps on waits inside one order. Pure: the caller passes the clock's reading.
+"""How long one order may wait, and why. Pure: the caller passes the clock's reading.
 
-The DNS-01 propagation wait (`solver.dns01.propagationTimeout`, 300 s by default) is capped by
-the order's own deadline (it must leave time for the CA to validate and for finalizing) and by
-a tenth of the life left to the certificate still serving: a wait never outlasts the
-certificate it is for, and an order that cannot succeed in time fails with a clear message
-instead of meeting the engine's deadline half-way.
+An order's deadline (first challenge to certificate) is `solver.orderTimeout` (120 s by
+default: the CA validating and finalizing), plus for DNS-01 the propagation wait
+`solver.dns01.propagationTimeout` (300 s by default) in front of it. Both are taken as
+configured, capped only by the certificate still serving: the whole order gets at most 1/10 of
+the life it has left (a wait never outlasts the certificate it is for), the propagation wait at
+most 3/4 of that (the rest is for validation and finalizing). Floors keep an order possible for
+a certificate near or past its end, never above what is configured. `why` says what was capped,
+for the error an order that cannot finish in time fails with.
 """
 
 from __future__ import annotations
@@ -12,36 +15,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-ORDER_SHARE = 0.75  # of the order deadline; the rest is for validation and finalizing
+PROPAGATION_SHARE = 0.75  # of a capped deadline; the rest is for validation and finalizing
 REMAINING_FRACTION = 10  # at most 1/10 of the life left to the serving certificate
-MIN_WAIT = timedelta(seconds=5)  # never less (a near-expiry certificate still gets a chance)
+MIN_WAIT = timedelta(seconds=5)  # never less propagation wait (unless configured less)
+MIN_DEADLINE = timedelta(seconds=30)  # never a shorter order (unless configured shorter)
 
 
 @dataclass(frozen=True)
 class CappedWait:
-    """The wait to use, and why it is shorter than configured ("" when it is not)."""
+    """The propagation wait to use, and why it is shorter than configured ("" when not)."""
 
     limit: timedelta
     why: str = ""
 
 
-def propagation_wait(configured: timedelta, order_deadline: timedelta,
-                     not_after: datetime | None, now: datetime) -> CappedWait:
-    """The DNS propagation wait for one order. `not_after` of the certificate the Secret
-    still holds (None: none yet, only the order deadline caps)."""
-    limit, why = configured, ""
-    by_order = order_deadline * ORDER_SHARE
-    if by_order < limit:
-        limit = by_order
-        why = (f"propagationTimeout {configured.total_seconds():g}s capped to "
-               f"{ORDER_SHARE:.0%} of the {order_deadline.total_seconds():g}s order deadline")
-    if not_after is not None:
-        left = max(not_after - now, timedelta(0))
-        if left / REMAINING_FRACTION < limit:
-            limit = left / REMAINING_FRACTION
-            why = (f"propagationTimeout {configured.total_seconds():g}s capped to 1/"
-                   f"{REMAINING_FRACTION} of the {left.total_seconds():.0f}s the current "
-                   f"certificate has left")
-    if limit < MIN_WAIT:
-        limit = min(MIN_WAIT, configured)
-    return CappedWait(limit, why)
+@dataclass(frozen=True)
+class OrderWaits:
+    """An order's deadline and, for DNS-01, the propagation wait inside it; `why` the
+    deadline is shorter than configured ("" when it is not)."""
+
+    deadline: timedelta
+    propagation: CappedWait
+    why: str = ""
+
+
+def order_waits(propagation_timeout: timedelta, order_timeout: timedelta, dns01: bool,
+                not_after: datetime | None, now: datetime) -> OrderWaits:
+    """The waits of one order. `not_after` of the certificate the Secret still holds (None:
+    none yet, nothing caps); `dns01` False: no propagation wait, the deadline is
+    `order_timeout` alone."""
+    propagation = propagation_timeout if dns01 else timedelta(0)
+    deadline = order_timeout + propagation
+    if not_after is None:
+        return OrderWaits(deadline, CappedWait(propagation))
+    left = max(not_after - now, timedelta(0))
+    cap = max(left / REMAINING_FRACTION, min(MIN_DEADLINE, deadline))
+    if cap >= deadline:
+        return OrderWaits(deadline, CappedWait(propagation))
+    capped = min(propagation, max(cap * PROPAGATION_SHARE, min(MIN_WAIT, propagation)))
+    floor = (f" (at least {MIN_DEADLINE.total_seconds():g}s)"
+             if cap > left / REMAINING_FRACTION else "")
+    why = (f"order deadline {deadline.total_seconds():g}s capped to "
+           f"{cap.total_seconds():g}s, 1/{REMAINING_FRACTION} of the "
+           f"{left.total_seconds():.0f}s the current certificate has left{floor}")
+    if capped == propagation:
+        return OrderWaits(cap, CappedWait(propagation), why)
+    return OrderWaits(cap, CappedWait(capped, (
+        f"propagationTimeout {propagation_timeout.total_seconds():g}s capped to "
+        f"{capped.total_seconds():g}s: {why}")), why)

@@ -1,9 +1,9 @@
 """Sources (Ingress, Istio Gateway, Gateway API Gateway, config) -> desired certificates.
 
 Objects come as the API returns them in JSON form (camelCase keys). Only opted-in sources are
-read (see core.sources.annotations); the config's default certificate always is. DESIGN.md's table
-is
-the contract; the choices below are where it is silent:
+read (see core.sources.annotations); the config's own certificates (`certificates`, with
+`defaultCertificate` as one entry) always are. DESIGN.md's table is the contract; the choices
+below are where it is silent:
 
 - An invalid annotation refuses the whole source (one InvalidAnnotation problem per annotation).
 - An invalid host name is reported (InvalidHostname) and dropped; the rest of the source is still
@@ -19,7 +19,9 @@ the contract; the choices below are where it is silent:
   is one claim; its Gateways must agree on issuer, challenge, key type, profile and
   renew-before, else each gets SecretConflict.
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
-  OPTIONAL_MUTUAL (default SIMPLE); apiVersion v1 or v1beta1 (others: UnsupportedApiVersion).
+  OPTIONAL_MUTUAL (default SIMPLE).
+- Istio and Gateway API Gateways: the apiVersions of `core.sources.resources` (v1 or v1beta1;
+  others: UnsupportedApiVersion), the table both modes list and watch from.
 - Gateway API: `tls.mode` defaults to Terminate (as in the API); a listener without hostname
   that has certificateRefs is reported (NoHosts); refs other than core Secrets are reported
   (UnsupportedCertificateRef).
@@ -38,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
+from certbotk8s.core.config.certificates import DEFAULT_CERTIFICATE_NAME
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import (
     CertificateSpec,
@@ -59,14 +62,15 @@ from certbotk8s.core.sources.names import (
     normalize_host,
     special_use_suffix,
 )
+from certbotk8s.core.sources.resources import GATEWAY_API_GATEWAYS, INGRESSES, ISTIO_GATEWAYS
 from certbotk8s.core.sources.text import escape_controls, few, quote
 
 KubeObject = Mapping[str, object]
 
-INGRESS_API = "networking.k8s.io/v1"
-ISTIO_APIS = frozenset({"networking.istio.io/v1", "networking.istio.io/v1beta1"})
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+INGRESS_API = INGRESSES.first_api_version
+ISTIO_APIS = ISTIO_GATEWAYS.api_versions
+GATEWAY_APIS = GATEWAY_API_GATEWAYS.api_versions
+GATEWAY_API_GROUP = GATEWAY_API_GATEWAYS.group
 ISTIO_LEGACY_CERT_DIR = "/etc/istio/ingressgateway-certs/"
 ISTIO_LEGACY_SECRET = "istio-ingressgateway-certs"
 ISTIO_TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
@@ -96,11 +100,11 @@ class Reasons:
     SPECIAL_USE_NAME = "SpecialUseName"
 
 
-def default_certificate_source(config: Config) -> ObjectRef:
-    """The ObjectRef standing for the config file's default certificate."""
-    return ObjectRef(
-        "certbotk8s.io/v1", "Config", config.controller_namespace, "defaultCertificate"
-    )
+def config_certificate_source(config: Config,
+                              name: str = DEFAULT_CERTIFICATE_NAME) -> ObjectRef:
+    """The ObjectRef standing for the config's certificate `name` (an entry of `certificates`;
+    the `defaultCertificate` alias by default): Events on it go to the controller namespace."""
+    return ObjectRef("certbotk8s.io/v1", "Config", config.controller_namespace, name)
 
 
 # -- JSON access ---------------------------------------------------------------------------
@@ -378,7 +382,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
-    ref = _ref(obj, "networking.istio.io/v1", "Gateway")
+    ref = _ref(obj, ISTIO_GATEWAYS.first_api_version, "Gateway")
     if not ann.is_opted_in(_annotations(obj)):
         c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
         return
@@ -522,15 +526,15 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
-    ref = _ref(obj, GATEWAY_API, "Gateway")
+    ref = _ref(obj, GATEWAY_API_GATEWAYS.first_api_version, "Gateway")
     if not ann.is_opted_in(_annotations(obj)):
         c.options(obj, ref, SourceKind.GATEWAY_API)
         return
-    if ref.api_version != GATEWAY_API:
+    if ref.api_version not in GATEWAY_APIS:
         c.problem(
             ref,
             Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {GATEWAY_API})",
+            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(GATEWAY_APIS))})",
         )
         return
     options = c.options(obj, ref, SourceKind.GATEWAY_API)
@@ -595,7 +599,7 @@ def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> No
     c.emit(ref, SourceKind.GATEWAY_API, options, groups)
 
 
-# -- default certificate -------------------------------------------------------------------
+# -- the config's own certificates (`certificates`, `defaultCertificate`) ------------------
 
 
 def _issuer_default_profile(config: Config, issuer: str) -> str | None:
@@ -603,26 +607,24 @@ def _issuer_default_profile(config: Config, issuer: str) -> str | None:
     return found.default_profile if found is not None else None
 
 
-def _default_certificate(c: _Collector) -> None:
-    dc = c.config.default_certificate
-    if dc is None:
-        return
-    c.candidates.append(
-        DesiredCertificate(
-            secret=dc.secret,
-            spec=CertificateSpec(
-                hosts=dc.hosts,
-                issuer=dc.issuer,
-                challenge=dc.challenge,
-                dns_provider=dc.dns_provider,
-                key_type=dc.key_type or c.config.renewal.key_type,
-                profile=dc.profile or _issuer_default_profile(c.config, dc.issuer),
-                renew_before=c.config.renewal.renew_before,
-            ),
-            source=default_certificate_source(c.config),
-            source_kind=SourceKind.DEFAULT_CERTIFICATE,
+def _config_certificates(c: _Collector) -> None:
+    for entry in c.config.certificates:
+        c.candidates.append(
+            DesiredCertificate(
+                secret=entry.secret,
+                spec=CertificateSpec(
+                    hosts=entry.hosts,
+                    issuer=entry.issuer,
+                    challenge=entry.challenge,
+                    dns_provider=entry.dns_provider,
+                    key_type=entry.key_type or c.config.renewal.key_type,
+                    profile=entry.profile or _issuer_default_profile(c.config, entry.issuer),
+                    renew_before=entry.renew_before or c.config.renewal.renew_before,
+                ),
+                source=config_certificate_source(c.config, entry.name),
+                source_kind=SourceKind.DEFAULT_CERTIFICATE,
+            )
         )
-    )
 
 
 # -- conflicts and result ------------------------------------------------------------------
@@ -699,6 +701,6 @@ def discover(
     _istio_file_mounts(c, file_mounts)
     for obj in _list(list(gateway_api_gateways)):
         _gateway_api(c, obj, grants)
-    _default_certificate(c)
+    _config_certificates(c)
     desired = _resolve(c, holders or {})
     return Discovery(desired=desired, problems=_bounded(c.problems))

@@ -157,8 +157,9 @@ def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | 
         return None
     return SourceProblem(
         d.source, OwnershipReasons.HOST_NOT_ALLOWED,
-        f"namespace {namespace} may not ask for {_names(outside)} "
-        "(tenants.hostPatterns in the config)")
+        f"namespace {namespace} may not ask for {_names(outside)}: the config's "
+        f"tenants.hostPatterns.{namespace} lists no pattern for it (add one, or set "
+        "tenants.allowAnyHost: true to let every namespace ask for any host)")
 
 
 def _claim_rank(d: DesiredCertificate, failing: Collection[SecretRef]

@@ -4,8 +4,8 @@ Another certbotk8s writer (`renew --once` beside the controller, an overlapping 
 replica) may store a fresh certificate between our read and our write. Overwriting it would
 throw away a good certificate and serve ours, which is no better. So the fresh Secret is kept
 when it holds a certificate other than the one we read and that certificate needs nothing (the
-renewal chain of core.renewal.policy, whose timing is core.renewal.moment's one decision, finds no
-reason).
+renewal chain of core.renewal.policy, whose timing is core.renewal.moment's one decision, finds
+no reason).
 """
 
 from __future__ import annotations
