@@ -8,7 +8,16 @@ kube-apiserver). Prints one JSON document:
 - throughput: 200 one-host Ingresses created in parallel -> the 200th Secret exists;
 - memory: VmRSS / VmHWM with 10,000 managed Secrets (self-signed, pre-created, controller
   restarted so its label-selected informer lists them all);
-- unrelated Secrets: VmRSS before/after adding unlabelled 1 MiB Secrets in another namespace.
+- unrelated Secrets: VmRSS before/after adding unlabelled 1 MiB Secrets in another namespace;
+- renew --once: wall seconds of `certbotk8s renew --once` over the latency namespace with nothing
+  due (the whole process: imports, one pass), and of its imports alone (`-X importtime`).
+
+Latency and throughput are measured `--repeat` times (default 3) in one controller process;
+each figure is the median of the repeats, and its noise the spread of the repeats. `guard`
+compares every figure with the last accepted one in bench/baseline.json (key
+`controller/<challenge>`; bench/guard.py): the ratio to it, and `regressed` when it is worse by
+more than the noise of either measurement (at least 5 %). `--accept` stores this run's figures
+as the new baseline.
 
 The controller serves HTTP-01 on the lab's port (5002), so only one may run on the machine:
 the script waits for the port to be free. Objects it creates are deleted at the end (the lab
@@ -16,6 +25,7 @@ has no namespace controller, so the namespaces stay).
 
 Usage: .venv/bin/python bench/controller.py [--runs 25] [--burst 200] [--managed 10000]
                                             [--unrelated 300] [--log /tmp/bench-controller.log]
+                                            [--repeat 3] [--challenge dns-01] [--accept]
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client import ApiClient  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
+from bench import guard  # noqa: E402
 from certbotk8s.adapters.kube.sources import load_api_client  # noqa: E402
 from certbotk8s.core.model import (  # noqa: E402
     CertificateSpec,
@@ -451,8 +462,9 @@ def measure_latency(api: ApiClient, namespace: str, runs: int) -> dict[str, Any]
     }
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU time used so far by each lab process and the controller (user + system)."""
+def cpu_seconds(controller: int) -> dict[str, float]:
+    """CPU time used so far by each lab process and the controller (`controller`: its pid;
+    other agents' controllers on the machine are not ours), user + system."""
     tick = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
     pids = {path.stem: int(path.read_text()) for path in (ROOT / ".lab" / "pids").glob("*.pid")}
@@ -465,18 +477,17 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         name = next((n for n, pid in pids.items() if pid == int(proc.name)), None)
-        if name is None and any(b"certbotk8s" in c and b"controller" in b" ".join(cmd)
-                                for c in cmd[:3]):
+        if name is None and int(proc.name) == controller and cmd:
             name = "controller"
         if name is not None:
             used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return used
 
 
-def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
-                       ) -> dict[str, Any]:
+def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int,
+                       controller: int) -> dict[str, Any]:
     watch = SecretWatch(api, namespace).start()
-    cpu_before = cpu_seconds()
+    cpu_before = cpu_seconds(controller)
     hosts = [f"tp-{uuid.uuid4().hex[:12]}.certbotk8s.test" for _ in range(count)]
     bodies = [ingress_body(f"tp-{i}", hosts[i], f"tp-{i}-tls") for i in range(count)]
     try:
@@ -486,7 +497,7 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int
         got = watch.wait_for([f"tp-{i}-tls" for i in range(count)], timeout=600)
     finally:
         watch.stop()
-    cpu_after = cpu_seconds()
+    cpu_after = cpu_seconds(controller)
     times = sorted(t - first for t in got.values())
     done = len(times)
     total = times[-1] if done == count else None
@@ -568,7 +579,13 @@ def main() -> None:
     parser.add_argument("--challenge", choices=("http-01", "dns-01"), default="http-01")
     parser.add_argument("--log", default="/tmp/bench-controller.log")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["latency", "throughput", "memory", "unrelated"])
+                        choices=["latency", "throughput", "memory", "unrelated", "renew"])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="latency series and bursts, each a figure's run (median, noise)")
+    parser.add_argument("--renew-runs", type=int, default=3)
+    parser.add_argument("--baseline", default=str(ROOT / "bench" / "baseline.json"))
+    parser.add_argument("--accept", action="store_true",
+                        help="store this run's figures as the new baseline")
     args = parser.parse_args()
     CHALLENGE["challenge"] = args.challenge
 
@@ -590,22 +607,38 @@ def main() -> None:
             results["start_empty"] = ctl.start("issue")
             wait_quiet(ctl)
             results["start_empty"].update(ctl.memory())
-            if "latency" not in args.skip:
-                ns = create_namespace(api, "bench-lat")
-                cleanup.append((ns, {"ingresses": True}))
-                log(f"latency: {args.runs} runs in {ns}")
-                results["latency"] = measure_latency(api, ns, args.runs)
-            if "throughput" not in args.skip:
-                ns = create_namespace(api, "bench-tp")
-                cleanup.append((ns, {"ingresses": True}))
-                log(f"throughput: {args.burst} Ingresses in {ns}")
-                served = api_requests(api)
-                results["throughput"] = measure_throughput(api, ns, args.burst, args.threads)
-                wait_quiet(ctl)  # the batched record and ledger writes land too
-                results["throughput"].update(per_certificate(served, api_requests(api),
-                                                             args.burst))
+            series: list[dict[str, Any]] = []
+            bursts: list[dict[str, Any]] = []
+            latency_ns = None
+            for repeat in range(args.repeat):
+                if "latency" not in args.skip:
+                    ns = create_namespace(api, "bench-lat")
+                    latency_ns = latency_ns or ns
+                    cleanup.append((ns, {"ingresses": True}))
+                    log(f"latency {repeat + 1}/{args.repeat}: {args.runs} runs in {ns}")
+                    series.append(measure_latency(api, ns, args.runs))
+                if "throughput" not in args.skip:
+                    ns = create_namespace(api, "bench-tp")
+                    cleanup.append((ns, {"ingresses": True}))
+                    log(f"throughput {repeat + 1}/{args.repeat}: {args.burst} Ingresses in {ns}")
+                    served = api_requests(api)
+                    burst = measure_throughput(api, ns, args.burst, args.threads, ctl.pid)
+                    wait_quiet(ctl)  # the batched record and ledger writes land too
+                    burst.update(per_certificate(served, api_requests(api), args.burst))
+                    burst["controller_cpu_s_per_certificate"] = round(
+                        burst["cpu_seconds_by_process"].get("controller", 0.0) / args.burst, 4)
+                    bursts.append(burst)
+            if series:
+                results["latency"] = combined(series, ("median_s", "p95_s", "min_s", "max_s"))
+            if bursts:
+                results["throughput"] = combined(bursts, (
+                    "certs_per_second", "seconds_to_last_secret", "api_writes_per_certificate",
+                    "api_requests_per_certificate", "controller_cpu_s_per_certificate"))
             results["after_issuing"] = ctl.memory()
             results["controller_exit_code_1"] = ctl.stop()
+            if "renew" not in args.skip and latency_ns is not None:
+                log(f"renew --once: {args.renew_runs} runs over {latency_ns} (nothing due)")
+                results["renew_once"] = measure_renew_once(env, latency_ns, args.renew_runs)
             for ns, kw in cleanup:  # controller stopped: nothing re-issues what we delete
                 delete_in(api, ns, **kw)
             cleanup.clear()
@@ -678,6 +711,8 @@ def main() -> None:
         results["etcd_after_cleanup"] = etcd_status()
         results["http01_port_bind_races"] = ctl.bind_races
 
+    results["guard"] = judge(results, Path(args.baseline), f"controller/{args.challenge}",
+                             args.accept)
     lat = results.get("latency", {})
     tp = results.get("throughput", {})
     mem = results.get("memory_10k", {})
@@ -697,6 +732,97 @@ def main() -> None:
                                     "ok": _lt(abs(un["rss_change_mb"]) if un else None, 10.0)},
     }
     print(json.dumps(results, indent=2))
+
+
+def combined(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Several runs of one measurement as one: each of `keys` the median of the runs (with
+    `<key>_runs` listing them); the rest of the median run (by the first key) kept."""
+    middle = sorted(runs, key=lambda r: r.get(keys[0]) or 0.0)[len(runs) // 2]
+    out = {**middle, "repeats": len(runs)}
+    for key in keys:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = round(statistics.median(values), 4) if values else None
+        out[f"{key}_runs"] = values
+    return out
+
+
+def measure_renew_once(env: dict[str, str], namespace: str, runs: int) -> dict[str, Any]:
+    """Wall seconds of whole `certbotk8s renew --once -n NAMESPACE` processes (nothing due),
+    and of the CLI's imports alone (`python -X importtime`, cumulative microseconds)."""
+    exe = str(ROOT / ".venv" / "bin" / "certbotk8s")
+    cmd = [exe, "--kubeconfig", env["CONTROLLER_KUBECONFIG"], "--config",
+           env["CERTBOTK8S_CONFIG"], "renew", "--once", "-n", namespace]
+    seconds: list[float] = []
+    codes: list[int] = []
+    peak = 0.0
+    for _ in range(runs):
+        started = now_s()
+        # /usr/bin/time reports the peak RSS of the command alone (the rusage of a child of
+        # this process would start from this process's own size, copied at fork).
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True,
+                              text=True, check=False)
+        seconds.append(round(now_s() - started, 3))
+        codes.append(done.returncode)
+        with contextlib.suppress(ValueError, IndexError):
+            peak = max(peak, int(done.stderr.strip().splitlines()[-1]) * 1024 / MB)
+    imports: list[float] = []
+    python = str(ROOT / ".venv" / "bin" / "python")
+    for _ in range(runs):
+        out = subprocess.run([python, "-X", "importtime", "-c", "import certbotk8s.cli"],
+                             capture_output=True, text=True, check=False).stderr
+        last = [line for line in out.splitlines() if line.endswith("| certbotk8s.cli")]
+        if last:
+            imports.append(round(int(last[-1].split("|")[1]) / 1e6, 3))
+    # What the load of the machine does not change: how many modules the CLI imports.
+    counted = subprocess.run([python, "-c", "import sys, certbotk8s.cli; print(len(sys.modules))"],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    return {"runs": runs, "exit_codes": codes, "median_s": statistics.median(seconds),
+            "all_s": seconds, "import_median_s": statistics.median(imports) if imports else None,
+            "import_all_s": imports, "modules_imported": int(counted) if counted else None,
+            "peak_rss_mb": round(peak, 1)}
+
+
+def figures_of(results: dict[str, Any]) -> dict[str, guard.Figure]:
+    """The guarded figures of one bench run: median and noise of each."""
+    out: dict[str, guard.Figure] = {}
+
+    def add(name: str, runs: list[Any] | None) -> None:
+        values = [v for v in runs or [] if v is not None]
+        if values:
+            out[name] = guard.summarize(values)
+
+    lat, tp = results.get("latency", {}), results.get("throughput", {})
+    add("latency_median_s", lat.get("median_s_runs"))
+    add("latency_p95_s", lat.get("p95_s_runs"))
+    add("throughput_certs_per_s", tp.get("certs_per_second_runs"))
+    add("api_writes_per_certificate", tp.get("api_writes_per_certificate_runs"))
+    add("api_requests_per_certificate", tp.get("api_requests_per_certificate_runs"))
+    add("controller_cpu_s_per_certificate", tp.get("controller_cpu_s_per_certificate_runs"))
+    add("rss_idle_mb", [results.get("start_empty", {}).get("VmRSS")])
+    add("rss_after_issuing_mb", [results.get("after_issuing", {}).get("VmRSS")])
+    mem = results.get("memory_10k", {})
+    add("rss_10k_managed_mb", [max(mem.get("after_first_reconciles", {}).get("VmHWM", 0),
+                                   mem.get("at_ready", {}).get("VmHWM", 0)) or None])
+    renew = results.get("renew_once", {})
+    add("renew_once_s", renew.get("all_s"))
+    add("renew_once_import_s", renew.get("import_all_s"))
+    add("renew_once_modules", [renew.get("modules_imported")])
+    add("renew_once_peak_rss_mb", [renew.get("peak_rss_mb")])
+    return out
+
+
+def judge(results: dict[str, Any], path: Path, key: str, accept: bool) -> dict[str, Any]:
+    """This run against the accepted baseline (bench/guard.py); `accept` stores it."""
+    figures = figures_of(results)
+    verdicts = guard.compare(figures, guard.load(path, key))
+    worse = guard.regressions(verdicts)
+    for line in worse:
+        log(f"REGRESSION {line}")
+    if accept:
+        guard.save(path, key, figures, f"accepted {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        log(f"baseline {key} in {path} replaced by this run's figures")
+    return {"baseline": f"{path.name}:{key}", "regressions": worse,
+            "figures": {v.name: v.as_json() for v in verdicts}}
 
 
 def _le(v: float | None, t: float) -> bool | None:

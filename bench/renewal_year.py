@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,6 +39,9 @@ def main() -> int:
     parser.add_argument("--revoked", type=int, default=None,
                         help="certificates revoked at once (default: 30 %% of the fleet)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cron-workers", type=int, default=4, help="renew --once --workers")
+    parser.add_argument("--cron-every-hours", type=float, default=12.0,
+                        help="the CronJob's schedule interval")
     args = parser.parse_args()
     revoked = args.revoked if args.revoked is not None else args.certificates * 3 // 10
     scale = args.days / 365
@@ -48,7 +52,8 @@ def main() -> int:
             certificates=args.certificates, days=args.days, mode=mode, seed=args.seed,
             revoked=revoked, revocation_day=150 * scale,
             outages=((75 * scale, 6.0), (260 * scale, 6.0)),
-            host_changes_per_day=5.0 * args.certificates / 10_000))
+            host_changes_per_day=5.0 * args.certificates / 10_000,
+            cron_workers=args.cron_workers, cron_every=timedelta(hours=args.cron_every_hours)))
         result.seconds = round(time.monotonic() - started, 1)
         print(json.dumps(as_json(result)), flush=True)
         ok &= result.expired == 0 and result.ca_refusals == 0 and \

@@ -444,7 +444,7 @@ class Simulation:
         if follow.backoff is Backoff.CLEAR:
             self.book.succeeded(ref)
         elif follow.backoff is Backoff.COUNT:
-            self.book.failed(ref, observed, now, str(result.error))
+            self.book.failed(ref, observed, now, str(result.error), cert.desired.spec)
         cert.quiet_until = None
 
     # -- events of the world --------------------------------------------------------------------
@@ -629,7 +629,8 @@ class ControllerSim(Simulation):
         down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
             if self.gate_until is not None else ()
         found = lifecycle.waits(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, self.now), hold=cert.hold,
+            ref, failure=self.book.failure_state(ref, observed, self.now, spec=cert.desired.spec),
+            hold=cert.hold,
             down=down), self.now)
         wake = lifecycle.wake_at(found)
         if wake is not None:
@@ -658,7 +659,8 @@ class ControllerSim(Simulation):
         down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
             if self.gate_until is not None else ()
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, self.now), hold=hold,
+            ref, failure=self.book.failure_state(ref, observed, self.now, spec=cert.desired.spec),
+            hold=hold,
             down=down, due=due), self.now)
         if wait is None:
             cert.hold = None
@@ -786,7 +788,7 @@ class CronJobSim(Simulation):
                 break
             ref = action.desired.secret
             wait = lifecycle.why_wait(lifecycle.OrderFacts(
-                ref, failure=self.book.failure_state(ref, seen, at),
+                ref, failure=self.book.failure_state(ref, seen, at, spec=action.desired.spec),
                 hold=self.book.check(action, seen, at),
                 down=(lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),)
                 if down else ()), at)

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
-from certbotk8s.adapters.http01.responder import Http01Responder
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
-from certbotk8s.adapters.kube.lease import LEADER_LEASE, active_holder
-from certbotk8s.adapters.kube.tokens import KubeTokenStore
-from certbotk8s.app.commands import completion, force
+from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.app.commands import completion, detail, force, output, plan_view, renew_now
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
 from certbotk8s.app.oneshot.pass_metrics import pass_summary, push_pass
-from certbotk8s.app.oneshot.run import PassReport, run_pass
+from certbotk8s.app.oneshot.run import run_pass
 from certbotk8s.app.orders import survey
-from certbotk8s.app.runtime import Runtime, build_runtime, read_config
+from certbotk8s.app.runtime import (
+    DEFAULT_CONTROLLER_NAMESPACE,
+    build_runtime,
+    config_from_cluster,
+    config_in_cluster,
+    read_config,
+)
 from certbotk8s.core.config.settings import Config, ConfigError
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
@@ -36,6 +40,7 @@ log = logging.getLogger("certbotk8s")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -90,10 +95,26 @@ def _global_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         return value if defaults else argparse.SUPPRESS
 
     p.add_argument("--kubeconfig", default=d(os.environ.get("KUBECONFIG")),
-                   help="kubeconfig file (default $KUBECONFIG, else in-cluster)")
+                   help="kubeconfig file (default $KUBECONFIG, else in-cluster, else "
+                        "~/.kube/config)")
+    p.add_argument("--context", default=d(None),
+                   help="kubeconfig context (default: the kubeconfig's current context)")
     p.add_argument("--config", default=d(os.environ.get("CERTBOTK8S_CONFIG")),
                    help="config file (default $CERTBOTK8S_CONFIG, else "
-                        "/etc/certbotk8s/config.yaml)")
+                        "/etc/certbotk8s/config.yaml when it exists, else the controller's "
+                        "ConfigMap read from the cluster)")
+    p.add_argument("--controller-namespace", metavar="NAMESPACE",
+                   default=d(os.environ.get("CERTBOTK8S_NAMESPACE",
+                                            DEFAULT_CONTROLLER_NAMESPACE)),
+                   help="where the controller's ConfigMap is read when no config file is "
+                        f"given (default $CERTBOTK8S_NAMESPACE, else "
+                        f"{DEFAULT_CONTROLLER_NAMESPACE})")
+    p.add_argument("--config-map", metavar="NAME", default=d(None),
+                   help="read the config from this ConfigMap (default, when no config file "
+                        "is given: the newest one labelled app.kubernetes.io/name=certbotk8s "
+                        "with a config.yaml key)")
+    p.add_argument("--debug", action="store_true", default=d(False),
+                   help="print the traceback of an unexpected error")
     p.add_argument("--log-level", type=_log_level, metavar="LEVEL",
                    default=d(os.environ.get("CERTBOTK8S_LOG_LEVEL", "INFO")),
                    help=f"one of {', '.join(LOG_LEVELS)} (default $CERTBOTK8S_LOG_LEVEL, "
@@ -152,9 +173,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="how long to wait for the controller's new certificate")
     revoke.add_argument("--lease-name", default=LEADER_LEASE,
                         help=f"the controller's Lease (default {LEADER_LEASE})")
-    command("plan", "show what a pass would do, changing nothing")
-    st = command("status", "table of managed certificates")
-    st.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    plan_cmd = command("plan", "show what a pass would do, changing nothing")
+    plan_cmd.add_argument("-o", "--output", choices=("table", *output.FORMATS), default="table",
+                          help="lines (default), or json/yaml for machines")
+    st = command("status", "table of managed certificates; status NAMESPACE/SECRET: one in "
+                           "detail")
+    st.add_argument("target", nargs="?", type=_target, metavar="NAMESPACE/SECRET",
+                    help="show this certificate in detail: wanted, held, renewal moment and "
+                         "why, last failure, next attempt, recent Events")
+    st.add_argument("-o", "--output", choices=("table", *output.FORMATS), default="table",
+                    help="table (default), or json/yaml with RFC 3339 times, numbers and "
+                         "reason codes")
     ctl = command("controller", "run the in-cluster controller (Deployment mode)", scoped=False)
     ctl.add_argument("--metrics-address", default="0.0.0.0",
                      help="address for /healthz, /readyz and /metrics")
@@ -174,8 +203,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command: an unexpected exception is one line and exit 1, never a traceback
+    (`--debug` prints it)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    except KeyboardInterrupt:
+        print("certbotk8s: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        print(printable(f"certbotk8s: unexpected error: {type(e).__name__}: {e}")[:500]
+              + ("" if args.debug else " (run with --debug for the traceback)"),
+              file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return EXIT_FAILED
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "completion":
         print(completion.script(parser, args.shell))
         return EXIT_OK
@@ -185,11 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("renew: give either --once or NAMESPACE/SECRET, not both")
     configure_logging(args.log_level, args.log_json)
     try:
-        config = read_config(args.config)
+        config = _config(args)
     except ConfigError as e:
         for line in e.errors:
             print(f"certbotk8s: invalid configuration: {line}", file=sys.stderr)
         return EXIT_CONFIG
+    except CertbotK8sError as e:
+        print(f"certbotk8s: {e}", file=sys.stderr)
+        return EXIT_FAILED
     for line in config.warnings:
         log.warning("configuration: %s", line)
     try:
@@ -213,46 +262,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILED
 
 
-def _serve_and_run(config: Config, api: ApiClient, shared_tokens: bool,
-                   run: Callable[[Runtime], PassReport]) -> PassReport | None:
-    """Run `run` with this process answering HTTP-01 (tokens shared when asked); None when the
-    HTTP-01 port cannot be bound (the error is printed)."""
-    shared: KubeTokenStore | None = None
-    if shared_tokens:
-        shared = KubeTokenStore(api, config.controller_namespace)
-        shared.start()
-    try:
-        runtime = build_runtime(config, api, tokens=shared)
-        http01 = config.solver.http01
-        try:
-            responder = Http01Responder(runtime.tokens, http01.listen_address, http01.port)
-        except OSError as e:
-            print(f"certbotk8s: cannot serve HTTP-01 on {http01.listen_address}:{http01.port}: "
-                  f"{e.strerror}", file=sys.stderr)
-            return None
-        with responder:
-            return run(runtime)
-    finally:
-        if shared is not None:
-            shared.stop()
+def _config(args: argparse.Namespace) -> Config:
+    """The config file; with none (a laptop), the controller's ConfigMap from the cluster."""
+    if not args.config_map and not config_in_cluster(args.config):
+        return read_config(args.config)
+    config, found = config_from_cluster(_api_client(args), args.controller_namespace,
+                                        args.config_map)
+    log.info("configuration from ConfigMap %s/%s", found.namespace, found.name)
+    return config
 
 
 def _api_client(args: argparse.Namespace) -> ApiClient:
-    """The API client of a one-shot command; refused at once (one line, exit 1) when the API
-    server cannot reach etcd, instead of every request waiting out its timeout."""
-    api = load_api_client(args.kubeconfig)
-    check_storage(api)
+    """The API client of a one-shot command (one per run); refused at once (one line, exit 1)
+    when the API server cannot reach etcd, instead of every request waiting out its timeout."""
+    api: ApiClient | None = getattr(args, "api_client", None)
+    if api is None:
+        api = load_api_client(args.kubeconfig, args.context)
+        check_storage(api)
+        args.api_client = api
     return api
-
-
-def _progress(line: str) -> None:
-    print(printable(line), flush=True)  # lines carry tenant-chosen names: no terminal escapes
 
 
 def _renew(config: Config, args: argparse.Namespace) -> int:
     api = _api_client(args)
-    report = _serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
-        runtime.deps, args.namespace, progress=_progress, workers=args.workers,
+    report = renew_now.serve_and_run(config, api, args.shared_tokens, lambda runtime: run_pass(
+        runtime.deps, args.namespace, progress=renew_now.progress, workers=args.workers,
         stop_after=timedelta(seconds=args.stop_after)))
     if report is None:
         return EXIT_FAILED
@@ -268,38 +302,9 @@ def _renew(config: Config, args: argparse.Namespace) -> int:
 
 
 def _renew_targets(config: Config, args: argparse.Namespace, targets: list[SecretRef]) -> int:
-    api = _api_client(args)
-    runtime = build_runtime(config, api)
-    failed = 0
-    for ref in targets:
-        force.managed_secret(runtime.deps.secrets, ref)
-    asked = {ref: force.request_renewal(runtime.deps.secrets, ref, force.now_utc())
-             for ref in targets}
-    holder = active_holder(api, config.controller_namespace, args.lease_name, force.now_utc())
-    pending = list(targets)
-    if holder is not None:
-        print(f"asked the controller ({holder} holds Lease {args.lease_name}) to renew "
-              f"{', '.join(map(str, targets))}", flush=True)
-        pending = []
-        for ref in targets:
-            if force.wait_for_renewal(runtime.deps.secrets, ref, asked[ref], args.timeout):
-                print(f"{ref}: renewed by the controller", flush=True)
-            else:
-                print(f"{ref}: the controller did not renew it within {args.timeout:g} s; "
-                      "renewing here", flush=True)
-                pending.append(ref)
-    if pending:
-        namespaces = sorted({r.namespace for r in pending})
-        report = _serve_and_run(config, api, args.shared_tokens or holder is not None,
-                                lambda rt: run_pass(rt.deps, namespaces, progress=_progress,
-                                                    only=pending))
-        if report is None:
-            return EXIT_FAILED
-        for ref in pending:
-            ok, message = force.describe(report, ref)
-            print(printable(f"{ref}: {'renewed' if ok else 'FAILED'}: {message}"), flush=True)
-            failed += 0 if ok else 1
-    return EXIT_FAILED if failed else EXIT_OK
+    done = renew_now.renew_targets(config, _api_client(args), targets, lease_name=args.lease_name,
+                                   timeout=args.timeout, shared_tokens=args.shared_tokens)
+    return EXIT_OK if done else EXIT_FAILED
 
 
 def _revoke(config: Config, args: argparse.Namespace) -> int:
@@ -325,29 +330,30 @@ def _revoke(config: Config, args: argparse.Namespace) -> int:
 def _plan(config: Config, args: argparse.Namespace) -> int:
     runtime = build_runtime(config, _api_client(args))
     current = survey(runtime.deps, args.namespace)
-    for problem in current.discovery.problems:
-        print(printable(f"refuse   {problem.source}: {problem.reason}: {problem.message}"))
-    for action in current.actions:
-        d = action.desired
-        when = ""
-        if action.next_renewal is not None:
-            when = f" (next renewal {action.next_renewal.strftime('%Y-%m-%d %H:%M UTC')})"
-        note = current.ari_problems.get(d.secret)
-        print(printable(f"{action.kind.value.lower():8} {d.secret} <- {d.source} "
-                        f"[{', '.join(d.spec.hosts)}]: {action.reason.message}{when}"
-                        + (f"; note: {note}" if note else "")))
-    if current.missing_apis:
-        print(f"note: the cluster does not serve {', '.join(current.missing_apis)}")
+    if args.output == "table":
+        for line in plan_view.lines(current):
+            print(line)
+    else:
+        print(output.render(plan_view.machine(current), args.output))
     return EXIT_OK
 
 
 def _status(config: Config, args: argparse.Namespace) -> int:
     runtime = build_runtime(config, _api_client(args))
+    if args.target is not None:
+        found = detail.collect(runtime, args.target)
+        if found is None:
+            print(f"certbotk8s: no source wants Secret {args.target} and certbotk8s holds no "
+                  "record of it", file=sys.stderr)
+            return EXIT_FAILED
+        print(detail.render_text(found) if args.output == "table"
+              else output.render(found, args.output))
+        return EXIT_OK
     rows = status_view.collect(runtime, args.namespace)
-    if args.output == "json":
-        print(json.dumps([r.as_dict() for r in rows], indent=2))
-    else:
+    if args.output == "table":
         print(status_view.render_table(rows))
+    else:
+        print(output.render([r.machine() for r in rows], args.output))
     return EXIT_OK
 
 

@@ -87,8 +87,8 @@ def test_renew_secret_now_without_a_controller(
 def test_renew_refuses_unknown_and_foreign_secrets(
     admin_api: ApiClient, namespace: str, cli: RunCli
 ) -> None:
-    run = cli("renew", f"{namespace}/nothing-here")
-    assert run.code == 1 and f"Secret {namespace}/nothing-here does not exist" in run.out
+    run = cli("renew", f"{namespace}/nothing-here", "--lease-name", "absent-none")
+    assert run.code == 1 and f"no source wants Secret {namespace}/nothing-here" in run.out
     core: Any = k8s.CoreV1Api(admin_api)
     core.create_namespaced_secret(namespace, {"metadata": {"name": "theirs"},
                                               "stringData": {"a": "b"}})

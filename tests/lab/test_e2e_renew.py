@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.core.pki import certs
-from certbotk8s.core.state import secret_meta
+from certbotk8s.core.state import ari_memory, secret_meta
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
-from .records_view import drop_record, record_of
+from .records_view import drop_record, record_of, set_record
 
 pytestmark = pytest.mark.lab
 
@@ -427,8 +427,9 @@ def test_status_and_plan_show_every_certificate(
     assert status.code == 0, status
     rows = yaml.safe_load(status.out[status.out.index("["):])
     row = next(r for r in rows if r["secret"] == f"{namespace}/site-tls")
-    assert row["hosts"] == host
-    assert row["not_after"] != "-" and row["next_renewal"] not in ("now", "never")
+    assert row["hosts"] == [host] and row["state"] == "scheduled"
+    not_after, renews = (secret_meta.parse_time(row[k]) for k in ("not_after", "next_renewal"))
+    assert not_after is not None and renews is not None and renews < not_after
     table = certbotk8s("status", "-n", namespace)
     assert "NEXT RENEWAL" in table.out and f"{namespace}/site-tls" in table.out
 
@@ -449,7 +450,8 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
     rows = yaml.safe_load(status.out[status.out.index("["):])
     row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
     # the next attempt, after the first backoff step
-    assert row["next_renewal"] not in ("now", "never") and "backing off" in row["why"]
+    assert (row["state"], row["wait"], row["failures"]) == ("waiting", "BackingOff", 1)
+    assert row["next_renewal"] == row["next_attempt"] and "backing off" in row["why"]
     assert "IssuanceFailed" in row["last_error"] and "rejectedIdentifier" in row["last_error"]
 
 
@@ -562,7 +564,7 @@ def test_unreachable_ca_gives_a_message_per_certificate(
     assert status.code == 0, status
     rows = _rows(status)
     row = next(r for r in rows if r["secret"] == f"{namespace}/noca-tls")
-    assert "ARI unavailable" in row["why"] and row["next_renewal"] not in ("now", "never")
+    assert "ARI unavailable" in row["why"] and row["state"] == "scheduled"
     run = certbotk8s("renew", "--once", "-n", namespace, config=str(broken))
     assert run.code == 0 and "ARI unavailable" in run.out, run  # nothing was due
 
@@ -584,6 +586,11 @@ def test_chosen_moment_is_kept_in_the_record_and_a_moved_window_picks_again(
     info = certs.certificate_info(base64.b64decode(secret.data["tls.crt"]))
     new_start, new_end = info.not_before + timedelta(days=4), info.not_before + timedelta(days=5)
     set_ari_window(lab, base64.b64decode(secret.data["tls.crt"]), new_start, new_end)
+    # the CA is asked again only after its Retry-After (the window is remembered in the record)
+    assert certbotk8s("renew", "--once", "-n", namespace).code == 0
+    assert record_of(admin_api, namespace, "moment-tls")[secret_meta.RENEWAL_MOMENT] == value
+    set_record(admin_api, namespace, "moment-tls", {  # the Retry-After has passed
+        ari_memory.ARI_NEXT_READ: secret_meta.format_time(datetime.now(UTC))})
     assert certbotk8s("renew", "--once", "-n", namespace).code == 0
     moved = record_of(admin_api, namespace, "moment-tls")
     at, _, start, end = moved[secret_meta.RENEWAL_MOMENT].split()
@@ -592,7 +599,8 @@ def test_chosen_moment_is_kept_in_the_record_and_a_moved_window_picks_again(
     status = certbotk8s("status", "-n", namespace, "-o", "json")
     rows = _rows(status)
     row = next(r for r in rows if r["secret"] == f"{namespace}/moment-tls")
-    assert "renewal window" in row["why"] and row["next_renewal"] == at[:16].replace("T", " ")
+    assert "renewal window" in row["why"] and row["next_renewal"] == at
+    assert row["reason"] == "InsideAriWindow"
 
 
 def test_a_lost_record_is_rebuilt_without_an_order_and_annotation_edits_change_nothing(
@@ -652,4 +660,4 @@ def test_renew_once_backs_off_per_secret_and_status_shows_it(
     for name in ("fails-tls", "never-tls"):
         row = next(r for r in rows if r["secret"] == f"{namespace}/{name}")
         assert "backing off after 1 failed" in row["why"], row
-        assert row["next_renewal"] not in ("now", "never")
+        assert row["state"] == "waiting" and row["next_renewal"] is not None

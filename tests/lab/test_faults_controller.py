@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from certbotk8s.core.pki import certs
+from certbotk8s.core.state.records import ORDER_URL
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
 from .controllers import (
@@ -27,6 +27,7 @@ from .controllers import (
     through_proxy,
     wait_for,
 )
+from .records_view import record_of
 from .tcpproxy import TcpProxy
 from .test_controller import Starter, _ingress, controllers  # and its fixture
 from .test_faults import fault
@@ -189,14 +190,13 @@ def _routes(api: ApiClient, hosts: list[str]) -> list[str]:
 
 
 def _recorded(api: ApiClient, namespace: str, names: list[str]) -> dict[str, str] | None:
-    store = read_secret(api, "certbotk8s", "certbotk8s-inflight-orders")
-    data = (store.data or {}) if store is not None else {}
+    """The order URL in flight of each `<name>-tls`, from the certificate records."""
     found = {}
     for name in names:
-        value = data.get(f"{namespace}_{name}-tls")
-        if not value:
+        url = record_of(api, namespace, f"{name}-tls").get(ORDER_URL)
+        if not url:
             return None
-        found[name] = yaml.safe_load(base64.b64decode(value).decode())["orderUrl"]
+        found[name] = url
     return found
 
 

@@ -1,5 +1,6 @@
 """The leader drops in-flight order records no order will resume (namespace gone or being
-deleted on the real API server, no source any more) and keeps the one an order may resume."""
+deleted on the real API server, no source any more) and keeps the one an order may resume:
+entries in the certificate records and in the Secret versions up to 0.1 kept them in."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube.inflight import InflightOrder, KubeInflightStore
 from certbotk8s.adapters.kube.namespaces import KubeNamespaces
+from certbotk8s.adapters.kube.records import KubeRecordStore
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state.inflight import NamespaceState
+from certbotk8s.core.state.records import ORDER_HOSTS, ORDER_URL
 
 from .conftest import Lab, read_secret
 from .controllers import wait_for
+from .records_view import record_of
 from .test_controller import Starter, controllers
 from .test_e2e_renew import Run, _ensure_namespace, _ingress, certbotk8s
 
@@ -44,20 +48,23 @@ def test_leader_drops_records_of_deleted_namespaces_and_gone_sources_only(
     _ingress(admin_api, namespace, "kept", {"tls": [{"hosts": [host], "secretName": "kept-tls"}]})
     issued = certbotk8s("renew", "--once", "-n", namespace)
     assert issued.code == 0, issued  # up to date: the controller places no order for it
-    store = KubeInflightStore(controller_api, "certbotk8s")
+    store = KubeInflightStore(controller_api, "certbotk8s")  # as 0.1 kept them
     entries = {SecretRef(doomed, "site-tls"): ("site.example.com",),
                SecretRef(never, "x-tls"): ("x.example.com",),
-               SecretRef(namespace, "orphan-tls"): ("orphan.example.com",),
                SecretRef(namespace, "kept-tls"): (host,)}
     for ref, hosts in entries.items():
         store.record(InflightOrder(ref, f"https://127.0.0.1:1/order/{ref.name}", hosts))
+    # ... and as this version keeps them: in the certificate records
+    records = KubeRecordStore(controller_api, "certbotk8s")
+    records.save({SecretRef(namespace, "orphan-tls"): {
+        ORDER_URL: "https://127.0.0.1:1/order/orphan", ORDER_HOSTS: "orphan.example.com"}})
     core.delete_namespace(doomed)
     # What this lab does (no namespace controller): the namespace stays, Terminating.
     namespaces = KubeNamespaces(controller_api)
     assert namespaces.state(doomed) is NamespaceState.TERMINATING
     assert namespaces.state(never) is NamespaceState.GONE
     assert namespaces.state(namespace) is NamespaceState.ACTIVE
-    stale = {f"{doomed}_site-tls", f"{never}_x-tls", f"{namespace}_orphan-tls"}
+    stale = {f"{doomed}_site-tls", f"{never}_x-tls"}
     kept = f"{namespace}_kept-tls"
     assert stale | {kept} <= _keys(admin_api)
 
@@ -65,6 +72,8 @@ def test_leader_drops_records_of_deleted_namespaces_and_gone_sources_only(
     ctl.wait_ready()
     wait_for(ctl.is_leader, 10, "leadership")
     wait_for(lambda: not (stale & _keys(admin_api)), 60, "the stale records removed")
+    wait_for(lambda: not record_of(admin_api, namespace, "orphan-tls"), 15,
+             "the stale entry of the certificate records removed")
     assert kept in _keys(admin_api)  # an order may still resume it
     value = (read_secret(admin_api, "certbotk8s", STORE).data or {})[kept]
     assert host in base64.b64decode(value).decode()  # untouched

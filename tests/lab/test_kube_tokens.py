@@ -95,6 +95,24 @@ def test_watch_propagates_put_and_delete(store_a: KubeTokenStore,
     store_a.delete(t)  # already gone: fine
 
 
+def test_a_delayed_delete_goes_with_the_next_put(controller_api: ApiClient,
+                                                 watcher_b: KubeTokenStore,
+                                                 secret_name: str) -> None:
+    # The controller's store: an ended order's token goes with the next order's write.
+    store = KubeTokenStore(controller_api, NAMESPACE, secret_name, delete_delay=60.0)
+    ended, nxt, alone = token(), token(), token()
+    store.put(ended, "an order that ended")
+    assert eventually(lambda: watcher_b.get(ended) == "an order that ended")
+    store.delete(ended)  # waits: nothing is written yet
+    store.put(nxt, "the next order")
+    assert eventually(lambda: watcher_b.get(nxt) == "the next order")
+    assert watcher_b.get(ended) is None  # removed by that same write
+    store.delete(alone)  # never put: its removal is a no-op write
+    store.delete(nxt)
+    store.flush_deletes()  # what the timer (or stop) sends when no put comes
+    assert eventually(lambda: watcher_b.get(nxt) is None)
+
+
 def test_watch_survives_secret_deletion(store_a: KubeTokenStore, watcher_b: KubeTokenStore,
                                         admin_api: ApiClient, secret_name: str) -> None:
     t1, t2 = token(), token()

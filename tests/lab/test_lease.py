@@ -156,7 +156,7 @@ def test_leader_that_loses_the_lease_stops_within_the_deadline(
 
 
 class _Failing:
-    """Stands in for the CoordinationV1Api: every call fails like an unreachable server."""
+    """Stands in for the elector's KubeRest: every call fails like an unreachable server."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def fail(*args: Any, **kwargs: Any) -> Any:
@@ -187,14 +187,14 @@ def test_leader_that_cannot_renew_stops_before_the_lease_expires(
     a = make_elector("a", health=contacts, on_stopped_leading=stopped.set)
     a.start()
     assert a.wait_for_leadership(5)
-    working = a._api
-    a._api = _Failing()
+    working = a._rest
+    a._rest = _Failing()  # type: ignore[assignment]
     cut = time.monotonic()
     wait_until(lambda: not a.is_leader(), timeout=DEADLINE + 0.5)
     assert time.monotonic() - cut <= DEADLINE + 0.1
     assert a._thread is not None and a._thread.is_alive()  # errors never kill the thread
     assert stopped.wait(2)
-    a._api = working
+    a._rest = working
     assert a.wait_for_leadership(5)  # the Lease still names a: it renews again
     assert a.takeover() == "the Lease still named this replica (no one took it meanwhile)"
     # The failed renewals were reported with their cause, then the contact again.

@@ -11,9 +11,9 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.inflight import KubeInflightStore
 from certbotk8s.app.controller.controller import Controller
 from certbotk8s.app.controller.order_runner import OrderRunner
+from certbotk8s.app.inflight import RecordedInflight
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import survey
 from certbotk8s.app.runtime import Runtime, build_runtime
@@ -42,7 +42,7 @@ def _run_once(runtime: Runtime, api: ApiClient, action: Action) -> None:
     """A fresh controller's runner takes `action` (as a reconcile pass hands it over) and
     finishes it; the informers are never started, so only the runner's own reads count."""
     controller = Controller(runtime.deps, api, Leader(), Metrics(process=False),
-                            KubeInflightStore(api, runtime.config.controller_namespace))
+                            RecordedInflight(runtime.deps.records))
     runner: OrderRunner = controller.runner
     runner.submit(action)
     runner.drain(grace=120)  # returns when the order has ended

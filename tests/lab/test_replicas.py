@@ -8,14 +8,15 @@ import functools
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 from certbotk8s.core.pki import certs
+from certbotk8s.core.state.records import ORDER_URL
 
 from .conftest import ROOT, Lab, read_secret, verify_chain
 from .controllers import ControllerProcess, cert_labels, wait_for
+from .records_view import record_of
 from .test_controller import Starter, _core, _ingress, _sans, controllers
 
 __all__ = ["controllers"]
@@ -78,10 +79,8 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     host = lab.host("takeover")
     _ingress(admin_api, namespace, "takeover", [host])
 
-    def recorded() -> str | None:
-        store = read_secret(admin_api, "certbotk8s", "certbotk8s-inflight-orders")
-        value = (store.data or {}).get(f"{namespace}_takeover-tls") if store else None
-        return base64.b64decode(value).decode() if value else None
+    def recorded() -> str | None:  # the order in flight, from the certificate records
+        return record_of(admin_api, namespace, "takeover-tls").get(ORDER_URL)
 
     networking: Any = k8s.NetworkingV1Api(admin_api)
 
@@ -91,8 +90,7 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
         return [i.metadata.name for i in listed.items
                 if host in [r.host for r in (i.spec.rules or [])]]
 
-    entry = wait_for(recorded, 15, "the in-flight order record")
-    order_url = yaml.safe_load(entry)["orderUrl"]
+    order_url = wait_for(recorded, 15, "the in-flight order record")
     # The order is recorded before its challenges are presented: kill only once B's routing
     # exists, so the successor really has a dead leader's routing to sweep.
     wait_for(routes, 15, "the leader's HTTP-01 routing")

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certbotk8s.adapters.acme.engine import OrderRequest
-from certbotk8s.adapters.kube.inflight import InflightOrder
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.controller.cert_state import StateTable
 from certbotk8s.app.controller.order_runner import OrderRunner
 from certbotk8s.app.controller.reconciler import Reconciler
+from certbotk8s.app.inflight import RecordedInflight
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
@@ -116,25 +116,6 @@ class HeldExecutor(Executor):
     def run(self) -> None:
         while self.held:
             self.held.pop(0)()
-
-
-class FakeInflight:
-    """adapters.kube.inflight.KubeInflightStore in memory: record/clear never fail."""
-
-    def __init__(self) -> None:
-        self.orders: dict[SecretRef, InflightOrder] = {}
-
-    def load(self) -> dict[SecretRef, InflightOrder]:
-        return dict(self.orders)
-
-    def record(self, order: InflightOrder) -> None:
-        self.orders[order.secret] = order
-
-    def clear(self, ref: SecretRef) -> None:
-        self.orders.pop(ref, None)
-
-    def remove_if_unchanged(self, order: InflightOrder) -> bool:
-        return self.orders.pop(order.secret, None) is not None
 
 
 # -- the cluster ------------------------------------------------------------------------------
@@ -435,7 +416,7 @@ class FakeController:
         self.schedule = Schedule()
         self.book = RenewalBook(world.config, self.records, world.ledger, jitter=lambda: 1.0)
         stopping = threading.Event()
-        loose: Any = (self.watch, self.schedule, FakeInflight())
+        loose: Any = (self.watch, self.schedule, RecordedInflight(self.records))
         self.runner = OrderRunner(self.deps, loose[0], self.states, loose[1], world.leader,
                                   self.metrics, loose[2], self.book, stopping, workers=1,
                                   foreign_pause=timedelta(minutes=5), gates=(),

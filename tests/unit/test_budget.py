@@ -51,16 +51,18 @@ def test_failure_state_lives_in_the_records_whether_the_secret_exists_or_not() -
     b = book(store, records)
     d = desired("a.example.com")
     observed = observed_for(d)
-    state = b.failed(d.secret, observed, NOW, "challenge failed")
-    assert state == FailureState(1, NOW + timedelta(minutes=1), "challenge failed")
+    state = b.failed(d.secret, observed, NOW, "challenge failed", d.spec)
+    assert (state.failures, state.next_attempt, state.last_error) == (
+        1, NOW + timedelta(minutes=1), "challenge failed")
     assert records.records[d.secret][secret_meta.FAILURES] == "1"
     # a Secret that does not exist yet: a restart still backs off
     missing = desired("b.example.com", secret=SecretRef("default", "b-tls"))
-    b.failed(missing.secret, None, NOW, "dns down")
+    b.failed(missing.secret, None, NOW, "dns down", missing.spec)
     again = book(store, records)
-    assert again.failure_state(missing.secret).waiting(NOW + timedelta(seconds=30))
+    assert again.failure_state(missing.secret, spec=missing.spec).waiting(
+        NOW + timedelta(seconds=30))
     again.succeeded(missing.secret)
-    assert not book(store, records).failure_state(missing.secret).waiting(NOW)
+    assert not book(store, records).failure_state(missing.secret, spec=None).waiting(NOW)
 
 
 def test_backoff_written_on_a_tenant_secret_decides_nothing() -> None:
@@ -70,7 +72,7 @@ def test_backoff_written_on_a_tenant_secret_decides_nothing() -> None:
     observed = observed_for(d)
     state = FailureState(9, NOW + timedelta(days=300), "forged")
     observed.recorded.update(secret_meta.failure_annotations(state, NOW))  # not the record
-    assert not book(FakeLedger()).failure_state(d.secret, observed).waiting(NOW)
+    assert not book(FakeLedger()).failure_state(d.secret, observed, spec=d.spec).waiting(NOW)
 
 
 def test_only_an_order_that_sends_replaces_is_exempt() -> None:
@@ -98,7 +100,7 @@ def test_a_next_attempt_written_by_a_clock_past_expiry_is_capped_when_read() -> 
     records.update(d.secret, secret_meta.failure_annotations(
         FailureState(4, ahead + timedelta(days=1), "boom"), ahead))
     kept = RenewalBook(make_config(), records, FakeLedger(), save_every=0)
-    state = kept.failure_state(d.secret, observed, now)
+    state = kept.failure_state(d.secret, observed, now, spec=d.spec)
     assert state.next_attempt == now + timedelta(hours=1)
     assert not state.waiting(now + timedelta(hours=1))
 

@@ -68,6 +68,25 @@ def test_every_cli_flag_is_documented() -> None:
         assert f"`{flag}" in text or f"{flag}" in text, flag
 
 
+def test_every_flag_choice_and_positional_of_a_command_is_documented() -> None:
+    """`-o table|json|yaml`, `--reason keyCompromise`, `status NAMESPACE/SECRET`: each value a
+    flag accepts and each positional argument appears on its command's line of cli.md."""
+    text = _text("cli.md")
+    (commands,) = [a for a in cli._parser()._actions
+                   if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in commands.choices.items():
+        lines = [line for line in text.splitlines() if line.startswith(f"| `{name}")]
+        assert lines, name
+        documented = "\n".join(lines).replace("\\|", "|")
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            for choice in action.choices or ():
+                assert f"{choice}" in documented, (name, action.dest, choice)
+            if not action.option_strings and action.metavar:
+                assert str(action.metavar) in documented, (name, action.metavar)
+
+
 def _shape_keys(node: config_shape.Shape) -> set[str]:
     """Every key the parser accepts (it takes them from core.config_shape)."""
     if isinstance(node, config_shape.Section):

@@ -205,3 +205,10 @@ def test_self_check_connects_only_inside_the_configured_networks(
         outside = Http01Solver(tokens, SelfCheck(port=responder.port, networks=("10.0.0.0/8",)))
         problem = outside._fetch(_challenge("127.0.0.1"))
         assert problem is not None and "outside solver.http01.selfCheckNetworks" in problem
+
+
+def test_a_taken_port_is_an_os_error_not_an_attribute_error(tokens: MemoryTokenStore) -> None:
+    # `renew NAMESPACE/SECRET` inside the controller's pod: the controller holds the port.
+    with Http01Responder(tokens, "127.0.0.1", 0) as taken, pytest.raises(OSError) as raised:
+        Http01Responder(tokens, "127.0.0.1", taken.port)
+    assert not isinstance(raised.value, AttributeError)

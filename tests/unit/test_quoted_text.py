@@ -70,15 +70,14 @@ def test_event_recorder_escapes_and_caps_whatever_it_is_given() -> None:
     class _Response:
         data = json.dumps({"metadata": {"name": "e"}})
 
-    class _Core:
-        def create_namespaced_event(self, namespace: str, body: dict[str, Any],
-                                    **_: Any) -> _Response:
+    class _Rest:
+        def post(self, path: str, body: dict[str, Any], *_: Any) -> _Response:
             posted.append(body)
             return _Response()
 
     recorder = KubeEventRecorder.__new__(KubeEventRecorder)
     KubeEventRecorder.__init__(recorder, None, instance="test")  # type: ignore[arg-type]
-    recorder._core = _Core()
+    recorder._rest = _Rest()  # type: ignore[assignment]
     recorder.record(ObjectRef("v1", "Ingress", "team-b", "web"), "Warning", "Test",
                     FORGED + "y" * 5000)
     message = posted[0]["message"]

@@ -23,8 +23,15 @@ from certbotk8s.core.budget import ledger as ledger_codec
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import ObservedSecret, SecretRef
-from certbotk8s.core.renewal.backoff import JITTER, FailureState, after_failure, capped_on_read
+from certbotk8s.core.model import CertificateSpec, ObservedSecret, SecretRef
+from certbotk8s.core.renewal.backoff import (
+    JITTER,
+    FailureState,
+    after_failure,
+    capped_on_read,
+    for_attempt,
+    spec_fingerprint,
+)
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.state import secret_meta
@@ -38,11 +45,15 @@ class LedgerStore(Protocol):
 
 
 class RenewalBook:
-    """Thread-safe; `flush` writes the ledger (throttled unless forced)."""
+    """Thread-safe; `flush` writes the ledger (throttled unless forced). `write_behind`: only
+    the owner's `flush` calls write it (the controller's 5 s flush, never an order's thread);
+    otherwise each change flushes when the throttle allows (a CronJob run)."""
 
     def __init__(self, config: Config, records: Records, ledger: LedgerStore | None, *,
                  save_every: float = 1.0,
-                 jitter: Callable[[], float] = lambda: random.uniform(*JITTER)) -> None:
+                 jitter: Callable[[], float] = lambda: random.uniform(*JITTER),
+                 write_behind: bool = False) -> None:
+        self._write_behind = write_behind
         self._config = config
         self._records = records
         self._store = ledger
@@ -105,34 +116,49 @@ class RenewalBook:
         with self._lock:
             self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
             self._dirty = True
-        self.flush()
+        if not self._write_behind:
+            self.flush()
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:
             self._ledger.failed_authz += [ratelimit.FailedAuthz(i, at) for i in identifiers]
             self._dirty = True
-        self.flush()
+        if not self._write_behind:
+            self.flush()
 
     # -- failure state --------------------------------------------------------------------------
 
     def failure_state(self, ref: SecretRef, observed: ObservedSecret | None = None,
-                      now: datetime | None = None) -> FailureState:
+                      now: datetime | None = None, *, spec: CertificateSpec | None,
+                      requested: datetime | None = None) -> FailureState:
         """`ref`'s failure state from its record, the next attempt capped by the life left
-        to the certificate `observed` holds at `now` (default: this clock), core.renewal.backoff."""
+        to the certificate `observed` holds at `now` (default: this clock), core.renewal.backoff.
+
+        With `spec` (the certificate about to be attempted): the state that holds that attempt
+        (`for_attempt`: none after a change of the spec, no wait after a renewal request, from
+        the Secret's request annotation or `requested`, the command's own request). Without:
+        the state as recorded (for counting)."""
         record = self._records.get(ref)
         info = observed.certificate if observed is not None else None
-        return capped_on_read(secret_meta.parse_failures(record), now or datetime.now(UTC),
-                              info.not_after if info is not None else None,
-                              secret_meta.parse_time(record.get(secret_meta.LAST_ERROR_AT, "")))
+        at = now or datetime.now(UTC)
+        state = capped_on_read(secret_meta.parse_failures(record), at,
+                               info.not_after if info is not None else None,
+                               secret_meta.parse_time(record.get(secret_meta.LAST_ERROR_AT, "")))
+        if spec is None:
+            return state
+        asked = [t for t in (requested, _requested(observed)) if t is not None and t <= at]
+        return for_attempt(state, spec_fingerprint(spec), max(asked, default=None))
 
     def failed(self, ref: SecretRef, observed: ObservedSecret | None, now: datetime,
-               message: str) -> FailureState:
-        """Record one more failure of `ref`; returns the new state (next attempt included).
-        The backoff never outlasts the certificate `observed` holds (core.renewal.backoff)."""
-        previous = self.failure_state(ref)
+               message: str, spec: CertificateSpec) -> FailureState:
+        """Record one more failure of `ref`'s attempt at `spec`; returns the new state (next
+        attempt included). The backoff never outlasts the certificate `observed` holds
+        (core.renewal.backoff)."""
+        previous = self.failure_state(ref, spec=None)
         info = observed.certificate if observed is not None else None
         state = after_failure(previous, now, message, self._jitter(),
-                              info.not_after if info is not None else None)
+                              info.not_after if info is not None else None,
+                              spec_fingerprint(spec))
         self._records.update(ref, secret_meta.failure_annotations(state, now))
         return state
 
@@ -158,3 +184,8 @@ class RenewalBook:
             log.warning("cannot write the renewal ledger: %s", e)
             with self._lock:
                 self._dirty = True
+
+
+def _requested(observed: ObservedSecret | None) -> datetime | None:
+    """The renewal request on the Secret (`certbotk8s renew NAMESPACE/SECRET`), if any."""
+    return secret_meta.parse_time(observed.renew_requested) if observed is not None else None

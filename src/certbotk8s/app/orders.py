@@ -557,7 +557,7 @@ def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action
             book.succeeded(ref)
             continue
         seen = observed if index == 0 else _read(deps, ref)
-        state = book.failed(ref, seen, now, outcome.message)
+        state = book.failed(ref, seen, now, outcome.message, action.desired.spec)
         log.warning("%s: attempt %d failed, next attempt at %s", ref, state.failures,
                     state.next_attempt)
 

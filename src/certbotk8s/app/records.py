@@ -102,9 +102,18 @@ class Records:
     # -- writing ----------------------------------------------------------------------------------
 
     def update(self, ref: SecretRef, values: Mapping[str, str | None]) -> None:
-        """Set these keys of `ref`'s record (None removes one); other keys stay."""
+        """Set these keys of `ref`'s record (None removes one); other keys stay. A record left
+        with no key is removed."""
+        self.update_if(ref, {}, values)
+
+    def update_if(self, ref: SecretRef, expected: Mapping[str, str],
+                  values: Mapping[str, str | None]) -> bool:
+        """`update` only while `ref`'s record holds every `expected` value (one step under the
+        lock: no other change comes between); whether it did."""
         with self._lock:
             before = self._table.get(ref, {})
+            if any(before.get(key) != value for key, value in expected.items()):
+                return False
             record = dict(before)
             for key, value in values.items():
                 if value is None:
@@ -112,9 +121,13 @@ class Records:
                 else:
                     record[key] = value
             if record != before:
-                self._table[ref] = record
+                if record:
+                    self._table[ref] = record
+                else:
+                    self._table.pop(ref, None)
                 self._dirty.add(ref)
         self._changed()
+        return True
 
     def replace(self, ref: SecretRef, record: Mapping[str, str]) -> None:
         with self._lock:

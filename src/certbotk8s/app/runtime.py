@@ -12,6 +12,7 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.http01.responder import MemoryTokenStore
 from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
+from certbotk8s.adapters.kube.configmaps import ConfigMapText, read_config_map
 from certbotk8s.adapters.kube.discovery import ServedVersions
 from certbotk8s.adapters.kube.ledger import KubeLedger
 from certbotk8s.adapters.kube.records import KubeRecordStore
@@ -31,6 +32,30 @@ from certbotk8s.core.config.settings import Config, ConfigError, load_config
 from certbotk8s.core.ports import EventRecorder, TokenStore
 
 DEFAULT_CONFIG_PATH = "/etc/certbotk8s/config.yaml"
+DEFAULT_CONTROLLER_NAMESPACE = "certbotk8s"  # manifests/base and the chart's documented install
+
+
+def config_in_cluster(path: str | None) -> bool:
+    """Whether the config is to be read from the cluster: no file named (flag or
+    $CERTBOTK8S_CONFIG) and none at the in-cluster path (a laptop, not the controller's pod)."""
+    return not (path or os.environ.get("CERTBOTK8S_CONFIG")) \
+        and not Path(DEFAULT_CONFIG_PATH).exists()
+
+
+def config_from_cluster(api: ApiClient, namespace: str, name: str | None
+                        ) -> tuple[Config, ConfigMapText]:
+    """The controller's config from its ConfigMap in `namespace` (adapters/kube/configmaps.py)."""
+    found = read_config_map(api, namespace, name)
+    if found is None:
+        which = f"ConfigMap {namespace}/{name}" if name else \
+            f"certbotk8s ConfigMap in namespace {namespace}"
+        raise ConfigError([f"no config file (--config, $CERTBOTK8S_CONFIG) and no {which} "
+                           "(--controller-namespace, --config-map)"])
+    try:
+        return load_config(found.text, namespace), found
+    except ConfigError as e:
+        raise ConfigError([f"ConfigMap {namespace}/{found.name}: {line}"
+                           for line in e.errors]) from e
 
 
 def read_config(path: str | None) -> Config:

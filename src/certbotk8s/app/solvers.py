@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from certbotk8s.adapters.dns.registry import build_solver
-from certbotk8s.adapters.dns.solver import DnsSolver
 from certbotk8s.adapters.http01.responder import Http01Solver, SelfCheck
 from certbotk8s.adapters.http01.routing import RoutedHttp01Solver
 from certbotk8s.core.config.settings import Config, SecretKeyRef
@@ -13,6 +12,9 @@ from certbotk8s.core.errors import DnsSolverError
 from certbotk8s.core.model import ChallengeType, DesiredCertificate, SourceKind
 from certbotk8s.core.ports import ChallengeSolver, RoutingPublisher, SecretStore, TokenStore
 from certbotk8s.core.renewal.waits import CappedWait
+
+if TYPE_CHECKING:  # the DNS adapters (dnspython) load with the first DNS-01 order or probe
+    from certbotk8s.adapters.dns.solver import DnsSolver
 
 
 class SolverFactory:
@@ -58,6 +60,8 @@ class SolverFactory:
         provider = self._config.dns_providers.get(name)
         if provider is None:
             raise DnsSolverError(f"DNS provider {name!r} is not configured")
+        from certbotk8s.adapters.dns.registry import build_solver
+
         return build_solver(provider, self._read_secret(provider.name),
                             self._config.solver.dns01, keep_going, wait)
 

@@ -19,6 +19,7 @@ as certbotk8s's, and deleted after the order. What the cluster must allow for it
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -27,11 +28,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import urllib3.exceptions
-from kubernetes import client
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, translate, unreachable
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import Op, translate, unreachable
 from certbotk8s.adapters.kube.discovery import ServedVersions
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import (
     Http01SolverError,
     KubeError,
@@ -118,6 +121,15 @@ def _kube_error(action: str, r: _Resource, name: str | None, namespace: str, e: 
     return KubeUnreachable(f"{op} failed: API server unreachable ({cause})", cause)
 
 
+def _json(response: Any) -> KubeObject:
+    """The JSON object of an answer (an empty one when the body is not an object)."""
+    try:
+        value = json.loads(response.data)
+    except (TypeError, ValueError):
+        return {}
+    return cast(KubeObject, value) if isinstance(value, dict) else {}
+
+
 def _status(e: ApiException) -> int:
     return int(e.status or 0)
 
@@ -136,14 +148,14 @@ class KubeRoutingPublisher:
 
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api_client: ApiClient,
         namespace: str,
         solver_service: str = "certbotk8s-solver",
         solver_port: int = 80,
         path_type: str = "ImplementationSpecific",
         served: ServedVersions | None = None,
     ) -> None:
-        self._api = client.CustomObjectsApi(api_client)
+        self._rest = KubeRest(api_client)
         # each routing type at the version the cluster serves (the table the sources use)
         self._served = served or ServedVersions(api_client)
         self._namespace = namespace
@@ -278,28 +290,25 @@ class KubeRoutingPublisher:
         A replace that loses a race (409) or finds the object deleted meanwhile (404) starts
         over; after three rounds the last error is raised.
         """
-        ns, api, timeout = self._namespace, self._api, REQUEST_TIMEOUT
+        ns = self._namespace
+        where = rest.path(r.api_version, r.plural, ns)
         verb = "create"
         last: ApiException | None = None
         for _ in range(3):
             try:
                 verb = "create"
                 try:
-                    return cast(KubeObject, api.create_namespaced_custom_object(
-                        r.group, r.version, ns, r.plural, body, _request_timeout=timeout))
+                    return _json(self._rest.post(where, body))
                 except ApiException as e:
                     if _status(e) != 409:
                         raise
                 verb = "read"
-                current = cast(KubeObject, api.get_namespaced_custom_object(
-                    r.group, r.version, ns, r.plural, name, _request_timeout=timeout))
+                current = _json(self._rest.get(f"{where}/{name}"))
                 meta = cast(dict[str, Any], current.get("metadata") or {})
                 new_meta = {**cast(dict[str, Any], body["metadata"]),
                             "resourceVersion": meta.get("resourceVersion")}
                 verb = "replace"
-                return cast(KubeObject, api.replace_namespaced_custom_object(
-                    r.group, r.version, ns, r.plural, name, {**body, "metadata": new_meta},
-                    _request_timeout=timeout))
+                return _json(self._rest.put(f"{where}/{name}", {**body, "metadata": new_meta}))
             except ApiException as e:
                 if verb == "create" or _status(e) not in (404, 409):
                     raise _kube_error(verb, r, name, ns, e) from e
@@ -334,17 +343,16 @@ class KubeRoutingPublisher:
                 continue
             r = _at(table, version)
             try:
-                listed = self._api.list_namespaced_custom_object(
-                    r.group, r.version, self._namespace, r.plural, label_selector=selector,
-                    _request_timeout=REQUEST_TIMEOUT)
+                listed = _json(self._rest.get(rest.path(r.api_version, r.plural, self._namespace),
+                                              (("labelSelector", selector),)))
             except ApiException as e:
                 if _status(e) == 404:
                     continue
                 raise _kube_error("list", r, None, self._namespace, e) from e
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 raise _kube_error("list", r, None, self._namespace, e) from e
-            items = listed.get("items") if isinstance(listed, dict) else None
-            for item in items or []:
+            items = listed.get("items")
+            for item in items if isinstance(items, list) else []:
                 found.append(ObjectRef(r.api_version, r.kind, self._namespace,
                                        str(item["metadata"]["name"])))
         self.remove(found)
@@ -355,9 +363,7 @@ class KubeRoutingPublisher:
         if r is None or ref.namespace != self._namespace:
             raise KubeError(f"refusing to delete {ref}: not an HTTP-01 routing object of ours")
         try:
-            self._api.delete_namespaced_custom_object(
-                r.group, r.version, ref.namespace, r.plural, ref.name,
-                _request_timeout=REQUEST_TIMEOUT)
+            self._rest.delete(rest.path(r.api_version, r.plural, ref.namespace, ref.name))
         except ApiException as e:
             if _status(e) != 404:
                 raise _kube_error("delete", r, ref.name, ref.namespace, e) from e

@@ -82,9 +82,11 @@ def micro_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def load_api_client(kubeconfig: str | None) -> ApiClient:
-    """An ApiClient from `kubeconfig` (or $KUBECONFIG), else from the in-cluster service account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG")
+def load_api_client(kubeconfig: str | None, context: str | None = None) -> ApiClient:
+    """An ApiClient from `kubeconfig` (or $KUBECONFIG; its `context`, default the current one),
+    else from the in-cluster service account, else (outside a pod, like kubectl) from
+    ~/.kube/config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG") or _home_kubeconfig(context)
     try:
         configuration = client.Configuration()
         # Workers, informers, the token store and the Lease share one client: a pool of 10
@@ -93,7 +95,8 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
         configuration.retries = NO_READ_RETRIES
         if path:
             config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, client_configuration=configuration, persist_config=False)
+                config_file=path, context=context or None,
+                client_configuration=configuration, persist_config=False)
         else:
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration)
@@ -101,7 +104,16 @@ def load_api_client(kubeconfig: str | None) -> ApiClient:
         return ApiClient(configuration=configuration)
     except (ConfigException, OSError, ValueError) as e:
         where = path or "in-cluster service account"
+        where += f" (context {context})" if context else ""
         raise KubeError(f"cannot load Kubernetes client configuration from {where}: {e}") from e
+
+
+def _home_kubeconfig(context: str | None) -> str | None:
+    """~/.kube/config when there is no in-cluster service account (a laptop) or a context is
+    asked for (only a kubeconfig has contexts)."""
+    home = os.path.expanduser(config.KUBE_CONFIG_DEFAULT_LOCATION)
+    outside = not os.environ.get("KUBERNETES_SERVICE_HOST")
+    return home if (context or outside) and os.path.exists(home) else None
 
 
 def _throttle_credential_refresh(configuration: client.Configuration, every: float = 30.0

@@ -19,19 +19,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    REQUEST_TIMEOUT,
     JsonDict,
     Op,
     micro_time,
     request,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.adapters.kube.watch import EVENTS, list_objects
 from certbotk8s.core.errors import KubeError
 from certbotk8s.core.model import ObjectRef
@@ -117,7 +117,7 @@ class KubeEventRecorder:
 
     def __init__(self, api_client: ApiClient, component: str = "certbotk8s",
                  instance: str | None = None) -> None:
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
         self._component = component
         self._instance = (instance or _default_instance())[:128]
         self._posted: OrderedDict[tuple[ObjectRef, str, str, str], _Posted] = OrderedDict()
@@ -160,9 +160,8 @@ class KubeEventRecorder:
         body = {"count": posted.count + 1, "lastTimestamp": _rfc3339(now)}
         patched = request(
             Op("patch", "events", posted.namespace, posted.name),
-            lambda: self._core.patch_namespaced_event(
-                posted.name, posted.namespace, body, _content_type=MERGE_PATCH,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
+            lambda: self._rest.patch(rest.path("v1", "events", posted.namespace, posted.name),
+                                     body, MERGE_PATCH),
         )
         if patched is None:
             return False
@@ -195,8 +194,8 @@ class KubeEventRecorder:
             "reportingInstance": self._instance,
         }
         op = Op("create", "events", obj.namespace, name)
-        created = request(op, lambda: self._core.create_namespaced_event(
-            obj.namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        created = request(op, lambda: self._rest.post(rest.path("v1", "events", obj.namespace),
+                                                      body))
         if created is None:
             raise KubeError(f"{op} failed: namespace {obj.namespace} not found")
         return _Posted(obj.namespace, name, 1, now, now)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.adapters.kube.client import MERGE_PATCH, REQUEST_TIMEOUT, Op, request
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import MERGE_PATCH, Op, request
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -45,16 +45,15 @@ def _key(ref: SecretRef) -> str:
 class KubeInflightStore:
     def __init__(self, api_client: ApiClient, namespace: str,
                  name: str = "certbotk8s-inflight-orders") -> None:
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.name = name
+        self._path = rest.secrets(namespace, name)
 
     def _patch(self, data: dict[str, str | None]) -> bool:
         body = {"data": data}
         done = request(Op("patch", "secrets", self.namespace, self.name),
-                       lambda: self._core.patch_namespaced_secret(
-                           self.name, self.namespace, body, _content_type=MERGE_PATCH,
-                           _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.patch(self._path, body, MERGE_PATCH))
         return done is not None
 
     def record(self, order: InflightOrder) -> None:
@@ -69,9 +68,7 @@ class KubeInflightStore:
                 "data": {_key(order.secret): encoded}}
         try:
             request(Op("create", "secrets", self.namespace, self.name),
-                    lambda: self._core.create_namespaced_secret(
-                        self.namespace, body, _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT))
+                    lambda: self._rest.post(rest.secrets(self.namespace), body))
         except KubeConflict:  # another process created it meanwhile
             self._patch({_key(order.secret): encoded})
 
@@ -80,9 +77,7 @@ class KubeInflightStore:
 
     def load(self) -> dict[SecretRef, InflightOrder]:
         secret = request(Op("get", "secrets", self.namespace, self.name),
-                         lambda: self._core.read_namespaced_secret(
-                             self.name, self.namespace, _preload_content=False,
-                             _request_timeout=REQUEST_TIMEOUT))
+                         lambda: self._rest.get(self._path))
         orders: dict[SecretRef, InflightOrder] = {}
         for key, value in ((secret or {}).get("data") or {}).items():
             namespace, _, name = str(key).partition("_")
@@ -103,9 +98,7 @@ class KubeInflightStore:
                 {"op": "remove", "path": path}]
         try:
             done = request(Op("patch", "secrets", self.namespace, self.name),
-                           lambda: self._core.patch_namespaced_secret(
-                               self.name, self.namespace, body, _content_type=JSON_PATCH,
-                               _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                           lambda: self._rest.patch(self._path, body, JSON_PATCH))
         except KubeError as e:
             if isinstance(e.__cause__, ApiException) and e.__cause__.status == 422:
                 return False  # the test failed: the entry changed or is gone

@@ -21,11 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     ApiContact,
     JsonDict,
@@ -34,6 +33,7 @@ from certbotk8s.adapters.kube.client import (
     micro_time,
     request,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict, KubeError
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class LeaseElector:
             raise ValueError("identity must not be empty")
         if not lease_duration > renew_deadline > retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
-        self._api: Any = client.CoordinationV1Api(api_client)
+        self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.name = name
         self.identity = identity
@@ -271,9 +271,8 @@ class LeaseElector:
             }
             op = Op("create", "leases", self.namespace, self.name)
             try:
-                created = request(op, lambda: self._api.create_namespaced_lease(
-                    self.namespace, lease, _preload_content=False,
-                    _request_timeout=self._timeout))
+                created = request(op, lambda: self._rest.post(
+                    self._path(None), lease, timeout=self._timeout))
             except KubeConflict:
                 return False  # another candidate created it first; read it next round
             if created is None:
@@ -333,9 +332,10 @@ class LeaseElector:
 
     def _get(self) -> JsonDict | None:
         return request(Op("get", "leases", self.namespace, self.name),
-                       lambda: self._api.read_namespaced_lease(
-                           self.name, self.namespace, _preload_content=False,
-                           _request_timeout=self._timeout))
+                       lambda: self._rest.get(self._path(self.name), timeout=self._timeout))
+
+    def _path(self, name: str | None) -> str:
+        return rest.path("coordination.k8s.io/v1", "leases", self.namespace, name)
 
     def _replace(self, current: JsonDict, spec: JsonDict) -> JsonDict | None:
         """Write `spec` at the resourceVersion of `current`; None when we lost the race."""
@@ -344,9 +344,8 @@ class LeaseElector:
                           "metadata": meta, "spec": {**(current.get("spec") or {}), **spec}}
         op = Op("update", "leases", self.namespace, self.name)
         try:
-            return request(op, lambda: self._api.replace_namespaced_lease(
-                self.name, self.namespace, body, _preload_content=False,
-                _request_timeout=self._timeout))
+            return request(op, lambda: self._rest.put(self._path(self.name), body,
+                                                      timeout=self._timeout))
         except KubeConflict:
             log.debug("Lease %s/%s: lost a write race", self.namespace, self.name)
             return None
@@ -372,10 +371,9 @@ def active_holder(api: ApiClient, namespace: str, name: str, now: datetime,
     our wall clock, so clock skew beyond `slack` can misjudge it; the caller falls back to acting
     itself when the controller does not answer in time.
     """
-    coordination = client.CoordinationV1Api(api)
     obj = request(Op("get", "leases", namespace, name),
-                  lambda: coordination.read_namespaced_lease(name, namespace,
-                                                             _preload_content=False))
+                  lambda: KubeRest(api).get(rest.path("coordination.k8s.io/v1", "leases",
+                                                      namespace, name)))
     spec = _record(obj)
     holder, renewed, duration = (spec.get("holderIdentity"), spec.get("renewTime"),
                                  spec.get("leaseDurationSeconds"))

@@ -14,10 +14,11 @@ import base64
 import json
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.client import MERGE_PATCH, REQUEST_TIMEOUT, Op, request
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import MERGE_PATCH, Op, request
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
@@ -26,16 +27,14 @@ LEDGER_NAME = "certbotk8s-renewal-ledger"
 
 class KubeLedger:
     def __init__(self, api_client: ApiClient, namespace: str, name: str = LEDGER_NAME) -> None:
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.name = name
 
     def load(self) -> dict[str, Any]:
         """Every key's decoded JSON value; a damaged value is left out (it only costs history)."""
         secret = request(Op("get", "secrets", self.namespace, self.name),
-                         lambda: self._core.read_namespaced_secret(
-                             self.name, self.namespace, _preload_content=False,
-                             _request_timeout=REQUEST_TIMEOUT))
+                         lambda: self._rest.get(rest.secrets(self.namespace, self.name)))
         values: dict[str, Any] = {}
         for key, value in ((secret or {}).get("data") or {}).items():
             try:
@@ -49,11 +48,7 @@ class KubeLedger:
         data = {key: (base64.b64encode(json.dumps(value, separators=(",", ":")).encode())
                       .decode() if value is not None else None)
                 for key, value in values.items()}
-        done = request(Op("patch", "secrets", self.namespace, self.name),
-                       lambda: self._core.patch_namespaced_secret(
-                           self.name, self.namespace, {"data": data},
-                           _content_type=MERGE_PATCH, _preload_content=False,
-                           _request_timeout=REQUEST_TIMEOUT))
+        done = self._patch(data)
         if done is not None:
             return
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -63,12 +58,11 @@ class KubeLedger:
                 "data": {k: v for k, v in data.items() if v is not None}}
         try:
             request(Op("create", "secrets", self.namespace, self.name),
-                    lambda: self._core.create_namespaced_secret(
-                        self.namespace, body, _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT))
+                    lambda: self._rest.post(rest.secrets(self.namespace), body))
         except KubeConflict:  # created meanwhile by another process
-            request(Op("patch", "secrets", self.namespace, self.name),
-                    lambda: self._core.patch_namespaced_secret(
-                        self.name, self.namespace, {"data": data},
-                        _content_type=MERGE_PATCH, _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT))
+            self._patch(data)
+
+    def _patch(self, data: dict[str, str | None]) -> dict[str, Any] | None:
+        return request(Op("patch", "secrets", self.namespace, self.name),
+                       lambda: self._rest.patch(rest.secrets(self.namespace, self.name),
+                                                {"data": data}, MERGE_PATCH))

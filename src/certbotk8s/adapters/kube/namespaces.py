@@ -8,25 +8,23 @@ failures raise `KubeError`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT, Op, request
+from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.client import Op, request
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.state.inflight import NamespaceState
 
 
 class KubeNamespaces:
     def __init__(self, api_client: ApiClient) -> None:
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
 
     def state(self, name: str) -> NamespaceState:
         try:
             found = request(Op("get", "namespaces", None, name),
-                            lambda: self._core.read_namespace(
-                                name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                            lambda: self._rest.get(rest.path("v1", "namespaces", None, name)))
         except KubeForbidden:
             return NamespaceState.UNKNOWN
         if found is None:

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    REQUEST_TIMEOUT,
     Op,
     request,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.adapters.kube.watch import SECRETS, list_core
 from certbotk8s.core.errors import KubeConflict
 from certbotk8s.core.model import SecretRef
@@ -43,7 +42,7 @@ def shard_name(index: int) -> str:
 class KubeRecordStore:
     def __init__(self, api_client: ApiClient, namespace: str, shards: int = rec.SHARDS) -> None:
         self._api = api_client
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.shards = shards
 
@@ -64,9 +63,7 @@ class KubeRecordStore:
         """`ref`'s record as stored now (one read of its shard); None when there is none."""
         name = shard_name(rec.shard_of(ref, self.shards))
         shard = request(Op("get", "secrets", self.namespace, name),
-                        lambda: self._core.read_namespaced_secret(
-                            name, self.namespace, _preload_content=False,
-                            _request_timeout=REQUEST_TIMEOUT))
+                        lambda: self._rest.get(rest.secrets(self.namespace, name)))
         data = (shard or {}).get("data")
         value = data.get(rec.entry_key(ref)) if isinstance(data, dict) else None
         return _decode(value) if value is not None else None
@@ -81,9 +78,8 @@ class KubeRecordStore:
 
     def _patch(self, name: str, data: dict[str, str | None]) -> bool:
         done = request(Op("patch", "secrets", self.namespace, name),
-                       lambda: self._core.patch_namespaced_secret(
-                           name, self.namespace, {"data": data}, _content_type=MERGE_PATCH,
-                           _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.patch(rest.secrets(self.namespace, name),
+                                                {"data": data}, MERGE_PATCH))
         return done is not None
 
     def _save_shard(self, name: str, data: dict[str, str | None]) -> None:
@@ -98,9 +94,7 @@ class KubeRecordStore:
                 "data": kept}
         try:
             request(Op("create", "secrets", self.namespace, name),
-                    lambda: self._core.create_namespaced_secret(
-                        self.namespace, body, _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT))
+                    lambda: self._rest.post(rest.secrets(self.namespace), body))
         except KubeConflict:  # created meanwhile by another process
             self._patch(name, data)
 

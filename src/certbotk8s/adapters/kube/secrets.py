@@ -13,18 +13,17 @@ import binascii
 import hashlib
 import logging
 import re
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    REQUEST_TIMEOUT,
     JsonDict,
     Op,
     request,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -92,15 +91,13 @@ class _SecretApi:
 
     def __init__(self, api_client: ApiClient, field_manager: str) -> None:
         self._api = api_client
-        self._core: Any = client.CoreV1Api(api_client)
-        self._field_manager = field_manager
+        self._rest = KubeRest(api_client)
+        self._manager = (("fieldManager", field_manager),)
 
     def get(self, namespace: str, name: str) -> JsonDict | None:
         return request(
             Op("get", "secrets", namespace, name),
-            lambda: self._core.read_namespaced_secret(
-                name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda: self._rest.get(rest.secrets(namespace, name)),
         )
 
     def put(self, namespace: str, name: str, secret_type: str, data: dict[str, bytes],
@@ -122,9 +119,8 @@ class _SecretApi:
                 "data": encoded,
             }
             op = Op("create", "secrets", namespace, name)
-            created = request(op, lambda: self._core.create_namespaced_secret(
-                namespace, body, field_manager=self._field_manager,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            created = request(op, lambda: self._rest.post(rest.secrets(namespace), body,
+                                                          self._manager))
             if created is None:
                 raise KubeError(f"{op} failed: namespace {namespace} not found")
             return str(created["metadata"]["resourceVersion"])
@@ -154,9 +150,8 @@ class _SecretApi:
             raise KubeError(f"Secret {namespace}/{name} has type {body['type']}, "
                             f"not {secret_type}; not replacing it")
         op = Op("update", "secrets", namespace, name)
-        replaced = request(op, lambda: self._core.replace_namespaced_secret(
-            name, namespace, body, field_manager=self._field_manager,
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+        replaced = request(op, lambda: self._rest.put(rest.secrets(namespace, name), body,
+                                                      self._manager))
         if replaced is None:
             raise KubeConflict(f"conflict: Secret {namespace}/{name} was deleted meanwhile")
         return str(replaced["metadata"]["resourceVersion"])
@@ -166,10 +161,8 @@ class _SecretApi:
         body = {"metadata": {"annotations": dict(annotations)}}
         request(
             Op("patch", "secrets", namespace, name),
-            lambda: self._core.patch_namespaced_secret(
-                name, namespace, body, field_manager=self._field_manager,
-                _content_type=MERGE_PATCH, _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT),
+            lambda: self._rest.patch(rest.secrets(namespace, name), body, MERGE_PATCH,
+                                     self._manager),
         )
 
 

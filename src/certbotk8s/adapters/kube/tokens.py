@@ -6,7 +6,11 @@ role `http01-tokens`), one data key per token, so any replica can answer any tok
 - `put` merge-patches `data[token]` (the API server applies merge patches atomically, so
   concurrent puts of different tokens from different replicas never lose one); it creates the
   Secret when it is missing and patches again when another replica created it first.
-- `delete` merge-patches `data[token]` to null; a missing Secret or token is success.
+- `delete` merge-patches `data[token]` to null; a missing Secret or token is success. With
+  `delete_delay` (the controller) the removal waits up to that long and rides on the next
+  `put`'s patch when one comes first (one write per token instead of two; a token of an
+  ended order is harmless for those seconds: its challenge is over). `flush_deletes` (and
+  `stop`) send what is waiting; a failed one is kept for the next `put` or flush.
 - `remove_stale` deletes the tokens already there at its previous call: called by the leader at
   an interval longer than any order may take, it clears what orders nobody finishes left (a
   leader killed mid-order whose successor ordered anew, a CronJob run that was killed).
@@ -31,18 +35,17 @@ import random
 import re
 import threading
 import time
-from typing import Any
 
-from kubernetes import client
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
-    REQUEST_TIMEOUT,
     JsonDict,
     Op,
     request,
 )
+from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.adapters.kube.watch import Informer, Key, WatchedResource
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -113,11 +116,16 @@ class KubeTokenStore:
         name: str = DEFAULT_SECRET_NAME,
         *,
         fallback_per_second: float = 20.0,
+        delete_delay: float = 0.0,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self._api = api_client
-        self._core: Any = client.CoreV1Api(api_client)
+        self._rest = KubeRest(api_client)
+        self._path = rest.secrets(namespace, name)
+        self._delete_delay = delete_delay
+        self._doomed: set[str] = set()  # deletions waiting for the next put or flush
+        self._flush_timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._cache: dict[str, str] = {}
         self._cache_rv: str | None = None
@@ -130,17 +138,53 @@ class KubeTokenStore:
     def put(self, token: str, key_authorization: str) -> None:
         _check(token)
         value = base64.b64encode(key_authorization.encode()).decode("ascii")
-        patched = self._patch({token: value})
-        if patched is None:
-            patched = self._create({token: value})
+        with self._lock:
+            doomed, self._doomed = self._doomed - {token}, set()
+        try:
+            patched = self._patch({**dict.fromkeys(doomed), token: value})
+            if patched is None:
+                patched = self._create({token: value})  # a new Secret: nothing to delete
+        except Exception:
+            self._keep_doomed(doomed)
+            raise
         self._apply(patched)
 
     def delete(self, token: str) -> None:
         _check(token)
-        patched = self._patch({token: None})
+        if self._delete_delay > 0:
+            with self._lock:
+                self._doomed.add(token)
+                if self._flush_timer is None:
+                    self._flush_timer = threading.Timer(self._delete_delay, self.flush_deletes)
+                    self._flush_timer.daemon = True
+                    self._flush_timer.start()
+            return
+        self._remove({token})
+
+    def flush_deletes(self) -> None:
+        """Send the deletions still waiting (`delete_delay`); a failure keeps them."""
+        with self._lock:
+            doomed, self._doomed = self._doomed, set()
+            self._flush_timer = None
+        if not doomed:
+            return
+        try:
+            self._remove(doomed)
+        except KubeError as e:
+            log.warning("token store: removing %d tokens failed (%s); trying again later",
+                        len(doomed), e)
+            self._keep_doomed(doomed)
+
+    def _keep_doomed(self, doomed: set[str]) -> None:
+        with self._lock:
+            self._doomed |= doomed
+
+    def _remove(self, tokens: set[str]) -> None:
+        patched = self._patch(dict.fromkeys(tokens))
         if patched is None:  # no Secret, so no token
             with self._lock:
-                self._cache.pop(token, None)
+                for token in tokens:
+                    self._cache.pop(token, None)
             return
         self._apply(patched)
 
@@ -209,7 +253,9 @@ class KubeTokenStore:
 
         A watch request still waiting for the API server's first answer cannot be interrupted;
         its daemon thread ends by itself when that answer comes and changes nothing here.
+        Deletions still waiting are sent first.
         """
+        self.flush_deletes()
         informer, self._informer = self._informer, None
         if informer is None:
             return
@@ -261,17 +307,13 @@ class KubeTokenStore:
 
     def _read(self) -> JsonDict | None:
         return request(Op("get", "secrets", self.namespace, self.name),
-                       lambda: self._core.read_namespaced_secret(
-                           self.name, self.namespace, _preload_content=False,
-                           _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.get(self._path))
 
     def _patch(self, data: dict[str, str | None]) -> JsonDict | None:
         body = {"data": data}
         return request(Op("patch", "secrets", self.namespace, self.name),
-                       lambda: self._core.patch_namespaced_secret(
-                           self.name, self.namespace, body, field_manager=FIELD_MANAGER,
-                           _content_type=MERGE_PATCH, _preload_content=False,
-                           _request_timeout=REQUEST_TIMEOUT))
+                       lambda: self._rest.patch(self._path, body, MERGE_PATCH,
+                                                (("fieldManager", FIELD_MANAGER),)))
 
     def _create(self, data: dict[str, str]) -> JsonDict:
         body: JsonDict = {
@@ -287,9 +329,8 @@ class KubeTokenStore:
         }
         op = Op("create", "secrets", self.namespace, self.name)
         try:
-            created = request(op, lambda: self._core.create_namespaced_secret(
-                self.namespace, body, field_manager=FIELD_MANAGER,
-                _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+            created = request(op, lambda: self._rest.post(
+                rest.secrets(self.namespace), body, (("fieldManager", FIELD_MANAGER),)))
         except KubeConflict:
             # another replica created it first: add our keys to theirs
             patched = self._patch(dict(data))

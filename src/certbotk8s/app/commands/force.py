@@ -4,7 +4,9 @@ Both record the request on the Secret (annotation RENEW_REQUESTED_AT, which the 
 `renewal_requested` turns into a renewal). When a controller holds the Lease, it sees the change
 through its watch and renews under its Lease and rate-limit budget; the command waits for the
 new certificate. With no controller (CronJob mode), or when the controller does not answer in
-time, the command renews that one certificate itself.
+time, the command renews that one certificate itself. A Secret that does not exist yet (never
+issued: nothing to annotate) is ordered by the command directly. Either way the request lifts
+the Secret's backoff for one attempt (core.renewal.backoff.for_attempt).
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ def managed_secret(secrets: SecretStore, ref: SecretRef) -> StoredSecret:
     if not secret_meta.is_managed(stored.labels):
         raise ForceError(f"Secret {ref} is not managed by certbotk8s; nothing done")
     return stored
+
+
+def existing_secret(secrets: SecretStore, ref: SecretRef) -> bool:
+    """Whether `ref` exists (then it must be managed: ForceError otherwise). A Secret that does
+    not exist yet was never issued: `renew` orders it directly."""
+    if secrets.read(ref.namespace, ref.name) is None:
+        return False
+    managed_secret(secrets, ref)
+    return True
 
 
 def request_renewal(secrets: SecretStore, ref: SecretRef, now: datetime) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 
 from certbotk8s.adapters.kube.client import failing_readiness_checks, not_ready_cause
 from certbotk8s.adapters.kube.discovery import ServedVersions
-from certbotk8s.adapters.kube.inflight import KubeInflightStore
 from certbotk8s.adapters.kube.namespaces import KubeNamespaces
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.controller.ari_refresh import AriRefresher
@@ -32,6 +31,7 @@ from certbotk8s.app.health.api_health import ApiHealth, ApiOutage
 from certbotk8s.app.health.ca_gate import CaGate
 from certbotk8s.app.health.dns_gate import DnsGate
 from certbotk8s.app.health.resolver_gate import ResolverGate
+from certbotk8s.app.inflight import InflightStore
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import LAST_ERROR, PassDeps
 from certbotk8s.core.errors import CertbotK8sError
@@ -52,7 +52,7 @@ class Controller:
         api: Any,
         elector: LeaderElection,
         metrics: Metrics,
-        inflight: KubeInflightStore,
+        inflight: InflightStore,
         *,
         on_leading: Callable[[], object] | None = None,
         workers: int = 16,
@@ -87,7 +87,7 @@ class Controller:
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.dns = DnsGate(deps.config, deps.solvers, deps.events, metrics, self.watch.wake.set)
         self.resolver = ResolverGate(deps.config, deps.events, metrics, self.watch.wake.set)
-        self.book = RenewalBook(deps.config, deps.records, deps.ledger)
+        self.book = RenewalBook(deps.config, deps.records, deps.ledger, write_behind=True)
         self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
                                   metrics, inflight, self.book, self._stopping,
                                   workers=workers,
@@ -164,9 +164,11 @@ class Controller:
 
     def _take_up_leadership(self) -> None:
         try:
+            # Its certificate records first (claims, history, ... and the orders in flight).
+            records_read = self.deps.records.load()
             resumable = self.runner.load_resumable()
             self.book.load()  # orders the previous leader recorded
-            if not self.deps.records.load():  # its certificate records: claims, history, ...
+            if not records_read:
                 raise CertbotK8sError("the certificate records could not be read")
             if resumable:
                 log.info("leading: %d interrupted orders to continue", resumable)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 
-from certbotk8s.adapters.kube.inflight import KubeInflightStore
+from certbotk8s.app.inflight import InflightStore
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state.inflight import NamespaceState, StaleOrder, stale_orders
@@ -20,7 +20,7 @@ from certbotk8s.core.state.inflight import NamespaceState, StaleOrder, stale_ord
 log = logging.getLogger(__name__)
 
 
-def sweep_inflight(store: KubeInflightStore, namespace_state: Callable[[str], NamespaceState],
+def sweep_inflight(store: InflightStore, namespace_state: Callable[[str], NamespaceState],
                    desired: Mapping[SecretRef, tuple[str, ...]],
                    busy: Callable[[], Collection[SecretRef]],
                    scope: Collection[str] = ()) -> list[StaleOrder]:

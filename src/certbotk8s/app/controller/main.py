@@ -18,6 +18,7 @@ from certbotk8s.adapters.kube.tokens import KubeTokenStore
 from certbotk8s.app.controller.controller import Controller
 from certbotk8s.app.controller.http_server import ControllerHttpServer
 from certbotk8s.app.event_queue import QueuedEventRecorder
+from certbotk8s.app.inflight import RecordedInflight
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.runtime import build_runtime
 from certbotk8s.core.config.settings import Config
@@ -50,8 +51,9 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
 
     metrics = Metrics()
-    api = load_api_client(args.kubeconfig)
-    tokens = KubeTokenStore(api, config.controller_namespace)
+    api = load_api_client(args.kubeconfig, args.context)
+    # A finished order's token goes with the next order's token write (or within 2 s).
+    tokens = KubeTokenStore(api, config.controller_namespace, delete_delay=2.0)
     runtime = build_runtime(
         config, api, tokens=tokens, observer=metrics.observe_acme,
         account_metric=metrics.account_recovery,
@@ -74,8 +76,11 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
             log.info("removed %d HTTP-01 routing objects left by a previous leader",
                      len(removed))
 
-    controller = Controller(runtime.deps, api, elector, metrics,
-                            KubeInflightStore(api, config.controller_namespace),
+    # Orders in flight live in the certificate records; orders an earlier version left in
+    # its own Secret are read (and cleared there) too.
+    inflight = RecordedInflight(runtime.deps.records,
+                                legacy=KubeInflightStore(api, config.controller_namespace))
+    controller = Controller(runtime.deps, api, elector, metrics, inflight,
                             on_leading=sweep, workers=args.workers,
                             namespaces=args.namespace, identity=identity,
                             served=runtime.served,

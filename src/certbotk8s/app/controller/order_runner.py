@@ -12,12 +12,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from certbotk8s.adapters.kube.inflight import InflightOrder, KubeInflightStore
+from certbotk8s.adapters.kube.inflight import InflightOrder
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.controller.cert_state import StateTable, update_hold_gauges
 from certbotk8s.app.controller.schedule import WakeSchedule
 from certbotk8s.app.controller.watch import Watch
 from certbotk8s.app.health.outage_gate import OutageGate
+from certbotk8s.app.inflight import InflightStore
 from certbotk8s.app.isolation import InternalError, report_internal
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import (
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 # published) is tried again this soon, and at once when the API server is back or this replica
 # leads again.
 API_RETRY = timedelta(seconds=10)
+# A namespace found active is not asked about again for this long: a burst of orders in one
+# namespace costs one GET, not one per order. One deleted meanwhile only makes the Secret
+# write fail (the API server refuses it), as when it is deleted during an order.
+ACTIVE_NAMESPACE_TTL = 30.0
 
 
 @dataclass
@@ -71,7 +76,7 @@ class OrderRunner:
     """Runs ISSUE/RENEW actions on worker threads; only ever on the leader."""
 
     def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
-                 elector: LeaderElection, metrics: Metrics, inflight: KubeInflightStore,
+                 elector: LeaderElection, metrics: Metrics, inflight: InflightStore,
                  book: RenewalBook, stopping: threading.Event, *, workers: int,
                  foreign_pause: timedelta, gates: tuple[OutageGate, ...],
                  namespace_state: Callable[[str], NamespaceState] | None = None,
@@ -82,6 +87,7 @@ class OrderRunner:
         self.gates = gates  # hold orders while their CA or DNS server is down
         self._namespace_state = namespace_state
         self._deleting: dict[str, float] = {}  # namespace -> monotonic time to ask again
+        self._active: dict[str, float] = {}  # namespace -> monotonic time to ask again
         self._stopping = stopping
         self._foreign_pause = foreign_pause
         self._lock = threading.RLock()
@@ -195,7 +201,8 @@ class OrderRunner:
         now = self.deps.clock()
         for action in job.actions:
             ref = action.desired.secret
-            state = self.book.failed(ref, self.watch.observed(ref), now, str(error))
+            state = self.book.failed(ref, self.watch.observed(ref), now, str(error),
+                                     action.desired.spec)
             if state.next_attempt is not None:
                 self.schedule.at(ref, state.next_attempt)
 
@@ -248,7 +255,8 @@ class OrderRunner:
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
         hold = self.book.check(fresh if due else first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now), hold=hold,
+            ref, failure=self.book.failure_state(ref, observed, now, spec=first.desired.spec),
+            hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
             foreign=observed is not None and not observed.managed, due=due,
@@ -351,7 +359,7 @@ class OrderRunner:
         record_follow_up(self.deps, self.book, job.actions, observed, outcome, follow, now)
         if follow.backoff is Backoff.COUNT:
             for action in job.actions:
-                failure = self.book.failure_state(action.desired.secret, None)
+                failure = self.book.failure_state(action.desired.secret, None, spec=None)
                 # Ready False now for a certificate that never arrived, not at the next pass.
                 self.metrics.mark_failed(action.desired.secret.namespace,
                                          action.desired.secret.name, failure.failures,
@@ -375,6 +383,9 @@ class OrderRunner:
             return False
         if self.namespace_deleting(ref.namespace):
             return True
+        with self._lock:
+            if self._active.get(ref.namespace, 0.0) > time.monotonic():
+                return False
         try:
             found = self._namespace_state(ref.namespace)
         except CertbotK8sError as e:
@@ -382,6 +393,9 @@ class OrderRunner:
                         ref.namespace, e)
             return False
         if found not in (NamespaceState.TERMINATING, NamespaceState.GONE):
+            if found is NamespaceState.ACTIVE:
+                with self._lock:
+                    self._active[ref.namespace] = time.monotonic() + ACTIVE_NAMESPACE_TTL
             return False
         log.info("%s: namespace %s is being deleted; no order (the API server refuses new "
                  "Secrets there)", ref, ref.namespace)

@@ -62,7 +62,8 @@ class Reconciler:
                       partial(self._handle, action, observed.get(action.desired.secret), now),
                       partial(self._failed, action))
         failures = {a.desired.secret: self.book.failure_state(
-            a.desired.secret, observed.get(a.desired.secret)).failures for a in actions}
+            a.desired.secret, observed.get(a.desired.secret), spec=a.desired.spec).failures
+            for a in actions}
         self.metrics.publish_certificates(certificate_rows(
             actions, observed, found.problems, failures, now, self.schedule.scheduled()))
 
@@ -99,7 +100,8 @@ class Reconciler:
             return
         state = self.states.view(ref)
         found = lifecycle.waits(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now), hold=state.hold,
+            ref, failure=self.book.failure_state(ref, observed, now, spec=action.desired.spec),
+            hold=state.hold,
             down=tuple(d for gate in self.runner.gates if (d := gate.down(action)) is not None),
             leading=leading, namespace_deleting=self.runner.namespace_deleting(ref.namespace),
             foreign_until=state.foreign_until), now)

@@ -69,12 +69,15 @@ class PassReport:
 def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
              progress: Progress = lambda line: None,
              only: Collection[SecretRef] = (), *, workers: int = 1,
-             stop_after: timedelta | None = None) -> PassReport:
+             stop_after: timedelta | None = None,
+             requested: datetime | None = None) -> PassReport:
     """Issue or renew everything due, the most urgent first (core.renewal.urgency), up to
     `workers` orders at a time, and report. The same budget and backoff as the controller
     (kept on the cluster) decide whether an order may go. After `stop_after` no new order
     starts (running ones finish): what is left is reported as deferred.
-    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`)."""
+    `only` limits the pass to the certificates of these Secrets (`renew NAMESPACE/SECRET`);
+    `requested`: when they were asked for, so a backoff does not hold them (one attempt each,
+    core.renewal.backoff.for_attempt), a Secret that does not exist yet included."""
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
@@ -97,7 +100,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     outages.probe_cas(a for a in current.actions
                       if a.kind in (ActionKind.ISSUE, ActionKind.RENEW))
     run = _Run(deps, book, current, outages, progress, len(current.actions),
-               now + stop_after if stop_after is not None else None)
+               now + stop_after if stop_after is not None else None, requested)
     # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent
     # behind. Each certificate is one worker's; the pool only bounds how many go at once.
     urgent = list(enumerate(by_urgency(current.actions, current.observed, now), 1))
@@ -117,9 +120,11 @@ class _Run:
     """One pass's shared parts, handed to each worker."""
 
     def __init__(self, deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
-                 progress: Progress, total: int, stop_at: datetime | None) -> None:
+                 progress: Progress, total: int, stop_at: datetime | None,
+                 requested: datetime | None = None) -> None:
         self.deps, self.book, self.current, self.outages = deps, book, current, outages
         self.progress, self.total, self.stop_at = progress, total, stop_at
+        self.requested = requested
         self.placing = threading.Lock()  # budget check + new order: one step across workers
 
     def one(self, numbered: tuple[int, Action]) -> Outcome:
@@ -133,7 +138,8 @@ class _Run:
             outcome = contained(d, "handling",
                                 partial(_pass_one, self.deps, self.book, self.current,
                                         self.outages, action, partial(_labelled, self.progress,
-                                                                      label), self.placing),
+                                                                      label), self.placing,
+                                        self.requested),
                                 partial(internal_outcome, self.deps, action))
         status = "ok" if outcome.ok else "DEFERRED" if outcome.deferred else "FAILED"
         self.progress(f"{label}: {status}: {outcome.message}")
@@ -162,7 +168,8 @@ def _labelled(progress: Progress, label: str, line: str) -> None:
 
 
 def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
-              action: Action, progress: Progress, placing: threading.Lock) -> Outcome:
+              action: Action, progress: Progress, placing: threading.Lock,
+              requested: datetime | None = None) -> Outcome:
     """One certificate of `run_pass`."""
     d = action.desired
     observed = current.observed.get(d.secret)
@@ -170,13 +177,14 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages, placing)
+        return ordered(deps, book, action, observed, outages, placing, requested)
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             observed: ObservedSecret | None, outages: PassOutages | None = None,
-            placing: threading.Lock | None = None) -> Outcome:
+            placing: threading.Lock | None = None,
+            requested: datetime | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
     outages), the order, and core.renewal.after_order's follow-up in the records.
     `placing` makes the budget check and the new order one step across the pass's workers:
@@ -187,7 +195,8 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         now = deps.clock()
         blocked = outages.blocked(action) if outages is not None else None
         facts = lifecycle.OrderFacts(
-            ref, failure=book.failure_state(ref, observed, now),
+            ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
+                                            requested=requested),
             hold=book.check(action, observed, now),
             down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
         wait = lifecycle.why_wait(facts, now)

@@ -238,7 +238,9 @@ NEXT_ATTEMPT = "certbotk8s.io/next-attempt"
 LAST_ERROR = "certbotk8s.io/last-error"
 LAST_ERROR_AT = "certbotk8s.io/last-error-at"
 LAST_ERROR_MAX = 1000
-FAILURE_KEYS = (FAILURES, NEXT_ATTEMPT, LAST_ERROR, LAST_ERROR_AT)
+FAILED_SPEC = "certbotk8s.io/failed-spec"
+"""The fingerprint of the certificate the failures were for (core.renewal.backoff)."""
+FAILURE_KEYS = (FAILURES, NEXT_ATTEMPT, LAST_ERROR, LAST_ERROR_AT, FAILED_SPEC)
 
 
 def parse_failures(annotations: Mapping[str, str]) -> FailureState:
@@ -248,14 +250,18 @@ def parse_failures(annotations: Mapping[str, str]) -> FailureState:
     except ValueError:
         failures = 0
     next_attempt = parse_time(annotations.get(NEXT_ATTEMPT, "")) if failures else None
-    return FailureState(failures, next_attempt, annotations.get(LAST_ERROR, ""))
+    spec = annotations.get(FAILED_SPEC, "")
+    return FailureState(failures, next_attempt, annotations.get(LAST_ERROR, ""),
+                        spec if len(spec) <= 64 else "",
+                        parse_time(annotations.get(LAST_ERROR_AT, "")) if failures else None)
 
 
 def failure_annotations(state: FailureState, now: datetime) -> dict[str, str]:
-    """Annotations recording `state` (all four, so a success can clear them by value)."""
+    """Annotations recording `state` (all of them, so a success can clear them by value)."""
     return {
         FAILURES: str(state.failures),
         NEXT_ATTEMPT: format_time(state.next_attempt) if state.next_attempt else "",
         LAST_ERROR: state.last_error[:LAST_ERROR_MAX],
         LAST_ERROR_AT: format_time(now),
+        FAILED_SPEC: state.spec,
     }

@@ -1,0 +1,1 @@
+"""Benchmarks (scripts that print JSON); bench.guard compares their figures with baseline.json."""
