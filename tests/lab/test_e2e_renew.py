@@ -510,7 +510,7 @@ def test_shared_tokens_go_through_the_token_secret(
 # --- renewal decision, backoff, repair (issue 9) -------------------------------------------
 
 
-def _rows(run: Run) -> list[dict[str, str]]:
+def _rows(run: Run) -> list[dict[str, Any]]:
     """`status -o json` rows (log lines on stderr may follow the document)."""
     rows, _ = json.JSONDecoder().raw_decode(run.out[run.out.index("["):])
     return list(rows)
