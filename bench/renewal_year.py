@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--revoked", type=int, default=None,
                         help="certificates revoked at once (default: 30 %% of the fleet)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cron-workers", type=int, default=4, help="renew --once --workers")
+    parser.add_argument("--cron-workers", type=int, default=16, help="renew --once --workers")
     parser.add_argument("--cron-every-hours", type=float, default=12.0,
                         help="the CronJob's schedule interval")
     args = parser.parse_args()

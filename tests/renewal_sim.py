@@ -106,7 +106,7 @@ class SimConfig:
     cron_every: timedelta = timedelta(hours=12)
     cron_deadline: timedelta = timedelta(seconds=3600)  # activeDeadlineSeconds
     cron_stop_after: timedelta = timedelta(seconds=3000)  # renew --once --stop-after
-    cron_workers: int = 4  # renew --once --workers
+    cron_workers: int = 16  # renew --once --workers
     probe_after: timedelta = timedelta(seconds=30)  # the CA gate sees the CA back this late
     seed: int = 1
 

@@ -150,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
                             "controller replicas behind the same solver Service answer them too")
     renew.add_argument("--pushgateway", metavar="URL",
                        help="push the pass's metrics to this Prometheus Pushgateway")
-    renew.add_argument("--workers", type=_positive(int), default=4,
-                       help="--once: orders in parallel, the most urgent first (default 4)")
+    renew.add_argument("--workers", type=_positive(int), default=16,
+                       help="--once: orders in parallel, the most urgent first (default 16)")
     renew.add_argument("--stop-after", type=_positive(float), default=3000.0, metavar="SECONDS",
                        help="--once: start no new order after this long (running ones finish); "
                             "keep it below the Job's activeDeadlineSeconds (default 3000)")

@@ -213,6 +213,11 @@ class Plan:
     move_window: bool = True
     inject_failure: bool = True
     must_inject: bool = False  # a run without an injected failure is a problem (the bench)
+    inject_after: float = 60.0  # seconds into the run before a failure is injected
+    # End before `duration` once the promises a short run checks have been shown: the restarted
+    # controller led, the moved window's certificate was replaced, no injection is under way
+    # (the test; the bench runs its full duration).
+    end_when_shown: bool = False
     slack: float = 12.0  # seconds an order may take after the floor (lifetime/20)
 
 
@@ -393,6 +398,12 @@ class Run:
         return []
 
 
+def _replaced(seq: list[Seen], window: RenewalWindow | None) -> bool:
+    """The certificate `window` is for was replaced (a later one follows it in `seq`)."""
+    ids = [seen.info.ari_cert_id for seen in seq]
+    return window is not None and window.cert_id in ids[:-1]
+
+
 def _leaders(log: Path) -> int:
     """How many controllers took the Lease so far (each logs it once)."""
     return log.read_text(errors="replace").count(" is the leader now")
@@ -485,7 +496,8 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                         moved, moved_done = key, True
                         progress(f"{elapsed:.0f}s: moved the ARI window of {key}")
                         break
-            if plan.inject_failure and not injected_done and injecting is None and elapsed > 60:
+            if (plan.inject_failure and not injected_done and injecting is None
+                    and elapsed > plan.inject_after):
                 # an HTTP-01 source whose renewal comes in 10-60 s: its host is pointed where
                 # nothing answers, so its next order fails (self-check) and backs off
                 for key in http01:
@@ -516,6 +528,10 @@ def run(env: dict[str, str], api: ApiClient, plan: Plan, tmp: Path, metrics_port
                     progress(f"{time.time() - started:.0f}s: failure injected: {injected}"
                              if failed else f"{time.time() - started:.0f}s: {key} renewed "
                              "without a challenge (authorization reused); trying another")
+            if plan.end_when_shown and restart is not None and injecting is None and moved \
+                    and _replaced(snapshot.get(moved) or [], moved_window):
+                progress(f"{time.time() - started:.0f}s: every promise shown; ending early")
+                break
     finally:
         if injecting is not None:
             nsupdate(env, "delete", hosts[injecting[0]])

@@ -111,28 +111,78 @@ def tenants(admin_api: ApiClient, lab: Lab) -> Iterator[Callable[[str], Tenant]]
 Start = Callable[..., ControllerProcess]
 
 
+def start_controller(lab: Lab, directory: Path, **overrides: Any) -> ControllerProcess:
+    """One controller with lab config plus `overrides` (a dict updates the section it names),
+    leading on a Lease of its own."""
+    data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    port = 19800 + os.getpid() % 150
+    proc = ControllerProcess(lab, path, port, f"tenants-{_uid()}", f"tenants-{_uid()}",
+                             directory).start()
+    try:
+        proc.wait_ready()
+        wait_for(proc.is_leader, 15, "leadership")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
 @pytest.fixture
 def controller(lab: Lab, controller_api: ApiClient, tmp_path: Path) -> Iterator[Start]:
     """Start one controller with lab config plus `overrides`; stopped at the end of the test."""
     started: list[ControllerProcess] = []
 
     def start(**overrides: Any) -> ControllerProcess:
-        data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key].update(value)
-            else:
-                data[key] = value
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(data))
-        port = 19800 + os.getpid() % 150
-        proc = ControllerProcess(lab, path, port, f"tenants-{_uid()}", f"tenants-{_uid()}",
-                                 tmp_path).start()
+        proc = start_controller(lab, tmp_path, **overrides)
         started.append(proc)
-        proc.wait_ready()
-        wait_for(proc.is_leader, 15, "leadership")
         return proc
 
     yield start
     for proc in started:
         proc.stop()
+
+
+class TenantPool:
+    """Tenants made before their controller starts, so that its config can name them: each
+    one's hostPatterns are its own domain and `shared` (a domain any of them may ask for), and
+    each namespace may place Istio Gateways. Each test takes fresh ones (`take`)."""
+
+    def __init__(self, tenants: list[Tenant], shared: str) -> None:
+        self._unused = list(tenants)
+        self.shared = shared
+        self.controller: ControllerProcess | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {"tenants": {"hostPatterns": {t.namespace: [f"*.{t.domain}", f"*.{self.shared}"]
+                                             for t in self._unused}},
+                "istio": {"allowedSourceNamespaces": [t.namespace for t in self._unused]}}
+
+    def take(self, count: int) -> list[Tenant]:
+        assert len(self._unused) >= count, "the tenant pool is used up: make it larger"
+        taken, self._unused = self._unused[:count], self._unused[count:]
+        return taken
+
+    def running(self) -> ControllerProcess:
+        assert self.controller is not None
+        return self.controller
+
+
+def tenant_pool(admin: ApiClient, lab: Lab, directory: Path, size: int
+                ) -> Iterator[TenantPool]:
+    """`size` tenants and one controller configured for them (see TenantPool), for a module."""
+    made = [_make_tenant(admin, lab, f"p{i}") for i in range(size)]
+    pool = TenantPool(made, f"shared-{_uid()}.{lab['DNS_ZONE']}")
+    pool.controller = start_controller(lab, directory, **pool.overrides())
+    try:
+        yield pool
+    finally:
+        pool.controller.stop()
+        for tenant in made:
+            tenant.api.close()  # type: ignore[no-untyped-call]

@@ -181,10 +181,11 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
 
 
 def _routes(api: ApiClient, hosts: list[str]) -> list[str]:
-    """The temporary HTTP-01 routing Ingresses published for `hosts`."""
+    """The temporary HTTP-01 routing Ingresses published for `hosts` (next to their source
+    Ingresses: routeNamespace source, the default)."""
     networking: Any = k8s.NetworkingV1Api(api)
-    listed = networking.list_namespaced_ingress(
-        "certbotk8s", label_selector="certbotk8s.io/role=http01-route")
+    listed = networking.list_ingress_for_all_namespaces(
+        label_selector="certbotk8s.io/role=http01-route")
     return [i.metadata.name for i in listed.items
             if {r.host for r in (i.spec.rules or [])} & set(hosts)]
 

@@ -133,24 +133,6 @@ def test_read_missing_is_none(store: KubeSecretStore, namespace: str) -> None:
     assert store.read(name("no-such-namespace"), "nothing-here") is None
 
 
-def test_list_managed_sees_only_labelled_tls_secrets(
-        store: KubeSecretStore, namespace: str, admin_api: ApiClient,
-        controller_api: ApiClient) -> None:
-    ours = name("ours")
-    store.write_tls(namespace, ours, KEY, CERT, MANAGED, {}, None)
-    create_admin_secret(admin_api, namespace, {
-        "metadata": {"name": "unlabelled"}, "type": "kubernetes.io/tls",
-        "data": {"tls.crt": b64(CERT), "tls.key": b64(KEY)}})
-    create_admin_secret(admin_api, namespace, {
-        "metadata": {"name": "labelled-opaque", "labels": MANAGED}, "type": "Opaque",
-        "data": {"x": b64(b"y")}})
-    KubeAccountStore(controller_api, namespace).save("lab", KEY, None)
-
-    managed = [s for s in store.list_managed() if s.namespace == namespace]
-    assert [s.name for s in managed] == [ours]
-    assert managed[0].data["tls.key"] == KEY
-
-
 def test_set_annotations(store: KubeSecretStore, namespace: str) -> None:
     secret = name()
     store.write_tls(namespace, secret, KEY, CERT, MANAGED, {"a.io/x": "1", "a.io/y": "2"}, None)

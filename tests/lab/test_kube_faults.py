@@ -1,5 +1,7 @@
-"""API server faults under a running controller: watches answered 410 Gone, Secret writes
-answered 409 Conflict, and the cause in metrics, /readyz, Events and `status` while it lasts."""
+"""API server faults under a running controller: watches answered 410 Gone after an API server
+restart (the one restart of the lab suite), etcd away, a certificate issued while the API server
+is away, and the cause in metrics, /readyz, Events and `status` while it lasts (a Secret write
+answered 409: test_write_race.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from .controllers import (
     wait_for,
 )
 from .records_view import record_of
-from .replay import certificates_written
+from .replay import CertificateWrites, Expired, certificates_written
 from .tcpproxy import TcpProxy
 from .test_controller import _ingress
 from .test_faults import fault
@@ -81,6 +83,9 @@ def test_watches_answered_410_list_again_and_miss_nothing(
                           "before-tls")
         core: Any = k8s.CoreV1Api(admin_api)
         seen = core.list_namespaced_secret(namespace).metadata.resource_version
+        # The replay of certificates written (tests/lab/replay.py, bench/faults.py) is to follow
+        # the namespace from here across the same restart.
+        writes = CertificateWrites(admin_api, namespace, seen)
         proxy.close()  # the controller's watches break; it keeps the versions it had seen
         wait_for(lambda: ctl.value("certbotk8s_kube_api_reachable") == 0, 20,
                  "the controller to notice")
@@ -97,6 +102,8 @@ def test_watches_answered_410_list_again_and_miss_nothing(
                                           timeout_seconds=5, _preload_content=False)
         first = json.loads(raw.data.splitlines()[0])
         assert (first["type"], first["object"]["code"]) == ("ERROR", 410)  # the fault is real
+        with pytest.raises(Expired):
+            certificates_written(admin_api, namespace, seen)
         restarted = core.list_namespaced_secret(namespace).metadata.resource_version
         proxy.open()
         gap = wait_for(lambda: read_secret(admin_api, namespace, "gap-tls"), 60,
@@ -116,6 +123,10 @@ def test_watches_answered_410_list_again_and_miss_nothing(
             [], [_serial(before)])  # (annotation writes replay the same certificate)
         assert _serial(read_secret(admin_api, namespace, "before-tls")) == _serial(before)
         assert _orders_for(ctl, namespace, "before-tls") == 1
+        # The replay's version is gone: a list fills the gap, and says so.
+        writes.follow()
+        assert writes.written == {"before-tls": [_serial(before)], "gap-tls": [_serial(gap)]}
+        assert writes.relists == 1
         # After the outage, an Event on the Lease says what happened and for how long.
         events = wait_for(lambda: [e for e in _events(admin_api, "certbotk8s",
                                                       "ApiServerUnreachable", ctl.lease)
@@ -124,57 +135,6 @@ def test_watches_answered_410_list_again_and_miss_nothing(
         assert "connection refused" in events[0].message
     finally:
         ctl.stop()
-
-
-def test_secret_changed_during_the_order_is_written_again_on_the_409(
-    lab: Lab, admin_api: ApiClient, namespace: str, controller_api: ApiClient, tmp_path: Path
-) -> None:
-    # The self-check goes through a proxy the test closes: an order waits in its self-check
-    # (up to 10 s) until the test opens it again, after another writer changed the Secret.
-    with TcpProxy(lab.http01_port) as gate:
-        config = controller_config(lab, tmp_path, "writer", selfCheckPort=gate.port)
-        ctl = ControllerProcess(lab, config, free_port(), f"test-{uuid.uuid4().hex[:8]}",
-                                "writer", tmp_path).start()
-        try:
-            ctl.wait_leading()
-            first, second = lab.host("first"), lab.host("second")
-            _ingress(admin_api, namespace, "web", [first])
-            issued = wait_for(lambda: read_secret(admin_api, namespace, "web-tls"), 20,
-                              "web-tls")
-            gate.close()
-            networking: Any = k8s.NetworkingV1Api(admin_api)
-            networking.patch_namespaced_ingress("web", namespace, {"spec": {"tls": [
-                {"hosts": [first, second], "secretName": "web-tls"}]}})
-            wait_for(lambda: _orders_for(ctl, namespace, "web-tls") == 2, 20,
-                     "the order for the new host set")
-            # Another writer (a reflector, a backup tool, kubectl) changes the Secret now,
-            # between the controller's read and its write.
-            core: Any = k8s.CoreV1Api(admin_api)
-            core.patch_namespaced_secret("web-tls", namespace, {"metadata": {
-                "labels": {"team": "payments"},
-                "annotations": {"example.com/owner": "payments"}}})
-            gate.open()
-            renewed = wait_for(lambda: _renewed(admin_api, namespace, _serial(issued)), 30,
-                               "web-tls with the new certificate")
-        finally:
-            ctl.stop()
-    assert set(certs.certificate_info(base64.b64decode(renewed.data["tls.crt"])).sans) == {
-        first, second}
-    # The other writer's label and annotation are kept; the API server said 409 once.
-    assert renewed.metadata.labels["team"] == "payments"
-    assert renewed.metadata.annotations["example.com/owner"] == "payments"
-    log = ctl.log_path.read_text(errors="replace")
-    assert "the object has been modified" in log and "writing again on the current version" in log
-    # One order for the new host set, one write of its certificate.
-    assert _orders_for(ctl, namespace, "web-tls") == 2
-    assert _certificates_written(admin_api, namespace, "web-tls",
-                                 issued.metadata.resource_version) == [
-        _serial(issued), _serial(renewed)]
-
-
-def _renewed(api: ApiClient, namespace: str, old_serial: str) -> Any:
-    secret = read_secret(api, namespace, "web-tls")
-    return secret if secret is not None and _serial(secret) != old_serial else None
 
 
 def test_status_with_the_api_server_unreachable_is_one_plain_line(

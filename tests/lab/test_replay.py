@@ -1,6 +1,6 @@
 """The replay of certificates written (tests/lab/replay.py, bench/faults.py's duplicate count)
-sees every certificate written to a Secret on the real API server, even within one second, and
-follows writes across an API server restart."""
+sees every certificate written to a Secret on the real API server, even within one second.
+(Following writes across an API server restart: test_kube_faults.py, in the suite's one restart.)"""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes.client import ApiClient
 
 from .conftest import Lab
-from .replay import CertificateWrites, Expired, certificates_written
-from .test_kube_faults import _restart_apiserver
+from .replay import certificates_written
 
 pytestmark = pytest.mark.lab
 
@@ -60,28 +59,3 @@ def test_every_certificate_written_is_replayed_in_order_annotation_writes_are_no
                                    _tls("f001-tls", _certificate(0x2001, "b.test")))
     assert certificates_written(admin_api, namespace, since, "f001-tls") == {
         "f001-tls": ["2001", "2002", "2001"]}  # written again: counted again
-
-
-def test_following_writes_across_an_api_server_restart_fills_the_gap_from_a_list(
-    lab: Lab, admin_api: ApiClient, namespace: str
-) -> None:
-    core: Any = k8s.CoreV1Api(admin_api)
-    since = core.list_namespaced_secret(namespace).metadata.resource_version
-    writes = CertificateWrites(admin_api, namespace, since)
-    core.create_namespaced_secret(namespace, _tls("f000-tls", _certificate(0x3001, "c.test")))
-    writes.follow()
-    assert writes.written == {"f000-tls": ["3001"]} and writes.relists == 0
-    # Written after the last replay and before the restart: the restarted API server's watch
-    # cache begins after it, so a replay from before it is answered 410.
-    core.replace_namespaced_secret("f000-tls", namespace,
-                                   _tls("f000-tls", _certificate(0x3002, "c.test")))
-    _restart_apiserver()
-    with pytest.raises(Expired):
-        certificates_written(admin_api, namespace, since)
-    writes.follow()
-    assert writes.written == {"f000-tls": ["3001", "3002"]}
-    assert writes.relists == 1  # said, not hidden
-    core.replace_namespaced_secret("f000-tls", namespace,
-                                   _tls("f000-tls", _certificate(0x3003, "c.test")))
-    writes.follow()  # replays again from the list's version
-    assert writes.written == {"f000-tls": ["3001", "3002", "3003"]} and writes.relists == 1

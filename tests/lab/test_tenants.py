@@ -1,5 +1,6 @@
 """Attack suite: hostile tenants, each a ServiceAccount bound to a Role in its own namespace,
-against a running controller; after every attack nothing may have crossed a namespace."""
+against a running controller (one for the module); after every attack nothing has crossed a
+namespace."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import base64
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret
 from .controllers import wait_for
-from .tenancy import ISSUE_WITHIN, ISTIO, Start, Tenant, _uid
+from .tenancy import ISSUE_WITHIN, ISTIO, Start, Tenant, TenantPool, _uid, tenant_pool
 
 pytestmark = pytest.mark.lab
 
@@ -89,8 +90,12 @@ def assert_nothing_crossed(admin: ApiClient, tenants: list[Tenant],
                 assert all(pattern_matches(f"*.{tenant.domain}", h) for h in hosts), hosts
 
 
-def _patterns(*tenants: Tenant) -> dict[str, Any]:
-    return {"hostPatterns": {t.namespace: [f"*.{t.domain}"] for t in tenants}}
+@pytest.fixture(scope="module")
+def pool(admin_api: ApiClient, lab: Lab, controller_api: ApiClient,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantPool]:
+    """The attacks below share one controller whose hostPatterns name every pool tenant (its
+    own domain, and one domain all of them may ask for); each attack takes fresh tenants."""
+    yield from tenant_pool(admin_api, lab, tmp_path_factory.mktemp("tenants"), 14)
 
 
 # -- the attacks ------------------------------------------------------------------------------
@@ -126,12 +131,11 @@ def test_copying_another_tenants_hosts_never_yields_its_key(
     assert_nothing_crossed(admin_api, [])
 
 
-def test_host_held_by_another_namespace_is_refused(
-        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
-    """Finding 1 and 3 (default install without hostPatterns): first claimant protection."""
-    a, b = tenants("a"), tenants("b")
-    controller()
-    host = b.host("shop")
+def test_host_held_by_another_namespace_is_refused(admin_api: ApiClient,
+                                                   pool: TenantPool) -> None:
+    """Finding 1 and 3: first claimant protection, for a host both namespaces may ask for."""
+    a, b = pool.take(2)
+    host = f"shop-{_uid()}.{pool.shared}"
     b.ingress("shop", [host])
     held = _secret(admin_api, b.namespace, "shop-tls")
     a.ingress("copy", [host, a.host("own")])
@@ -143,12 +147,10 @@ def test_host_held_by_another_namespace_is_refused(
 
 
 def test_hosts_outside_the_namespaces_patterns_are_refused(
-        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant],
-        controller: Start) -> None:
+        admin_api: ApiClient, lab: Lab, pool: TenantPool) -> None:
     """Finding 3: another team's host, or a wildcard over the whole zone through the shared
     DNS key, is refused before any challenge; the owner is served throughout."""
-    a, b = tenants("a"), tenants("b")
-    controller(tenants=_patterns(a, b))
+    a, b = pool.take(2)
     a.ingress("theirs", [b.host("x")])
     a.ingress("zone", [f"*.{lab['DNS_ZONE']}"], **{"certbotk8s.io/challenge": "dns-01"})
     b.ingress("own", [b.host("www")])
@@ -160,10 +162,10 @@ def test_hosts_outside_the_namespaces_patterns_are_refused(
 
 
 def test_huge_renew_before_is_refused_and_others_are_served(
-        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+        admin_api: ApiClient, pool: TenantPool) -> None:
     """Finding 2: `renew-before: 99999999999d` used to raise out of every reconcile."""
-    a, b = tenants("a"), tenants("b")
-    ctl = controller(tenants=_patterns(a, b))
+    a, b = pool.take(2)
+    ctl = pool.running()
     a.ingress("stop", [a.host()], **{"certbotk8s.io/renew-before": "99999999999d"})
     event = _wait_event(admin_api, a.namespace, "Ingress", "stop", "InvalidAnnotation")[0]
     assert "renew-before" in event.message
@@ -175,10 +177,9 @@ def test_huge_renew_before_is_refused_and_others_are_served(
 
 
 def test_gateway_namespace_override_cannot_reach_kube_system(
-        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+        admin_api: ApiClient, pool: TenantPool) -> None:
     """Finding 4: an allow-listed Istio namespace aims its Secret at kube-system."""
-    a = tenants("a")
-    controller(tenants=_patterns(a), istio={"allowedSourceNamespaces": [a.namespace]})
+    (a,) = pool.take(1)
     credential = f"grab-{_uid()}"
     a.istio_gateway("gw", credential, [a.host()],
                     **{"certbotk8s.io/gateway-namespace": "kube-system"})
@@ -189,12 +190,10 @@ def test_gateway_namespace_override_cannot_reach_kube_system(
 
 
 def test_secret_conflict_never_stops_the_first_claimant(
-        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+        admin_api: ApiClient, pool: TenantPool) -> None:
     """Finding 5: a second tenant claims the first one's credentialName with other hosts; the
     first keeps its Secret and its next (re-)issuance still happens."""
-    a, b = tenants("a"), tenants("b")
-    controller(tenants=_patterns(a, b),
-               istio={"allowedSourceNamespaces": [a.namespace, b.namespace]})
+    a, b = pool.take(2)
     credential = f"cred-{_uid()}"
     first_host = b.host("gw")
     b.istio_gateway("gw", credential, [first_host])
@@ -215,11 +214,10 @@ def test_secret_conflict_never_stops_the_first_claimant(
 
 
 def test_floods_are_capped_and_others_are_served(
-        admin_api: ApiClient, tenants: Callable[[str], Tenant], controller: Start) -> None:
+        admin_api: ApiClient, pool: TenantPool) -> None:
     """Finding 7: 101 names for one certificate, 500 invalid hosts (one Event each before;
     single-label names pass the API server's validation and are refused by certbotk8s)."""
-    a, b = tenants("a"), tenants("b")
-    controller(tenants=_patterns(a, b))
+    a, b = pool.take(2)
     a.ingress("wide", [a.host(f"n{i}") for i in range(101)])
     a.ingress("junk", [f"intranet-{i}" for i in range(500)])
     b.ingress("calm", [b.host()])
@@ -232,12 +230,10 @@ def test_floods_are_capped_and_others_are_served(
 
 
 def test_status_output_is_terminal_safe(
-        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant],
-        controller: Start) -> None:
+        admin_api: ApiClient, lab: Lab, pool: TenantPool) -> None:
     """Finding 8: a tenant writes escape sequences into its own Secret's last-error; `status`
     neither passes them to the terminal nor shows them (it reads the records)."""
-    a = tenants("a")
-    controller(tenants=_patterns(a))
+    (a,) = pool.take(1)
     a.ingress("term", [a.host()])
     _secret(admin_api, a.namespace, "term-tls")
     core: Any = k8s.CoreV1Api(a.api)

@@ -88,7 +88,8 @@ def test_source_changed_while_the_order_was_in_flight_and_the_write_got_409(
             _set_hosts(admin_api, namespace, [first, second, third])
             core: Any = k8s.CoreV1Api(admin_api)
             core.patch_namespaced_secret("web-tls", namespace, {"metadata": {
-                "labels": {"team": "payments"}}})
+                "labels": {"team": "payments"},
+                "annotations": {"example.com/owner": "payments"}}})
             gate.open()
             final = wait_for(lambda: (lambda s: s if s is not None and _sans(s) == {
                 first, second, third} else None)(read_secret(admin_api, namespace, "web-tls")),
@@ -99,6 +100,7 @@ def test_source_changed_while_the_order_was_in_flight_and_the_write_got_409(
     log = ctl.log_path.read_text(errors="replace")
     assert "the object has been modified" in log
     assert "still holds the certificate being replaced" in log  # the 409 path, not a luck
+    assert "writing again on the current version" in log
     # Every change of the Secret replayed by the API server's watch: never deleted, each
     # version holds a complete certificate and key, and each certificate is written once: the
     # old one, the in-flight order's (two hosts), the current hosts'.
@@ -110,7 +112,9 @@ def test_source_changed_while_the_order_was_in_flight_and_the_write_got_409(
     # Each certificate write adds one entry to the issued-7d history (carried over the 409):
     # three, not four, so the in-flight order's certificate was not written a second time.
     assert len(final.metadata.annotations[secret_meta.ISSUANCE_HISTORY].split(",")) == 3
-    assert final.metadata.labels["team"] == "payments"  # the other writer's change is kept
+    # The other writer's label and annotation are kept.
+    assert final.metadata.labels["team"] == "payments"
+    assert final.metadata.annotations["example.com/owner"] == "payments"
 
 
 def _issue_elsewhere(make_engine: EngineFactory, dns01_solver: DnsSolver,

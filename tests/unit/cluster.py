@@ -110,6 +110,30 @@ class InlineExecutor(Executor):
         return done
 
 
+class HeldExecutor(Executor):
+    """Keeps each submitted call until `run()`: the orders one pass submits are all in flight
+    together, as on a worker pool."""
+
+    def __init__(self) -> None:
+        self.held: list[Callable[[], None]] = []
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        done: Future[R] = Future()
+
+        def call() -> None:
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except BaseException as e:  # as a pool would: kept in the future
+                done.set_exception(e)
+
+        self.held.append(call)
+        return done
+
+    def run(self) -> None:
+        while self.held:
+            self.held.pop(0)()
+
+
 # -- the cluster ------------------------------------------------------------------------------
 
 
@@ -207,10 +231,6 @@ class FakeCluster:
         merged = {**old.annotations, **annotations}
         self.secrets[ref] = replace(old, resource_version=self._bump(), annotations={
             k: v for k, v in merged.items() if v is not None})
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        return [s for ref, s in self.secrets.items()
-                if _labelled_tls(s) and (not namespaces or ref.namespace in namespaces)]
 
     # -- reading back -------------------------------------------------------------------------
 
@@ -414,11 +434,11 @@ class World:
 
 
 class FakeController:
-    """The real Reconciler, OrderRunner (orders run inline), RenewalBook and Records over a
-    World, wired as app.controller.controller.Controller wires them; `restart()` is a new
-    process."""
+    """The real Reconciler, OrderRunner (orders run inline, or held by a HeldExecutor),
+    RenewalBook and Records over a World, wired as app.controller.controller.Controller wires
+    them; `restart()` is a new process."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, executor: Executor | None = None) -> None:
         self.world = world
         self.records = Records(world.store, save_every=0.0)
         ports: Any = (FakeIssuers(world.config, world.acme), Solvers())
@@ -436,7 +456,7 @@ class FakeController:
         self.runner = OrderRunner(self.deps, loose[0], self.states, loose[1], world.leader,
                                   self.metrics, loose[2], self.book, stopping, workers=1,
                                   foreign_pause=timedelta(minutes=5), gates=(),
-                                  executor=InlineExecutor())
+                                  executor=executor or InlineExecutor())
         self.reconciler = Reconciler(self.deps, loose[0], self.states, loose[1], self.runner,
                                      self.book, world.leader, self.metrics, stopping)
         self.ari = AriRefresher(self.deps, loose[0], self.states, stopping)

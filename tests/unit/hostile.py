@@ -162,9 +162,6 @@ class Secrets:
                         annotations: dict[str, str | None]) -> None:
         pass
 
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        return [s for s in self.by_ref.values() if secret_meta.is_managed(s.labels)]
-
 
 @dataclass
 class Events:

@@ -1,5 +1,6 @@
 """Controller scenarios over in-memory fakes (tests/unit/cluster.py): claims, races, backoff,
-write conflicts, isolation, restarts and leadership, through the real Reconciler and OrderRunner."""
+write conflicts, isolation, restarts, leadership, shared orders and rate-limit holds, through the
+real Reconciler and OrderRunner."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 
 from . import hostile
-from .cluster import FakeController, World
+from .cluster import FakeController, HeldExecutor, World
 from .factories import ingress, make_config, tls_entry
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -434,3 +435,42 @@ def test_controller_reports_and_replaces_another_cas_certificate() -> None:
               if (type_, reason) == ("Warning", "ForeignCertificate")]
     assert warned and "hostile test CA" in warned[0]
     assert "'letsencrypt-prod' (not verified)" in warned[0]
+
+
+# -- (g) one order for one host set, and the rate-limit budget ----------------------------------
+
+
+def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
+    world = _world()
+    one = _add(world, "team-a", SHOP, secret="one-tls", name="one")
+    two = _add(world, "team-a", SHOP, secret="two-tls", name="two")
+    pool = HeldExecutor()
+    controller = FakeController(world, executor=pool)
+    controller.reconcile()
+    pool.run()  # both were submitted by one pass: the second shares the first's order
+    controller.settle()
+    pool.run()
+    assert world.acme.orders == [(SHOP,)]
+    assert sorted(world.cluster.writes) == sorted([one, two])
+    first, second = (world.cluster.read(r.namespace, r.name) for r in (one, two))
+    assert first is not None and second is not None
+    assert first.data["tls.crt"] == second.data["tls.crt"]
+
+
+def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> None:
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 1}}
+    world = World(make_config(issuers={"le": issuer}), START)
+    controller = FakeController(world)
+    _add(world, "team-a", SHOP)
+    controller.settle()
+    held = _add(world, "team-a", "www.example.com", secret="www-tls", name="www")
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.read(held.namespace, held.name) is None
+    holds = [message for obj, _, reason, message in world.events.posted
+             if reason == "RateLimitHold" and obj.name == "www"]
+    assert holds and "registered domain example.com" in holds[0]
+    assert "possible at" in holds[0]
+    gauge = controller.metrics.rate_limit_holds.labels("certificates-per-registered-domain")
+    assert gauge._value.get() == 1

@@ -1,5 +1,5 @@
 """`renew --once` (app.orders.run_pass) takes claims, history and backoff from the
-controller's records: it lists no Secret, and a record whose source is gone starts its grace."""
+controller's records: a record whose source is gone starts its grace."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ class NoSources:
         return SourceSnapshot()
 
 
-class NoListSecrets:
-    """Nothing is due: nothing may be listed, written or annotated."""
+class NothingDueSecrets:
+    """Nothing is due: nothing may be written or annotated."""
 
     def read(self, namespace: str, name: str) -> StoredSecret | None:
         return None
@@ -36,9 +36,6 @@ class NoListSecrets:
                         annotations: dict[str, str | None]) -> None:
         raise AssertionError("nothing is due: nothing may be annotated")
 
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        raise AssertionError("claims and history come from the records, not from Secrets")
-
 
 class NoEvents:
     def record(self, obj: ObjectRef, type: str, reason: str, message: str) -> None:
@@ -50,7 +47,7 @@ def test_a_pass_reads_the_records_and_releases_a_claim_whose_source_is_gone() ->
     gone = SecretRef("team-a", "old-tls")
     store.records[gone] = {secret_meta.HOSTS: "old.example.com"}
     unused: Any = None  # no order is due, so no CA and no solver is touched
-    deps = PassDeps(make_config(), NoSources(), NoListSecrets(), NoEvents(), unused, unused,
+    deps = PassDeps(make_config(), NoSources(), NothingDueSecrets(), NoEvents(), unused, unused,
                     clock=lambda: T0, records=Records(store))
     report = run_pass(deps)
     assert not report.outcomes and not report.failed

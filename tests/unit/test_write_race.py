@@ -3,7 +3,6 @@ writer's newer certificate) and app.orders.store carries it out, against a fake 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -173,9 +172,6 @@ class RacedSecrets:
     def set_annotations(self, namespace: str, name: str,
                         annotations: dict[str, str | None]) -> None:
         self.patches.append(dict(annotations))
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        return []
 
 
 def _stored(crt: bytes, key: bytes, history: str) -> StoredSecret:

@@ -122,8 +122,6 @@ class SecretStore(Protocol):
       `tls.key` in one request, so a reader never sees half of a certificate. Returns the new
       resourceVersion.
     - `set_annotations` patches annotations only (value None removes one); not-found is a no-op.
-    - `list_managed` lists only Secrets labelled as certbotk8s's (label selector, server side),
-      cluster-wide or in the given namespaces.
     """
 
     def read(self, namespace: str, name: str) -> StoredSecret | None: ...
@@ -141,8 +139,6 @@ class SecretStore(Protocol):
 
     def set_annotations(self, namespace: str, name: str,
                         annotations: dict[str, str | None]) -> None: ...
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]: ...
 
 
 class EventRecorder(Protocol):

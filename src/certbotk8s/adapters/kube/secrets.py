@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
 
 from kubernetes.client import ApiClient
 
@@ -25,7 +24,6 @@ from certbotk8s.adapters.kube.client import (
     request,
 )
 from certbotk8s.adapters.kube.rest import KubeRest
-from certbotk8s.adapters.kube.watch import SECRETS, list_core
 from certbotk8s.core.errors import KubeConflict, KubeError
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -167,11 +165,6 @@ class _SecretApi:
                                      self._manager),
         )
 
-    def list(self, label_selector: str, field_selector: str,
-             namespace: str | None = None) -> list[JsonDict]:
-        return list_core(SECRETS, self._api, namespace, label_selector=label_selector,
-                         field_selector=field_selector)
-
 
 class KubeSecretStore:
     """SecretStore on the Kubernetes API (see `core.ports.SecretStore` for the contract)."""
@@ -200,14 +193,6 @@ class KubeSecretStore:
     def set_annotations(self, namespace: str, name: str,
                         annotations: dict[str, str | None]) -> None:
         self._secrets.patch_annotations(namespace, name, annotations)
-
-    def list_managed(self, namespaces: Sequence[str] = ()) -> list[StoredSecret]:
-        selectors = (f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", f"type={TLS_TYPE}")
-        if namespaces:
-            items = [item for ns in namespaces for item in self._secrets.list(*selectors, ns)]
-        else:
-            items = self._secrets.list(*selectors)
-        return [to_stored_secret(item) for item in items if item.get("type") == TLS_TYPE]
 
 
 _NAME_UNSAFE = re.compile(r"[^a-z0-9-]+")
