@@ -69,3 +69,33 @@ stop_pid() {
   rm -f "$file"
   lab_log "stopped $name"
 }
+
+# go_tool_build NAME BIN COLD MODULE@VERSION [go install flags...]: build a pinned Go command into
+# the cache once (BIN, a versioned path), under a lock so two checkouts never build it at once.
+# COLD says how long a cold build takes, for the log.
+go_tool_build() {
+  local name="$1" bin="$2" cold="$3" module="$4"; shift 4
+  [ -x "$bin" ] && return 0
+  command -v go >/dev/null || lab_die "go is needed to build $name"
+  mkdir -p "$LAB_CACHE"
+  local lock_fd
+  exec {lock_fd}>"$LAB_CACHE/.$name-build.lock"
+  if ! flock -n "$lock_fd"; then
+    lab_log "another lab/up is building $name; waiting for it"
+    flock "$lock_fd"
+  fi
+  if [ ! -x "$bin" ]; then
+    local out t0=$SECONDS log="$LAB_CACHE/src/$name-${module##*@}.log"
+    out="$(dirname "$bin")"
+    mkdir -p "$out" "$LAB_CACHE/src"
+    lab_log "building $name ${module##*@} (cold: $cold)"
+    # The module's go.mod has no replace lines, so `go install module@version` works.
+    GOBIN="$out/.tmp.$$" CGO_ENABLED=0 go install -trimpath "$@" "$module" >"$log" 2>&1 \
+      || { tail -n 30 "$log" >&2; lab_die "$name build failed ($log)"; }
+    mv "$out/.tmp.$$/$(basename "${module%@*}")" "$bin"
+    rmdir "$out/.tmp.$$"
+    lab_log "$name built in $((SECONDS - t0)) s: $bin"
+  fi
+  flock -u "$lock_fd"
+  exec {lock_fd}>&-
+}
