@@ -80,7 +80,7 @@ def test_overflowing_time_annotations_are_ignored_everywhere(key: str, value: st
     secret_meta.issuance_records(annotations, now)
     secret_meta.append_history(annotations.get(secret_meta.ISSUANCE_HISTORY), now, now)
     assert force.answered(StoredSecret("ns", "s", "1", "kubernetes.io/tls",
-                                       annotations=annotations), value) is False
+                                       annotations=annotations), None) is False
     ledger.from_json({ledger.ORDERS: [[value, "ns", False]]})
 
 

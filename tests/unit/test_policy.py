@@ -141,6 +141,16 @@ def test_renewal_requested_after_issuance_renews_once() -> None:
         assert evaluate(d, answered, FRESH, None) is None
 
 
+def test_a_request_in_the_very_second_of_the_issuance_still_renews() -> None:
+    """Both times are whole seconds: the certificate may have been issued just before the
+    request (a `renew` right after a pass), so the same second does not answer it."""
+    d = desired()
+    written = observed_for(d)
+    same = replace(written, renew_requested=written.recorded[secret_meta.ISSUED_AT])
+    reason = evaluate(d, same, FRESH, None)
+    assert reason is not None and reason.code is ReasonCode.RENEWAL_REQUESTED
+
+
 def test_a_renewal_request_from_the_future_is_no_request() -> None:
     """A tenant's far-future request would make every new certificate look older than it."""
     d = desired()

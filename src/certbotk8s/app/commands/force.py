@@ -25,7 +25,7 @@ from certbotk8s.core.model import SecretRef
 from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import SecretStore, StoredSecret
 from certbotk8s.core.state import secret_meta
-from certbotk8s.core.state.observe import TLS_CERT, TLS_KEY
+from certbotk8s.core.state.observe import TLS_CERT, TLS_KEY, observe
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +77,32 @@ def request_renewal(secrets: SecretStore, ref: SecretRef, now: datetime) -> str:
     return at
 
 
-def answered(stored: StoredSecret | None, requested_at: str) -> bool:
-    """The Secret holds a certificate issued at or after the request."""
+def serial_of(stored: StoredSecret | None) -> str | None:
+    """The serial of the certificate `stored` holds (read from the certificate itself, never
+    from the annotations), None when there is none or it cannot be read."""
     if stored is None:
-        return False
-    issued = secret_meta.parse_time(stored.annotations.get(secret_meta.ISSUED_AT, ""))
-    asked = secret_meta.parse_time(requested_at)
-    return issued is not None and asked is not None and issued >= asked
+        return None
+    seen = observe(stored)
+    return seen.certificate.serial if seen.certificate is not None else None
 
 
-def wait_for_renewal(secrets: SecretStore, ref: SecretRef, requested_at: str, timeout: float,
+def answered(stored: StoredSecret | None, serial_before: str | None) -> bool:
+    """The Secret holds another certificate than the one it held when the request was made.
+    (Times alone cannot tell: a request in the same second as the last issuance would count
+    as answered.)"""
+    now_serial = serial_of(stored)
+    return now_serial is not None and now_serial != serial_before
+
+
+def wait_for_renewal(secrets: SecretStore, ref: SecretRef, serial_before: str | None,
+                     timeout: float,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
     """Poll the Secret (0.2 s, doubling to 5 s) until the controller renewed it, or timeout."""
     deadline = clock() + timeout
     pause = 0.2
     while True:
-        if answered(secrets.read(ref.namespace, ref.name), requested_at):
+        if answered(secrets.read(ref.namespace, ref.name), serial_before):
             return True
         left = deadline - clock()
         if left <= 0:
@@ -133,11 +142,14 @@ def now_utc() -> datetime:
 
 
 def describe(report: PassReport, ref: SecretRef) -> tuple[bool, str]:
-    """Whether the direct renewal of `ref` succeeded, and a one-line account of it."""
+    """Whether the direct renewal of `ref` succeeded (a new certificate is in the Secret), and
+    a one-line account of it."""
     mine = [o for o in report.outcomes if o.action.desired.secret == ref]
     if not mine:
         return False, f"no source wants Secret {ref} (see `certbotk8s plan -n {ref.namespace}`)"
     failed = [o for o in mine if not o.ok]
     if failed:
         return False, failed[0].message
+    if all(o.issued is None for o in mine):  # the pass found nothing to do: not renewed
+        return False, f"not renewed: {mine[0].message}"
     return True, mine[0].message

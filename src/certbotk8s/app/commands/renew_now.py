@@ -73,7 +73,10 @@ def renew_targets(config: Config, api: ApiClient, targets: list[SecretRef], *,
     # A Secret never issued (missing: nothing to annotate) is ordered here, whatever its backoff.
     existing = [ref for ref in targets if force.existing_secret(runtime.deps.secrets, ref)]
     never = [ref for ref in targets if ref not in existing]
-    asked = {ref: force.request_renewal(runtime.deps.secrets, ref, now) for ref in existing}
+    before = {ref: force.serial_of(runtime.deps.secrets.read(ref.namespace, ref.name))
+              for ref in existing}
+    for ref in existing:
+        force.request_renewal(runtime.deps.secrets, ref, now)
     holder = active_holder(api, config.controller_namespace, lease_name, force.now_utc())
     pending = list(targets)
     for ref in never:
@@ -83,7 +86,7 @@ def renew_targets(config: Config, api: ApiClient, targets: list[SecretRef], *,
               f"{', '.join(map(str, existing))}", flush=True)
         pending = list(never)
         for ref in existing:
-            if force.wait_for_renewal(runtime.deps.secrets, ref, asked[ref], timeout):
+            if force.wait_for_renewal(runtime.deps.secrets, ref, before[ref], timeout):
                 print(f"{ref}: renewed by the controller", flush=True)
             else:
                 print(f"{ref}: the controller did not renew it within {timeout:g} s; "

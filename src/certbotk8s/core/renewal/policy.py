@@ -210,7 +210,9 @@ def renewal_requested(
 
     The request is the time in the Secret's RENEW_REQUESTED_AT annotation (it asks for this
     Secret only); it is answered once the controller's record says a certificate was issued
-    after it (writing the new certificate also drops the annotation).
+    after it (writing the new certificate also drops the annotation). Both times are whole
+    seconds: a certificate issued in the very second of the request does not answer it (it may
+    have been issued just before), so a request right after an issuance still renews.
     """
     if observed is None:
         return None
@@ -218,7 +220,7 @@ def renewal_requested(
     if requested is None or requested > now:
         return None  # a request from the future is no request (it would renew forever)
     issued = secret_meta.parse_time(observed.recorded.get(secret_meta.ISSUED_AT, ""))
-    if issued is not None and issued >= requested:
+    if issued is not None and issued > requested:
         return None
     return Reason(ReasonCode.RENEWAL_REQUESTED,
                   f"renewal requested at {secret_meta.format_time(requested)}")
