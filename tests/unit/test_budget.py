@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.budget import RenewalBook, Reservation
 from certbotk8s.app.records import Records
 from certbotk8s.core.budget import ledger, ratelimit
 from certbotk8s.core.model import SecretRef
@@ -119,3 +119,36 @@ def test_issuances_carry_their_namespace_into_the_per_domain_share() -> None:
     assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
     theirs = desired("y.example.com", secret=SecretRef("team-b", "y"))
     assert b.check(Action(ActionKind.ISSUE, theirs, REASON), None, NOW) is None
+
+
+def test_a_reservation_counts_until_its_outcome_is_in_the_records() -> None:
+    """`reserve` spends the budget in the step that checks it; a reservation that issued
+    nothing frees its slot at once, one that issued counts until the records are read again
+    after it ended (then the records' own history counts it, once)."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 2, "namespaceDomainShare": 100}}
+    kept = Records(FakeRecordStore(), save_every=0)
+    kept.load()
+    b = RenewalBook(make_config(issuers={"le": issuer}), kept, FakeLedger(), save_every=0)
+    one, two, three = (Action(ActionKind.ISSUE, desired(h, secret=SecretRef("team-a", h)),
+                              REASON) for h in ("a.example.com", "b.example.com",
+                                                "c.example.com"))
+    first, second = b.reserve(one, None, NOW), b.reserve(two, None, NOW)
+    assert isinstance(first, Reservation) and isinstance(second, Reservation)
+    held = b.reserve(three, None, NOW)
+    assert isinstance(held, ratelimit.Hold) and held.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    first.end(issued=False)  # no certificate: the slot is free again
+    assert b.check(three, None, NOW) is None
+    second.placed(NOW, exempt=False)
+    b.refresh_issued(NOW)  # still running: counted once, not dropped, not doubled
+    assert b.check(three, None, NOW) is None
+    kept.update(two.desired.secret, {secret_meta.HOSTS: "b.example.com",
+                                     secret_meta.ISSUED_AT: secret_meta.format_time(NOW)})
+    second.end(issued=True)
+    assert b.check(three, None, NOW) is None  # one slot used, not two
+    b.refresh_issued(NOW)  # now counted from the records, not twice
+    assert b.check(three, None, NOW) is None
+    third = b.reserve(three, None, NOW)
+    assert isinstance(third, Reservation)
+    hold = b.check(one, None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN

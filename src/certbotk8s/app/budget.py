@@ -5,6 +5,12 @@ own memory counts (its namespace); nothing a tenant writes adds to or takes from
 - Issuances: each certificate record's `issued-7d` history (app.records, `set_issued`).
 - New orders and failed authorizations: the ledger Secret (adapters/kube/ledger.py).
 - Failure state per Secret: its certificate record (whether the Secret exists or not).
+
+Checking the budget and spending it are one step across threads (the controller's workers, a
+CronJob run's pool): `reserve` checks and, when the order may go, counts it at once as a
+`Reservation` (an order, and an issuance for the per-domain and exact-set limits) that every
+later check sees, until the order's outcome is in the records. So of N free slots, N orders
+go, whatever the number of workers; no lock is held while the order runs.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -44,6 +50,35 @@ class LedgerStore(Protocol):
     def save(self, values: dict[str, Any]) -> None: ...
 
 
+@dataclass(eq=False)  # each reservation is itself (`in`, `remove` by identity)
+class Reservation:
+    """One order's claim on the budget, from `reserve` until the outcome is in the records.
+
+    `placed` when the CA created the order (the new-order limits are then spent in the ledger),
+    `end` when it is over: `issued` False (nothing was issued, or no order was placed) frees
+    the issuance slot at once; True keeps counting it until the book next reads the records
+    (which then hold the issuance). Used as a context manager, an unended reservation ends as
+    issued if an order was placed (it may have been), else freed."""
+
+    book: RenewalBook
+    issuance: ratelimit.IssuanceRecord
+    order: ratelimit.OrderRecord | None  # counted here until the ledger has the real one
+    ended: int | None = None  # the book's count of ended reservations when this one ended
+
+    def placed(self, at: datetime, exempt: bool) -> None:
+        self.book.placed(self, at, exempt)
+
+    def end(self, issued: bool) -> None:
+        self.book.end(self, issued)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ended is None:
+            self.end(issued=self.order is None)
+
+
 class RenewalBook:
     """Thread-safe; `flush` writes the ledger (throttled unless forced). `write_behind`: only
     the owner's `flush` calls write it (the controller's 5 s flush, never an order's thread);
@@ -62,6 +97,8 @@ class RenewalBook:
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
+        self._reserved: list[Reservation] = []  # orders reserved, their outcome not yet read
+        self._ends = 0  # reservations ended so far (which ones the records already show)
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -90,6 +127,15 @@ class RenewalBook:
         with self._lock:
             self._issued = issued
 
+    def refresh_issued(self, now: datetime) -> None:
+        """`set_issued` from the records as they are now; reservations that ended before they
+        were read are in them and stop counting on their own."""
+        with self._lock:
+            mark = self._ends
+        self.set_issued(self._records.snapshot(), now)
+        with self._lock:
+            self._reserved = [r for r in self._reserved if r.ended is None or r.ended >= mark]
+
     # -- the budget -----------------------------------------------------------------------------
 
     @staticmethod
@@ -101,16 +147,59 @@ class RenewalBook:
 
     def check(self, action: Action, observed: ObservedSecret | None,
               now: datetime) -> ratelimit.Hold | None:
-        limits = self._config.issuers[action.desired.spec.issuer].rate_limits
+        """The budget's answer for an order of `action` now, reservations counted; spends
+        nothing (`reserve` does)."""
         with self._lock:
-            self._ledger.prune(now, limits)
-            issued = list(self._issued)
-            orders = list(self._ledger.orders)
-            failures = list(self._ledger.failed_authz)
+            return self._check(action, observed, now)
+
+    def _check(self, action: Action, observed: ObservedSecret | None,
+               now: datetime) -> ratelimit.Hold | None:
+        limits = self._config.issuers[action.desired.spec.issuer].rate_limits
+        self._ledger.prune(now, limits)
+        issued = self._issued + [r.issuance for r in self._reserved]
+        orders = self._ledger.orders + [r.order for r in self._reserved if r.order is not None]
         return ratelimit.check_budget(
-            action.desired.spec.hosts, now, issued, orders, failures,
+            action.desired.spec.hosts, now, issued, orders, self._ledger.failed_authz,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
             namespace=action.desired.secret.namespace)
+
+    def reserve(self, action: Action, observed: ObservedSecret | None,
+                now: datetime) -> Reservation | ratelimit.Hold:
+        """Check the budget and, when the order may go, spend it in the same step: a
+        `Reservation` every later check counts. Else the Hold (nothing spent)."""
+        exempt = self.sends_replaces(action, observed)
+        namespace = action.desired.secret.namespace
+        with self._lock:
+            hold = self._check(action, observed, now)
+            if hold is not None:
+                return hold
+            reservation = Reservation(
+                self, ratelimit.IssuanceRecord(action.desired.spec.hosts, now, exempt, namespace),
+                ratelimit.OrderRecord(now, namespace, exempt))
+            self._reserved.append(reservation)
+            return reservation
+
+    def placed(self, reservation: Reservation, at: datetime, exempt: bool) -> None:
+        """The CA created the reserved order: the ledger counts it from now on (`exempt`: the
+        CA took its `replaces`)."""
+        with self._lock:  # one step: never counted twice, nor not at all
+            reservation.order = None
+            reservation.issuance = replace(reservation.issuance, renewal_with_ari=exempt)
+            self._ledger.orders.append(
+                ratelimit.OrderRecord(at, reservation.issuance.namespace, exempt))
+            self._dirty = True
+        if not self._write_behind:
+            self.flush()
+
+    def end(self, reservation: Reservation, issued: bool) -> None:
+        """The reserved order is over (see Reservation)."""
+        with self._lock:
+            if reservation.ended is not None:
+                return
+            reservation.ended = self._ends
+            self._ends += 1
+            if not issued and reservation in self._reserved:
+                self._reserved.remove(reservation)
 
     def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
         with self._lock:
