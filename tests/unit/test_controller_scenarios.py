@@ -4,6 +4,7 @@ real Reconciler and OrderRunner."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 
 from . import hostile
-from .cluster import FakeController, HeldExecutor, World
+from .cluster import FakeController, World
 from .factories import ingress, make_config, tls_entry
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -116,7 +117,7 @@ def test_a_failed_order_backs_off_and_the_tenant_cannot_change_that(error: Excep
     assert record[secret_meta.FAILURES] == "1"
     next_attempt = secret_meta.parse_time(record[secret_meta.NEXT_ATTEMPT])
     assert next_attempt is not None and next_attempt > world.clock()
-    assert controller.schedule.when[ref] == next_attempt
+    assert controller.scheduled()[ref] == next_attempt
     stored = world.cluster.read(ref.namespace, ref.name)
     assert stored is not None and secret_meta.NEXT_ATTEMPT not in stored.annotations
 
@@ -352,7 +353,7 @@ def test_a_write_the_api_server_never_answered_is_retried_without_a_new_order() 
     controller.settle()
     assert len(world.acme.orders) == 1
     assert world.cluster.writes == []
-    retry = controller.schedule.when[ref]
+    retry = controller.scheduled()[ref]
     world.clock.now = retry
     controller.settle()
     assert world.cluster.writes == [ref]
@@ -441,20 +442,63 @@ def test_controller_reports_and_replaces_another_cas_certificate() -> None:
 
 
 def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
+    """Two Secrets of one namespace want the same certificate and two workers take their keys
+    together: one orders, the other waits for that order on its own worker and copies it."""
     world = _world()
     one = _add(world, "team-a", SHOP, secret="one-tls", name="one")
     two = _add(world, "team-a", SHOP, secret="two-tls", name="two")
-    pool = HeldExecutor()
-    controller = FakeController(world, executor=pool)
-    controller.reconcile()
-    pool.run()  # both were submitted by one pass: the second shares the first's order
+    joined, release = threading.Event(), threading.Event()
+    world.acme.during_order = lambda: _wait(release)  # the order stays in flight until told
+    controller = FakeController(world, on_shared=lambda ref: joined.set())
+    controller.pass_only()
+    workers = [threading.Thread(target=controller.work_one, args=(30,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    assert joined.wait(30)  # the second key's worker found the first's order running
+    release.set()
+    for worker in workers:
+        worker.join(30)
+    world.acme.during_order = None
     controller.settle()
-    pool.run()
     assert world.acme.orders == [(SHOP,)]
     assert sorted(world.cluster.writes) == sorted([one, two])
     first, second = (world.cluster.read(r.namespace, r.name) for r in (one, two))
     assert first is not None and second is not None
     assert first.data["tls.crt"] == second.data["tls.crt"]
+
+
+def _wait(event: threading.Event) -> None:
+    assert event.wait(30)  # a safety valve only: the test sets it once the other worker waits
+
+
+def test_a_key_changed_while_its_order_runs_is_handed_out_again_only_after_it() -> None:
+    """A pass during an order queues that certificate's key again: no second worker gets it
+    while the order runs; once it is done the key comes back once, finds the certificate
+    written, and orders nothing more."""
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    ordering, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        ordering.set()
+        _wait(release)
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+    worker = threading.Thread(target=controller.work_one, args=(30,))
+    worker.start()
+    assert ordering.wait(30)
+    controller.pass_only()  # an event meanwhile: the key is queued again (dirty)
+    assert controller.queue.processing() == {ref}
+    assert len(controller.queue) == 0  # not handed to a second worker
+    release.set()
+    worker.join(30)
+    world.acme.during_order = None
+    assert len(controller.queue) == 1  # back once the order is done
+    assert controller.work_one() == ref
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [ref]
 
 
 def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> None:
