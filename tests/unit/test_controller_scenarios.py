@@ -518,3 +518,37 @@ def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> N
     assert "possible at" in holds[0]
     gauge = controller.metrics.rate_limit_holds.labels("certificates-per-registered-domain")
     assert gauge._value.get() == 1
+
+
+def test_n_free_slots_of_a_registered_domain_are_n_orders_with_several_workers() -> None:
+    """Issue 19's leftover in the controller: 4 workers take 6 due certificates of one
+    registered domain with 3 slots left. The budget is reserved in the step that checks it
+    (RenewalBook.reserve), so exactly 3 orders go (before, each worker's check saw the
+    issuances of the pass's start: all 6 went), and the other 3 are held with an Event."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 3, "namespaceDomainShare": 100}}
+    world = World(make_config(issuers={"le": issuer}), START)
+    for n in range(6):
+        _add(world, "team-a", f"h{n}.example.com", secret=f"h{n}-tls", name=f"h{n}")
+    meet = threading.Barrier(3)  # the three orders are in flight together
+
+    def in_flight() -> None:
+        meet.wait(30)  # a safety valve only: the other two are placed meanwhile
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+
+    def worker() -> None:
+        while controller.work_one() is not None:
+            pass
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert len(world.acme.orders) == 3
+    assert len(world.cluster.writes) == 3
+    holds = [obj.name for obj, _, reason, _ in world.events.posted if reason == "RateLimitHold"]
+    assert len(holds) == 3
