@@ -3,7 +3,8 @@
 - `reconcile(now)`, the pass (one thread): discover -> plan over every source, which is what
   host ownership needs (claims span namespaces). It reports source problems, keeps the records'
   claims tidy and publishes the metrics, and queues the key (Secret) of each certificate whose
-  plan changed, or that is due, or that no source wants any more.
+  plan changed, that is due or refused or has a display copy to write, or that no source
+  wants any more.
 - `process(ref)`, one key on a worker of the work queue (never two workers on one key): plan
   that certificate again at this moment and act: schedule its next renewal (a delayed add of
   its key), write the chosen moment, report a refusal, or order it (OrderRunner) when
@@ -76,7 +77,11 @@ class Reconciler:
             self.queue.add(ref)
         for action in actions:
             changed = self.states.want(action.desired.secret, action)
-            if changed or action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
+            # A settled certificate is left alone until its plan changes or its timer fires;
+            # what may need the leader (an order, a refusal's Event, a display copy to write)
+            # is looked at in every pass (its worker skips what it already did).
+            settled = action.kind in (ActionKind.NOTHING, ActionKind.REPAIR)
+            if changed or not settled or action.annotations:
                 self.queue.add(action.desired.secret)
         self.metrics.set_managed_certificates(len(self.watch.secrets.cache))
         update_hold_gauges(self.states, self.metrics, now)
