@@ -441,30 +441,54 @@ def test_controller_reports_and_replaces_another_cas_certificate() -> None:
 # -- (g) one order for one host set, and the rate-limit budget ----------------------------------
 
 
-def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
+def _shared_by_two_workers(world: World, fails: Exception | None = None,
+                           ) -> tuple[FakeController, SecretRef, SecretRef]:
     """Two Secrets of one namespace want the same certificate and two workers take their keys
-    together: one orders, the other waits for that order on its own worker and copies it."""
-    world = _world()
+    together: the second key's worker finds the first's order running and waits for it. The
+    order then succeeds, or raises `fails`."""
     one = _add(world, "team-a", SHOP, secret="one-tls", name="one")
     two = _add(world, "team-a", SHOP, secret="two-tls", name="two")
     joined, release = threading.Event(), threading.Event()
-    world.acme.during_order = lambda: _wait(release)  # the order stays in flight until told
+
+    def in_flight() -> None:  # the order stays in flight until told
+        _wait(release)
+        if fails is not None:
+            raise fails
+
+    world.acme.during_order = in_flight
     controller = FakeController(world, on_shared=lambda ref: joined.set())
     controller.pass_only()
     workers = [threading.Thread(target=controller.work_one, args=(30,)) for _ in range(2)]
     for worker in workers:
         worker.start()
-    assert joined.wait(30)  # the second key's worker found the first's order running
+    assert joined.wait(30)
     release.set()
     for worker in workers:
         worker.join(30)
     world.acme.during_order = None
+    return controller, one, two
+
+
+def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
+    world = _world()
+    controller, one, two = _shared_by_two_workers(world)
     controller.settle()
     assert world.acme.orders == [(SHOP,)]
     assert sorted(world.cluster.writes) == sorted([one, two])
     first, second = (world.cluster.read(r.namespace, r.name) for r in (one, two))
     assert first is not None and second is not None
     assert first.data["tls.crt"] == second.data["tls.crt"]
+
+
+def test_a_shared_order_that_fails_backs_off_both_secrets() -> None:
+    world = _world()
+    controller, one, two = _shared_by_two_workers(
+        world, ChallengeFailed(SHOP, "http-01", Problem("urn:x:unauthorized")))
+    controller.settle()  # both back off: no second order
+    assert world.acme.orders == [(SHOP,)] and world.cluster.writes == []
+    assert [controller.records.get(ref)[secret_meta.FAILURES] for ref in (one, two)] == [
+        "1", "1"]
+    assert set(controller.scheduled()) == {one, two}
 
 
 def _wait(event: threading.Event) -> None:

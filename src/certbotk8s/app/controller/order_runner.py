@@ -117,7 +117,7 @@ class OrderRunner:
         return self.states.resumable_count()
 
     def busy(self) -> set[SecretRef]:
-        """Secrets with an order running or queued here (their in-flight entries stay)."""
+        """Secrets with an order running here (their in-flight entries stay)."""
         with self._lock:
             return set(self._busy)
 
@@ -192,6 +192,8 @@ class OrderRunner:
         if follow.backoff is Backoff.COUNT:
             state = self.book.failed(ref, self._read(ref), now, outcome.message,
                                      action.desired.spec)
+            self.metrics.mark_failed(ref.namespace, ref.name, state.failures,
+                                     state.next_attempt)
             if state.next_attempt is not None:
                 self.queue.add_at(ref, state.next_attempt)
 
