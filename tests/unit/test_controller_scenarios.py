@@ -576,3 +576,28 @@ def test_n_free_slots_of_a_registered_domain_are_n_orders_with_several_workers()
     assert len(world.cluster.writes) == 3
     holds = [obj.name for obj, _, reason, _ in world.events.posted if reason == "RateLimitHold"]
     assert len(holds) == 3
+
+
+def test_a_key_back_before_the_cache_shows_its_write_waits_for_the_watch_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after its order a certificate's key can come back (a pass queued it meanwhile)
+    while the informer cache still shows the Secret as it was: it waits for the watch event
+    instead of reading the Secret again to find the certificate there; then it is scheduled."""
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    controller = FakeController(world)
+    controller.reconcile()
+    assert world.cluster.writes == [ref]
+    cached = controller.watch.observed
+    monkeypatch.setattr(controller.watch, "observed",
+                        lambda r: None if r == ref else cached(r))  # the cache lags
+    world.cluster.broken_reads[ref] = AssertionError("read the Secret again")
+    controller.queue.add(ref)
+    assert controller.work_one() == ref
+    assert "InternalError" not in _reasons(world, "team-a")  # no read, no order
+    assert ref not in controller.scheduled()
+    monkeypatch.setattr(controller.watch, "observed", cached)  # the watch event arrives
+    controller.queue.add(ref)
+    assert controller.work_one() == ref
+    assert len(world.acme.orders) == 1
+    assert ref in controller.scheduled()  # its renewal

@@ -57,6 +57,11 @@ class CertState:
     # Issued by the CA, not written (API server unreachable, or the lead lost before the write):
     # written without a new order when this replica leads and reaches the API server again.
     unwritten: tuple[IssuedCertificate, CertificateSpec] | None = None
+    # This worker wrote the Secret over this version ("": it did not exist): while the informer
+    # cache still shows that version, the key waits for its watch event (no fresh read to find
+    # out again that the certificate is there). Not after `stale_until` (monotonic).
+    stale_version: str | None = None
+    stale_until: float = 0.0
 
 
 class StateTable:
@@ -193,6 +198,24 @@ class StateTable:
                 return False
             state.written = dict(annotations)
             return True
+
+    def wrote_over(self, ref: SecretRef, version: str, until: float) -> None:
+        """This worker replaced `version` of `ref` (see CertState.stale_version)."""
+        with self.lock:
+            state = self._state(ref)
+            state.stale_version, state.stale_until = version, until
+
+    def cache_behind(self, ref: SecretRef, cached: str, now: float) -> bool:
+        """Whether the cache still shows the version this worker wrote over (`cached`: the
+        version it shows, "" none); once it does not, the mark goes."""
+        with self.lock:
+            state = self._states.get(ref)
+            if state is None or state.stale_version is None:
+                return False
+            if cached == state.stale_version and now < state.stale_until:
+                return True
+            state.stale_version = None
+            return False
 
     def take_resumable(self, ref: SecretRef) -> InflightOrder | None:
         with self.lock:

@@ -62,6 +62,9 @@ API_RETRY = timedelta(seconds=10)
 # namespace costs one GET, not one per order. One deleted meanwhile only makes the Secret
 # write fail (the API server refuses it), as when it is deleted during an order.
 ACTIVE_NAMESPACE_TTL = 30.0
+# After writing a certificate, its key waits at most this long for the informer cache to show
+# the write before it is decided again on a fresh read (app.controller.cert_state).
+CACHE_CATCH_UP = 30.0
 
 
 @dataclass
@@ -359,6 +362,9 @@ class OrderRunner:
             return
         if outcome.kept is not None:
             self.metrics.newer_certificate_kept.inc()
+        elif outcome.ok:  # written over what was read: the cache shows it soon
+            self.states.wrote_over(ref, observed.resource_version if observed else "",
+                                   time.monotonic() + CACHE_CATCH_UP)
         if follow.clear_inflight:
             self._clear_inflight(ref)
         if follow.resume:

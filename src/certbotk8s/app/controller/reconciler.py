@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from functools import partial
 
@@ -117,6 +118,9 @@ class Reconciler:
         now = self.deps.clock()
         ref = desired.secret
         observed = self._observed(ref)
+        if self.states.cache_behind(ref, observed.resource_version if observed else "",
+                                    time.monotonic()):
+            return  # this worker just wrote it: the watch event queues the key again
         window = self.states.view(ref).ari.window
         (action,) = plan([desired], {ref: observed}, now, {ref: window} if window else {})
         self._handle(action, observed, now)
