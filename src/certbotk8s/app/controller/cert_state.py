@@ -205,17 +205,18 @@ class StateTable:
             state = self._state(ref)
             state.stale_version, state.stale_until = version, until
 
-    def cache_behind(self, ref: SecretRef, cached: str, now: float) -> bool:
-        """Whether the cache still shows the version this worker wrote over (`cached`: the
-        version it shows, "" none); once it does not, the mark goes."""
+    def cache_behind(self, ref: SecretRef, cached: str, now: float) -> float | None:
+        """While the cache still shows the version this worker wrote over (`cached`: the
+        version it shows, "" none): the seconds left to wait for it. Else None, and the mark
+        goes."""
         with self.lock:
             state = self._states.get(ref)
             if state is None or state.stale_version is None:
-                return False
+                return None
             if cached == state.stale_version and now < state.stale_until:
-                return True
+                return state.stale_until - now
             state.stale_version = None
-            return False
+            return None
 
     def take_resumable(self, ref: SecretRef) -> InflightOrder | None:
         with self.lock:

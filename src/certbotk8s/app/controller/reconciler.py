@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from certbotk8s.app.budget import RenewalBook
@@ -118,9 +118,11 @@ class Reconciler:
         now = self.deps.clock()
         ref = desired.secret
         observed = self._observed(ref)
-        if self.states.cache_behind(ref, observed.resource_version if observed else "",
-                                    time.monotonic()):
-            return  # this worker just wrote it: the watch event queues the key again
+        behind = self.states.cache_behind(ref, observed.resource_version if observed else "",
+                                          time.monotonic())
+        if behind is not None:  # this worker just wrote it: the watch event queues it again
+            self.queue.add_after(ref, timedelta(seconds=behind))  # (or, at worst, this)
+            return
         window = self.states.view(ref).ari.window
         (action,) = plan([desired], {ref: observed}, now, {ref: window} if window else {})
         self._handle(action, observed, now)
