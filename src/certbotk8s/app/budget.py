@@ -185,9 +185,7 @@ class RenewalBook:
         with self._lock:  # one step: never counted twice, nor not at all
             reservation.order = None
             reservation.issuance = replace(reservation.issuance, renewal_with_ari=exempt)
-            self._ledger.orders.append(
-                ratelimit.OrderRecord(at, reservation.issuance.namespace, exempt))
-            self._dirty = True
+            self._record_order(reservation.issuance.namespace, at, exempt)
         if not self._write_behind:
             self.flush()
 
@@ -202,11 +200,16 @@ class RenewalBook:
                 self._reserved.remove(reservation)
 
     def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
+        """An order placed without a reservation (see `reserve`)."""
         with self._lock:
-            self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
-            self._dirty = True
+            self._record_order(namespace, at, exempt)
         if not self._write_behind:
             self.flush()
+
+    def _record_order(self, namespace: str, at: datetime, exempt: bool) -> None:
+        """(Under the lock.) The one place an order enters the ledger."""
+        self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
+        self._dirty = True
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:
