@@ -602,3 +602,19 @@ def test_a_key_back_before_the_cache_shows_its_write_waits_for_the_watch_event(
     assert controller.work_one() == ref
     assert len(world.acme.orders) == 1
     assert controller.scheduled()[ref] > world.clock() + timedelta(days=1)  # its renewal
+
+
+def test_one_pass_spends_a_namespaces_share_of_a_domain_once() -> None:
+    """One worker, orders one after another in one pass: each check sees the orders before it
+    (reserved), not only the issuances the pass started with. 30 new certificates of one
+    namespace under example.com, whose share is 25 (half of 50): 25 orders, 5 held (on the
+    earlier code: 30 orders)."""
+    world = _world()
+    for n in range(30):
+        _add(world, "team-a", f"h{n}.example.com", secret=f"h{n}-tls", name=f"h{n}")
+    controller = FakeController(world)
+    controller.reconcile()
+    assert len(world.acme.orders) == 25
+    holds = [message for obj, _, reason, message in world.events.posted
+             if reason == "RateLimitHold"]
+    assert len(holds) == 5 and all("team-a used its share (25)" in m for m in holds)
