@@ -65,7 +65,7 @@ def _label(value: Any, info: ValidationInfo) -> str:
 
 
 def _challenge(value: Any) -> ChallengeType:
-    return value if isinstance(value, ChallengeType) else parse_challenge(text(value))
+    return value if isinstance(value, ChallengeType) else parse_challenge(text(value), echo=True)
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -115,7 +115,7 @@ class CertificateConfig(DefaultCertificate):
     name: Annotated[str, BeforeValidator(_label)]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Defaults:
     """What entries leave out, from the rest of the config."""
 

@@ -24,6 +24,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     ConfigDict,
+    Field,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -317,3 +318,9 @@ def read_as(cls: type[T], value: object, info: ValidationInfo) -> T:
     result: T = _adapter(section).validate_python(value, context=info.context, by_alias=True,
                                                   by_name=False)
     return result
+
+
+def left_out() -> Any:
+    """The default of a sub-section: `{}` validated like the file's (each key its default),
+    through the parent's own validator (an instance as default would build another one)."""
+    return Field(default_factory=dict, validate_default=True)

@@ -129,7 +129,7 @@ class RateLimits:
 def _rate_limits(value: Any, info: ValidationInfo) -> Limits:
     if isinstance(value, Limits):
         return value
-    return read_as(RateLimits, {} if value is None else value, info).limits()
+    return Limits() if value is None else read_as(RateLimits, value, info).limits()
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -29,6 +29,7 @@ from certbotk8s.core.config.fields import (
     Timeout,
     enum_schema,
     fail_at,
+    left_out,
     one_of,
     text,
     whole,
@@ -44,7 +45,7 @@ PATH_TYPES = frozenset({"ImplementationSpecific", "Prefix", "Exact"})
 ROUTE_NAMESPACES = ("source", "controller")  # solver.http01.routeNamespace
 
 def _key_type(value: object) -> KeyType:
-    return value if isinstance(value, KeyType) else parse_key_type(text(value))
+    return value if isinstance(value, KeyType) else parse_key_type(text(value), echo=True)
 
 
 KeyTypeField = Annotated[KeyType, BeforeValidator(_key_type), enum_schema(*KEY_TYPES)]
@@ -160,7 +161,7 @@ class Propagation:
 class Dns01Config:
     propagation_timeout: Seconds = timedelta(seconds=300)
     poll_interval: Seconds = timedelta(seconds=5)
-    propagation: Propagation = Propagation()
+    propagation: Propagation = left_out()
 
     @property
     def propagation_mode(self) -> PropagationMode:
@@ -176,8 +177,8 @@ class SolverConfig:
     """`order_timeout`: what an order may take besides the DNS propagation wait (the CA
     validating and finalizing), at most MAX_ORDER_TIMEOUT; see core.renewal.waits."""
 
-    http01: Http01Config = Http01Config()
-    dns01: Dns01Config = Dns01Config()
+    http01: Http01Config = left_out()
+    dns01: Dns01Config = left_out()
     order_timeout: Timeout = timedelta(seconds=120)
 
 

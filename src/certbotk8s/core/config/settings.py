@@ -87,7 +87,7 @@ from certbotk8s.core.config.dns_providers import (
     SecretKeyRef,
 )
 from certbotk8s.core.config.error_lines import error_lines
-from certbotk8s.core.config.fields import SECTION, Namespace, Text, text, warn
+from certbotk8s.core.config.fields import SECTION, Namespace, Text, left_out, text, warn
 from certbotk8s.core.config.issuers import (
     KNOWN_PROFILES,
     LETSENCRYPT_PRODUCTION,
@@ -172,11 +172,11 @@ class Config:
     dns_providers: Annotated[Mapping[Annotated[str, _entry_name("provider")], DnsProviderConfig],
                              AfterValidator(_named)] = Field(default_factory=dict)
     default_dns_provider: Text | None = None
-    istio: IstioConfig = IstioConfig()
-    solver: SolverConfig = SolverConfig()
-    renewal: RenewalConfig = RenewalConfig()
-    tenants: TenantsConfig = TenantsConfig()
-    migration: MigrationConfig = MigrationConfig()
+    istio: IstioConfig = left_out()
+    solver: SolverConfig = left_out()
+    renewal: RenewalConfig = left_out()
+    tenants: TenantsConfig = left_out()
+    migration: MigrationConfig = left_out()
     alias_entry: DefaultCertificate | None = Field(default=None, alias="defaultCertificate")
     listed: tuple[CertificateConfig, ...] = Field(default=(), alias="certificates")
     # `path: message` lines for things that work but look wrong (set by parse_config)
