@@ -200,3 +200,12 @@ def test_solver_errors_name_the_path(solver: dict[str, Any], message: str) -> No
     with pytest.raises(ConfigError) as info:
         _config({}, solver=solver)
     assert message in str(info.value)
+
+
+def test_every_provider_type_has_settings_and_a_builder() -> None:
+    """The two registrations of a provider type (its settings in the config, its builder in
+    the adapters) name the same types."""
+    from certbotk8s.adapters.dns.registry import REGISTRY
+    from certbotk8s.core.config.dns_providers import PROVIDER_SETTINGS
+
+    assert set(REGISTRY) == set(PROVIDER_SETTINGS)

@@ -36,6 +36,7 @@ from certbotk8s.core.config.fields import (
     HostPatterns,
     Namespace,
     SecretName,
+    Section,
     Text,
     enum_schema,
     read_as,
@@ -69,7 +70,7 @@ def _challenge(value: Any) -> ChallengeType:
 
 
 @dataclass(frozen=True, config=SECTION)
-class SecretTarget:
+class SecretTarget(Section):
     """Where the certificate is written: `namespace/name`, both required."""
 
     namespace: Namespace
@@ -84,7 +85,7 @@ def _secret(value: Any, info: ValidationInfo) -> SecretRef:
 
 
 @dataclass(frozen=True, config=SECTION, kw_only=True)
-class DefaultCertificate:
+class DefaultCertificate(Section):
     """One entry without its name (`defaultCertificate`). Left out: `issuer` "" is the
     default issuer; `challenge` dns-01 when it names a dnsProvider, else http-01; `key_type`,
     `profile`, `renew_before` None: `renewal.*` and the issuer's."""

@@ -33,12 +33,14 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from certbotk8s.core.config.fields import (
+    EMPTY_IF_NULL,
     SECTION,
     Endpoint,
     Flag,
     Namespaces,
     Port,
     SecretKeyRef,
+    Section,
     Zones,
     read_as,
     text,
@@ -84,14 +86,15 @@ def _settings(value: Any, info: ValidationInfo) -> Any:
 
 
 @dataclass(frozen=True, config=SECTION)
-class DnsProviderConfig:
+class DnsProviderConfig(Section):
     """One configured DNS-01 provider: its type's settings plus scope and lookup settings.
     `name` is its key under `dnsProviders`."""
 
     type: Annotated[str, BeforeValidator(text), AfterValidator(_type)]
     settings: SkipJsonSchema[Annotated[ProviderSettings | None, PlainValidator(_settings)]] = None
     zones: Zones = ()
-    namespaces: Namespaces | None = None  # None: sources of every namespace may use it
+    # None: sources of every namespace may use it
+    namespaces: Annotated[Namespaces | None, EMPTY_IF_NULL] = None
     follow_cname: Flag = False
     resolver: Endpoint | None = None  # `host:port` for CNAME/SOA/NS lookups; None: system
     nameserver_port: Port | None = None

@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
@@ -77,6 +78,8 @@ def _text(value: object) -> str:
 def _list(value: object) -> object:
     if isinstance(value, tuple):  # built in Python, not read from the file
         return value
+    if value is None:  # `team-a:` under hostPatterns: no patterns
+        return ()
     if not isinstance(value, list):
         raise ValueError(f"must be a list, got {type(value).__name__}")
     return value
@@ -234,13 +237,47 @@ def warn(info: ValidationInfo, line: str) -> None:
         info.context.setdefault("warnings", []).append(line)
 
 
+@cache
+def _null_means_none(cls: Any) -> frozenset[str]:
+    """The keys of `cls` whose default is None: a null there is kept (and read as None, or as
+    empty where the field says so); any other null is as if the key were left out."""
+    return frozenset(info.alias or name for name, info in cls.__pydantic_fields__.items()
+                     if info.default is None and info.default_factory is None)
+
+
+@dataclass(frozen=True, config=SECTION)
+class Section:
+    """The base of every section: a key written without a value (`email:`) counts as left out,
+    like a section written without a body (`solver:`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_left_out(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            return data
+        section: Any = cls
+        kept = _null_means_none(section)
+        return {k: v for k, v in data.items() if v is not None or k in kept}
+
+
+def _none_is_empty(value: Any) -> Any:
+    return () if value is None else value
+
+
+# A scope written without a value (`namespaces:`) is empty, as before (nothing in scope), not
+# left out (no scope): a missing list must not open what a written one closes.
+EMPTY_IF_NULL = BeforeValidator(_none_is_empty)
+
+
 def namespace_optional(schema: dict[str, Any]) -> None:
     """In the file a Secret reference may leave out `namespace` (the controller's)."""
     schema["required"] = [k for k in schema.get("required", []) if k != "namespace"]
 
 
 @dataclass(frozen=True, config=ConfigDict(**SECTION, json_schema_extra=namespace_optional))
-class SecretKeyRef:
+class SecretKeyRef(Section):
     """One key of a Kubernetes Secret. `namespace` defaults to the controller's namespace."""
 
     namespace: Namespace
@@ -256,6 +293,12 @@ def in_controller_namespace(value: object, info: ValidationInfo) -> object:
 
 
 SecretRefField = Annotated[SecretKeyRef, BeforeValidator(in_controller_namespace)]
+
+
+def unknown_key(key: str, value: object) -> NoReturn:
+    """Refuse `key` as unknown, like the keys pydantic refuses (the line lists the known ones)."""
+    raise ValidationError.from_exception_data("config", [InitErrorDetails(
+        type="unexpected_keyword_argument", loc=(key,), input=value)])
 
 
 def fail_at(loc: tuple[str | int, ...], message: str, value: object = None) -> NoReturn:

@@ -20,10 +20,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from certbotk8s.core.budget.ratelimit import Limits
 from certbotk8s.core.config.fields import (
+    EMPTY_IF_NULL,
     SECTION,
     Namespace,
     Namespaces,
     SecretName,
+    Section,
     Text,
     Texts,
     in_controller_namespace,
@@ -67,7 +69,7 @@ def _absolute(value: str) -> str:
 
 
 @dataclass(frozen=True, config=ConfigDict(**SECTION, json_schema_extra=namespace_optional))
-class EabSecretRef:
+class EabSecretRef(Section):
     namespace: Namespace
     name: SecretName
     key_id_key: Text
@@ -75,7 +77,7 @@ class EabSecretRef:
 
 
 @dataclass(frozen=True, config=SECTION)
-class EabConfig:
+class EabConfig(Section):
     """External account binding: key id and HMAC key (base64url) from one Secret."""
 
     namespace: str
@@ -85,7 +87,7 @@ class EabConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class EabFile:
+class EabFile(Section):
     """`eab` in the file: `{secretRef: {namespace, name, keyIdKey, hmacKey}}`."""
 
     secret_ref: Annotated[EabSecretRef, BeforeValidator(in_controller_namespace)]
@@ -103,7 +105,7 @@ _SHARE = whole(1, 100, "must be a percentage 1..100")
 
 
 @dataclass(frozen=True, config=SECTION)
-class RateLimits:
+class RateLimits(Section):
     """The CA's limits the budget keeps to; Let's Encrypt's by default, 0 turns one off."""
 
     certificates_per_domain: Annotated[int, _COUNT] = Limits.certs_per_domain
@@ -133,7 +135,7 @@ def _rate_limits(value: Any, info: ValidationInfo) -> Limits:
 
 
 @dataclass(frozen=True, config=SECTION)
-class IssuerConfig:
+class IssuerConfig(Section):
     """One ACME CA. `name` is its key under `issuers`; `profiles` None: not configured (the
     well-known ones); `namespaces` None: sources of every namespace may use it."""
 
@@ -143,11 +145,11 @@ class IssuerConfig:
                    PlainValidator(_eab, json_schema_input_type=EabFile | None)] = None
     ca_bundle: Annotated[str, BeforeValidator(text), AfterValidator(_absolute)] | None = None
     preferred_chain: Text | None = None
-    profiles: Texts | None = None
+    profiles: Annotated[Texts | None, EMPTY_IF_NULL] = None
     rate_limits: Annotated[Limits, PlainValidator(
         _rate_limits, json_schema_input_type=RateLimits)] = Field(default_factory=Limits)
     default_profile: Text | None = None  # asked for when a source names none
-    namespaces: Namespaces | None = None
+    namespaces: Annotated[Namespaces | None, EMPTY_IF_NULL] = None
     name: SkipJsonSchema[str] = Field(default="", init=False)
 
     @field_validator("email")

@@ -24,6 +24,7 @@ from certbotk8s.core.config.fields import (
     Networks,
     Port,
     Seconds,
+    Section,
     Suffixes,
     Text,
     Timeout,
@@ -58,7 +59,7 @@ def _service(value: str) -> str:
 
 
 @dataclass(frozen=True, config=SECTION)
-class IstioConfig:
+class IstioConfig(Section):
     gateway_namespace: Namespace = DEFAULT_ISTIO_GATEWAY_NAMESPACE
     allowed_source_namespaces: Namespaces = ()
     gateway_namespaces: Namespaces = ()  # extra targets for the gateway-namespace override
@@ -70,7 +71,7 @@ class IstioConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class TenantsConfig:
+class TenantsConfig(Section):
     """Who may ask for which host (see core.sources.ownership).
 
     `host_patterns` None: any namespace may ask for any host (no pattern check; the file says
@@ -82,7 +83,8 @@ class TenantsConfig:
     re-created within it keeps its hosts; after it, another namespace may have them).
     """
 
-    host_patterns: Mapping[Namespace, HostPatterns] | None = None
+    host_patterns: Annotated[Mapping[Namespace, HostPatterns] | None, BeforeValidator(
+        lambda v: {} if v is None else v)] = None  # written without a value: none listed
     allow_any_host: Flag | None = None
     share_hosts: Flag = False
     max_hosts_per_certificate: Annotated[int, whole(
@@ -104,7 +106,7 @@ class TenantsConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class Http01Config:
+class Http01Config(Section):
     """HTTP-01 solving.
 
     `listen_address`/`port`: where the controller's token listener binds. `solver_service` and
@@ -142,7 +144,7 @@ _MODES = tuple(m.value for m in PropagationMode)
 
 
 @dataclass(frozen=True, config=SECTION)
-class Propagation:
+class Propagation(Section):
     """`nameservers` (`host:port`) are asked in recursive mode; none there: the system
     resolver's nameservers."""
 
@@ -158,7 +160,7 @@ class Propagation:
 
 
 @dataclass(frozen=True, config=SECTION)
-class Dns01Config:
+class Dns01Config(Section):
     propagation_timeout: Seconds = timedelta(seconds=300)
     poll_interval: Seconds = timedelta(seconds=5)
     propagation: Propagation = left_out()
@@ -173,7 +175,7 @@ class Dns01Config:
 
 
 @dataclass(frozen=True, config=SECTION)
-class SolverConfig:
+class SolverConfig(Section):
     """`order_timeout`: what an order may take besides the DNS propagation wait (the CA
     validating and finalizing), at most MAX_ORDER_TIMEOUT; see core.renewal.waits."""
 
@@ -183,7 +185,7 @@ class SolverConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class RenewalConfig:
+class RenewalConfig(Section):
     """Defaults for sources that do not say: `renew_before` None means lifetime fractions."""
 
     renew_before: Duration | None = None
@@ -191,7 +193,7 @@ class RenewalConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class MigrationConfig:
+class MigrationConfig(Section):
     """Moving from cert-manager: `cert_manager_issuers` maps the names in its
     `cert-manager.io/issuer` / `cluster-issuer` annotations to configured issuers. Empty (the
     default): no `cert-manager.io/*` annotation is read and no cert-manager Secret adopted."""

@@ -87,7 +87,7 @@ from certbotk8s.core.config.dns_providers import (
     SecretKeyRef,
 )
 from certbotk8s.core.config.error_lines import error_lines
-from certbotk8s.core.config.fields import SECTION, Namespace, Text, left_out, text, warn
+from certbotk8s.core.config.fields import SECTION, Namespace, Section, Text, left_out, text, warn
 from certbotk8s.core.config.issuers import (
     KNOWN_PROFILES,
     LETSENCRYPT_PRODUCTION,
@@ -160,7 +160,7 @@ def _some_issuer(issuers: Mapping[str, IssuerConfig]) -> Mapping[str, IssuerConf
 
 
 @dataclass(frozen=True, config=SECTION)  # not kw_only: that changes the order of checks
-class Config:
+class Config(Section):
     """The whole file. Fields are declared in the order they are checked: a field's check may
     use those above it (`info.data`), when they are valid."""
 
@@ -316,8 +316,9 @@ def parse_config(data: object, default_namespace: str | None = None) -> Config:
     every problem found, one `path: message` line each."""
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: must be a mapping, got {type(data).__name__}"])
-    document = _without_nulls(data)
-    document.setdefault("controllerNamespace", default_namespace or DEFAULT_CONTROLLER_NAMESPACE)
+    document = dict(data)
+    if document.get("controllerNamespace") is None:
+        document["controllerNamespace"] = default_namespace or DEFAULT_CONTROLLER_NAMESPACE
     namespace = document["controllerNamespace"]
     context: dict[str, Any] = {
         "namespace": namespace.strip() if isinstance(namespace, str) else namespace,
@@ -331,11 +332,3 @@ def parse_config(data: object, default_namespace: str | None = None) -> Config:
     object.__setattr__(config, "warnings", tuple(context["warnings"]))
     return config
 
-
-def _without_nulls(value: Any) -> Any:
-    """A key without a value (`key:` in YAML) is as if left out, at every depth."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
-from certbotk8s.core.config.fields import SECTION, SecretKeyRef, Texts, Timeout, fail_at
+from certbotk8s.core.config.fields import SECTION, SecretKeyRef, Section, Texts, Timeout, fail_at
 
 
 def _program_first(command: tuple[str, ...]) -> tuple[str, ...]:
@@ -20,7 +20,7 @@ def _program_first(command: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, config=SECTION)
-class ExecConfig:
+class ExecConfig(Section):
     """The program (absolute path) and its arguments; `timeout` per run."""
 
     command: Annotated[Texts, AfterValidator(_program_first)]

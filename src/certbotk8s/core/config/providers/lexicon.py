@@ -24,10 +24,11 @@ from pydantic.json_schema import SkipJsonSchema
 from certbotk8s.core.config.fields import (
     SECTION,
     SecretKeyRef,
-    fail_at,
+    Section,
     named_pairs,
     secret_ref,
     text,
+    unknown_key,
 )
 
 AMBIENT = "ambient"
@@ -82,7 +83,7 @@ Credentials = Annotated[tuple[tuple[str, SecretKeyRef], ...], PlainValidator(
 
 
 @dataclass(frozen=True, config=SECTION)
-class LexiconConfig:
+class LexiconConfig(Section):
     """`ambient` is what `credentials: ambient` in the file says (not a key of its own)."""
 
     provider: Annotated[str, BeforeValidator(text), AfterValidator(_provider)]
@@ -95,8 +96,8 @@ class LexiconConfig:
     def _ambient_word(cls, data: Any) -> Any:
         if not isinstance(data, dict):  # built in Python
             return data
-        if "ambient" in data:
-            fail_at(("ambient",), "unknown field (known: credentials, options, provider)")
+        if "ambient" in data:  # the Python name of `credentials: ambient`, not a key
+            unknown_key("ambient", data["ambient"])
         if data.get("credentials") == AMBIENT:
             return {**data, "credentials": (), "ambient": True}
         return data

@@ -13,6 +13,7 @@ from certbotk8s.core.config.fields import (
     Endpoint,
     SecretKeyRef,
     SecretRefField,
+    Section,
     Text,
     Timeout,
     split_hostport,
@@ -32,7 +33,7 @@ def _algorithm(value: str) -> str:
 
 
 @dataclass(frozen=True, config=SECTION)
-class Tsig:
+class Tsig(Section):
     """The TSIG key: its name, algorithm and the Secret key holding its secret."""
 
     key_name: Text
@@ -41,7 +42,7 @@ class Tsig:
 
 
 @dataclass(frozen=True, config=SECTION)
-class Rfc2136Config:
+class Rfc2136Config(Section):
     """`server` (`host`, `host:port`, `[v6]:port`; kept as `host:port`) takes the updates."""
 
     server: Endpoint

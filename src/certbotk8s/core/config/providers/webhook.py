@@ -13,6 +13,7 @@ from certbotk8s.core.config.fields import (
     SECTION,
     SecretKeyRef,
     SecretRefField,
+    Section,
     Timeout,
     text,
     whole,
@@ -28,7 +29,7 @@ def _url(value: str) -> str:
 
 
 @dataclass(frozen=True, config=SECTION)
-class WebhookConfig:
+class WebhookConfig(Section):
     """`token` (file: `tokenSecretRef`) is sent as a bearer token when given."""
 
     url: Annotated[str, BeforeValidator(text), AfterValidator(_url)]
