@@ -50,16 +50,12 @@ SECTION = ConfigDict(
 )
 
 
-def _got(value: object) -> str:
-    return repr(value)
-
-
 def _check(test: Callable[[Any], bool], message: str) -> Callable[[Any], Any]:
     """A before-validator: `value` as it is when `test` holds, else ValueError(message)."""
 
     def check(value: Any) -> Any:
         if not test(value):
-            raise ValueError(message.format(got=_got(value)))
+            raise ValueError(message.format(got=repr(value)))
         return value
 
     return check
@@ -69,9 +65,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
+    """A non-empty string, stripped (the check behind `Text`)."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty string, got {_got(value)}")
+        raise ValueError(f"must be a non-empty string, got {repr(value)}")
     return value.strip()
 
 
@@ -87,7 +84,7 @@ def _list(value: object) -> object:
 
 def _item(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a string, got {_got(value)}")
+        raise ValueError(f"must be a string, got {repr(value)}")
     return value
 
 
@@ -105,7 +102,7 @@ def _seconds(value: object) -> object:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {_got(value)}")
+        raise ValueError(f"must be a positive number of seconds, got {repr(value)}")
     return timedelta(seconds=value)
 
 
@@ -122,7 +119,7 @@ def _secret_name(value: str) -> str:
 
 
 def _duration(value: object) -> object:
-    return value if isinstance(value, timedelta) else parse_duration(_text(value))
+    return value if isinstance(value, timedelta) else parse_duration(text(value))
 
 
 def _suffix(value: str) -> str:
@@ -182,11 +179,6 @@ def _at_most_600(value: timedelta) -> timedelta:
     return value
 
 
-def text(value: object) -> str:
-    """A non-empty string, stripped (the check behind `Text`)."""
-    return _text(value)
-
-
 def one_of(*values: str) -> BeforeValidator:
     """Before-validator: one of `values` (pair it with `enum_schema(*values)`)."""
     known = ", ".join(values)
@@ -197,7 +189,7 @@ def enum_schema(*values: str) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "enum": list(values)})
 
 
-Text = Annotated[str, BeforeValidator(_text)]
+Text = Annotated[str, BeforeValidator(text)]
 Flag = Annotated[bool, BeforeValidator(_check(lambda v: isinstance(v, bool),
                                               "must be true or false, got {got}"))]
 Port = Annotated[int, whole(1, 65535, "must be a port number 1-65535")]
@@ -208,10 +200,10 @@ Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema({"typ
 _LIST = BeforeValidator(_list)
 _UNIQUE = AfterValidator(_sorted_unique)
 Texts = Annotated[tuple[Annotated[str, BeforeValidator(_item)], ...], _LIST]
-Namespace = Annotated[str, BeforeValidator(_text), AfterValidator(_namespace)]
+Namespace = Annotated[str, BeforeValidator(text), AfterValidator(_namespace)]
 Namespaces = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_namespace)],
                              ...], _LIST, _UNIQUE]
-SecretName = Annotated[str, BeforeValidator(_text), AfterValidator(_secret_name)]
+SecretName = Annotated[str, BeforeValidator(text), AfterValidator(_secret_name)]
 Suffixes = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_suffix)], ...],
                      _LIST, _UNIQUE]
 Zones = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_zone)], ...],
@@ -220,7 +212,7 @@ HostPatterns = Annotated[tuple[Annotated[str, BeforeValidator(_item),
                                          AfterValidator(_host_pattern)], ...], _LIST, _UNIQUE]
 Networks = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_network)],
                            ...], _LIST]
-Endpoint = Annotated[str, BeforeValidator(_text), AfterValidator(_endpoint)]  # host:port, :53
+Endpoint = Annotated[str, BeforeValidator(text), AfterValidator(_endpoint)]  # host:port, :53
 Endpoints = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_endpoint)],
                             ...], _LIST]
 
@@ -346,7 +338,6 @@ def secret_ref(value: Any, info: ValidationInfo) -> SecretKeyRef:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ValueError(f"must be a mapping, got {type(value).__name__}")
     return SecretKeyRef(**in_controller_namespace(value, info))  # type: ignore[arg-type]
-
 
 
 @cache
