@@ -68,7 +68,7 @@ def _is_int(value: object) -> bool:
 def text(value: object) -> str:
     """A non-empty string, stripped (the check behind `Text`)."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty string, got {repr(value)}")
+        raise ValueError(f"must be a non-empty string, got {value!r}")
     return value.strip()
 
 
@@ -84,7 +84,7 @@ def _list(value: object) -> object:
 
 def _item(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a string, got {repr(value)}")
+        raise ValueError(f"must be a string, got {value!r}")
     return value
 
 
@@ -102,7 +102,7 @@ def _seconds(value: object) -> object:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {repr(value)}")
+        raise ValueError(f"must be a positive number of seconds, got {value!r}")
     return timedelta(seconds=value)
 
 
