@@ -520,3 +520,21 @@ def test_settings_are_frozen_and_hashable() -> None:
     assert hash(config.solver) == hash(load_config(FULL).solver)
     assert dataclasses.replace(config.renewal, key_type=KeyType.RSA_2048).key_type \
         is KeyType.RSA_2048
+
+
+def test_one_mistake_is_one_line() -> None:
+    """What follows from a bad value is not reported again where it is used."""
+    ref = {"name": "t", "key": "k"}
+    bad_namespace = _base(controllerNamespace="Bad_NS", dnsProviders={"d": {
+        "type": "rfc2136", "server": "ns1", "tsig": {"keyName": "k.", "secretRef": ref}}})
+    with pytest.raises(ConfigError) as info:
+        parse_config(bad_namespace)
+    assert info.value.errors == ("controllerNamespace: 'Bad_NS' is not a valid namespace name",)
+    wildcard = {"name": "w", "hosts": ["*.example.com"], "challenge": "dns-01",
+                "secret": {"namespace": "a", "name": "b"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(_base(defaultDnsProvider="nope", certificates=[wildcard]))
+    assert [e.split(":")[0] for e in info.value.errors] == ["defaultDnsProvider"]
+    assert "certificates.w.hosts: at least one host is required" in _error(_base(
+        certificates=[{k: v for k, v in wildcard.items() if k != "hosts"}]))
+    assert "defaultIssuer: must be a non-empty string" in _error(_base(defaultIssuer=""))

@@ -90,7 +90,7 @@ class DefaultCertificate(Section):
     default issuer; `challenge` dns-01 when it names a dnsProvider, else http-01; `key_type`,
     `profile`, `renew_before` None: `renewal.*` and the issuer's."""
 
-    hosts: Annotated[HostPatterns, AfterValidator(_some_host)] = ()
+    hosts: Annotated[HostPatterns, AfterValidator(_some_host)]
     secret: Annotated[SecretRef, PlainValidator(_secret, json_schema_input_type=SecretTarget)]
     issuer: Text = ""
     challenge: Annotated[ChallengeType, BeforeValidator(_challenge),
@@ -102,11 +102,14 @@ class DefaultCertificate(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _implied_challenge(cls, data: Any) -> Any:
-        """No `challenge` in the file: dns-01 when the entry names a DNS provider."""
-        if isinstance(data, dict) and data.get("challenge") is None:
-            return {**data, "challenge": "dns-01" if data.get("dnsProvider") else "http-01"}
-        return data
+    def _implied(cls, data: Any) -> Any:
+        """No `challenge` in the file: dns-01 when the entry names a DNS provider. No `hosts`:
+        checked as an empty list (a default's error would lose the entry's index)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("challenge") is None:
+            data = {**data, "challenge": "dns-01" if data.get("dnsProvider") else "http-01"}
+        return {"hosts": [], **data}
 
 
 @dataclass(frozen=True, config=SECTION, kw_only=True)

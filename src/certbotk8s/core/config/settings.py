@@ -113,6 +113,7 @@ from certbotk8s.core.config.sections import (
     TenantsConfig,
 )
 from certbotk8s.core.errors import CertbotK8sError
+from certbotk8s.core.sources.names import is_dns1123_label
 
 # Names other modules import from here (the sections live in their own modules).
 __all__ = [
@@ -168,7 +169,7 @@ class Config(Section):
     issuers: Annotated[Mapping[Annotated[str, _entry_name("issuer")], IssuerConfig],
                        AfterValidator(_some_issuer), AfterValidator(_named)] = Field(
         default_factory=dict, validate_default=True)
-    default_issuer: str = Field(default="", validate_default=True)
+    default_issuer: str = Field(default=None, validate_default=True)  # None: the only issuer
     dns_providers: Annotated[Mapping[Annotated[str, _entry_name("provider")], DnsProviderConfig],
                              AfterValidator(_named)] = Field(default_factory=dict)
     default_dns_provider: Text | None = None
@@ -196,12 +197,12 @@ class Config(Section):
     @classmethod
     def _default_issuer(cls, value: Any, info: ValidationInfo) -> Any:
         issuers = info.data.get("issuers")
-        value = text(value) if value != "" else value
-        if value == "" and issuers is not None:
-            if len(issuers) > 1:
+        if value is None:
+            if issuers is not None and len(issuers) > 1:
                 raise ValueError("is required when more than one issuer is configured")
-            return next(iter(issuers))
-        if value != "" and issuers is not None and value not in issuers:
+            return next(iter(issuers)) if issuers else ""
+        value = text(value)
+        if issuers is not None and value not in issuers:
             raise ValueError(f"names no configured issuer: {value!r}")
         return value
 
@@ -282,7 +283,7 @@ class Config(Section):
 def _defaults(info: ValidationInfo) -> Defaults | None:
     """What certificate entries leave out; None while issuers or providers are invalid."""
     data = info.data
-    if "issuers" not in data or "dns_providers" not in data or "default_issuer" not in data:
+    if not {"issuers", "default_issuer", "dns_providers", "default_dns_provider"} <= set(data):
         return None
     return Defaults(data["issuers"], data["default_issuer"], data["dns_providers"],
                     data.get("default_dns_provider"))
@@ -320,10 +321,9 @@ def parse_config(data: object, default_namespace: str | None = None) -> Config:
     if document.get("controllerNamespace") is None:
         document["controllerNamespace"] = default_namespace or DEFAULT_CONTROLLER_NAMESPACE
     namespace = document["controllerNamespace"]
-    context: dict[str, Any] = {
-        "namespace": namespace.strip() if isinstance(namespace, str) else namespace,
-        "warnings": [],
-    }
+    if not isinstance(namespace, str) or not is_dns1123_label(namespace.strip()):
+        namespace = DEFAULT_CONTROLLER_NAMESPACE  # its own error line says what is wrong
+    context: dict[str, Any] = {"namespace": namespace.strip(), "warnings": []}
     try:
         config = _adapter().validate_python(document, context=context, by_alias=True,
                                             by_name=False)
