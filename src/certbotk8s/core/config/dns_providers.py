@@ -23,7 +23,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     PlainValidator,
     ValidationInfo,
@@ -41,9 +40,9 @@ from certbotk8s.core.config.fields import (
     Port,
     SecretKeyRef,
     Section,
+    Text,
     Zones,
     read_as,
-    text,
     whole,
 )
 from certbotk8s.core.config.providers.command import ExecConfig
@@ -90,7 +89,7 @@ class DnsProviderConfig(Section):
     """One configured DNS-01 provider: its type's settings plus scope and lookup settings.
     `name` is its key under `dnsProviders`."""
 
-    type: Annotated[str, BeforeValidator(text), AfterValidator(_type)]
+    type: Annotated[Text, AfterValidator(_type)]
     settings: SkipJsonSchema[Annotated[ProviderSettings | None, PlainValidator(_settings)]] = None
     zones: Zones = ()
     # None: sources of every namespace may use it

@@ -200,10 +200,10 @@ Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema({"typ
 _LIST = BeforeValidator(_list)
 _UNIQUE = AfterValidator(_sorted_unique)
 Texts = Annotated[tuple[Annotated[str, BeforeValidator(_item)], ...], _LIST]
-Namespace = Annotated[str, BeforeValidator(text), AfterValidator(_namespace)]
+Namespace = Annotated[Text, AfterValidator(_namespace)]
 Namespaces = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_namespace)],
                              ...], _LIST, _UNIQUE]
-SecretName = Annotated[str, BeforeValidator(text), AfterValidator(_secret_name)]
+SecretName = Annotated[Text, AfterValidator(_secret_name)]
 Suffixes = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_suffix)], ...],
                      _LIST, _UNIQUE]
 Zones = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_zone)], ...],
@@ -212,7 +212,7 @@ HostPatterns = Annotated[tuple[Annotated[str, BeforeValidator(_item),
                                          AfterValidator(_host_pattern)], ...], _LIST, _UNIQUE]
 Networks = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_network)],
                            ...], _LIST]
-Endpoint = Annotated[str, BeforeValidator(text), AfterValidator(_endpoint)]  # host:port, :53
+Endpoint = Annotated[Text, AfterValidator(_endpoint)]  # host:port, :53
 Endpoints = Annotated[tuple[Annotated[str, BeforeValidator(_item), AfterValidator(_endpoint)],
                             ...], _LIST]
 

@@ -31,7 +31,6 @@ from certbotk8s.core.config.fields import (
     in_controller_namespace,
     namespace_optional,
     read_as,
-    text,
     whole,
 )
 
@@ -139,11 +138,11 @@ class IssuerConfig(Section):
     """One ACME CA. `name` is its key under `issuers`; `profiles` None: not configured (the
     well-known ones); `namespaces` None: sources of every namespace may use it."""
 
-    directory: Annotated[str, BeforeValidator(text), AfterValidator(_https)]
-    email: Annotated[str, BeforeValidator(text), AfterValidator(_email)] | None = None
+    directory: Annotated[Text, AfterValidator(_https)]
+    email: Annotated[Text, AfterValidator(_email)] | None = None
     eab: Annotated[EabConfig | None,
                    PlainValidator(_eab, json_schema_input_type=EabFile | None)] = None
-    ca_bundle: Annotated[str, BeforeValidator(text), AfterValidator(_absolute)] | None = None
+    ca_bundle: Annotated[Text, AfterValidator(_absolute)] | None = None
     preferred_chain: Text | None = None
     profiles: Annotated[Texts | None, EMPTY_IF_NULL] = None
     rate_limits: Annotated[Limits, PlainValidator(

@@ -122,8 +122,7 @@ class Http01Config(Section):
     self_check: Flag = True
     port: Port = DEFAULT_HTTP01_PORT
     listen_address: Text = "0.0.0.0"
-    solver_service: Annotated[str, BeforeValidator(text),
-                              AfterValidator(_service)] = "certbotk8s-solver"
+    solver_service: Annotated[Text, AfterValidator(_service)] = "certbotk8s-solver"
     solver_service_port: Port = 80
     self_check_port: Port = 80
     self_check_resolver: Endpoint | None = None

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     PlainValidator,
     ValidationInfo,
@@ -25,9 +24,9 @@ from certbotk8s.core.config.fields import (
     SECTION,
     SecretKeyRef,
     Section,
+    Text,
     named_pairs,
     secret_ref,
-    text,
     unknown_key,
 )
 
@@ -86,7 +85,7 @@ Credentials = Annotated[tuple[tuple[str, SecretKeyRef], ...], PlainValidator(
 class LexiconConfig(Section):
     """`ambient` is what `credentials: ambient` in the file says (not a key of its own)."""
 
-    provider: Annotated[str, BeforeValidator(text), AfterValidator(_provider)]
+    provider: Annotated[Text, AfterValidator(_provider)]
     options: Options = ()
     ambient: SkipJsonSchema[bool] = False
     credentials: Credentials = Field(default=(), validate_default=True)

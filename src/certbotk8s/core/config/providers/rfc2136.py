@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator
 from pydantic.dataclasses import dataclass
 
 from certbotk8s.core.config.fields import (
@@ -17,7 +17,6 @@ from certbotk8s.core.config.fields import (
     Text,
     Timeout,
     split_hostport,
-    text,
 )
 
 TSIG_ALGORITHMS = frozenset(
@@ -38,7 +37,7 @@ class Tsig(Section):
 
     key_name: Text
     secret_ref: SecretRefField
-    algorithm: Annotated[str, BeforeValidator(text), AfterValidator(_algorithm)] = "hmac-sha256"
+    algorithm: Annotated[Text, AfterValidator(_algorithm)] = "hmac-sha256"
 
 
 @dataclass(frozen=True, config=SECTION)

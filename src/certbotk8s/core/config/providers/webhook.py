@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, Field
 from pydantic.dataclasses import dataclass
 
 from certbotk8s.core.config.fields import (
@@ -14,8 +14,8 @@ from certbotk8s.core.config.fields import (
     SecretKeyRef,
     SecretRefField,
     Section,
+    Text,
     Timeout,
-    text,
     whole,
 )
 
@@ -32,7 +32,7 @@ def _url(value: str) -> str:
 class WebhookConfig(Section):
     """`token` (file: `tokenSecretRef`) is sent as a bearer token when given."""
 
-    url: Annotated[str, BeforeValidator(text), AfterValidator(_url)]
+    url: Annotated[Text, AfterValidator(_url)]
     token: SecretRefField | None = Field(default=None, alias="tokenSecretRef")
     timeout: Timeout = timedelta(seconds=10)
     retries: Annotated[int, whole(0, 10, "must be a whole number 0-10")] = 3
