@@ -18,7 +18,7 @@ from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from certbotk8s.core.sources.ownership import pattern_matches
+from certbotk8s.core.sources.claimants import pattern_matches
 from certbotk8s.core.state import secret_meta
 
 from .conftest import ROOT, Lab, read_secret

@@ -12,12 +12,15 @@ below are where it is silent:
   Secrets of the same source are still served. For the Istio file mount, the contributing
   Gateway with the wildcard is left out of the shared certificate.
 - Within one source, entries that name the same Secret are merged (union of hosts).
-- A Secret claimed by several sources: identical specs -> one desired certificate (the smallest
-  source by kind, namespace, name wins, also for routing); different specs -> SecretConflict on
+- A Secret claimed by several sources: identical specs -> one desired certificate per
+  claimant namespace (core.sources.claimants; the smallest source by kind, namespace, name of
+  each, also for routing), of which core.sources.ownership keeps one; different specs ->
+  SecretConflict on
   every claimant, and only the claimant the Secret was last written for (`holders`) keeps it:
   a later claimant can never stop the first one's renewals. The Istio file-mount certificate
   is one claim; its Gateways must agree on issuer, challenge, key type, profile and
-  renew-before, else each gets SecretConflict.
+  renew-before, else each gets SecretConflict. With `tenants.hostPatterns`, a file-mount
+  Gateway with a host outside its own namespace's patterns is left out of it (HostNotAllowed).
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
   OPTIONAL_MUTUAL (default SIMPLE).
 - Istio and Gateway API Gateways: the apiVersions of `core.sources.resources` (v1 or v1beta1;
@@ -55,6 +58,7 @@ from certbotk8s.core.model import (
 )
 from certbotk8s.core.sources import annotations as ann
 from certbotk8s.core.sources import cert_manager
+from certbotk8s.core.sources.claimants import ISTIO_LEGACY_SECRET, claimant, outside_patterns
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
@@ -73,7 +77,6 @@ ISTIO_APIS = ISTIO_GATEWAYS.api_versions
 GATEWAY_APIS = GATEWAY_API_GATEWAYS.api_versions
 GATEWAY_API_GROUP = GATEWAY_API_GATEWAYS.group
 ISTIO_LEGACY_CERT_DIR = "/etc/istio/ingressgateway-certs/"
-ISTIO_LEGACY_SECRET = "istio-ingressgateway-certs"
 ISTIO_TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
 MAX_SOURCE_HOSTS = 1000  # host entries read from one source; beyond: refused, not normalised
 MAX_PROBLEMS_PER_SOURCE = 10  # Events per source and pass; the rest are summarised
@@ -99,6 +102,7 @@ class Reasons:
     TOO_MANY_HOSTS = "TooManyHosts"
     TOO_MANY_PROBLEMS = "TooManyProblems"
     SPECIAL_USE_NAME = "SpecialUseName"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
     ISSUER_NOT_MAPPED = cert_manager.ISSUER_NOT_MAPPED
 
 
@@ -273,6 +277,21 @@ class _Collector:
             )
             return False
         return True
+
+    def patterns_ok(self, ref: ObjectRef, hosts: Iterable[str], shared: SecretRef) -> bool:
+        """`tenants.hostPatterns` of the source's own namespace, for a source whose hosts
+        join others' in one certificate (core.sources.ownership checks the rest)."""
+        patterns = self.config.tenants.host_patterns
+        if patterns is None:
+            return True
+        outside = sorted(outside_patterns(patterns.get(ref.namespace, ()), hosts))
+        if not outside:
+            return True
+        self.problem(ref, Reasons.HOST_NOT_ALLOWED,
+                     f"namespace {ref.namespace} may not ask for {few(outside)}: left out of "
+                     f"the shared certificate {shared} (tenants.hostPatterns.{ref.namespace} "
+                     "in the config)")
+        return False
 
     def dns_zones_ok(self, ref: ObjectRef, hosts: Iterable[str], options: ann.SourceOptions
                      ) -> bool:
@@ -471,6 +490,7 @@ def _istio_file_mounts(c: _Collector, claims: list[_FileMountClaim]) -> None:
                 claim
                 for claim in by_namespace[namespace]
                 if c.wildcard_ok(claim.source, claim.hosts, claim.options.challenge)
+                and c.patterns_ok(claim.source, claim.hosts, secret)
             ),
             key=lambda claim: claim.source,
         )
@@ -654,7 +674,12 @@ def _resolve(c: _Collector, holders: Mapping[SecretRef, str]) -> tuple[DesiredCe
     for secret in sorted(by_secret):
         claims = sorted(by_secret[secret], key=_source_order)
         if len({claim.spec for claim in claims}) == 1:
-            result.append(claims[0])
+            # One per claimant namespace: never one key for two tenants without a claim check
+            # (core.sources.ownership keeps one of them).
+            firsts: dict[str, DesiredCertificate] = {}
+            for claim in claims:
+                firsts.setdefault(claimant(claim), claim)
+            result += firsts.values()
             continue
         names = few([str(claim.source) for claim in claims])
         first = next((claim for claim in claims if str(claim.source) == holders.get(secret)),
