@@ -59,6 +59,7 @@ from certbotk8s.core.model import (
 from certbotk8s.core.sources import annotations as ann
 from certbotk8s.core.sources import cert_manager
 from certbotk8s.core.sources.claimants import ISTIO_LEGACY_SECRET, claimant, outside_patterns
+from certbotk8s.core.sources.host_memo import HostMemo, NormalisedHosts
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
@@ -208,6 +209,7 @@ class _Group:
 @dataclass
 class _Collector:
     config: Config
+    memo: HostMemo | None = None
     candidates: list[DesiredCertificate] = field(default_factory=list)
     problems: list[SourceProblem] = field(default_factory=list)
     notices: list[SourceProblem] = field(default_factory=list)
@@ -238,25 +240,20 @@ class _Collector:
         return options
 
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
-        result: set[str] = set()
-        entries = list(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
+        entries = tuple(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
         self.host_entries[ref] = self.host_entries.get(ref, 0) + len(entries)
         if self.host_entries[ref] > MAX_SOURCE_HOSTS:
-            return result  # the whole source is refused in `emit`
+            return set()  # the whole source is refused in `emit`
         allowed = self.config.tenants.allowed_special_use_suffixes
-        for raw in entries:
-            try:
-                host = normalize_host(raw)
-            except InvalidHostname as e:
-                self.problem(ref, Reasons.INVALID_HOSTNAME, str(e))
-                continue
-            if (suffix := special_use_suffix(host, allowed)) is not None:
-                self.problem(ref, Reasons.SPECIAL_USE_NAME,
-                             f"{host} is a special-use name (.{suffix}) no public CA issues "
-                             "for; dropped (tenants.allowedSpecialUseSuffixes in the config)")
-                continue
-            result.add(host)
-        return result
+        key = (entries, allowed)
+        found = self.memo.get(key) if self.memo is not None else None
+        if found is None:
+            found = _normalised(entries, allowed)
+            if self.memo is not None:
+                self.memo.put(key, found)
+        for reason, message in found.problems:
+            self.problem(ref, reason, message)
+        return set(found.hosts)
 
     def secret_ok(self, ref: ObjectRef, secret: SecretRef) -> bool:
         if not is_dns1123_subdomain(secret.name) or not is_dns1123_label(secret.namespace):
@@ -338,6 +335,25 @@ class _Collector:
                     routing=group.routing,
                 )
             )
+
+
+def _normalised(entries: tuple[str, ...], allowed: tuple[str, ...]) -> NormalisedHosts:
+    """The valid hosts of one source entry; invalid and special-use names as problems."""
+    hosts: set[str] = set()
+    problems: list[tuple[str, str]] = []
+    for raw in entries:
+        try:
+            host = normalize_host(raw)
+        except InvalidHostname as e:
+            problems.append((Reasons.INVALID_HOSTNAME, str(e)))
+            continue
+        if (suffix := special_use_suffix(host, allowed)) is not None:
+            problems.append((Reasons.SPECIAL_USE_NAME,
+                             f"{host} is a special-use name (.{suffix}) no public CA issues "
+                             "for; dropped (tenants.allowedSpecialUseSuffixes in the config)"))
+            continue
+        hosts.add(host)
+    return NormalisedHosts(frozenset(hosts), tuple(problems))
 
 
 # -- Ingress -------------------------------------------------------------------------------
@@ -722,13 +738,16 @@ def discover(
     reference_grants: Iterable[KubeObject],
     config: Config,
     holders: Mapping[SecretRef, str] | None = None,
+    memo: HostMemo | None = None,
 ) -> Discovery:
     """Desired certificates (sorted by Secret) and problems (sorted) for the given objects.
 
     `holders`: managed Secret -> the source (`Kind/namespace/name`) it was last written for;
-    in a SecretConflict that source keeps the Secret.
+    in a SecretConflict that source keeps the Secret. `memo`: the normalised hosts of the
+    previous pass (core.sources.host_memo), for a caller that discovers again and again; the
+    result is the same with or without it.
     """
-    c = _Collector(config)
+    c = _Collector(config, memo)
     grants = _list(list(reference_grants))
     for obj in _list(list(ingresses)):
         _ingress(c, obj)
@@ -740,5 +759,7 @@ def discover(
         _gateway_api(c, obj, grants)
     _config_certificates(c)
     desired = _resolve(c, holders or {})
+    if memo is not None:
+        memo.end_pass()
     return Discovery(desired=desired, problems=_bounded(c.problems),
                      notices=_bounded(c.notices))

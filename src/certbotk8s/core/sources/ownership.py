@@ -50,6 +50,7 @@ from certbotk8s.core.model import (
 )
 from certbotk8s.core.sources.claimants import claimant, claimant_namespace, outside_patterns
 from certbotk8s.core.sources.discovery import KubeObject, Reasons, discover
+from certbotk8s.core.sources.host_memo import HostMemo
 from certbotk8s.core.sources.names import is_wildcard
 from certbotk8s.core.sources.text import escape_controls, few
 from certbotk8s.core.state import records as rec
@@ -106,12 +107,14 @@ def discover_owned(
     config: Config,
     holdings: Iterable[Holding],
     failing: Collection[SecretRef] = (),
+    memo: HostMemo | None = None,
 ) -> Discovery:
     """`discover`, then `enforce`: what may be issued, given the claims the controller's records
-    make (`holdings`) and the Secrets whose first issuance keeps failing (`failing`)."""
+    make (`holdings`) and the Secrets whose first issuance keeps failing (`failing`); `memo`
+    as for `discover`."""
     held = list(holdings)
     found = discover(ingresses, istio_gateways, gateway_api_gateways, reference_grants, config,
-                     holders={h.secret: h.source for h in held})
+                     holders={h.secret: h.source for h in held}, memo=memo)
     return enforce(found, config.tenants, held, failing)
 
 
