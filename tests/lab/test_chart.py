@@ -172,6 +172,7 @@ def test_notes_say_what_next(lab: Lab, tmp_path: Path) -> None:
     assert "certbotk8s.io/enabled" in notes
     assert "kubectl -n tls exec deploy/edge-certbotk8s -- certbotk8s status" in notes
     assert "HostNotAllowed" in notes and "describe" in notes
+    assert "networkPolicy.http01From" in notes  # another proxy must be added to reach HTTP-01
 
 
 def test_schema_refuses_unknown_keys_and_wrong_types(lab: Lab, tmp_path: Path) -> None:
