@@ -1,4 +1,5 @@
-"""Istio Gateways of several namespaces writing into istio-system: claimants, keys, patterns."""
+"""Sources of several namespaces writing into one (Istio Gateways into istio-system, Gateway API
+Gateways through a ReferenceGrant): claimants, keys, patterns."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from certbotk8s.core.model import Discovery, SecretRef
 from certbotk8s.core.sources.claimants import claimant_namespace
 from certbotk8s.core.sources.ownership import Holding, discover_owned, order_share_key
 
-from .factories import T0, istio_gateway, istio_server, make_config
+from .factories import (
+    T0,
+    gateway,
+    istio_gateway,
+    istio_server,
+    listener,
+    make_config,
+    reference_grant,
+    secret_ref,
+)
 
 ISTIO = {"allowedSourceNamespaces": ["shop", "pay"]}
 LEGACY = "/etc/istio/ingressgateway-certs/tls.crt"
@@ -138,3 +148,21 @@ def test_file_mount_checks_each_gateways_hosts_against_its_own_namespace() -> No
     assert (problem.source.namespace, problem.reason) == ("pay", "HostNotAllowed")
     assert "www.shop.example.com" in problem.message
     assert "www.pay.example.com" not in problem.message
+
+
+def test_gateway_api_gateways_of_two_namespaces_using_one_granted_secret_are_two_claimants(
+        ) -> None:
+    """The same for Gateway API: `certs` grants its Secret to Gateways of `shop` and `pay`;
+    the Secret goes to the older one's namespace, the other is refused."""
+    wild = secret_ref("wild", "certs")
+    grants = [reference_grant("certs", "shop", to_name="wild"),
+              reference_grant("certs", "pay", to_name="wild")]
+    gateways = []
+    for namespace, created in (("shop", OLDER), ("pay", NEWER)):
+        gw = gateway("gw", namespace, listeners=[listener("https", "www.example.com", wild)])
+        gw["metadata"]["creationTimestamp"] = created
+        gateways.append(gw)
+    found = discover_owned([], [], gateways, grants, make_config(), ())
+    assert [(d.secret, d.source.namespace) for d in found.desired] == [
+        (SecretRef("certs", "wild"), "shop")]
+    assert _reasons(found) == [("pay", "HostClaimed")]
