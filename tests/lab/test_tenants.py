@@ -95,7 +95,7 @@ def pool(admin_api: ApiClient, lab: Lab, controller_api: ApiClient,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantPool]:
     """The attacks below share one controller whose hostPatterns name every pool tenant (its
     own domain, and one domain all of them may ask for); each attack takes fresh tenants."""
-    yield from tenant_pool(admin_api, lab, tmp_path_factory.mktemp("tenants"), 14)
+    yield from tenant_pool(admin_api, lab, tmp_path_factory.mktemp("tenants"), 16)
 
 
 # -- the attacks ------------------------------------------------------------------------------
@@ -211,6 +211,27 @@ def test_secret_conflict_never_stops_the_first_claimant(
     wait_for(lambda: _hosts(read_secret(admin_api, "istio-system", credential))
              == sorted([first_host, second_host]), ISSUE_WITHIN, "the holder's renewal")
     assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_a_second_namespace_naming_anothers_credential_gets_no_share_of_it(
+        admin_api: ApiClient, pool: TenantPool) -> None:
+    """Issue 20, finding 8: a tenant's Istio Gateway names the `credentialName` and hosts of
+    another's (both may ask for the shared domain). Both Gateways were one order and one key;
+    now the holder keeps the Secret and the newcomer is refused, told why on its Gateway."""
+    a, b = pool.take(2)
+    credential = f"twin-{_uid()}"
+    host = f"twin-{_uid()}.{pool.shared}"
+    b.istio_gateway("gw", credential, [host])
+    issued = _secret(admin_api, "istio-system", credential)
+    a.istio_gateway("twin", credential, [host])
+    event = _wait_event(admin_api, a.namespace, "Gateway", "twin", "HostClaimed")[0]
+    assert credential in event.message
+    kept = read_secret(admin_api, "istio-system", credential)
+    assert kept.data["tls.key"] == issued.data["tls.key"]
+    assert kept.metadata.annotations[secret_meta.SOURCE] == f"Gateway/{b.namespace}/gw"
+    assert not [e for e in _events(admin_api, b.namespace, "Gateway", "gw")
+                if e.reason in ("HostClaimed", "SecretConflict")]
+    assert_nothing_crossed(admin_api, [a, b])
 
 
 def test_floods_are_capped_and_others_are_served(
