@@ -95,7 +95,7 @@ def pool(admin_api: ApiClient, lab: Lab, controller_api: ApiClient,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantPool]:
     """The attacks below share one controller whose hostPatterns name every pool tenant (its
     own domain, and one domain all of them may ask for); each attack takes fresh tenants."""
-    yield from tenant_pool(admin_api, lab, tmp_path_factory.mktemp("tenants"), 16)
+    yield from tenant_pool(admin_api, lab, tmp_path_factory.mktemp("tenants"), 18)
 
 
 # -- the attacks ------------------------------------------------------------------------------
@@ -248,6 +248,29 @@ def test_floods_are_capped_and_others_are_served(
     assert len(_events(admin_api, a.namespace, "Ingress", "junk")) <= 11
     assert read_secret(admin_api, a.namespace, "wide-tls") is None
     assert_nothing_crossed(admin_api, [a, b], patterns=True)
+
+
+def test_an_event_flood_is_summed_up_and_others_are_served(
+        admin_api: ApiClient, pool: TenantPool) -> None:
+    """Issue 20, finding 4: 150 refused Ingresses (an Event each) used to be 150 posts before
+    anyone's order. Against the API server: the victim's certificate arrives, the flooding
+    namespace gets at most its budget (60 a minute) and one EventsDropped summary."""
+    a, b = pool.take(2)
+    for i in range(150):
+        a.ingress(f"bad-{i}", [a.host()], **{"certbotk8s.io/key-type": "rsa-1"})
+    b.ingress("calm", [b.host()])
+    _secret(admin_api, b.namespace, "calm-tls")
+    core: Any = k8s.CoreV1Api(admin_api)
+
+    def events() -> list[Any]:
+        return list(core.list_namespaced_event(a.namespace).items)
+
+    (summary,) = wait_for(lambda: [e for e in events() if e.reason == "EventsDropped"],
+                          ISSUE_WITHIN + 60, "the EventsDropped summary")
+    assert f"namespace {a.namespace} were not posted" in summary.message
+    refusals = {e.involved_object.name for e in events() if e.reason == "InvalidAnnotation"}
+    assert 0 < len(refusals) <= 2 * 60  # this window's budget and perhaps the next one's
+    assert_nothing_crossed(admin_api, [a, b])
 
 
 def test_status_output_is_terminal_safe(
