@@ -7,7 +7,8 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 
@@ -66,22 +67,23 @@ class Siege:
                         missing[address] -= 1
                 for key, _ in selector.select(timeout=0.05):
                     selector.unregister(key.fileobj)
-                    key.fileobj.close()  # type: ignore[union-attr]
+                    cast(socket.socket, key.fileobj).close()
                     missing[key.data] += 1
                     self.reopened += 1
         finally:
             for key in list(selector.get_map().values()):
-                key.fileobj.close()  # type: ignore[union-attr]
+                cast(socket.socket, key.fileobj).close()
             selector.close()
 
 
-def _until(condition: threading.Event, check: object, seconds: float) -> bool:
-    """Wait for `check()` to hold (at most `seconds`), looking every 10 ms."""
+def _until(check: Callable[[], bool], seconds: float) -> bool:
+    """Whether `check()` came to hold within `seconds` (looked at every 10 ms)."""
+    held = threading.Event()
     give_up = time.monotonic() + seconds
-    while not condition.wait(0.01) and time.monotonic() < give_up:
-        if check():  # type: ignore[operator]
-            condition.set()
-    return condition.is_set()
+    while not held.wait(0.01) and time.monotonic() < give_up:
+        if check():
+            held.set()
+    return held.is_set()
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def siege(lab: Lab, responder: Http01Responder) -> Iterator[Siege]:
     with Siege(lab.http01_port, ATTACKERS, PER_ADDRESS) as running:
         # The attack is in place when the table is full and the responder is turning the
         # attackers' surplus away.
-        in_place = _until(threading.Event(), lambda: responder.open_connections >= 250
+        in_place = _until(lambda: responder.open_connections >= 250
                           and responder.closed_connections["refused"] > 0, 60)
         assert in_place, (responder.open_connections, responder.closed_connections)
         yield running
