@@ -166,3 +166,22 @@ def test_gateway_api_gateways_of_two_namespaces_using_one_granted_secret_are_two
     assert [(d.secret, d.source.namespace) for d in found.desired] == [
         (SecretRef("certs", "wild"), "shop")]
     assert _reasons(found) == [("pay", "HostClaimed")]
+
+
+def test_a_file_mount_gateway_asking_for_a_held_host_is_left_out_alone() -> None:
+    """One file-mount Gateway asking for a host another namespace holds refused the shared
+    certificate of every file-mount Gateway (HostClaimed on the first one). Now that Gateway
+    alone is left out and told why; the others' hosts are still issued."""
+    held = (Holding(SecretRef("web", "web-tls"), ("victim.example.com",), "Ingress/web/w", T0),)
+    found = _run(_mounted("pay", "pay.example.com", "victim.example.com"),
+                 _mounted("shop", "shop.example.com"), holdings=held)
+    (cert,) = found.desired
+    assert cert.spec.hosts == ("shop.example.com",)
+    assert cert.source.namespace == "shop"
+    assert cert.routing is not None and cert.routing.gateway == cert.source
+    (problem,) = found.problems
+    assert (problem.source.namespace, problem.reason) == ("pay", "HostClaimed")
+    assert "left out of the shared certificate" in problem.message
+    everyone = _run(_mounted("pay", "victim.example.com"), holdings=held)
+    assert everyone.desired == ()
+    assert _reasons(everyone) == [("pay", "HostClaimed")]

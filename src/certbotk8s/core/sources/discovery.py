@@ -20,7 +20,9 @@ below are where it is silent:
   a later claimant can never stop the first one's renewals. The Istio file-mount certificate
   is one claim; its Gateways must agree on issuer, challenge, key type, profile and
   renew-before, else each gets SecretConflict. With `tenants.hostPatterns`, a file-mount
-  Gateway with a host outside its own namespace's patterns is left out of it (HostNotAllowed).
+  Gateway with a host outside its own namespace's patterns is left out of it (HostNotAllowed);
+  its Gateways are its `parts`, so that core.sources.ownership can leave out one whose host
+  another namespace holds (HostClaimed) and keep the others'.
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
   OPTIONAL_MUTUAL (default SIMPLE).
 - Istio and Gateway API Gateways: the apiVersions of `core.sources.resources` (v1 or v1beta1;
@@ -54,6 +56,7 @@ from certbotk8s.core.model import (
     ObjectRef,
     SecretRef,
     SourceKind,
+    SourcePart,
     SourceProblem,
 )
 from certbotk8s.core.sources import annotations as ann
@@ -531,6 +534,8 @@ def _istio_file_mounts(c: _Collector, claims: list[_FileMountClaim]) -> None:
                 source=first.source,
                 source_kind=SourceKind.ISTIO_FILE_MOUNT,
                 routing=first.routing,
+                parts=tuple(SourcePart(claim.source, tuple(sorted(claim.hosts)), claim.routing)
+                            for claim in usable),
             )
         )
 

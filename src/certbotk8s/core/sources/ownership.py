@@ -2,7 +2,10 @@
 
 Runs after discovery and before anything is planned or solved, so no DNS provider, HTTP-01
 route or ACME order ever sees a refused host. Three checks, in order, each refusing the whole
-certificate (never a part of it, which would silently change it):
+certificate (never a part of it, which would silently change it), except that the Istio
+file-mount certificate, made of several Gateways' parts, loses only the parts with a held
+host (each refused with an Event on its own Gateway, as discovery leaves out a Gateway with a
+wildcard or a host outside its namespace's patterns):
 
 1. TooManyHosts: more names than `tenants.maxHostsPerCertificate` (the CA allows 100).
 2. HostNotAllowed: with `tenants.hostPatterns` configured, every host must match one of the
@@ -36,7 +39,7 @@ The config's own default certificate is the operator's and is exempt from 2 and 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.core.config.settings import Config, TenantsConfig
@@ -44,8 +47,10 @@ from certbotk8s.core.model import (
     CertificateSpec,
     DesiredCertificate,
     Discovery,
+    ObjectRef,
     SecretRef,
     SourceKind,
+    SourcePart,
     SourceProblem,
 )
 from certbotk8s.core.sources.claimants import claimant, claimant_namespace, outside_patterns
@@ -137,13 +142,13 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
     kept = admitted
     if not tenants.share_hosts:
         claims = _Claims(holdings)
-        refused: dict[int, SourceProblem] = {}
+        taken: dict[int, DesiredCertificate] = {}
         for d in sorted(admitted, key=lambda d: _claim_rank(d, failing)):
-            problem = claims.take(d)
-            if problem is not None:
-                refused[id(d)] = problem
-        kept = [d for d in admitted if id(d) not in refused]
-        problems += refused.values()
+            admitted_as, refusals = claims.take(d)
+            problems += refusals
+            if admitted_as is not None:
+                taken[id(d)] = admitted_as
+        kept = [taken[id(d)] for d in admitted if id(d) in taken]
     kept, conflicts = _one_namespace_per_secret(kept, holdings, failing)
     problems += conflicts
     safe = [SourceProblem(p.source, p.reason, escape_controls(p.message)) for p in problems]
@@ -260,18 +265,48 @@ class _Claims:
         if not is_wildcard(host) and "." in host:
             self.below.setdefault(_parent(host), {}).setdefault(mine, host)
 
-    def take(self, d: DesiredCertificate) -> SourceProblem | None:
-        """Admit `d` (its namespace then owns its free hosts) or say why not."""
+    def take(self, d: DesiredCertificate
+             ) -> tuple[DesiredCertificate | None, list[SourceProblem]]:
+        """Admit `d` (its namespace then owns its free hosts), or say why not. A certificate
+        made of several sources' parts (the Istio file mount) loses only the parts with a
+        held host, each refused on its own source: one Gateway cannot stop the others'."""
         if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
-            return None
+            return d, []
         mine = claimant(d)
+        if d.parts:
+            return self._take_parts(d, mine)
         held = [h for h in d.spec.hosts if self._rival(h, mine)]
         if held:
-            return SourceProblem(
-                d.source, OwnershipReasons.HOST_CLAIMED,
-                f"{_names(held)} already held (or covered by a wildcard held) by a certificate "
-                f"in another namespace; not issued into {d.secret} "
-                "(tenants.shareHosts in the config)")
+            return None, [self._refusal(d.source, held, d.secret)]
         for host in d.spec.hosts:
             self._own(host, mine)
-        return None
+        return d, []
+
+    def _take_parts(self, d: DesiredCertificate, mine: str
+                    ) -> tuple[DesiredCertificate | None, list[SourceProblem]]:
+        kept: list[SourcePart] = []
+        refusals: list[SourceProblem] = []
+        for part in d.parts:
+            held = [h for h in part.hosts if self._rival(h, mine)]
+            if held:
+                refusals.append(self._refusal(part.source, held, d.secret, left_out=True))
+            else:
+                kept.append(part)
+        if not kept:
+            return None, refusals
+        hosts = tuple(sorted({h for part in kept for h in part.hosts}))
+        for host in hosts:
+            self._own(host, mine)
+        first = kept[0]
+        return replace(d, spec=replace(d.spec, hosts=hosts), source=first.source,
+                       routing=first.routing, parts=tuple(kept)), refusals
+
+    @staticmethod
+    def _refusal(source: ObjectRef, held: list[str], secret: SecretRef,
+                 left_out: bool = False) -> SourceProblem:
+        outcome = (f"its hosts are left out of the shared certificate {secret}" if left_out
+                   else f"not issued into {secret}")
+        return SourceProblem(
+            source, OwnershipReasons.HOST_CLAIMED,
+            f"{_names(held)} already held (or covered by a wildcard held) by a certificate "
+            f"in another namespace; {outcome} (tenants.shareHosts in the config)")
