@@ -233,6 +233,21 @@ class _Collector:
             self.notices.append(SourceProblem(ref, ANNOTATION_IGNORED, notice))
         return options
 
+    def versioned_options(
+        self, obj: KubeObject, ref: ObjectRef, kind: SourceKind, supported: frozenset[str]
+    ) -> ann.SourceOptions | None:
+        """`options` for a kind read at several apiVersions: an opted-in source at a version
+        outside `supported` is refused; one not opted in gets only a malformed `enabled`
+        reported, whatever its version."""
+        if ann.is_opted_in(_annotations(obj), self.config) and ref.api_version not in supported:
+            self.problem(
+                ref,
+                Reasons.UNSUPPORTED_API_VERSION,
+                f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(supported))})",
+            )
+            return None
+        return self.options(obj, ref, kind)
+
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
         result: set[str] = set()
         entries = list(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
@@ -393,17 +408,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
     ref = _ref(obj, ISTIO_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
-        return
-    if ref.api_version not in ISTIO_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(ISTIO_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.ISTIO_GATEWAY)
+    options = c.versioned_options(obj, ref, SourceKind.ISTIO_GATEWAY, ISTIO_APIS)
     if options is None:
         return
     istio = c.config.istio
@@ -538,17 +543,7 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
     ref = _ref(obj, GATEWAY_API_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.GATEWAY_API)
-        return
-    if ref.api_version not in GATEWAY_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(GATEWAY_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.GATEWAY_API)
+    options = c.versioned_options(obj, ref, SourceKind.GATEWAY_API, GATEWAY_APIS)
     if options is None:
         return
     listeners = _list(_map(obj.get("spec")).get("listeners"))
