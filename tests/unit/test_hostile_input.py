@@ -7,6 +7,7 @@ import unicodedata
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -204,6 +205,21 @@ def test_informer_trimming_drops_what_discovery_does_not_read() -> None:
     assert len(repr(kept)) < 1000
     assert discover_owned([kept], [], [], [], CONFIG, []) == discover_owned(
         [obj], [], [], [], CONFIG, [])
+
+
+@pytest.mark.parametrize("annotations", [
+    {cm.CLUSTER_ISSUER: "x" * 300},  # refused as too long: its length was echoed
+    {ann.ENABLED: "x" * 300},  # not opted in, `enabled` malformed: the same
+    {ann.ENABLED: "true", ann.ISSUER: "x" * 300},
+])
+def test_an_over_long_value_is_refused_alike_trimmed_or_not(annotations: dict[str, str]) -> None:
+    """Informers keep values cut one past the longest accepted: the refusal (its Event) must
+    not change with it (the cert-manager generators found `(300 characters)` against 257)."""
+    obj = ingress("w", "team-a", annotations=annotations,
+                  tls=[tls_of("w-tls", "w.a.example.com")])
+    found = discover_owned([obj], [], [], [], MIGRATING, [])
+    assert found.problems and not found.desired
+    assert discover_owned([trim_source(obj)], [], [], [], MIGRATING, []) == found
 
 
 @settings(max_examples=2000, deadline=None, database=None)

@@ -157,6 +157,8 @@ def _ref(obj: KubeObject, api_version: str, kind: str) -> ObjectRef:
 _KEPT_SPEC = {"Ingress": ("tls", "ingressClassName"), "Gateway": ("servers", "listeners"),
               "ReferenceGrant": ("from", "to")}
 _KEPT_ANNOTATIONS = ann.SOURCE_ANNOTATIONS | {ann.TLS_ACME, ann.INGRESS_CLASS}
+# One character past the longest value accepted (ours or cert-manager's): still refused as such.
+_KEPT_VALUE = max(ann.MAX_VALUE, cert_manager.MAX_VALUE) + 1
 ROLE_LABEL = "certbotk8s.io/role"
 
 
@@ -168,7 +170,7 @@ def trim_source(obj: KubeObject) -> dict[str, object]:
     """
     meta = _map(obj.get("metadata"))
     annotations = {
-        k: v[: ann.MAX_VALUE + 1]
+        k: v[:_KEPT_VALUE]
         for k, v in _map(meta.get("annotations")).items()
         if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX)
                                    or k.startswith(cert_manager.PREFIX))  # config `migration`
@@ -222,7 +224,8 @@ class _Collector:
                 self.problem(
                     ref,
                     Reasons.INVALID_ANNOTATION,
-                    f'annotation {ann.ENABLED}={quote(enabled)}: must be "true" or "false"',
+                    f'annotation {ann.ENABLED}={quote(ann.echoed(enabled))}: must be "true" '
+                    'or "false"',
                 )
             return None
         options, errors = ann.parse_source_options(annotations, self.config, kind,
