@@ -632,7 +632,7 @@ def _config_certificates(c: _Collector) -> None:
                     renew_before=entry.renew_before or c.config.renewal.renew_before,
                 ),
                 source=config_certificate_source(c.config, entry.name),
-                source_kind=SourceKind.DEFAULT_CERTIFICATE,
+                source_kind=SourceKind.CONFIG_CERTIFICATE,
             )
         )
 
