@@ -33,7 +33,7 @@ the namespace holding its hosts keeps it (with first-claimant protection the oth
 `HostClaimed`); with `tenants.shareHosts` the namespace it was last written for, else the
 oldest source, and the others get SecretConflict.
 
-The config's own default certificate is the operator's and is exempt from 2 and 3.
+The config's own certificates (`certificates`) are the operator's and are exempt from 2 and 3.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
 
 
 def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
-    if tenants.host_patterns is None or d.source_kind in (SourceKind.DEFAULT_CERTIFICATE,
+    if tenants.host_patterns is None or d.source_kind in (SourceKind.CONFIG_CERTIFICATE,
                                                           SourceKind.ISTIO_FILE_MOUNT):
         return None  # the file mount's Gateways: each against its own namespace, in discovery
     namespace = d.source.namespace
@@ -270,7 +270,7 @@ class _Claims:
         """Admit `d` (its namespace then owns its free hosts), or say why not. A certificate
         made of several sources' parts (the Istio file mount) loses only the parts with a
         held host, each refused on its own source: one Gateway cannot stop the others'."""
-        if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+        if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
             return d, []
         mine = claimant(d)
         if d.parts:
