@@ -53,6 +53,7 @@ OVERRIDES: dict[str, Schema] = {
     "securityContext": _OBJECT,
     "metrics.serviceMonitor.labels": _LABELS,
     "metrics.prometheusRule.labels": _LABELS,
+    "networkPolicy.http01From": _OBJECTS,
     "networkPolicy.metricsFrom": _OBJECTS,
     "networkPolicy.egressPorts": {"type": "array", "items": {"type": "integer"}},
 }

@@ -19,6 +19,7 @@ from certbotk8s.core.renewal.plan import plan
 from certbotk8s.core.sources import annotations as ann
 from certbotk8s.core.sources import cert_manager as cm
 from certbotk8s.core.sources.discovery import trim_source
+from certbotk8s.core.sources.host_memo import HostMemo
 from certbotk8s.core.sources.ownership import Holding, discover_owned
 
 from .factories import T0, ingress, make_config
@@ -191,6 +192,20 @@ def test_informer_trimming_changes_nothing_discovery_sees(
     ing, istio, gws = kinded(ing, "Ingress"), kinded(istio, "Gateway"), kinded(gws, "Gateway")
     assert discover_owned(trimmed(ing), trimmed(istio), trimmed(gws), [], config, []) == \
         discover_owned(ing, istio, gws, [], config, [])
+
+
+@settings(max_examples=500, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(ingresses, istio_gateways, gateways, holdings)
+def test_the_host_memo_changes_nothing_discovery_sees(
+    ing: list[Any], istio: list[Any], gws: list[Any], held: list[Holding]
+) -> None:
+    """The controller's passes share what the last one normalised (finding 4): the same
+    result as a pass without it, on the first pass and on the next."""
+    memo = HostMemo()
+    plain = discover_owned(ing, istio, gws, [], CONFIG, held)
+    assert discover_owned(ing, istio, gws, [], CONFIG, held, memo=memo) == plain
+    assert discover_owned(ing, istio, gws, [], CONFIG, held, memo=memo) == plain
 
 
 def test_informer_trimming_drops_what_discovery_does_not_read() -> None:

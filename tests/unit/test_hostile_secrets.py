@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certbotk8s.app.commands import force
+from certbotk8s.app.controller.watch import observe_json
 from certbotk8s.app.isolation import INTERNAL_ERROR, InternalError
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.oneshot import run as oneshot_run
@@ -140,6 +142,25 @@ def test_a_good_certificate_still_reads() -> None:
     seen = observe(stored_secret("ns", "s", hostile.good_pem(), hostile.leaf_key_pem()))
     assert seen.parse_error is None and seen.key_matches
     assert seen.certificate is not None and seen.certificate.ari_cert_id
+
+
+@pytest.mark.parametrize("crt", [hostile.good_pem(), b"\x00garbage" * 30_000])
+def test_the_managed_secret_informer_keeps_no_annotation_and_no_data(crt: bytes) -> None:
+    """Finding 8: the managed-Secret informer kept every annotation (251 KiB each: about
+    2,000 Secrets filled the 512Mi limit). Its cache entry is what policy reads, a few hundred
+    bytes, whatever the tenant put on the Secret or in tls.crt."""
+    big = "x" * (251 * 1024)
+    obj = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+           "metadata": {"name": "s", "namespace": "team-a", "resourceVersion": "7",
+                        "labels": {secret_meta.MANAGED_BY_LABEL: secret_meta.MANAGED_BY_VALUE},
+                        "annotations": {"other.io/blob": big, secret_meta.HOSTS: big,
+                                        secret_meta.RENEW_REQUESTED_AT: big,
+                                        "cert-manager.io/issuer-name": big}},
+           "data": {"tls.crt": base64.b64encode(crt).decode(),
+                    "tls.key": base64.b64encode(hostile.leaf_key_pem()).decode()}}
+    kept = observe_json(obj)
+    assert kept.managed
+    assert len(repr(kept)) < 2048
 
 
 # -- one certificate's exception stays with it -------------------------------------------------
