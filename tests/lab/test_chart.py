@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.cli import _parser
 from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
