@@ -55,7 +55,7 @@ def _without_covered(atoms: set[Atom]) -> set[Atom]:
     the controller's namespace's under the ClusterRole's."""
     def covered(atom: Atom) -> bool:
         binding, group, resource, verb, name = atom
-        broader = [(binding, group, resource, verb, None)] if name is not None else []
+        broader: list[Atom] = [(binding, group, resource, verb, None)] if name else []
         if binding == OWN:
             broader += [(CLUSTER, group, resource, verb, None), (CLUSTER, group, resource, verb,
                                                                  name)]
