@@ -19,8 +19,12 @@ from certbotk8s.adapters.kube.api_calls import (
     classify,
     require,
 )
+from certbotk8s.adapters.kube.namespaces import KubeNamespaces
 from certbotk8s.adapters.kube.rest import KubeRest
+from certbotk8s.adapters.kube.sources import KubeSourceReader
+from certbotk8s.core.state.inflight import NamespaceState
 from tests.rbac import Doc, Install, differences, split_docs
+from tests.unit.apiserver import FakeApiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -160,3 +164,21 @@ def test_every_request_to_the_api_server_is_checked_against_the_table() -> None:
         calls = [n.func.id for n in ast.walk(function)
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
         assert "require" in calls, name
+
+
+def test_namespaced_mode_asks_nothing_outside_its_namespaces() -> None:
+    """Role-only RBAC grants no `get namespaces` and no cluster-wide list: the controller's
+    namespace check answers UNKNOWN unasked, and `renew --once -n` lists ReferenceGrants in
+    its namespaces only (as the controller's informers watch them)."""
+    api = _RecordingApi()
+    assert KubeNamespaces(api, ask=False).state("apps") is NamespaceState.UNKNOWN  # type: ignore[arg-type]
+    assert api.sent == []
+
+    server = FakeApiServer(served={"referencegrants.gateway.networking.k8s.io": ("v1beta1",)})
+    KubeSourceReader(server).list_sources(["apps", "shop"])  # type: ignore[arg-type]
+    listed = [path for path, _ in server.requests if path.endswith("/referencegrants")]
+    assert listed == [
+        "/apis/gateway.networking.k8s.io/v1beta1/namespaces/apps/referencegrants",
+        "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants"]
+    assert not [path for path, _ in server.requests
+                if "/namespaces/" not in path and path.count("/") > 3]

@@ -14,7 +14,6 @@ from certbotk8s.adapters.kube.discovery import ServedVersions, watched
 from certbotk8s.adapters.kube.events import EventRow, KubeEventRecorder, list_events
 from certbotk8s.adapters.kube.secrets import KubeAccountStore, KubeSecretStore
 from certbotk8s.adapters.kube.watch import list_objects
-from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.ports import KubeObject, SourceSnapshot
 from certbotk8s.core.sources.resources import (
     GATEWAY_API_GATEWAYS,
@@ -71,11 +70,7 @@ class KubeSourceReader:
     @staticmethod
     def _grants(collect: Callable[..., tuple[KubeObject, ...]],
                 namespaces: Sequence[str]) -> tuple[KubeObject, ...]:
-        """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or,
-        where RBAC forbids that (namespaced mode, Role-only), in the listed namespaces."""
-        try:
-            return collect(REFERENCE_GRANTS, (None,))
-        except KubeForbidden:
-            if not namespaces:
-                raise
-            return collect(REFERENCE_GRANTS, tuple(namespaces))
+        """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or in
+        namespaced mode (Role-only RBAC) in the listed namespaces, as the controller watches
+        them (a Secret elsewhere could not be written anyway)."""
+        return collect(REFERENCE_GRANTS, tuple(namespaces) or (None,))
