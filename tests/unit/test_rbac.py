@@ -168,17 +168,18 @@ def test_every_request_to_the_api_server_is_checked_against_the_table() -> None:
 
 def test_namespaced_mode_asks_nothing_outside_its_namespaces() -> None:
     """Role-only RBAC grants no `get namespaces` and no cluster-wide list: the controller's
-    namespace check answers UNKNOWN unasked, and `renew --once -n` lists ReferenceGrants in
-    its namespaces only (as the controller's informers watch them)."""
+    namespace check answers UNKNOWN unasked, and `renew --once -n` asks whether it may list
+    ReferenceGrants cluster-wide before it does (a Secret may live outside `-n` with
+    cluster-wide RBAC), else lists them in its namespaces only."""
     api = _RecordingApi()
     assert KubeNamespaces(api, ask=False).state("apps") is NamespaceState.UNKNOWN  # type: ignore[arg-type]
     assert api.sent == []
 
-    server = FakeApiServer(served={"referencegrants.gateway.networking.k8s.io": ("v1beta1",)})
-    KubeSourceReader(server).list_sources(["apps", "shop"])  # type: ignore[arg-type]
-    listed = [path for path, _ in server.requests if path.endswith("/referencegrants")]
-    assert listed == [
-        "/apis/gateway.networking.k8s.io/v1beta1/namespaces/apps/referencegrants",
-        "/apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/referencegrants"]
-    assert not [path for path, _ in server.requests
-                if "/namespaces/" not in path and path.count("/") > 3]
+    grants = "/apis/gateway.networking.k8s.io/v1beta1/namespaces/{}/referencegrants"
+    for may, expected in ((False, [grants.format("apps"), grants.format("shop")]),
+                          (True, ["/apis/gateway.networking.k8s.io/v1beta1/referencegrants"])):
+        server = FakeApiServer(served={"referencegrants.gateway.networking.k8s.io": ("v1beta1",)},
+                               access_allowed=may)
+        KubeSourceReader(server).list_sources(["apps", "shop"])  # type: ignore[arg-type]
+        listed = [path for path, _ in server.requests if path.endswith("/referencegrants")]
+        assert listed == expected

@@ -58,6 +58,8 @@ class Where(enum.Enum):
 class Caller(enum.Enum):
     SERVICE_ACCOUNT = "the controller and renew --once (the ServiceAccount's RBAC)"
     PERSON = "a CLI command run with the user's own kubeconfig"
+    # granted to every authenticated user by a default role (system:basic-user): no rule of ours
+    ANYONE = "any authenticated user"
 
 
 class Needed(enum.Enum):
@@ -144,6 +146,10 @@ CALLS: tuple[ApiCall, ...] = tuple([
             "the ExternalName Service next to an Ingress route", needed=SOURCE_ROUTES),
     *_calls("list", GATEWAY_API, "referencegrants", SERVED, "HTTP-01 routing sweep",
             needed=SOURCE_ROUTES),
+    # -- renew --once -n: may it list ReferenceGrants cluster-wide (namespaced mode may not)?
+    ApiCall("create", "authorization.k8s.io", "selfsubjectaccessreviews", CLUSTER,
+            "asks before a list RBAC may refuse (adapters/kube/access.py)",
+            caller=Caller.ANYONE),
     # -- CLI commands with the user's own rights
     *_calls("list", "", "events", SERVED, "status: the newest Warning on a source",
             caller=Caller.PERSON),

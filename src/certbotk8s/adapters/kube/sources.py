@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube.access import allowed
 from certbotk8s.adapters.kube.client import load_api_client
 from certbotk8s.adapters.kube.discovery import ServedVersions, watched
 from certbotk8s.adapters.kube.events import EventRow, KubeEventRecorder, list_events
@@ -67,10 +68,12 @@ class KubeSourceReader:
             missing_apis=tuple(missing),
         )
 
-    @staticmethod
-    def _grants(collect: Callable[..., tuple[KubeObject, ...]],
+    def _grants(self, collect: Callable[..., tuple[KubeObject, ...]],
                 namespaces: Sequence[str]) -> tuple[KubeObject, ...]:
-        """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or in
-        namespaced mode (Role-only RBAC) in the listed namespaces, as the controller watches
-        them (a Secret elsewhere could not be written anyway)."""
-        return collect(REFERENCE_GRANTS, tuple(namespaces) or (None,))
+        """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or,
+        where RBAC does not allow that (namespaced mode, Role-only; asked first, so no 403),
+        in the listed namespaces."""
+        if not namespaces or allowed(self._api, "list", REFERENCE_GRANTS.group,
+                                     REFERENCE_GRANTS.plural):
+            return collect(REFERENCE_GRANTS, (None,))
+        return collect(REFERENCE_GRANTS, tuple(namespaces))
