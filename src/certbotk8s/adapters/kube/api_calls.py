@@ -65,7 +65,7 @@ class Caller(enum.Enum):
 class Needed(enum.Enum):
     ALWAYS = "always"
     ROUTE_IN_SOURCE = "solver.http01.routeNamespace: source (the default)"
-    CLUSTER_MODE = "cluster-wide mode only (namespaced mode copes with a 403)"
+    CLUSTER_MODE = "cluster-wide mode only (namespaced mode does without it and never asks)"
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,9 @@ def _calls(verbs: str, group: str, resources: str, where: Where, why: str, *,
 
 OWN, SERVED, CLUSTER = Where.OWN, Where.SERVED, Where.CLUSTER
 SOURCE_ROUTES = Needed.ROUTE_IN_SOURCE
-ISTIO, GATEWAY_API, NETWORKING = "networking.istio.io", "gateway.networking.k8s.io", \
-    "networking.k8s.io"
+ISTIO = "networking.istio.io"
+GATEWAY_API = "gateway.networking.k8s.io"
+NETWORKING = "networking.k8s.io"
 
 CALLS: tuple[ApiCall, ...] = tuple([
     # -- sources: listed by renew --once, listed and watched by the informers
