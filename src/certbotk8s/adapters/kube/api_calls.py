@@ -223,6 +223,12 @@ def declares(call: ApiCall, request: Request) -> bool:
     return True  # SERVED: one namespace or, for list and watch, all of them
 
 
+_BY_KIND: dict[tuple[str, str, str, str], list[ApiCall]] = {}
+for _call in CALLS:  # every request looks its kind up here
+    _BY_KIND.setdefault((_call.verb, _call.group, _call.resource, _call.subresource),
+                        []).append(_call)
+
+
 class UndeclaredApiCall(KubeError):
     """A request no entry of `CALLS` declares: a programming error, refused before it is sent
     (RBAC would have refused it too, or granted it unknown to the tests)."""
@@ -235,7 +241,8 @@ def require(method: str, path: str, query: Query = ()) -> None:
         if request.verb == "get" and any(
                 request.path == p or request.path.startswith(p + "/") for p in NON_RESOURCE_PATHS):
             return
-    elif any(declares(call, request) for call in CALLS):
+    elif any(declares(call, request) for call in _BY_KIND.get(
+            (request.verb, request.group, request.resource, request.subresource), ())):
         return
     raise UndeclaredApiCall(f"undeclared Kubernetes API call {method} {path} ({request}); "
                             "declare it in adapters/kube/api_calls.py and grant it in the RBAC")
