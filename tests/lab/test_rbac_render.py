@@ -11,7 +11,7 @@ import pytest
 from tests.rbac import Install, differences
 
 from .conftest import Lab
-from .test_chart import _pod, _run, _template
+from .test_chart import _pod, _refusal, _run, _template
 from .test_manifests import MANIFESTS, _docs
 
 pytestmark = pytest.mark.lab
@@ -66,3 +66,11 @@ def test_chart_cluster_mode_passes_no_namespace(lab: Lab, tmp_path: Path) -> Non
 def test_kustomize_rbac_is_the_declared_calls(lab: Lab, overlay: str, install: Install) -> None:
     docs = _docs(_run(lab, "KUBECTL", "kustomize", str(MANIFESTS / "overlays" / overlay)))
     assert differences(docs, install) == ""
+
+
+def test_chart_refuses_to_serve_its_own_namespace(lab: Lab, tmp_path: Path) -> None:
+    """The release namespace holds the controller's Secrets: no tenant sources there (and no
+    second Role of the same name)."""
+    refused = _refusal(lab, tmp_path, {"config": {"tenants": {"allowAnyHost": True}},
+                                       "namespaces": ["shop", "default"]})
+    assert "must not list the release namespace default" in refused
