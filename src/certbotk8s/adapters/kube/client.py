@@ -275,7 +275,8 @@ def get_raw(api: ApiClient, path: str, query: list[tuple[str, str]],
             timeout: tuple[float, float]) -> BaseHTTPResponse:
     """One GET of `path` (no host) with the client's credentials; the raw urllib3 response,
     unread (lists are parsed, watches streamed by the caller). An error answer raises
-    `ApiException` with its status and body."""
+    `ApiException` with its status and body; a request `api_calls` does not declare raises
+    `UndeclaredApiCall` before it is sent."""
     require("GET", path, query)  # adapters/kube/api_calls.py
     params = api.param_serialize(
         method="GET", resource_path=path, query_params=query,
