@@ -31,7 +31,7 @@ class SourceKind(enum.Enum):
     GATEWAY_API = "Gateway"
     # The config's own certificates: every entry of `certificates` (the `defaultCertificate`
     # alias is one); the operator's, so exempt from tenant host and provider scopes.
-    DEFAULT_CERTIFICATE = "DefaultCertificate"
+    CONFIG_CERTIFICATE = "ConfigCertificate"
 
 
 @dataclass(frozen=True, order=True)

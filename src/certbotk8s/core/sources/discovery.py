@@ -157,6 +157,8 @@ def _ref(obj: KubeObject, api_version: str, kind: str) -> ObjectRef:
 _KEPT_SPEC = {"Ingress": ("tls", "ingressClassName"), "Gateway": ("servers", "listeners"),
               "ReferenceGrant": ("from", "to")}
 _KEPT_ANNOTATIONS = ann.SOURCE_ANNOTATIONS | {ann.TLS_ACME, ann.INGRESS_CLASS}
+# One character past the longest value accepted (ours or cert-manager's): still refused as such.
+_KEPT_VALUE = max(ann.MAX_VALUE, cert_manager.MAX_VALUE) + 1
 ROLE_LABEL = "certbotk8s.io/role"
 
 
@@ -168,7 +170,7 @@ def trim_source(obj: KubeObject) -> dict[str, object]:
     """
     meta = _map(obj.get("metadata"))
     annotations = {
-        k: v[: ann.MAX_VALUE + 1]
+        k: v[:_KEPT_VALUE]
         for k, v in _map(meta.get("annotations")).items()
         if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX)
                                    or k.startswith(cert_manager.PREFIX))  # config `migration`
@@ -222,7 +224,8 @@ class _Collector:
                 self.problem(
                     ref,
                     Reasons.INVALID_ANNOTATION,
-                    f'annotation {ann.ENABLED}={quote(enabled)}: must be "true" or "false"',
+                    f'annotation {ann.ENABLED}={quote(ann.echoed(enabled))}: must be "true" '
+                    'or "false"',
                 )
             return None
         options, errors = ann.parse_source_options(annotations, self.config, kind,
@@ -232,6 +235,21 @@ class _Collector:
         for notice in options.notices if options is not None else ():
             self.notices.append(SourceProblem(ref, ANNOTATION_IGNORED, notice))
         return options
+
+    def versioned_options(
+        self, obj: KubeObject, ref: ObjectRef, kind: SourceKind, supported: frozenset[str]
+    ) -> ann.SourceOptions | None:
+        """`options` for a kind read at several apiVersions: an opted-in source at a version
+        outside `supported` is refused; one not opted in gets only a malformed `enabled`
+        reported, whatever its version."""
+        if ann.is_opted_in(_annotations(obj), self.config) and ref.api_version not in supported:
+            self.problem(
+                ref,
+                Reasons.UNSUPPORTED_API_VERSION,
+                f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(supported))})",
+            )
+            return None
+        return self.options(obj, ref, kind)
 
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
         result: set[str] = set()
@@ -393,17 +411,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
     ref = _ref(obj, ISTIO_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
-        return
-    if ref.api_version not in ISTIO_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(ISTIO_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.ISTIO_GATEWAY)
+    options = c.versioned_options(obj, ref, SourceKind.ISTIO_GATEWAY, ISTIO_APIS)
     if options is None:
         return
     istio = c.config.istio
@@ -538,17 +546,7 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
     ref = _ref(obj, GATEWAY_API_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.GATEWAY_API)
-        return
-    if ref.api_version not in GATEWAY_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(GATEWAY_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.GATEWAY_API)
+    options = c.versioned_options(obj, ref, SourceKind.GATEWAY_API, GATEWAY_APIS)
     if options is None:
         return
     listeners = _list(_map(obj.get("spec")).get("listeners"))
@@ -634,7 +632,7 @@ def _config_certificates(c: _Collector) -> None:
                     renew_before=entry.renew_before or c.config.renewal.renew_before,
                 ),
                 source=config_certificate_source(c.config, entry.name),
-                source_kind=SourceKind.DEFAULT_CERTIFICATE,
+                source_kind=SourceKind.CONFIG_CERTIFICATE,
             )
         )
 

@@ -22,7 +22,7 @@ certificate (never a part of it, which would silently change it):
    `shop.example.com` conflict (one label deep, never the apex), `*.example.com` and
    `a.b.example.com` or `*.b.example.com` do not.
 
-The config's own default certificate is the operator's and is exempt from 2 and 3.
+The config's own certificates (`certificates`) are the operator's and are exempt from 2 and 3.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
 
 
 def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
-    if tenants.host_patterns is None or d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+    if tenants.host_patterns is None or d.source_kind is SourceKind.CONFIG_CERTIFICATE:
         return None
     namespace = d.source.namespace
     outside = _outside(tenants.host_patterns.get(namespace, ()), d.spec.hosts)
@@ -223,7 +223,7 @@ class _Claims:
 
     def take(self, d: DesiredCertificate) -> SourceProblem | None:
         """Admit `d` (its namespace then owns its free hosts) or say why not."""
-        if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+        if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
             return None
         mine = d.secret.namespace
         held = [h for h in d.spec.hosts if self._rival(h, mine)]
