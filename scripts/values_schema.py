@@ -33,6 +33,8 @@ _LABELS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 # and lists that are empty by default. A new such value must be added here (the script says so).
 OVERRIDES: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["deployment", "cronjob", "both"]},
+    "namespaces": {"type": "array", "items": {"type": "string", "minLength": 1},
+                   "uniqueItems": True},
     "imagePullSecrets": _OBJECTS,
     "commonLabels": _LABELS,
     "commonAnnotations": _LABELS,

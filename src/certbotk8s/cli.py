@@ -14,8 +14,8 @@ from datetime import timedelta
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
 from certbotk8s.app.commands import completion, detail, force, output, plan_view, renew_now
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging

@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.cli import _parser
 from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
@@ -490,7 +490,9 @@ def _writes(rules: list[Doc]) -> set[tuple[str, str]]:
 def test_routing_rbac_follows_route_namespace(lab: Lab, tmp_path: Path,
                                               route_namespace: str) -> None:
     """HTTP-01 routing in the source's namespace needs cluster-wide writes of the route kinds
-    and Services; in the controller's namespace, none: the chart grants only what is used."""
+    and Services and a ReferenceGrant in the release namespace; in the controller's namespace,
+    the route kinds there only: the chart grants only what is used (the whole comparison:
+    tests/lab/test_rbac_render.py)."""
     values = {"config": {"solver": {"http01": {"routeNamespace": route_namespace}}}}
     docs = _template(lab, tmp_path, values)
     routing = {("networking.k8s.io", "ingresses"), ("networking.istio.io", "virtualservices"),
@@ -499,7 +501,9 @@ def test_routing_rbac_follows_route_namespace(lab: Lab, tmp_path: Path,
     assert (routing <= cluster) is (route_namespace == "source")
     assert not routing & cluster or route_namespace == "source"
     role = _writes(_one(docs, "Role")["rules"])
-    assert ("gateway.networking.k8s.io", "referencegrants") in role
-    assert ("gateway.networking.k8s.io", "referencegrants") not in cluster
+    grants = ("gateway.networking.k8s.io", "referencegrants")
+    assert (grants in role) is (route_namespace == "source")
+    assert grants not in cluster
+    assert (routing - {("", "services")} <= role) is (route_namespace == "controller")
     config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"])
     assert config.solver.http01.route_namespace == route_namespace

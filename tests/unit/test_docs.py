@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import settings as config_module
 from certbotk8s.core.config import shape as config_shape
