@@ -20,7 +20,7 @@ from certbotk8s.core.state import secret_meta
 
 from . import hostile
 from .cluster import FakeController, World
-from .factories import ingress, make_config, tls_entry
+from .factories import ingress, istio_gateway, istio_server, make_config, tls_entry
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 SHOP = "shop.example.com"
@@ -618,3 +618,62 @@ def test_one_pass_spends_a_namespaces_share_of_a_domain_once() -> None:
     holds = [message for obj, _, reason, message in world.events.posted
              if reason == "RateLimitHold"]
     assert len(holds) == 5 and all("team-a used its share (25)" in m for m in holds)
+
+
+# -- Istio Gateways of two namespaces writing into istio-system --------------------------------
+
+
+def _gateway(world: World, namespace: str, credential: str, age: timedelta) -> SecretRef:
+    servers = [istio_server(SHOP, credential=credential)]
+    world.cluster.add_ingress(istio_gateway("gw", namespace, servers=servers),
+                              world.clock() - age)
+    return SecretRef("istio-system", credential)
+
+
+def _istio_world(**tenants: object) -> World:
+    return World(make_config(istio={"allowedSourceNamespaces": ["shop", "pay"]},
+                             tenants=tenants), START)
+
+
+def test_two_namespaces_gateways_naming_one_credential_get_one_certificate_for_one() -> None:
+    """Finding 8: `pay`'s Gateway names the `credentialName` `shop`'s (older) Gateway uses:
+    one certificate is issued, for `shop`; `pay` is told why, and renewals stay `shop`'s."""
+    world = _istio_world()
+    web = _gateway(world, "shop", "web", age=timedelta(seconds=1))
+    _gateway(world, "pay", "web", age=timedelta(0))
+    controller = FakeController(world)
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [web]
+    assert _reasons(world, "shop") == ["Issued"]
+    assert _reasons(world, "pay") == ["HostClaimed"]
+    record = controller.records.snapshot()[web]
+    assert record[secret_meta.SOURCE] == "Gateway/shop/gw"
+
+
+def test_two_namespaces_gateways_with_shared_hosts_never_share_an_order_or_a_key() -> None:
+    """With `tenants.shareHosts`, `shop` and `pay` may both have the host, each in its own
+    Secret in istio-system: worked on together they are two orders and two keys (the order
+    key was the Secret's namespace and the spec, so one key went into both Secrets)."""
+    world = _istio_world(shareHosts=True)
+    shop = _gateway(world, "shop", "shop-web", age=timedelta(0))
+    pay = _gateway(world, "pay", "pay-web", age=timedelta(0))
+    meet = threading.Barrier(2)  # both orders in flight together, on two workers
+
+    def in_flight() -> None:
+        meet.wait(30)  # a safety valve only: the other order is placed meanwhile
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+    workers = [threading.Thread(target=controller.work_one, args=(30,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    world.acme.during_order = None
+    controller.settle()
+    assert world.acme.orders == [(SHOP,), (SHOP,)]
+    assert sorted(world.cluster.writes) == sorted([shop, pay])
+    keys = [world.cluster.secrets[r].data["tls.key"] for r in (shop, pay)]
+    assert keys[0] != keys[1]

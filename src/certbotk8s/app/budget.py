@@ -40,6 +40,7 @@ from certbotk8s.core.renewal.backoff import (
 )
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.sources.claimants import claimant, claimant_namespace
 from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,10 @@ class RenewalBook:
 
     def set_issued(self, records: Mapping[SecretRef, Mapping[str, str]], now: datetime) -> None:
         """What this installation issued in the last 7 days, from the certificate records
-        (by Secret: each issuance counts towards its namespace's share of a domain)."""
-        issued = [replace(r, namespace=ref.namespace) for ref, record in records.items()
+        (by Secret: each issuance counts towards its claimant's share of a domain, the
+        namespace of the source it was written for: an Istio Gateway's, not istio-system's)."""
+        issued = [replace(r, namespace=claimant_namespace(ref, record.get(secret_meta.SOURCE, "")))
+                  for ref, record in records.items()
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
@@ -161,14 +164,14 @@ class RenewalBook:
         return ratelimit.check_budget(
             action.desired.spec.hosts, now, issued, orders, self._ledger.failed_authz,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
-            namespace=action.desired.secret.namespace)
+            namespace=claimant(action.desired))
 
     def reserve(self, action: Action, observed: ObservedSecret | None,
                 now: datetime) -> Reservation | ratelimit.Hold:
         """Check the budget and, when the order may go, spend it in the same step: a
         `Reservation` every later check counts. Else the Hold (nothing spent)."""
         exempt = self.sends_replaces(action, observed)
-        namespace = action.desired.secret.namespace
+        namespace = claimant(action.desired)  # whose share it spends (as `check`)
         with self._lock:
             hold = self._check(action, observed, now)
             if hold is not None:

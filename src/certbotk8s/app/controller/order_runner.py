@@ -186,7 +186,7 @@ class OrderRunner:
             return  # nothing to copy or count: the next pass decides again
         now = self.deps.clock()
         if outcome.ok and outcome.issued is not None:
-            if ref.namespace == job.actions[0].desired.secret.namespace:  # keys never cross
+            if order_share_key(action.desired) == job.key:  # one tenant's order only
                 self._copy_to(action, outcome.issued)
                 self.book.succeeded(ref)
             return
@@ -325,7 +325,7 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            reservation.placed(self.deps.clock(), sends_replaces)
+            reservation.placed(self.deps.clock(), sends_replaces)  # counted for the claimant
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:

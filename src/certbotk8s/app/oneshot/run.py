@@ -211,7 +211,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     reservation = reserved
 
     def on_order(url: str, sends_replaces: bool) -> None:
-        reservation.placed(deps.clock(), sends_replaces)
+        reservation.placed(deps.clock(), sends_replaces)  # counted for the claimant
 
     noted: list[tuple[Service, str]] = []
 
