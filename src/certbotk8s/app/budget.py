@@ -100,6 +100,7 @@ class RenewalBook:
         self._issued: list[ratelimit.IssuanceRecord] = []
         self._reserved: list[Reservation] = []  # orders reserved, their outcome not yet read
         self._ends = 0  # reservations ended so far (which ones the records already show)
+        self._version = 0  # changes of what a check counts (reserve retries on a change)
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -119,6 +120,7 @@ class RenewalBook:
             seen = {(f.at, f.identifier) for f in self._ledger.failed_authz}
             self._ledger.failed_authz += [f for f in loaded.failed_authz
                                           if (f.at, f.identifier) not in seen]
+            self._version += 1
 
     def set_issued(self, records: Mapping[SecretRef, Mapping[str, str]], now: datetime) -> None:
         """What this installation issued in the last 7 days, from the certificate records
@@ -129,6 +131,7 @@ class RenewalBook:
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
+            self._version += 1
 
     def refresh_issued(self, now: datetime) -> None:
         """`set_issued` from the records as they are now; reservations that ended before they
@@ -138,6 +141,7 @@ class RenewalBook:
         self.set_issued(self._records.snapshot(), now)
         with self._lock:
             self._reserved = [r for r in self._reserved if r.ended is None or r.ended >= mark]
+            self._version += 1
 
     # -- the budget -----------------------------------------------------------------------------
 
@@ -152,40 +156,53 @@ class RenewalBook:
               now: datetime) -> ratelimit.Hold | None:
         """The budget's answer for an order of `action` now, reservations counted; spends
         nothing (`reserve` does)."""
-        with self._lock:
-            return self._check(action, observed, now)
+        return self._check(action, observed, now)[0]
 
     def _check(self, action: Action, observed: ObservedSecret | None,
-               now: datetime) -> ratelimit.Hold | None:
+               now: datetime) -> tuple[ratelimit.Hold | None, int]:
+        """The answer, and the version of the book it was computed on (the computation runs
+        outside the lock: the workers' checks do not queue behind one another)."""
         limits = self._config.issuers[action.desired.spec.issuer].rate_limits
-        self._ledger.prune(now, limits)
-        issued = self._issued + [r.issuance for r in self._reserved]
-        orders = self._ledger.orders + [r.order for r in self._reserved if r.order is not None]
+        with self._lock:
+            self._ledger.prune(now, limits)  # (only what no window counts any more)
+            version = self._version
+            issued = self._issued + [r.issuance for r in self._reserved]
+            orders = self._ledger.orders + [r.order for r in self._reserved
+                                            if r.order is not None]
+            failures = list(self._ledger.failed_authz)
         return ratelimit.check_budget(
-            action.desired.spec.hosts, now, issued, orders, self._ledger.failed_authz,
+            action.desired.spec.hosts, now, issued, orders, failures,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
-            namespace=claimant(action.desired))
+            namespace=claimant(action.desired)), version
 
     def reserve(self, action: Action, observed: ObservedSecret | None,
                 now: datetime) -> Reservation | ratelimit.Hold:
         """Check the budget and, when the order may go, spend it in the same step: a
-        `Reservation` every later check counts. Else the Hold (nothing spent)."""
+        `Reservation` every later check counts. Else the Hold (nothing spent). The answer
+        counts only if nothing was spent or freed while it was computed (else it is computed
+        again)."""
         exempt = self.sends_replaces(action, observed)
         namespace = claimant(action.desired)  # whose share it spends (as `check`)
-        with self._lock:
-            hold = self._check(action, observed, now)
-            if hold is not None:
-                return hold
-            reservation = Reservation(
-                self, ratelimit.IssuanceRecord(action.desired.spec.hosts, now, exempt, namespace),
-                ratelimit.OrderRecord(now, namespace, exempt))
-            self._reserved.append(reservation)
-            return reservation
+        while True:
+            hold, version = self._check(action, observed, now)
+            with self._lock:
+                if version != self._version:
+                    continue  # another worker spent or freed some budget meanwhile
+                if hold is not None:
+                    return hold
+                reservation = Reservation(
+                    self, ratelimit.IssuanceRecord(action.desired.spec.hosts, now, exempt,
+                                                   namespace),
+                    ratelimit.OrderRecord(now, namespace, exempt))
+                self._reserved.append(reservation)
+                self._version += 1
+                return reservation
 
     def placed(self, reservation: Reservation, at: datetime, exempt: bool) -> None:
         """The CA created the reserved order: the ledger counts it from now on (`exempt`: the
         CA took its `replaces`)."""
         with self._lock:  # one step: never counted twice, nor not at all
+            self._version += 1
             reservation.order = None
             reservation.issuance = replace(reservation.issuance, renewal_with_ari=exempt)
             self._record_order(reservation.issuance.namespace, at, exempt)
@@ -201,6 +218,7 @@ class RenewalBook:
             self._ends += 1
             if not issued and reservation in self._reserved:
                 self._reserved.remove(reservation)
+                self._version += 1
 
     def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
         """An order placed without a reservation (see `reserve`)."""
@@ -213,11 +231,13 @@ class RenewalBook:
         """(Under the lock.) The one place an order enters the ledger."""
         self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
         self._dirty = True
+        self._version += 1
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:
             self._ledger.failed_authz += [ratelimit.FailedAuthz(i, at) for i in identifiers]
             self._dirty = True
+            self._version += 1
         if not self._write_behind:
             self.flush()
 
