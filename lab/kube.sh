@@ -1,6 +1,8 @@
 # etcd + kube-apiserver (built from Go modules) and the Istio / Gateway API CRDs. Sourced by lab/up.
 # Ports (127.0.0.1 only; override with KUBE_ETCD_PORT, KUBE_ETCD_PEER_PORT, KUBE_PORT):
 # etcd client 12379, etcd peer 12380, kube-apiserver 16443. State is fresh at every start.
+# LAB_AUDIT=1 also writes an audit log of the controller's requests to .lab/kube/audit.log
+# (bench/audit_writes.py counts them per object and shows what each patch changes).
 # shellcheck shell=bash
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
@@ -197,6 +199,23 @@ kube_port_free() {
   fi
 }
 
+# The controller's requests: writes with their bodies (the lab's throwaway test keys only),
+# everything else without. Nobody else's requests.
+kube_audit_policy() {
+  cat >"$1" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Request
+    users: ["system:serviceaccount:certbotk8s:certbotk8s"]
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: Metadata
+    users: ["system:serviceaccount:certbotk8s:certbotk8s"]
+  - level: None
+YAML
+}
+
 kube_start() {
   KUBE_DIR="$LAB_DIR/kube"
   local admin_token controller_token i code
@@ -225,7 +244,15 @@ kube_start() {
     --listen-metrics-urls "" --log-level warn --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_tcp "$KUBE_ETCD_PORT" 30 etcd
 
-  start_bg kube-apiserver "$KUBE_APISERVER_BIN" \
+  local audit=()
+  if [ "${LAB_AUDIT:-0}" = 1 ]; then
+    kube_audit_policy "$KUBE_DIR/audit-policy.yaml"
+    audit=(--audit-policy-file "$KUBE_DIR/audit-policy.yaml"
+           --audit-log-path "$KUBE_DIR/audit.log" --audit-log-format json
+           --audit-log-mode blocking --audit-log-maxsize 500)
+    env_add KUBE_AUDIT_LOG "$KUBE_DIR/audit.log"
+  fi
+  start_bg kube-apiserver "$KUBE_APISERVER_BIN" "${audit[@]}" \
     --etcd-servers "http://127.0.0.1:$KUBE_ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$KUBE_PORT" \
     --tls-cert-file "$KUBE_DIR/apiserver.crt" --tls-private-key-file "$KUBE_DIR/apiserver.key" \
@@ -242,6 +269,7 @@ kube_start() {
   env_add CONTROLLER_KUBECONFIG "$KUBE_DIR/controller.kubeconfig"
   env_add KUBE_APISERVER "https://127.0.0.1:$KUBE_PORT"
   env_add KUBE_CA_FILE "$KUBE_DIR/ca.crt"
+  env_add KUBE_ETCD_ENDPOINT "http://127.0.0.1:$KUBE_ETCD_PORT"
   kube_kubeconfig "$KUBE_DIR/admin.kubeconfig" lab-admin "$admin_token"
   kube_kubeconfig "$KUBE_DIR/controller.kubeconfig" certbotk8s "$controller_token"
   wait_tcp "$KUBE_PORT" 60 kube-apiserver
