@@ -562,16 +562,18 @@ def per_certificate(before: Counter[tuple[str, str]], after: Counter[tuple[str, 
     }
 
 
-def wait_quiet(ctl: ControllerProcess, seconds: float = 3.0, limit: float = 15.0) -> None:
-    """Wait until the reconcile counter stops moving for `seconds` (at most `limit`: a
-    hot reconcile loop never settles)."""
+def wait_quiet(ctl: ControllerProcess, seconds: float = 3.0, limit: float = 30.0) -> None:
+    """Wait until the reconcile counter stops moving for `seconds` and every certificate
+    record is written (they are written behind, some held up to 10 s for the record's next
+    change), at most `limit`: a hot reconcile loop never settles."""
     end = now_s() + limit
     last, since = None, now_s()
     while now_s() < end:
-        count = metric(ctl.metrics(), "certbotk8s_reconcile_duration_seconds_count")
+        text = ctl.metrics()
+        count = metric(text, "certbotk8s_reconcile_duration_seconds_count")
         if count != last:
             last, since = count, now_s()
-        elif now_s() - since >= seconds:
+        elif now_s() - since >= seconds and not metric(text, "certbotk8s_records_unsaved"):
             return
         time.sleep(0.5)
 

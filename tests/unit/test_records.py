@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from certbotk8s.adapters.kube.records import _decode
 from certbotk8s.app.records import Records
+from certbotk8s.core.errors import KubeUnreachable
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state import records, secret_meta
 
@@ -134,3 +135,89 @@ def test_written_behind_nothing_is_saved_on_the_changing_thread() -> None:
     assert store.saves == 0
     kept.flush(force=True)
     assert store.saves == 1 and set(store.records) == {A, B}
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _behind(store: FakeRecordStore, clock: Monotonic) -> Records:
+    return Records(store, save_every=0, write_behind=True, hold=10.0, clock=clock)
+
+
+def test_an_order_its_certificate_and_its_ari_moment_are_one_write() -> None:
+    """The controller's path: the order placed (in flight), the certificate issued, its ARI
+    moment chosen, with flushes every 5 s between. The two `more_coming` changes wait for the
+    moment: one save, holding what three would have left."""
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.update(A, {records.ORDER_URL: "https://ca/order/1", records.ORDER_HOSTS: "a.test"},
+                more_coming=True)
+    clock.now += 5
+    kept.flush(force=True)
+    kept.replace(A, {secret_meta.SERIAL: "0a", secret_meta.HOSTS: "a.test"}, more_coming=True)
+    clock.now += 4  # still within the first change's hold
+    kept.flush(force=True)
+    assert store.saves == 0
+    kept.update(A, {secret_meta.RENEWAL_MOMENT: "2026-12-09T00:00:00Z c w"})
+    kept.flush(force=True)
+    assert store.saves == 1
+    assert store.records[A] == {secret_meta.SERIAL: "0a", secret_meta.HOSTS: "a.test",
+                                secret_meta.RENEWAL_MOMENT: "2026-12-09T00:00:00Z c w"}
+
+
+def test_a_held_change_is_saved_when_its_hold_runs_out() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.replace(A, {secret_meta.SERIAL: "0a"}, more_coming=True)  # no ARI moment follows
+    clock.now += 9.9
+    kept.flush(force=True)
+    assert store.saves == 0
+    clock.now += 0.1
+    kept.flush(force=True)
+    assert store.records[A] == {secret_meta.SERIAL: "0a"}
+
+
+def test_a_later_held_change_never_delays_one_already_due() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.update(A, {secret_meta.LAST_ERROR: "boom"})
+    kept.update(A, {records.ORDER_URL: "https://ca/order/2"}, more_coming=True)
+    kept.replace(B, {secret_meta.SERIAL: "0b"}, more_coming=True)
+    kept.flush(force=True)
+    assert store.records == {A: {secret_meta.LAST_ERROR: "boom",
+                                 records.ORDER_URL: "https://ca/order/2"}}
+    # the hold is the earliest of the waiting changes': another one does not extend it
+    clock.now += 6
+    kept.replace(B, {secret_meta.SERIAL: "0c"}, more_coming=True)
+    clock.now += 4
+    kept.flush(force=True)
+    assert store.records[B] == {secret_meta.SERIAL: "0c"}
+
+
+def test_the_final_flush_writes_held_changes_and_a_failed_save_keeps_them() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.replace(A, {secret_meta.SERIAL: "0a"}, more_coming=True)
+    failing = store.save
+
+    def fail(changes: object) -> None:
+        raise KubeUnreachable("API server away")
+
+    store.save = fail  # type: ignore[method-assign]
+    kept.flush(force=True, final=True)
+    store.save = failing  # type: ignore[method-assign]
+    kept.flush(force=True)  # kept, and due now
+    assert store.records[A] == {secret_meta.SERIAL: "0a"}
+
+
+def test_not_written_behind_a_change_is_saved_at_once_even_with_more_coming() -> None:
+    """`renew --once` ends after its pass: nothing waits."""
+    store = FakeRecordStore()
+    kept = Records(store, save_every=0, hold=10.0)
+    kept.replace(A, {secret_meta.SERIAL: "0a"}, more_coming=True)
+    assert store.records[A] == {secret_meta.SERIAL: "0a"}

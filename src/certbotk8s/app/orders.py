@@ -476,10 +476,12 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
                                    issued.fullchain_pem, meta.labels, meta.annotations, version)
             # The new record: what was written, the claim's start kept; failures, moment
-            # and release are gone with the old certificate.
+            # and release are gone with the old certificate. Its ARI moment follows within
+            # seconds (the controller's ARI refresh): one write for both (app.records).
             deps.records.replace(d.secret, {
                 **meta.annotations,
-                rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)})
+                rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)},
+                more_coming=True)
             return Stored()
         except KubeConflict as e:
             if attempt == STORE_ATTEMPTS:

@@ -82,6 +82,7 @@ class Controller:
                                     on_expired=metrics.count_watch_expired,
                                     diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
+        metrics.track_records_unsaved(deps.records.unsaved)
         # namespaces: namespaced mode (Role-only RBAC)
         self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records,
                            served=served,
@@ -139,7 +140,7 @@ class Controller:
         self.resolver.stop()
         self.runner.drain(grace)
         self.book.flush(force=True)
-        self.deps.records.flush(force=True)
+        self.deps.records.flush(force=True, final=True)
         if self._before_release is not None and self.elector.is_leader():
             try:
                 self._before_release()  # e.g. remove the shared HTTP-01 routing Services
