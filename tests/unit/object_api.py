@@ -1,7 +1,7 @@
 """A fake `ApiClient` holding objects by URL path, for adapters that write through
-`adapters.kube.rest` (create, read, replace, delete, list by label): it answers as the API
-server does (201/200, 404 not found, 409 exists or stale resourceVersion) and records every
-request, so a test can count the writes an operation makes."""
+`adapters.kube.rest` (create, read, replace, merge patch, delete, list by label): it answers
+as the API server does (201/200, 404 not found, 409 exists or stale resourceVersion) and
+records every request, so a test can count the writes an operation makes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class _Reply:
 
 class ObjectApi:
     """`served`: group version -> the plurals it serves (API discovery); the core group is
-    always served (Services, Secrets). `objects`: object path -> object. `calls`: (METHOD, path) of each request."""
+    always served (Services, Secrets). `objects`: object path -> object. `calls`: (METHOD,
+    path) of each request."""
 
     def __init__(self, served: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.served = {"v1": ("services", "secrets"),
@@ -65,6 +66,13 @@ class ObjectApi:
         if method == "DELETE":
             del self.objects[path]
             return _Reply(200, {"kind": "Status", "status": "Success"})
+        if method == "PATCH":  # a merge patch of top-level maps (None removes a key)
+            stored = self.objects[path]
+            for key, change in body.items():
+                merged = {**(stored.get(key) or {}), **change}
+                stored[key] = {k: v for k, v in merged.items() if v is not None}
+            stored["metadata"]["resourceVersion"] = str(next(self._versions))
+            return _Reply(200, stored)
         return _Reply(405, {"kind": "Status", "code": 405})
 
     # -- for tests ---------------------------------------------------------------------------
