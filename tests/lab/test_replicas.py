@@ -91,7 +91,8 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
         return [i.metadata.name for i in listed.items
                 if host in [r.host for r in (i.spec.rules or [])]]
 
-    order_url = wait_for(recorded, 15, "the in-flight order record")
+    # (written behind: the entry waits up to 10 s for the order's end, then the next 5 s flush)
+    order_url = wait_for(recorded, 30, "the in-flight order record")
     # The order is recorded before its challenges are presented: kill only once B's routing
     # exists, so the successor really has a dead leader's routing to sweep.
     wait_for(routes, 15, "the leader's HTTP-01 routing")
