@@ -5,7 +5,6 @@ server restart under a running controller: test_kube_faults.py)."""
 from __future__ import annotations
 
 import base64
-import functools
 import os
 import subprocess
 import sys
@@ -204,27 +203,3 @@ def test_renew_command_goes_through_the_running_controller(
         namespace, field_selector="involvedObject.name=asked,reason=Renewed").items
     assert any("renewal requested at" in e.message for e in events), [e.message for e in events]
 
-
-def test_http01_orders_of_a_namespace_share_one_service_removed_when_the_leader_stops(
-    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
-) -> None:
-    """routeNamespace source (the lab's config): the controller's orders in one namespace
-    route through one ExternalName Service, made once, kept between orders (no write per
-    order), and removed with everything else of ours when the leader stops."""
-    ctl = controllers("sharing").wait_leading()
-    uids = set()
-    for name in ("share-a", "share-b"):
-        _ingress(admin_api, namespace, name, [lab.host(name)])
-        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
-        services = _core(admin_api).list_namespaced_service(
-            namespace, label_selector="certbotk8s.io/role=http01-route").items
-        assert [s.spec.type for s in services] == ["ExternalName"]
-        uids.add(services[0].metadata.uid)
-    assert len(uids) == 1  # the second order used the Service the first one made
-    networking: Any = k8s.NetworkingV1Api(admin_api)
-    wait_for(lambda: not networking.list_namespaced_ingress(
-        namespace, label_selector="certbotk8s.io/role=http01-route").items, 10,
-        "each order's routing Ingress removed")
-    assert ctl.stop() == 0
-    assert _core(admin_api).list_namespaced_service(
-        namespace, label_selector="certbotk8s.io/role=http01-route").items == []

@@ -20,7 +20,7 @@ from certbotk8s.app.ari import AriReader
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.issuers import IssuerRegistry
-from certbotk8s.app.records import Records
+from certbotk8s.app.records import ARI_MOMENT_HOLD, Records
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import (
@@ -481,7 +481,7 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             deps.records.replace(d.secret, {
                 **meta.annotations,
                 rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)},
-                more_coming=True)
+                hold=ARI_MOMENT_HOLD)
             return Stored()
         except KubeConflict as e:
             if attempt == STORE_ATTEMPTS:

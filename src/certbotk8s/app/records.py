@@ -6,11 +6,13 @@ Thread-safe. Writes are batched: `flush` saves what changed, at most every `save
 seconds unless forced (a burst of orders costs one write per shard touched, not one per
 change); a kill loses at most that much. A failed save keeps the changes for the next flush.
 
-Written behind, a change made with `more_coming` (an order placed: its end follows; a
-certificate issued: its ARI moment follows) may wait up to `hold` seconds for the next change
-to the same record, so that the two go in one write: flushes leave it until another change
-to that record comes without `more_coming`, or the hold runs out (the earliest hold of the
-waiting changes counts). `flush(final=True)` (stopping) writes it anyway.
+Written behind, a change made with a `hold` (an order placed: its end follows,
+`ORDER_END_HOLD`; a certificate issued: its ARI moment follows, `ARI_MOMENT_HOLD`) may wait
+that many seconds for the next change to that record, so that the two go in one write:
+flushes leave it until another change to that record comes without a hold, or the hold runs
+out (a held change after a held one sets the hold again; one after a change already due does
+not delay it). `flush(final=True)` (stopping) writes it anyway. Not written behind (a CronJob
+run), holds are ignored.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
 
+# Seconds a change may wait for the record's next one (the controller flushes every 5 s):
+# an order's in-flight entry for the order's end (an order that ends sooner writes none of
+# its own; one still running is saved at the flush after), a new certificate's record for
+# its ARI moment (the controller reads new certificates' ARI windows every 5 s: two rounds).
+ORDER_END_HOLD = 3.0
+ARI_MOMENT_HOLD = 10.0
+
 
 class RecordStore(Protocol):
     """Where records persist (adapters/kube/records.py): see its contract."""
@@ -40,16 +49,14 @@ class RecordStore(Protocol):
 
 class Records:
     def __init__(self, store: RecordStore | None = None, *, save_every: float = 1.0,
-                 write_behind: bool = False, hold: float = 0.0,
+                 write_behind: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`write_behind`: changes are saved only by `flush` calls of the owner (the controller
         flushes every 5 s from its scheduler), never on the thread that made them (an order
         worker must not wait for a shard write); otherwise each change flushes when the
-        throttle allows (a CronJob run). `hold`: how long a `more_coming` change may wait
-        (module docstring; write-behind only). `clock`: monotonic seconds."""
+        throttle allows (a CronJob run). `clock`: monotonic seconds (holds)."""
         self._store = store
         self._write_behind = write_behind
-        self._hold = hold if write_behind else 0.0
         self._clock = clock
         self._held: dict[SecretRef, float] = {}  # dirty records waiting: until (clock)
         self._throttle = WriteThrottle(save_every)
@@ -119,13 +126,13 @@ class Records:
     # -- writing ----------------------------------------------------------------------------------
 
     def update(self, ref: SecretRef, values: Mapping[str, str | None],
-               more_coming: bool = False) -> None:
+               hold: float = 0.0) -> None:
         """Set these keys of `ref`'s record (None removes one); other keys stay. A record left
-        with no key is removed. `more_coming`: see the module docstring."""
-        self.update_if(ref, {}, values, more_coming)
+        with no key is removed. `hold`: see the module docstring."""
+        self.update_if(ref, {}, values, hold)
 
     def update_if(self, ref: SecretRef, expected: Mapping[str, str],
-                  values: Mapping[str, str | None], more_coming: bool = False) -> bool:
+                  values: Mapping[str, str | None], hold: float = 0.0) -> bool:
         """`update` only while `ref`'s record holds every `expected` value (one step under the
         lock: no other change comes between); whether it did."""
         with self._lock:
@@ -143,28 +150,27 @@ class Records:
                     self._table[ref] = record
                 else:
                     self._table.pop(ref, None)
-                self._mark(ref, more_coming)
+                self._mark(ref, hold)
         self._changed()
         return True
 
     def replace(self, ref: SecretRef, record: Mapping[str, str],
-                more_coming: bool = False) -> None:
+                hold: float = 0.0) -> None:
         with self._lock:
             self._table[ref] = dict(record)
-            self._mark(ref, more_coming)
+            self._mark(ref, hold)
         self._changed()
 
     def remove(self, ref: SecretRef) -> None:
         with self._lock:
             if self._table.pop(ref, None) is not None:
-                self._mark(ref, False)
+                self._mark(ref, 0.0)
         self._changed()
 
-    def _mark(self, ref: SecretRef, more_coming: bool) -> None:
+    def _mark(self, ref: SecretRef, hold: float) -> None:
         """`ref` changed (lock held): due at the next flush, or held (module docstring)."""
-        if more_coming and self._hold > 0 and (ref not in self._dirty or ref in self._held):
-            until = self._clock() + self._hold
-            self._held[ref] = min(self._held.get(ref, until), until)
+        if hold > 0 and self._write_behind and (ref not in self._dirty or ref in self._held):
+            self._held[ref] = self._clock() + hold
         else:
             self._held.pop(ref, None)  # due now, with whatever waited for it
         self._dirty.add(ref)

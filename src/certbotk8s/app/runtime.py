@@ -72,9 +72,6 @@ def read_config(path: str | None) -> Config:
     return load_config(text, os.environ.get("POD_NAMESPACE") or None)
 
 
-RECORD_HOLD = 10.0  # seconds a record change may wait for the next one (written behind)
-
-
 @dataclass
 class Runtime:
     config: Config
@@ -123,10 +120,7 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
             AccountEvents(events, config.controller_namespace, account_metric)),
         solvers=SolverFactory(config, secrets, tokens, routing),
         ledger=KubeLedger(api, config.controller_namespace),
-        # hold: two flush periods (the controller flushes records and reads new certificates'
-        # ARI windows every 5 s), so an order's record and its certificate's ARI moment
-        # usually go in one write (app.records)
         records=Records(KubeRecordStore(api, config.controller_namespace),
-                        write_behind=write_behind, hold=RECORD_HOLD),
+                        write_behind=write_behind),
     )
     return Runtime(config, api, deps, tokens, routing, queue, served)

@@ -86,8 +86,8 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
             if d.spec.challenge is ChallengeType.HTTP01 and d.routing is not None]
         retired = runtime.routing.retire_shared(wanted)
         if retired:
-            log.info("removed the HTTP-01 routing Service of %d namespaces no longer routed "
-                     "from", len(retired))
+            log.info("removed the HTTP-01 routing Service of %d namespaces (%s)", len(retired),
+                     "leader stopping" if everywhere else "no HTTP-01 certificate routes there")
 
     # Orders in flight live in the certificate records; orders an earlier version left in
     # its own Secret are read (and cleared there) too.
