@@ -633,6 +633,7 @@ def main() -> None:
                     ns = create_namespace(api, "bench-tp")
                     cleanup.append((ns, {"ingresses": True}))
                     log(f"throughput {repeat + 1}/{args.repeat}: {args.burst} Ingresses in {ns}")
+                    wait_quiet(ctl)  # the latency series' last writes are not the burst's
                     served = api_requests(api)
                     burst = measure_throughput(api, ns, args.burst, args.threads, ctl.pid)
                     wait_quiet(ctl)  # the batched record and ledger writes land too
