@@ -14,6 +14,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests load this file by path
+from generated_file import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = ROOT / "charts" / "certbotk8s" / "values.yaml"
 PAGE = ROOT / "docs" / "helm-values.md"
@@ -80,13 +83,7 @@ def render(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     page = render(VALUES.read_text())
-    if "--check" in argv:
-        if PAGE.read_text() != page:
-            print(f"{PAGE} is stale: run python scripts/helm_values_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(page)
-    return 0
+    return write_or_check(PAGE, page, argv, "scripts/helm_values_doc.py")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ import yaml
 
 from certbotk8s.core.config.shape import CONFIG, json_schema
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests load this file by path
+from generated_file import write_or_check
+
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = ROOT / "charts" / "certbotk8s" / "values.yaml"
 SCHEMA = ROOT / "charts" / "certbotk8s" / "values.schema.json"
@@ -30,6 +33,8 @@ _LABELS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 # and lists that are empty by default. A new such value must be added here (the script says so).
 OVERRIDES: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["deployment", "cronjob", "both"]},
+    "namespaces": {"type": "array", "items": {"type": "string", "minLength": 1},
+                   "uniqueItems": True},
     "imagePullSecrets": _OBJECTS,
     "commonLabels": _LABELS,
     "commonAnnotations": _LABELS,
@@ -50,6 +55,7 @@ OVERRIDES: dict[str, Schema] = {
     "securityContext": _OBJECT,
     "metrics.serviceMonitor.labels": _LABELS,
     "metrics.prometheusRule.labels": _LABELS,
+    "networkPolicy.http01From": _OBJECTS,
     "networkPolicy.metricsFrom": _OBJECTS,
     "networkPolicy.egressPorts": {"type": "array", "items": {"type": "integer"}},
 }
@@ -88,13 +94,7 @@ def render(values_text: str) -> str:
 
 def main(argv: list[str]) -> int:
     text = render(VALUES.read_text())
-    if "--check" in argv:
-        if SCHEMA.read_text() != text:
-            print(f"{SCHEMA} is stale: run python scripts/values_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA.write_text(text)
-    return 0
+    return write_or_check(SCHEMA, text, argv, "scripts/values_schema.py")
 
 
 if __name__ == "__main__":

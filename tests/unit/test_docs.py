@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import settings as config_module
 from certbotk8s.core.config import shape as config_shape
@@ -222,3 +222,30 @@ def test_lease_names_everywhere_are_the_one_the_code_uses() -> None:
     parser = cli._parser()
     for command in (["renew", "ns/s"], ["revoke", "ns/s"], ["controller"]):
         assert parser.parse_args(command).lease_name == LEADER_LEASE
+
+
+def _named_tests(text: str) -> list[tuple[str, str | None]]:
+    """(module, test or None) for each `tests/...py[::name]` and `::name` in `text`; a bare
+    `::name` belongs to the module named last before it."""
+    found: list[tuple[str, str | None]] = []
+    module = ""
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", text):
+        if path:
+            module = path
+        if path or name:
+            found.append((module, name or None))
+    return found
+
+
+def test_every_test_the_security_tables_name_exists() -> None:
+    """docs/security.md's attack tables name the test of each defence: each must exist."""
+    named = _named_tests(_text("security.md"))
+    assert len(named) > 40
+    def exists(module: str, name: str | None) -> bool:
+        path = ROOT / module
+        if not module or not path.is_file():
+            return False
+        return name is None or re.search(rf"^def {name}\(", path.read_text(), re.M) is not None
+
+    missing = [f"{module}::{name}" for module, name in named if not exists(module, name)]
+    assert not missing, missing

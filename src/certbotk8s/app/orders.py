@@ -533,7 +533,7 @@ def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Ou
 
 def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
                message: str) -> None:
-    if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+    if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
         log.info("%s -> Secret %s: %s: %s", d.source, d.secret, reason, message)
         return
     deps.events.record(d.source, type_, reason, message)

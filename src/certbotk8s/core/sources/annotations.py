@@ -81,6 +81,12 @@ class SourceOptions:
         )
 
 
+def echoed(value: str) -> str:
+    """What of a value a refusal quotes: an over-long one as its start only, the same however
+    long it was (informers keep values cut one past MAX_VALUE: the message must not change)."""
+    return value[:ECHO_LIMIT] + "..." if len(value) > MAX_VALUE else value
+
+
 def _is_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "true"
 
@@ -113,16 +119,15 @@ def parse_source_options(
     errors: list[AnnotationError] = []
 
     def bad(key: str, message: str, reason: str = INVALID_ANNOTATION) -> None:
-        errors.append(AnnotationError(key, annotations.get(key, ""), message, reason))
+        errors.append(AnnotationError(key, echoed(annotations.get(key, "")), message, reason))
 
     for key in sorted(annotations):
         if key.startswith(PREFIX) and key not in SOURCE_ANNOTATIONS:
             known = ", ".join(sorted(SOURCE_ANNOTATIONS))
             bad(key, f"unknown annotation (known: {known})")
     too_long = sorted(k for k in SOURCE_ANNOTATIONS if len(annotations.get(k, "")) > MAX_VALUE)
-    for key in too_long:  # echoed as its start only: the same however long it was
-        errors.append(AnnotationError(key, annotations[key][:ECHO_LIMIT] + "...",
-                                      f"longer than {MAX_VALUE} characters"))
+    for key in too_long:
+        bad(key, f"longer than {MAX_VALUE} characters")
     if too_long:
         return None, tuple(errors)
 
