@@ -77,7 +77,12 @@ from certbotk8s.core.model import (  # noqa: E402
 )
 from certbotk8s.core.pki import certs  # noqa: E402
 from certbotk8s.core.state import secret_meta  # noqa: E402
-from tests.lab.conftest import RBAC_MANIFEST, apply_manifest, read_lab_env  # noqa: E402
+from tests.lab.conftest import (  # noqa: E402
+    LAB_RBAC_MANIFEST,
+    RBAC_MANIFEST,
+    apply_manifest,
+    read_lab_env,
+)
 
 TARGETS = {"latency_median_s": 0.25, "throughput_certs_per_s": 15.0,
            "rss_10k_managed_mb": 150.0, "rss_change_unrelated_mb": 10.0}
@@ -604,6 +609,7 @@ def main() -> None:
     etcd = etcd_endpoint(env)
     api = load_api_client(env["KUBECONFIG"])
     apply_manifest(api, RBAC_MANIFEST)
+    apply_manifest(api, LAB_RBAC_MANIFEST)  # its own Lease (`--lease-name certbotk8s-bench`)
     log_path = Path(args.log)
     log_path.write_bytes(b"")
     ctl = ControllerProcess(env, log_path, int(env["HTTP01_PORT"]))
