@@ -19,6 +19,9 @@ compares every figure with the last accepted one in bench/baseline.json (key
 more than the noise of either measurement (at least 5 %). `--accept` stores this run's figures
 as the new baseline.
 
+Which object each write went to and what it changed: start the lab with `LAB_AUDIT=1` and run
+bench/audit_writes.py over a burst's `started_at` .. `ended_at` (in the JSON).
+
 The controller serves HTTP-01 on the lab's port (5002 + LAB_PORT_OFFSET, HTTP01_PORT in
 .lab/env), so only one may run per lab: the script waits for the port to be free. Objects it
 creates are deleted at the end (the lab has no namespace controller, so the namespaces stay).

@@ -21,7 +21,16 @@ from certbotk8s.adapters.http01.routing import (
     route_name,
 )
 from certbotk8s.core.errors import ChallengeFailed, Http01SolverError, KubeError
-from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
+from certbotk8s.core.model import (
+    CertificateSpec,
+    ChallengeType,
+    DesiredCertificate,
+    HttpRouting,
+    KeyType,
+    ObjectRef,
+    SecretRef,
+    SourceKind,
+)
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
 
 from .conftest import EngineFactory, Lab
@@ -273,7 +282,14 @@ def test_the_controllers_orders_share_one_service_per_namespace_until_it_is_reti
         (path,) = route_obj["spec"]["rules"][0]["http"]["paths"]
         assert path["backend"]["service"]["name"] == shared.shared_service_name
     assert len(uids) == 1  # one Service for both orders, never made twice
-    assert shared.retire_shared([routing]) == []  # the namespace still routes HTTP-01
+    wanted = DesiredCertificate(
+        SecretRef(namespace, "web-tls"),
+        CertificateSpec(hosts=(lab.host("share0"),), issuer="pebble",
+                        challenge=ChallengeType.HTTP01, dns_provider=None,
+                        key_type=KeyType.ECDSA_P256, profile=None, renew_before=None),
+        ObjectRef("networking.k8s.io/v1", "Ingress", namespace, "web"), SourceKind.INGRESS,
+        routing)
+    assert shared.retire_shared([wanted]) == []  # the namespace still routes HTTP-01
     assert _read(admin_api, service) is not None
     assert shared.retire_shared([]) == [namespace]
     assert _read(admin_api, service) is None

@@ -12,7 +12,16 @@ from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.http01.routing import KubeRoutingPublisher
 from certbotk8s.core.errors import KubeError
-from certbotk8s.core.model import HttpRouting, ObjectRef, SourceKind
+from certbotk8s.core.model import (
+    CertificateSpec,
+    ChallengeType,
+    DesiredCertificate,
+    HttpRouting,
+    KeyType,
+    ObjectRef,
+    SecretRef,
+    SourceKind,
+)
 from tests.unit.object_api import ObjectApi
 
 OWN = "certbotk8s"
@@ -25,6 +34,17 @@ def _publisher(api: ObjectApi, share: bool = True) -> KubeRoutingPublisher:
 
 def _ingress(namespace: str = "shop") -> HttpRouting:
     return HttpRouting(SourceKind.INGRESS, "nginx", namespace=namespace)
+
+
+def _wanted(namespace: str, challenge: ChallengeType = ChallengeType.HTTP01
+            ) -> DesiredCertificate:
+    """A certificate wanted by an Ingress in `namespace`."""
+    spec = CertificateSpec(hosts=("a.example.com",), issuer="le", challenge=challenge,
+                           dns_provider=None, key_type=KeyType.ECDSA_P256, profile=None,
+                           renew_before=None)
+    return DesiredCertificate(SecretRef(namespace, "web-tls"), spec,
+                              ObjectRef("networking.k8s.io/v1", "Ingress", namespace, "web"),
+                              SourceKind.INGRESS, _ingress(namespace))
 
 
 def _backend(api: ObjectApi, route: ObjectRef) -> str:
@@ -102,7 +122,7 @@ def test_retire_deletes_only_services_no_order_holds_in_namespaces_not_kept() ->
     assert api.named("services", "blog", publisher.shared_service_name) is None
     _routes_reach_the_solver(api, shop)
     publisher.remove(shop)
-    assert publisher.retire_shared([_ingress("shop")]) == []  # shop still has HTTP-01 sources
+    assert publisher.retire_shared([_wanted("shop")]) == []  # shop still has HTTP-01 sources
     assert publisher.retire_shared(()) == ["shop"]
     assert api.objects == {}
     before = len(api.calls)
@@ -189,3 +209,13 @@ def test_two_installations_never_share_a_service() -> None:
     for publish in routes:
         publish()
     assert len([p for p in api.objects if "/services/" in p]) == 2
+
+
+def test_a_namespace_whose_certificates_left_http01_loses_its_service() -> None:
+    api = ObjectApi()
+    publisher = _publisher(api)
+    publisher.remove(publisher.publish(_ingress("shop"), ["a.example.com"], "order-1"))
+    assert publisher.retire_shared([_wanted("shop")]) == []
+    # the same source now asks for DNS-01: no HTTP-01 order will route from there
+    assert publisher.retire_shared([_wanted("shop", ChallengeType.DNS01)]) == ["shop"]
+    assert api.objects == {}

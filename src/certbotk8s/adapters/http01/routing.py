@@ -56,7 +56,13 @@ from certbotk8s.core.errors import (
     KubeUnreachable,
     retry_intent,
 )
-from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
+from certbotk8s.core.model import (
+    ChallengeType,
+    DesiredCertificate,
+    HttpRouting,
+    ObjectRef,
+    SourceKind,
+)
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
 from certbotk8s.core.sources.resources import (
     HTTP_ROUTES,
@@ -391,12 +397,14 @@ class KubeRoutingPublisher:
                 and have.get("externalName") == spec["externalName"]
                 and ports == spec["ports"])
 
-    def retire_shared(self, wanted: Iterable[HttpRouting]) -> list[str]:
-        """Delete the shared Service (`share_services`) of every source namespace that none of
-        `wanted` (the routings of the HTTP-01 certificates wanted now) routes from and no
-        order holds now; the namespaces it was deleted in. Errors are logged and tried again
-        at the next call."""
-        keep = {self.target_namespace(r) for r in wanted if r.kind is SourceKind.INGRESS}
+    def retire_shared(self, wanted: Iterable[DesiredCertificate]) -> list[str]:
+        """Delete the shared Service (`share_services`) of every source namespace that no
+        HTTP-01 certificate of `wanted` (the certificates wanted now) routes from and no order
+        holds now; the namespaces it was deleted in. Errors are logged and tried again at the
+        next call."""
+        keep = {self.target_namespace(d.routing) for d in wanted
+                if d.spec.challenge is ChallengeType.HTTP01 and d.routing is not None
+                and d.routing.kind is SourceKind.INGRESS}
         return self._shared.retire(keep, self._delete_shared)
 
     def _delete_shared(self, namespace: str) -> bool:

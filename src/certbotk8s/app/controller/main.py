@@ -23,7 +23,7 @@ from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.runtime import build_runtime
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import KubeError
-from certbotk8s.core.model import ChallengeType, ObjectRef
+from certbotk8s.core.model import ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         from any more (`everywhere`: all, the leader stopping). Leader only."""
         if not elector.is_leader() or not (everywhere or controller.watch.synced()):
             return
-        wanted = [] if everywhere else [
-            d.routing for d in controller.watch.discovery(config).desired
-            if d.spec.challenge is ChallengeType.HTTP01 and d.routing is not None]
+        wanted = () if everywhere else controller.watch.discovery(config).desired
         retired = runtime.routing.retire_shared(wanted)
         if retired:
             log.info("removed the HTTP-01 routing Service of %d namespaces (%s)", len(retired),
