@@ -1,8 +1,8 @@
 """Write charts/certbotk8s/values.schema.json: the chart's values, their types, no unknown keys.
 
 Usage: python scripts/values_schema.py [--check]. `config` (the controller's configuration file,
-passed through) comes from the config's own shape (certbotk8s.core.config.shape), so the chart
-refuses what the controller would; the chart's other values take their type from their default
+passed through) is the schema generated from the config's models (core.config.schema), so the
+chart refuses what the controller would; the chart's other values take their type from their default
 in values.yaml, except the few whose default does not show it (`OVERRIDES`). With --check, exit
 1 when the committed file differs (tests/unit/test_values_schema.py checks it too).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from certbotk8s.core.config.shape import CONFIG, json_schema
+from certbotk8s.core.config.schema import config_schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests load this file by path
 from generated_file import write_or_check
@@ -67,7 +67,7 @@ def infer(value: object, path: str) -> Schema:
     if path in OVERRIDES:
         return OVERRIDES[path]
     if path == "config":
-        return json_schema(CONFIG)
+        return config_schema()
     if isinstance(value, dict) and value:
         return {"type": "object", "additionalProperties": False,
                 "properties": {key: infer(child, f"{path}.{key}" if path else key)

@@ -408,7 +408,7 @@ def _normalise(doc: Doc) -> Doc:
         doc["metadata"]["name"] = _HASH.sub("", doc["metadata"]["name"])
         config = load_config(doc["data"]["config.yaml"], "certbotk8s")
         # The host policy differs on purpose: the chart needs one chosen, kustomize ships `{}`.
-        tenants = dataclasses.replace(config.tenants, host_patterns=None)
+        tenants = dataclasses.replace(config.tenants, host_patterns=None, allow_any_host=None)
         doc["data"] = {"config": dataclasses.replace(config, tenants=tenants)}
     return doc
 

@@ -12,7 +12,7 @@ from certbotk8s import cli
 from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import settings as config_module
-from certbotk8s.core.config import shape as config_shape
+from certbotk8s.core.config.schema import all_keys as config_keys
 from certbotk8s.core.config.settings import load_config
 from certbotk8s.core.model import KeyType
 from certbotk8s.core.sources import annotations as ann
@@ -87,26 +87,9 @@ def test_every_flag_choice_and_positional_of_a_command_is_documented() -> None:
                 assert str(action.metavar) in documented, (name, action.metavar)
 
 
-def _shape_keys(node: config_shape.Shape) -> set[str]:
-    """Every key the parser accepts (it takes them from core.config_shape)."""
-    if isinstance(node, config_shape.Section):
-        return set(node.fields).union(*(_shape_keys(v) for v in node.fields.values()))
-    if isinstance(node, config_shape.Tagged):
-        fields = [node.common, *node.by_type.values()]
-        return {k for f in fields for k in f}.union(
-            *(_shape_keys(v) for f in fields for v in f.values()))
-    if isinstance(node, config_shape.MapOf):
-        return _shape_keys(node.value)
-    if isinstance(node, config_shape.ListOf):
-        return _shape_keys(node.item)
-    if isinstance(node, config_shape.AnyOf):
-        return set().union(*(_shape_keys(option) for option in node.options))
-    return set()
-
-
 def test_every_config_key_is_documented() -> None:
     text = _text("configuration.md")
-    keys = _shape_keys(config_shape.CONFIG)
+    keys = config_keys()  # every key of every section, from the models
     assert {"allowAnyHost", "hostPatterns", "tsig", "selfCheckResolver"} <= keys
     missing = sorted(k for k in keys if f"`{k}`" not in text and f"{k}:" not in text)
     assert not missing, missing

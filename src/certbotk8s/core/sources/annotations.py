@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from certbotk8s.core.config.choices import parse_challenge, parse_key_type
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import CertificateSpec, ChallengeType, KeyType, SourceKind
@@ -160,9 +161,9 @@ def parse_source_options(
     explicit_challenge: ChallengeType | None = None
     if CHALLENGE in annotations:
         try:
-            explicit_challenge = ChallengeType(annotations[CHALLENGE].strip())
-        except ValueError:
-            bad(CHALLENGE, "must be http-01 or dns-01")
+            explicit_challenge = parse_challenge(annotations[CHALLENGE])
+        except ValueError as e:
+            bad(CHALLENGE, str(e))
 
     dns_provider: str | None = None
     if DNS_PROVIDER in annotations:
@@ -199,10 +200,9 @@ def parse_source_options(
     key_type = theirs.key_type or config.renewal.key_type
     if KEY_TYPE in annotations:
         try:
-            key_type = KeyType(annotations[KEY_TYPE].strip())
-        except ValueError:
-            known = ", ".join(k.value for k in KeyType)
-            bad(KEY_TYPE, f"unknown key type (known: {known})")
+            key_type = parse_key_type(annotations[KEY_TYPE])
+        except ValueError as e:
+            bad(KEY_TYPE, str(e))
 
     issuer_defaults = config.issuers.get(issuer)
     profile: str | None = issuer_defaults.default_profile if issuer_defaults else None
