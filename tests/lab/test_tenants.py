@@ -250,26 +250,29 @@ def test_floods_are_capped_and_others_are_served(
     assert_nothing_crossed(admin_api, [a, b], patterns=True)
 
 
-def test_an_event_flood_is_summed_up_and_others_are_served(
+def test_an_event_flood_is_held_to_its_budget_and_others_are_served(
         admin_api: ApiClient, pool: TenantPool) -> None:
     """Issue 20, finding 4: 150 refused Ingresses (an Event each) used to be 150 posts before
-    anyone's order. Against the API server: the victim's certificate arrives, the flooding
-    namespace gets at most its budget (60 a minute) and one EventsDropped summary."""
+    anyone's order. Against the API server: the victim's certificate arrives, and the flooding
+    namespace's Events stop at its budget (60 a minute): the controller counts the drops.
+    (The EventsDropped summary at the window's end is proven on a fake clock in
+    tests/unit/test_event_queue.py; waiting a real minute for it here proves nothing more.)"""
     a, b = pool.take(2)
+    controller = pool.running()
+
+    def dropped() -> float:
+        return controller.value("certbotk8s_events_dropped_total", reason="namespace") or 0.0
+
+    before = dropped()
     for i in range(150):
         a.ingress(f"bad-{i}", [a.host()], **{"certbotk8s.io/key-type": "rsa-1"})
     b.ingress("calm", [b.host()])
     _secret(admin_api, b.namespace, "calm-tls")
+    wait_for(lambda: dropped() > before, ISSUE_WITHIN, "Events dropped over the namespace budget")
     core: Any = k8s.CoreV1Api(admin_api)
-
-    def events() -> list[Any]:
-        return list(core.list_namespaced_event(a.namespace).items)
-
-    (summary,) = wait_for(lambda: [e for e in events() if e.reason == "EventsDropped"],
-                          ISSUE_WITHIN + 60, "the EventsDropped summary")
-    assert f"namespace {a.namespace} were not posted" in summary.message
-    refusals = {e.involved_object.name for e in events() if e.reason == "InvalidAnnotation"}
-    assert 0 < len(refusals) <= 2 * 60  # this window's budget and perhaps the next one's
+    refusals = {e.involved_object.name for e in core.list_namespaced_event(a.namespace).items
+                if e.reason == "InvalidAnnotation"}
+    assert len(refusals) <= 2 * 60  # this window's budget and perhaps the next one's
     assert_nothing_crossed(admin_api, [a, b])
 
 
