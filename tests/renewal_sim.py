@@ -769,7 +769,7 @@ class CronJobSim(Simulation):
                 self.follow_up(cert, seen, result, ends)
                 last = max(last, ends)
 
-        for action in by_urgency(actions, observed, now):
+        for action in by_urgency(actions, observed, now, ari):
             cert = self.certs[self.by_ref[action.desired.secret]]
             seen = observed[action.desired.secret]
             if action.kind is ActionKind.NOTHING:

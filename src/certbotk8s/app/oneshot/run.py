@@ -103,7 +103,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
                now + stop_after if stop_after is not None else None, requested)
     # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent
     # behind. Each certificate is one worker's; the pool only bounds how many go at once.
-    urgent = list(enumerate(by_urgency(current.actions, current.observed, now), 1))
+    urgent = list(enumerate(by_urgency(current.actions, current.observed, now, current.ari), 1))
     with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix="certbotk8s-order") as pool:
         outcomes = list(pool.map(run.one, urgent))
