@@ -23,7 +23,7 @@ from certbotk8s.core.budget import ledger as ledger_codec
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import CertificateSpec, ObservedSecret, SecretRef
+from certbotk8s.core.model import CertificateSpec, ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.renewal.backoff import (
     JITTER,
     FailureState,
@@ -32,6 +32,7 @@ from certbotk8s.core.renewal.backoff import (
     for_attempt,
     spec_fingerprint,
 )
+from certbotk8s.core.renewal.interim import interim_renewal
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.state import secret_meta
@@ -111,6 +112,30 @@ class RenewalBook:
             action.desired.spec.hosts, now, issued, orders, failures,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
             namespace=action.desired.secret.namespace)
+
+    def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
+              ari: RenewalWindow | None = None) -> tuple[Action, ratelimit.Hold | None]:
+        """The order to place for the due `action` and the budget's hold on it (None: it may
+        go). A host change the budget holds renews the certificate the Secret holds, for its
+        own names and with `replaces`, once that one is due (core.renewal.interim); until
+        then the hold ends no later than that moment, so the caller looks again in time.
+        `ari`: the CA's window for the certificate `observed` holds."""
+        hold = self.check(action, observed, now)
+        if hold is None or hold.until <= now:
+            return action, hold
+        interim = interim_renewal(action, observed, now, ari)
+        if interim is None:
+            return action, hold
+        if interim.kind is ActionKind.RENEW:
+            if self.check(interim, observed, now) is None:
+                return interim, None
+            return action, hold
+        assert interim.next_renewal is not None
+        if interim.next_renewal < hold.until:
+            hold = replace(hold, until=interim.next_renewal, message=(
+                f"{hold.message}; the certificate it holds renews for its own names "
+                f"meanwhile, at {secret_meta.format_time(interim.next_renewal)}"))
+        return action, hold
 
     def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
         with self._lock:

@@ -254,9 +254,13 @@ class OrderRunner:
         observed = self._read(ref)
         fresh = self._decided_again(first, observed, now)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        hold = self.book.check(fresh if due else first, observed, now)
+        if due:  # a held host change may renew the names the Secret holds instead
+            fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari)
+        else:
+            hold = self.book.check(first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now, spec=first.desired.spec),
+            ref, failure=self.book.failure_state(ref, observed, now,
+                                                 spec=(fresh if due else first).desired.spec),
             hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,

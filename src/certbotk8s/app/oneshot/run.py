@@ -35,6 +35,7 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import (
     ObservedSecret,
+    RenewalWindow,
     SecretRef,
 )
 from certbotk8s.core.renewal import lifecycle
@@ -177,27 +178,32 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages, placing, requested)
+        return ordered(deps, book, action, observed, outages, placing, requested,
+                       current.ari.get(d.secret))
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             observed: ObservedSecret | None, outages: PassOutages | None = None,
             placing: threading.Lock | None = None,
-            requested: datetime | None = None) -> Outcome:
+            requested: datetime | None = None,
+            ari: RenewalWindow | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
-    outages), the order, and core.renewal.after_order's follow-up in the records.
+    outages), the order, and core.renewal.after_order's follow-up in the records. A host change
+    the budget holds renews the names the Secret holds instead, once those are due
+    (`RenewalBook.admit`; `ari`: the window of the certificate it holds).
     `placing` makes the budget check and the new order one step across the pass's workers:
     otherwise two workers could both see the budget's last slot free."""
     ref = action.desired.secret
     placement = _Placement(placing or threading.Lock())
     with placement:
         now = deps.clock()
+        action, hold = book.admit(action, observed, now, ari)
         blocked = outages.blocked(action) if outages is not None else None
         facts = lifecycle.OrderFacts(
             ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
                                             requested=requested),
-            hold=book.check(action, observed, now),
+            hold=hold,
             down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
         wait = lifecycle.why_wait(facts, now)
         if wait is not None:
