@@ -154,6 +154,8 @@ class SimResult:
     host_changes_never_served: int = 0
     host_changes_served_within_a_day: int = 0
     host_change_hours_max: float = 0.0
+    expired_while_host_change_waited: int = 0  # the certificate held ran out meanwhile
+    interim_renewals: int = 0  # the names held renewed while a host change waited (budget)
     revoked: int = 0
     revocation_not_replaced: int = 0
     revocation_hours_median: float = 0.0
@@ -355,8 +357,10 @@ class Simulation:
 
     # -- the budget (app.budget, as both modes ask it) -----------------------------------------
 
-    def check(self, action: Action, observed: ObservedSecret | None,
-              now: datetime) -> ratelimit.Hold | None:
+    def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
+              window: RenewalWindow | None) -> tuple[Action, ratelimit.Hold | None]:
+        """RenewalBook.admit as the controller's order runner asks it: the order to place (a
+        held host change may renew the names held instead) and the budget's hold."""
         if not RenewalBook.sends_replaces(action, observed):
             # check_budget only looks at issuances on the same registered domains
             near = set().union(*(self.by_domain.get(d, set())
@@ -364,7 +368,7 @@ class Simulation:
             snapshot = self.records.snapshot()
             refs = (self.certs[i].desired.secret for i in near)
             self.book.set_issued({ref: snapshot[ref] for ref in refs if ref in snapshot}, now)
-        return self.book.check(action, observed, now)
+        return self.book.admit(action, observed, now, window)
 
     def count_hold(self, cert: Cert, action: Action, observed: ObservedSecret | None,
                    now: datetime) -> None:
@@ -423,6 +427,10 @@ class Simulation:
         if now >= old.not_after and not cert.expired:
             cert.expired = True
             self.result.expired += 1
+            if cert.changed_at is not None:
+                self.result.expired_while_host_change_waited += 1
+        if tuple(info.sans) != cert.desired.spec.hosts:
+            self.result.interim_renewals += 1
         if (now - old.not_before) < old.lifetime / 3 and code not in EARLY_OK:
             self.result.early_renewals += 1
         if cert.changed_at is not None and tuple(info.sans) == cert.desired.spec.hosts:
@@ -490,6 +498,8 @@ class Simulation:
             if cert.info.not_after <= self.end and not cert.expired:
                 cert.expired = True
                 r.expired += 1
+                if cert.changed_at is not None:
+                    r.expired_while_host_change_waited += 1
         r.peak_counted_orders_per_3h = _peak(self.counted_orders,
                                              self.limits.orders_per_account_window)
         r.max_domain_counted_per_7d = max(
@@ -655,11 +665,14 @@ class ControllerSim(Simulation):
         observed = self.observed(cert)
         fresh = self.plan_one(cert, observed, cert.known)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        hold = self.check(fresh, observed, self.now) if due else None
+        hold = None
+        if due:
+            fresh, hold = self.admit(fresh, observed, self.now, cert.known)
         down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
             if self.gate_until is not None else ()
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, self.now, spec=cert.desired.spec),
+            ref, failure=self.book.failure_state(ref, observed, self.now,
+                                                 spec=fresh.desired.spec),
             hold=hold,
             down=down, due=due), self.now)
         if wait is None:
@@ -787,9 +800,10 @@ class CronJobSim(Simulation):
                 heapq.heappush(free, at)
                 break
             ref = action.desired.secret
+            action, hold = self.book.admit(action, seen, at, ari.get(ref))
             wait = lifecycle.why_wait(lifecycle.OrderFacts(
                 ref, failure=self.book.failure_state(ref, seen, at, spec=action.desired.spec),
-                hold=self.book.check(action, seen, at),
+                hold=hold,
                 down=(lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),)
                 if down else ()), at)
             if wait is not None:
