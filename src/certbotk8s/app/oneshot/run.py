@@ -46,6 +46,16 @@ from certbotk8s.core.renewal.urgency import by_urgency
 log = logging.getLogger(__name__)
 
 
+RENEW_ONCE_WORKERS = 64
+"""`renew --once --workers` by default. A run has `--stop-after` (3000 s) every 12 h where the
+controller orders all day: 64 orders of about 45 s at a time place some 4,000 in a run, enough
+for a mass revocation of 3,000 on top of a day's routine renewals of 10,000 certificates
+(docs/operations.md, "How large a fleet the CronJob keeps renewed"). The threads mostly wait
+for the CA and DNS."""
+ARI_READERS = 16
+"""ARI reads in parallel at most (the CA's renewalInfo endpoint is asked for every certificate
+whose Retry-After has passed; more readers would gain seconds and only load the CA)."""
+
 RENEWAL_DEFERRED = "RenewalDeferred"
 """Warning Event reason: the run stopped starting orders (`--stop-after`) before this one."""
 
@@ -82,7 +92,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
-    current = survey(deps, namespaces, workers=workers)
+    current = survey(deps, namespaces, workers=min(workers, ARI_READERS))
     for ref, values in current.ari_memory.items():  # asked again after the CA's Retry-After
         deps.records.update(ref, values)
     book.set_issued(deps.records.snapshot(), now)
