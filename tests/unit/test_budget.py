@@ -119,3 +119,31 @@ def test_issuances_carry_their_namespace_into_the_per_domain_share() -> None:
     assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
     theirs = desired("y.example.com", secret=SecretRef("team-b", "y"))
     assert b.check(Action(ActionKind.ISSUE, theirs, REASON), None, NOW) is None
+
+
+def test_a_counted_order_spends_the_domain_from_placement_to_its_end() -> None:
+    """One certificate left on example.com: the first order takes it while it runs, so a second
+    Secret waiting for the same slot is held (the CA would refuse it when finalizing); an order
+    that issued nothing gives it back; one that issued keeps it spent, though the records are
+    read only once (a CronJob run)."""
+    b = book(FakeLedger())
+    b.set_issued({SecretRef(f"team-{i % 3}", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(49)}, NOW)
+    first = desired("x.example.com", secret=SecretRef("team-x", "x"))
+    second = Action(ActionKind.ISSUE, desired("y.example.com", secret=SecretRef("team-y", "y")),
+                    REASON)
+    assert b.check(second, None, NOW) is None
+    b.order_placed("team-x", NOW, exempt=False, hosts=first.spec.hosts)
+    hold = b.check(second, None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    b.order_ended("team-x", first.spec.hosts)  # failed: nothing issued
+    assert b.check(second, None, NOW) is None
+    b.order_placed("team-x", NOW, exempt=False, hosts=first.spec.hosts)
+    b.issued("team-x", first.spec.hosts, NOW + timedelta(minutes=1), exempt=False)
+    assert b.check(second, None, NOW + timedelta(minutes=2)) is not None
+    # an exempt order (it sends `replaces`) spends nothing
+    b2 = book(FakeLedger())
+    b2.order_placed("team-x", NOW, exempt=True, hosts=first.spec.hosts)
+    assert b2.check(second, None, NOW) is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -63,6 +63,11 @@ class RenewalBook:
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
+        # Counted orders placed here that have not ended: they spend the per-domain and
+        # exact-set budgets from the moment they are placed. Otherwise the Secrets waiting for
+        # one freed slot (or the first workers of a CronJob run) all order into it, and the CA
+        # refuses all but one when it finalizes them.
+        self._in_flight: list[ratelimit.IssuanceRecord] = []
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -105,7 +110,7 @@ class RenewalBook:
         limits = self._config.issuers[action.desired.spec.issuer].rate_limits
         with self._lock:
             self._ledger.prune(now, limits)
-            issued = list(self._issued)
+            issued = [*self._issued, *self._in_flight]
             orders = list(self._ledger.orders)
             failures = list(self._ledger.failed_authz)
         return ratelimit.check_budget(
@@ -114,35 +119,68 @@ class RenewalBook:
             namespace=action.desired.secret.namespace)
 
     def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
-              ari: RenewalWindow | None = None) -> tuple[Action, ratelimit.Hold | None]:
+              ari: RenewalWindow | None = None, requested: datetime | None = None,
+              ) -> tuple[Action, ratelimit.Hold | None]:
         """The order to place for the due `action` and the budget's hold on it (None: it may
-        go). A host change the budget holds renews the certificate the Secret holds, for its
-        own names and with `replaces`, once that one is due (core.renewal.interim); until
-        then the hold ends no later than that moment, so the caller looks again in time.
-        `ari`: the CA's window for the certificate `observed` holds."""
+        go). A host change that the budget holds or that backs off after failures (a new name
+        whose challenge fails, an order the CA refused) renews the certificate the Secret
+        holds, for its own names and with `replaces`, once that one is due
+        (core.renewal.interim); until then a hold ends no later than that moment, so the
+        caller looks again in time. `ari`: the CA's window for the certificate `observed`
+        holds; `requested`: as for `failure_state`."""
+        ref = action.desired.secret
         hold = self.check(action, observed, now)
-        if hold is None or hold.until <= now:
+        held = hold is not None and hold.until > now
+        if not held and not self.failure_state(ref, observed, now, spec=action.desired.spec,
+                                               requested=requested).waiting(now):
             return action, hold
         interim = interim_renewal(action, observed, now, ari)
         if interim is None:
             return action, hold
         if interim.kind is ActionKind.RENEW:
-            if self.check(interim, observed, now) is None:
-                return interim, None
-            return action, hold
+            free = self.check(interim, observed, now) is None and not self.failure_state(
+                ref, observed, now, spec=interim.desired.spec,
+                requested=requested).waiting(now)
+            return (interim, None) if free else (action, hold)
         assert interim.next_renewal is not None
-        if interim.next_renewal < hold.until:
+        if hold is not None and held and interim.next_renewal < hold.until:
             hold = replace(hold, until=interim.next_renewal, message=(
                 f"{hold.message}; the certificate it holds renews for its own names "
                 f"meanwhile, at {secret_meta.format_time(interim.next_renewal)}"))
         return action, hold
 
-    def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
+    def order_placed(self, namespace: str, at: datetime, exempt: bool,
+                     hosts: Sequence[str] = ()) -> None:
+        """A new order for `hosts` was created at `at`; a counted one (not `exempt`) spends a
+        certificate of the per-domain and exact-set budgets until it ends (`issued` or
+        `order_ended`)."""
         with self._lock:
             self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
+            if hosts and not exempt:
+                self._in_flight.append(ratelimit.IssuanceRecord(tuple(hosts), at,
+                                                                namespace=namespace))
             self._dirty = True
         if not self._write_behind:
             self.flush()
+
+    def issued(self, namespace: str, hosts: Sequence[str], at: datetime, exempt: bool) -> None:
+        """A certificate for `hosts` was issued into a Secret in `namespace` at `at`: counted
+        from now on, not only once `set_issued` reads it from the records again (a CronJob run
+        reads them once: without this its own issuances would spend no budget in the run)."""
+        self.order_ended(namespace, hosts)
+        with self._lock:
+            self._issued.append(ratelimit.IssuanceRecord(tuple(hosts), at, exempt, namespace))
+
+    def order_ended(self, namespace: str, hosts: Sequence[str]) -> None:
+        """The order for `hosts` of a Secret in `namespace` ended: it spends nothing more
+        (what it issued is counted by `issued`)."""
+        wanted = (namespace, ratelimit.identifier_set(hosts))
+        with self._lock:
+            for index in range(len(self._in_flight) - 1, -1, -1):
+                o = self._in_flight[index]
+                if (o.namespace, ratelimit.identifier_set(o.hosts)) == wanted:
+                    del self._in_flight[index]
+                    return
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:

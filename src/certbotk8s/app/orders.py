@@ -569,7 +569,16 @@ def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action
                      now: datetime) -> None:
     """What core.renewal.after_order decided, in the budget and the records, for the Secrets that
     shared one order (`observed` is the first one's): failed authorizations counted, backoff
-    counted for every Secret or cleared."""
+    counted for every Secret or cleared. The order ends in the budget: a certificate the CA
+    issued spends it at once (`RenewalBook.issued`), written or not; none gives back what the
+    order held (`RenewalBook.order_ended`)."""
+    got = outcome.issued or outcome.unwritten
+    first = actions[0].desired
+    if got is not None:
+        book.issued(first.secret.namespace, first.spec.hosts, deps.clock(),
+                    exempt=got.replaced is not None)
+    else:
+        book.order_ended(first.secret.namespace, first.spec.hosts)
     if follow.failed_authz:
         book.authz_failed(follow.failed_authz, now)  # only the authorization that failed
     if follow.backoff is Backoff.KEEP:

@@ -311,7 +311,8 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            self.book.order_placed(ref.namespace, self.deps.clock(), sends_replaces)
+            self.book.order_placed(ref.namespace, self.deps.clock(), sends_replaces,
+                                   first.desired.spec.hosts)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:

@@ -208,7 +208,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     placement = _Placement(placing or threading.Lock())
     with placement:
         now = deps.clock()
-        action, hold = book.admit(action, observed, now, ari)
+        action, hold = book.admit(action, observed, now, ari, requested)
         blocked = outages.blocked(action) if outages is not None else None
         facts = lifecycle.OrderFacts(
             ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
@@ -226,7 +226,8 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             return Outcome(action, False, wait.message)
 
         def on_order(url: str, sends_replaces: bool) -> None:
-            book.order_placed(ref.namespace, deps.clock(), sends_replaces)
+            book.order_placed(ref.namespace, deps.clock(), sends_replaces,
+                              action.desired.spec.hosts)
             placement.release()  # counted: the next worker's check sees it
 
         noted: list[tuple[Service, str]] = []
