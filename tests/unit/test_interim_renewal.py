@@ -100,3 +100,20 @@ def test_only_a_host_change_of_a_renewable_certificate_has_an_interim() -> None:
                             annotations={**dict(seen.recorded),
                                          secret_meta.ISSUER: "staging"})
     assert interim_renewal(action, other_ca, now, None) is None  # no `replaces` possible
+
+
+def test_a_host_change_backing_off_after_failures_renews_the_names_held_once_due() -> None:
+    """A new name whose challenge keeps failing (its DNS does not point here yet): the host
+    change backs off, and the certificate the Secret holds is renewed for its own names
+    meanwhile, not left to run out."""
+    now = T0 + 70 * DAY
+    action, seen = _held_host_change(70 * DAY, "a.example.com", "new.example.com")
+    records = Records(FakeRecordStore(), save_every=0)
+    book = RenewalBook(make_config(), records, FakeLedger(), save_every=0, jitter=lambda: 1.0)
+    book.failed(REF, seen, now - timedelta(seconds=30), "challenge failed", action.desired.spec)
+    assert book.failure_state(REF, seen, now, spec=action.desired.spec).waiting(now)
+    placed, hold = book.admit(action, seen, now)
+    assert hold is None and placed.desired.spec.hosts == ("a.example.com",)
+    # once the names held were renewed and fail too, nothing more is tried until either waits out
+    book.failed(REF, seen, now, "challenge failed", placed.desired.spec)
+    assert book.admit(action, seen, now)[0] is action
