@@ -777,6 +777,8 @@ class CronJobSim(Simulation):
             reads += 1
             if not down:
                 retry_after = c.retry_after.total_seconds() * self.rng.uniform(0.8, 1.2)
+                if cert.known != cert.window:
+                    cert.quiet_until = None  # a moved window is a changed input: planned again
                 cert.known, cert.known_for = cert.window, cert.info.ari_cert_id
                 cert.ari_next = now + next_read_in(cert.info, retry_after)
                 ari[ref] = cert.window
