@@ -216,6 +216,19 @@ kube_start() {
   } >"$KUBE_DIR/tokens.csv"
   chmod 600 "$KUBE_DIR/tokens.csv"
 
+  # Audit: only the requests of ServiceAccounts in namespace certbotk8s-audited (the identity
+  # tests/lab/test_rbac_audit.py runs the controller as), one JSON line each; nothing else is
+  # logged, so the rest of the lab pays nothing for it.
+  cat >"$KUBE_DIR/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:certbotk8s-audited"]
+  - level: None
+YAML
+
   start_bg etcd "$KUBE_ETCD_BIN" --name lab --data-dir "$KUBE_DIR/etcd/data" \
     --listen-client-urls "http://127.0.0.1:$KUBE_ETCD_PORT" \
     --advertise-client-urls "http://127.0.0.1:$KUBE_ETCD_PORT" \
@@ -237,7 +250,10 @@ kube_start() {
     --service-account-signing-key-file "$KUBE_DIR/sa.key" \
     --disable-admission-plugins ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
     --allow-privileged=true --enable-priority-and-fairness=false \
-    --endpoint-reconciler-type none --profiling=false -v=1
+    --endpoint-reconciler-type none --profiling=false -v=1 \
+    --audit-policy-file "$KUBE_DIR/audit-policy.yaml" --audit-log-path "$KUBE_DIR/audit.log" \
+    --audit-log-format json
+  env_add KUBE_AUDIT_LOG "$KUBE_DIR/audit.log"
   env_add KUBECONFIG "$KUBE_DIR/admin.kubeconfig"
   env_add CONTROLLER_KUBECONFIG "$KUBE_DIR/controller.kubeconfig"
   env_add KUBE_APISERVER "https://127.0.0.1:$KUBE_PORT"

@@ -1,8 +1,8 @@
 """Write charts/certbotk8s/values.schema.json: the chart's values, their types, no unknown keys.
 
 Usage: python scripts/values_schema.py [--check]. `config` (the controller's configuration file,
-passed through) comes from the config's own shape (certbotk8s.core.config.shape), so the chart
-refuses what the controller would; the chart's other values take their type from their default
+passed through) is the schema generated from the config's models (core.config.schema), so the
+chart refuses what the controller would; the chart's other values take their type from their default
 in values.yaml, except the few whose default does not show it (`OVERRIDES`). With --check, exit
 1 when the committed file differs (tests/unit/test_values_schema.py checks it too).
 """
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from certbotk8s.core.config.shape import CONFIG, json_schema
+from certbotk8s.core.config.schema import config_schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests load this file by path
+from generated_file import write_or_check
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = ROOT / "charts" / "certbotk8s" / "values.yaml"
@@ -30,6 +33,8 @@ _LABELS: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
 # and lists that are empty by default. A new such value must be added here (the script says so).
 OVERRIDES: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["deployment", "cronjob", "both"]},
+    "namespaces": {"type": "array", "items": {"type": "string", "minLength": 1},
+                   "uniqueItems": True},
     "imagePullSecrets": _OBJECTS,
     "commonLabels": _LABELS,
     "commonAnnotations": _LABELS,
@@ -50,6 +55,7 @@ OVERRIDES: dict[str, Schema] = {
     "securityContext": _OBJECT,
     "metrics.serviceMonitor.labels": _LABELS,
     "metrics.prometheusRule.labels": _LABELS,
+    "networkPolicy.http01From": _OBJECTS,
     "networkPolicy.metricsFrom": _OBJECTS,
     "networkPolicy.egressPorts": {"type": "array", "items": {"type": "integer"}},
 }
@@ -61,7 +67,7 @@ def infer(value: object, path: str) -> Schema:
     if path in OVERRIDES:
         return OVERRIDES[path]
     if path == "config":
-        return json_schema(CONFIG)
+        return config_schema()
     if isinstance(value, dict) and value:
         return {"type": "object", "additionalProperties": False,
                 "properties": {key: infer(child, f"{path}.{key}" if path else key)
@@ -88,13 +94,7 @@ def render(values_text: str) -> str:
 
 def main(argv: list[str]) -> int:
     text = render(VALUES.read_text())
-    if "--check" in argv:
-        if SCHEMA.read_text() != text:
-            print(f"{SCHEMA} is stale: run python scripts/values_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA.write_text(text)
-    return 0
+    return write_or_check(SCHEMA, text, argv, "scripts/values_schema.py")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.renewal.urgency import by_urgency
+from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 from certbotk8s.core.state.observe import with_record
@@ -397,7 +398,7 @@ class Simulation:
         """Place the order: (when it ends, whether it sends `replaces`)."""
         d = action.desired
         sends = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed) is not None
-        self.book.order_placed(d.secret.namespace, now, sends, d.spec.hosts)
+        self.book.order_placed(claimant(d), now, sends, d.spec.hosts)
         if not sends:
             self.ca.pending.append((d.spec.hosts, now))
         self.result.orders += 1
@@ -465,9 +466,9 @@ class Simulation:
         hosts = action.desired.spec.hosts
         if result.ok:  # app.orders.record_follow_up: the issuance spends the budget at once
             sends = RenewalBook.sends_replaces(action, observed)
-            self.book.issued(ref.namespace, hosts, now, exempt=sends)
+            self.book.issued(claimant(action.desired), hosts, now, exempt=sends)
         else:
-            self.book.order_ended(ref.namespace, hosts)
+            self.book.order_ended(claimant(action.desired), hosts)
         if follow.failed_authz:
             self.book.authz_failed(follow.failed_authz, now)
         if follow.backoff is Backoff.CLEAR:

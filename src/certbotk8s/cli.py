@@ -14,8 +14,8 @@ from datetime import timedelta
 from kubernetes.client import ApiClient
 
 from certbotk8s import __version__
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.adapters.kube.client import check_storage, load_api_client
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
 from certbotk8s.app.commands import completion, detail, force, output, plan_view, renew_now
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
@@ -156,8 +156,10 @@ def _parser() -> argparse.ArgumentParser:
     renew.add_argument("--stop-after", type=_positive(float), default=3000.0, metavar="SECONDS",
                        help="--once: start no new order after this long (running ones finish); "
                             "keep it below the Job's activeDeadlineSeconds (default 3000)")
-    renew.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
-                       help="NAMESPACE/SECRET: how long to wait for the controller (default 300)")
+    renew.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
+                       help="NAMESPACE/SECRET: how long to wait for the controller (default: "
+                            "solver.dns01.propagationTimeout + solver.orderTimeout + 60, the "
+                            "longest order the config allows; 480 with their defaults)")
     renew.add_argument("--lease-name", default=LEADER_LEASE,
                        help=f"the controller's Lease (default {LEADER_LEASE})")
     revoke = command("revoke", "revoke a certificate at its CA, then issue a new one with a new "
@@ -170,8 +172,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--no-renew", action="store_true",
                         help="only revoke; leave the revoked certificate in place")
     revoke.add_argument("--shared-tokens", action="store_true", help=argparse.SUPPRESS)
-    revoke.add_argument("--timeout", type=_positive(float), default=300.0, metavar="SECONDS",
-                        help="how long to wait for the controller's new certificate")
+    revoke.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
+                        help="how long to wait for the controller's new certificate (default "
+                             "as renew NAMESPACE/SECRET)")
     revoke.add_argument("--lease-name", default=LEADER_LEASE,
                         help=f"the controller's Lease (default {LEADER_LEASE})")
     plan_cmd = command("plan", "show what a pass would do, changing nothing")

@@ -186,6 +186,7 @@ def verify_chain(fullchain_pem: bytes, roots: list[x509.Certificate]) -> list[x5
 # --- Kubernetes ---------------------------------------------------------------------------
 
 RBAC_MANIFEST = ROOT / "manifests" / "base" / "rbac.yaml"
+LAB_RBAC_MANIFEST = ROOT / "tests" / "lab" / "lab_rbac.yaml"  # any Lease name (see the file)
 
 
 def _kube_client(lab: Lab, key: str) -> ApiClient:
@@ -261,8 +262,10 @@ def apply_manifest(api: ApiClient, path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def controller_rbac(admin_api: ApiClient) -> None:
-    """manifests/base/rbac.yaml applied with the admin identity (namespace certbotk8s exists)."""
+    """manifests/base/rbac.yaml applied with the admin identity (namespace certbotk8s exists),
+    plus the lab's Leases of any name (tests/lab/lab_rbac.yaml)."""
     apply_manifest(admin_api, RBAC_MANIFEST)
+    apply_manifest(admin_api, LAB_RBAC_MANIFEST)
 
 
 def read_secret(api: ApiClient, namespace: str, name: str) -> Any:

@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.cli import _parser
 from certbotk8s.core.config.settings import load_config
 from tests.lab.conftest import ROOT, Lab
@@ -49,7 +49,11 @@ OTHER_VALUES: Doc = {
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
                 "prometheusRule": {"enabled": True}},
     "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": "monitoring"}}}], "egressPorts": [443, 6443]},
+        "kubernetes.io/metadata.name": "monitoring"}}}], "egressPorts": [443, 6443],
+        "http01From": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "envoy-gateway-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "envoy"}}},
+            {"ipBlock": {"cidr": "10.0.0.0/24"}}]},
     "istioEgress": {"enabled": True},
     "config": {
         "dnsProviders": {"bind": {"type": "rfc2136", "server": "192.0.2.53:53",
@@ -168,6 +172,7 @@ def test_notes_say_what_next(lab: Lab, tmp_path: Path) -> None:
     assert "certbotk8s.io/enabled" in notes
     assert "kubectl -n tls exec deploy/edge-certbotk8s -- certbotk8s status" in notes
     assert "HostNotAllowed" in notes and "describe" in notes
+    assert "networkPolicy.http01From" in notes  # another proxy must be added to reach HTTP-01
 
 
 def test_schema_refuses_unknown_keys_and_wrong_types(lab: Lab, tmp_path: Path) -> None:
@@ -238,6 +243,7 @@ def test_other_values_render(lab: Lab, tmp_path: Path) -> None:
     assert ctl_container["resources"]["requests"] == {"cpu": "10m", "memory": "64Mi"}
     policy = _one(docs, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"][0]["from"] == OTHER_VALUES["networkPolicy"]["http01From"]
     assert policy["ingress"][1]["from"] == OTHER_VALUES["networkPolicy"]["metricsFrom"]
     assert [p["port"] for p in policy["egress"][1]["ports"]] == [443, 6443]
     monitor = _one(docs, "ServiceMonitor")
@@ -250,6 +256,32 @@ def test_other_values_render(lab: Lab, tmp_path: Path) -> None:
     assert "bind" in config.dns_providers
     # Credentials are referenced, never inlined.
     assert "secretRef" in _one(docs, "ConfigMap")["data"]["config.yaml"]
+
+
+# The proxies whose pods may reach the HTTP-01 port by default (the same as the kustomize base).
+HTTP01_PEERS = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}},
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+     "podSelector": {"matchLabels": {"istio": "ingressgateway"}}},
+]
+
+
+def test_http01_port_admits_the_proxy_pods_only(lab: Lab, tmp_path: Path) -> None:
+    """Finding 1 of issue 20: the HTTP-01 port was open to every pod (one pod held every
+    connection of the responder). Default: ingress-nginx's and the Istio ingress gateway's
+    pods; `networkPolicy.http01From` replaces them; `[]` admits anyone."""
+    def http01_rule(values: Doc) -> Doc:
+        rules: list[Doc] = _one(_template(lab, tmp_path, values), "NetworkPolicy")["spec"][
+            "ingress"]
+        (rule,) = [r for r in rules if r["ports"] == [{"port": "http01", "protocol": "TCP"}]]
+        return rule
+
+    assert http01_rule({})["from"] == HTTP01_PEERS
+    own = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}}]
+    assert http01_rule({"networkPolicy": {"http01From": own}})["from"] == own
+    assert "from" not in http01_rule({"networkPolicy": {"http01From": []}})
 
 
 def test_prometheus_rule_follows_the_mode(lab: Lab, tmp_path: Path) -> None:
@@ -376,7 +408,7 @@ def _normalise(doc: Doc) -> Doc:
         doc["metadata"]["name"] = _HASH.sub("", doc["metadata"]["name"])
         config = load_config(doc["data"]["config.yaml"], "certbotk8s")
         # The host policy differs on purpose: the chart needs one chosen, kustomize ships `{}`.
-        tenants = dataclasses.replace(config.tenants, host_patterns=None)
+        tenants = dataclasses.replace(config.tenants, host_patterns=None, allow_any_host=None)
         doc["data"] = {"config": dataclasses.replace(config, tenants=tenants)}
     return doc
 
@@ -458,7 +490,9 @@ def _writes(rules: list[Doc]) -> set[tuple[str, str]]:
 def test_routing_rbac_follows_route_namespace(lab: Lab, tmp_path: Path,
                                               route_namespace: str) -> None:
     """HTTP-01 routing in the source's namespace needs cluster-wide writes of the route kinds
-    and Services; in the controller's namespace, none: the chart grants only what is used."""
+    and Services and a ReferenceGrant in the release namespace; in the controller's namespace,
+    the route kinds there only: the chart grants only what is used (the whole comparison:
+    tests/lab/test_rbac_render.py)."""
     values = {"config": {"solver": {"http01": {"routeNamespace": route_namespace}}}}
     docs = _template(lab, tmp_path, values)
     routing = {("networking.k8s.io", "ingresses"), ("networking.istio.io", "virtualservices"),
@@ -467,7 +501,9 @@ def test_routing_rbac_follows_route_namespace(lab: Lab, tmp_path: Path,
     assert (routing <= cluster) is (route_namespace == "source")
     assert not routing & cluster or route_namespace == "source"
     role = _writes(_one(docs, "Role")["rules"])
-    assert ("gateway.networking.k8s.io", "referencegrants") in role
-    assert ("gateway.networking.k8s.io", "referencegrants") not in cluster
+    grants = ("gateway.networking.k8s.io", "referencegrants")
+    assert (grants in role) is (route_namespace == "source")
+    assert grants not in cluster
+    assert (routing - {("", "services")} <= role) is (route_namespace == "controller")
     config = load_config(_one(docs, "ConfigMap")["data"]["config.yaml"])
     assert config.solver.http01.route_namespace == route_namespace

@@ -51,9 +51,11 @@ class Run:
 def certbotk8s(lab: Lab, controller_api: ApiClient) -> Callable[..., Run]:
     """Run the real CLI in a subprocess under the controller's RBAC-bound identity."""
 
-    def run(*args: str, config: str | None = None) -> Run:
+    def run(*args: str, config: str | None = None, person: bool = False) -> Run:
+        """`person`: as someone with their own kubeconfig (the lab's admin), not the
+        ServiceAccount (`status` reads Events with its user's rights)."""
         env = dict(os.environ)
-        env["KUBECONFIG"] = lab["CONTROLLER_KUBECONFIG"]
+        env["KUBECONFIG"] = lab["KUBECONFIG" if person else "CONTROLLER_KUBECONFIG"]
         env["CERTBOTK8S_CONFIG"] = config or lab["CERTBOTK8S_CONFIG"]
         proc = subprocess.run(
             [sys.executable, "-m", "certbotk8s.cli", *args], env=env, cwd=ROOT,
@@ -446,13 +448,17 @@ def test_ca_refusal_fails_the_pass_and_status_tells_why(
     assert read_secret(admin_api, namespace, "blocked-tls") is None
     assert any(r == "IssuanceFailed" and "rejectedIdentifier" in m
                for _, r, m in events_for(admin_api, namespace, "blocked"))
-    status = certbotk8s("status", "-n", namespace, "-o", "json")
+    status = certbotk8s("status", "-n", namespace, "-o", "json", person=True)
     rows = _rows(status)
     row = next(r for r in rows if r["secret"] == f"{namespace}/blocked-tls")
     # the next attempt, after the first backoff step
     assert (row["state"], row["wait"], row["failures"]) == ("waiting", "BackingOff", 1)
     assert row["next_renewal"] == row["next_attempt"] and "backing off" in row["why"]
     assert "IssuanceFailed" in row["last_error"] and "rejectedIdentifier" in row["last_error"]
+    # the ServiceAccount may not list Events: its status gives the records' error instead
+    as_sa = _rows(certbotk8s("status", "-n", namespace, "-o", "json"))
+    (sa_row,) = [r for r in as_sa if r["secret"] == f"{namespace}/blocked-tls"]
+    assert "rejectedIdentifier" in sa_row["last_error"]
 
 
 def test_two_sources_claiming_one_secret_are_a_conflict_not_a_flip_flop(

@@ -257,25 +257,67 @@ def test_solver_service_selects_the_token_serving_pods(rendered: dict[str, list[
     assert service["spec"]["selector"].items() <= labels.items()
 
 
+# The proxies whose pods may reach the HTTP-01 port by default (finding 1 of issue 20: the port
+# was open to every pod, so any pod could hold the responder's connections).
+HTTP01_PEERS = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}},
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+     "podSelector": {"matchLabels": {"istio": "ingressgateway"}}},
+]
+
+
+def _rules_by_port(policy: Doc) -> dict[str, Doc]:
+    return {rule["ports"][0]["port"]: rule for rule in policy["spec"]["ingress"]}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_network_policy_opens_http01_to_all_and_metrics_to_monitoring_only(
+def test_network_policy_admits_http01_from_proxy_pods_and_metrics_from_monitoring_only(
         rendered: dict[str, list[Doc]], overlay: str) -> None:
     docs = rendered[overlay]
-    policy = _one(docs, "NetworkPolicy", "certbotk8s")["spec"]
-    assert policy["policyTypes"] == ["Ingress"]
+    policy = _one(docs, "NetworkPolicy", "certbotk8s")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
     pod = _pod_spec(docs, overlay)
     labels = (_one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
               if overlay == "controller" else
               _one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
                   "labels"])
-    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
-    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    by_port = _rules_by_port(policy)
     assert set(by_port) == {"http01", "metrics"}
-    assert "from" not in by_port["http01"]  # the CA validates from anywhere
+    # Each peer is a namespace AND a pod selector in one element (both must match), by the
+    # namespace name label the API server sets: a tenant can label its pods, not rename its
+    # namespace.
+    assert by_port["http01"]["from"] == HTTP01_PEERS
     assert by_port["metrics"]["from"] == [{"namespaceSelector": {"matchLabels": {
         "certbotk8s.io/metrics-access": "true"}}}]
     container_ports = {p["name"] for c in pod["containers"] for p in c["ports"]}
     assert "http01" in container_ports
+
+
+def _documented_patch() -> Doc:
+    """The kustomization docs/http01.md#networkpolicy shows for the HTTP-01 peers."""
+    page = (ROOT / "docs" / "http01.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", page, re.S)]
+    (found,) = [b for b in blocks if isinstance(b, dict) and b.get("kind") == "Kustomization"]
+    return found
+
+
+def test_the_documented_patch_point_replaces_the_http01_peers(lab: Lab, tmp_path: Path) -> None:
+    kustomization = _documented_patch()
+    (patch,) = kustomization["patches"]
+    (operation,) = yaml.safe_load(patch["patch"])
+    assert operation["path"] == "/spec/ingress/0/from"
+    kustomization["resources"] = [os.path.relpath(MANIFESTS / "overlays" / "controller",
+                                                  tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    policy = _one(_docs(_render(lab, tmp_path)), "NetworkPolicy", "certbotk8s")
+    by_port = _rules_by_port(policy)
+    assert by_port["http01"]["from"] == operation["value"] != HTTP01_PEERS
+    assert by_port["metrics"]["from"] == [{"namespaceSelector": {"matchLabels": {
+        "certbotk8s.io/metrics-access": "true"}}}]
+    out = _run(lab, "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(policy))
+    assert "(server dry run)" in out, out
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

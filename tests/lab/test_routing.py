@@ -220,7 +220,7 @@ def test_publish_twice_for_one_order_replaces_the_object(
 
 
 def test_default_certificate_needs_no_routing(publisher: KubeRoutingPublisher) -> None:
-    assert publisher.publish(HttpRouting(SourceKind.DEFAULT_CERTIFICATE), ["a.test"], ORDER) == []
+    assert publisher.publish(HttpRouting(SourceKind.CONFIG_CERTIFICATE), ["a.test"], ORDER) == []
 
 
 def test_refusals(publisher: KubeRoutingPublisher) -> None:

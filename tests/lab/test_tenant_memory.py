@@ -153,6 +153,40 @@ def test_a_poisoned_budget_holds_back_nobody(admin_api: ApiClient, lab: Lab,
     _no_traceback(ctl)
 
 
+def test_one_namespace_spends_only_its_share_of_a_registered_domain(
+        admin_api: ApiClient, lab: Lab, tenants: Callable[[str], Tenant],
+        controller: Start) -> None:
+    """Issue 20, finding 3: one namespace's certificates under the registered domain every
+    tenant shares held every other team for a week. Now it stops at its share
+    (`rateLimits.namespaceDomainShare`) with a RateLimitHold, and another namespace still gets
+    its certificate under that domain."""
+    attacker, victim = tenants("a"), tenants("b")
+    now = dt.datetime.now(dt.UTC)
+    spent = _counted_issuances(admin_api, attacker.domain, now)
+    limit = max(spent + 10, 100)  # room for 10 more at least; 2 % of it: the share
+    share = ratelimit.namespace_domain_share(ratelimit.Limits(
+        certs_per_domain=limit, namespace_domain_share_percent=2))
+    assert share + 1 < limit - spent, (share, limit, spent)  # the victim's one still fits
+    data = yaml.safe_load(Path(lab["CERTBOTK8S_CONFIG"]).read_text())
+    pebble = data["issuers"]["pebble"]
+    pebble["rateLimits"] = {**pebble["rateLimits"], "certificatesPerDomain": limit,
+                            "namespaceDomainShare": 2}
+    ctl = controller(issuers={"pebble": pebble})
+    for i in range(share):  # one at a time: each is counted before the next is asked for
+        attacker.ingress(f"n{i}", [attacker.host()])
+        _secret(admin_api, attacker.namespace, f"n{i}-tls")
+    attacker.ingress("over", [attacker.host()])
+    hold = _wait_event(admin_api, attacker.namespace, "Ingress", "over", "RateLimitHold")[0]
+    assert f"namespace {attacker.namespace} used its share ({share})" in hold.message
+    assert read_secret(admin_api, attacker.namespace, "over-tls") is None
+    host = victim.host("mine")
+    victim.ingress("mine", [host])
+    assert _hosts(_secret(admin_api, victim.namespace, "mine-tls")) == [host]
+    assert not [e for e in _events(admin_api, victim.namespace, "Ingress", "mine")
+                if e.reason == "RateLimitHold"]
+    _no_traceback(ctl)
+
+
 def _counted_issuances(admin: ApiClient, host: str, now: dt.datetime) -> int:
     """Issuances the controller's records count against `host`'s registered domain now."""
     domain = ratelimit.registered_domain(host)

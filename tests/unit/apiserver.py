@@ -81,15 +81,20 @@ class FakeApiServer:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     watches: list[Stream] = field(default_factory=list)
     watching: threading.Condition = field(default_factory=threading.Condition)
+    # the answer to every SelfSubjectAccessReview (adapters/kube/access.py)
+    access_allowed: bool = True
 
     # -- the two ApiClient methods `get_raw` uses ------------------------------------------
 
     def param_serialize(self, *, method: str, resource_path: str,
-                        query_params: list[tuple[str, str]], **_: Any) -> tuple[Any, ...]:
-        return (method, resource_path, dict(query_params))
+                        query_params: list[tuple[str, str]] | None, **_: Any) -> tuple[Any, ...]:
+        return (method, resource_path, dict(query_params or ()))
 
     def call_api(self, method: str, path: str, query: dict[str, str], **_: Any) -> Any:
         self.requests.append((path, query))
+        if method == "POST" and path.endswith("/selfsubjectaccessreviews"):
+            return _Response(Answer(201, json.dumps(
+                {"status": {"allowed": self.access_allowed}}).encode()))
         return _Response(self._answer(path, query))
 
     # -- helpers for tests -----------------------------------------------------------------
@@ -149,6 +154,7 @@ class FakeApiServer:
 class _Response:
     def __init__(self, raw: Any) -> None:
         self.response = raw
+        self.status = raw.status  # what KubeRest reads before the body
 
 
 def _status(code: int, message: str) -> Answer:

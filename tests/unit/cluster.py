@@ -164,7 +164,8 @@ class FakeCluster:
     # -- what tenants do ---------------------------------------------------------------------
 
     def add_ingress(self, obj: dict[str, Any], created: datetime) -> None:
-        """Create a source; the API server sets its creationTimestamp and uid."""
+        """Create a source (an Ingress or an Istio Gateway); the API server sets its
+        creationTimestamp and uid."""
         meta = obj["metadata"]
         meta["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["uid"] = f"uid-{meta['namespace']}-{meta['name']}-{created.timestamp():.0f}"
@@ -187,7 +188,9 @@ class FakeCluster:
     # -- SourceReader -------------------------------------------------------------------------
 
     def list_sources(self, namespaces: Sequence[str] = ()) -> SourceSnapshot:
-        return SourceSnapshot(ingresses=tuple(self.sources(namespaces)))
+        found = self.sources(namespaces)
+        return SourceSnapshot(ingresses=tuple(o for o in found if not _is_istio(o)),
+                              istio_gateways=tuple(o for o in found if _is_istio(o)))
 
     def sources(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
         return [obj for (ns, _), obj in self.ingresses.items()
@@ -241,6 +244,10 @@ class FakeCluster:
         return certs.certificate_info(crt).serial if crt else None
 
 
+def _is_istio(obj: Mapping[str, Any]) -> bool:
+    return str(obj.get("apiVersion", "")).startswith("networking.istio.io/")
+
+
 def _labelled_tls(stored: StoredSecret, adopt: bool = False) -> bool:
     return stored.type == TLS_TYPE and (secret_meta.is_managed(stored.labels) or (
         adopt and is_cert_manager_secret(stored.labels)))
@@ -273,7 +280,9 @@ class ClusterWatch:
         kept = self.records.snapshot()
         held = holdings(kept, self.clock(), config.tenants.claim_grace)
         sources = [trim_source(obj) for obj in self.cluster.sources(self.namespaces)]
-        return discover_owned(sources, [], [], [], config, held, failing_claims(kept))
+        return discover_owned([o for o in sources if not _is_istio(o)],
+                              [o for o in sources if _is_istio(o)], [], [], config, held,
+                              failing_claims(kept))
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         stored = self.cluster.secrets.get(ref)

@@ -210,8 +210,9 @@ def desired(
     challenge: ChallengeType = ChallengeType.HTTP01,
     source_name: str = "web",
 ) -> DesiredCertificate:
+    secret = secret or SecretRef("default", "web-tls")
     return DesiredCertificate(
-        secret=secret or SecretRef("default", "web-tls"),
+        secret=secret,
         spec=CertificateSpec(
             hosts=tuple(sorted(hosts or ("a.example.com",))),
             issuer=issuer,
@@ -220,7 +221,8 @@ def desired(
             profile=profile,
             renew_before=renew_before,
         ),
-        source=ObjectRef("networking.k8s.io/v1", "Ingress", "default", source_name),
+        # an Ingress lives where its Secret does
+        source=ObjectRef("networking.k8s.io/v1", "Ingress", secret.namespace, source_name),
         source_kind=SourceKind.INGRESS,
     )
 

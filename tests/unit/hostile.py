@@ -228,10 +228,12 @@ class _Cache:
 class Watch:
     """The informer caches as the reconciler reads them: sources and observed Secrets."""
 
-    def __init__(self, ingresses: Sequence[dict[str, Any]], stored: Sequence[StoredSecret]
-                 ) -> None:
+    def __init__(self, ingresses: Sequence[dict[str, Any]], stored: Sequence[StoredSecret],
+                 adopt_cert_manager: bool = False) -> None:
         self.ingresses = list(ingresses)
-        self.seen = {SecretRef(s.namespace, s.name): observe(s) for s in stored}
+        # cert-manager's Secrets are watched (and writable) under config `migration` only
+        self.seen = {SecretRef(s.namespace, s.name): observe(s, adopt_cert_manager)
+                     for s in stored}
         self.secrets = _Cache(dict(self.seen))
         self.records = Records()  # the controller's own records: tenants write none
         self.namespaces: tuple[str, ...] = ()

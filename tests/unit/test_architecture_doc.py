@@ -1,5 +1,6 @@
-"""The architecture map and the design notes index stay true: every module the map names exists,
-every long module is explained there, and every dated note is in the index and the docs nav."""
+"""The architecture map and the design decisions stay true: every module the map names exists,
+every long module is explained there, and every decision record is numbered, states its status
+and is in the index and the docs nav."""
 
 from __future__ import annotations
 
@@ -37,8 +38,34 @@ def test_every_long_module_is_explained_in_the_map() -> None:
     assert sorted(long - explained) == []
 
 
+_RECORD = re.compile(r"(\d{4})-[a-z0-9-]+\.md")
+# `- Status: Accepted`, `- Status: Accepted; amended ...`, `- Status: Superseded in part by
+# [0017](0017-records.md)...`, `- Status: Superseded by [0031](0031-....md)`
+_STATUS = re.compile(r"^- Status: (Accepted\b|Superseded (in part )?by \[\d{4}\]\(\d{4}-)", re.M)
+
+
+def _records() -> dict[str, str]:
+    return {p.name: p.read_text() for p in (DOCS / "design").glob("*.md") if p.name != "index.md"}
+
+
+def test_every_decision_record_is_numbered_in_order_and_states_its_status() -> None:
+    records = _records()
+    names = [n for n in records if not _RECORD.fullmatch(n)]
+    assert names == []  # a dated or unnumbered note: give it the next number
+    numbers = sorted(int(n[:4]) for n in records)
+    assert numbers == list(range(1, len(numbers) + 1))
+    for name, text in records.items():
+        head = text.split("\n## ", 1)[0]
+        assert text.startswith(f"# {name[:4]} — "), name
+        assert _STATUS.search(head), name
+        # a record is superseded only by a later one that exists
+        for later in re.findall(r"Superseded[^\n]*", head):
+            for number in re.findall(r"\[(\d{4})\]", later):
+                assert int(number) > int(name[:4]) and int(number) in numbers, (name, number)
+
+
 def test_every_design_note_is_in_the_index_and_the_nav() -> None:
-    notes = {p.name for p in (DOCS / "design").glob("2*.md")}
+    notes = set(_records())
     index = (DOCS / "design" / "index.md").read_text()
     assert sorted(n for n in notes if f"({n})" not in index) == []
     nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]

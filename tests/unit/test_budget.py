@@ -3,12 +3,13 @@ record store: restart rebuilds it, backoff lives in the records only, replaces i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.records import Records
 from certbotk8s.core.budget import ledger, ratelimit
-from certbotk8s.core.model import SecretRef
+from certbotk8s.core.model import DesiredCertificate, ObjectRef, SecretRef
 from certbotk8s.core.renewal.backoff import FailureState
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.reasons import Reason, ReasonCode
@@ -147,3 +148,26 @@ def test_a_counted_order_spends_the_domain_from_placement_to_its_end() -> None:
     b2 = book(FakeLedger())
     b2.order_placed("team-x", NOW, exempt=True, hosts=first.spec.hosts)
     assert b2.check(second, None, NOW) is None
+
+
+def test_istio_gateways_spend_their_own_namespaces_share_not_istio_systems() -> None:
+    """Gateways of `shop` and `pay` both write into istio-system: the per-domain share is
+    counted by the source's namespace (the claimant), so `shop`'s 25 certificates hold `shop`
+    and not `pay` (before, both spent istio-system's one share)."""
+    records = {SecretRef("istio-system", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.SOURCE: "Gateway/shop/gw",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(25)}
+    b = book(FakeLedger())
+    b.set_issued(records, NOW)
+
+    def gateway_cert(namespace: str, host: str) -> DesiredCertificate:
+        d = desired(host, secret=SecretRef("istio-system", host.split(".")[0]))
+        return replace(d, source=ObjectRef("networking.istio.io/v1", "Gateway", namespace, "gw"))
+
+    hold = b.check(Action(ActionKind.ISSUE, gateway_cert("shop", "x.example.com"), REASON),
+                   None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
+    assert b.check(Action(ActionKind.ISSUE, gateway_cert("pay", "y.example.com"), REASON),
+                   None, NOW) is None

@@ -462,3 +462,79 @@ def test_allow_any_host_is_the_explicit_form_of_no_pattern_check() -> None:
         _base(tenants={"allowAnyHost": "yes"}))
     assert "tenants.allowAnyHost: true allows every host" in _error(
         _base(tenants={"allowAnyHost": True, "hostPatterns": {"a": ["a.example.com"]}}))
+
+
+def test_python_names_are_not_keys_of_the_file() -> None:
+    """The file speaks camelCase only: the models' snake_case names are unknown keys there."""
+    message = _error(_base(solver={"http01": {"self_check": False}}))
+    assert "solver.http01.self_check: unknown field (known: listenAddress, pathType, port," \
+           in message
+    assert "warnings: unknown field" in _error(_base(warnings=["x"]))
+    assert "issuers.pebble.name: unknown field" in _error(
+        {"issuers": {"pebble": {"directory": "https://p/d", "name": "other"}}})
+    assert "dnsProviders.d.ambient: unknown field" in _error(_base(dnsProviders={"d": {
+        "type": "lexicon", "provider": "route53", "ambient": True}}))
+
+
+def test_a_key_without_a_value_counts_as_left_out_but_a_scope_stays_closed() -> None:
+    config = load_config("""
+controllerNamespace:
+issuers:
+  le:
+    directory: https://acme.example/dir
+    email:
+    namespaces:
+    profiles:
+solver:
+  http01:
+    port:
+tenants:
+  hostPatterns:
+""", "tls-system")
+    assert config.controller_namespace == "tls-system"
+    assert config.issuers["le"].email is None
+    assert config.solver.http01.port == 8089
+    # A scope written without a value lets nothing in (as before), it does not open up:
+    assert config.issuers["le"].namespaces == () and config.issuers["le"].profiles == ()
+    assert config.tenants.host_patterns == {}
+
+
+def test_a_reference_between_sections_is_checked_once_the_named_section_is_valid() -> None:
+    """A broken issuer is reported; a reference to issuers waits until they are valid."""
+    broken = {"issuers": {"a": {"directory": "ftp://a"}, "b": {"directory": "https://b/d"}},
+              "defaultIssuer": "nope", "istio": {"gatewayNamespace": "Bad_NS"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(broken)
+    assert [e.split(":")[0] for e in info.value.errors] == [
+        "issuers.a.directory", "istio.gatewayNamespace"]
+    broken["issuers"]["a"]["directory"] = "https://a/d"  # type: ignore[index]
+    assert "defaultIssuer: names no configured issuer: 'nope'" in _error(broken)
+
+
+def test_settings_are_frozen_and_hashable() -> None:
+    import dataclasses
+
+    config = load_config(FULL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.solver.http01.port = 1  # type: ignore[misc]
+    assert hash(config.solver) == hash(load_config(FULL).solver)
+    assert dataclasses.replace(config.renewal, key_type=KeyType.RSA_2048).key_type \
+        is KeyType.RSA_2048
+
+
+def test_one_mistake_is_one_line() -> None:
+    """What follows from a bad value is not reported again where it is used."""
+    ref = {"name": "t", "key": "k"}
+    bad_namespace = _base(controllerNamespace="Bad_NS", dnsProviders={"d": {
+        "type": "rfc2136", "server": "ns1", "tsig": {"keyName": "k.", "secretRef": ref}}})
+    with pytest.raises(ConfigError) as info:
+        parse_config(bad_namespace)
+    assert info.value.errors == ("controllerNamespace: 'Bad_NS' is not a valid namespace name",)
+    wildcard = {"name": "w", "hosts": ["*.example.com"], "challenge": "dns-01",
+                "secret": {"namespace": "a", "name": "b"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(_base(defaultDnsProvider="nope", certificates=[wildcard]))
+    assert [e.split(":")[0] for e in info.value.errors] == ["defaultDnsProvider"]
+    assert "certificates.w.hosts: at least one host is required" in _error(_base(
+        certificates=[{k: v for k, v in wildcard.items() if k != "hosts"}]))
+    assert "defaultIssuer: must be a non-empty string" in _error(_base(defaultIssuer=""))

@@ -9,13 +9,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from certbotk8s.core.config import shape
 from certbotk8s.core.config.dns_providers import (
     ExecConfig,
     LexiconConfig,
     SecretKeyRef,
     WebhookConfig,
 )
+from certbotk8s.core.config.schema import config_schema
 from certbotk8s.core.config.settings import ConfigError, PropagationMode, parse_config
 from certbotk8s.core.model import ChallengeType, SourceKind
 from certbotk8s.core.sources.annotations import parse_source_options
@@ -151,8 +151,8 @@ def test_ambient_credentials_are_a_choice_for_route53_only() -> None:
         {"d": {"type": "lexicon", "provider": "cloudflare", "credentials": "ambient"}})
     assert "dnsProviders.d.credentials: must be a mapping" in _error(
         {"d": {"type": "lexicon", "provider": "route53", "credentials": "environment"}})
-    # The chart's schema (generated from the same shape) takes it too, and only that word.
-    schema = jsonschema.Draft7Validator(shape.json_schema(shape.CONFIG))
+    # The chart's schema (generated from the same models) takes it too, and only that word.
+    schema = jsonschema.Draft7Validator(config_schema())
     doc = {"issuers": {"le": {"directory": "https://acme.example/dir"}}, "dnsProviders": {
         "r53": {"type": "lexicon", "provider": "route53", "credentials": "ambient"}}}
     assert schema.is_valid(doc)
@@ -200,3 +200,12 @@ def test_solver_errors_name_the_path(solver: dict[str, Any], message: str) -> No
     with pytest.raises(ConfigError) as info:
         _config({}, solver=solver)
     assert message in str(info.value)
+
+
+def test_every_provider_type_has_settings_and_a_builder() -> None:
+    """The two registrations of a provider type (its settings in the config, its builder in
+    the adapters) name the same types."""
+    from certbotk8s.adapters.dns.registry import REGISTRY
+    from certbotk8s.core.config.dns_providers import PROVIDER_SETTINGS
+
+    assert set(REGISTRY) == set(PROVIDER_SETTINGS)

@@ -19,7 +19,7 @@ from certbotk8s.core.state import secret_meta
 
 from . import hostile
 from .cluster import FakeController, HeldExecutor, World
-from .factories import ingress, make_config, tls_entry
+from .factories import ingress, istio_gateway, istio_server, make_config, tls_entry
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 SHOP = "shop.example.com"
@@ -474,3 +474,53 @@ def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> N
     assert "possible at" in holds[0]
     gauge = controller.metrics.rate_limit_holds.labels("certificates-per-registered-domain")
     assert gauge._value.get() == 1
+
+
+# -- Istio Gateways of two namespaces writing into istio-system --------------------------------
+
+
+def _gateway(world: World, namespace: str, credential: str, age: timedelta) -> SecretRef:
+    servers = [istio_server(SHOP, credential=credential)]
+    world.cluster.add_ingress(istio_gateway("gw", namespace, servers=servers),
+                              world.clock() - age)
+    return SecretRef("istio-system", credential)
+
+
+def _istio_world(**tenants: object) -> World:
+    return World(make_config(istio={"allowedSourceNamespaces": ["shop", "pay"]},
+                             tenants=tenants), START)
+
+
+def test_two_namespaces_gateways_naming_one_credential_get_one_certificate_for_one() -> None:
+    """Finding 8: `pay`'s Gateway names the `credentialName` `shop`'s (older) Gateway uses:
+    one certificate is issued, for `shop`; `pay` is told why, and renewals stay `shop`'s."""
+    world = _istio_world()
+    web = _gateway(world, "shop", "web", age=timedelta(seconds=1))
+    _gateway(world, "pay", "web", age=timedelta(0))
+    controller = FakeController(world)
+    controller.settle()
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [web]
+    assert _reasons(world, "shop") == ["Issued"]
+    assert _reasons(world, "pay") == ["HostClaimed"]
+    record = controller.records.snapshot()[web]
+    assert record[secret_meta.SOURCE] == "Gateway/shop/gw"
+
+
+def test_two_namespaces_gateways_with_shared_hosts_never_share_an_order_or_a_key() -> None:
+    """With `tenants.shareHosts`, `shop` and `pay` may both have the host, each in its own
+    Secret in istio-system: submitted in one pass they are two orders and two keys (the order
+    key was the Secret's namespace and the spec, so one key went into both Secrets)."""
+    world = _istio_world(shareHosts=True)
+    shop = _gateway(world, "shop", "shop-web", age=timedelta(0))
+    pay = _gateway(world, "pay", "pay-web", age=timedelta(0))
+    pool = HeldExecutor()
+    controller = FakeController(world, executor=pool)
+    controller.reconcile()
+    pool.run()
+    controller.settle()
+    pool.run()
+    assert world.acme.orders == [(SHOP,), (SHOP,)]
+    assert sorted(world.cluster.writes) == sorted([shop, pay])
+    keys = [world.cluster.secrets[r].data["tls.key"] for r in (shop, pay)]
+    assert keys[0] != keys[1]

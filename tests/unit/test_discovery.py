@@ -576,7 +576,7 @@ def test_default_certificate_always_desired() -> None:
     assert d.spec.hosts == ("*.apps.example.com",)
     assert d.spec.challenge is ChallengeType.DNS01
     assert d.spec.key_type is KeyType.RSA_2048
-    assert d.source_kind is SourceKind.DEFAULT_CERTIFICATE
+    assert d.source_kind is SourceKind.CONFIG_CERTIFICATE
     assert d.source == config_certificate_source(config)
     assert d.routing is None
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.adapters.kube.lease import LEADER_LEASE
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.core.config import settings as config_module
-from certbotk8s.core.config import shape as config_shape
+from certbotk8s.core.config.schema import all_keys as config_keys
 from certbotk8s.core.config.settings import load_config
 from certbotk8s.core.model import KeyType
 from certbotk8s.core.sources import annotations as ann
@@ -87,26 +87,9 @@ def test_every_flag_choice_and_positional_of_a_command_is_documented() -> None:
                 assert str(action.metavar) in documented, (name, action.metavar)
 
 
-def _shape_keys(node: config_shape.Shape) -> set[str]:
-    """Every key the parser accepts (it takes them from core.config_shape)."""
-    if isinstance(node, config_shape.Section):
-        return set(node.fields).union(*(_shape_keys(v) for v in node.fields.values()))
-    if isinstance(node, config_shape.Tagged):
-        fields = [node.common, *node.by_type.values()]
-        return {k for f in fields for k in f}.union(
-            *(_shape_keys(v) for f in fields for v in f.values()))
-    if isinstance(node, config_shape.MapOf):
-        return _shape_keys(node.value)
-    if isinstance(node, config_shape.ListOf):
-        return _shape_keys(node.item)
-    if isinstance(node, config_shape.AnyOf):
-        return set().union(*(_shape_keys(option) for option in node.options))
-    return set()
-
-
 def test_every_config_key_is_documented() -> None:
     text = _text("configuration.md")
-    keys = _shape_keys(config_shape.CONFIG)
+    keys = config_keys()  # every key of every section, from the models
     assert {"allowAnyHost", "hostPatterns", "tsig", "selfCheckResolver"} <= keys
     missing = sorted(k for k in keys if f"`{k}`" not in text and f"{k}:" not in text)
     assert not missing, missing
@@ -222,3 +205,30 @@ def test_lease_names_everywhere_are_the_one_the_code_uses() -> None:
     parser = cli._parser()
     for command in (["renew", "ns/s"], ["revoke", "ns/s"], ["controller"]):
         assert parser.parse_args(command).lease_name == LEADER_LEASE
+
+
+def _named_tests(text: str) -> list[tuple[str, str | None]]:
+    """(module, test or None) for each `tests/...py[::name]` and `::name` in `text`; a bare
+    `::name` belongs to the module named last before it."""
+    found: list[tuple[str, str | None]] = []
+    module = ""
+    for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", text):
+        if path:
+            module = path
+        if path or name:
+            found.append((module, name or None))
+    return found
+
+
+def test_every_test_the_security_tables_name_exists() -> None:
+    """docs/security.md's attack tables name the test of each defence: each must exist."""
+    named = _named_tests(_text("security.md"))
+    assert len(named) > 40
+    def exists(module: str, name: str | None) -> bool:
+        path = ROOT / module
+        if not module or not path.is_file():
+            return False
+        return name is None or re.search(rf"^def {name}\(", path.read_text(), re.M) is not None
+
+    missing = [f"{module}::{name}" for module, name in named if not exists(module, name)]
+    assert not missing, missing

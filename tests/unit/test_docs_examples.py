@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from certbotk8s import cli
-from certbotk8s.core.config import shape as config_shape
+from certbotk8s.core.config.schema import config_schema, top_level_keys
 from certbotk8s.core.config.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
-CONFIG_KEYS = config_shape.keys(config_shape.CONFIG)
-CONFIG_SCHEMA = jsonschema.Draft7Validator(config_shape.json_schema(config_shape.CONFIG))
+CONFIG_KEYS = top_level_keys()
+CONFIG_SCHEMA = jsonschema.Draft7Validator(config_schema())
 # A config fragment without issuers is checked with this one added.
 MINIMAL_ISSUERS = {"issuers": {"letsencrypt": {
     "directory": "https://acme-staging-v02.api.letsencrypt.org/directory"}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certbotk8s.app.commands import force
+from certbotk8s.app.controller.watch import observe_json
 from certbotk8s.app.isolation import INTERNAL_ERROR, InternalError
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.oneshot import run as oneshot_run
@@ -27,8 +29,10 @@ from certbotk8s.core.pki import certs, keys
 from certbotk8s.core.ports import StoredSecret
 from certbotk8s.core.renewal import policy
 from certbotk8s.core.renewal.plan import ActionKind, plan
+from certbotk8s.core.sources import annotations as ann
+from certbotk8s.core.sources import cert_manager as cm
 from certbotk8s.core.state import secret_meta
-from certbotk8s.core.state.observe import observe
+from certbotk8s.core.state.observe import CERT_MANAGER_ISSUER, CERT_MANAGER_LABEL, observe
 
 from . import hostile
 from .factories import T0, desired, ingress, make_config, observed_for, tls_entry
@@ -36,6 +40,9 @@ from .hostile import NOW, stored_secret
 
 EXAMPLES = int(os.environ.get("CERTBOTK8S_HOSTILE_EXAMPLES", "10000"))
 CONFIG = make_config()
+# Moving from cert-manager (config `migration`): its Ingress annotations and Secrets are read.
+MIGRATING = make_config(migration={"certManagerIssuers": {"letsencrypt-prod": "le",
+                                                          "letsencrypt-staging": "staging"}})
 OVERFLOWING = ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59")
 TIME_ANNOTATIONS = (secret_meta.RENEW_REQUESTED_AT, secret_meta.RENEWAL_MOMENT,
                     secret_meta.NEXT_ATTEMPT, secret_meta.ISSUANCE_HISTORY,
@@ -135,6 +142,25 @@ def test_a_good_certificate_still_reads() -> None:
     seen = observe(stored_secret("ns", "s", hostile.good_pem(), hostile.leaf_key_pem()))
     assert seen.parse_error is None and seen.key_matches
     assert seen.certificate is not None and seen.certificate.ari_cert_id
+
+
+@pytest.mark.parametrize("crt", [hostile.good_pem(), b"\x00garbage" * 30_000])
+def test_the_managed_secret_informer_keeps_no_annotation_and_no_data(crt: bytes) -> None:
+    """Finding 8: the managed-Secret informer kept every annotation (251 KiB each: about
+    2,000 Secrets filled the 512Mi limit). Its cache entry is what policy reads, a few hundred
+    bytes, whatever the tenant put on the Secret or in tls.crt."""
+    big = "x" * (251 * 1024)
+    obj = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+           "metadata": {"name": "s", "namespace": "team-a", "resourceVersion": "7",
+                        "labels": {secret_meta.MANAGED_BY_LABEL: secret_meta.MANAGED_BY_VALUE},
+                        "annotations": {"other.io/blob": big, secret_meta.HOSTS: big,
+                                        secret_meta.RENEW_REQUESTED_AT: big,
+                                        "cert-manager.io/issuer-name": big}},
+           "data": {"tls.crt": base64.b64encode(crt).decode(),
+                    "tls.key": base64.b64encode(hostile.leaf_key_pem()).decode()}}
+    kept = observe_json(obj)
+    assert kept.managed
+    assert len(repr(kept)) < 2048
 
 
 # -- one certificate's exception stays with it -------------------------------------------------
@@ -250,7 +276,10 @@ ANNOTATION_KEYS = sorted({
     secret_meta.SOURCE, secret_meta.ISSUED_AT, secret_meta.RENEW_REQUESTED_AT,
     secret_meta.ISSUANCE_HISTORY, secret_meta.LAST_ORDER_REPLACED, secret_meta.RENEWAL_MOMENT,
     secret_meta.FAILURES, secret_meta.NEXT_ATTEMPT, secret_meta.LAST_ERROR,
-    secret_meta.LAST_ERROR_AT, "certbotk8s.io/bogus"})
+    secret_meta.LAST_ERROR_AT, "certbotk8s.io/bogus",
+    # what cert-manager writes on its Secrets
+    CERT_MANAGER_ISSUER, "cert-manager.io/issuer-kind", "cert-manager.io/certificate-name",
+    "cert-manager.io/common-name", "cert-manager.io/alt-names", "cert-manager.io/ip-sans"})
 CRTS = (hostile.duplicate_san_pem(), hostile.unknown_key_algorithm_pem(), hostile.ed25519_pem(),
         hostile.far_future_pem(), hostile.good_pem("s0.team-a.example.com"),
         hostile.good_pem(), b"", b"garbage", hostile.good_pem() + b"\x00" * 3,
@@ -261,7 +290,9 @@ MANAGED = {secret_meta.MANAGED_BY_LABEL: secret_meta.MANAGED_BY_VALUE}
 LABELS: tuple[dict[str, str], ...] = (
     MANAGED, {}, {secret_meta.MANAGED_BY_LABEL: "Helm"},
     {secret_meta.MANAGED_BY_LABEL: "certbotk8s "},
-    {**MANAGED, "x" * 300: "\x1b[2J"})
+    {**MANAGED, "x" * 300: "\x1b[2J"},
+    {CERT_MANAGER_LABEL: "true"}, {CERT_MANAGER_LABEL: "true", **MANAGED},
+    {CERT_MANAGER_LABEL: "True"})
 NAMES = ("s0", "s1")
 TENANT_NAMESPACES = ("team-a", "team-b")
 
@@ -282,8 +313,33 @@ def _tenant_secret(rnd: random.Random) -> StoredSecret:
         data={"tls.crt": crt, "tls.key": rnd.choice(KEYS)})
 
 
-TENANT_INGRESSES = [ingress(f"i-{name}", ns, tls=[tls_entry(name, f"{name}.{ns}.example.com")])
-                    for ns in TENANT_NAMESPACES for name in NAMES]
+# cert-manager's Ingress annotations (read under config `migration`), the read and the ignored
+CM_KEYS = (*sorted(cm.READ), cm.DURATION, "cert-manager.io/common-name",
+           "cert-manager.io/private-key-rotation-policy", "cert-manager.io/usages",
+           "cert-manager.io/bogus")
+CM_ISSUERS = ("letsencrypt-prod", "letsencrypt-staging", " letsencrypt-prod ", "unmapped")
+CM_VALUES: dict[str, tuple[str, ...]] = {  # what each key is likely to hold, valid or not
+    cm.ISSUER: CM_ISSUERS, cm.CLUSTER_ISSUER: CM_ISSUERS,
+    cm.KEY_ALGORITHM: ("RSA", "ECDSA", "ecdsa", "Ed25519", "DSA"),
+    cm.KEY_SIZE: ("2048", "3072", "4096", "256", "384", "521", "0", "-1"),
+    cm.RENEW_BEFORE: ("720h", "360h0m0s", "1h30m", "-1h", "0s", "9999999999h", "99999999999d"),
+    cm.DURATION: ("2160h", "1h"), cm.ISSUER_KIND: ("ClusterIssuer", "Issuer", "AWSPCAIssuer"),
+    cm.ISSUER_GROUP: ("cert-manager.io", "awspca.cert-manager.io")}
+
+
+def _tenant_ingress(rnd: random.Random, ns: str, name: str) -> dict[str, Any]:
+    """A tenant's Ingress for its own host, opted in by certbotk8s's annotation, by
+    cert-manager's, by both or by none, with cert-manager's other annotations drawn."""
+    annotations: dict[str, str] = {}
+    for key in rnd.sample(CM_KEYS, rnd.randrange(5)):
+        likely = CM_VALUES.get(key)
+        annotations[key] = rnd.choice(likely) if likely and rnd.random() < 0.8 else _nasty(rnd)
+    if rnd.random() < 0.5:
+        annotations[ann.ENABLED] = "true"
+    return ingress(f"i-{name}", ns, annotations=annotations,
+                   tls=[tls_entry(name, f"{name}.{ns}.example.com")])
+
+
 VICTIM_INGRESS = ingress("victim", "victim", tls=[tls_entry("victim-tls", "victim.example.com")])
 
 
@@ -301,9 +357,11 @@ def test_no_tenant_secret_raises_out_of_either_mode() -> None:
 def _both_modes(rnd: random.Random) -> None:
     tenant = [_tenant_secret(rnd) for _ in range(rnd.randrange(5))]
     now = T0 + timedelta(days=rnd.randrange(400))
-    ingresses = [*TENANT_INGRESSES, VICTIM_INGRESS]
+    config = MIGRATING if rnd.random() < 0.5 else CONFIG
+    ingresses = [*(_tenant_ingress(rnd, ns, name) for ns in TENANT_NAMESPACES for name in NAMES),
+                 VICTIM_INGRESS]
     # the CronJob pass
-    deps = hostile.pass_deps(CONFIG, ingresses, tenant, now)
+    deps = hostile.pass_deps(config, ingresses, tenant, now)
     report = run_pass(deps)
     victim = [o for o in report.outcomes if o.action.desired.secret == VICTIM]
     assert [o.ok for o in victim] == [True]
@@ -312,8 +370,8 @@ def _both_modes(rnd: random.Random) -> None:
     # the controller's pass over the same Secrets
     runner = hostile.Runner()
     errors = METRICS.certificate_errors._value.get()
-    deps = hostile.pass_deps(CONFIG, ingresses, tenant, now)
-    hostile.reconciler(deps, hostile.Watch(ingresses, tenant), runner, hostile.Schedule(),
-                       METRICS).reconcile(now)
+    deps = hostile.pass_deps(config, ingresses, tenant, now)
+    watch = hostile.Watch(ingresses, tenant, adopt_cert_manager=config is MIGRATING)
+    hostile.reconciler(deps, watch, runner, hostile.Schedule(), METRICS).reconcile(now)
     assert VICTIM in {d.secret for d in runner.submitted}
     assert METRICS.certificate_errors._value.get() == errors

@@ -207,6 +207,18 @@ def test_self_check_connects_only_inside_the_configured_networks(
         assert problem is not None and "outside solver.http01.selfCheckNetworks" in problem
 
 
+def test_the_self_check_never_repeats_what_answered(tokens: MemoryTokenStore) -> None:
+    """Whatever answers where a tenant's host points, its body never reaches the error (an
+    Event on the tenant's source): only the status, or that it was another answer."""
+    tokens.put(TOKEN, token_value("internal-service-banner v1.2", "127.0.0.1"))
+    with Http01Responder(tokens, "127.0.0.1", 0) as responder:
+        solver = Http01Solver(tokens, SelfCheck(port=responder.port))
+        assert solver._fetch(_challenge("127.0.0.1")) == "served a different key authorization"
+        unknown = PendingChallenge(ChallengeType.HTTP01, "127.0.0.1", False, "other",
+                                   "other.thumb")
+        assert solver._fetch(unknown) == "HTTP 404"
+
+
 def test_a_taken_port_is_an_os_error_not_an_attribute_error(tokens: MemoryTokenStore) -> None:
     # `renew NAMESPACE/SECRET` inside the controller's pod: the controller holds the port.
     with Http01Responder(tokens, "127.0.0.1", 0) as taken, pytest.raises(OSError) as raised:

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from certbotk8s.core.model import Discovery, SecretRef
+from certbotk8s.core.sources.claimants import pattern_matches
 from certbotk8s.core.sources.ownership import (
     Holding,
     discover_owned,
     failing_claims,
     holdings,
     order_share_key,
-    pattern_matches,
 )
 from certbotk8s.core.state import records, secret_meta
 

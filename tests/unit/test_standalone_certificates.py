@@ -105,7 +105,7 @@ def test_every_entry_is_desired_where_it_says_with_its_own_source() -> None:
     mqtt = by_secret[SecretRef("messaging", "mqtt-tls")]
     assert wildcard.source == config_certificate_source(config, "apps-wildcard")
     assert str(mqtt.source) == f"Config/{config.controller_namespace}/mqtt"
-    assert {d.source_kind for d in found.desired} == {SourceKind.DEFAULT_CERTIFICATE}
+    assert {d.source_kind for d in found.desired} == {SourceKind.CONFIG_CERTIFICATE}
     assert wildcard.spec.key_type is KeyType.ECDSA_P384  # renewal.keyType
     assert wildcard.spec.renew_before is None and wildcard.routing is None
     assert (mqtt.spec.issuer, mqtt.spec.key_type, mqtt.spec.renew_before) == (

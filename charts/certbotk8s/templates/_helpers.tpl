@@ -207,3 +207,12 @@ annotations:
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end -}}
+
+{{/* Namespaced mode: one `--namespace=NS` per served namespace, as a YAML list. */}}
+{{- define "certbotk8s.namespaceArgs" -}}
+{{- $args := list }}
+{{- range .Values.namespaces | default list }}
+{{- $args = append $args (printf "--namespace=%s" .) }}
+{{- end }}
+{{- toYaml $args }}
+{{- end }}

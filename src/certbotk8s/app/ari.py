@@ -99,6 +99,6 @@ def report_ari_held(events: EventRecorder, d: DesiredCertificate, why: str) -> N
     """The CA asked (ARI) to renew `d`'s certificate and core.renewal.ari_gate holds it back: a log
     line and a Warning Event on the source (the caller counts the metric)."""
     log.warning("%s: the CA's ARI asks for a renewal now; %s", d.secret, why)
-    if d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+    if d.source_kind is not SourceKind.CONFIG_CERTIFICATE:
         events.record(d.source, "Warning", ARI_RENEWAL_HELD,
                       f"the CA's ARI asks for a renewal now; {why}")

@@ -35,6 +35,7 @@ from certbotk8s.core.renewal.backoff import (
 from certbotk8s.core.renewal.interim import interim_renewal
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.sources.claimants import claimant, claimant_namespace
 from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,10 @@ class RenewalBook:
 
     def set_issued(self, records: Mapping[SecretRef, Mapping[str, str]], now: datetime) -> None:
         """What this installation issued in the last 7 days, from the certificate records
-        (by Secret: each issuance counts towards its namespace's share of a domain)."""
-        issued = [replace(r, namespace=ref.namespace) for ref, record in records.items()
+        (by Secret: each issuance counts towards its claimant's share of a domain, the
+        namespace of the source it was written for: an Istio Gateway's, not istio-system's)."""
+        issued = [replace(r, namespace=claimant_namespace(ref, record.get(secret_meta.SOURCE, "")))
+                  for ref, record in records.items()
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
@@ -116,7 +119,7 @@ class RenewalBook:
         return ratelimit.check_budget(
             action.desired.spec.hosts, now, issued, orders, failures,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
-            namespace=action.desired.secret.namespace)
+            namespace=claimant(action.desired))
 
     def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
               ari: RenewalWindow | None = None, requested: datetime | None = None,

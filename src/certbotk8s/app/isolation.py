@@ -45,7 +45,7 @@ def contained(d: DesiredCertificate, step: str, work: Callable[[], T],
 def report_internal(events: EventRecorder, d: DesiredCertificate, error: InternalError) -> None:
     """The Warning Event for `error` on the certificate's source (a config certificate has no
     source to post on: its log line stands). Never raises."""
-    if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+    if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
         return
     try:
         events.record(d.source, "Warning", INTERNAL_ERROR, str(error))

@@ -53,6 +53,7 @@ from certbotk8s.core.renewal.ari_timing import worth_reading
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.state import ari_memory, secret_meta
 from certbotk8s.core.state import records as rec
@@ -531,7 +532,7 @@ def internal_outcome(deps: PassDeps, action: Action, error: InternalError) -> Ou
 
 def post_event(deps: PassDeps, d: DesiredCertificate, type_: str, reason: str,
                message: str) -> None:
-    if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
+    if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
         log.info("%s -> Secret %s: %s: %s", d.source, d.secret, reason, message)
         return
     deps.events.record(d.source, type_, reason, message)
@@ -575,10 +576,10 @@ def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action
     got = outcome.issued or outcome.unwritten
     first = actions[0].desired
     if got is not None:
-        book.issued(first.secret.namespace, first.spec.hosts, deps.clock(),
+        book.issued(claimant(first), first.spec.hosts, deps.clock(),
                     exempt=got.replaced is not None)
     else:
-        book.order_ended(first.secret.namespace, first.spec.hosts)
+        book.order_ended(claimant(first), first.spec.hosts)
     if follow.failed_authz:
         book.authz_failed(follow.failed_authz, now)  # only the authorization that failed
     if follow.backoff is Backoff.KEEP:

@@ -37,7 +37,7 @@ class SolverFactory:
                 raise DnsSolverError("dns-01 requested but no DNS provider is configured")
             settings = self._config.dns_providers.get(provider)
             namespace = desired.source.namespace
-            if (settings is not None and desired.source_kind is not SourceKind.DEFAULT_CERTIFICATE
+            if (settings is not None and desired.source_kind is not SourceKind.CONFIG_CERTIFICATE
                     and not settings.allows_namespace(namespace)):
                 raise DnsSolverError(
                     f"DNS provider {provider!r} may not be used by sources in namespace "

@@ -31,7 +31,7 @@ class SourceKind(enum.Enum):
     GATEWAY_API = "Gateway"
     # The config's own certificates: every entry of `certificates` (the `defaultCertificate`
     # alias is one); the operator's, so exempt from tenant host and provider scopes.
-    DEFAULT_CERTIFICATE = "DefaultCertificate"
+    CONFIG_CERTIFICATE = "ConfigCertificate"
 
 
 @dataclass(frozen=True, order=True)
@@ -96,14 +96,27 @@ class CertificateSpec:
 
 
 @dataclass(frozen=True)
+class SourcePart:
+    """One source's share of a certificate several sources make together (the Istio file
+    mount): its hosts, and how HTTP-01 reaches it."""
+
+    source: ObjectRef
+    hosts: tuple[str, ...]
+    routing: HttpRouting | None = None
+
+
+@dataclass(frozen=True)
 class DesiredCertificate:
-    """One Secret that must hold a certificate for `spec`, wanted by `source`."""
+    """One Secret that must hold a certificate for `spec`, wanted by `source`; `parts`: the
+    sources whose hosts make it up, when there are several (the first is `source`), so that
+    one of them can be left out alone."""
 
     secret: SecretRef
     spec: CertificateSpec
     source: ObjectRef
     source_kind: SourceKind
     routing: HttpRouting | None = None
+    parts: tuple[SourcePart, ...] = ()
 
 
 @dataclass(frozen=True)

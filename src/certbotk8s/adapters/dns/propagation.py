@@ -22,8 +22,9 @@ then names it with what it last said. A resolver or server that gives no answer 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import dns.exception
@@ -127,30 +128,27 @@ class DnsLookup:
         raise DnsSolverError(f"more than {_MAX_CNAME_HOPS} CNAMEs from _acme-challenge.{domain}")
 
     def zone_of(self, fqdn: str) -> str:
-        try:
+        with self._asking(f"zone (SOA) lookup for {fqdn}", f"no zone (SOA) found for {fqdn}"):
             return _text(dns.resolver.zone_for_name(fqdn, resolver=self._resolver))
-        except dns.exception.Timeout as e:
-            raise _lookup_failed(f"zone (SOA) lookup for {fqdn}", self.where, e) from e
-        except dns.exception.DNSException as e:
-            raise DnsSolverError(
-                f"no zone (SOA) found for {fqdn} at {self.where}: {type(e).__name__}"
-            ) from e
 
     def nameservers(self, zone: str) -> list[str]:
         """IPv4 addresses of the zone's NS records."""
-        try:
-            ns = self._resolver.resolve(zone, "NS")
-            addresses: list[str] = []
-            for rr in ns:
-                a = self._resolver.resolve(rr.target, "A")
-                addresses.extend(str(x) for x in a)
-        except dns.exception.Timeout as e:
-            raise _lookup_failed(f"nameserver lookup of {zone}", self.where, e) from e
-        except dns.exception.DNSException as e:
-            raise DnsSolverError(
-                f"cannot find the nameservers of {zone} at {self.where}: {type(e).__name__}"
-            ) from e
+        addresses: list[str] = []
+        with self._asking(f"nameserver lookup of {zone}", f"cannot find the nameservers of {zone}"):
+            for rr in self._resolver.resolve(zone, "NS"):
+                addresses.extend(str(x) for x in self._resolver.resolve(rr.target, "A"))
         return sorted(set(addresses))
+
+    @contextlib.contextmanager
+    def _asking(self, lookup: str, not_found: str) -> Iterator[None]:
+        """A lookup's DNS errors as this check's: no answer is an outage (`_lookup_failed`),
+        any other error says `not_found`."""
+        try:
+            yield
+        except dns.exception.Timeout as e:
+            raise _lookup_failed(lookup, self.where, e) from e
+        except dns.exception.DNSException as e:
+            raise DnsSolverError(f"{not_found} at {self.where}: {type(e).__name__}") from e
 
     def probe(self) -> str | None:
         """None when the resolver, and in recursive mode each resolver the check asks, answers

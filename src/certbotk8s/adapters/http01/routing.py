@@ -191,7 +191,7 @@ class KubeRoutingPublisher:
     - `publish` creates the objects or, when one with its name exists (409: published before
       for this order), replaces it with the wanted content, if it carries certbotk8s's labels
       (else KubeError: never someone else's object). Returns the refs, route first, or `[]` for
-      a routing that needs nothing (default certificate). A failure part-way removes what
+      a routing that needs nothing (a config certificate). A failure part-way removes what
       this call created.
     - `remove` deletes each object; not-found is success. It refuses kinds it never creates,
       names it never gives, and namespaces it may not write (`may_write`).
@@ -253,8 +253,8 @@ class KubeRoutingPublisher:
 
     def publish(self, routing: HttpRouting, hosts: Sequence[str], order_id: str
                 ) -> list[ObjectRef]:
-        if not hosts or routing.kind is SourceKind.DEFAULT_CERTIFICATE:
-            return []  # the default certificate's hosts need no routing object
+        if not hosts or routing.kind is SourceKind.CONFIG_CERTIFICATE:
+            return []  # a config certificate's hosts need no routing object
         hosts = list(dict.fromkeys(hosts))
         if any(h.startswith("*.") for h in hosts):
             raise KubeError("HTTP-01 routing cannot serve wildcard hosts")

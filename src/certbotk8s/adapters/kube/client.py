@@ -31,6 +31,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 
+from certbotk8s.adapters.kube.api_calls import require
 from certbotk8s.core.errors import (
     KubeConflict,
     KubeError,
@@ -274,7 +275,9 @@ def get_raw(api: ApiClient, path: str, query: list[tuple[str, str]],
             timeout: tuple[float, float]) -> BaseHTTPResponse:
     """One GET of `path` (no host) with the client's credentials; the raw urllib3 response,
     unread (lists are parsed, watches streamed by the caller). An error answer raises
-    `ApiException` with its status and body."""
+    `ApiException` with its status and body; a request `api_calls` does not declare raises
+    `UndeclaredApiCall` before it is sent."""
+    require("GET", path, query)  # adapters/kube/api_calls.py
     params = api.param_serialize(
         method="GET", resource_path=path, query_params=query,
         header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
@@ -291,6 +294,7 @@ def failing_readiness_checks(api: ApiClient) -> list[str] | None:
     """The API server's own readiness checks that fail (`[-]etcd failed` gives `etcd`), read
     from `/readyz?verbose`, which every client may read (the default `system:public-info-viewer`
     role). [] when it is ready; None when it cannot tell (unreachable, forbidden, no answer)."""
+    require("GET", "/readyz")  # adapters/kube/api_calls.py
     try:
         params = api.param_serialize(method="GET", resource_path="/readyz",
                                      query_params=[("verbose", "true")],

@@ -19,6 +19,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.api_calls import INFLIGHT_SECRET
 from certbotk8s.adapters.kube.client import MERGE_PATCH, Op, request
 from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict, KubeError
@@ -44,7 +45,7 @@ def _key(ref: SecretRef) -> str:
 
 class KubeInflightStore:
     def __init__(self, api_client: ApiClient, namespace: str,
-                 name: str = "certbotk8s-inflight-orders") -> None:
+                 name: str = INFLIGHT_SECRET) -> None:
         self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.name = name

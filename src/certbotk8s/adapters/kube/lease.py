@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.api_calls import LEADER_LEASE
 from certbotk8s.adapters.kube.client import (
     ApiContact,
     JsonDict,
@@ -45,7 +46,6 @@ _ACQUIRE_JITTER = 0.2  # candidates spread their polls by up to 20 % of retry_pe
 
 # The controller's Lease in controllerNamespace: the manifests, the chart and the CLI all use this
 # name (one installation per namespace; the records and account Secrets are per namespace too).
-LEADER_LEASE = "certbotk8s-leader"
 
 
 
@@ -70,7 +70,7 @@ class LeaseElector:
         self,
         api_client: ApiClient,
         namespace: str,
-        name: str = "certbotk8s-leader",
+        name: str = LEADER_LEASE,
         *,
         identity: str,
         lease_duration: float = 15.0,

@@ -17,12 +17,13 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.api_calls import LEDGER_SECRET
 from certbotk8s.adapters.kube.client import MERGE_PATCH, Op, request
 from certbotk8s.adapters.kube.rest import KubeRest
 from certbotk8s.core.errors import KubeConflict
 from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
-LEDGER_NAME = "certbotk8s-renewal-ledger"
+LEDGER_NAME = LEDGER_SECRET
 
 
 class KubeLedger:

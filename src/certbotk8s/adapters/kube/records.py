@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.api_calls import RECORDS_PREFIX, records_shard
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
     Op,
@@ -32,11 +33,8 @@ from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 ROLE_LABEL = "certbotk8s.io/role"
 ROLE = "certificate-records"
-PREFIX = "certbotk8s-records-"
-
-
-def shard_name(index: int) -> str:
-    return f"{PREFIX}{index:03d}"
+PREFIX = RECORDS_PREFIX
+shard_name = records_shard
 
 
 class KubeRecordStore:

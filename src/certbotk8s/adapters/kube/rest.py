@@ -5,6 +5,9 @@ defines hundreds of pydantic-validated methods (`CoreV1Api` alone is ~21 MB resi
 largest part of the controller's idle memory), and every dict body is turned into its model
 and back before it is sent. Here a request is a path, a query and a JSON body, sent as given.
 
+Every request is declared in `adapters/kube/api_calls.py` (`require`: an undeclared one
+raises `UndeclaredApiCall` before it is sent).
+
 Contract: the answer is the raw response (its `data` is the body); a non-2xx answer raises
 `ApiException` (status, reason, body), as the generated methods do with
 `_preload_content=False`, so `client.request` translates it the same way. Transport failures
@@ -20,6 +23,7 @@ from urllib.parse import quote
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from certbotk8s.adapters.kube.api_calls import require
 from certbotk8s.adapters.kube.client import REQUEST_TIMEOUT
 
 Query = Sequence[tuple[str, str]]
@@ -58,6 +62,7 @@ class KubeRest:
     def call(self, method: str, resource_path: str, *, query: Query = (),
              body: object = None, content_type: str | None = None,
              timeout: Timeout = REQUEST_TIMEOUT) -> Any:
+        require(method, resource_path, query)  # adapters/kube/api_calls.py
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"

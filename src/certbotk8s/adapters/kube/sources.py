@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 
 from kubernetes.client import ApiClient
 
+from certbotk8s.adapters.kube.access import allowed
 from certbotk8s.adapters.kube.client import load_api_client
 from certbotk8s.adapters.kube.discovery import ServedVersions, watched
 from certbotk8s.adapters.kube.events import EventRow, KubeEventRecorder, list_events
 from certbotk8s.adapters.kube.secrets import KubeAccountStore, KubeSecretStore
 from certbotk8s.adapters.kube.watch import list_objects
-from certbotk8s.core.errors import KubeForbidden
 from certbotk8s.core.ports import KubeObject, SourceSnapshot
 from certbotk8s.core.sources.resources import (
     GATEWAY_API_GATEWAYS,
@@ -68,14 +68,12 @@ class KubeSourceReader:
             missing_apis=tuple(missing),
         )
 
-    @staticmethod
-    def _grants(collect: Callable[..., tuple[KubeObject, ...]],
+    def _grants(self, collect: Callable[..., tuple[KubeObject, ...]],
                 namespaces: Sequence[str]) -> tuple[KubeObject, ...]:
         """Grants live in the Secret's namespace, not the Gateway's: listed cluster-wide, or,
-        where RBAC forbids that (namespaced mode, Role-only), in the listed namespaces."""
-        try:
+        where RBAC does not allow that (namespaced mode, Role-only; asked first, so no 403),
+        in the listed namespaces."""
+        if not namespaces or allowed(self._api, "list", REFERENCE_GRANTS.group,
+                                     REFERENCE_GRANTS.plural):
             return collect(REFERENCE_GRANTS, (None,))
-        except KubeForbidden:
-            if not namespaces:
-                raise
-            return collect(REFERENCE_GRANTS, tuple(namespaces))
+        return collect(REFERENCE_GRANTS, tuple(namespaces))

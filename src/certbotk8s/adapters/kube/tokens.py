@@ -39,6 +39,7 @@ import time
 from kubernetes.client import ApiClient
 
 from certbotk8s.adapters.kube import rest
+from certbotk8s.adapters.kube.api_calls import TOKENS_SECRET
 from certbotk8s.adapters.kube.client import (
     MERGE_PATCH,
     JsonDict,
@@ -52,7 +53,7 @@ from certbotk8s.core.state.secret_meta import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SECRET_NAME = "certbotk8s-http01-tokens"
+DEFAULT_SECRET_NAME = TOKENS_SECRET
 ROLE_LABEL = "certbotk8s.io/role"
 ROLE_HTTP01_TOKENS = "http01-tokens"
 FIELD_MANAGER = "certbotk8s"

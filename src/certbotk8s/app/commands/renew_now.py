@@ -17,6 +17,7 @@ from certbotk8s.app.oneshot.run import PassReport, run_pass
 from certbotk8s.app.runtime import Runtime, build_runtime
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import SecretRef
+from certbotk8s.core.renewal.waits import controller_wait
 from certbotk8s.core.sources.text import printable
 
 
@@ -59,14 +60,24 @@ def progress(line: str) -> None:
     print(printable(line), flush=True)  # lines carry tenant-chosen names: no terminal escapes
 
 
+def default_timeout(config: Config) -> float:
+    """Seconds to wait for the controller when `--timeout` is not given: the longest order
+    `config` allows, and a margin (core.renewal.waits.controller_wait)."""
+    solver = config.solver
+    return controller_wait(solver.dns01.propagation_timeout,
+                           solver.order_timeout).total_seconds()
+
+
 def renew_targets(config: Config, api: ApiClient, targets: list[SecretRef], *,
-                  lease_name: str, timeout: float, shared_tokens: bool) -> bool:
+                  lease_name: str, timeout: float | None, shared_tokens: bool) -> bool:
     """Renew `targets` now; whether every one was renewed (each outcome printed).
 
     Each existing Secret gets the request annotation; a controller holding the Lease renews it
-    and this waits up to `timeout` s; with none, or none answering, or for a Secret that does
-    not exist yet (never issued), the certificate is ordered here, the request lifting its
-    backoff for that attempt."""
+    and this waits up to `timeout` s (None: `default_timeout`); with none, or none answering,
+    or for a Secret that does not exist yet (never issued), the certificate is ordered here,
+    the request lifting its backoff for that attempt."""
+    if timeout is None:
+        timeout = default_timeout(config)
     runtime = build_runtime(config, api)
     failed = 0
     now = force.now_utc()

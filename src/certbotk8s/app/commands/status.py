@@ -143,7 +143,7 @@ def _row(runtime: Runtime, book: RenewalBook, current: Survey, action: Action,
         last_error = last_error or action.reason.message
     else:
         state, next_when, next_at, why = "due", now, "now", action.reason.message
-        if not last_error and d.source_kind is not SourceKind.DEFAULT_CERTIFICATE:
+        if not last_error and d.source_kind is not SourceKind.CONFIG_CERTIFICATE:
             last_error = _last_warning(runtime, d.source)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
             d.secret, failure=failure, hold=book.check(action, observed, now)), now)

@@ -73,7 +73,8 @@ class Controller:
         self._stopping = threading.Event()
         self._lease, self._identity = lease, identity or "this replica"
         self._inflight, self._namespaces = inflight, tuple(namespaces)
-        self._namespace_reader = KubeNamespaces(api)
+        # namespaced mode is granted no `get namespaces` (api_calls.Needed.CLUSTER_MODE)
+        self._namespace_reader = KubeNamespaces(api, ask=not namespaces)
         self._lost_leadership: datetime | None = None  # when, if not asked to (cut off)
         self.api_health = ApiHealth(on_back=self._api_back, on_change=metrics.set_api_reachable,
                                     on_expired=metrics.count_watch_expired,

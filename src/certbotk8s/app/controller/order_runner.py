@@ -47,6 +47,7 @@ from certbotk8s.core.ports import LeaderElection
 from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.after_order import Backoff, OrderResult, after_order
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
+from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.sources.ownership import order_share_key
 from certbotk8s.core.state import write_race
 from certbotk8s.core.state.inflight import NamespaceState
@@ -311,7 +312,7 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            self.book.order_placed(ref.namespace, self.deps.clock(), sends_replaces,
+            self.book.order_placed(claimant(first.desired), self.deps.clock(), sends_replaces,
                                    first.desired.spec.hosts)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
@@ -359,7 +360,7 @@ class OrderRunner:
                 gate.succeeded(first)
             assert outcome.issued is not None
             for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
-                if other.desired.secret.namespace == ref.namespace:  # keys never cross namespaces
+                if order_share_key(other.desired) == self._order_key(first):  # one tenant only
                     self._copy_to(other, outcome.issued)
         # Backoff for every Secret of the order (or cleared), failed authorizations counted.
         record_follow_up(self.deps, self.book, job.actions, observed, outcome, follow, now)

@@ -16,6 +16,7 @@ from certbotk8s.app.records import Records
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import Discovery, ObservedSecret, SecretRef
 from certbotk8s.core.sources.discovery import ROLE_LABEL, trim_source
+from certbotk8s.core.sources.host_memo import HostMemo
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.sources.resources import SOURCES
 from certbotk8s.core.state import secret_meta
@@ -86,6 +87,8 @@ class Watch:
                  adopt_cert_manager: bool = False) -> None:
         self.wake = threading.Event()
         self.records = records if records is not None else Records()
+        self._discovering = threading.Lock()
+        self._host_memo = HostMemo()
         self.namespaces = tuple(namespaces)
         scopes: list[str | None] = list(namespaces) or [None]
         # The one source table; each type at the version the cluster serves, found once
@@ -146,9 +149,12 @@ class Watch:
         """Desired certificates, after host ownership against the controller's records."""
         kept = self.records.snapshot()
         held = holdings(kept, datetime.now(UTC), config.tenants.claim_grace)
-        return discover_owned(self.sources("ingresses"), self.sources("istio"),
-                              self.sources("gateway_api"), self.sources("grants"), config, held,
-                              failing_claims(kept))
+        # One discovery at a time (several threads ask; each is CPU under the GIL anyway), so
+        # they share what the last one normalised: a hostile source's hosts cost once.
+        with self._discovering:
+            return discover_owned(self.sources("ingresses"), self.sources("istio"),
+                                  self.sources("gateway_api"), self.sources("grants"), config,
+                                  held, failing_claims(kept), memo=self._host_memo)
 
     def observed(self, ref: SecretRef) -> ObservedSecret | None:
         """The cached Secret with the controller's record of it joined in."""

@@ -42,6 +42,7 @@ from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.after_order import OrderResult, after_order
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.urgency import by_urgency
+from certbotk8s.core.sources.claimants import claimant
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             return Outcome(action, False, wait.message)
 
         def on_order(url: str, sends_replaces: bool) -> None:
-            book.order_placed(ref.namespace, deps.clock(), sends_replaces,
+            book.order_placed(claimant(action.desired), deps.clock(), sends_replaces,
                               action.desired.spec.hosts)
             placement.release()  # counted: the next worker's check sees it
 

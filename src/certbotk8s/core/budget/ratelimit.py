@@ -51,10 +51,10 @@ ALL_LIMITS = (
 
 @dataclass(frozen=True)
 class IssuanceRecord:
-    """A certificate issued for `hosts` at `at` into a Secret in `namespace` ("" unknown: it
-    counts towards no namespace's share); `renewal_with_ari` when its order sent `replaces`
-    (the CA exempts such a renewal from, and counts it towards none of, the per-domain and
-    exact-set limits: neither does the budget)."""
+    """A certificate issued for `hosts` at `at` for `namespace` (its claimant, the source's
+    namespace: core.sources.claimants; "" unknown: it counts towards no namespace's share);
+    `renewal_with_ari` when its order sent `replaces` (the CA exempts such a renewal from, and
+    counts it towards none of, the per-domain and exact-set limits: neither does the budget)."""
 
     hosts: tuple[str, ...]
     at: datetime
@@ -64,7 +64,7 @@ class IssuanceRecord:
 
 @dataclass(frozen=True)
 class OrderRecord:
-    """A new order created with the account at `at`, for a Secret in `namespace`; `exempt`
+    """A new order created with the account at `at`, for `namespace` (the claimant); `exempt`
     when the CA accepted its `replaces` (a renewal: not counted against new-order limits)."""
 
     at: datetime
@@ -182,8 +182,9 @@ def check_budget(
 
     `issued`, `orders` and `failures` are what we know was spent (records outside their window
     are ignored, so callers may pass more). `ari_renewal` says the order will send `replaces`:
-    it is then exempt from the new-order limits. `namespace`: the Secret's namespace, for its
-    shares of the account's orders and of each registered domain (None: no share check).
+    it is then exempt from the new-order limits. `namespace`: the claimant's (the source's
+    namespace), for its shares of the account's orders and of each registered domain (None: no
+    share check).
     """
     holds: list[Hold] = []
     wanted = identifier_set(hosts)

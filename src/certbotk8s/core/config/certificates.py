@@ -8,164 +8,155 @@ and `renewBefore`, checked like the annotations of a source. `defaultCertificate
 for one entry named `defaultCertificate` (the name it always had in Events and records).
 
 Every error names the entry (`certificates.web.hosts[1]: ...`, or `certificates[2]` while it
-has no valid name); two entries (the alias included) may not name the same Secret.
-Parsing is done with the collecting parser of `settings.py`.
+has no valid name: see settings.error_lines); two entries (the alias included) may not name the
+same Secret. What an entry leaves out is filled in from the config (`resolve`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
-from certbotk8s.core.config import shape
-from certbotk8s.core.config.dns_providers import DnsProviderConfig
-from certbotk8s.core.config.durations import parse_duration
-from certbotk8s.core.model import ChallengeType, KeyType, SecretRef
-from certbotk8s.core.sources.names import (
-    InvalidHostname,
-    is_dns1123_label,
-    is_wildcard,
-    normalize_host,
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainValidator,
+    ValidationInfo,
+    model_validator,
 )
+from pydantic.dataclasses import dataclass
+from pydantic_core import InitErrorDetails
 
-if TYPE_CHECKING:
-    from certbotk8s.core.config.settings import IssuerConfig, _Parser
+from certbotk8s.core.config.choices import CHALLENGES, parse_challenge
+from certbotk8s.core.config.dns_providers import DnsProviderConfig
+from certbotk8s.core.config.fields import (
+    SECTION,
+    Duration,
+    HostPatterns,
+    Namespace,
+    SecretName,
+    Section,
+    Text,
+    enum_schema,
+    read_as,
+    text,
+)
+from certbotk8s.core.config.issuers import IssuerConfig
+from certbotk8s.core.config.sections import KeyTypeField
+from certbotk8s.core.model import ChallengeType, SecretRef
+from certbotk8s.core.sources.names import is_dns1123_label, is_wildcard
 
 DEFAULT_CERTIFICATE_NAME = "defaultCertificate"  # the alias's entry; not a DNS-1123 label
 
 
-@dataclass(frozen=True)
-class CertificateConfig:
-    """One certificate the config asks for. Fields left out take the config's defaults
-    (`key_type`, `profile`, `renew_before` None: `renewal.*` and the issuer's)."""
-
-    name: str
-    hosts: tuple[str, ...]
-    secret: SecretRef
-    issuer: str
-    challenge: ChallengeType
-    dns_provider: str | None = None
-    key_type: KeyType | None = None
-    profile: str | None = None
-    renew_before: timedelta | None = None
+def _some_host(hosts: tuple[str, ...]) -> tuple[str, ...]:
+    if not hosts:
+        raise ValueError("at least one host is required")
+    return hosts
 
 
-@dataclass(frozen=True)
-class _Defaults:
+def _label(value: Any, info: ValidationInfo) -> str:
+    if info.context is None and isinstance(value, str):  # built in Python: the alias's name
+        return value
+    if not isinstance(value, str) or not is_dns1123_label(value):
+        raise ValueError("is required: a name of lower-case letters, digits and '-' "
+                         f"(a DNS-1123 label), got {value!r}")
+    return value
+
+
+def _challenge(value: Any) -> ChallengeType:
+    return value if isinstance(value, ChallengeType) else parse_challenge(text(value), echo=True)
+
+
+@dataclass(frozen=True, config=SECTION)
+class SecretTarget(Section):
+    """Where the certificate is written: `namespace/name`, both required."""
+
+    namespace: Namespace
+    name: SecretName
+
+
+def _secret(value: Any, info: ValidationInfo) -> SecretRef:
+    if isinstance(value, SecretRef):
+        return value
+    target = read_as(SecretTarget, value, info)
+    return SecretRef(target.namespace, target.name)
+
+
+@dataclass(frozen=True, config=SECTION, kw_only=True)
+class DefaultCertificate(Section):
+    """One entry without its name (`defaultCertificate`). Left out: `issuer` "" is the
+    default issuer; `challenge` dns-01 when it names a dnsProvider, else http-01; `key_type`,
+    `profile`, `renew_before` None: `renewal.*` and the issuer's."""
+
+    hosts: Annotated[HostPatterns, AfterValidator(_some_host)]
+    secret: Annotated[SecretRef, PlainValidator(_secret, json_schema_input_type=SecretTarget)]
+    issuer: Text = ""
+    challenge: Annotated[ChallengeType, BeforeValidator(_challenge),
+                         enum_schema(*CHALLENGES)] = ChallengeType.HTTP01
+    dns_provider: Text | None = None
+    key_type: KeyTypeField | None = None
+    profile: Text | None = None
+    renew_before: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied(cls, data: Any) -> Any:
+        """No `challenge` in the file: dns-01 when the entry names a DNS provider. No `hosts`:
+        checked as an empty list (a default's error would lose the entry's index)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("challenge") is None:
+            data = {**data, "challenge": "dns-01" if data.get("dnsProvider") else "http-01"}
+        return {"hosts": [], **data}
+
+
+@dataclass(frozen=True, config=SECTION, kw_only=True)
+class CertificateConfig(DefaultCertificate):
+    """One certificate the config asks for (an entry of `certificates`)."""
+
+    name: Annotated[str, BeforeValidator(_label)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+    """What entries leave out, from the rest of the config."""
+
     issuers: Mapping[str, IssuerConfig]
     issuer: str
     providers: Mapping[str, DnsProviderConfig]
     provider: str | None
 
 
-def parse_certificates(p: _Parser, listed: object, alias: object,
-                       issuers: Mapping[str, IssuerConfig], default_issuer: str,
-                       providers: Mapping[str, DnsProviderConfig], default_provider: str | None
-                       ) -> tuple[CertificateConfig, ...]:
-    """`certificates` (a list) and `defaultCertificate` (one mapping) as one tuple, the alias
-    first."""
-    defaults = _Defaults(issuers, default_issuer, providers, default_provider)
-    result: list[tuple[str, CertificateConfig]] = []
-    if alias is not None:
-        entry = _entry(p, alias, DEFAULT_CERTIFICATE_NAME, DEFAULT_CERTIFICATE_NAME, defaults)
-        result.append((DEFAULT_CERTIFICATE_NAME, entry))
-    if listed is not None and not isinstance(listed, list):
-        p.error("certificates", f"must be a list, got {type(listed).__name__}")
-        listed = []
-    names: set[str] = set()
-    for index, raw in enumerate(listed or ()):
-        path = f"certificates[{index}]"
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if not isinstance(name, str) or not is_dns1123_label(name):
-            p.error(f"{path}.name", "is required: a name of lower-case letters, digits and "
-                                    f"'-' (a DNS-1123 label), got {name!r}")
-            name = ""
-        elif name in names:
-            p.error(f"{path}.name", f"{name!r} names another entry too")
-        else:
-            names.add(name)
-            path = f"certificates.{name}"
-        result.append((path, _entry(p, raw, path, name, defaults, named=True)))
-    owner: dict[SecretRef, str] = {}
-    for path, entry in result:
-        if not entry.secret.name:
-            continue
-        if entry.secret in owner:
-            p.error(f"{path}.secret", f"{entry.secret} is already the Secret of "
-                                      f"{owner[entry.secret]}")
-        else:
-            owner[entry.secret] = path
-    return tuple(entry for _, entry in result)
-
-
-def _entry(p: _Parser, value: object, path: str, name: str, d: _Defaults,
-           named: bool = False) -> CertificateConfig:
-    m = p.mapping(value, path,
-                  shape.keys(shape.CERTIFICATE if named else shape.DEFAULT_CERTIFICATE))
-    hosts = _hosts(p, m, path)
-    secret = _secret(p, m, path)
-    issuer = p.string(m, "issuer", path) or d.issuer
-    if "issuer" in m and issuer not in d.issuers:
-        p.error(f"{path}.issuer", f"names no configured issuer: {issuer!r}")
-    dns_provider = p.string(m, "dnsProvider", path)
-    if dns_provider is not None and dns_provider not in d.providers:
-        p.error(f"{path}.dnsProvider", f"names no configured DNS provider: {dns_provider!r}")
-    challenge = p.challenge(m, "challenge", path)
-    if challenge is None:
-        challenge = ChallengeType.DNS01 if dns_provider else ChallengeType.HTTP01
-    if challenge is ChallengeType.DNS01:
-        dns_provider = dns_provider or d.provider
-        if dns_provider is None:
-            p.error(f"{path}.challenge", "dns-01 needs dnsProvider or a defaultDnsProvider")
-    elif dns_provider is not None:
-        p.error(f"{path}.dnsProvider", "is only used with challenge dns-01")
-    if challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in hosts):
-        p.error(f"{path}.challenge", "wildcard hosts need challenge dns-01")
-    profile = p.string(m, "profile", path)
+def resolve(entry: DefaultCertificate, name: str, d: Defaults
+            ) -> tuple[CertificateConfig, list[tuple[str, str]]]:
+    """`entry` named and completed from `d`, with its (key, message) problems."""
+    problems: list[tuple[str, str]] = []
+    issuer = entry.issuer or d.issuer
+    if entry.issuer and issuer not in d.issuers:
+        problems.append(("issuer", f"names no configured issuer: {issuer!r}"))
+    provider = entry.dns_provider
+    if provider is not None and provider not in d.providers:
+        problems.append(("dnsProvider", f"names no configured DNS provider: {provider!r}"))
+    if entry.challenge is ChallengeType.DNS01:
+        provider = provider or d.provider
+        if provider is None:
+            problems.append(("challenge", "dns-01 needs dnsProvider or a defaultDnsProvider"))
+    elif provider is not None:
+        problems.append(("dnsProvider", "is only used with challenge dns-01"))
+    if entry.challenge is ChallengeType.HTTP01 and any(is_wildcard(h) for h in entry.hosts):
+        problems.append(("challenge", "wildcard hosts need challenge dns-01"))
     issuer_config = d.issuers.get(issuer)
-    if profile is not None and issuer_config and not issuer_config.allows_profile(profile):
-        p.error(f"{path}.profile", f"issuer {issuer!r} has no profile {profile!r}")
-    return CertificateConfig(
-        name=name, hosts=hosts, secret=secret, issuer=issuer, challenge=challenge,
-        dns_provider=dns_provider, key_type=p.key_type(m, "keyType", path), profile=profile,
-        renew_before=_renew_before(p, m, path),
-    )
+    if (entry.profile is not None and issuer_config is not None
+            and not issuer_config.allows_profile(entry.profile)):
+        problems.append(("profile", f"issuer {issuer!r} has no profile {entry.profile!r}"))
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry) if f.name != "name"}
+    resolved = CertificateConfig(**{**fields, "name": name, "issuer": issuer,
+                                    "dns_provider": provider})
+    return resolved, problems
 
 
-def _hosts(p: _Parser, m: dict[str, object], path: str) -> tuple[str, ...]:
-    raw_hosts = p.string_list(m, "hosts", path)
-    if not raw_hosts and isinstance(m.get("hosts"), list | None):
-        p.error(f"{path}.hosts", "at least one host is required")
-    hosts: set[str] = set()
-    for index, raw in enumerate(raw_hosts):
-        try:
-            hosts.add(normalize_host(raw))
-        except InvalidHostname as e:
-            p.error(f"{path}.hosts[{index}]", str(e))
-    return tuple(sorted(hosts))
-
-
-def _secret(p: _Parser, m: dict[str, object], path: str) -> SecretRef:
-    if "secret" not in m:
-        p.error(f"{path}.secret", "is required")
-        return SecretRef("", "")
-    secret_path = f"{path}.secret"
-    s = p.mapping(m.get("secret"), secret_path,
-                  shape.keys(shape.section(shape.DEFAULT_CERTIFICATE, "secret")))
-    namespace = p.string(s, "namespace", secret_path, required=True) or ""
-    if namespace and not is_dns1123_label(namespace):
-        p.error(f"{secret_path}.namespace", f"{namespace!r} is not a valid namespace name")
-    return SecretRef(namespace, p.secret_name(s, secret_path))
-
-
-def _renew_before(p: _Parser, m: dict[str, object], path: str) -> timedelta | None:
-    text = p.string(m, "renewBefore", path)
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        p.error(f"{path}.renewBefore", str(e))
-        return None
+def problem_lines(problems: Sequence[tuple[tuple[str | int, ...], str]]) -> list[InitErrorDetails]:
+    return [InitErrorDetails(type="value_error", loc=loc, input=None,
+                             ctx={"error": ValueError(message)}) for loc, message in problems]

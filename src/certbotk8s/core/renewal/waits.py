@@ -8,6 +8,10 @@ the life it has left (a wait never outlasts the certificate it is for), the prop
 most 3/4 of that (the rest is for validation and finalizing). Floors keep an order possible for
 a certificate near or past its end, never above what is configured. `why` says what was capped,
 for the error an order that cannot finish in time fails with.
+
+`controller_wait` is how long `renew NAMESPACE/SECRET` waits for the controller by default: the
+longest order the config allows, and a margin, so the command never gives up on an order the
+controller is still running.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ PROPAGATION_SHARE = 0.75  # of a capped deadline; the rest is for validation and
 REMAINING_FRACTION = 10  # at most 1/10 of the life left to the serving certificate
 MIN_WAIT = timedelta(seconds=5)  # never less propagation wait (unless configured less)
 MIN_DEADLINE = timedelta(seconds=30)  # never a shorter order (unless configured shorter)
+# What a forced renewal takes besides the order's deadline (first challenge to certificate):
+# the controller seeing the request, a free worker, placing the order, writing the Secret.
+CONTROLLER_MARGIN = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -39,13 +46,26 @@ class OrderWaits:
     why: str = ""
 
 
+def configured_deadline(propagation_timeout: timedelta, order_timeout: timedelta,
+                        dns01: bool) -> timedelta:
+    """An order's deadline as configured, before any cap: `order_timeout`, and for DNS-01 the
+    propagation wait in front of it."""
+    return order_timeout + (propagation_timeout if dns01 else timedelta(0))
+
+
+def controller_wait(propagation_timeout: timedelta, order_timeout: timedelta) -> timedelta:
+    """How long to wait for the controller to renew a certificate on request: the longest order
+    the config allows (DNS-01, nothing capping it) plus CONTROLLER_MARGIN."""
+    return configured_deadline(propagation_timeout, order_timeout, dns01=True) + CONTROLLER_MARGIN
+
+
 def order_waits(propagation_timeout: timedelta, order_timeout: timedelta, dns01: bool,
                 not_after: datetime | None, now: datetime) -> OrderWaits:
     """The waits of one order. `not_after` of the certificate the Secret still holds (None:
     none yet, nothing caps); `dns01` False: no propagation wait, the deadline is
     `order_timeout` alone."""
     propagation = propagation_timeout if dns01 else timedelta(0)
-    deadline = order_timeout + propagation
+    deadline = configured_deadline(propagation_timeout, order_timeout, dns01)
     if not_after is None:
         return OrderWaits(deadline, CappedWait(propagation))
     left = max(not_after - now, timedelta(0))

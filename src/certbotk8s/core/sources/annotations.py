@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from certbotk8s.core.config.choices import parse_challenge, parse_key_type
 from certbotk8s.core.config.durations import parse_duration
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.model import CertificateSpec, ChallengeType, KeyType, SourceKind
@@ -81,6 +82,12 @@ class SourceOptions:
         )
 
 
+def echoed(value: str) -> str:
+    """What of a value a refusal quotes: an over-long one as its start only, the same however
+    long it was (informers keep values cut one past MAX_VALUE: the message must not change)."""
+    return value[:ECHO_LIMIT] + "..." if len(value) > MAX_VALUE else value
+
+
 def _is_true(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "true"
 
@@ -113,16 +120,15 @@ def parse_source_options(
     errors: list[AnnotationError] = []
 
     def bad(key: str, message: str, reason: str = INVALID_ANNOTATION) -> None:
-        errors.append(AnnotationError(key, annotations.get(key, ""), message, reason))
+        errors.append(AnnotationError(key, echoed(annotations.get(key, "")), message, reason))
 
     for key in sorted(annotations):
         if key.startswith(PREFIX) and key not in SOURCE_ANNOTATIONS:
             known = ", ".join(sorted(SOURCE_ANNOTATIONS))
             bad(key, f"unknown annotation (known: {known})")
     too_long = sorted(k for k in SOURCE_ANNOTATIONS if len(annotations.get(k, "")) > MAX_VALUE)
-    for key in too_long:  # echoed as its start only: the same however long it was
-        errors.append(AnnotationError(key, annotations[key][:ECHO_LIMIT] + "...",
-                                      f"longer than {MAX_VALUE} characters"))
+    for key in too_long:
+        bad(key, f"longer than {MAX_VALUE} characters")
     if too_long:
         return None, tuple(errors)
 
@@ -155,9 +161,9 @@ def parse_source_options(
     explicit_challenge: ChallengeType | None = None
     if CHALLENGE in annotations:
         try:
-            explicit_challenge = ChallengeType(annotations[CHALLENGE].strip())
-        except ValueError:
-            bad(CHALLENGE, "must be http-01 or dns-01")
+            explicit_challenge = parse_challenge(annotations[CHALLENGE])
+        except ValueError as e:
+            bad(CHALLENGE, str(e))
 
     dns_provider: str | None = None
     if DNS_PROVIDER in annotations:
@@ -194,10 +200,9 @@ def parse_source_options(
     key_type = theirs.key_type or config.renewal.key_type
     if KEY_TYPE in annotations:
         try:
-            key_type = KeyType(annotations[KEY_TYPE].strip())
-        except ValueError:
-            known = ", ".join(k.value for k in KeyType)
-            bad(KEY_TYPE, f"unknown key type (known: {known})")
+            key_type = parse_key_type(annotations[KEY_TYPE])
+        except ValueError as e:
+            bad(KEY_TYPE, str(e))
 
     issuer_defaults = config.issuers.get(issuer)
     profile: str | None = issuer_defaults.default_profile if issuer_defaults else None

@@ -12,12 +12,17 @@ below are where it is silent:
   Secrets of the same source are still served. For the Istio file mount, the contributing
   Gateway with the wildcard is left out of the shared certificate.
 - Within one source, entries that name the same Secret are merged (union of hosts).
-- A Secret claimed by several sources: identical specs -> one desired certificate (the smallest
-  source by kind, namespace, name wins, also for routing); different specs -> SecretConflict on
+- A Secret claimed by several sources: identical specs -> one desired certificate per
+  claimant namespace (core.sources.claimants; the smallest source by kind, namespace, name of
+  each, also for routing), of which core.sources.ownership keeps one; different specs ->
+  SecretConflict on
   every claimant, and only the claimant the Secret was last written for (`holders`) keeps it:
   a later claimant can never stop the first one's renewals. The Istio file-mount certificate
   is one claim; its Gateways must agree on issuer, challenge, key type, profile and
-  renew-before, else each gets SecretConflict.
+  renew-before, else each gets SecretConflict. With `tenants.hostPatterns`, a file-mount
+  Gateway with a host outside its own namespace's patterns is left out of it (HostNotAllowed);
+  its Gateways are its `parts`, so that core.sources.ownership can leave out one whose host
+  another namespace holds (HostClaimed) and keep the others'.
 - Istio: only `port.protocol: HTTPS` servers whose tls.mode is SIMPLE, MUTUAL or
   OPTIONAL_MUTUAL (default SIMPLE).
 - Istio and Gateway API Gateways: the apiVersions of `core.sources.resources` (v1 or v1beta1;
@@ -51,10 +56,13 @@ from certbotk8s.core.model import (
     ObjectRef,
     SecretRef,
     SourceKind,
+    SourcePart,
     SourceProblem,
 )
 from certbotk8s.core.sources import annotations as ann
 from certbotk8s.core.sources import cert_manager
+from certbotk8s.core.sources.claimants import ISTIO_LEGACY_SECRET, claimant, outside_patterns
+from certbotk8s.core.sources.host_memo import HostMemo, NormalisedHosts
 from certbotk8s.core.sources.names import (
     InvalidHostname,
     is_dns1123_label,
@@ -73,7 +81,6 @@ ISTIO_APIS = ISTIO_GATEWAYS.api_versions
 GATEWAY_APIS = GATEWAY_API_GATEWAYS.api_versions
 GATEWAY_API_GROUP = GATEWAY_API_GATEWAYS.group
 ISTIO_LEGACY_CERT_DIR = "/etc/istio/ingressgateway-certs/"
-ISTIO_LEGACY_SECRET = "istio-ingressgateway-certs"
 ISTIO_TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
 MAX_SOURCE_HOSTS = 1000  # host entries read from one source; beyond: refused, not normalised
 MAX_PROBLEMS_PER_SOURCE = 10  # Events per source and pass; the rest are summarised
@@ -99,6 +106,7 @@ class Reasons:
     TOO_MANY_HOSTS = "TooManyHosts"
     TOO_MANY_PROBLEMS = "TooManyProblems"
     SPECIAL_USE_NAME = "SpecialUseName"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
     ISSUER_NOT_MAPPED = cert_manager.ISSUER_NOT_MAPPED
 
 
@@ -157,6 +165,8 @@ def _ref(obj: KubeObject, api_version: str, kind: str) -> ObjectRef:
 _KEPT_SPEC = {"Ingress": ("tls", "ingressClassName"), "Gateway": ("servers", "listeners"),
               "ReferenceGrant": ("from", "to")}
 _KEPT_ANNOTATIONS = ann.SOURCE_ANNOTATIONS | {ann.TLS_ACME, ann.INGRESS_CLASS}
+# One character past the longest value accepted (ours or cert-manager's): still refused as such.
+_KEPT_VALUE = max(ann.MAX_VALUE, cert_manager.MAX_VALUE) + 1
 ROLE_LABEL = "certbotk8s.io/role"
 
 
@@ -168,7 +178,7 @@ def trim_source(obj: KubeObject) -> dict[str, object]:
     """
     meta = _map(obj.get("metadata"))
     annotations = {
-        k: v[: ann.MAX_VALUE + 1]
+        k: v[:_KEPT_VALUE]
         for k, v in _map(meta.get("annotations")).items()
         if isinstance(v, str) and (k in _KEPT_ANNOTATIONS or k.startswith(ann.PREFIX)
                                    or k.startswith(cert_manager.PREFIX))  # config `migration`
@@ -204,6 +214,7 @@ class _Group:
 @dataclass
 class _Collector:
     config: Config
+    memo: HostMemo | None = None
     candidates: list[DesiredCertificate] = field(default_factory=list)
     problems: list[SourceProblem] = field(default_factory=list)
     notices: list[SourceProblem] = field(default_factory=list)
@@ -222,7 +233,8 @@ class _Collector:
                 self.problem(
                     ref,
                     Reasons.INVALID_ANNOTATION,
-                    f'annotation {ann.ENABLED}={quote(enabled)}: must be "true" or "false"',
+                    f'annotation {ann.ENABLED}={quote(ann.echoed(enabled))}: must be "true" '
+                    'or "false"',
                 )
             return None
         options, errors = ann.parse_source_options(annotations, self.config, kind,
@@ -233,26 +245,36 @@ class _Collector:
             self.notices.append(SourceProblem(ref, ANNOTATION_IGNORED, notice))
         return options
 
+    def versioned_options(
+        self, obj: KubeObject, ref: ObjectRef, kind: SourceKind, supported: frozenset[str]
+    ) -> ann.SourceOptions | None:
+        """`options` for a kind read at several apiVersions: an opted-in source at a version
+        outside `supported` is refused; one not opted in gets only a malformed `enabled`
+        reported, whatever its version."""
+        if ann.is_opted_in(_annotations(obj), self.config) and ref.api_version not in supported:
+            self.problem(
+                ref,
+                Reasons.UNSUPPORTED_API_VERSION,
+                f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(supported))})",
+            )
+            return None
+        return self.options(obj, ref, kind)
+
     def hosts(self, ref: ObjectRef, raw_hosts: Iterable[str]) -> set[str]:
-        result: set[str] = set()
-        entries = list(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
+        entries = tuple(islice(raw_hosts, MAX_SOURCE_HOSTS + 1))
         self.host_entries[ref] = self.host_entries.get(ref, 0) + len(entries)
         if self.host_entries[ref] > MAX_SOURCE_HOSTS:
-            return result  # the whole source is refused in `emit`
+            return set()  # the whole source is refused in `emit`
         allowed = self.config.tenants.allowed_special_use_suffixes
-        for raw in entries:
-            try:
-                host = normalize_host(raw)
-            except InvalidHostname as e:
-                self.problem(ref, Reasons.INVALID_HOSTNAME, str(e))
-                continue
-            if (suffix := special_use_suffix(host, allowed)) is not None:
-                self.problem(ref, Reasons.SPECIAL_USE_NAME,
-                             f"{host} is a special-use name (.{suffix}) no public CA issues "
-                             "for; dropped (tenants.allowedSpecialUseSuffixes in the config)")
-                continue
-            result.add(host)
-        return result
+        key = (entries, allowed)
+        found = self.memo.get(key) if self.memo is not None else None
+        if found is None:
+            found = _normalised(entries, allowed)
+            if self.memo is not None:
+                self.memo.put(key, found)
+        for reason, message in found.problems:
+            self.problem(ref, reason, message)
+        return set(found.hosts)
 
     def secret_ok(self, ref: ObjectRef, secret: SecretRef) -> bool:
         if not is_dns1123_subdomain(secret.name) or not is_dns1123_label(secret.namespace):
@@ -273,6 +295,21 @@ class _Collector:
             )
             return False
         return True
+
+    def patterns_ok(self, ref: ObjectRef, hosts: Iterable[str], shared: SecretRef) -> bool:
+        """`tenants.hostPatterns` of the source's own namespace, for a source whose hosts
+        join others' in one certificate (core.sources.ownership checks the rest)."""
+        patterns = self.config.tenants.host_patterns
+        if patterns is None:
+            return True
+        outside = sorted(outside_patterns(patterns.get(ref.namespace, ()), hosts))
+        if not outside:
+            return True
+        self.problem(ref, Reasons.HOST_NOT_ALLOWED,
+                     f"namespace {ref.namespace} may not ask for {few(outside)}: left out of "
+                     f"the shared certificate {shared} (tenants.hostPatterns.{ref.namespace} "
+                     "in the config)")
+        return False
 
     def dns_zones_ok(self, ref: ObjectRef, hosts: Iterable[str], options: ann.SourceOptions
                      ) -> bool:
@@ -319,6 +356,25 @@ class _Collector:
                     routing=group.routing,
                 )
             )
+
+
+def _normalised(entries: tuple[str, ...], allowed: tuple[str, ...]) -> NormalisedHosts:
+    """The valid hosts of one source entry; invalid and special-use names as problems."""
+    hosts: set[str] = set()
+    problems: list[tuple[str, str]] = []
+    for raw in entries:
+        try:
+            host = normalize_host(raw)
+        except InvalidHostname as e:
+            problems.append((Reasons.INVALID_HOSTNAME, str(e)))
+            continue
+        if (suffix := special_use_suffix(host, allowed)) is not None:
+            problems.append((Reasons.SPECIAL_USE_NAME,
+                             f"{host} is a special-use name (.{suffix}) no public CA issues "
+                             "for; dropped (tenants.allowedSpecialUseSuffixes in the config)"))
+            continue
+        hosts.add(host)
+    return NormalisedHosts(frozenset(hosts), tuple(problems))
 
 
 # -- Ingress -------------------------------------------------------------------------------
@@ -393,17 +449,7 @@ def _istio_http_listener(servers: list[Mapping[str, object]]) -> str | None:
 
 def _istio_gateway(c: _Collector, obj: KubeObject, file_mounts: list[_FileMountClaim]) -> None:
     ref = _ref(obj, ISTIO_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.ISTIO_GATEWAY)  # reports a malformed `enabled` only
-        return
-    if ref.api_version not in ISTIO_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(ISTIO_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.ISTIO_GATEWAY)
+    options = c.versioned_options(obj, ref, SourceKind.ISTIO_GATEWAY, ISTIO_APIS)
     if options is None:
         return
     istio = c.config.istio
@@ -471,6 +517,7 @@ def _istio_file_mounts(c: _Collector, claims: list[_FileMountClaim]) -> None:
                 claim
                 for claim in by_namespace[namespace]
                 if c.wildcard_ok(claim.source, claim.hosts, claim.options.challenge)
+                and c.patterns_ok(claim.source, claim.hosts, secret)
             ),
             key=lambda claim: claim.source,
         )
@@ -495,6 +542,8 @@ def _istio_file_mounts(c: _Collector, claims: list[_FileMountClaim]) -> None:
                 source=first.source,
                 source_kind=SourceKind.ISTIO_FILE_MOUNT,
                 routing=first.routing,
+                parts=tuple(SourcePart(claim.source, tuple(sorted(claim.hosts)), claim.routing)
+                            for claim in usable),
             )
         )
 
@@ -538,17 +587,7 @@ def _hostname_matches(listener_host: str | None, hosts: set[str]) -> bool:
 
 def _gateway_api(c: _Collector, obj: KubeObject, grants: list[KubeObject]) -> None:
     ref = _ref(obj, GATEWAY_API_GATEWAYS.first_api_version, "Gateway")
-    if not ann.is_opted_in(_annotations(obj), c.config):
-        c.options(obj, ref, SourceKind.GATEWAY_API)
-        return
-    if ref.api_version not in GATEWAY_APIS:
-        c.problem(
-            ref,
-            Reasons.UNSUPPORTED_API_VERSION,
-            f"apiVersion {quote(ref.api_version)} (supported: {', '.join(sorted(GATEWAY_APIS))})",
-        )
-        return
-    options = c.options(obj, ref, SourceKind.GATEWAY_API)
+    options = c.versioned_options(obj, ref, SourceKind.GATEWAY_API, GATEWAY_APIS)
     if options is None:
         return
     listeners = _list(_map(obj.get("spec")).get("listeners"))
@@ -634,7 +673,7 @@ def _config_certificates(c: _Collector) -> None:
                     renew_before=entry.renew_before or c.config.renewal.renew_before,
                 ),
                 source=config_certificate_source(c.config, entry.name),
-                source_kind=SourceKind.DEFAULT_CERTIFICATE,
+                source_kind=SourceKind.CONFIG_CERTIFICATE,
             )
         )
 
@@ -654,7 +693,12 @@ def _resolve(c: _Collector, holders: Mapping[SecretRef, str]) -> tuple[DesiredCe
     for secret in sorted(by_secret):
         claims = sorted(by_secret[secret], key=_source_order)
         if len({claim.spec for claim in claims}) == 1:
-            result.append(claims[0])
+            # One per claimant namespace: never one key for two tenants without a claim check
+            # (core.sources.ownership keeps one of them).
+            firsts: dict[str, DesiredCertificate] = {}
+            for claim in claims:
+                firsts.setdefault(claimant(claim), claim)
+            result += firsts.values()
             continue
         names = few([str(claim.source) for claim in claims])
         first = next((claim for claim in claims if str(claim.source) == holders.get(secret)),
@@ -697,13 +741,16 @@ def discover(
     reference_grants: Iterable[KubeObject],
     config: Config,
     holders: Mapping[SecretRef, str] | None = None,
+    memo: HostMemo | None = None,
 ) -> Discovery:
     """Desired certificates (sorted by Secret) and problems (sorted) for the given objects.
 
     `holders`: managed Secret -> the source (`Kind/namespace/name`) it was last written for;
-    in a SecretConflict that source keeps the Secret.
+    in a SecretConflict that source keeps the Secret. `memo`: the normalised hosts of the
+    previous pass (core.sources.host_memo), for a caller that discovers again and again; the
+    result is the same with or without it.
     """
-    c = _Collector(config)
+    c = _Collector(config, memo)
     grants = _list(list(reference_grants))
     for obj in _list(list(ingresses)):
         _ingress(c, obj)
@@ -715,5 +762,7 @@ def discover(
         _gateway_api(c, obj, grants)
     _config_certificates(c)
     desired = _resolve(c, holders or {})
+    if memo is not None:
+        memo.end_pass()
     return Discovery(desired=desired, problems=_bounded(c.problems),
                      notices=_bounded(c.notices))

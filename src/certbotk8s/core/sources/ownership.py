@@ -2,7 +2,10 @@
 
 Runs after discovery and before anything is planned or solved, so no DNS provider, HTTP-01
 route or ACME order ever sees a refused host. Three checks, in order, each refusing the whole
-certificate (never a part of it, which would silently change it):
+certificate (never a part of it, which would silently change it), except that the Istio
+file-mount certificate, made of several Gateways' parts, loses only the parts with a held
+host (each refused with an Event on its own Gateway, as discovery leaves out a Gateway with a
+wildcard or a host outside its namespace's patterns):
 
 1. TooManyHosts: more names than `tenants.maxHostsPerCertificate` (the CA allows 100).
 2. HostNotAllowed: with `tenants.hostPatterns` configured, every host must match one of the
@@ -20,15 +23,23 @@ certificate (never a part of it, which would silently change it):
    in both modes. A labelled Secret or its annotations never claim anything. Names are
    compared by what a certificate for them would be valid for: `*.example.com` and
    `shop.example.com` conflict (one label deep, never the apex), `*.example.com` and
-   `a.b.example.com` or `*.b.example.com` do not.
+   `a.b.example.com` or `*.b.example.com` do not. The namespace that claims is the source's
+   (core.sources.claimants): two Istio Gateways in `shop` and `pay` writing into `istio-system`
+   are two claimants.
 
-The config's own default certificate is the operator's and is exempt from 2 and 3.
+Last, one Secret holds one key, so it goes to one namespace: when sources of several namespaces
+want the very same certificate in one Secret (two Istio Gateways naming one `credentialName`),
+the namespace holding its hosts keeps it (with first-claimant protection the others are
+`HostClaimed`); with `tenants.shareHosts` the namespace it was last written for, else the
+oldest source, and the others get SecretConflict.
+
+The config's own certificates (`certificates`) are the operator's and are exempt from 2 and 3.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.core.config.settings import Config, TenantsConfig
@@ -36,11 +47,15 @@ from certbotk8s.core.model import (
     CertificateSpec,
     DesiredCertificate,
     Discovery,
+    ObjectRef,
     SecretRef,
     SourceKind,
+    SourcePart,
     SourceProblem,
 )
-from certbotk8s.core.sources.discovery import KubeObject, discover
+from certbotk8s.core.sources.claimants import claimant, claimant_namespace, outside_patterns
+from certbotk8s.core.sources.discovery import KubeObject, Reasons, discover
+from certbotk8s.core.sources.host_memo import HostMemo
 from certbotk8s.core.sources.names import is_wildcard
 from certbotk8s.core.sources.text import escape_controls, few
 from certbotk8s.core.state import records as rec
@@ -49,8 +64,9 @@ from certbotk8s.core.state import secret_meta
 
 class OwnershipReasons:
     TOO_MANY_HOSTS = "TooManyHosts"
-    HOST_NOT_ALLOWED = "HostNotAllowed"
+    HOST_NOT_ALLOWED = Reasons.HOST_NOT_ALLOWED
     HOST_CLAIMED = "HostClaimed"
+    SECRET_CONFLICT = Reasons.SECRET_CONFLICT
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,11 @@ class Holding:
     source: str = ""
     since: datetime | None = None
 
+    @property
+    def namespace(self) -> str:
+        """The namespace holding the hosts (core.sources.claimants)."""
+        return claimant_namespace(self.secret, self.source)
+
 
 def holdings(records: Mapping[SecretRef, rec.Record], now: datetime,
              grace: timedelta) -> list[Holding]:
@@ -72,13 +93,15 @@ def holdings(records: Mapping[SecretRef, rec.Record], now: datetime,
             if (hosts := rec.claimed_hosts(record, now, grace))]
 
 
-def order_share_key(desired: DesiredCertificate) -> tuple[str, CertificateSpec]:
+def order_share_key(desired: DesiredCertificate) -> tuple[str, str, CertificateSpec]:
     """Desired certificates with equal keys may share one order, and so one private key.
 
-    The Secret's namespace is part of it: a key is never written into two namespaces, however
-    alike the requests (a tenant copying another's hosts must not receive the other's key).
+    The Secret's namespace and the claimant's are part of it: a key is never written into two
+    namespaces, nor given to two tenants, however alike the requests (a tenant copying
+    another's hosts must not receive the other's key; two Istio Gateways of `shop` and `pay`
+    writing into `istio-system` are two tenants).
     """
-    return (desired.secret.namespace, desired.spec)
+    return (desired.secret.namespace, claimant(desired), desired.spec)
 
 
 def discover_owned(
@@ -89,24 +112,15 @@ def discover_owned(
     config: Config,
     holdings: Iterable[Holding],
     failing: Collection[SecretRef] = (),
+    memo: HostMemo | None = None,
 ) -> Discovery:
     """`discover`, then `enforce`: what may be issued, given the claims the controller's records
-    make (`holdings`) and the Secrets whose first issuance keeps failing (`failing`)."""
+    make (`holdings`) and the Secrets whose first issuance keeps failing (`failing`); `memo`
+    as for `discover`."""
     held = list(holdings)
     found = discover(ingresses, istio_gateways, gateway_api_gateways, reference_grants, config,
-                     holders={h.secret: h.source for h in held})
+                     holders={h.secret: h.source for h in held}, memo=memo)
     return enforce(found, config.tenants, held, failing)
-
-
-def pattern_matches(pattern: str, host: str) -> bool:
-    """`host` (normalised) is covered by `pattern` (normalised; see the module docstring)."""
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern
-
-
-def _outside(patterns: tuple[str, ...], hosts: Iterable[str]) -> list[str]:
-    return [h for h in hosts if not any(pattern_matches(p, h) for p in patterns)]
 
 
 def _names(hosts: Iterable[str]) -> str:
@@ -116,6 +130,7 @@ def _names(hosts: Iterable[str]) -> str:
 def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding],
             failing: Collection[SecretRef] = ()) -> Discovery:
     """`found` with every desired certificate that fails a check moved to its problems."""
+    holdings = list(holdings)  # read twice: the claims, then each Secret's holder
     problems = list(found.problems)
     admitted: list[DesiredCertificate] = []
     for d in found.desired:
@@ -127,13 +142,15 @@ def enforce(found: Discovery, tenants: TenantsConfig, holdings: Iterable[Holding
     kept = admitted
     if not tenants.share_hosts:
         claims = _Claims(holdings)
-        refused: dict[int, SourceProblem] = {}
+        taken: dict[int, DesiredCertificate] = {}
         for d in sorted(admitted, key=lambda d: _claim_rank(d, failing)):
-            problem = claims.take(d)
-            if problem is not None:
-                refused[id(d)] = problem
-        kept = [d for d in admitted if id(d) not in refused]
-        problems += refused.values()
+            admitted_as, refusals = claims.take(d)
+            problems += refusals
+            if admitted_as is not None:
+                taken[id(d)] = admitted_as
+        kept = [taken[id(d)] for d in admitted if id(d) in taken]
+    kept, conflicts = _one_namespace_per_secret(kept, holdings, failing)
+    problems += conflicts
     safe = [SourceProblem(p.source, p.reason, escape_controls(p.message)) for p in problems]
     safe.sort(key=lambda p: (p.source, p.reason, p.message))
     return Discovery(desired=tuple(kept), problems=tuple(safe), notices=found.notices)
@@ -149,10 +166,11 @@ def _cap(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
 
 
 def _patterns(d: DesiredCertificate, tenants: TenantsConfig) -> SourceProblem | None:
-    if tenants.host_patterns is None or d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
-        return None
+    if tenants.host_patterns is None or d.source_kind in (SourceKind.CONFIG_CERTIFICATE,
+                                                          SourceKind.ISTIO_FILE_MOUNT):
+        return None  # the file mount's Gateways: each against its own namespace, in discovery
     namespace = d.source.namespace
-    outside = _outside(tenants.host_patterns.get(namespace, ()), d.spec.hosts)
+    outside = outside_patterns(tenants.host_patterns.get(namespace, ()), d.spec.hosts)
     if not outside:
         return None
     return SourceProblem(
@@ -169,6 +187,32 @@ def _claim_rank(d: DesiredCertificate, failing: Collection[SecretRef]
     challenge must not squat a host its real owner asks for later)."""
     created = d.source.created
     return (d.secret in failing, not created, created, d.secret.namespace, d.secret.name)
+
+
+def _one_namespace_per_secret(
+    kept: list[DesiredCertificate], holdings: Iterable[Holding], failing: Collection[SecretRef]
+) -> tuple[list[DesiredCertificate], list[SourceProblem]]:
+    """One claimant namespace per Secret: discovery keeps one source per namespace of the
+    sources that want the same certificate in one Secret; the source the Secret was last
+    written for keeps it, else the first in claim order, and the rest are refused."""
+    holder = {h.secret: h.source for h in holdings}
+    by_secret: dict[SecretRef, list[DesiredCertificate]] = {}
+    for d in kept:
+        by_secret.setdefault(d.secret, []).append(d)
+    refused: list[SourceProblem] = []
+    result: list[DesiredCertificate] = []
+    for secret, wanting in by_secret.items():
+        wanting.sort(key=lambda d: (str(d.source) != holder.get(secret),
+                                    _claim_rank(d, failing), d.source))
+        keeper = wanting[0]
+        result.append(keeper)
+        for other in wanting[1:]:
+            refused.append(SourceProblem(
+                other.source, OwnershipReasons.SECRET_CONFLICT,
+                f"Secret {secret} is wanted by {keeper.source} of namespace "
+                f"{claimant(keeper)} too, which keeps it: one Secret holds one private key, "
+                "never shared between namespaces (name another Secret)"))
+    return result, refused
 
 
 def failing_claims(records: Mapping[SecretRef, rec.Record]) -> set[SecretRef]:
@@ -201,7 +245,7 @@ class _Claims:
         self.below: dict[str, dict[str, str]] = {}
         for holding in sorted(holdings, key=lambda h: (h.since is None, h.since or _ANY,
                                                        h.secret)):
-            mine = holding.secret.namespace
+            mine = holding.namespace
             for host in holding.hosts:
                 if not self._rival(host, mine):
                     self._own(host, mine)
@@ -221,18 +265,48 @@ class _Claims:
         if not is_wildcard(host) and "." in host:
             self.below.setdefault(_parent(host), {}).setdefault(mine, host)
 
-    def take(self, d: DesiredCertificate) -> SourceProblem | None:
-        """Admit `d` (its namespace then owns its free hosts) or say why not."""
-        if d.source_kind is SourceKind.DEFAULT_CERTIFICATE:
-            return None
-        mine = d.secret.namespace
+    def take(self, d: DesiredCertificate
+             ) -> tuple[DesiredCertificate | None, list[SourceProblem]]:
+        """Admit `d` (its namespace then owns its free hosts), or say why not. A certificate
+        made of several sources' parts (the Istio file mount) loses only the parts with a
+        held host, each refused on its own source: one Gateway cannot stop the others'."""
+        if d.source_kind is SourceKind.CONFIG_CERTIFICATE:
+            return d, []
+        mine = claimant(d)
+        if d.parts:
+            return self._take_parts(d, mine)
         held = [h for h in d.spec.hosts if self._rival(h, mine)]
         if held:
-            return SourceProblem(
-                d.source, OwnershipReasons.HOST_CLAIMED,
-                f"{_names(held)} already held (or covered by a wildcard held) by a certificate "
-                f"in another namespace; not issued into {d.secret} "
-                "(tenants.shareHosts in the config)")
+            return None, [self._refusal(d.source, held, d.secret)]
         for host in d.spec.hosts:
             self._own(host, mine)
-        return None
+        return d, []
+
+    def _take_parts(self, d: DesiredCertificate, mine: str
+                    ) -> tuple[DesiredCertificate | None, list[SourceProblem]]:
+        kept: list[SourcePart] = []
+        refusals: list[SourceProblem] = []
+        for part in d.parts:
+            held = [h for h in part.hosts if self._rival(h, mine)]
+            if held:
+                refusals.append(self._refusal(part.source, held, d.secret, left_out=True))
+            else:
+                kept.append(part)
+        if not kept:
+            return None, refusals
+        hosts = tuple(sorted({h for part in kept for h in part.hosts}))
+        for host in hosts:
+            self._own(host, mine)
+        first = kept[0]
+        return replace(d, spec=replace(d.spec, hosts=hosts), source=first.source,
+                       routing=first.routing, parts=tuple(kept)), refusals
+
+    @staticmethod
+    def _refusal(source: ObjectRef, held: list[str], secret: SecretRef,
+                 left_out: bool = False) -> SourceProblem:
+        outcome = (f"its hosts are left out of the shared certificate {secret}" if left_out
+                   else f"not issued into {secret}")
+        return SourceProblem(
+            source, OwnershipReasons.HOST_CLAIMED,
+            f"{_names(held)} already held (or covered by a wildcard held) by a certificate "
+            f"in another namespace; {outcome} (tenants.shareHosts in the config)")
