@@ -171,3 +171,18 @@ def test_istio_gateways_spend_their_own_namespaces_share_not_istio_systems() -> 
     assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
     assert b.check(Action(ActionKind.ISSUE, gateway_cert("pay", "y.example.com"), REASON),
                    None, NOW) is None
+
+
+def test_an_order_whose_end_was_never_reported_stops_holding_its_slot_after_an_hour() -> None:
+    b = book(FakeLedger())
+    full = {SecretRef("team-a", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(49)}
+    b.set_issued(full, NOW)
+    b.order_placed("team-x", NOW, exempt=False, hosts=("x.example.com",))
+    waiting = Action(ActionKind.ISSUE, desired("y.example.com"), REASON)
+    assert b.check(waiting, None, NOW + timedelta(minutes=30)) is not None
+    later = NOW + timedelta(hours=1)
+    b.set_issued(full, later)
+    assert b.check(waiting, None, later) is None

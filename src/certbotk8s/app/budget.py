@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
@@ -39,6 +39,10 @@ from certbotk8s.core.sources.claimants import claimant, claimant_namespace
 from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
+
+
+IN_FLIGHT_MAX = timedelta(hours=1)
+"""Longer than any order may take (the order and DNS propagation deadlines are minutes)."""
 
 
 class LedgerStore(Protocol):
@@ -98,6 +102,8 @@ class RenewalBook:
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
+            # an order whose end was never reported (an unexpected error) stops holding its slot
+            self._in_flight = [o for o in self._in_flight if now - o.at < IN_FLIGHT_MAX]
 
     # -- the budget -----------------------------------------------------------------------------
 
