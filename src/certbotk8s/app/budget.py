@@ -131,17 +131,17 @@ class RenewalBook:
               ari: RenewalWindow | None = None, requested: datetime | None = None,
               ) -> tuple[Action, ratelimit.Hold | None]:
         """The order to place for the due `action` and the budget's hold on it (None: it may
-        go). A host change that the budget holds or that backs off after failures (a new name
-        whose challenge fails, an order the CA refused) renews the certificate the Secret
-        holds, for its own names and with `replaces`, once that one is due
-        (core.renewal.interim); until then a hold ends no later than that moment, so the
-        caller looks again in time. `ari`: the CA's window for the certificate `observed`
-        holds; `requested`: as for `failure_state`."""
+        go). A host change that the budget holds or that failed before (a new name whose
+        challenge fails, an order the CA refused) renews the certificate the Secret holds, for
+        its own names and with `replaces`, once that one is due (core.renewal.interim); until
+        then a hold ends no later than that moment, so the caller looks again in time (a
+        backoff is capped by the certificate's life: core.renewal.backoff). `ari`: the CA's
+        window for the certificate `observed` holds; `requested`: as for `failure_state`."""
         ref = action.desired.secret
         hold = self.check(action, observed, now)
         held = hold is not None and hold.until > now
-        if not held and not self.failure_state(ref, observed, now, spec=action.desired.spec,
-                                               requested=requested).waiting(now):
+        if not held and self.failure_state(ref, observed, now, spec=action.desired.spec,
+                                           requested=requested).failures == 0:
             return action, hold
         interim = interim_renewal(action, observed, now, ari)
         if interim is None:
