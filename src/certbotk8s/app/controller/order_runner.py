@@ -255,10 +255,12 @@ class OrderRunner:
         observed = self._read(ref)
         fresh = self._decided_again(first, observed, now)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        if due:  # a held host change may renew the names the Secret holds instead
+        if due and len(job.actions) == 1:
+            # a waiting host change may renew the names the Secret holds instead (not for an
+            # order other Secrets share: they want the new names)
             fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari)
         else:
-            hold = self.book.check(first, observed, now)
+            hold = self.book.check(fresh if due else first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
             ref, failure=self.book.failure_state(ref, observed, now,
                                                  spec=(fresh if due else first).desired.spec),
