@@ -19,9 +19,12 @@ compares every figure with the last accepted one in bench/baseline.json (key
 more than the noise of either measurement (at least 5 %). `--accept` stores this run's figures
 as the new baseline.
 
-The controller serves HTTP-01 on the lab's port (5002), so only one may run on the machine:
-the script waits for the port to be free. Objects it creates are deleted at the end (the lab
-has no namespace controller, so the namespaces stay).
+Which object each write went to and what it changed: start the lab with `LAB_AUDIT=1` and run
+bench/audit_writes.py over a burst's `started_at` .. `ended_at` (in the JSON).
+
+The controller serves HTTP-01 on the lab's port (5002 + LAB_PORT_OFFSET, HTTP01_PORT in
+.lab/env), so only one may run per lab: the script waits for the port to be free. Objects it
+creates are deleted at the end (the lab has no namespace controller, so the namespaces stay).
 
 Usage: .venv/bin/python bench/controller.py [--runs 25] [--burst 200] [--managed 10000]
                                             [--unrelated 300] [--log /tmp/bench-controller.log]
@@ -77,7 +80,12 @@ from certbotk8s.core.model import (  # noqa: E402
 )
 from certbotk8s.core.pki import certs  # noqa: E402
 from certbotk8s.core.state import secret_meta  # noqa: E402
-from tests.lab.conftest import RBAC_MANIFEST, apply_manifest, read_lab_env  # noqa: E402
+from tests.lab.conftest import (  # noqa: E402
+    LAB_RBAC_MANIFEST,
+    RBAC_MANIFEST,
+    apply_manifest,
+    read_lab_env,
+)
 
 TARGETS = {"latency_median_s": 0.25, "throughput_certs_per_s": 15.0,
            "rss_10k_managed_mb": 150.0, "rss_change_unrelated_mb": 10.0}
@@ -356,10 +364,17 @@ def delete_in(api: ApiClient, namespace: str, *, ingresses: bool = False,
         log(f"cleanup of {namespace} failed: {e}")
 
 
-def etcd_status() -> dict[str, int]:
-    """dbSize and quota from etcd's gRPC gateway (the lab's etcd on 127.0.0.1:12379)."""
+def etcd_endpoint(env: dict[str, str]) -> str:
+    """The lab's etcd client URL: from .lab/env, else its port shifted by LAB_PORT_OFFSET
+    (a lab started before lab/kube.sh wrote KUBE_ETCD_ENDPOINT)."""
+    offset = int(os.environ.get("LAB_PORT_OFFSET") or 0)
+    return env.get("KUBE_ETCD_ENDPOINT") or f"http://127.0.0.1:{12379 + offset}"
+
+
+def etcd_status(endpoint: str) -> dict[str, int]:
+    """dbSize and quota from etcd's gRPC gateway (`endpoint`: `etcd_endpoint`)."""
     try:
-        req = urllib.request.Request("http://127.0.0.1:12379/v3/maintenance/status", data=b"{}",
+        req = urllib.request.Request(f"{endpoint}/v3/maintenance/status", data=b"{}",
                                      method="POST")
         with urllib.request.urlopen(req, timeout=5) as r:
             data = json.loads(r.read())
@@ -491,6 +506,7 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int,
     hosts = [f"tp-{uuid.uuid4().hex[:12]}.certbotk8s.test" for _ in range(count)]
     bodies = [ingress_body(f"tp-{i}", hosts[i], f"tp-{i}-tls") for i in range(count)]
     try:
+        started_at = datetime.now(UTC)
         first = now_s()
         parallel(lambda i: create_ingress(api, namespace, bodies[i]), count, threads)
         created = now_s() - first
@@ -502,7 +518,8 @@ def measure_throughput(api: ApiClient, namespace: str, count: int, threads: int,
     done = len(times)
     total = times[-1] if done == count else None
     return {
-        "ingresses": count, "create_threads": threads,
+        "ingresses": count, "create_threads": threads, "namespace": namespace,
+        "started_at": started_at.isoformat(),  # bench/audit_writes.py --since
         "seconds_creating_ingresses": round(created, 2),
         "secrets_ready": done,
         "first_secret_s": round(times[0], 2) if times else None,
@@ -553,16 +570,18 @@ def per_certificate(before: Counter[tuple[str, str]], after: Counter[tuple[str, 
     }
 
 
-def wait_quiet(ctl: ControllerProcess, seconds: float = 3.0, limit: float = 15.0) -> None:
-    """Wait until the reconcile counter stops moving for `seconds` (at most `limit`: a
-    hot reconcile loop never settles)."""
+def wait_quiet(ctl: ControllerProcess, seconds: float = 3.0, limit: float = 30.0) -> None:
+    """Wait until the reconcile counter stops moving for `seconds` and every certificate
+    record is written (they are written behind, some held up to 10 s for the record's next
+    change), at most `limit`: a hot reconcile loop never settles."""
     end = now_s() + limit
     last, since = None, now_s()
     while now_s() < end:
-        count = metric(ctl.metrics(), "certbotk8s_reconcile_duration_seconds_count")
+        text = ctl.metrics()
+        count = metric(text, "certbotk8s_reconcile_duration_seconds_count")
         if count != last:
             last, since = count, now_s()
-        elif now_s() - since >= seconds:
+        elif now_s() - since >= seconds and not metric(text, "certbotk8s_records_unsaved"):
             return
         time.sleep(0.5)
 
@@ -590,15 +609,17 @@ def main() -> None:
     CHALLENGE["challenge"] = args.challenge
 
     env = read_lab_env(ROOT / ".lab" / "env")
+    etcd = etcd_endpoint(env)
     api = load_api_client(env["KUBECONFIG"])
     apply_manifest(api, RBAC_MANIFEST)
+    apply_manifest(api, LAB_RBAC_MANIFEST)  # its own Lease (`--lease-name certbotk8s-bench`)
     log_path = Path(args.log)
     log_path.write_bytes(b"")
     ctl = ControllerProcess(env, log_path, int(env["HTTP01_PORT"]))
     results: dict[str, Any] = {
         "ca": "pebble (lab, PEBBLE_VA_NOSLEEP=1)", "machine_cpus": os.cpu_count(),
         "challenge": args.challenge,
-        "controller_log": str(log_path), "etcd_before": etcd_status(),
+        "controller_log": str(log_path), "etcd_before": etcd_status(etcd),
     }
     cleanup: list[tuple[str, dict[str, Any]]] = []
     try:
@@ -621,9 +642,11 @@ def main() -> None:
                     ns = create_namespace(api, "bench-tp")
                     cleanup.append((ns, {"ingresses": True}))
                     log(f"throughput {repeat + 1}/{args.repeat}: {args.burst} Ingresses in {ns}")
+                    wait_quiet(ctl)  # the latency series' last writes are not the burst's
                     served = api_requests(api)
                     burst = measure_throughput(api, ns, args.burst, args.threads, ctl.pid)
                     wait_quiet(ctl)  # the batched record and ledger writes land too
+                    burst["ended_at"] = datetime.now(UTC).isoformat()  # audit_writes --until
                     burst.update(per_certificate(served, api_requests(api), args.burst))
                     burst["controller_cpu_s_per_certificate"] = round(
                         burst["cpu_seconds_by_process"].get("controller", 0.0) / args.burst, 4)
@@ -669,10 +692,10 @@ def main() -> None:
 
             # -- d: unrelated 1 MiB Secrets ------------------------------------------------------
             if "unrelated" not in args.skip:
-                etcd = etcd_status()
+                db = etcd_status(etcd)
                 n = args.unrelated
-                if etcd.get("quota"):
-                    room = int((etcd["quota"] * 0.6 - etcd["db_size"]) / (1.2 * 2**20))
+                if db.get("quota"):
+                    room = int((db["quota"] * 0.6 - db["db_size"]) / (1.2 * 2**20))
                     n = max(0, min(n, room))
                 big_ns = create_namespace(api, "bench-big")
                 cleanup.append((big_ns, {"label_selector": BENCH_LABEL}))
@@ -698,7 +721,7 @@ def main() -> None:
                     "rss_before_mb": before["VmRSS"], "rss_after_mb": after["VmRSS"],
                     "rss_change_mb": round(after["VmRSS"] - before["VmRSS"], 1),
                     "vmhwm_after_mb": after["VmHWM"],
-                    "etcd_after_create": etcd_status(),
+                    "etcd_after_create": etcd_status(etcd),
                 }
             results["controller_exit_code_2"] = ctl.stop()
     finally:
@@ -708,7 +731,7 @@ def main() -> None:
         for ns, kw in cleanup:
             log(f"cleanup: {ns}")
             delete_in(api, ns, **kw)
-        results["etcd_after_cleanup"] = etcd_status()
+        results["etcd_after_cleanup"] = etcd_status(etcd)
         results["http01_port_bind_races"] = ctl.bind_races
 
     results["guard"] = judge(results, Path(args.baseline), f"controller/{args.challenge}",

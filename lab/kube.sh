@@ -1,6 +1,9 @@
 # etcd + kube-apiserver (built from Go modules) and the Istio / Gateway API CRDs. Sourced by lab/up.
 # Ports (127.0.0.1 only; override with KUBE_ETCD_PORT, KUBE_ETCD_PEER_PORT, KUBE_PORT):
 # etcd client 12379, etcd peer 12380, kube-apiserver 16443. State is fresh at every start.
+# LAB_AUDIT=1 also logs the lab controller's own requests (user certbotk8s:certbotk8s) to
+# .lab/kube/audit.log, writes with their bodies (bench/audit_writes.py counts them per object
+# and shows what each patch changes).
 # shellcheck shell=bash
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
@@ -218,15 +221,26 @@ kube_start() {
 
   # Audit: only the requests of ServiceAccounts in namespace certbotk8s-audited (the identity
   # tests/lab/test_rbac_audit.py runs the controller as), one JSON line each; nothing else is
-  # logged, so the rest of the lab pays nothing for it.
-  cat >"$KUBE_DIR/audit-policy.yaml" <<'YAML'
+  # logged, so the rest of the lab pays nothing for it. With LAB_AUDIT=1 also the lab
+  # controller's (bench/audit_writes.py): writes with their bodies (the lab's throwaway test
+  # keys only), everything else without.
+  local controller_rules=""
+  if [ "${LAB_AUDIT:-0}" = 1 ]; then
+    controller_rules='  - level: Request
+    users: ["system:serviceaccount:certbotk8s:certbotk8s"]
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: Metadata
+    users: ["system:serviceaccount:certbotk8s:certbotk8s"]
+'
+  fi
+  cat >"$KUBE_DIR/audit-policy.yaml" <<YAML
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
     userGroups: ["system:serviceaccounts:certbotk8s-audited"]
-  - level: None
+${controller_rules}  - level: None
 YAML
 
   start_bg etcd "$KUBE_ETCD_BIN" --name lab --data-dir "$KUBE_DIR/etcd/data" \
@@ -258,6 +272,7 @@ YAML
   env_add CONTROLLER_KUBECONFIG "$KUBE_DIR/controller.kubeconfig"
   env_add KUBE_APISERVER "https://127.0.0.1:$KUBE_PORT"
   env_add KUBE_CA_FILE "$KUBE_DIR/ca.crt"
+  env_add KUBE_ETCD_ENDPOINT "http://127.0.0.1:$KUBE_ETCD_PORT"
   kube_kubeconfig "$KUBE_DIR/admin.kubeconfig" lab-admin "$admin_token"
   kube_kubeconfig "$KUBE_DIR/controller.kubeconfig" certbotk8s "$controller_token"
   wait_tcp "$KUBE_PORT" 60 kube-apiserver

@@ -202,3 +202,4 @@ def test_renew_command_goes_through_the_running_controller(
     events = _core(admin_api).list_namespaced_event(
         namespace, field_selector="involvedObject.name=asked,reason=Renewed").items
     assert any("renewal requested at" in e.message for e in events), [e.message for e in events]
+

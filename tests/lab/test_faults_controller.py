@@ -128,7 +128,8 @@ def test_leader_cut_off_from_the_api_server_leaves_its_orders_to_the_next(
             hosts = [lab.host(name) for name in names]
             for name, host in zip(names, hosts, strict=True):
                 _ingress(admin_api, namespace, name, [host])
-            orders = wait_for(lambda: _recorded(admin_api, namespace, names), 20,
+            # (written behind: 3 s waiting for the orders' end, then the next 5 s flush)
+            orders = wait_for(lambda: _recorded(admin_api, namespace, names), 30,
                               "A's orders recorded")
             # Challenges presented (tokens and routing through the API): A is in its self-check.
             wait_for(lambda: len(_routes(admin_api, hosts)) >= len(names), 20,

@@ -1,5 +1,6 @@
 """Several controller replicas against the real lab: exactly one orders and tokens are shared,
-a SIGTERM is a clean stop, a successor continues the order of a leader killed mid-order."""
+a SIGTERM is a clean stop (the leader's shared routing Service goes with it), a successor
+continues the order of a leader killed mid-order."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
         return [i.metadata.name for i in listed.items
                 if host in [r.host for r in (i.spec.rules or [])]]
 
-    order_url = wait_for(recorded, 15, "the in-flight order record")
+    # (written behind: the entry waits 3 s for the order's end, then the next 5 s flush)
+    order_url = wait_for(recorded, 30, "the in-flight order record")
     # The order is recorded before its challenges are presented: kill only once B's routing
     # exists, so the successor really has a dead leader's routing to sweep.
     wait_for(routes, 15, "the leader's HTTP-01 routing")
@@ -112,5 +114,31 @@ def test_sigkill_mid_order_successor_continues_the_same_order(
     issued = [line for line in pebble_log.splitlines() if f"for order {order_id}" in line
               and "Issued certificate serial" in line]
     assert issued and issued[0].split("serial ")[1].split()[0].lstrip("0") == serial.lstrip("0")
-    wait_for(lambda: recorded() is None, 10, "the in-flight record cleared")
+    # (the new certificate's record waits up to 10 s for its ARI moment, then a 5 s flush)
+    wait_for(lambda: recorded() is None, 20, "the in-flight record cleared")
     assert routes() == []  # swept by the new leader, then published and removed for the order
+
+
+def test_http01_orders_of_a_namespace_share_one_service_removed_when_the_leader_stops(
+    lab: Lab, admin_api: ApiClient, namespace: str, controllers: Starter
+) -> None:
+    """routeNamespace source (the lab's config): the controller's orders in one namespace
+    route through one ExternalName Service, made once, kept between orders (no write per
+    order), and removed with everything else of ours when the leader stops."""
+    ctl = controllers("sharing").wait_leading()
+    uids = set()
+    for name in ("share-a", "share-b"):
+        _ingress(admin_api, namespace, name, [lab.host(name)])
+        wait_for(functools.partial(read_secret, admin_api, namespace, f"{name}-tls"), 15, name)
+        services = _core(admin_api).list_namespaced_service(
+            namespace, label_selector="certbotk8s.io/role=http01-route").items
+        assert [s.spec.type for s in services] == ["ExternalName"]
+        uids.add(services[0].metadata.uid)
+    assert len(uids) == 1  # the second order used the Service the first one made
+    networking: Any = k8s.NetworkingV1Api(admin_api)
+    wait_for(lambda: not networking.list_namespaced_ingress(
+        namespace, label_selector="certbotk8s.io/role=http01-route").items, 10,
+        "each order's routing Ingress removed")
+    assert ctl.stop() == 0
+    assert _core(admin_api).list_namespaced_service(
+        namespace, label_selector="certbotk8s.io/role=http01-route").items == []

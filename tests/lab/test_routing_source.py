@@ -21,7 +21,16 @@ from certbotk8s.adapters.http01.routing import (
     route_name,
 )
 from certbotk8s.core.errors import ChallengeFailed, Http01SolverError, KubeError
-from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
+from certbotk8s.core.model import (
+    CertificateSpec,
+    ChallengeType,
+    DesiredCertificate,
+    HttpRouting,
+    KeyType,
+    ObjectRef,
+    SecretRef,
+    SourceKind,
+)
 from certbotk8s.core.ports import ChallengeSolver, PendingChallenge
 
 from .conftest import EngineFactory, Lab
@@ -235,3 +244,52 @@ def test_sweep_removes_what_a_killed_leader_left_in_source_namespaces(
     assert {(r.kind, r.namespace, r.name) for r in left} <= {
         (r.kind, r.namespace, r.name) for r in swept}
     assert [_read(admin_api, r) for r in left] == [None] * len(left)
+
+
+def test_the_controllers_orders_share_one_service_per_namespace_until_it_is_retired(
+    lab: Lab, make_engine: EngineFactory, http01_solver: Http01Solver,
+    admin_api: client.ApiClient, controller_api: client.ApiClient, namespace: str,
+) -> None:
+    """`share_services` (the controller): two real orders from one namespace route through
+    one ExternalName Service, made once; each order's Ingress goes with the order, the Service
+    stays for the next order until `retire_shared` finds no HTTP-01 source routing from there
+    (or the leader stops), and is then gone."""
+    shared = KubeRoutingPublisher(controller_api, OWN, share_services=True)
+    service = ObjectRef("v1", "Service", namespace, shared.shared_service_name)
+    routing = _routing(SourceKind.INGRESS, namespace)
+    seen: list[list[dict[str, Any] | None]] = []
+    uids: set[str] = set()
+    for i in range(2):
+        hosts = (lab.host(f"share{i}"),)
+        order_id = f"order-{uuid.uuid4().hex[:8]}"
+        route = ObjectRef("networking.k8s.io/v1", "Ingress", namespace,
+                          route_name(order_id, SourceKind.INGRESS))
+        probe = Probe(http01_solver, admin_api, [route, service])
+        solver = RoutedHttp01Solver(probe, shared, routing, hosts, order_id)
+        cert = make_engine().issue(OrderRequest(hosts=hosts, profile="default"),
+                                   {ChallengeType.HTTP01: solver})
+        assert cert.info.sans == hosts
+        seen += probe.seen
+        assert _read(admin_api, route) is None  # the order's own object is gone with it
+        kept = _read(admin_api, service)
+        assert kept is not None
+        uids.add(kept["metadata"]["uid"])
+    assert len(seen) == 2
+    for route_obj, service_obj in seen:  # while the CA validated
+        assert route_obj is not None and service_obj is not None
+        assert service_obj["spec"]["type"] == "ExternalName"
+        assert service_obj["spec"]["externalName"] == SOLVER_HOST
+        (path,) = route_obj["spec"]["rules"][0]["http"]["paths"]
+        assert path["backend"]["service"]["name"] == shared.shared_service_name
+    assert len(uids) == 1  # one Service for both orders, never made twice
+    wanted = DesiredCertificate(
+        SecretRef(namespace, "web-tls"),
+        CertificateSpec(hosts=(lab.host("share0"),), issuer="pebble",
+                        challenge=ChallengeType.HTTP01, dns_provider=None,
+                        key_type=KeyType.ECDSA_P256, profile=None, renew_before=None),
+        ObjectRef("networking.k8s.io/v1", "Ingress", namespace, "web"), SourceKind.INGRESS,
+        routing)
+    assert shared.retire_shared([wanted]) == []  # the namespace still routes HTTP-01
+    assert _read(admin_api, service) is not None
+    assert shared.retire_shared([]) == [namespace]
+    assert _read(admin_api, service) is None

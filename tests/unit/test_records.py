@@ -7,7 +7,8 @@ import base64
 from datetime import timedelta
 
 from certbotk8s.adapters.kube.records import _decode
-from certbotk8s.app.records import Records
+from certbotk8s.app.records import ARI_MOMENT_HOLD, ORDER_END_HOLD, Records
+from certbotk8s.core.errors import KubeUnreachable
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state import records, secret_meta
 
@@ -134,3 +135,96 @@ def test_written_behind_nothing_is_saved_on_the_changing_thread() -> None:
     assert store.saves == 0
     kept.flush(force=True)
     assert store.saves == 1 and set(store.records) == {A, B}
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _behind(store: FakeRecordStore, clock: Monotonic) -> Records:
+    return Records(store, save_every=0, write_behind=True, clock=clock)
+
+
+ORDER = {records.ORDER_URL: "https://ca/order/1", records.ORDER_HOSTS: "a.test"}
+ISSUED = {secret_meta.SERIAL: "0a", secret_meta.HOSTS: "a.test"}
+MOMENT = {secret_meta.RENEWAL_MOMENT: "2026-12-09T00:00:00Z c w"}
+
+
+def test_an_order_its_certificate_and_its_ari_moment_are_one_write() -> None:
+    """The controller's path: the order placed (in flight), the certificate issued 2 s later,
+    its ARI moment chosen within the next two 5 s rounds, flushes every 5 s. The held changes
+    wait for the moment: one save, holding what three would have left."""
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.update(A, ORDER, hold=ORDER_END_HOLD)
+    clock.now += 2
+    kept.replace(A, ISSUED, hold=ARI_MOMENT_HOLD)
+    for _ in range(2):  # two flushes while the ARI moment is on its way
+        clock.now += 4.5
+        kept.flush(force=True)
+    assert store.saves == 0
+    kept.update(A, MOMENT)
+    kept.flush(force=True)
+    assert store.saves == 1 and store.records[A] == {**ISSUED, **MOMENT}
+
+
+def test_an_order_still_running_after_its_hold_is_saved_for_a_new_leader() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.update(A, ORDER, hold=ORDER_END_HOLD)
+    kept.flush(force=True)
+    assert store.saves == 0  # it may end within its hold: then it needs no write
+    clock.now += ORDER_END_HOLD
+    kept.flush(force=True)
+    assert store.records[A] == ORDER
+
+
+def test_a_held_change_is_saved_when_its_hold_runs_out() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.replace(A, ISSUED, hold=ARI_MOMENT_HOLD)  # no ARI moment follows (a CA without ARI)
+    clock.now += ARI_MOMENT_HOLD - 0.1
+    kept.flush(force=True)
+    assert store.saves == 0
+    clock.now += 0.1
+    kept.flush(force=True)
+    assert store.records[A] == ISSUED
+
+
+def test_a_later_held_change_never_delays_one_already_due() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.update(A, {secret_meta.LAST_ERROR: "boom"})
+    kept.update(A, ORDER, hold=ORDER_END_HOLD)
+    kept.replace(B, ISSUED, hold=ARI_MOMENT_HOLD)
+    kept.flush(force=True)
+    assert store.records == {A: {secret_meta.LAST_ERROR: "boom", **ORDER}}
+
+
+def test_the_final_flush_writes_held_changes_and_a_failed_save_keeps_them() -> None:
+    store, clock = FakeRecordStore(), Monotonic()
+    kept = _behind(store, clock)
+    kept.replace(A, ISSUED, hold=ARI_MOMENT_HOLD)
+    failing = store.save
+
+    def fail(changes: object) -> None:
+        raise KubeUnreachable("API server away")
+
+    store.save = fail  # type: ignore[method-assign]
+    kept.flush(force=True, final=True)
+    store.save = failing  # type: ignore[method-assign]
+    assert kept.unsaved() == 1
+    kept.flush(force=True)  # kept, and due now
+    assert store.records[A] == ISSUED and kept.unsaved() == 0
+
+
+def test_not_written_behind_a_change_is_saved_at_once_even_with_a_hold() -> None:
+    """`renew --once` ends after its pass: nothing waits."""
+    store = FakeRecordStore()
+    kept = Records(store, save_every=0)
+    kept.replace(A, ISSUED, hold=ARI_MOMENT_HOLD)
+    assert store.records[A] == ISSUED

@@ -3,11 +3,11 @@
 When the CA has created an order, its URL and hosts go into the Secret's record
 (`core.state.records.ORDER_URL`, `ORDER_HOSTS`); the order's end removes them (a written
 certificate replaces the whole record). Records are written behind (the controller's 5 s
-flush), so an order that ends before the next flush costs no API write of its own; one still
-running at the flush is saved with it. After a crash the next leader reads the records and
-resumes each recorded order. A leader killed within those few seconds of placing an order
-leaves no URL: the next leader places a new order for the same hosts (the CA reuses the
-authorizations that were validated meanwhile).
+flush), and this change waits `ORDER_END_HOLD` (3 s) for the order's end, so an order that
+ends within it costs no API write of its own; one still running then is saved.
+After a crash the next leader reads the records and resumes each recorded order. A leader
+killed within those seconds of placing an order leaves no URL: the next leader places a new
+order for the same hosts (the CA reuses the authorizations that were validated meanwhile).
 
 Contract (as `adapters.kube.inflight.KubeInflightStore`, which it replaces): `load` returns
 every recorded order; `record` and `clear` never touch the API server themselves; `clear` of
@@ -25,7 +25,7 @@ import logging
 from typing import Protocol
 
 from certbotk8s.adapters.kube.inflight import InflightOrder
-from certbotk8s.app.records import Records
+from certbotk8s.app.records import ORDER_END_HOLD, Records
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import SecretRef
 from certbotk8s.core.state import records as rec
@@ -64,8 +64,10 @@ class RecordedInflight:
         return {**legacy, **recorded}
 
     def record(self, order: InflightOrder) -> None:
+        # the order's end changes the record again: one write for both when it ends soon
         self._records.update(order.secret, {rec.ORDER_URL: order.order_url,
-                                            rec.ORDER_HOSTS: ",".join(order.hosts)})
+                                            rec.ORDER_HOSTS: ",".join(order.hosts)},
+                             hold=ORDER_END_HOLD)
 
     def clear(self, ref: SecretRef) -> None:
         self._records.update(ref, {rec.ORDER_URL: None, rec.ORDER_HOSTS: None})

@@ -177,6 +177,11 @@ class Metrics:
             "certbotk8s_kube_api_unreachable_seconds",
             "Seconds the API server has been unreachable from this replica (0 when reachable)",
             registry=r)
+        self.records_unsaved = Gauge(
+            "certbotk8s_records_unsaved",
+            "Certificate records changed in this replica's memory and not yet written to its "
+            "namespace (written behind: every 5 s, or up to 10 s when the next change to the "
+            "record is expected)", registry=r)
         self.watch_expired = Counter(
             "certbotk8s_watch_expired_total",
             "Watches the API server answered with 410 Gone (resourceVersion too old); each "
@@ -318,6 +323,10 @@ class Metrics:
     def track_api_unreachable(self, seconds: Callable[[], float]) -> None:
         """`certbotk8s_kube_api_unreachable_seconds` reads `seconds()` at each scrape."""
         self.api_unreachable_seconds.set_function(seconds)
+
+    def track_records_unsaved(self, count: Callable[[], float]) -> None:
+        """`certbotk8s_records_unsaved` reads `count()` at each scrape."""
+        self.records_unsaved.set_function(count)
 
     def count_watch_expired(self, resource: str) -> None:
         self.watch_expired.labels(resource).inc()

@@ -20,7 +20,7 @@ from certbotk8s.app.ari import AriReader
 from certbotk8s.app.budget import LedgerStore, RenewalBook
 from certbotk8s.app.isolation import InternalError, contained, report_internal
 from certbotk8s.app.issuers import IssuerRegistry
-from certbotk8s.app.records import Records
+from certbotk8s.app.records import ARI_MOMENT_HOLD, Records
 from certbotk8s.app.solvers import SolverFactory
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import (
@@ -477,10 +477,12 @@ def store(deps: PassDeps, d: DesiredCertificate, issued: IssuedCertificate,
             deps.secrets.write_tls(d.secret.namespace, d.secret.name, issued.key_pem,
                                    issued.fullchain_pem, meta.labels, meta.annotations, version)
             # The new record: what was written, the claim's start kept; failures, moment
-            # and release are gone with the old certificate.
+            # and release are gone with the old certificate. Its ARI moment follows within
+            # seconds (the controller's ARI refresh): one write for both (app.records).
             deps.records.replace(d.secret, {
                 **meta.annotations,
-                rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)})
+                rec.CLAIMED_SINCE: rec.claim_start(record, d.spec.hosts, now)},
+                hold=ARI_MOMENT_HOLD)
             return Stored()
         except KubeConflict as e:
             if attempt == STORE_ATTEMPTS:

@@ -87,12 +87,15 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
                   observer: IssuerObserver | None = None,
                   account_metric: AccountMetric | None = None,
                   queued_events: Callable[[EventRecorder], QueuedEventRecorder] | None = None,
-                  write_behind: bool = False, namespaces: Sequence[str] = ()) -> Runtime:
+                  write_behind: bool = False, namespaces: Sequence[str] = (),
+                  share_routing_services: bool = False) -> Runtime:
     """`queued_events`: post Events off the order path through the queue it builds around the
     recorder (the controller); None posts them synchronously (one-shot commands).
     `write_behind`: the certificate records are saved by the owner's periodic flush, never on
     the thread that changed them (the controller). `namespaces`: the namespaces served (empty:
-    all); HTTP-01 routing is written nowhere else."""
+    all); HTTP-01 routing is written nowhere else. `share_routing_services`: one ExternalName
+    Service per source namespace across orders (the controller's leader, which retires them;
+    adapters.http01.routing)."""
     secrets = KubeSecretStore(api)
     tokens = tokens or MemoryTokenStore()
     http01 = config.solver.http01
@@ -101,6 +104,7 @@ def build_runtime(config: Config, api: ApiClient, tokens: TokenStore | None = No
         api, config.controller_namespace, solver_service=http01.solver_service,
         solver_port=http01.solver_service_port, path_type=http01.path_type, served=served,
         route_namespace=http01.route_namespace, namespaces=namespaces,
+        share_services=share_routing_services,
     )
     events: EventRecorder = KubeEventRecorder(
         api, instance=os.environ.get("POD_NAME", socket.gethostname()))

@@ -8,7 +8,11 @@ Where the routing object lives is `solver.http01.routeNamespace`:
   What the route points at, as a proxy would route it:
   - Ingress: an ExternalName Service next to it, `externalName` = the solver Service's cluster
     DNS name (ingress-nginx and HAProxy follow it; Traefik and Contour once enabled; cloud L7
-    load balancers (GKE) do not: use `controller`).
+    load balancers (GKE) do not: use `controller`). With `share_services` (the controller) one
+    such Service per source namespace serves every order there (`shared_service_name`,
+    adapters.http01.shared_service): checked when no order of ours holds it, never deleted
+    while one does, deleted by `retire_shared` once the namespace needs it no more (and by
+    `sweep`). Without, each order gets its own, deleted with it.
   - Istio: the VirtualService's destination is the solver Service's FQDN; nothing else needed.
   - Gateway API: the HTTPRoute's backendRef names the solver Service in the controller's
     namespace, allowed by a ReferenceGrant created there (from HTTPRoutes of the route's
@@ -17,7 +21,8 @@ Where the routing object lives is `solver.http01.routeNamespace`:
   routes across namespaces: same-class Ingresses, `*/host` Istio servers, listeners whose
   `allowedRoutes` admit the controller namespace).
 
-Every object is named from the order, labelled as certbotk8s's, and deleted after the order;
+Every other object is named from the order, labelled as certbotk8s's, and deleted after the
+order;
 objects are only written in the controller namespace and the namespaces the controller serves,
 and an existing object without certbotk8s's labels is never replaced or deleted. ingress-nginx
 additionally gets `ssl-redirect: "false"` and a source allow-list open to all (as cert-manager
@@ -32,7 +37,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,6 +45,7 @@ import urllib3.exceptions
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from certbotk8s.adapters.http01.shared_service import SharedServices
 from certbotk8s.adapters.kube import rest
 from certbotk8s.adapters.kube.client import Op, translate, unreachable
 from certbotk8s.adapters.kube.discovery import ServedVersions
@@ -50,7 +56,13 @@ from certbotk8s.core.errors import (
     KubeUnreachable,
     retry_intent,
 )
-from certbotk8s.core.model import ChallengeType, HttpRouting, ObjectRef, SourceKind
+from certbotk8s.core.model import (
+    ChallengeType,
+    DesiredCertificate,
+    HttpRouting,
+    ObjectRef,
+    SourceKind,
+)
 from certbotk8s.core.ports import ChallengeSolver, KubeObject, PendingChallenge, RoutingPublisher
 from certbotk8s.core.sources.resources import (
     HTTP_ROUTES,
@@ -200,6 +212,8 @@ class KubeRoutingPublisher:
 
     `route_namespace`: "source" or "controller" (module docstring). `namespaces`: the
     namespaces the controller serves (empty: all); a source namespace outside them is refused.
+    `share_services`: one ExternalName Service per source namespace across orders (module
+    docstring); only for one process per installation that routes (the controller's leader).
     """
 
     def __init__(
@@ -212,6 +226,7 @@ class KubeRoutingPublisher:
         route_namespace: str = "source",
         namespaces: Sequence[str] = (),
         served: ServedVersions | None = None,
+        share_services: bool = False,
     ) -> None:
         if route_namespace not in ROUTE_NAMESPACES:
             raise ValueError(f"route_namespace must be one of {ROUTE_NAMESPACES}")
@@ -223,6 +238,8 @@ class KubeRoutingPublisher:
         self._port = solver_port
         self._in_source = route_namespace == "source"
         self._serving = frozenset(namespaces)
+        self._shares = share_services
+        self._shared = SharedServices()
         if path_type == "Exact":
             # One object routes every token of the order, so it needs a prefix match; an
             # Exact `/.well-known/acme-challenge/` would never match a token path.
@@ -237,6 +254,12 @@ class KubeRoutingPublisher:
     @property
     def solver_host(self) -> str:
         return f"{self._service}.{self._namespace}.svc.cluster.local"
+
+    @property
+    def shared_service_name(self) -> str:
+        """The ExternalName Service every order of a source namespace routes through
+        (`share_services`); named after the installation, so two never share one."""
+        return f"{NAME_PREFIX}solver-{_digest(self._namespace, 8)}"
 
     def may_write(self, namespace: str) -> bool:
         """Whether routing objects may be written in `namespace`: the controller's own, and in
@@ -267,10 +290,16 @@ class KubeRoutingPublisher:
         labels = {MANAGED_BY: "certbotk8s", ROLE_LABEL: ROLE,
                   ORDER_LABEL: order_label_value(order_id), CONTROLLER_LABEL: self._namespace}
         created: list[ObjectRef] = []
+        holding = False
         try:
             backend: tuple[str, str] = (self._namespace, self._service)
             if kind is SourceKind.INGRESS:
-                if target != self._namespace:  # a Service next to the Ingress (same namespace)
+                if target != self._namespace and self._shares:
+                    # the namespace's one Service; held by this order until its route goes
+                    self._shared.hold(target, name, lambda: self._ensure_shared(target))
+                    holding = True
+                    backend = (target, self.shared_service_name)
+                elif target != self._namespace:  # a Service next to the Ingress, this order's
                     created.append(self._create(SERVICE, target, name, labels, order_id,
                                                 self._external_name_spec()))
                     backend = (target, name)
@@ -290,6 +319,8 @@ class KubeRoutingPublisher:
                                  nginx=kind is SourceKind.INGRESS)
         except BaseException:
             self._remove_quietly(created)
+            if holding:
+                self._shared.release(target, name)
             raise
         return [route, *created]
 
@@ -311,6 +342,79 @@ class KubeRoutingPublisher:
         created = self._apply(r, ns, name, body)
         metadata = cast(dict[str, Any], created.get("metadata") or {})
         return ObjectRef(r.api_version, r.kind, ns, name, str(metadata.get("uid") or ""))
+
+    def _ensure_shared(self, namespace: str) -> None:
+        """The namespace's shared Service as wanted: read it, and create or repair it only
+        when it is missing or differs (a tenant may have changed it). One not ours: KubeError,
+        left alone."""
+        name = self.shared_service_name
+        try:
+            current: KubeObject | None = self._api.get(SERVICE, namespace, name)
+        except ApiException as e:
+            if _status(e) != 404:
+                raise _kube_error("read", SERVICE, name, namespace, e) from e
+            current = None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _kube_error("read", SERVICE, name, namespace, e) from e
+        if current is not None and not _is_ours(current):
+            raise KubeError(f"Service {namespace}/{name} exists and is not certbotk8s's "
+                            "HTTP-01 routing; left alone")
+        spec = self._external_name_spec()
+        if current is not None and self._is_shared_as_wanted(current, spec):
+            return
+        labels = {MANAGED_BY: "certbotk8s", ROLE_LABEL: ROLE, CONTROLLER_LABEL: self._namespace}
+        body: KubeObject = {
+            "apiVersion": SERVICE.api_version, "kind": SERVICE.kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": spec,
+        }
+        if current is None:
+            self._apply(SERVICE, namespace, name, body)
+            return
+        meta = cast(dict[str, Any], current.get("metadata") or {})
+        cast(dict[str, Any], body["metadata"])["resourceVersion"] = meta.get("resourceVersion")
+        try:  # one write: the version read (a lost race starts over through `_apply`)
+            self._api.replace(SERVICE, namespace, name, body)
+        except ApiException as e:
+            if _status(e) not in (404, 409):
+                raise _kube_error("replace", SERVICE, name, namespace, e) from e
+            cast(dict[str, Any], body["metadata"]).pop("resourceVersion")
+            self._apply(SERVICE, namespace, name, body)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _kube_error("replace", SERVICE, name, namespace, e) from e
+
+    def _is_shared_as_wanted(self, current: KubeObject, spec: dict[str, object]) -> bool:
+        """Whether `current` routes as `spec` says (the fields we set; the API server adds
+        defaults such as each port's targetPort) and is labelled as this installation's."""
+        meta = cast(dict[str, Any], current.get("metadata") or {})
+        labels = cast(dict[str, Any], meta.get("labels") or {})
+        have = cast(dict[str, Any], current.get("spec") or {})
+        ports = [{k: p.get(k) for k in ("name", "protocol", "port")}
+                 for p in cast(list[dict[str, Any]], have.get("ports") or [])
+                 if isinstance(p, dict)]
+        return (labels.get(CONTROLLER_LABEL) == self._namespace
+                and have.get("type") == spec["type"]
+                and have.get("externalName") == spec["externalName"]
+                and ports == spec["ports"])
+
+    def retire_shared(self, wanted: Iterable[DesiredCertificate]) -> list[str]:
+        """Delete the shared Service (`share_services`) of every source namespace that no
+        HTTP-01 certificate of `wanted` (the certificates wanted now) routes from and no order
+        holds now; the namespaces it was deleted in. Errors are logged and tried again at the
+        next call."""
+        keep = {self.target_namespace(d.routing) for d in wanted
+                if d.spec.challenge is ChallengeType.HTTP01 and d.routing is not None
+                and d.routing.kind is SourceKind.INGRESS}
+        return self._shared.retire(keep, self._delete_shared)
+
+    def _delete_shared(self, namespace: str) -> bool:
+        try:
+            self._remove_one(ObjectRef(SERVICE.api_version, SERVICE.kind, namespace,
+                                       self.shared_service_name))
+        except KubeError as e:
+            log.warning("could not remove the HTTP-01 routing Service in %s: %s", namespace, e)
+            return False
+        return True
 
     def _external_name_spec(self) -> dict[str, object]:
         return {
@@ -454,8 +558,9 @@ class KubeRoutingPublisher:
 
     def sweep(self) -> list[ObjectRef]:
         """Delete every routing object of ours left behind (a leader killed mid-order leaves
-        them): in our namespace and, in `source` mode, in the namespaces we serve (all when
-        not limited). Call before ordering: a resumed order publishes its routing again.
+        them), shared Services too: in our namespace and, in `source` mode, in the namespaces
+        we serve (all when not limited). Call before ordering: a resumed order publishes its
+        routing again.
         Kinds the cluster does not serve are skipped; returns what was deleted."""
         found: dict[ObjectRef, None] = {}
         ours = f"{ROLE_LABEL}={ROLE},{MANAGED_BY}=certbotk8s"
@@ -486,6 +591,9 @@ class KubeRoutingPublisher:
                                     str(meta.get("name")))
                     if self._removable(ref):
                         found[ref] = None
+        # What this process knew of its shared Services is void: another leader may have
+        # swept them meanwhile, and routes of ours (orders it held them for) go now.
+        self._shared.reset()
         self.remove(list(found))
         return list(found)
 
@@ -506,6 +614,8 @@ class KubeRoutingPublisher:
                 raise _kube_error("delete", r, ref.name, ref.namespace, e) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise _kube_error("delete", r, ref.name, ref.namespace, e) from e
+        if ref.kind == INGRESS.kind:
+            self._shared.release(ref.namespace, ref.name)  # its route is gone: not held
 
 
 class RoutedHttp01Solver:

@@ -5,8 +5,9 @@ data key per managed Secret. Only the controller's ServiceAccount may write ther
 Role), so no tenant can make or change a record.
 Contract: `load` of no shards is `{}`; `load_one` of a missing record is None; `save` writes
 the given records (None removes one) with one merge patch per shard touched, creating a shard
-when it is missing; a key written by another process in the same shard is never lost (merge
-patches replace only their own keys).
+when it is missing (a shard `load` did not find is created at once: no patch to learn it is
+missing); a key written by another process in the same shard is never lost (merge patches
+replace only their own keys; a create that finds the shard made meanwhile patches it).
 A damaged entry is skipped on load (it only costs that record).
 """
 
@@ -43,10 +44,13 @@ class KubeRecordStore:
         self._rest = KubeRest(api_client)
         self.namespace = namespace
         self.shards = shards
+        self._missing: set[str] = set()  # shards the last `load` did not find, not made since
 
     def load(self) -> dict[SecretRef, dict[str, str]]:
         items = list_core(SECRETS, self._api, self.namespace,
                           label_selector=f"{ROLE_LABEL}={ROLE}")
+        names = {str((item.get("metadata") or {}).get("name")) for item in items}
+        self._missing = {shard_name(i) for i in range(self.shards)} - names
         found: dict[SecretRef, dict[str, str]] = {}
         for item in items:
             data = item.get("data")
@@ -81,7 +85,7 @@ class KubeRecordStore:
         return done is not None
 
     def _save_shard(self, name: str, data: dict[str, str | None]) -> None:
-        if self._patch(name, data):
+        if name not in self._missing and self._patch(name, data):
             return
         kept = {k: v for k, v in data.items() if v is not None}
         if not kept:
@@ -95,6 +99,7 @@ class KubeRecordStore:
                     lambda: self._rest.post(rest.secrets(self.namespace), body))
         except KubeConflict:  # created meanwhile by another process
             self._patch(name, data)
+        self._missing.discard(name)
 
 
 def _decode(value: object) -> dict[str, str] | None:

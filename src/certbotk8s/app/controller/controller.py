@@ -55,6 +55,7 @@ class Controller:
         inflight: InflightStore,
         *,
         on_leading: Callable[[], object] | None = None,
+        before_release: Callable[[], object] | None = None,
         workers: int = 16,
         debounce: float = 0.02,
         resync_interval: float = 300.0,
@@ -68,6 +69,8 @@ class Controller:
         self.elector = elector
         self.metrics = metrics
         self._on_leading = on_leading
+        # the leader's last step before it hands the Lease back (orders drained)
+        self._before_release = before_release
         self._debounce = debounce
         self._resync = resync_interval
         self._stopping = threading.Event()
@@ -80,6 +83,7 @@ class Controller:
                                     on_expired=metrics.count_watch_expired,
                                     diagnose=lambda: _server_says(api))
         metrics.track_api_unreachable(self.api_health.unreachable_seconds)
+        metrics.track_records_unsaved(deps.records.unsaved)
         # namespaces: namespaced mode (Role-only RBAC)
         self.watch = Watch(api, namespaces, health=self.api_health, records=deps.records,
                            served=served,
@@ -137,7 +141,12 @@ class Controller:
         self.resolver.stop()
         self.runner.drain(grace)
         self.book.flush(force=True)
-        self.deps.records.flush(force=True)
+        self.deps.records.flush(force=True, final=True)
+        if self._before_release is not None and self.elector.is_leader():
+            try:
+                self._before_release()  # e.g. remove the shared HTTP-01 routing Services
+            except CertbotK8sError as e:
+                log.warning("leader's last step before stopping failed: %s", e)
         self.watch.stop()
         self.elector.stop(release=True)
 

@@ -59,7 +59,7 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
         account_metric=metrics.account_recovery,
         queued_events=lambda events: QueuedEventRecorder(
             events, on_drop=metrics.count_event_dropped),
-        write_behind=True, namespaces=args.namespace)
+        write_behind=True, namespaces=args.namespace, share_routing_services=True)
     identity = args.identity or f"{socket.gethostname()}-{os.getpid()}"
     holder: dict[str, Controller] = {}
     elector = LeaseElector(
@@ -76,12 +76,24 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
             log.info("removed %d HTTP-01 routing objects left by a previous leader",
                      len(removed))
 
+    def retire_routing_services(everywhere: bool = False) -> None:
+        """The ExternalName Services of source namespaces that no HTTP-01 certificate routes
+        from any more (`everywhere`: all, the leader stopping). Leader only."""
+        if not elector.is_leader() or not (everywhere or controller.watch.synced()):
+            return
+        wanted = () if everywhere else controller.watch.discovery(config).desired
+        retired = runtime.routing.retire_shared(wanted)
+        if retired:
+            log.info("removed the HTTP-01 routing Service of %d namespaces (%s)", len(retired),
+                     "leader stopping" if everywhere else "no HTTP-01 certificate routes there")
+
     # Orders in flight live in the certificate records; orders an earlier version left in
     # its own Secret are read (and cleared there) too.
     inflight = RecordedInflight(runtime.deps.records,
                                 legacy=KubeInflightStore(api, config.controller_namespace))
     controller = Controller(runtime.deps, api, elector, metrics, inflight,
                             on_leading=sweep, workers=args.workers,
+                            before_release=lambda: retire_routing_services(everywhere=True),
                             namespaces=args.namespace, identity=identity,
                             served=runtime.served,
                             lease=ObjectRef("coordination.k8s.io/v1", "Lease",
@@ -103,12 +115,14 @@ def main(config: Config, args: argparse.Namespace, stop: threading.Event | None 
     probes.start()
     controller.start()
     # Longer than any HTTP-01 order may take (solver.orderTimeout): what is still there is stale.
-    # The same sweep drops in-flight order records no order will resume (gone namespaces...)
-    # and writes again any certificate record someone deleted from the controller's namespace.
+    # The same sweep drops in-flight order records no order will resume (gone namespaces...),
+    # writes again any certificate record someone deleted from the controller's namespace, and
+    # removes the routing Services of namespaces no HTTP-01 certificate routes from any more.
     def housekeeping() -> None:
         _remove_stale_tokens(tokens, elector)
         controller.sweep_inflight()
         controller.restore_records()
+        retire_routing_services()
 
     controller.schedule.every("tokens", housekeeping, STALE_TOKEN_SWEEP,
                               first=datetime.now(UTC) + STALE_TOKEN_SWEEP)
