@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
@@ -23,7 +23,7 @@ from certbotk8s.core.budget import ledger as ledger_codec
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import CertificateSpec, ObservedSecret, SecretRef
+from certbotk8s.core.model import CertificateSpec, ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.renewal.backoff import (
     JITTER,
     FailureState,
@@ -32,12 +32,17 @@ from certbotk8s.core.renewal.backoff import (
     for_attempt,
     spec_fingerprint,
 )
+from certbotk8s.core.renewal.interim import interim_renewal
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.sources.claimants import claimant, claimant_namespace
 from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
+
+
+IN_FLIGHT_MAX = timedelta(hours=1)
+"""Longer than any order may take (the order and DNS propagation deadlines are minutes)."""
 
 
 class LedgerStore(Protocol):
@@ -63,6 +68,11 @@ class RenewalBook:
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
+        # Counted orders placed here that have not ended: they spend the per-domain and
+        # exact-set budgets from the moment they are placed. Otherwise the Secrets waiting for
+        # one freed slot (or the first workers of a CronJob run) all order into it, and the CA
+        # refuses all but one when it finalizes them.
+        self._in_flight: list[ratelimit.IssuanceRecord] = []
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -92,6 +102,8 @@ class RenewalBook:
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
+            # an order whose end was never reported (an unexpected error) stops holding its slot
+            self._in_flight = [o for o in self._in_flight if now - o.at < IN_FLIGHT_MAX]
 
     # -- the budget -----------------------------------------------------------------------------
 
@@ -107,7 +119,7 @@ class RenewalBook:
         limits = self._config.issuers[action.desired.spec.issuer].rate_limits
         with self._lock:
             self._ledger.prune(now, limits)
-            issued = list(self._issued)
+            issued = [*self._issued, *self._in_flight]
             orders = list(self._ledger.orders)
             failures = list(self._ledger.failed_authz)
         return ratelimit.check_budget(
@@ -115,12 +127,69 @@ class RenewalBook:
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
             namespace=claimant(action.desired))
 
-    def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
+    def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
+              ari: RenewalWindow | None = None, requested: datetime | None = None,
+              ) -> tuple[Action, ratelimit.Hold | None]:
+        """The order to place for the due `action` and the budget's hold on it (None: it may
+        go). A host change that the budget holds or that failed before (a new name whose
+        challenge fails, an order the CA refused) renews the certificate the Secret holds, for
+        its own names and with `replaces`, once that one is due (core.renewal.interim); until
+        then a hold ends no later than that moment, so the caller looks again in time (a
+        backoff is capped by the certificate's life: core.renewal.backoff). `ari`: the CA's
+        window for the certificate `observed` holds; `requested`: as for `failure_state`."""
+        ref = action.desired.secret
+        hold = self.check(action, observed, now)
+        held = hold is not None and hold.until > now
+        if not held and self.failure_state(ref, observed, now, spec=action.desired.spec,
+                                           requested=requested).failures == 0:
+            return action, hold
+        interim = interim_renewal(action, observed, now, ari)
+        if interim is None:
+            return action, hold
+        if interim.kind is ActionKind.RENEW:
+            free = self.check(interim, observed, now) is None and not self.failure_state(
+                ref, observed, now, spec=interim.desired.spec,
+                requested=requested).waiting(now)
+            return (interim, None) if free else (action, hold)
+        assert interim.next_renewal is not None
+        if hold is not None and held and interim.next_renewal < hold.until:
+            hold = replace(hold, until=interim.next_renewal, message=(
+                f"{hold.message}; the certificate it holds renews for its own names "
+                f"meanwhile, at {secret_meta.format_time(interim.next_renewal)}"))
+        return action, hold
+
+    def order_placed(self, namespace: str, at: datetime, exempt: bool,
+                     hosts: Sequence[str] = ()) -> None:
+        """A new order for `hosts` was created at `at`; a counted one (not `exempt`) spends a
+        certificate of the per-domain and exact-set budgets until it ends (`issued` or
+        `order_ended`)."""
         with self._lock:
             self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
+            if hosts and not exempt:
+                self._in_flight.append(ratelimit.IssuanceRecord(tuple(hosts), at,
+                                                                namespace=namespace))
             self._dirty = True
         if not self._write_behind:
             self.flush()
+
+    def issued(self, namespace: str, hosts: Sequence[str], at: datetime, exempt: bool) -> None:
+        """A certificate for `hosts` was issued into a Secret in `namespace` at `at`: counted
+        from now on, not only once `set_issued` reads it from the records again (a CronJob run
+        reads them once: without this its own issuances would spend no budget in the run)."""
+        self.order_ended(namespace, hosts)
+        with self._lock:
+            self._issued.append(ratelimit.IssuanceRecord(tuple(hosts), at, exempt, namespace))
+
+    def order_ended(self, namespace: str, hosts: Sequence[str]) -> None:
+        """The order for `hosts` of a Secret in `namespace` ended: it spends nothing more
+        (what it issued is counted by `issued`)."""
+        wanted = (namespace, ratelimit.identifier_set(hosts))
+        with self._lock:
+            for index in range(len(self._in_flight) - 1, -1, -1):
+                o = self._in_flight[index]
+                if (o.namespace, ratelimit.identifier_set(o.hosts)) == wanted:
+                    del self._in_flight[index]
+                    return
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:

@@ -255,9 +255,15 @@ class OrderRunner:
         observed = self._read(ref)
         fresh = self._decided_again(first, observed, now)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        hold = self.book.check(fresh if due else first, observed, now)
+        if due and len(job.actions) == 1:
+            # a waiting host change may renew the names the Secret holds instead (not for an
+            # order other Secrets share: they want the new names)
+            fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari)
+        else:
+            hold = self.book.check(fresh if due else first, observed, now)
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now, spec=first.desired.spec),
+            ref, failure=self.book.failure_state(ref, observed, now,
+                                                 spec=(fresh if due else first).desired.spec),
             hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
@@ -308,7 +314,8 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            self.book.order_placed(claimant(first.desired), self.deps.clock(), sends_replaces)
+            self.book.order_placed(claimant(first.desired), self.deps.clock(), sends_replaces,
+                                   first.desired.spec.hosts)
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:
