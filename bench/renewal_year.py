@@ -10,7 +10,9 @@ day with the Job's deadline (CronJob).
 Prints one JSON object per mode: expired certificates, early renewals without a reason,
 peak counted orders per 3 h, max per-domain counted certificates per 7 days against the limit,
 CA refusals, budget holds the CA would have accepted, host changes never served / served within
-a day, mass-revocation replacement time, CronJob runs that ended with due work left. Exit status
+a day, certificates that ran out while their host change waited for the budget, renewals of the
+names held meanwhile (`interim_renewals`), mass-revocation replacement time, CronJob runs that
+ended with due work left. Exit status
 1 when any certificate expired, the CA refused an order or a hold was one the CA would accept.
 
 Usage: .venv/bin/python bench/renewal_year.py [--certificates 10000] [--days 365]
@@ -28,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from certbotk8s.app.oneshot.run import RENEW_ONCE_WORKERS
 from tests.renewal_sim import CONTROLLER, CRONJOB, SimConfig, as_json, simulate
 
 
@@ -39,7 +42,8 @@ def main() -> int:
     parser.add_argument("--revoked", type=int, default=None,
                         help="certificates revoked at once (default: 30 %% of the fleet)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cron-workers", type=int, default=16, help="renew --once --workers")
+    parser.add_argument("--cron-workers", type=int, default=RENEW_ONCE_WORKERS,
+                        help="renew --once --workers")
     parser.add_argument("--cron-every-hours", type=float, default=12.0,
                         help="the CronJob's schedule interval")
     args = parser.parse_args()

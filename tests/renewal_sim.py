@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.oneshot.run import RENEW_ONCE_WORKERS
 from certbotk8s.app.records import Records
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.config.settings import Config, parse_config
@@ -69,6 +70,7 @@ from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.renewal.urgency import by_urgency
+from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 from certbotk8s.core.state.observe import with_record
@@ -106,7 +108,7 @@ class SimConfig:
     cron_every: timedelta = timedelta(hours=12)
     cron_deadline: timedelta = timedelta(seconds=3600)  # activeDeadlineSeconds
     cron_stop_after: timedelta = timedelta(seconds=3000)  # renew --once --stop-after
-    cron_workers: int = 16  # renew --once --workers
+    cron_workers: int = RENEW_ONCE_WORKERS  # renew --once --workers
     probe_after: timedelta = timedelta(seconds=30)  # the CA gate sees the CA back this late
     seed: int = 1
 
@@ -154,6 +156,8 @@ class SimResult:
     host_changes_never_served: int = 0
     host_changes_served_within_a_day: int = 0
     host_change_hours_max: float = 0.0
+    expired_while_host_change_waited: int = 0  # the certificate held ran out meanwhile
+    interim_renewals: int = 0  # the names held renewed while a host change waited (budget)
     revoked: int = 0
     revocation_not_replaced: int = 0
     revocation_hours_median: float = 0.0
@@ -175,6 +179,9 @@ class ModelCA:
         self.per_set: dict[tuple[str, ...], list[datetime]] = {}
         self.failed: dict[str, list[datetime]] = {}
         self.replaced: set[str] = set()  # CertIDs named in a `replaces` that was issued
+        # Counted orders placed and not finalized: each takes one of the certificates a limit
+        # has left (the CA finalizes an order only while the domain has room, see `refuses`).
+        self.pending: list[tuple[tuple[str, ...], datetime]] = []
 
     @staticmethod
     def _in(times: list[datetime], window: timedelta, now: datetime) -> int:
@@ -184,8 +191,13 @@ class ModelCA:
         return (replaces is not None and replaces.ari_cert_id not in self.replaced
                 and bool(set(replaces.sans) & set(hosts)))
 
-    def refuses(self, hosts: tuple[str, ...], now: datetime, exempt: bool) -> bool:
+    def refuses(self, hosts: tuple[str, ...], now: datetime, exempt: bool,
+                with_pending: bool = False) -> bool:
+        """Whether an order placed at `now` is refused. The CA decides when it finalizes the
+        order, so orders finalized meanwhile count too (the caller asks at the order's end).
+        `with_pending`: asked before the order, counting the orders still running."""
         lim = self.limits
+        running = self.pending if with_pending else []
         if any(self._in(self.failed.get(h, []), lim.failed_authz_window, now)
                >= lim.failed_authz_per_identifier for h in hosts):
             return True
@@ -194,10 +206,13 @@ class ModelCA:
         if self._in(self.counted_orders, lim.orders_per_account_window, now) \
                 >= lim.orders_per_account:
             return True
-        if self._in(self.per_set.get(hosts, []), lim.certs_per_set_window, now) \
+        same_set = [at for h, at in running if h == hosts]
+        if self._in(self.per_set.get(hosts, []) + same_set, lim.certs_per_set_window, now) \
                 >= lim.certs_per_set:
             return True
-        return any(self._in(self.per_domain.get(d, []), lim.certs_per_domain_window, now)
+        return any(self._in(self.per_domain.get(d, []) + [at for h, at in running
+                                                           if d in _domains(h)],
+                            lim.certs_per_domain_window, now)
                    >= lim.certs_per_domain for d in _domains(hosts))
 
     def issued(self, hosts: tuple[str, ...], now: datetime, exempt: bool,
@@ -304,12 +319,11 @@ class Simulation:
             self.by_ref[ref] = i
             for d in _domains(hosts):
                 self.by_domain.setdefault(d, set()).add(i)
-            self._write_record(cert, info, info.not_before, replaced=True)
+            self._write_record(cert, desired, info, info.not_before, replaced=True)
 
-    def _write_record(self, cert: Cert, info: CertificateInfo, now: datetime,
-                      replaced: bool) -> None:
-        """What app.orders.store records for a written certificate."""
-        d = cert.desired
+    def _write_record(self, cert: Cert, d: DesiredCertificate, info: CertificateInfo,
+                      now: datetime, replaced: bool) -> None:
+        """What app.orders.store records for a certificate written for `d`."""
         record = self.records.get(d.secret)
         meta = secret_meta.build_secret_metadata(d, info, now)
         values = dict(meta.annotations)
@@ -355,8 +369,10 @@ class Simulation:
 
     # -- the budget (app.budget, as both modes ask it) -----------------------------------------
 
-    def check(self, action: Action, observed: ObservedSecret | None,
-              now: datetime) -> ratelimit.Hold | None:
+    def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
+              window: RenewalWindow | None) -> tuple[Action, ratelimit.Hold | None]:
+        """RenewalBook.admit as the controller's order runner asks it: the order to place (a
+        held host change may renew the names held instead) and the budget's hold."""
         if not RenewalBook.sends_replaces(action, observed):
             # check_budget only looks at issuances on the same registered domains
             near = set().union(*(self.by_domain.get(d, set())
@@ -364,7 +380,7 @@ class Simulation:
             snapshot = self.records.snapshot()
             refs = (self.certs[i].desired.secret for i in near)
             self.book.set_issued({ref: snapshot[ref] for ref in refs if ref in snapshot}, now)
-        return self.book.check(action, observed, now)
+        return self.book.admit(action, observed, now, window)
 
     def count_hold(self, cert: Cert, action: Action, observed: ObservedSecret | None,
                    now: datetime) -> None:
@@ -372,7 +388,7 @@ class Simulation:
         replaces = observed.certificate if (
             observed is not None and RenewalBook.sends_replaces(action, observed)) else None
         hosts = action.desired.spec.hosts
-        if not self.ca.refuses(hosts, now, self.ca.exempt(replaces, hosts)):
+        if not self.ca.refuses(hosts, now, self.ca.exempt(replaces, hosts), with_pending=True):
             self.result.holds_ca_would_accept += 1
 
     # -- one order (the CA side and what both modes record) ------------------------------------
@@ -382,7 +398,9 @@ class Simulation:
         """Place the order: (when it ends, whether it sends `replaces`)."""
         d = action.desired
         sends = replaced_cert_id(action.kind is ActionKind.RENEW, d, observed) is not None
-        self.book.order_placed(d.secret.namespace, now, sends)
+        self.book.order_placed(claimant(d), now, sends, d.spec.hosts)
+        if not sends:
+            self.ca.pending.append((d.spec.hosts, now))
         self.result.orders += 1
         duration = timedelta(seconds=self.rng.uniform(*self.c.order_seconds))
         return now + duration, sends
@@ -394,6 +412,8 @@ class Simulation:
         hosts = action.desired.spec.hosts
         replaces = observed.certificate if sends and observed is not None else None
         exempt = self.ca.exempt(replaces, hosts)
+        if not sends:
+            self.ca.pending.remove((hosts, placed_at))
         if sends and not exempt:  # alreadyReplaced: the code would order again without it
             raise AssertionError(f"{cert.desired.secret}: replaces names a replaced certificate")
         if self.ca_down(placed_at) or self.ca_down(now):
@@ -415,7 +435,7 @@ class Simulation:
         old = cert.info
         info = self._issue_info(hosts, cert.lifetime, now)
         self.ca.issued(hosts, now, exempt, replaces)
-        self._write_record(cert, info, now, sends)
+        self._write_record(cert, action.desired, info, now, sends)
         self.result.renewals += 1
         code = action.reason.code
         self.result.renewals_by_reason[str(code)] = \
@@ -423,6 +443,10 @@ class Simulation:
         if now >= old.not_after and not cert.expired:
             cert.expired = True
             self.result.expired += 1
+            if cert.changed_at is not None:
+                self.result.expired_while_host_change_waited += 1
+        if tuple(info.sans) != cert.desired.spec.hosts:
+            self.result.interim_renewals += 1
         if (now - old.not_before) < old.lifetime / 3 and code not in EARLY_OK:
             self.result.early_renewals += 1
         if cert.changed_at is not None and tuple(info.sans) == cert.desired.spec.hosts:
@@ -434,11 +458,17 @@ class Simulation:
         cert.info, cert.window, cert.known, cert.hold = info, _ca_window(info), None, None
         return OrderResult(True)
 
-    def follow_up(self, cert: Cert, observed: ObservedSecret | None, result: OrderResult,
-                  now: datetime, can_keep: bool = False) -> None:
+    def follow_up(self, cert: Cert, action: Action, observed: ObservedSecret | None,
+                  result: OrderResult, now: datetime, can_keep: bool = False) -> None:
         """core.renewal.after_order's decision carried out as app.orders.record_follow_up does."""
         follow = after_order(replace(result, placed=True, can_keep=can_keep))
         ref = cert.desired.secret
+        hosts = action.desired.spec.hosts
+        if result.ok:  # app.orders.record_follow_up: the issuance spends the budget at once
+            sends = RenewalBook.sends_replaces(action, observed)
+            self.book.issued(claimant(action.desired), hosts, now, exempt=sends)
+        else:
+            self.book.order_ended(claimant(action.desired), hosts)
         if follow.failed_authz:
             self.book.authz_failed(follow.failed_authz, now)
         if follow.backoff is Backoff.CLEAR:
@@ -490,6 +520,8 @@ class Simulation:
             if cert.info.not_after <= self.end and not cert.expired:
                 cert.expired = True
                 r.expired += 1
+                if cert.changed_at is not None:
+                    r.expired_while_host_change_waited += 1
         r.peak_counted_orders_per_3h = _peak(self.counted_orders,
                                              self.limits.orders_per_account_window)
         r.max_domain_counted_per_7d = max(
@@ -655,11 +687,14 @@ class ControllerSim(Simulation):
         observed = self.observed(cert)
         fresh = self.plan_one(cert, observed, cert.known)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        hold = self.check(fresh, observed, self.now) if due else None
+        hold = None
+        if due:
+            fresh, hold = self.admit(fresh, observed, self.now, cert.known)
         down = (lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),) \
             if self.gate_until is not None else ()
         wait = lifecycle.why_wait(lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, self.now, spec=cert.desired.spec),
+            ref, failure=self.book.failure_state(ref, observed, self.now,
+                                                 spec=fresh.desired.spec),
             hold=hold,
             down=down, due=due), self.now)
         if wait is None:
@@ -692,7 +727,7 @@ class ControllerSim(Simulation):
             self.gate_until = self.ca_down(self.now) or self.ca_down(placed_at)
         if result.outage:
             self.gate_waiters.add(index)
-        self.follow_up(cert, observed, result, self.now, can_keep=True)
+        self.follow_up(cert, action, observed, result, self.now, can_keep=True)
         if result.ok:
             self.ari_read(cert, self.now)  # a new certificate: its window is asked at once
         self.release(cert)
@@ -743,6 +778,8 @@ class CronJobSim(Simulation):
             reads += 1
             if not down:
                 retry_after = c.retry_after.total_seconds() * self.rng.uniform(0.8, 1.2)
+                if cert.known != cert.window:
+                    cert.quiet_until = None  # a moved window is a changed input: planned again
                 cert.known, cert.known_for = cert.window, cert.info.ari_cert_id
                 cert.ari_next = now + next_read_in(cert.info, retry_after)
                 ari[ref] = cert.window
@@ -766,10 +803,10 @@ class CronJobSim(Simulation):
                 result = self.finish(cert, action, seen, placed_at, ends, sends)
                 if result.outage:
                     down = True  # app.oneshot.pass_outages: held for the rest of the run
-                self.follow_up(cert, seen, result, ends)
+                self.follow_up(cert, action, seen, result, ends)
                 last = max(last, ends)
 
-        for action in by_urgency(actions, observed, now):
+        for action in by_urgency(actions, observed, now, ari):
             cert = self.certs[self.by_ref[action.desired.secret]]
             seen = observed[action.desired.secret]
             if action.kind is ActionKind.NOTHING:
@@ -787,9 +824,10 @@ class CronJobSim(Simulation):
                 heapq.heappush(free, at)
                 break
             ref = action.desired.secret
+            action, hold = self.book.admit(action, seen, at, ari.get(ref))
             wait = lifecycle.why_wait(lifecycle.OrderFacts(
                 ref, failure=self.book.failure_state(ref, seen, at, spec=action.desired.spec),
-                hold=self.book.check(action, seen, at),
+                hold=hold,
                 down=(lifecycle.ServiceDown("CaUnavailable", "the CA does not answer"),)
                 if down else ()), at)
             if wait is not None:

@@ -20,7 +20,7 @@ from certbotk8s.app.commands import completion, detail, force, output, plan_view
 from certbotk8s.app.commands import status as status_view
 from certbotk8s.app.logs import configure_logging
 from certbotk8s.app.oneshot.pass_metrics import pass_summary, push_pass
-from certbotk8s.app.oneshot.run import run_pass
+from certbotk8s.app.oneshot.run import RENEW_ONCE_WORKERS, run_pass
 from certbotk8s.app.orders import survey
 from certbotk8s.app.runtime import (
     DEFAULT_CONTROLLER_NAMESPACE,
@@ -150,8 +150,9 @@ def _parser() -> argparse.ArgumentParser:
                             "controller replicas behind the same solver Service answer them too")
     renew.add_argument("--pushgateway", metavar="URL",
                        help="push the pass's metrics to this Prometheus Pushgateway")
-    renew.add_argument("--workers", type=_positive(int), default=16,
-                       help="--once: orders in parallel, the most urgent first (default 16)")
+    renew.add_argument("--workers", type=_positive(int), default=RENEW_ONCE_WORKERS,
+                       help="--once: orders in parallel, the most urgent first (default "
+                            f"{RENEW_ONCE_WORKERS})")
     renew.add_argument("--stop-after", type=_positive(float), default=3000.0, metavar="SECONDS",
                        help="--once: start no new order after this long (running ones finish); "
                             "keep it below the Job's activeDeadlineSeconds (default 3000)")

@@ -122,10 +122,10 @@ def test_issuances_carry_their_namespace_into_the_per_domain_share() -> None:
     assert b.check(Action(ActionKind.ISSUE, theirs, REASON), None, NOW) is None
 
 
-def test_a_reservation_counts_until_its_outcome_is_in_the_records() -> None:
-    """`reserve` spends the budget in the step that checks it; a reservation that issued
-    nothing frees its slot at once, one that issued counts until the records are read again
-    after it ended (then the records' own history counts it, once)."""
+def test_a_reservation_is_counted_from_the_check_until_the_order_is_placed() -> None:
+    """`reserve` spends the budget in the step that checks it: a second reservation for the
+    last slot is held. A reservation freed without an order gives the slot back; one placed
+    becomes an order in flight (counted once, not twice), until it issued or ended."""
     issuer = {"directory": "https://acme.example/dir",
               "rateLimits": {"certificatesPerDomain": 2, "namespaceDomainShare": 100}}
     kept = Records(FakeRecordStore(), save_every=0)
@@ -138,21 +138,47 @@ def test_a_reservation_counts_until_its_outcome_is_in_the_records() -> None:
     assert isinstance(first, Reservation) and isinstance(second, Reservation)
     held = b.reserve(three, None, NOW)
     assert isinstance(held, ratelimit.Hold) and held.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
-    first.end(issued=False)  # no certificate: the slot is free again
+    first.end()  # no order placed: the slot is free again
     assert b.check(three, None, NOW) is None
-    second.placed(NOW, exempt=False)
-    b.refresh_issued(NOW)  # still running: counted once, not dropped, not doubled
-    assert b.check(three, None, NOW) is None
-    kept.update(two.desired.secret, {secret_meta.HOSTS: "b.example.com",
-                                     secret_meta.ISSUED_AT: secret_meta.format_time(NOW)})
-    second.end(issued=True)
-    assert b.check(three, None, NOW) is None  # one slot used, not two
-    b.refresh_issued(NOW)  # now counted from the records, not twice
+    second.placed(NOW, exempt=False)  # an order in flight now: still one slot, not two
+    second.end()  # (leaving the `with` block after the order: nothing more to free)
     assert b.check(three, None, NOW) is None
     third = b.reserve(three, None, NOW)
     assert isinstance(third, Reservation)
     hold = b.check(one, None, NOW)
     assert hold is not None and hold.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    b.issued("team-a", two.desired.spec.hosts, NOW, exempt=False)  # in flight -> issued
+    assert b.check(one, None, NOW) is not None
+    third.end()
+    assert b.check(one, None, NOW) is None
+
+
+def test_a_counted_order_spends_the_domain_from_placement_to_its_end() -> None:
+    """One certificate left on example.com: the first order takes it while it runs, so a second
+    Secret waiting for the same slot is held (the CA would refuse it when finalizing); an order
+    that issued nothing gives it back; one that issued keeps it spent, though the records are
+    read only once (a CronJob run)."""
+    b = book(FakeLedger())
+    b.set_issued({SecretRef(f"team-{i % 3}", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(49)}, NOW)
+    first = desired("x.example.com", secret=SecretRef("team-x", "x"))
+    second = Action(ActionKind.ISSUE, desired("y.example.com", secret=SecretRef("team-y", "y")),
+                    REASON)
+    assert b.check(second, None, NOW) is None
+    b.order_placed("team-x", NOW, exempt=False, hosts=first.spec.hosts)
+    hold = b.check(second, None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    b.order_ended("team-x", first.spec.hosts)  # failed: nothing issued
+    assert b.check(second, None, NOW) is None
+    b.order_placed("team-x", NOW, exempt=False, hosts=first.spec.hosts)
+    b.issued("team-x", first.spec.hosts, NOW + timedelta(minutes=1), exempt=False)
+    assert b.check(second, None, NOW + timedelta(minutes=2)) is not None
+    # an exempt order (it sends `replaces`) spends nothing
+    b2 = book(FakeLedger())
+    b2.order_placed("team-x", NOW, exempt=True, hosts=first.spec.hosts)
+    assert b2.check(second, None, NOW) is None
 
 
 def test_istio_gateways_spend_their_own_namespaces_share_not_istio_systems() -> None:
@@ -176,3 +202,18 @@ def test_istio_gateways_spend_their_own_namespaces_share_not_istio_systems() -> 
     assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
     assert b.check(Action(ActionKind.ISSUE, gateway_cert("pay", "y.example.com"), REASON),
                    None, NOW) is None
+
+
+def test_an_order_whose_end_was_never_reported_stops_holding_its_slot_after_an_hour() -> None:
+    b = book(FakeLedger())
+    full = {SecretRef("team-a", f"s{i}"): {
+        secret_meta.HOSTS: f"h{i}.example.com",
+        secret_meta.ISSUED_AT: secret_meta.format_time(NOW - timedelta(days=1))}
+        for i in range(49)}
+    b.set_issued(full, NOW)
+    b.order_placed("team-x", NOW, exempt=False, hosts=("x.example.com",))
+    waiting = Action(ActionKind.ISSUE, desired("y.example.com"), REASON)
+    assert b.check(waiting, None, NOW + timedelta(minutes=30)) is not None
+    later = NOW + timedelta(hours=1)
+    b.set_issued(full, later)
+    assert b.check(waiting, None, later) is None

@@ -677,3 +677,35 @@ def test_two_namespaces_gateways_with_shared_hosts_never_share_an_order_or_a_key
     assert sorted(world.cluster.writes) == sorted([shop, pay])
     keys = [world.cluster.secrets[r].data["tls.key"] for r in (shop, pay)]
     assert keys[0] != keys[1]
+
+
+# -- a host change that cannot be served yet --------------------------------------------------
+
+
+def test_a_host_change_that_keeps_failing_renews_the_names_held_when_they_are_due() -> None:
+    """The tenant adds a name whose DNS does not point here yet: every order for the new set
+    fails. The certificate the Secret holds must not run out meanwhile: once it is due it is
+    renewed for its own names, with `replaces`, and the host change goes on backing off."""
+    world = _world()
+    controller, ref = _issued(world)
+    new = "new.example.com"
+    world.acme.fail(new, ChallengeFailed(new, "http-01", Problem(
+        "urn:ietf:params:acme:error:dns", "no such host", new)))
+    world.cluster.add_ingress(ingress("shop", "team-a", tls=[tls_entry("shop-tls", SHOP, new)]),
+                              START)
+    controller.settle()
+    both = tuple(sorted((SHOP, new)))
+    assert world.acme.orders[-1] == both  # the host change, failed
+    held = world.cluster.read(ref.namespace, ref.name)
+    assert held is not None
+    old = certs.certificate_info(held.data["tls.crt"])
+    world.clock.now = START + timedelta(days=62)  # past 2/3 of the 90 days: due on its own
+    controller.settle()
+    renewed = [i for i, hosts in enumerate(world.acme.orders) if hosts == (SHOP,)]
+    assert len(renewed) == 2  # the first issuance and the renewal of the names held
+    assert world.acme.replaces[renewed[-1]] == old.ari_cert_id
+    stored = world.cluster.read(ref.namespace, ref.name)
+    assert stored is not None
+    info = certs.certificate_info(stored.data["tls.crt"])
+    assert info.sans == (SHOP,) and info.not_after > old.not_after
+    assert world.acme.orders[-1] == both  # and the host change tried again

@@ -61,7 +61,8 @@ def test_garbage_around_the_flag_is_dropped() -> None:
     text = "x/replaces,/replaces,2025-05-31T12:00:00Z/replaced,2025-05-31T12:00:00Z/replaces"
     records = secret_meta.issuance_records(
         {secret_meta.HOSTS: HOSTS, secret_meta.ISSUANCE_HISTORY: text}, NOW)
-    assert records == [IssuanceRecord((HOSTS,), datetime(2025, 5, 31, 12, tzinfo=UTC), True)]
+    assert records == [IssuanceRecord((HOSTS,), datetime(2025, 5, 31, 12, tzinfo=UTC)
+                                      + secret_meta.WHOLE_SECOND, True)]
 
 
 def test_exempt_renewals_leave_the_per_domain_budget_to_new_hosts() -> None:

@@ -280,9 +280,9 @@ def test_issuance_records_from_annotations() -> None:
     records = secret_meta.issuance_records(annotations, NOW)
     assert records == [
         IssuanceRecord(("a.example.com", "b.example.com"),
-                       datetime(2025, 5, 30, tzinfo=UTC), renewal_with_ari=False),
+                       datetime(2025, 5, 30, tzinfo=UTC) + SECOND, renewal_with_ari=False),
         IssuanceRecord(("a.example.com", "b.example.com"),
-                       datetime(2025, 6, 1, tzinfo=UTC), renewal_with_ari=True),
+                       datetime(2025, 6, 1, tzinfo=UTC) + SECOND, renewal_with_ari=True),
     ]
     annotations[secret_meta.LAST_ORDER_REPLACED] = "false"
     assert not any(r.renewal_with_ari for r in secret_meta.issuance_records(annotations, NOW))
@@ -292,7 +292,7 @@ def test_issuance_records_fall_back_to_issued_at_and_need_hosts() -> None:
     annotations = {secret_meta.HOSTS: "a.example.com",
                    secret_meta.ISSUED_AT: "2025-05-31T00:00:00Z"}
     assert secret_meta.issuance_records(annotations, NOW) == [
-        IssuanceRecord(("a.example.com",), datetime(2025, 5, 31, tzinfo=UTC), False)]
+        IssuanceRecord(("a.example.com",), datetime(2025, 5, 31, tzinfo=UTC) + SECOND, False)]
     annotations[secret_meta.ISSUED_AT] = "2025-05-01T00:00:00Z"
     assert secret_meta.issuance_records(annotations, NOW) == []
     assert secret_meta.issuance_records({secret_meta.ISSUED_AT: "2025-05-31T00:00:00Z"},
@@ -366,3 +366,23 @@ def test_one_namespace_gets_at_most_its_share_of_a_registered_domains_certificat
               for i in range(25)]
     full = check_budget(["z.example.com"], NOW, mine + theirs, [], [], False, namespace="c")
     assert full is not None and full.limit == LIMIT_CERTS_PER_DOMAIN
+
+
+SECOND = timedelta(seconds=1)
+
+
+def test_a_recorded_whole_second_counts_until_that_second_ends() -> None:
+    """Records keep whole seconds; the CA may have issued anywhere in that second. Waiters woken
+    when the per-domain window frees must not meet the CA still counting the certificate (the
+    year simulation saw 1,307 refusals in a month on one busy domain without this)."""
+    issued_at = datetime(2025, 5, 25, 12, 0, 0, tzinfo=UTC)
+    records = [r for i in range(50) for r in secret_meta.issuance_records(
+        {secret_meta.HOSTS: f"h{i}.example.com",
+         secret_meta.ISSUED_AT: secret_meta.format_time(issued_at)}, issued_at)]
+    week = timedelta(days=7)
+    hold = check_budget(["new.example.com"], issued_at + week, records, [], [],
+                        ari_renewal=False)
+    assert hold is not None and hold.until == issued_at + week + SECOND
+    assert check_budget(["new.example.com"], issued_at + week + SECOND, records, [], [],
+                        ari_renewal=False) is None
+

@@ -9,8 +9,9 @@ own memory counts (its namespace); nothing a tenant writes adds to or takes from
 Checking the budget and spending it are one step across threads (the controller's workers, a
 CronJob run's pool): `reserve` checks and, when the order may go, counts it at once as a
 `Reservation` (an order, and an issuance for the per-domain and exact-set limits) that every
-later check sees, until the order's outcome is in the records. So of N free slots, N orders
-go, whatever the number of workers; no lock is held while the order runs.
+later check sees. When the CA creates the order the reservation becomes an order in flight
+(`placed`), counted until `issued` or `order_ended`. So of N free slots, N orders go,
+whatever the number of workers; no lock is held while the order runs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from certbotk8s.app.records import Records
@@ -29,7 +30,7 @@ from certbotk8s.core.budget import ledger as ledger_codec
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.config.settings import Config
 from certbotk8s.core.errors import CertbotK8sError
-from certbotk8s.core.model import CertificateSpec, ObservedSecret, SecretRef
+from certbotk8s.core.model import CertificateSpec, ObservedSecret, RenewalWindow, SecretRef
 from certbotk8s.core.renewal.backoff import (
     JITTER,
     FailureState,
@@ -38,12 +39,17 @@ from certbotk8s.core.renewal.backoff import (
     for_attempt,
     spec_fingerprint,
 )
+from certbotk8s.core.renewal.interim import interim_renewal
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.replaces import replaced_cert_id
 from certbotk8s.core.sources.claimants import claimant, claimant_namespace
 from certbotk8s.core.state import secret_meta
 
 log = logging.getLogger(__name__)
+
+
+IN_FLIGHT_MAX = timedelta(hours=1)
+"""Longer than any order may take (the order and DNS propagation deadlines are minutes)."""
 
 
 class LedgerStore(Protocol):
@@ -53,31 +59,26 @@ class LedgerStore(Protocol):
 
 @dataclass(eq=False)  # each reservation is itself (`in`, `remove` by identity)
 class Reservation:
-    """One order's claim on the budget, from `reserve` until the outcome is in the records.
-
-    `placed` when the CA created the order (the new-order limits are then spent in the ledger),
-    `end` when it is over: `issued` False (nothing was issued, or no order was placed) frees
-    the issuance slot at once; True keeps counting it until the book next reads the records
-    (which then hold the issuance). Used as a context manager, an unended reservation ends as
-    issued if an order was placed (it may have been), else freed."""
+    """One order's claim on the budget, from `reserve` until the CA created the order
+    (`placed`: from then on it is an order in flight of the book) or it was not placed
+    (`end`, or leaving the `with` block: the claim is freed)."""
 
     book: RenewalBook
     issuance: ratelimit.IssuanceRecord
-    order: ratelimit.OrderRecord | None  # counted here until the ledger has the real one
-    ended: int | None = None  # the book's count of ended reservations when this one ended
+    order: ratelimit.OrderRecord
+    open: bool = True
 
     def placed(self, at: datetime, exempt: bool) -> None:
         self.book.placed(self, at, exempt)
 
-    def end(self, issued: bool) -> None:
-        self.book.end(self, issued)
+    def end(self) -> None:
+        self.book.unreserve(self)
 
     def __enter__(self) -> Reservation:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ended is None:
-            self.end(issued=self.order is None)
+        self.end()
 
 
 class RenewalBook:
@@ -98,9 +99,13 @@ class RenewalBook:
         self._lock = threading.RLock()
         self._ledger = ledger_codec.Ledger()
         self._issued: list[ratelimit.IssuanceRecord] = []
-        self._reserved: list[Reservation] = []  # orders reserved, their outcome not yet read
-        self._ends = 0  # reservations ended so far (which ones the records already show)
-        self._version = 0  # changes of what a check counts (reserve retries on a change)
+        # Counted orders placed here that have not ended: they spend the per-domain and
+        # exact-set budgets from the moment they are placed. Otherwise the Secrets waiting for
+        # one freed slot (or the first workers of a CronJob run) all order into it, and the CA
+        # refuses all but one when it finalizes them.
+        self._in_flight: list[ratelimit.IssuanceRecord] = []
+        self._reserved: list[Reservation] = []  # checked and claimed, not yet placed
+        self._version = 0  # changes of what a check counts (`reserve` checks again on one)
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -131,16 +136,8 @@ class RenewalBook:
                   for r in secret_meta.issuance_records(record, now)]
         with self._lock:
             self._issued = issued
-            self._version += 1
-
-    def refresh_issued(self, now: datetime) -> None:
-        """`set_issued` from the records as they are now; reservations that ended before they
-        were read are in them and stop counting on their own."""
-        with self._lock:
-            mark = self._ends
-        self.set_issued(self._records.snapshot(), now)
-        with self._lock:
-            self._reserved = [r for r in self._reserved if r.ended is None or r.ended >= mark]
+            # an order whose end was never reported (an unexpected error) stops holding its slot
+            self._in_flight = [o for o in self._in_flight if now - o.at < IN_FLIGHT_MAX]
             self._version += 1
 
     # -- the budget -----------------------------------------------------------------------------
@@ -154,21 +151,20 @@ class RenewalBook:
 
     def check(self, action: Action, observed: ObservedSecret | None,
               now: datetime) -> ratelimit.Hold | None:
-        """The budget's answer for an order of `action` now, reservations counted; spends
-        nothing (`reserve` does)."""
+        """The budget's answer for an order of `action` now, orders in flight and reservations
+        counted; spends nothing (`reserve` does)."""
         return self._check(action, observed, now)[0]
 
     def _check(self, action: Action, observed: ObservedSecret | None,
                now: datetime) -> tuple[ratelimit.Hold | None, int]:
-        """The answer, and the version of the book it was computed on (the computation runs
-        outside the lock: the workers' checks do not queue behind one another)."""
+        """The answer, and the version of the book it was computed on (computed outside the
+        lock: the workers' checks do not queue behind one another)."""
         limits = self._config.issuers[action.desired.spec.issuer].rate_limits
         with self._lock:
             self._ledger.prune(now, limits)  # (only what no window counts any more)
             version = self._version
-            issued = self._issued + [r.issuance for r in self._reserved]
-            orders = self._ledger.orders + [r.order for r in self._reserved
-                                            if r.order is not None]
+            issued = [*self._issued, *self._in_flight, *(r.issuance for r in self._reserved)]
+            orders = [*self._ledger.orders, *(r.order for r in self._reserved)]
             failures = list(self._ledger.failed_authz)
         return ratelimit.check_budget(
             action.desired.spec.hosts, now, issued, orders, failures,
@@ -191,47 +187,98 @@ class RenewalBook:
                 if hold is not None:
                     return hold
                 reservation = Reservation(
-                    self, ratelimit.IssuanceRecord(action.desired.spec.hosts, now, exempt,
-                                                   namespace),
+                    self, ratelimit.IssuanceRecord(tuple(action.desired.spec.hosts), now,
+                                                   exempt, namespace),
                     ratelimit.OrderRecord(now, namespace, exempt))
                 self._reserved.append(reservation)
                 self._version += 1
                 return reservation
 
     def placed(self, reservation: Reservation, at: datetime, exempt: bool) -> None:
-        """The CA created the reserved order: the ledger counts it from now on (`exempt`: the
-        CA took its `replaces`)."""
-        with self._lock:  # one step: never counted twice, nor not at all
-            self._version += 1
-            reservation.order = None
-            reservation.issuance = replace(reservation.issuance, renewal_with_ari=exempt)
-            self._record_order(reservation.issuance.namespace, at, exempt)
-        if not self._write_behind:
-            self.flush()
-
-    def end(self, reservation: Reservation, issued: bool) -> None:
-        """The reserved order is over (see Reservation)."""
+        """The CA created the reserved order: from now on it is an order in flight (as
+        `order_placed`), in the same step (never counted twice, nor not at all)."""
         with self._lock:
-            if reservation.ended is not None:
-                return
-            reservation.ended = self._ends
-            self._ends += 1
-            if not issued and reservation in self._reserved:
+            if reservation.open:
+                reservation.open = False
+                self._reserved.remove(reservation)
+            self.order_placed(reservation.issuance.namespace, at, exempt,
+                              reservation.issuance.hosts)
+
+    def unreserve(self, reservation: Reservation) -> None:
+        """No order was placed on `reservation` (or it was, and is an order in flight now):
+        it claims nothing more."""
+        with self._lock:
+            if reservation.open:
+                reservation.open = False
                 self._reserved.remove(reservation)
                 self._version += 1
 
-    def order_placed(self, namespace: str, at: datetime, exempt: bool) -> None:
-        """An order placed without a reservation (see `reserve`)."""
+    def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
+              ari: RenewalWindow | None = None, requested: datetime | None = None,
+              ) -> tuple[Action, ratelimit.Hold | None]:
+        """The order to place for the due `action` and the budget's hold on it (None: it may
+        go). A host change that the budget holds or that failed before (a new name whose
+        challenge fails, an order the CA refused) renews the certificate the Secret holds, for
+        its own names and with `replaces`, once that one is due (core.renewal.interim); until
+        then a hold ends no later than that moment, so the caller looks again in time (a
+        backoff is capped by the certificate's life: core.renewal.backoff). `ari`: the CA's
+        window for the certificate `observed` holds; `requested`: as for `failure_state`."""
+        ref = action.desired.secret
+        hold = self.check(action, observed, now)
+        held = hold is not None and hold.until > now
+        if not held and self.failure_state(ref, observed, now, spec=action.desired.spec,
+                                           requested=requested).failures == 0:
+            return action, hold
+        interim = interim_renewal(action, observed, now, ari)
+        if interim is None:
+            return action, hold
+        if interim.kind is ActionKind.RENEW:
+            free = self.check(interim, observed, now) is None and not self.failure_state(
+                ref, observed, now, spec=interim.desired.spec,
+                requested=requested).waiting(now)
+            return (interim, None) if free else (action, hold)
+        assert interim.next_renewal is not None
+        if hold is not None and held and interim.next_renewal < hold.until:
+            hold = replace(hold, until=interim.next_renewal, message=(
+                f"{hold.message}; the certificate it holds renews for its own names "
+                f"meanwhile, at {secret_meta.format_time(interim.next_renewal)}"))
+        return action, hold
+
+    def order_placed(self, namespace: str, at: datetime, exempt: bool,
+                     hosts: Sequence[str] = ()) -> None:
+        """A new order for `hosts` was created at `at`; a counted one (not `exempt`) spends a
+        certificate of the per-domain and exact-set budgets until it ends (`issued` or
+        `order_ended`)."""
         with self._lock:
-            self._record_order(namespace, at, exempt)
+            self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
+            if hosts and not exempt:
+                self._in_flight.append(ratelimit.IssuanceRecord(tuple(hosts), at,
+                                                                namespace=namespace))
+            self._dirty = True
+            self._version += 1
         if not self._write_behind:
             self.flush()
 
-    def _record_order(self, namespace: str, at: datetime, exempt: bool) -> None:
-        """(Under the lock.) The one place an order enters the ledger."""
-        self._ledger.orders.append(ratelimit.OrderRecord(at, namespace, exempt))
-        self._dirty = True
-        self._version += 1
+    def issued(self, namespace: str, hosts: Sequence[str], at: datetime, exempt: bool) -> None:
+        """A certificate for `hosts` was issued into a Secret in `namespace` at `at`: counted
+        from now on, not only once `set_issued` reads it from the records again (a CronJob run
+        reads them once: without this its own issuances would spend no budget in the run)."""
+        with self._lock:  # one step: the slot moves from in flight to issued
+            self.order_ended(namespace, hosts)
+            self._issued.append(ratelimit.IssuanceRecord(tuple(hosts), at, exempt, namespace))
+            self._version += 1
+
+    def order_ended(self, namespace: str, hosts: Sequence[str]) -> None:
+        """The order for `hosts` of a Secret in `namespace` ended: it spends nothing more
+        (what it issued is counted by `issued`)."""
+        wanted = (namespace, ratelimit.identifier_set(hosts))
+        with self._lock:
+            for index in range(len(self._in_flight) - 1, -1, -1):
+                o = self._in_flight[index]
+                if (o.namespace, ratelimit.identifier_set(o.hosts)) == wanted:
+                    del self._in_flight[index]
+                    self._version += 1
+                    return
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:

@@ -53,6 +53,7 @@ from certbotk8s.core.renewal.ari_timing import worth_reading
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
 from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.sources.ownership import discover_owned, failing_claims, holdings
 from certbotk8s.core.state import ari_memory, secret_meta
 from certbotk8s.core.state import records as rec
@@ -571,7 +572,16 @@ def record_follow_up(deps: PassDeps, book: RenewalBook, actions: Sequence[Action
                      now: datetime) -> None:
     """What core.renewal.after_order decided, in the budget and the records, for the Secrets that
     shared one order (`observed` is the first one's): failed authorizations counted, backoff
-    counted for every Secret or cleared."""
+    counted for every Secret or cleared. The order ends in the budget: a certificate the CA
+    issued spends it at once (`RenewalBook.issued`), written or not; none gives back what the
+    order held (`RenewalBook.order_ended`)."""
+    got = outcome.issued or outcome.unwritten
+    first = actions[0].desired
+    if got is not None:
+        book.issued(claimant(first), first.spec.hosts, deps.clock(),
+                    exempt=got.replaced is not None)
+    else:
+        book.order_ended(claimant(first), first.spec.hosts)
     if follow.failed_authz:
         book.authz_failed(follow.failed_authz, now)  # only the authorization that failed
     if follow.backoff is Backoff.KEEP:

@@ -263,9 +263,15 @@ class OrderRunner:
         observed = self._read(ref)
         fresh = self._decided_again(first, observed, now)
         due = fresh.kind in (ActionKind.ISSUE, ActionKind.RENEW)
-        hold = self.book.check(fresh if due else first, observed, now)
+        if due and len(job.actions) == 1:
+            # a waiting host change may renew the names the Secret holds instead (not for an
+            # order other Secrets share: they want the new names)
+            fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari.window)
+        else:
+            hold = self.book.check(fresh if due else first, observed, now)
         facts = lifecycle.OrderFacts(
-            ref, failure=self.book.failure_state(ref, observed, now, spec=first.desired.spec),
+            ref, failure=self.book.failure_state(ref, observed, now,
+                                                 spec=(fresh if due else first).desired.spec),
             hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
@@ -325,7 +331,7 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            reservation.placed(self.deps.clock(), sends_replaces)  # counted for the claimant
+            reservation.placed(self.deps.clock(), sends_replaces)  # now an order in flight
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:
@@ -339,7 +345,6 @@ class OrderRunner:
         outcome = execute(self.deps, first, observed,
                           OrderHooks(on_order, resume_url, self.elector.is_leader, outage,
                                      lambda: self._current(ref)))
-        reservation.end(issued=outcome.issued is not None or outcome.unwritten is not None)
         self.metrics.challenge(first.desired.spec.challenge.value,
                                "success" if outcome.ok else "failure")
         self._settle(job, outcome, observed, placed, now)

@@ -67,7 +67,7 @@ class Reconciler:
         observed = {d.secret: self._observed(d.secret) for d in found.desired}
         # What this installation issued in the last 7 days, for the rate-limit budget: read
         # once per pass (not per order: that is O(managed certificates)).
-        self.book.refresh_issued(now)
+        self.book.set_issued(self.deps.records.snapshot(), now)
         actions = plan(found.desired, observed, now, self.states.windows())
         wanted = {a.desired.secret for a in actions}
         if self._leading():  # claims whose source went away start their grace period

@@ -35,6 +35,7 @@ from certbotk8s.core.errors import (
 )
 from certbotk8s.core.model import (
     ObservedSecret,
+    RenewalWindow,
     SecretRef,
 )
 from certbotk8s.core.renewal import lifecycle
@@ -44,6 +45,16 @@ from certbotk8s.core.renewal.urgency import by_urgency
 
 log = logging.getLogger(__name__)
 
+
+RENEW_ONCE_WORKERS = 64
+"""`renew --once --workers` by default. A run has `--stop-after` (3000 s) every 12 h where the
+controller orders all day: 64 orders of about 45 s at a time place some 4,000 in a run, enough
+for a mass revocation of 3,000 on top of a day's routine renewals of 10,000 certificates
+(docs/operations.md, "How large a fleet the CronJob keeps renewed"). The threads mostly wait
+for the CA and DNS."""
+ARI_READERS = 16
+"""ARI reads in parallel at most (the CA's renewalInfo endpoint is asked for every certificate
+whose Retry-After has passed; more readers would gain seconds and only load the CA)."""
 
 RENEWAL_DEFERRED = "RenewalDeferred"
 """Warning Event reason: the run stopped starting orders (`--stop-after`) before this one."""
@@ -81,7 +92,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
     book = RenewalBook(deps.config, deps.records, deps.ledger)
     book.load()
     now = deps.clock()
-    current = survey(deps, namespaces, workers=workers)
+    current = survey(deps, namespaces, workers=min(workers, ARI_READERS))
     for ref, values in current.ari_memory.items():  # asked again after the CA's Retry-After
         deps.records.update(ref, values)
     book.set_issued(deps.records.snapshot(), now)
@@ -103,7 +114,7 @@ def run_pass(deps: PassDeps, namespaces: Sequence[str] = (),
                now + stop_after if stop_after is not None else None, requested)
     # The most urgent first (core.renewal.urgency): a run cut short leaves the least urgent
     # behind. Each certificate is one worker's; the pool only bounds how many go at once.
-    urgent = list(enumerate(by_urgency(current.actions, current.observed, now), 1))
+    urgent = list(enumerate(by_urgency(current.actions, current.observed, now, current.ari), 1))
     with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix="certbotk8s-order") as pool:
         outcomes = list(pool.map(run.one, urgent))
@@ -176,24 +187,29 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages, requested)
+        return ordered(deps, book, action, observed, outages, requested,
+                       current.ari.get(d.secret))
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             observed: ObservedSecret | None, outages: PassOutages | None = None,
-            requested: datetime | None = None) -> Outcome:
+            requested: datetime | None = None,
+            ari: RenewalWindow | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
-    outages), the order, and core.renewal.after_order's follow-up in the records. The budget
-    is reserved in the step that checks it (RenewalBook.reserve): two workers never both take
-    its last slot."""
+    outages), the order, and core.renewal.after_order's follow-up in the records. A host change
+    the budget holds renews the names the Secret holds instead, once those are due
+    (`RenewalBook.admit`; `ari`: the window of the certificate it holds). The budget is
+    reserved in the step that checks it (RenewalBook.reserve): two workers never both take its
+    last slot."""
     ref = action.desired.secret
     now = deps.clock()
+    action, hold = book.admit(action, observed, now, ari, requested)
     blocked = outages.blocked(action) if outages is not None else None
     facts = lifecycle.OrderFacts(
         ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
                                         requested=requested),
-        hold=book.check(action, observed, now),
+        hold=hold,
         down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
     wait = lifecycle.why_wait(facts, now)
     reserved = book.reserve(action, observed, now) if wait is None else None
@@ -211,7 +227,7 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
     reservation = reserved
 
     def on_order(url: str, sends_replaces: bool) -> None:
-        reservation.placed(deps.clock(), sends_replaces)  # counted for the claimant
+        reservation.placed(deps.clock(), sends_replaces)  # now an order in flight
 
     noted: list[tuple[Service, str]] = []
 
@@ -223,7 +239,6 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
 
     with reservation:
         outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
-        reservation.end(issued=outcome.issued is not None or outcome.unwritten is not None)
     follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
                                      outcome.unwritten is not None))
     record_follow_up(deps, book, [action], observed, outcome, follow, now)

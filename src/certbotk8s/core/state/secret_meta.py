@@ -181,6 +181,9 @@ def append_history(existing: str | None, at: datetime, now: datetime,
     return ",".join(_format_entry(e) for e in entries)
 
 
+WHOLE_SECOND = timedelta(seconds=1)
+
+
 def issuance_records(annotations: Mapping[str, str], now: datetime) -> list[IssuanceRecord]:
     """This Secret's issuances of the last 7 days, oldest first, all for its current HOSTS;
     `renewal_with_ari` (exempt from the CA's new-certificate limits) for flagged entries.
@@ -202,7 +205,11 @@ def issuance_records(annotations: Mapping[str, str], now: datetime) -> list[Issu
     if not any(e.replaced for e in entries) and \
             annotations.get(LAST_ORDER_REPLACED, "").strip().lower() == "true":
         entries[-1] = HistoryEntry(entries[-1].at, True)
-    return [IssuanceRecord(hosts=hosts, at=e.at, renewal_with_ari=e.replaced) for e in entries]
+    # A whole-second time stands for that whole second: the CA may have issued in any part of
+    # it, so it is counted until the second ends (else an order woken when the window frees
+    # would meet the CA still counting the certificate, and be refused).
+    return [IssuanceRecord(hosts=hosts, at=e.at + WHOLE_SECOND, renewal_with_ari=e.replaced)
+            for e in entries]
 
 
 # --- the chosen renewal moment (ARI) ------------------------------------------------------
