@@ -315,6 +315,7 @@ class FakeAcme:
         self.resumed: list[str] = []
         self.down = False
         self.during_order: Callable[[], None] | None = None
+        self.before_order: Callable[[], None] | None = None  # before the order is created
         self._failing: dict[str, Exception] = {}
         self._serials = itertools.count(0x1000)
         self.issued: dict[str, CertificateInfo] = {}  # ARI CertID -> what this CA issued
@@ -341,6 +342,8 @@ class FakeAcme:
               keep_going: Callable[[], bool] | None = None) -> IssuedCertificate:
         if self.down:
             raise AcmeCaUnavailable("the CA does not answer (fake: down)")
+        if self.before_order is not None:
+            self.before_order()
         self.orders.append(request.hosts)
         self.replaces.append(request.replaces)
         self.requests.append(request)

@@ -709,3 +709,36 @@ def test_a_host_change_that_keeps_failing_renews_the_names_held_when_they_are_du
     info = certs.certificate_info(stored.data["tls.crt"])
     assert info.sans == (SHOP,) and info.not_after > old.not_after
     assert world.acme.orders[-1] == both  # and the host change tried again
+
+
+def test_the_last_slot_is_spent_by_the_check_not_only_by_the_order_placed() -> None:
+    """One slot left on example.com; worker 1 passed its budget check and has not yet created
+    its order at the CA when worker 2 checks. The check reserved the slot (RenewalBook.reserve),
+    so worker 2 is held. When the check and the placement were two steps, both went: the CA
+    would refuse one of them when finalizing."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 1, "namespaceDomainShare": 100}}
+    world = World(make_config(issuers={"le": issuer}), START)
+    one = _add(world, "team-a", "one.example.com", secret="one-tls", name="one")
+    _add(world, "team-a", "two.example.com", secret="two-tls", name="two")
+    arrived, go = threading.Event(), threading.Event()
+
+    def before_order() -> None:  # the first order waits here, before the CA creates it
+        if not arrived.is_set():
+            arrived.set()
+            _wait(go)
+
+    world.acme.before_order = before_order
+    controller = FakeController(world)
+    controller.pass_only()
+    first = threading.Thread(target=controller.work_one, args=(30,))
+    first.start()
+    assert arrived.wait(30)
+    assert controller.work_one() is not None  # worker 2, meanwhile
+    go.set()
+    first.join(30)
+    assert world.acme.orders == [("one.example.com",)]
+    assert world.cluster.writes == [one]
+    assert [obj.name for obj, _, reason, _ in world.events.posted
+            if reason == "RateLimitHold"] == ["two"]
+
