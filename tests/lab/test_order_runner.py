@@ -44,8 +44,7 @@ def _run_once(runtime: Runtime, api: ApiClient, action: Action) -> None:
     controller = Controller(runtime.deps, api, Leader(), Metrics(process=False),
                             RecordedInflight(runtime.deps.records))
     runner: OrderRunner = controller.runner
-    runner.submit(action)
-    runner.drain(grace=120)  # returns when the order has ended
+    runner.order(action)  # on this thread, as the worker holding the Secret's key: until done
 
 
 def _serial(secret: Any) -> str:

@@ -8,10 +8,9 @@ import functools
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +23,7 @@ from certbotk8s.app.controller.ari_refresh import AriRefresher
 from certbotk8s.app.controller.cert_state import StateTable
 from certbotk8s.app.controller.order_runner import OrderRunner
 from certbotk8s.app.controller.reconciler import Reconciler
+from certbotk8s.app.controller.work_queue import KeyedWorkQueue
 from certbotk8s.app.inflight import RecordedInflight
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import PassDeps
@@ -60,10 +60,8 @@ from certbotk8s.core.state.observe import (
 )
 
 from .fakes import FakeLedger, FakeRecordStore
-from .hostile import Events, Schedule, Solvers
+from .hostile import Events, Solvers
 
-P = ParamSpec("P")
-R = TypeVar("R")
 TLS_TYPE = "kubernetes.io/tls"
 LIFETIME = timedelta(days=90)
 
@@ -98,40 +96,26 @@ class FakeLeader:
         self.leading = False
 
 
-class InlineExecutor(Executor):
-    """Runs each submitted call at once on the caller's thread (orders run synchronously)."""
+class FakeTimer:
+    """app.controller.work_queue.Timer on the fake clock: a job fires when `fire_due` runs at
+    or after its moment (never by itself)."""
 
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        done: Future[R] = Future()
-        try:
-            done.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # as a pool would: kept in the future
-            done.set_exception(e)
-        return done
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.jobs: dict[str, tuple[datetime, Callable[[], None]]] = {}
 
+    def at(self, name: str, when: datetime, fire: Callable[[], None]) -> None:
+        self.jobs[name] = (when, fire)
 
-class HeldExecutor(Executor):
-    """Keeps each submitted call until `run()`: the orders one pass submits are all in flight
-    together, as on a worker pool."""
+    def cancel(self, name: str) -> None:
+        self.jobs.pop(name, None)
 
-    def __init__(self) -> None:
-        self.held: list[Callable[[], None]] = []
-
-    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        done: Future[R] = Future()
-
-        def call() -> None:
-            try:
-                done.set_result(fn(*args, **kwargs))
-            except BaseException as e:  # as a pool would: kept in the future
-                done.set_exception(e)
-
-        self.held.append(call)
-        return done
-
-    def run(self) -> None:
-        while self.held:
-            self.held.pop(0)()
+    def fire_due(self) -> None:
+        due = sorted((when, name) for name, (when, _) in self.jobs.items()
+                     if when <= self.clock())
+        for _, name in due:
+            _, fire = self.jobs.pop(name)
+            fire()
 
 
 # -- the cluster ------------------------------------------------------------------------------
@@ -331,6 +315,7 @@ class FakeAcme:
         self.resumed: list[str] = []
         self.down = False
         self.during_order: Callable[[], None] | None = None
+        self.before_order: Callable[[], None] | None = None  # before the order is created
         self._failing: dict[str, Exception] = {}
         self._serials = itertools.count(0x1000)
         self.issued: dict[str, CertificateInfo] = {}  # ARI CertID -> what this CA issued
@@ -357,6 +342,8 @@ class FakeAcme:
               keep_going: Callable[[], bool] | None = None) -> IssuedCertificate:
         if self.down:
             raise AcmeCaUnavailable("the CA does not answer (fake: down)")
+        if self.before_order is not None:
+            self.before_order()
         self.orders.append(request.hosts)
         self.replaces.append(request.replaces)
         self.requests.append(request)
@@ -443,11 +430,14 @@ class World:
 
 
 class FakeController:
-    """The real Reconciler, OrderRunner (orders run inline, or held by a HeldExecutor),
-    RenewalBook and Records over a World, wired as app.controller.controller.Controller wires
-    them; `restart()` is a new process."""
+    """The real Reconciler (pass and per-key work), KeyedWorkQueue, OrderRunner, RenewalBook and
+    Records over a World, wired as app.controller.controller.Controller wires them. `reconcile`
+    runs a pass and then the queued keys on this thread (one worker); tests that need several
+    workers call `work_one` from their own threads. The queue's timer fires on the fake clock
+    (`timer.fire_due`, at each pass). `restart()` is a new process."""
 
-    def __init__(self, world: World, executor: Executor | None = None) -> None:
+    def __init__(self, world: World,
+                 on_shared: Callable[[SecretRef], None] = lambda ref: None) -> None:
         self.world = world
         self.records = Records(world.store, save_every=0.0)
         ports: Any = (FakeIssuers(world.config, world.acme), Solvers())
@@ -458,24 +448,47 @@ class FakeController:
         self.watch = ClusterWatch(world.cluster, self.records, world.clock,
                                   adopt_cert_manager=world.config.migration.from_cert_manager)
         self.states = StateTable()
-        self.schedule = Schedule()
+        self.timer = FakeTimer(world.clock)
+        self.queue: KeyedWorkQueue[SecretRef] = KeyedWorkQueue(self.timer, clock=world.clock)
         self.book = RenewalBook(world.config, self.records, world.ledger, jitter=lambda: 1.0)
         stopping = threading.Event()
-        loose: Any = (self.watch, self.schedule, RecordedInflight(self.records))
-        self.runner = OrderRunner(self.deps, loose[0], self.states, loose[1], world.leader,
-                                  self.metrics, loose[2], self.book, stopping, workers=1,
+        loose: Any = (self.watch, RecordedInflight(self.records))
+        self.runner = OrderRunner(self.deps, loose[0], self.states, self.queue, world.leader,
+                                  self.metrics, loose[1], self.book, stopping,
                                   foreign_pause=timedelta(minutes=5), gates=(),
-                                  executor=executor or InlineExecutor())
-        self.reconciler = Reconciler(self.deps, loose[0], self.states, loose[1], self.runner,
+                                  on_shared=on_shared)
+        self.reconciler = Reconciler(self.deps, loose[0], self.states, self.queue, self.runner,
                                      self.book, world.leader, self.metrics, stopping)
         self.ari = AriRefresher(self.deps, loose[0], self.states, stopping)
         self.book.load()
         self.records.load()
 
-    def reconcile(self) -> None:
-        """One pass at the clock's time, as the loop runs it after a wake."""
+    def scheduled(self) -> dict[SecretRef, datetime]:
+        """When each Secret's key comes back (its renewal or retry moment)."""
+        return self.queue.scheduled()
+
+    def pass_only(self) -> None:
+        """One pass at the clock's time (due timers first), queueing keys; no key worked on."""
         self.world.cluster.wake.clear()
+        self.timer.fire_due()
         self.reconciler.reconcile(self.world.clock())
+
+    def work_one(self, timeout: float | None = 0) -> SecretRef | None:
+        """One key from the queue, worked on as a worker thread does (None: none waits)."""
+        ref = self.queue.get(timeout)
+        if ref is not None:
+            try:
+                self.reconciler.process(ref)
+            finally:
+                self.queue.done(ref)
+        return ref
+
+    def reconcile(self) -> None:
+        """One pass at the clock's time, then every queued key, as the loop and a worker run
+        them after a wake."""
+        self.pass_only()
+        while self.work_one() is not None:
+            pass
 
     def settle(self, passes: int = 5) -> None:
         """Passes until nothing wakes the loop any more (at most `passes`)."""

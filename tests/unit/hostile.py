@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from certbotk8s.app.budget import RenewalBook
 from certbotk8s.app.controller.cert_state import StateTable
 from certbotk8s.app.controller.reconciler import Reconciler
+from certbotk8s.app.controller.work_queue import KeyedWorkQueue
 from certbotk8s.app.metrics import Metrics
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.app.records import Records
@@ -250,17 +251,16 @@ class Watch:
 
 
 class Schedule:
+    """app.controller.work_queue.Timer that only records each job's moment (nothing fires)."""
+
     def __init__(self) -> None:
-        self.when: dict[SecretRef, datetime] = {}
+        self.when: dict[str, datetime] = {}
 
-    def at(self, ref: SecretRef, when: datetime) -> None:
-        self.when[ref] = when
+    def at(self, name: str, when: datetime, fire: Callable[[], None]) -> None:
+        self.when[name] = when
 
-    def cancel(self, ref: SecretRef) -> None:
-        self.when.pop(ref, None)
-
-    def scheduled(self) -> dict[SecretRef, datetime]:
-        return dict(self.when)
+    def cancel(self, name: str) -> None:
+        self.when.pop(name, None)
 
 
 class Runner:
@@ -270,7 +270,7 @@ class Runner:
         self.submitted: list[DesiredCertificate] = []
         self.gates: tuple[Any, ...] = ()
 
-    def submit(self, action: Action) -> None:
+    def order(self, action: Action) -> None:
         self.submitted.append(action.desired)
 
     def write_metadata(self, action: Action, observed: ObservedSecret | None) -> None:
@@ -291,13 +291,30 @@ class Leader:
         pass
 
 
+class InlineReconciler:
+    """A Reconciler whose `reconcile` runs the pass, then every key it queued on this thread
+    (as one worker of the controller would)."""
+
+    def __init__(self, inner: Reconciler, queue: KeyedWorkQueue[SecretRef]) -> None:
+        self.inner, self.queue = inner, queue
+
+    def reconcile(self, now: datetime) -> None:
+        self.inner.reconcile(now)
+        while (ref := self.queue.get(timeout=0)) is not None:
+            try:
+                self.inner.process(ref)
+            finally:
+                self.queue.done(ref)
+
+
 def reconciler(deps: PassDeps, watch: Watch, runner: Runner, schedule: Schedule,
-               metrics: Metrics) -> Reconciler:
+               metrics: Metrics) -> InlineReconciler:
     watch.records = deps.records  # one memory, as the controller wires it
-    loose: Any = (watch, schedule, runner)
-    return Reconciler(deps, loose[0], StateTable(), loose[1], loose[2],
-                      RenewalBook(deps.config, deps.records, None), Leader(), metrics,
-                      threading.Event())
+    queue: KeyedWorkQueue[SecretRef] = KeyedWorkQueue(schedule)
+    loose: Any = (watch, runner)
+    return InlineReconciler(Reconciler(deps, loose[0], StateTable(), queue, loose[1],
+                                       RenewalBook(deps.config, deps.records, None), Leader(),
+                                       metrics, threading.Event()), queue)
 
 
 def stored_secret(namespace: str, name: str, crt: bytes | None = None, key: bytes | None = None,

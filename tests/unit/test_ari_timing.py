@@ -171,8 +171,10 @@ def test_the_refresher_reads_again_after_the_clamped_retry_after(
     refresher.refresh()  # too soon: not asked again
     assert len(engine.asked) == 1
     state = next(s for _, s in states.items())
-    assert state.ari_next - state.ari_fetched == pytest.approx(wait)
-    state.ari_next = state.ari_fetched  # its time has come
+    assert state.ari.next_read - state.ari.fetched == pytest.approx(wait)
+    ref = next(ref for ref, _ in states.items())
+    # its time has come
+    states.set_ari(ref, dataclasses.replace(state.ari, next_read=state.ari.fetched))
     refresher.refresh()
     assert len(engine.asked) == 2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.budget import RenewalBook, Reservation
 from certbotk8s.app.records import Records
 from certbotk8s.core.budget import ledger, ratelimit
 from certbotk8s.core.model import DesiredCertificate, ObjectRef, SecretRef
@@ -120,6 +120,37 @@ def test_issuances_carry_their_namespace_into_the_per_domain_share() -> None:
     assert hold is not None and hold.limit == ratelimit.LIMIT_NAMESPACE_DOMAIN_SHARE
     theirs = desired("y.example.com", secret=SecretRef("team-b", "y"))
     assert b.check(Action(ActionKind.ISSUE, theirs, REASON), None, NOW) is None
+
+
+def test_a_reservation_is_counted_from_the_check_until_the_order_is_placed() -> None:
+    """`reserve` spends the budget in the step that checks it: a second reservation for the
+    last slot is held. A reservation freed without an order gives the slot back; one placed
+    becomes an order in flight (counted once, not twice), until it issued or ended."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 2, "namespaceDomainShare": 100}}
+    kept = Records(FakeRecordStore(), save_every=0)
+    kept.load()
+    b = RenewalBook(make_config(issuers={"le": issuer}), kept, FakeLedger(), save_every=0)
+    one, two, three = (Action(ActionKind.ISSUE, desired(h, secret=SecretRef("team-a", h)),
+                              REASON) for h in ("a.example.com", "b.example.com",
+                                                "c.example.com"))
+    first, second = b.reserve(one, None, NOW), b.reserve(two, None, NOW)
+    assert isinstance(first, Reservation) and isinstance(second, Reservation)
+    held = b.reserve(three, None, NOW)
+    assert isinstance(held, ratelimit.Hold) and held.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    first.end()  # no order placed: the slot is free again
+    assert b.check(three, None, NOW) is None
+    second.placed(NOW, exempt=False)  # an order in flight now: still one slot, not two
+    second.end()  # (leaving the `with` block after the order: nothing more to free)
+    assert b.check(three, None, NOW) is None
+    third = b.reserve(three, None, NOW)
+    assert isinstance(third, Reservation)
+    hold = b.check(one, None, NOW)
+    assert hold is not None and hold.limit == ratelimit.LIMIT_CERTS_PER_DOMAIN
+    b.issued("team-a", two.desired.spec.hosts, NOW, exempt=False)  # in flight -> issued
+    assert b.check(one, None, NOW) is not None
+    third.end()
+    assert b.check(one, None, NOW) is None
 
 
 def test_a_counted_order_spends_the_domain_from_placement_to_its_end() -> None:

@@ -4,6 +4,7 @@ real Reconciler and OrderRunner."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from certbotk8s.core.state import records as rec
 from certbotk8s.core.state import secret_meta
 
 from . import hostile
-from .cluster import FakeController, HeldExecutor, World
+from .cluster import FakeController, World
 from .factories import ingress, istio_gateway, istio_server, make_config, tls_entry
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -116,7 +117,7 @@ def test_a_failed_order_backs_off_and_the_tenant_cannot_change_that(error: Excep
     assert record[secret_meta.FAILURES] == "1"
     next_attempt = secret_meta.parse_time(record[secret_meta.NEXT_ATTEMPT])
     assert next_attempt is not None and next_attempt > world.clock()
-    assert controller.schedule.when[ref] == next_attempt
+    assert controller.scheduled()[ref] == next_attempt
     stored = world.cluster.read(ref.namespace, ref.name)
     assert stored is not None and secret_meta.NEXT_ATTEMPT not in stored.annotations
 
@@ -352,7 +353,7 @@ def test_a_write_the_api_server_never_answered_is_retried_without_a_new_order() 
     controller.settle()
     assert len(world.acme.orders) == 1
     assert world.cluster.writes == []
-    retry = controller.schedule.when[ref]
+    retry = controller.scheduled()[ref]
     world.clock.now = retry
     controller.settle()
     assert world.cluster.writes == [ref]
@@ -440,21 +441,88 @@ def test_controller_reports_and_replaces_another_cas_certificate() -> None:
 # -- (g) one order for one host set, and the rate-limit budget ----------------------------------
 
 
-def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
-    world = _world()
+def _shared_by_two_workers(world: World, fails: Exception | None = None,
+                           ) -> tuple[FakeController, SecretRef, SecretRef]:
+    """Two Secrets of one namespace want the same certificate and two workers take their keys
+    together: the second key's worker finds the first's order running and waits for it. The
+    order then succeeds, or raises `fails`."""
     one = _add(world, "team-a", SHOP, secret="one-tls", name="one")
     two = _add(world, "team-a", SHOP, secret="two-tls", name="two")
-    pool = HeldExecutor()
-    controller = FakeController(world, executor=pool)
-    controller.reconcile()
-    pool.run()  # both were submitted by one pass: the second shares the first's order
+    joined, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:  # the order stays in flight until told
+        _wait(release)
+        if fails is not None:
+            raise fails
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world, on_shared=lambda ref: joined.set())
+    controller.pass_only()
+    workers = [threading.Thread(target=controller.work_one, args=(30,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    assert joined.wait(30)
+    release.set()
+    for worker in workers:
+        worker.join(30)
+    world.acme.during_order = None
+    return controller, one, two
+
+
+def test_the_same_host_set_from_two_sources_in_flight_together_is_ordered_once() -> None:
+    world = _world()
+    controller, one, two = _shared_by_two_workers(world)
     controller.settle()
-    pool.run()
     assert world.acme.orders == [(SHOP,)]
     assert sorted(world.cluster.writes) == sorted([one, two])
     first, second = (world.cluster.read(r.namespace, r.name) for r in (one, two))
     assert first is not None and second is not None
     assert first.data["tls.crt"] == second.data["tls.crt"]
+
+
+def test_a_shared_order_that_fails_backs_off_both_secrets() -> None:
+    world = _world()
+    controller, one, two = _shared_by_two_workers(
+        world, ChallengeFailed(SHOP, "http-01", Problem("urn:x:unauthorized")))
+    controller.settle()  # both back off: no second order
+    assert world.acme.orders == [(SHOP,)] and world.cluster.writes == []
+    assert [controller.records.get(ref)[secret_meta.FAILURES] for ref in (one, two)] == [
+        "1", "1"]
+    assert set(controller.scheduled()) == {one, two}
+
+
+def _wait(event: threading.Event) -> None:
+    assert event.wait(30)  # a safety valve only: the test sets it once the other worker waits
+
+
+def test_a_key_changed_while_its_order_runs_is_handed_out_again_only_after_it() -> None:
+    """A pass during an order queues that certificate's key again: no second worker gets it
+    while the order runs; once it is done the key comes back once, finds the certificate
+    written, and orders nothing more."""
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    ordering, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        ordering.set()
+        _wait(release)
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+    worker = threading.Thread(target=controller.work_one, args=(30,))
+    worker.start()
+    assert ordering.wait(30)
+    controller.pass_only()  # an event meanwhile: the key is queued again (dirty)
+    assert controller.queue.processing() == {ref}
+    assert len(controller.queue) == 0  # not handed to a second worker
+    release.set()
+    worker.join(30)
+    world.acme.during_order = None
+    assert len(controller.queue) == 1  # back once the order is done
+    assert controller.work_one() == ref
+    assert world.acme.orders == [(SHOP,)]
+    assert world.cluster.writes == [ref]
 
 
 def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> None:
@@ -474,6 +542,82 @@ def test_a_used_up_registered_domain_budget_holds_the_order_with_an_event() -> N
     assert "possible at" in holds[0]
     gauge = controller.metrics.rate_limit_holds.labels("certificates-per-registered-domain")
     assert gauge._value.get() == 1
+
+
+def test_n_free_slots_of_a_registered_domain_are_n_orders_with_several_workers() -> None:
+    """Issue 19's leftover in the controller: 4 workers take 6 due certificates of one
+    registered domain with 3 slots left. The budget is reserved in the step that checks it
+    (RenewalBook.reserve), so exactly 3 orders go (before, each worker's check saw the
+    issuances of the pass's start: all 6 went), and the other 3 are held with an Event."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 3, "namespaceDomainShare": 100}}
+    world = World(make_config(issuers={"le": issuer}), START)
+    for n in range(6):
+        _add(world, "team-a", f"h{n}.example.com", secret=f"h{n}-tls", name=f"h{n}")
+    meet = threading.Barrier(3)  # the three orders are in flight together
+
+    def in_flight() -> None:
+        meet.wait(30)  # a safety valve only: the other two are placed meanwhile
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+
+    def worker() -> None:
+        while controller.work_one() is not None:
+            pass
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert len(world.acme.orders) == 3
+    assert len(world.cluster.writes) == 3
+    holds = [obj.name for obj, _, reason, _ in world.events.posted if reason == "RateLimitHold"]
+    assert len(holds) == 3
+
+
+def test_a_key_back_before_the_cache_shows_its_write_waits_for_the_watch_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after its order a certificate's key can come back (a pass queued it meanwhile)
+    while the informer cache still shows the Secret as it was: it waits for the watch event
+    instead of reading the Secret again to find the certificate there; then it is scheduled."""
+    world = _world()
+    ref = _add(world, "team-a", SHOP)
+    controller = FakeController(world)
+    controller.reconcile()
+    assert world.cluster.writes == [ref]
+    cached = controller.watch.observed
+    monkeypatch.setattr(controller.watch, "observed",
+                        lambda r: None if r == ref else cached(r))  # the cache lags
+    world.cluster.broken_reads[ref] = AssertionError("read the Secret again")
+    controller.queue.add(ref)
+    assert controller.work_one() == ref
+    assert "InternalError" not in _reasons(world, "team-a")  # no read, no order
+    waits_until = controller.scheduled()[ref]  # back at the latest when the wait ends
+    assert world.clock() < waits_until <= world.clock() + timedelta(seconds=30)
+    monkeypatch.setattr(controller.watch, "observed", cached)  # the watch event arrives
+    controller.queue.add(ref)
+    assert controller.work_one() == ref
+    assert len(world.acme.orders) == 1
+    assert controller.scheduled()[ref] > world.clock() + timedelta(days=1)  # its renewal
+
+
+def test_one_pass_spends_a_namespaces_share_of_a_domain_once() -> None:
+    """One worker, orders one after another in one pass: each check sees the orders before it
+    (reserved), not only the issuances the pass started with. 30 new certificates of one
+    namespace under example.com, whose share is 25 (half of 50): 25 orders, 5 held (on the
+    earlier code: 30 orders)."""
+    world = _world()
+    for n in range(30):
+        _add(world, "team-a", f"h{n}.example.com", secret=f"h{n}-tls", name=f"h{n}")
+    controller = FakeController(world)
+    controller.reconcile()
+    assert len(world.acme.orders) == 25
+    holds = [message for obj, _, reason, message in world.events.posted
+             if reason == "RateLimitHold"]
+    assert len(holds) == 5 and all("team-a used its share (25)" in m for m in holds)
 
 
 # -- Istio Gateways of two namespaces writing into istio-system --------------------------------
@@ -509,17 +653,26 @@ def test_two_namespaces_gateways_naming_one_credential_get_one_certificate_for_o
 
 def test_two_namespaces_gateways_with_shared_hosts_never_share_an_order_or_a_key() -> None:
     """With `tenants.shareHosts`, `shop` and `pay` may both have the host, each in its own
-    Secret in istio-system: submitted in one pass they are two orders and two keys (the order
+    Secret in istio-system: worked on together they are two orders and two keys (the order
     key was the Secret's namespace and the spec, so one key went into both Secrets)."""
     world = _istio_world(shareHosts=True)
     shop = _gateway(world, "shop", "shop-web", age=timedelta(0))
     pay = _gateway(world, "pay", "pay-web", age=timedelta(0))
-    pool = HeldExecutor()
-    controller = FakeController(world, executor=pool)
-    controller.reconcile()
-    pool.run()
+    meet = threading.Barrier(2)  # both orders in flight together, on two workers
+
+    def in_flight() -> None:
+        meet.wait(30)  # a safety valve only: the other order is placed meanwhile
+
+    world.acme.during_order = in_flight
+    controller = FakeController(world)
+    controller.pass_only()
+    workers = [threading.Thread(target=controller.work_one, args=(30,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    world.acme.during_order = None
     controller.settle()
-    pool.run()
     assert world.acme.orders == [(SHOP,), (SHOP,)]
     assert sorted(world.cluster.writes) == sorted([shop, pay])
     keys = [world.cluster.secrets[r].data["tls.key"] for r in (shop, pay)]
@@ -556,3 +709,36 @@ def test_a_host_change_that_keeps_failing_renews_the_names_held_when_they_are_du
     info = certs.certificate_info(stored.data["tls.crt"])
     assert info.sans == (SHOP,) and info.not_after > old.not_after
     assert world.acme.orders[-1] == both  # and the host change tried again
+
+
+def test_the_last_slot_is_spent_by_the_check_not_only_by_the_order_placed() -> None:
+    """One slot left on example.com; worker 1 passed its budget check and has not yet created
+    its order at the CA when worker 2 checks. The check reserved the slot (RenewalBook.reserve),
+    so worker 2 is held. When the check and the placement were two steps, both went: the CA
+    would refuse one of them when finalizing."""
+    issuer = {"directory": "https://acme.example/dir",
+              "rateLimits": {"certificatesPerDomain": 1, "namespaceDomainShare": 100}}
+    world = World(make_config(issuers={"le": issuer}), START)
+    one = _add(world, "team-a", "one.example.com", secret="one-tls", name="one")
+    _add(world, "team-a", "two.example.com", secret="two-tls", name="two")
+    arrived, go = threading.Event(), threading.Event()
+
+    def before_order() -> None:  # the first order waits here, before the CA creates it
+        if not arrived.is_set():
+            arrived.set()
+            _wait(go)
+
+    world.acme.before_order = before_order
+    controller = FakeController(world)
+    controller.pass_only()
+    first = threading.Thread(target=controller.work_one, args=(30,))
+    first.start()
+    assert arrived.wait(30)
+    assert controller.work_one() is not None  # worker 2, meanwhile
+    go.set()
+    first.join(30)
+    assert world.acme.orders == [("one.example.com",)]
+    assert world.cluster.writes == [one]
+    assert [obj.name for obj, _, reason, _ in world.events.posted
+            if reason == "RateLimitHold"] == ["two"]
+

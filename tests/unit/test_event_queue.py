@@ -97,8 +97,8 @@ def test_a_flood_of_hostile_objects_does_not_delay_a_victims_order() -> None:
             posted.record(obj, type, reason, message)
 
     class Runner(hostile.Runner):
-        def submit(self, action: Any) -> None:
-            super().submit(action)
+        def order(self, action: Any) -> None:
+            super().order(action)
             released.set()
 
     metrics = Metrics(process=False)

@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,10 +238,10 @@ def test_reconciler_contains_a_certificate_that_raises() -> None:
     runner, metrics = hostile.Runner(), Metrics(process=False)
 
     class Schedule(hostile.Schedule):
-        def at(self, ref: SecretRef, when: datetime) -> None:
-            if ref.name == "fine-tls":
+        def at(self, name: str, when: datetime, fire: Callable[[], None]) -> None:
+            if name.endswith("/fine-tls"):
                 raise RuntimeError("a bug")
-            super().at(ref, when)
+            super().at(name, when, fire)
 
     rec = hostile.reconciler(deps, hostile.Watch(ingresses, stored), runner, Schedule(),
                              metrics)

@@ -117,3 +117,20 @@ def test_a_run_stops_starting_orders_after_stop_after_and_defers_the_rest() -> N
     summary = pass_summary(report)
     assert (summary.issued, summary.failed, summary.deferred) == (2, 0, 6)
     assert "6 due but deferred to the next run" in summary.line()
+
+
+def test_n_free_certificates_of_a_registered_domain_are_n_orders_whatever_the_workers() -> None:
+    """Issue 19's leftover: the per-domain budget is spent in the step that checks it
+    (RenewalBook.reserve), so 4 workers over 8 due certificates of one domain with 3 slots
+    place exactly 3 orders (each check used to see the same issuances of the pass's start)."""
+    config = make_config(issuers={"le": {
+        "directory": "https://acme.example/dir",
+        "rateLimits": {"certificatesPerDomain": 3, "namespaceDomainShare": 100}}})
+    engine = Engine(meet=3)  # the three orders are in flight together
+    deps = _deps(config, engine)
+    with mock.patch.object(oneshot_run, "PassOutages", _outages):
+        report = run_pass(deps, workers=4)
+    assert len(engine.placed) == 3
+    held = [o for o in report.outcomes if not o.ok]
+    assert len(held) == 5
+    assert all("registered domain example.com" in o.message for o in held)

@@ -5,6 +5,13 @@ own memory counts (its namespace); nothing a tenant writes adds to or takes from
 - Issuances: each certificate record's `issued-7d` history (app.records, `set_issued`).
 - New orders and failed authorizations: the ledger Secret (adapters/kube/ledger.py).
 - Failure state per Secret: its certificate record (whether the Secret exists or not).
+
+Checking the budget and spending it are one step across threads (the controller's workers, a
+CronJob run's pool): `reserve` checks and, when the order may go, counts it at once as a
+`Reservation` (an order, and an issuance for the per-domain and exact-set limits) that every
+later check sees. When the CA creates the order the reservation becomes an order in flight
+(`placed`), counted until `issued` or `order_ended`. So of N free slots, N orders go,
+whatever the number of workers; no lock is held while the order runs.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,6 +57,30 @@ class LedgerStore(Protocol):
     def save(self, values: dict[str, Any]) -> None: ...
 
 
+@dataclass(eq=False)  # each reservation is itself (`in`, `remove` by identity)
+class Reservation:
+    """One order's claim on the budget, from `reserve` until the CA created the order
+    (`placed`: from then on it is an order in flight of the book) or it was not placed
+    (`end`, or leaving the `with` block: the claim is freed)."""
+
+    book: RenewalBook
+    issuance: ratelimit.IssuanceRecord
+    order: ratelimit.OrderRecord
+    open: bool = True
+
+    def placed(self, at: datetime, exempt: bool) -> None:
+        self.book.placed(self, at, exempt)
+
+    def end(self) -> None:
+        self.book.unreserve(self)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+
 class RenewalBook:
     """Thread-safe; `flush` writes the ledger (throttled unless forced). `write_behind`: only
     the owner's `flush` calls write it (the controller's 5 s flush, never an order's thread);
@@ -73,6 +104,8 @@ class RenewalBook:
         # one freed slot (or the first workers of a CronJob run) all order into it, and the CA
         # refuses all but one when it finalizes them.
         self._in_flight: list[ratelimit.IssuanceRecord] = []
+        self._reserved: list[Reservation] = []  # checked and claimed, not yet placed
+        self._version = 0  # changes of what a check counts (`reserve` checks again on one)
         self._dirty = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -92,6 +125,7 @@ class RenewalBook:
             seen = {(f.at, f.identifier) for f in self._ledger.failed_authz}
             self._ledger.failed_authz += [f for f in loaded.failed_authz
                                           if (f.at, f.identifier) not in seen]
+            self._version += 1
 
     def set_issued(self, records: Mapping[SecretRef, Mapping[str, str]], now: datetime) -> None:
         """What this installation issued in the last 7 days, from the certificate records
@@ -104,6 +138,7 @@ class RenewalBook:
             self._issued = issued
             # an order whose end was never reported (an unexpected error) stops holding its slot
             self._in_flight = [o for o in self._in_flight if now - o.at < IN_FLIGHT_MAX]
+            self._version += 1
 
     # -- the budget -----------------------------------------------------------------------------
 
@@ -116,16 +151,67 @@ class RenewalBook:
 
     def check(self, action: Action, observed: ObservedSecret | None,
               now: datetime) -> ratelimit.Hold | None:
+        """The budget's answer for an order of `action` now, orders in flight and reservations
+        counted; spends nothing (`reserve` does)."""
+        return self._check(action, observed, now)[0]
+
+    def _check(self, action: Action, observed: ObservedSecret | None,
+               now: datetime) -> tuple[ratelimit.Hold | None, int]:
+        """The answer, and the version of the book it was computed on (computed outside the
+        lock: the workers' checks do not queue behind one another)."""
         limits = self._config.issuers[action.desired.spec.issuer].rate_limits
         with self._lock:
-            self._ledger.prune(now, limits)
-            issued = [*self._issued, *self._in_flight]
-            orders = list(self._ledger.orders)
+            self._ledger.prune(now, limits)  # (only what no window counts any more)
+            version = self._version
+            issued = [*self._issued, *self._in_flight, *(r.issuance for r in self._reserved)]
+            orders = [*self._ledger.orders, *(r.order for r in self._reserved)]
             failures = list(self._ledger.failed_authz)
         return ratelimit.check_budget(
             action.desired.spec.hosts, now, issued, orders, failures,
             ari_renewal=self.sends_replaces(action, observed), limits=limits,
-            namespace=claimant(action.desired))
+            namespace=claimant(action.desired)), version
+
+    def reserve(self, action: Action, observed: ObservedSecret | None,
+                now: datetime) -> Reservation | ratelimit.Hold:
+        """Check the budget and, when the order may go, spend it in the same step: a
+        `Reservation` every later check counts. Else the Hold (nothing spent). The answer
+        counts only if nothing was spent or freed while it was computed (else it is computed
+        again)."""
+        exempt = self.sends_replaces(action, observed)
+        namespace = claimant(action.desired)  # whose share it spends (as `check`)
+        while True:
+            hold, version = self._check(action, observed, now)
+            with self._lock:
+                if version != self._version:
+                    continue  # another worker spent or freed some budget meanwhile
+                if hold is not None:
+                    return hold
+                reservation = Reservation(
+                    self, ratelimit.IssuanceRecord(tuple(action.desired.spec.hosts), now,
+                                                   exempt, namespace),
+                    ratelimit.OrderRecord(now, namespace, exempt))
+                self._reserved.append(reservation)
+                self._version += 1
+                return reservation
+
+    def placed(self, reservation: Reservation, at: datetime, exempt: bool) -> None:
+        """The CA created the reserved order: from now on it is an order in flight (as
+        `order_placed`), in the same step (never counted twice, nor not at all)."""
+        with self._lock:
+            if reservation.open:
+                reservation.open = False
+                self._reserved.remove(reservation)
+            self.order_placed(reservation.issuance.namespace, at, exempt,
+                              reservation.issuance.hosts)
+
+    def unreserve(self, reservation: Reservation) -> None:
+        """No order was placed on `reservation` (or it was, and is an order in flight now):
+        it claims nothing more."""
+        with self._lock:
+            if reservation.open:
+                reservation.open = False
+                self._reserved.remove(reservation)
+                self._version += 1
 
     def admit(self, action: Action, observed: ObservedSecret | None, now: datetime,
               ari: RenewalWindow | None = None, requested: datetime | None = None,
@@ -169,6 +255,7 @@ class RenewalBook:
                 self._in_flight.append(ratelimit.IssuanceRecord(tuple(hosts), at,
                                                                 namespace=namespace))
             self._dirty = True
+            self._version += 1
         if not self._write_behind:
             self.flush()
 
@@ -176,9 +263,10 @@ class RenewalBook:
         """A certificate for `hosts` was issued into a Secret in `namespace` at `at`: counted
         from now on, not only once `set_issued` reads it from the records again (a CronJob run
         reads them once: without this its own issuances would spend no budget in the run)."""
-        self.order_ended(namespace, hosts)
-        with self._lock:
+        with self._lock:  # one step: the slot moves from in flight to issued
+            self.order_ended(namespace, hosts)
             self._issued.append(ratelimit.IssuanceRecord(tuple(hosts), at, exempt, namespace))
+            self._version += 1
 
     def order_ended(self, namespace: str, hosts: Sequence[str]) -> None:
         """The order for `hosts` of a Secret in `namespace` ended: it spends nothing more
@@ -189,12 +277,14 @@ class RenewalBook:
                 o = self._in_flight[index]
                 if (o.namespace, ratelimit.identifier_set(o.hosts)) == wanted:
                     del self._in_flight[index]
+                    self._version += 1
                     return
 
     def authz_failed(self, identifiers: Iterable[str], at: datetime) -> None:
         with self._lock:
             self._ledger.failed_authz += [ratelimit.FailedAuthz(i, at) for i in identifiers]
             self._dirty = True
+            self._version += 1
         if not self._write_behind:
             self.flush()
 

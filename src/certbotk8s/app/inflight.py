@@ -22,6 +22,7 @@ wins over a legacy entry for the same Secret.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from certbotk8s.adapters.kube.inflight import InflightOrder
@@ -47,6 +48,8 @@ class RecordedInflight:
         self._records = records
         self._legacy_store = legacy
         self._legacy: dict[SecretRef, InflightOrder] = {}
+        # The take-up thread loads, workers clear, the sweep removes: one lock for `_legacy`.
+        self._lock = threading.Lock()
 
     def load(self) -> dict[SecretRef, InflightOrder]:
         recorded: dict[SecretRef, InflightOrder] = {}
@@ -60,7 +63,8 @@ class RecordedInflight:
                 legacy = self._legacy_store.load()
             except CertbotK8sError as e:
                 log.warning("cannot read in-flight orders of an earlier version: %s", e)
-        self._legacy = legacy
+        with self._lock:
+            self._legacy = legacy
         return {**legacy, **recorded}
 
     def record(self, order: InflightOrder) -> None:
@@ -71,13 +75,17 @@ class RecordedInflight:
 
     def clear(self, ref: SecretRef) -> None:
         self._records.update(ref, {rec.ORDER_URL: None, rec.ORDER_HOSTS: None})
-        legacy = self._legacy.pop(ref, None)
+        with self._lock:
+            legacy = self._legacy.pop(ref, None)
         if legacy is not None and self._legacy_store is not None:
             self._legacy_store.clear(ref)
 
     def remove_if_unchanged(self, order: InflightOrder) -> bool:
-        if self._legacy.get(order.secret) is order and self._legacy_store is not None:
-            self._legacy.pop(order.secret, None)
+        with self._lock:
+            legacy = self._legacy.get(order.secret) is order and self._legacy_store is not None
+            if legacy:
+                self._legacy.pop(order.secret, None)
+        if legacy and self._legacy_store is not None:
             return self._legacy_store.remove_if_unchanged(order)
         return self._records.update_if(order.secret, {rec.ORDER_URL: order.order_url},
                                        {rec.ORDER_URL: None, rec.ORDER_HOSTS: None})

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from certbotk8s.app.ari import AriReader, report_ari_held
-from certbotk8s.app.controller.cert_state import StateTable
+from certbotk8s.app.controller.cert_state import AriState, StateTable
 from certbotk8s.app.controller.watch import Watch
 from certbotk8s.app.orders import PassDeps
 from certbotk8s.core.model import ObservedSecret, RenewalWindow, SecretRef
@@ -59,13 +59,13 @@ class AriRefresher:
             if info is None or not info.ari_cert_id:
                 continue
             ref = SecretRef(namespace, name)
-            state = self.states.get(ref)
+            state = self.states.get(ref)  # a copy: changed only through `set_ari`
             if state is None:
                 continue  # not (yet) wanted by a source
             now = time.time()
             if not worth_reading(info, datetime.fromtimestamp(now, UTC)):
                 continue
-            if state.ari_for == info.ari_cert_id and now < state.ari_next:
+            if state.ari.cert_id == info.ari_cert_id and now < state.ari.next_read:
                 continue
             issuer = observed.recorded.get(secret_meta.ISSUER)
             adopting = issuer is None  # not recorded as ours: also learn whether the CA knows it
@@ -84,12 +84,10 @@ class AriRefresher:
                 down.add(issuer)
                 continue
             window = answer.window
-            changed = window != state.ari
-            if adopting and answer.verdict is not state.ca_verdict:
-                state.ca_verdict, changed = answer.verdict, True
-            state.ari, state.ari_for, state.ari_fetched = window, info.ari_cert_id, now
-            state.ari_next = now + next_read_in(info, answer.retry_after,
-                                                self._every).total_seconds()
+            changed = self.states.set_ari(ref, AriState(
+                window, info.ari_cert_id, now,
+                now + next_read_in(info, answer.retry_after, self._every).total_seconds()),
+                answer.verdict if adopting else None)
             self._report_if_held(ref, observed, window)
             if changed:
                 self.watch.wake.set()

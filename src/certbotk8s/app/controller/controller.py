@@ -2,9 +2,11 @@
 
 Informers (`Watch`) keep the sources and certbotk8s's own Secrets in memory. Every change wakes
 the one reconcile loop here, which waits a short quiet period (bursts become one pass) and runs
-the `Reconciler` (the same pure core as `renew --once`: discover -> plan, over the caches). Due
-certificates go to the `OrderRunner` (a bounded worker pool, leader only); everything else gets
-a `WakeSchedule` job at its renewal time; `AriRefresher` re-reads ARI windows.
+the `Reconciler`'s pass (the same pure core as `renew --once`: discover -> plan, over the
+caches). The pass queues each certificate's key (its Secret) on the one `KeyedWorkQueue`;
+`workers` threads take keys from it, one worker per key at a time, and act for that
+certificate (`Reconciler.process`: schedule its renewal as a delayed add of its key, or order it
+through the `OrderRunner`, leader only). `AriRefresher` re-reads ARI windows.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from certbotk8s.app.controller.order_runner import OrderRunner
 from certbotk8s.app.controller.reconciler import Reconciler
 from certbotk8s.app.controller.schedule import WakeSchedule
 from certbotk8s.app.controller.watch import Watch
+from certbotk8s.app.controller.work_queue import KeyedWorkQueue
 from certbotk8s.app.health.api_health import ApiHealth, ApiOutage
 from certbotk8s.app.health.ca_gate import CaGate
 from certbotk8s.app.health.dns_gate import DnsGate
@@ -90,19 +93,21 @@ class Controller:
                            adopt_cert_manager=deps.config.migration.from_cert_manager)
         self.states = StateTable()
         self.schedule = WakeSchedule(self.watch.wake, resync_interval)
+        self.queue: KeyedWorkQueue[SecretRef] = KeyedWorkQueue(self.schedule)
+        self._workers = workers
+        self._threads: list[threading.Thread] = []
         self.ca = CaGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.dns = DnsGate(deps.config, deps.solvers, deps.events, metrics, self.watch.wake.set)
         self.resolver = ResolverGate(deps.config, deps.events, metrics, self.watch.wake.set)
         self.book = RenewalBook(deps.config, deps.records, deps.ledger, write_behind=True)
-        self.runner = OrderRunner(deps, self.watch, self.states, self.schedule, elector,
+        self.runner = OrderRunner(deps, self.watch, self.states, self.queue, elector,
                                   metrics, inflight, self.book, self._stopping,
-                                  workers=workers,
                                   foreign_pause=timedelta(seconds=resync_interval * 0.9),
                                   gates=(self.ca, self.dns, self.resolver),
                                   namespace_state=self._namespace_reader.state)
         # Set once a new leader has read the in-flight orders and history (start-up steps).
         self.leading_ready = threading.Event()
-        self.reconciler = Reconciler(deps, self.watch, self.states, self.schedule, self.runner,
+        self.reconciler = Reconciler(deps, self.watch, self.states, self.queue, self.runner,
                                      self.book, elector, metrics, self._stopping,
                                      self.leading_ready)
         self.ari = AriRefresher(deps, self.watch, self.states, self._stopping, ari_refresh,
@@ -126,10 +131,24 @@ class Controller:
         # shard touched in 5 s; a kill loses at most that much, rebuilt or re-counted later).
         self.schedule.every("ledger", self._flush_memory, timedelta(seconds=5),
                             first=datetime.now(UTC) + timedelta(seconds=5))
+        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"worker-{n}")
+                         for n in range(max(1, self._workers))]
+        for thread in self._threads:
+            thread.start()
         self._loop = threading.Thread(target=self._reconcile_loop, daemon=True,
                                       name="reconciler")
         self._loop.start()
         return self
+
+    def _work(self) -> None:
+        """One worker: a key at a time from the queue, until it shuts down."""
+        while (ref := self.queue.get()) is not None:
+            try:
+                self.reconciler.process(ref)
+            except Exception:  # process contains each certificate's trouble; a worker survives
+                log.exception("work on %s failed", ref)
+            finally:
+                self.queue.done(ref)
 
     def stop(self, grace: float = 25.0) -> None:
         """Stop taking work, let running orders end (bounded), release the Lease."""
@@ -139,7 +158,9 @@ class Controller:
         self.ca.stop()
         self.dns.stop()
         self.resolver.stop()
-        self.runner.drain(grace)
+        if not self.queue.shutdown(grace):  # running orders end (bounded), queued keys go
+            log.warning("%d certificates still being worked on at shutdown; their order URLs "
+                        "stay recorded for the next leader", len(self.queue.processing()))
         self.book.flush(force=True)
         self.deps.records.flush(force=True, final=True)
         if self._before_release is not None and self.elector.is_leader():
@@ -294,6 +315,10 @@ class Controller:
     def next_runs(self) -> dict[str, datetime]:
         """Scheduled renewal jobs (for tests and status)."""
         return self.schedule.next_runs()
+
+    def scheduled(self) -> dict[SecretRef, datetime]:
+        """When each certificate's key comes back to a worker (its renewal or retry)."""
+        return self.queue.scheduled()
 
 
 __all__ = ["LAST_ERROR", "Controller"]

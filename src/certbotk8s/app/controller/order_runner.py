@@ -1,6 +1,8 @@
-"""The controller's order runner: a bounded worker pool, one order per certificate and one per
-identical host set, the rate-limit budget and backoff (app.budget, shared with `renew --once`),
-and resumable order URLs."""
+"""The controller's order runner: one certificate's order, on the work-queue worker that holds
+its key (app.controller.work_queue); one order per identical host set in a namespace (a second
+Secret that wants it waits for it and gets a copy); the rate-limit budget, reserved in the step
+that checks it, and backoff (app.budget, shared with `renew --once`); resumable order URLs and
+certificates issued but not yet written (kept in the key's record, app.controller.cert_state)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from certbotk8s.adapters.kube.inflight import InflightOrder
-from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.budget import RenewalBook, Reservation
 from certbotk8s.app.controller.cert_state import StateTable, update_hold_gauges
-from certbotk8s.app.controller.schedule import WakeSchedule
 from certbotk8s.app.controller.watch import Watch
+from certbotk8s.app.controller.work_queue import KeyedWorkQueue
 from certbotk8s.app.health.outage_gate import OutageGate
 from certbotk8s.app.inflight import InflightStore
 from certbotk8s.app.isolation import InternalError, report_internal
@@ -37,7 +38,6 @@ from certbotk8s.app.orders import (
 from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.errors import CertbotK8sError
 from certbotk8s.core.model import (
-    CertificateSpec,
     DesiredCertificate,
     IssuedCertificate,
     ObservedSecret,
@@ -47,7 +47,6 @@ from certbotk8s.core.ports import LeaderElection
 from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.after_order import Backoff, OrderResult, after_order
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
-from certbotk8s.core.sources.claimants import claimant
 from certbotk8s.core.sources.ownership import order_share_key
 from certbotk8s.core.state import write_race
 from certbotk8s.core.state.inflight import NamespaceState
@@ -63,28 +62,37 @@ API_RETRY = timedelta(seconds=10)
 # namespace costs one GET, not one per order. One deleted meanwhile only makes the Secret
 # write fail (the API server refuses it), as when it is deleted during an order.
 ACTIVE_NAMESPACE_TTL = 30.0
+# After writing a certificate, its key waits at most this long for the informer cache to show
+# the write before it is decided again on a fresh read (app.controller.cert_state).
+CACHE_CATCH_UP = 30.0
 
 
 @dataclass
 class OrderJob:
+    """One order on its way, and the Secrets of its namespace that want the same certificate:
+    they wait for `finished` and copy `outcome`'s certificate, each on its own key's worker."""
+
     key: tuple[object, ...]
     actions: list[Action] = field(default_factory=list)
     # False when decided again and found not due: the informer's event for the newer Secret
     # wakes the loop then (waking it here would spin while the cache lags).
     wake: bool = True
+    finished: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
 
 
 class OrderRunner:
-    """Runs ISSUE/RENEW actions on worker threads; only ever on the leader."""
+    """Runs ISSUE/RENEW actions on the calling worker (the one holding the Secret's key); only
+    ever on the leader."""
 
-    def __init__(self, deps: PassDeps, watch: Watch, states: StateTable, schedule: WakeSchedule,
-                 elector: LeaderElection, metrics: Metrics, inflight: InflightStore,
-                 book: RenewalBook, stopping: threading.Event, *, workers: int,
+    def __init__(self, deps: PassDeps, watch: Watch, states: StateTable,
+                 queue: KeyedWorkQueue[SecretRef], elector: LeaderElection, metrics: Metrics,
+                 inflight: InflightStore, book: RenewalBook, stopping: threading.Event, *,
                  foreign_pause: timedelta, gates: tuple[OutageGate, ...],
                  namespace_state: Callable[[str], NamespaceState] | None = None,
-                 executor: Executor | None = None) -> None:
+                 on_shared: Callable[[SecretRef], None] = lambda ref: None) -> None:
         self.deps, self.watch, self.states, self.book = deps, watch, states, book
-        self.schedule, self.elector, self.metrics = schedule, elector, metrics
+        self.queue, self.elector, self.metrics = queue, elector, metrics
         self.inflight = inflight
         self.gates = gates  # hold orders while their CA or DNS server is down
         self._namespace_state = namespace_state
@@ -92,20 +100,10 @@ class OrderRunner:
         self._active: dict[str, float] = {}  # namespace -> monotonic time to ask again
         self._stopping = stopping
         self._foreign_pause = foreign_pause
-        self._lock = threading.RLock()
-        self._running: dict[tuple[object, ...], OrderJob] = {}
-        self._busy: set[SecretRef] = set()
-        self._resumable: dict[SecretRef, InflightOrder] = {}
-        # Issued by the CA, not written (API server unreachable, or the lead lost before the
-        # write): written without a new order when this replica leads and reaches it again.
-        self._unwritten: dict[SecretRef, tuple[IssuedCertificate, CertificateSpec]] = {}
-        # `executor` (tests): runs both orders and annotation writes instead of the pools.
-        self._pool = executor or ThreadPoolExecutor(max_workers=workers,
-                                                    thread_name_prefix="order")
-        # Annotation writes (kept moments, repairs) have their own threads: a slow API server
-        # must never leave orders queued behind them.
-        self._writer = executor or ThreadPoolExecutor(max_workers=2,
-                                                      thread_name_prefix="annotate")
+        self._on_shared = on_shared  # a Secret waits for another's order (tests)
+        self._lock = threading.RLock()  # the namespace caches and the running orders
+        self._running: dict[tuple[object, ...], OrderJob] = {}  # by host set and namespace
+        self._busy: set[SecretRef] = set()  # Secrets with an order running
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -115,63 +113,55 @@ class OrderRunner:
             loaded = self.inflight.load()
         except CertbotK8sError as e:
             log.warning("cannot read in-flight orders: %s", e)
-            with self._lock:
-                return len(self._resumable)
+            return self.states.resumable_count()
         # Orders this process left when it lost the lead stay resumable even if their record
         # could not be written (the API server was away); a recorded one wins (it may be newer).
-        with self._lock:
-            own = {ref: order for ref, order in self._resumable.items() if ref not in loaded}
-            self._resumable = {**loaded, **own}
-            return len(self._resumable)
+        self.states.set_resumable(loaded)
+        return self.states.resumable_count()
 
     def busy(self) -> set[SecretRef]:
-        """Secrets with an order running or queued here (their in-flight entries stay)."""
+        """Secrets with an order running here (their in-flight entries stay)."""
         with self._lock:
             return set(self._busy)
 
     def forget_resumable(self, refs: Iterable[SecretRef]) -> None:
         """In-flight entries the sweep removed: not resumed from memory either."""
-        with self._lock:
-            for ref in refs:
-                if ref not in self._busy:
-                    self._resumable.pop(ref, None)
+        self.states.forget_resumable(refs, self.busy())
 
-    def drain(self, grace: float) -> None:
-        """Let running orders end (bounded), then drop queued ones."""
-        deadline = time.monotonic() + grace
-        while self._running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._running:
-            log.warning("%d orders still running at shutdown; their order URLs stay recorded "
-                        "for the next leader", len(self._running))
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._writer.shutdown(wait=False, cancel_futures=True)
-
-    # -- submitting -----------------------------------------------------------------------------
+    # -- ordering -------------------------------------------------------------------------------
 
     @staticmethod
     def _order_key(action: Action) -> tuple[object, ...]:
         return order_share_key(action.desired)  # never across namespaces
 
-    def submit(self, action: Action) -> None:
+    def order(self, action: Action) -> None:
+        """Order `action`'s certificate now, on this thread (its key's worker); when another
+        Secret of its namespace is being ordered the very same certificate, wait for that
+        order and copy its certificate instead."""
         ref = action.desired.secret
         key = self._order_key(action)
         with self._lock:
-            if ref in self._busy:
-                return
-            job = self._running.get(key)
-            if job is not None:  # the same host set is already being ordered: share it
-                job.actions.append(action)
-                self._busy.add(ref)
-                return
-            job = OrderJob(key, [action])
-            self._running[key] = job
+            running = self._running.get(key)
+            if running is None:
+                job = OrderJob(key, [action])
+                self._running[key] = job
+            else:
+                running.actions.append(action)
             self._busy.add(ref)
-        self.metrics.orders_in_flight.inc()
-        self._pool.submit(self._run_order, job)
+        try:
+            if running is not None:
+                self._on_shared(ref)
+                running.finished.wait()
+                self._follow(running, action)
+                return
+            self._run_order(job)
+        finally:
+            with self._lock:
+                self._busy.discard(ref)
 
     def _run_order(self, job: OrderJob) -> None:
         crashed = False
+        self.metrics.orders_in_flight.inc()
         try:
             self._order(job)
         except CertbotK8sError:
@@ -183,11 +173,32 @@ class OrderRunner:
         finally:
             with self._lock:
                 self._running.pop(job.key, None)
-                for action in job.actions:
-                    self._busy.discard(action.desired.secret)
+            job.finished.set()  # the Secrets that share it copy the outcome now
             self.metrics.orders_in_flight.dec()
             if not crashed and job.wake:  # a crash (API server away) waits for the next
                 self.watch.wake.set()  # event or resync
+
+    def _follow(self, job: OrderJob, action: Action) -> None:
+        """`action`'s Secret wanted the certificate `job` ordered: copy it (same namespace
+        only), or share the order's failure (its backoff), as if it had been ordered here."""
+        outcome, ref = job.outcome, action.desired.secret
+        if outcome is None or outcome.outage or outcome.unwritten is not None:
+            return  # nothing to copy or count: the next pass decides again
+        now = self.deps.clock()
+        if outcome.ok and outcome.issued is not None:
+            if order_share_key(action.desired) == job.key:  # one tenant's order only
+                self._copy_to(action, outcome.issued)
+                self.book.succeeded(ref)
+            return
+        follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage, False,
+                                         True, can_keep=True))
+        if follow.backoff is Backoff.COUNT:
+            state = self.book.failed(ref, self._read(ref), now, outcome.message,
+                                     action.desired.spec)
+            self.metrics.mark_failed(ref.namespace, ref.name, state.failures,
+                                     state.next_attempt)
+            if state.next_attempt is not None:
+                self.queue.add_at(ref, state.next_attempt)
 
     def _internal_error(self, job: OrderJob, e: Exception) -> None:
         """An order that raised unexpectedly: logged, counted, a Warning Event on its source
@@ -201,22 +212,19 @@ class OrderRunner:
         if self.elector.is_leader():  # Events come from the leader only
             report_internal(self.deps.events, first, error)
         now = self.deps.clock()
-        for action in job.actions:
-            ref = action.desired.secret
-            state = self.book.failed(ref, self.watch.observed(ref), now, str(error),
-                                     action.desired.spec)
-            if state.next_attempt is not None:
-                self.schedule.at(ref, state.next_attempt)
+        job.outcome = Outcome(job.actions[0], False, str(error), error=error)  # shared with
+        ref = first.secret  # the Secrets that wait for this order: they back off too
+        state = self.book.failed(ref, self.watch.observed(ref), now, str(error), first.spec)
+        if state.next_attempt is not None:
+            self.queue.add_at(ref, state.next_attempt)
 
     def write_metadata(self, action: Action, observed: ObservedSecret | None) -> None:
-        """Persist the chosen moment or repair annotations, off the reconcile thread (an API
-        server that answers slowly must not stall the pass)."""
-        def write() -> None:
-            try:
-                execute(self.deps, action, observed)
-            except Exception:
-                log.exception("writing annotations of %s failed", action.desired.secret)
-        self._writer.submit(write)
+        """Persist the chosen moment or repair annotations (on the key's worker, never on the
+        pass: an API server that answers slowly must not stall it)."""
+        try:
+            execute(self.deps, action, observed)
+        except Exception:
+            log.exception("writing annotations of %s failed", action.desired.secret)
 
     # -- one order ------------------------------------------------------------------------------
 
@@ -240,8 +248,8 @@ class OrderRunner:
         it wakes can run before the cache shows the certificate just written, and would order
         the same certificate again (seen: a Secret issued twice a second apart)."""
         ref = action.desired.secret
-        ari = self.states.view(ref).ari
-        return plan([action.desired], {ref: observed}, now, {ref: ari} if ari else {})[0]
+        window = self.states.view(ref).ari.window
+        return plan([action.desired], {ref: observed}, now, {ref: window} if window else {})[0]
 
     def _order(self, job: OrderJob) -> None:
         if self._stopping.is_set() or not self.elector.is_leader():
@@ -258,27 +266,35 @@ class OrderRunner:
         if due and len(job.actions) == 1:
             # a waiting host change may renew the names the Secret holds instead (not for an
             # order other Secrets share: they want the new names)
-            fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari)
+            fresh, hold = self.book.admit(fresh, observed, now, self.states.view(ref).ari.window)
         else:
             hold = self.book.check(fresh if due else first, observed, now)
-        wait = lifecycle.why_wait(lifecycle.OrderFacts(
+        facts = lifecycle.OrderFacts(
             ref, failure=self.book.failure_state(ref, observed, now,
                                                  spec=(fresh if due else first).desired.spec),
             hold=hold,
             down=tuple(d for gate in self.gates if (d := gate.down(first)) is not None),
             namespace_deleting=deleting,
             foreign=observed is not None and not observed.managed, due=due,
-            unwritten=due and self._unwritten_usable(fresh, now)), now)
+            unwritten=due and self._unwritten_usable(fresh, now))
+        wait = lifecycle.why_wait(facts, now)
         if due:
             first = job.actions[0] = fresh
+        reserved = self.book.reserve(first, observed, now) if wait is None else None
+        if isinstance(reserved, ratelimit.Hold):  # another worker took the last slot meanwhile
+            hold = reserved
+            wait = lifecycle.why_wait(replace(facts, hold=hold), now)
         if wait is not None and wait.kind is not lifecycle.WaitKind.NO_LONGER_DUE:
             log.info("%s: no order now: %s", ref, wait)  # why it waits (core.renewal.lifecycle)
-        if wait is None:
-            self._place(job, observed, now)
+        if isinstance(reserved, Reservation):
+            with reserved:
+                self._place(job, observed, now, reserved)
+        elif wait is None:
+            return  # (not reached: no wait means a reservation)
         elif wait.kind is lifecycle.WaitKind.UNWRITTEN_PENDING:
-            held = self._pop_unwritten(ref)
-            if held is None:  # dropped meanwhile: an order after all
-                self._place(job, observed, now)
+            held, left = self.states.pop_unwritten(ref)
+            self.metrics.unwritten_certificates.set(left)
+            if held is None:  # dropped meanwhile: an order on the next look
                 return
             log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
             written = write_unwritten(self.deps, first, held[0], observed,
@@ -299,14 +315,15 @@ class OrderRunner:
         # (backoff written since the pass looked; a service down since the job was queued:
         # re-submitted when the probe sees it back)
 
-    def _place(self, job: OrderJob, observed: ObservedSecret | None, now: datetime) -> None:
-        """Order the certificate of `job` (resuming the order a previous leader left)."""
+    def _place(self, job: OrderJob, observed: ObservedSecret | None, now: datetime,
+               reservation: Reservation) -> None:
+        """Order the certificate of `job` (resuming the order a previous leader left), on
+        the budget `reservation` holds."""
         first = job.actions[0]
         ref = first.desired.secret
         log.info("%s: %s (%s)", ref, first.kind.value.lower(), first.reason)
         self.states.set_hold(ref, None)
-        with self._lock:
-            resumable = self._resumable.pop(ref, None)
+        resumable = self.states.take_resumable(ref)
         resume_url = (resumable.order_url if resumable is not None
                       and resumable.hosts == first.desired.spec.hosts else None)
         placed: list[str] = [resume_url] if resume_url is not None else []
@@ -314,8 +331,7 @@ class OrderRunner:
         def on_order(url: str, sends_replaces: bool) -> None:
             log.info("%s: new order %s (replaces: %s)", ref, url, sends_replaces)
             placed.append(url)
-            self.book.order_placed(claimant(first.desired), self.deps.clock(), sends_replaces,
-                                   first.desired.spec.hosts)
+            reservation.placed(self.deps.clock(), sends_replaces)  # now an order in flight
             try:
                 self.inflight.record(InflightOrder(ref, url, first.desired.spec.hosts))
             except CertbotK8sError as e:
@@ -336,9 +352,11 @@ class OrderRunner:
     def _settle(self, job: OrderJob, outcome: Outcome, observed: ObservedSecret | None,
                 placed: list[str], now: datetime) -> None:
         """Carry out core.renewal.after_order's follow-up of one order (or one write of a
-        certificate issued earlier) for `job`."""
+        certificate issued earlier) for `job`'s own Secret (the others that wait for it follow
+        the outcome themselves, `_follow`)."""
         first = job.actions[0]
         ref = first.desired.secret
+        job.outcome = outcome
         follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
                                          outcome.unwritten is not None, bool(placed),
                                          can_keep=True))
@@ -349,32 +367,28 @@ class OrderRunner:
             return
         if outcome.kept is not None:
             self.metrics.newer_certificate_kept.inc()
+        elif outcome.ok:  # written over what was read: the cache shows it soon
+            self.states.wrote_over(ref, observed.resource_version if observed else "",
+                                   time.monotonic() + CACHE_CATCH_UP)
         if follow.clear_inflight:
             self._clear_inflight(ref)
         if follow.resume:
-            with self._lock:
-                self._resumable[ref] = InflightOrder(ref, placed[-1], first.desired.spec.hosts)
+            self.states.keep_resumable(InflightOrder(ref, placed[-1], first.desired.spec.hosts))
         if follow.retry_soon:  # the API server away: tried again soon, and at once when back
-            self.schedule.at(ref, now + API_RETRY)
+            self.queue.add_at(ref, now + API_RETRY)
             job.wake = False
         if outcome.ok:
             for gate in self.gates:
                 gate.succeeded(first)
-            assert outcome.issued is not None
-            for other in job.actions[1:]:  # other Secrets that wanted the very same certificate
-                if order_share_key(other.desired) == self._order_key(first):  # one tenant only
-                    self._copy_to(other, outcome.issued)
-        # Backoff for every Secret of the order (or cleared), failed authorizations counted.
-        record_follow_up(self.deps, self.book, job.actions, observed, outcome, follow, now)
+        # Backoff (or cleared), failed authorizations counted.
+        record_follow_up(self.deps, self.book, [first], observed, outcome, follow, now)
         if follow.backoff is Backoff.COUNT:
-            for action in job.actions:
-                failure = self.book.failure_state(action.desired.secret, None, spec=None)
-                # Ready False now for a certificate that never arrived, not at the next pass.
-                self.metrics.mark_failed(action.desired.secret.namespace,
-                                         action.desired.secret.name, failure.failures,
-                                         failure.next_attempt)
-                if failure.next_attempt is not None:
-                    self.schedule.at(action.desired.secret, failure.next_attempt)
+            failure = self.book.failure_state(ref, None, spec=None)
+            # Ready False now for a certificate that never arrived, not at the next pass.
+            self.metrics.mark_failed(ref.namespace, ref.name, failure.failures,
+                                     failure.next_attempt)
+            if failure.next_attempt is not None:
+                self.queue.add_at(ref, failure.next_attempt)
 
     def _current(self, ref: SecretRef) -> DesiredCertificate | None:
         """The certificate the sources want for `ref` as the informer cache has them now (they
@@ -425,10 +439,9 @@ class OrderRunner:
 
     def _keep_unwritten(self, action: Action, issued: IssuedCertificate) -> None:
         ref = action.desired.secret
-        with self._lock:
-            self._unwritten[ref] = (issued, action.desired.spec)
-            self.metrics.unwritten_certificates.set(len(self._unwritten))
-        self.schedule.at(ref, self.deps.clock() + API_RETRY)
+        self.metrics.unwritten_certificates.set(
+            self.states.keep_unwritten(ref, issued, action.desired.spec))
+        self.queue.add_at(ref, self.deps.clock() + API_RETRY)
         log.warning("%s: certificate serial %s issued but not written; kept here and written "
                     "without a new order once this replica leads and reaches the API server",
                     ref, issued.info.serial)
@@ -437,8 +450,7 @@ class OrderRunner:
         """Whether a certificate kept for this Secret still serves what is desired now (one that
         no longer does is dropped)."""
         ref = action.desired.secret
-        with self._lock:
-            held = self._unwritten.get(ref)
+        held = self.states.unwritten(ref)
         if held is None:
             return False
         issued, ordered_for = held
@@ -449,15 +461,10 @@ class OrderRunner:
         return True
 
     def _drop_unwritten(self, ref: SecretRef, why: str) -> None:
-        held = self._pop_unwritten(ref)
+        held, left = self.states.pop_unwritten(ref)
+        self.metrics.unwritten_certificates.set(left)
         if held is not None:
             self._log_dropped(ref, held[0], why)
-
-    def _pop_unwritten(self, ref: SecretRef) -> tuple[IssuedCertificate, CertificateSpec] | None:
-        with self._lock:
-            held = self._unwritten.pop(ref, None)
-            self.metrics.unwritten_certificates.set(len(self._unwritten))
-        return held
 
     @staticmethod
     def _log_dropped(ref: SecretRef, issued: IssuedCertificate, why: str) -> None:

@@ -1,26 +1,27 @@
-"""APScheduler jobs that wake the reconciler: the periodic resync and one job per Secret."""
+"""APScheduler: the periodic jobs (resync, ARI refresh, flushes, housekeeping) and the timer of
+the work queue's delayed adds (app.controller.work_queue.Timer: one job per Secret)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
-
-from certbotk8s.core.model import SecretRef
 
 
 class WakeSchedule:
-    """Sets `wake` at each Secret's renewal (or retry) moment and every `resync` seconds."""
+    """Sets `wake` every `resync` seconds (a full pass); runs the periodic jobs; and, as the
+    work queue's Timer, calls each Secret's job at its renewal (or retry) moment."""
 
     def __init__(self, wake: threading.Event, resync: float) -> None:
         self._wake = wake
         self._resync = resync
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._stopped = False
-        self._lock = threading.Lock()  # `at` and `cancel` come from the reconciler and workers
-        self._when: dict[SecretRef, datetime] = {}  # skip re-adding an unchanged job
+        self._lock = threading.Lock()  # `at` and `cancel` come from the queue's callers
 
     def start(self) -> None:
         self._scheduler.start()
@@ -37,26 +38,20 @@ class WakeSchedule:
             self._stopped = True
         self._scheduler.shutdown(wait=False)
 
-    def at(self, ref: SecretRef, when: datetime) -> None:
-        """Wake at `when` for `ref` (replaces the Secret's earlier job)."""
-        with self._lock:  # the job and `_when` change together
-            if self._stopped or self._when.get(ref) == when:
+    def at(self, name: str, when: datetime, fire: Callable[[], None]) -> None:
+        """Call `fire` at `when` (replaces the job of that name)."""
+        with self._lock:
+            if self._stopped:
                 return
-            self._when[ref] = when
-            self._scheduler.add_job(self._wake.set, "date", run_date=when, id=f"renew:{ref}",
+            self._scheduler.add_job(fire, "date", run_date=when, id=name,
                                     replace_existing=True, misfire_grace_time=None)
 
-    def cancel(self, ref: SecretRef) -> None:
+    def cancel(self, name: str) -> None:
         with self._lock:
-            self._when.pop(ref, None)
-            job = self._scheduler.get_job(f"renew:{ref}")
-            if job is not None:
-                job.remove()
-
-    def scheduled(self) -> dict[SecretRef, datetime]:
-        """When each Secret's renewal (or retry) is due, as last scheduled."""
-        with self._lock:
-            return dict(self._when)
+            if self._stopped:
+                return
+            with contextlib.suppress(JobLookupError):  # never scheduled, or fired meanwhile
+                self._scheduler.remove_job(name)
 
     def next_runs(self) -> dict[str, datetime]:
         """Scheduled renewal jobs (for tests and status)."""

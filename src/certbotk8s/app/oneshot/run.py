@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -11,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from certbotk8s.app.ari import report_ari_held
-from certbotk8s.app.budget import RenewalBook
+from certbotk8s.app.budget import RenewalBook, Reservation
 from certbotk8s.app.health.outage_gate import Service
 from certbotk8s.app.isolation import contained
 from certbotk8s.app.oneshot.pass_outages import PassOutages
@@ -30,6 +29,7 @@ from certbotk8s.app.orders import (
     survey,
     tidy_records,
 )
+from certbotk8s.core.budget import ratelimit
 from certbotk8s.core.errors import (
     CertbotK8sError,
 )
@@ -42,7 +42,6 @@ from certbotk8s.core.renewal import lifecycle
 from certbotk8s.core.renewal.after_order import OrderResult, after_order
 from certbotk8s.core.renewal.plan import Action, ActionKind
 from certbotk8s.core.renewal.urgency import by_urgency
-from certbotk8s.core.sources.claimants import claimant
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,6 @@ class _Run:
         self.deps, self.book, self.current, self.outages = deps, book, current, outages
         self.progress, self.total, self.stop_at = progress, total, stop_at
         self.requested = requested
-        self.placing = threading.Lock()  # budget check + new order: one step across workers
 
     def one(self, numbered: tuple[int, Action]) -> Outcome:
         index, action = numbered
@@ -150,7 +148,7 @@ class _Run:
             outcome = contained(d, "handling",
                                 partial(_pass_one, self.deps, self.book, self.current,
                                         self.outages, action, partial(_labelled, self.progress,
-                                                                      label), self.placing,
+                                                                      label),
                                         self.requested),
                                 partial(internal_outcome, self.deps, action))
         status = "ok" if outcome.ok else "DEFERRED" if outcome.deferred else "FAILED"
@@ -180,7 +178,7 @@ def _labelled(progress: Progress, label: str, line: str) -> None:
 
 
 def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassOutages,
-              action: Action, progress: Progress, placing: threading.Lock,
+              action: Action, progress: Progress,
               requested: datetime | None = None) -> Outcome:
     """One certificate of `run_pass`."""
     d = action.desired
@@ -189,56 +187,57 @@ def _pass_one(deps: PassDeps, book: RenewalBook, current: Survey, outages: PassO
         progress(f"note: {current.ari_problems[d.secret]}")
     if action.kind in (ActionKind.ISSUE, ActionKind.RENEW):
         progress(f"{action.kind.value.lower()} ({action.reason.message}) ...")
-        return ordered(deps, book, action, observed, outages, placing, requested,
+        return ordered(deps, book, action, observed, outages, requested,
                        current.ari.get(d.secret))
     return execute(deps, action, observed)
 
 
 def ordered(deps: PassDeps, book: RenewalBook, action: Action,
             observed: ObservedSecret | None, outages: PassOutages | None = None,
-            placing: threading.Lock | None = None,
             requested: datetime | None = None,
             ari: RenewalWindow | None = None) -> Outcome:
     """One ISSUE/RENEW of `renew --once`: the facts for core.renewal.lifecycle (backoff, budget,
     outages), the order, and core.renewal.after_order's follow-up in the records. A host change
     the budget holds renews the names the Secret holds instead, once those are due
-    (`RenewalBook.admit`; `ari`: the window of the certificate it holds).
-    `placing` makes the budget check and the new order one step across the pass's workers:
-    otherwise two workers could both see the budget's last slot free."""
+    (`RenewalBook.admit`; `ari`: the window of the certificate it holds). The budget is
+    reserved in the step that checks it (RenewalBook.reserve): two workers never both take its
+    last slot."""
     ref = action.desired.secret
-    placement = _Placement(placing or threading.Lock())
-    with placement:
-        now = deps.clock()
-        action, hold = book.admit(action, observed, now, ari, requested)
-        blocked = outages.blocked(action) if outages is not None else None
-        facts = lifecycle.OrderFacts(
-            ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
-                                            requested=requested),
-            hold=hold,
-            down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
-        wait = lifecycle.why_wait(facts, now)
-        if wait is not None:
-            if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
-                post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)
-                annotate_error(deps, ref, wait.message, now)
-            elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
-                post_event(deps, action.desired, "Warning", wait.kind.value,
-                           wait.message)  # no backoff
-            return Outcome(action, False, wait.message)
+    now = deps.clock()
+    action, hold = book.admit(action, observed, now, ari, requested)
+    blocked = outages.blocked(action) if outages is not None else None
+    facts = lifecycle.OrderFacts(
+        ref, failure=book.failure_state(ref, observed, now, spec=action.desired.spec,
+                                        requested=requested),
+        hold=hold,
+        down=(lifecycle.ServiceDown(blocked[0].reason, blocked[1]),) if blocked else ())
+    wait = lifecycle.why_wait(facts, now)
+    reserved = book.reserve(action, observed, now) if wait is None else None
+    if isinstance(reserved, ratelimit.Hold):  # another worker took the last slot meanwhile
+        wait = lifecycle.why_wait(replace(facts, hold=reserved), now)
+    if wait is not None or not isinstance(reserved, Reservation):
+        assert wait is not None
+        if wait.kind is lifecycle.WaitKind.RATE_LIMIT:
+            post_event(deps, action.desired, "Warning", wait.kind.value, wait.message)
+            annotate_error(deps, ref, wait.message, now)
+        elif wait.kind in (lifecycle.WaitKind.CA_DOWN, lifecycle.WaitKind.DNS_DOWN):
+            post_event(deps, action.desired, "Warning", wait.kind.value,
+                       wait.message)  # no backoff
+        return Outcome(action, False, wait.message)
+    reservation = reserved
 
-        def on_order(url: str, sends_replaces: bool) -> None:
-            book.order_placed(claimant(action.desired), deps.clock(), sends_replaces,
-                              action.desired.spec.hosts)
-            placement.release()  # counted: the next worker's check sees it
+    def on_order(url: str, sends_replaces: bool) -> None:
+        reservation.placed(deps.clock(), sends_replaces)  # now an order in flight
 
-        noted: list[tuple[Service, str]] = []
+    noted: list[tuple[Service, str]] = []
 
-        def outage(error: CertbotK8sError) -> bool:
-            found = outages.note(action, error) if outages is not None else None
-            if found is not None:
-                noted.append(found)
-            return found is not None
+    def outage(error: CertbotK8sError) -> bool:
+        found = outages.note(action, error) if outages is not None else None
+        if found is not None:
+            noted.append(found)
+        return found is not None
 
+    with reservation:
         outcome = execute(deps, action, observed, OrderHooks(on_order, outage=outage))
     follow = after_order(OrderResult(outcome.ok, outcome.error, outcome.outage,
                                      outcome.unwritten is not None))
@@ -248,28 +247,3 @@ def ordered(deps: PassDeps, book: RenewalBook, action: Action,
         post_event(deps, action.desired, "Warning", service.reason, message)
         return replace(outcome, message=message)
     return outcome
-
-
-class _Placement:
-    """Holds `lock` from the budget check until the order is placed (or was not)."""
-
-    def __init__(self, lock: threading.Lock) -> None:
-        self._lock = lock
-        self._held = False
-        self._guard = threading.Lock()
-
-    def __enter__(self) -> _Placement:
-        self._lock.acquire()
-        self._held = True
-        return self
-
-    def release(self) -> None:
-        with self._guard:
-            if self._held:
-                self._held = False
-                self._lock.release()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
