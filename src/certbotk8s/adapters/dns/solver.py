@@ -6,6 +6,8 @@ configured zone holding the name, else found by SOA); then the provider adds the
 propagation wait is `DnsLookup`'s, the same for every provider. Clean-up removes exactly the
 value added, retried with a doubling pause until it succeeds or every authoritative server
 shows the value gone, within `cleanup_timeout`; what could not be removed is named in the error.
+A value whose add failed is most likely not there: its clean-up is tried once (in case the add
+wrote it before failing), never retried for `cleanup_timeout` (a missing zone cost 27 s).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class DnsSolver:
         self.cleanup_timeout = cleanup_timeout
         self._keep_going = keep_going  # False: leadership lost, stop waiting (OrderAbandoned)
         self._records: dict[tuple[str, str, bool], TxtRecord] = {}
+        self._add_failed: set[tuple[str, str, bool]] = set()
         self._lock = threading.Lock()
 
     def record_for(self, domain: str, value: str) -> TxtRecord:
@@ -72,9 +75,15 @@ class DnsSolver:
         try:
             self.provider.present(record)
         except DnsServerUnreachable as e:
-            if isinstance(e.__cause__, ConnectionRefusedError):  # surely not written
-                with self._lock:
+            with self._lock:
+                if isinstance(e.__cause__, ConnectionRefusedError):  # surely not written
                     self._records.pop(self._key(challenge), None)
+                else:
+                    self._add_failed.add(self._key(challenge))
+            raise
+        except Exception:
+            with self._lock:
+                self._add_failed.add(self._key(challenge))
             raise
         log.info("dns-01: TXT %s added in zone %s via %s", record.fqdn, record.zone,
                  self.provider.describe())
@@ -87,7 +96,12 @@ class DnsSolver:
     def clean_up(self, challenge: PendingChallenge) -> None:
         with self._lock:
             record = self._records.pop(self._key(challenge), None)
+            add_failed = self._key(challenge) in self._add_failed
+            self._add_failed.discard(self._key(challenge))
         if record is None:
+            return
+        if add_failed:
+            self._clean_up_once(record)
             return
         deadline = time.monotonic() + self.cleanup_timeout
         delay = 0.1
@@ -111,3 +125,12 @@ class DnsSolver:
                         record.fqdn, error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _clean_up_once(self, record: TxtRecord) -> None:
+        """The clean-up of a value whose add failed: one try, a failure only logged (the
+        order already fails with the add's error, which says more)."""
+        try:
+            self.provider.cleanup(record)
+        except DnsSolverError as e:
+            log.info("dns-01: TXT %s, whose add failed, was not removed either (%s)",
+                     record.fqdn, e)
