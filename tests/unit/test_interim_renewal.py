@@ -102,6 +102,19 @@ def test_only_a_host_change_of_a_renewable_certificate_has_an_interim() -> None:
     assert interim_renewal(action, other_ca, now, None) is None  # no `replaces` possible
 
 
+def test_another_namespaces_certificate_copied_into_the_secret_is_never_renewed() -> None:
+    """Hostile input: the tenant holding a host change puts another namespace's certificate
+    (public, from the same CA) into its own Secret. The interim renewal renews only what the
+    controller's record says it issued to this Secret, so it never orders the victim's names."""
+    now = T0 + 70 * DAY
+    action, seen = _held_host_change(70 * DAY, "b.example.com")
+    victims = cert_info("shop.example.com", not_before=T0)
+    copied = observed_for(OLD, victims, annotations=dict(seen.recorded))
+    assert interim_renewal(action, copied, now, None) is None
+    found = interim_renewal(action, seen, now, None)  # its own certificate: still renewed
+    assert found is not None and found.desired.spec.hosts == ("a.example.com",)
+
+
 def test_a_host_change_backing_off_after_failures_renews_the_names_held_once_due() -> None:
     """A new name whose challenge keeps failing (its DNS does not point here yet): the host
     change backs off, and the certificate the Secret holds is renewed for its own names

@@ -10,7 +10,9 @@ the lifetime fraction, the floor, or expired): that order names it in `replaces`
 Encrypt exempts from every limit. The host change is ordered as soon as the budget allows.
 
 The names stay this Secret's meanwhile: its record still holds them (core.state.records: the
-claim changes with the next issuance), so no other namespace can have claimed them.
+claim changes with the next issuance), so no other namespace can have claimed them. They are
+taken from that record, never from the certificate bytes alone: the Secret is the tenant's to
+edit, and another namespace's certificate copied into it must not be renewed for its names.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from datetime import datetime
 
 from certbotk8s.core.model import DesiredCertificate, ObservedSecret, RenewalWindow
 from certbotk8s.core.renewal.plan import Action, ActionKind, plan
+from certbotk8s.core.renewal.policy import issued_here
 from certbotk8s.core.renewal.reasons import Reason, ReasonCode
 from certbotk8s.core.renewal.replaces import replaced_cert_id
+from certbotk8s.core.state import secret_meta
 
 
 def holding_names(action: Action, observed: ObservedSecret | None) -> DesiredCertificate | None:
     """The certificate `action`'s Secret holds, wanted as it is (its own names, everything else
     as the source asks), when `action` is a host change whose renewal could name it in
-    `replaces`; else None."""
+    `replaces`; else None. Only a certificate the controller's record says it issued to this
+    Secret (its serial) is renewed, for the names that record holds."""
     if action.kind is not ActionKind.RENEW or action.reason.code is not ReasonCode.HOSTS_CHANGED:
         return None
-    if observed is None or observed.certificate is None or not observed.managed:
+    if observed is None or not observed.managed or not issued_here(observed):
         return None
-    hosts = tuple(sorted({san.lower() for san in observed.certificate.sans}))
+    hosts = secret_meta.recorded_hosts(observed.recorded)
     if not hosts:
         return None
     d = action.desired
